@@ -1,0 +1,87 @@
+/**
+ * The command line. Commands are thin: they turn flags into calls on the
+ * core and its results into output; this file alone decides exit codes.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { isGatewayError } from '../errors.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { registerServe } from './serve.js';
+import { registerValidate } from './validate.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function buildProgram(run: (action: () => Promise<number>) => void): Command {
+  const program = new Command('gatewayctl');
+  program
+    .description('An edge gateway for dark launches and canary releases.')
+    .version(version(), '-V, --version')
+    .showHelpAfterError('(run "gatewayctl --help" for usage)')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
+    .addHelpText(
+      'after',
+      `
+Quick start:
+  gatewayctl demo                         live demo: canary, shadow, diffs
+  gatewayctl validate -c gateway.yaml     check a config
+  gatewayctl serve -c gateway.yaml        run the gateway
+  gatewayctl diff                         follow shadow diffs live`,
+    );
+  registerServe(program, run);
+  registerValidate(program, run);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+let exiting = false;
+function finish(code: number): void {
+  if (exiting) return;
+  exiting = true;
+  process.exitCode = code;
+  // Let stdout drain, then leave even if a handle lingers.
+  setTimeout(() => process.exit(code), 50).unref();
+  process.stdout.write('', () => process.exit(code));
+}
+
+function report(err: unknown): number {
+  if (isGatewayError(err)) {
+    process.stderr.write(`gatewayctl: ${err.message}\n`);
+    return exitCodeFor(err);
+  }
+  process.stderr.write(`gatewayctl: ${(err as Error)?.stack ?? String(err)}\n`);
+  return EXIT_FAILED;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let pending: Promise<number> | undefined;
+  const program = buildProgram((action) => {
+    pending = action().catch(report);
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+      finish(ok || err.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
+      return;
+    }
+    finish(report(err));
+    return;
+  }
+  if (!pending) {
+    finish(EXIT_OK);
+    return;
+  }
+  finish(await pending);
+}
+
+await main(process.argv);

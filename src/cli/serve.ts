@@ -1,0 +1,85 @@
+/**
+ * `gatewayctl serve`: load, validate and compile the config, then proxy.
+ * Signals: SIGHUP reloads; SIGTERM/SIGINT drain and exit 0; a second one
+ * exits at once.
+ */
+import type { Command } from 'commander';
+import { resolveConfigPath } from '../config/load.js';
+import { ConfigInvalidError, UsageError } from '../errors.js';
+import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import { Gateway } from '../runtime/gateway.js';
+import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
+import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
+
+export interface ServeFlags {
+  config?: string;
+  workers?: string;
+  logFormat?: string;
+  logLevel?: string;
+}
+
+export function registerServe(program: Command, run: (action: () => Promise<number>) => void): void {
+  program
+    .command('serve')
+    .description('run the gateway: proxy, shadow, compare; reload the config when it changes')
+    .option('-c, --config <file>', 'config file (default: $GATEWAYCTL_CONFIG, else ./gateway.yaml)')
+    .option('--workers <n>', 'worker processes sharing the port: a number, or "auto" for one per core', '1')
+    .option('--log-format <format>', 'json (for journald and log shippers) or pretty', defaultLogFormat())
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .addHelpText(
+      'after',
+      `
+Signals: SIGHUP reloads the config; SIGTERM or SIGINT drains in-flight
+requests (up to timeouts.drain) and exits 0; a second signal exits at once.
+
+Examples:
+  gatewayctl serve -c gateway.yaml
+  gatewayctl serve -c /etc/gatewayctl/gateway.yaml --workers auto --log-format json`,
+    )
+    .action((flags: ServeFlags) => run(() => serveCommand(flags)));
+}
+
+function defaultLogFormat(): string {
+  return process.stdout.isTTY ? 'pretty' : 'json';
+}
+
+export function makeLogger(flags: { logFormat?: string; logLevel?: string }): Logger {
+  const format = flags.logFormat ?? defaultLogFormat();
+  if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${format}"`);
+  const level = (flags.logLevel ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
+  return new Logger(format === 'json' ? jsonSink() : prettySink(), level);
+}
+
+export async function serveCommand(flags: ServeFlags): Promise<number> {
+  const logger = makeLogger(flags);
+  const file = resolveConfigPath(flags.config);
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({ configFile: file, logger });
+  } catch (err) {
+    if (err instanceof ConfigInvalidError) {
+      const io = terminalOutput();
+      for (const d of err.diagnostics) for (const line of renderDiagnostic(d, io.color)) io.err(line);
+      io.err(`${file}: invalid: ${summaryLine(err.diagnostics)}; not starting`);
+      return EXIT_FAILED;
+    }
+    throw err;
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const stop = (signal: string) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn('gateway.forced', `${signal} again: exiting at once`);
+        resolve(EXIT_FAILED);
+        return;
+      }
+      logger.info('gateway.signal', `${signal}: draining`);
+      void gateway.drain().then(() => resolve(EXIT_OK));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => gateway.reload('SIGHUP'));
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * What a reload changed, in words for one log line, and which changed
+ * settings only take effect after a restart (never half-applied).
+ */
+import type { GatewayConfig, RouteConfig } from './types.js';
+import { formatAddress } from './units.js';
+
+export interface ConfigChange {
+  readonly summary: string[];
+  readonly restartRequired: string[];
+}
+
+export function describeChange(before: GatewayConfig, after: GatewayConfig): ConfigChange {
+  const summary: string[] = [];
+  const restartRequired: string[] = [];
+  const oldRoutes = new Map(before.routes.map((r) => [r.name, r]));
+  const newRoutes = new Map(after.routes.map((r) => [r.name, r]));
+  for (const name of newRoutes.keys()) if (!oldRoutes.has(name)) summary.push(`route ${name} added`);
+  for (const name of oldRoutes.keys()) if (!newRoutes.has(name)) summary.push(`route ${name} removed`);
+  for (const [name, route] of newRoutes) {
+    const old = oldRoutes.get(name);
+    if (old) summary.push(...routeChanges(old, route));
+  }
+  const order = (routes: readonly RouteConfig[]) => routes.map((r) => r.name).filter((n) => oldRoutes.has(n) && newRoutes.has(n)).join(',');
+  if (order(before.routes) !== order(after.routes)) summary.push('route order changed');
+
+  for (const [name, u] of Object.entries(after.upstreams)) {
+    const old = before.upstreams[name];
+    if (!old) summary.push(`upstream ${name} added`);
+    else if (JSON.stringify(old) !== JSON.stringify(u)) summary.push(`upstream ${name} changed`);
+  }
+  for (const name of Object.keys(before.upstreams)) if (!after.upstreams[name]) summary.push(`upstream ${name} removed`);
+  if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) summary.push('limits changed');
+  if (JSON.stringify(before.timeouts) !== JSON.stringify(after.timeouts)) summary.push('timeouts changed');
+  if (before.trustedProxies.join() !== after.trustedProxies.join()) summary.push('trusted proxies changed');
+  if (before.admin.token !== after.admin.token) summary.push('admin token changed');
+
+  if (formatAddress(before.listen) !== formatAddress(after.listen)) {
+    restartRequired.push(`listen ${formatAddress(before.listen)} -> ${formatAddress(after.listen)}`);
+  }
+  if (formatAddress(before.admin) !== formatAddress(after.admin)) {
+    restartRequired.push(`admin ${formatAddress(before.admin)} -> ${formatAddress(after.admin)}`);
+  }
+  if (before.limits.maxHeaderBytes !== after.limits.maxHeaderBytes) {
+    restartRequired.push(`limits.maxHeaderBytes ${before.limits.maxHeaderBytes} -> ${after.limits.maxHeaderBytes}`);
+  }
+  return { summary, restartRequired };
+}
+
+function routeChanges(old: RouteConfig, route: RouteConfig): string[] {
+  const out: string[] = [];
+  const weights = (r: RouteConfig) => r.backends.map((b) => `${b.upstream}=${b.weight}`).join(' ');
+  if (weights(old) !== weights(route)) out.push(`route ${route.name} weights ${weights(old)} -> ${weights(route)}`);
+  const shadows = (r: RouteConfig) => r.shadow.map((s) => `${s.upstream}@${s.percent}%`).join(' ') || 'none';
+  if (JSON.stringify(old.shadow) !== JSON.stringify(route.shadow)) {
+    out.push(`route ${route.name} shadows ${shadows(old)} -> ${shadows(route)}`);
+  }
+  if (JSON.stringify(old.match) !== JSON.stringify(route.match)) out.push(`route ${route.name} match changed`);
+  if (JSON.stringify(old.sticky) !== JSON.stringify(route.sticky)) out.push(`route ${route.name} sticky changed`);
+  if (JSON.stringify(old.diff) !== JSON.stringify(route.diff)) out.push(`route ${route.name} diff settings changed`);
+  return out;
+}

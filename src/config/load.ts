@@ -1,0 +1,219 @@
+/**
+ * Reading a config file and parsing its YAML, keeping source positions.
+ * Hostile input (huge files, alias bombs, deep nesting) is refused here,
+ * quickly and with a clear message.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { ConfigUnreadableError } from '../errors.js';
+import type { Diagnostic } from './diagnostics.js';
+
+/** Far above any real gateway config, far below what could hurt. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+export const MAX_NESTING = 64;
+export const MAX_ALIASES = 100;
+
+export interface ConfigSource {
+  /** As the user named it: used in messages. */
+  readonly file: string;
+  readonly text: string;
+}
+
+export interface ParsedConfig {
+  readonly source: ConfigSource;
+  readonly doc: Document.Parsed | undefined;
+  readonly lines: LineCounter;
+  readonly diagnostics: Diagnostic[];
+}
+
+/** The config file to use: flag, then $GATEWAYCTL_CONFIG, then ./gateway.yaml. */
+export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? env['GATEWAYCTL_CONFIG'] ?? 'gateway.yaml';
+}
+
+export function readConfigFile(file: string): ConfigSource {
+  let size: number;
+  try {
+    const stat = statSync(file);
+    if (stat.isDirectory()) throw new ConfigUnreadableError(file, `${file}: is a directory, not a config file`);
+    size = stat.size;
+  } catch (err) {
+    if (err instanceof ConfigUnreadableError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
+    throw new ConfigUnreadableError(file, `${file}: cannot read config: ${why}`, { cause: err });
+  }
+  if (size > MAX_CONFIG_BYTES) {
+    throw new ConfigUnreadableError(
+      file,
+      `${file}: config is ${size} bytes; the limit is ${MAX_CONFIG_BYTES} bytes (is this the right file?)`,
+    );
+  }
+  try {
+    const buffer = readFileSync(file);
+    if (buffer.length > MAX_CONFIG_BYTES) {
+      throw new ConfigUnreadableError(file, `${file}: config is larger than ${MAX_CONFIG_BYTES} bytes`);
+    }
+    return { file, text: buffer.toString('utf8') };
+  } catch (err) {
+    if (err instanceof ConfigUnreadableError) throw err;
+    throw new ConfigUnreadableError(file, `${file}: cannot read config: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function absoluteConfigPath(file: string): string {
+  return resolve(file);
+}
+
+/**
+ * Parses YAML text into a document with positions. Syntax errors become
+ * diagnostics; the document is returned only when it is usable.
+ */
+export function parseConfigText(source: ConfigSource): ParsedConfig {
+  const lines = new LineCounter();
+  const diagnostics: Diagnostic[] = [];
+  const at = (offset: number) => {
+    const pos = lines.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+
+  if (source.text.length > MAX_CONFIG_BYTES) {
+    diagnostics.push({
+      severity: 'error',
+      code: 'too-large',
+      message: `config is larger than ${MAX_CONFIG_BYTES} bytes`,
+      path: '',
+      file: source.file,
+      line: 1,
+      column: 1,
+    });
+    return { source, doc: undefined, lines, diagnostics };
+  }
+
+  // A cheap scan before parsing: nesting deep enough to exhaust the parser's
+  // stack is refused without running it.
+  const depth = flowNestingDepth(source.text);
+  if (depth.depth > MAX_NESTING) {
+    const prefix = source.text.slice(0, depth.offset);
+    const line = prefix.split('\n').length;
+    const column = depth.offset - prefix.lastIndexOf('\n');
+    diagnostics.push({
+      severity: 'error',
+      code: 'too-deep',
+      message: `nesting deeper than ${MAX_NESTING} levels`,
+      path: '',
+      file: source.file,
+      line,
+      column,
+    });
+    return { source, doc: undefined, lines, diagnostics };
+  }
+
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(source.text, {
+      lineCounter: lines,
+      prettyErrors: false,
+      uniqueKeys: true,
+      strict: true,
+      merge: false,
+      version: '1.2',
+    });
+  } catch (err) {
+    diagnostics.push({
+      severity: 'error',
+      code: 'yaml',
+      message: `cannot parse YAML: ${(err as Error).message}`,
+      path: '',
+      file: source.file,
+      line: 1,
+      column: 1,
+    });
+    return { source, doc: undefined, lines, diagnostics };
+  }
+
+  for (const problem of doc.errors) {
+    const { line, column } = at(problem.pos[0]);
+    diagnostics.push({
+      severity: 'error',
+      code: 'yaml',
+      message: yamlMessage(problem.message),
+      path: '',
+      file: source.file,
+      line,
+      column,
+    });
+  }
+  for (const problem of doc.warnings) {
+    const { line, column } = at(problem.pos[0]);
+    diagnostics.push({
+      severity: 'warning',
+      code: 'yaml',
+      message: yamlMessage(problem.message),
+      path: '',
+      file: source.file,
+      line,
+      column,
+    });
+  }
+  return { source, doc: doc.errors.length === 0 ? doc : undefined, lines, diagnostics };
+}
+
+/** The parser's messages carry a position suffix; ours are positioned already. */
+function yamlMessage(message: string): string {
+  const first = message.split('\n')[0] ?? message;
+  return first.replace(/ at line \d+, column \d+:?$/, '').trim();
+}
+
+/**
+ * Deepest nesting of flow collections ([ { ) and block indentation levels,
+ * approximated without parsing, with the offset where it was reached.
+ */
+function flowNestingDepth(text: string): { depth: number; offset: number } {
+  let depth = 0;
+  let max = 0;
+  let maxAt = 0;
+  let quote: string | undefined;
+  let comment = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (comment) {
+      if (c === '\n') comment = false;
+      continue;
+    }
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+      continue;
+    }
+    if (c === '"' || c === "'") {
+      const prev = text[i - 1];
+      if (prev === undefined || prev === ' ' || prev === '[' || prev === '{' || prev === ',' || prev === ':' || prev === '\n') {
+        quote = c;
+      }
+    } else if (c === '#') {
+      const prev = text[i - 1];
+      if (prev === undefined || prev === ' ' || prev === '\n' || prev === '\t') comment = true;
+    } else if (c === '[' || c === '{') {
+      depth++;
+      if (depth > max) {
+        max = depth;
+        maxAt = i;
+      }
+      if (max > MAX_NESTING) break;
+    } else if ((c === ']' || c === '}') && depth > 0) {
+      depth--;
+    }
+  }
+  // Block nesting: each level needs at least one more space of indentation.
+  if (max <= MAX_NESTING) {
+    let offset = 0;
+    for (const line of text.split('\n')) {
+      const indent = /^( *- +| +)*/.exec(line)![0].length;
+      if (indent > MAX_NESTING * 2) return { depth: MAX_NESTING + 1, offset: offset + indent };
+      offset += line.length + 1;
+    }
+  }
+  return { depth: max, offset: maxAt };
+}

@@ -1,0 +1,396 @@
+/**
+ * The shape of a config file, declared once. The validator walks YAML nodes
+ * against it (shape errors with line:col), and config/gatewayctl.schema.json
+ * is generated from it for editors, so the two cannot drift apart.
+ * Meaning checks (references, clashes, coverage) live in validate.ts.
+ */
+import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+
+interface BaseSpec {
+  readonly description?: string;
+  /** Default shown in the JSON Schema and the docs; applied in normalize.ts. */
+  readonly default?: unknown;
+}
+
+export interface ObjectSpec extends BaseSpec {
+  readonly type: 'object';
+  readonly properties: Readonly<Record<string, Spec>>;
+  readonly required?: readonly string[];
+  /** Exactly one of these keys must be present. */
+  readonly exactlyOne?: readonly string[];
+}
+export interface MapSpec extends BaseSpec {
+  readonly type: 'map';
+  readonly values: Spec;
+  readonly keyPattern?: string;
+  readonly keyDescription?: string;
+}
+export interface ArraySpec extends BaseSpec {
+  readonly type: 'array';
+  readonly items: Spec;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+}
+export interface StringSpec extends BaseSpec {
+  readonly type: 'string';
+  readonly enum?: readonly string[];
+  readonly pattern?: string;
+  readonly patternHint?: string;
+  readonly minLength?: number;
+  readonly maxLength?: number;
+}
+export interface IntegerSpec extends BaseSpec {
+  readonly type: 'integer';
+  readonly minimum?: number;
+  readonly maximum?: number;
+}
+export interface NumberSpec extends BaseSpec {
+  readonly type: 'number';
+  readonly minimum?: number;
+  readonly maximum?: number;
+  readonly exclusiveMinimum?: number;
+}
+export interface BooleanSpec extends BaseSpec {
+  readonly type: 'boolean';
+}
+/** `500ms`, `10s`, `2m`, `1h`, or 0. */
+export interface DurationSpec extends BaseSpec {
+  readonly type: 'duration';
+}
+/** Bytes, or `16kb`/`10mb`/`1gb`. */
+export interface SizeSpec extends BaseSpec {
+  readonly type: 'size';
+  readonly minimum?: number;
+}
+/** `host:port` or a port number. */
+export interface AddressSpec extends BaseSpec {
+  readonly type: 'address';
+}
+/** One spec per YAML node kind: a value that may be a scalar or a mapping. */
+export interface UnionSpec extends BaseSpec {
+  readonly type: 'union';
+  readonly scalar?: Spec;
+  readonly map?: Spec;
+  readonly seq?: Spec;
+}
+
+export type Spec =
+  | ObjectSpec
+  | MapSpec
+  | ArraySpec
+  | StringSpec
+  | IntegerSpec
+  | NumberSpec
+  | BooleanSpec
+  | DurationSpec
+  | SizeSpec
+  | AddressSpec
+  | UnionSpec;
+
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
+const NAME_HINT = 'letters, digits, "-", "_" and "." (starting with a letter or digit)';
+const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+const TOKEN_HINT = 'an HTTP token (letters, digits and !#$%&\'*+.^_`|~-)';
+
+const name = (description: string): StringSpec => ({
+  type: 'string',
+  pattern: NAME_PATTERN,
+  patternHint: NAME_HINT,
+  maxLength: 128,
+  description,
+});
+
+const headerName: StringSpec = { type: 'string', pattern: TOKEN_PATTERN, patternHint: TOKEN_HINT, maxLength: 256 };
+const method: StringSpec = {
+  type: 'string',
+  pattern: TOKEN_PATTERN,
+  patternHint: TOKEN_HINT,
+  maxLength: 32,
+  description: 'An HTTP method, e.g. GET.',
+};
+const methods = (description: string, dflt?: readonly string[]): ArraySpec => ({
+  type: 'array',
+  items: method,
+  minItems: 1,
+  description,
+  ...(dflt ? { default: dflt } : {}),
+});
+const duration = (description: string, dflt?: string): DurationSpec => ({
+  type: 'duration',
+  description,
+  ...(dflt ? { default: dflt } : {}),
+});
+const size = (description: string, dflt: string | number): SizeSpec => ({ type: 'size', description, default: dflt });
+
+const upstreamUrl: StringSpec = {
+  type: 'string',
+  pattern: '^[hH][tT][tT][pP][sS]?://',
+  patternHint: 'an http:// or https:// URL',
+  description: 'Base URL of the upstream: http:// or https://.',
+};
+
+const upstreamObject: ObjectSpec = {
+  type: 'object',
+  description: 'An upstream with its own settings.',
+  required: ['url'],
+  properties: {
+    url: upstreamUrl,
+    timeout: duration('Upstream response timeout; overrides timeouts.upstream.'),
+    connectTimeout: duration('Time allowed to open a connection.', '5s'),
+    maxSockets: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100000,
+      description: 'Most connections open to this upstream at once (keep-alive pool size).',
+      default: 256,
+    },
+  },
+};
+
+const backend: ObjectSpec = {
+  type: 'object',
+  description: 'A backend that receives user traffic.',
+  required: ['upstream'],
+  properties: {
+    upstream: name('Name of an upstream.'),
+    weight: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 1,
+      description: 'Relative weight; share = weight / sum of weights.',
+    },
+  },
+};
+
+const shadowTarget: ObjectSpec = {
+  type: 'object',
+  description: 'A mirrored copy of matching requests; its responses never reach the user.',
+  required: ['upstream'],
+  properties: {
+    upstream: name('Name of the upstream that receives the copies.'),
+    percent: {
+      type: 'number',
+      minimum: 0,
+      maximum: 100,
+      default: 100,
+      description: 'Share of matching requests that are mirrored, 0-100.',
+    },
+    methods: methods('Methods that are mirrored. Anything beyond GET, HEAD and OPTIONS risks duplicate side effects.', [
+      'GET',
+      'HEAD',
+      'OPTIONS',
+    ]),
+    headers: {
+      type: 'object',
+      description: 'Header edits applied to the copy only.',
+      properties: {
+        set: {
+          type: 'map',
+          values: { type: 'string', maxLength: 8192 },
+          keyPattern: TOKEN_PATTERN,
+          keyDescription: 'header name',
+          description: 'Headers to set (replacing any value) on the copy.',
+        },
+        remove: { type: 'array', items: headerName, description: 'Headers to remove from the copy.' },
+      },
+    },
+    host: {
+      type: 'string',
+      maxLength: 255,
+      pattern: '^[A-Za-z0-9.:\\[\\]-]+$',
+      patternHint: 'a host name, optionally with a port',
+      description: 'Host header for the copy; by default the original Host is kept.',
+    },
+  },
+};
+
+const diffSettings: ObjectSpec = {
+  type: 'object',
+  description: 'How primary and shadow responses are compared.',
+  properties: {
+    enabled: { type: 'boolean', default: true, description: 'Compare mirrored pairs (turn off to only mirror).' },
+    ignoreHeaders: {
+      type: 'array',
+      items: headerName,
+      description: 'Response headers not compared, on top of the built-in noisy ones.',
+    },
+    ignorePaths: {
+      type: 'array',
+      items: {
+        type: 'string',
+        pattern: '^(/.*)?$',
+        patternHint: 'a JSON Pointer starting with "/"',
+        maxLength: 1024,
+      },
+      description: 'JSON Pointers not compared; "*" matches any one segment.',
+    },
+    baseline: name('A second instance of the primary version; differences it shows too are noise.'),
+    maxBodyBytes: size('Largest response body captured per side for comparison.', '1mb'),
+  },
+};
+
+const route: ObjectSpec = {
+  type: 'object',
+  description: 'A route: which requests it takes, where they go, what is mirrored.',
+  required: ['name', 'backends'],
+  properties: {
+    name: name('Route name, used in metrics, logs and diffs.'),
+    match: {
+      type: 'object',
+      description: 'Every field is optional; all given must hold. No match block matches everything.',
+      properties: {
+        prefix: {
+          type: 'string',
+          pattern: '^/',
+          patternHint: 'a path starting with "/"',
+          maxLength: 2048,
+          description: 'Path prefix on segment boundaries: /shop matches /shop and /shop/x, not /shopping.',
+        },
+        methods: methods('Request methods.'),
+        headers: {
+          type: 'map',
+          values: { type: 'string', maxLength: 8192 },
+          keyPattern: TOKEN_PATTERN,
+          keyDescription: 'header name',
+          description: 'Exact header values; names are case-insensitive.',
+        },
+        host: {
+          type: 'string',
+          maxLength: 255,
+          pattern: '^(\\*\\.)?[A-Za-z0-9.-]+$',
+          patternHint: 'a host name, or *.example.com',
+          description: 'Host header (port ignored, case-insensitive); "*.example.com" matches subdomains.',
+        },
+      },
+    },
+    backends: {
+      type: 'array',
+      minItems: 1,
+      items: backend,
+      description: 'Where user traffic goes, split by weight.',
+    },
+    sticky: {
+      type: 'object',
+      description: 'Keep each user on one backend, keyed by a header or a cookie.',
+      exactlyOne: ['header', 'cookie'],
+      properties: {
+        header: { ...headerName, description: 'Header holding the user key.' },
+        cookie: {
+          type: 'string',
+          pattern: TOKEN_PATTERN,
+          patternHint: 'a cookie name',
+          maxLength: 256,
+          description: 'Cookie holding the user key.',
+        },
+      },
+    },
+    shadow: { type: 'array', items: shadowTarget, description: 'Mirrored copies.' },
+    diff: diffSettings,
+  },
+};
+
+const limits: ObjectSpec = {
+  type: 'object',
+  description: 'Resource limits.',
+  properties: {
+    maxHeaderCount: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+      default: 100,
+      description: 'More request headers than this: 431.',
+    },
+    maxHeaderBytes: size('A larger request head: 431.', '16kb'),
+    maxBodyBytes: size('A larger request body: 413.', '10mb'),
+    shadowInflight: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 1000,
+      description: 'Shadow copies in flight at once; beyond it copies are dropped and counted.',
+    },
+    shadowBodyBytes: size('Larger request bodies are not mirrored (outcome "skipped").', '1mb'),
+    compareQueue: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 1000,
+      description: 'Mirrored pairs waiting for comparison; beyond it pairs are dropped and counted.',
+    },
+  },
+};
+
+const timeouts: ObjectSpec = {
+  type: 'object',
+  description: 'Timeouts.',
+  properties: {
+    header: duration("Time to receive a request's head.", '10s'),
+    idle: duration('Keep-alive connection idle time.', '60s'),
+    body: duration('Longest pause while receiving a request body.', '30s'),
+    upstream: duration("Upstream response time, unless the upstream sets its own.", '30s'),
+    shadow: duration("A shadow copy's whole exchange.", '10s'),
+    drain: duration('Graceful shutdown: longest wait for in-flight requests.', '30s'),
+  },
+};
+
+const admin: UnionSpec = {
+  type: 'union',
+  description: 'Admin API address, loopback unless you say otherwise.',
+  default: '127.0.0.1:9901',
+  scalar: { type: 'address', description: '"host:port" or a port number.' },
+  map: {
+    type: 'object',
+    required: ['listen'],
+    properties: {
+      listen: { type: 'address', description: '"host:port" or a port number.' },
+      token: {
+        type: 'string',
+        minLength: 16,
+        maxLength: 4096,
+        description: 'Bearer token required by admin calls that change state.',
+      },
+    },
+  },
+};
+
+export const configSpec: ObjectSpec = {
+  type: 'object',
+  description: 'gatewayctl configuration, version 1.',
+  required: ['upstreams', 'routes'],
+  properties: {
+    version: { type: 'integer', minimum: 1, maximum: 1, default: 1, description: 'Config format version.' },
+    listen: { type: 'address', default: '0.0.0.0:8080', description: 'Gateway address: "host:port" or a port.' },
+    admin,
+    upstreams: {
+      type: 'map',
+      keyPattern: NAME_PATTERN,
+      keyDescription: 'upstream name',
+      description: 'Upstreams by name: a URL, or an object with url and settings.',
+      values: { type: 'union', scalar: upstreamUrl, map: upstreamObject },
+    },
+    routes: {
+      type: 'array',
+      items: route,
+      description: 'Routes, tried in file order; the first that matches takes the request.',
+    },
+    trustedProxies: {
+      type: 'array',
+      items: {
+        type: 'string',
+        pattern: '^[0-9A-Fa-f:.]+(/\\d{1,3})?$',
+        patternHint: 'an IP address or CIDR range',
+      },
+      description: 'Peers whose X-Forwarded-For and X-Forwarded-Proto are trusted and extended.',
+    },
+    limits,
+    timeouts,
+  },
+};
+
+/** Built-in default values, keyed by the property names above. */
+export function specDefault<T>(spec: ObjectSpec, key: string): T {
+  return spec.properties[key]!.default as T;
+}
+
+export { DURATION_PATTERN, SIZE_PATTERN };

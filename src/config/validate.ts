@@ -1,0 +1,470 @@
+/**
+ * Config validation: shape (shape.ts, against schema.ts) and meaning
+ * (references, duplicates, clashes, coverage, risky settings) in one pass
+ * that reports every problem. The result is the normalized, frozen
+ * GatewayConfig that compile.ts turns into a runnable snapshot. `validate`
+ * and `serve` (and every reload) run exactly this code.
+ */
+import { isIP } from 'node:net';
+import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
+import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
+import { configSpec } from './schema.js';
+import { INVALID, childPath, shapeDocument, type Position } from './shape.js';
+import type {
+  AdminConfig,
+  BackendConfig,
+  DiffConfig,
+  GatewayConfig,
+  LimitsConfig,
+  RouteConfig,
+  RouteMatchConfig,
+  ShadowConfig,
+  StickyConfig,
+  TimeoutsConfig,
+  UpstreamConfig,
+} from './types.js';
+import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from './units.js';
+
+export const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+
+export interface ValidationResult {
+  readonly source: ConfigSource;
+  /** Present when there are no errors (warnings allowed). */
+  readonly config: GatewayConfig | undefined;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+/** Reads and validates a config file. Throws only when the file is unreadable. */
+export function validateConfigFile(file: string): ValidationResult {
+  return validateConfigSource(readConfigFile(file));
+}
+
+export function validateConfigSource(source: ConfigSource): ValidationResult {
+  const parsed = parseConfigText(source);
+  if (!parsed.doc) return { source, config: undefined, diagnostics: sortDiagnostics(parsed.diagnostics) };
+  const shaped = shapeDocument(parsed.doc, parsed.lines, configSpec, source.file);
+  const diagnostics = [...parsed.diagnostics, ...shaped.diagnostics];
+  const checker = new MeaningChecker(source.file, shaped.positions, diagnostics);
+  const config = shaped.value === INVALID ? undefined : checker.normalize(shaped.value as Raw);
+  const sorted = sortDiagnostics(diagnostics);
+  if (hasErrors(sorted) || !config) return { source, config: undefined, diagnostics: sorted };
+  return { source, config: deepFreeze(config), diagnostics: sorted };
+}
+
+type Raw = Record<string, any>;
+
+class MeaningChecker {
+  constructor(
+    private readonly file: string,
+    private readonly positions: ReadonlyMap<string, Position>,
+    private readonly diagnostics: Diagnostic[],
+  ) {}
+
+  private at(path: string): Position {
+    let p = path;
+    for (;;) {
+      const found = this.positions.get(p);
+      if (found) return found;
+      if (p === '') return { line: 1, column: 1 };
+      const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['));
+      p = cut > 0 ? p.slice(0, cut) : '';
+    }
+  }
+
+  private report(severity: Severity, path: string, code: string, message: string): void {
+    const { line, column } = this.at(path);
+    this.diagnostics.push({ severity, code, message, path, file: this.file, line, column });
+  }
+  private error(path: string, code: string, message: string): void {
+    this.report('error', path, code, message);
+  }
+  private warn(path: string, code: string, message: string): void {
+    this.report('warning', path, code, message);
+  }
+
+  normalize(raw: Raw): GatewayConfig | undefined {
+    const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
+    const admin = this.admin(raw['admin']);
+    if (addressesClash(listen, admin)) {
+      this.error('admin', 'address-clash', `admin address ${formatAddress(admin)} clashes with listen ${formatAddress(listen)}`);
+    }
+    const upstreams = this.upstreams((raw['upstreams'] ?? {}) as Raw);
+    const trustedProxies = this.trustedProxies((raw['trustedProxies'] ?? []) as unknown[]);
+    const routes = this.routes((raw['routes'] ?? []) as unknown[], upstreams);
+    const limits = this.limits((raw['limits'] ?? {}) as Raw);
+    const timeouts = this.timeouts((raw['timeouts'] ?? {}) as Raw);
+    if (!raw['upstreams'] || !raw['routes']) return undefined;
+    return { version: 1, listen, admin, upstreams, routes, trustedProxies, limits, timeouts };
+  }
+
+  private admin(raw: unknown): AdminConfig {
+    const fallback = { host: '127.0.0.1', port: 9901 };
+    let address: ListenAddress;
+    let token: string | undefined;
+    if (raw && typeof raw === 'object' && 'listen' in (raw as Raw)) {
+      address = withHost((raw as Raw)['listen'], '127.0.0.1', fallback);
+      token = (raw as Raw)['token'];
+    } else {
+      address = withHost(raw as ListenAddress | undefined, '127.0.0.1', fallback);
+    }
+    if (!isLoopbackHost(address.host) && !token) {
+      this.warn(
+        'admin',
+        'admin-exposed',
+        `admin API on ${formatAddress(address)} is reachable beyond this machine without a token; ` +
+          'anyone who can reach it can reload config and read diffs (set admin.token, or bind 127.0.0.1)',
+      );
+    }
+    return { host: address.host, port: address.port, token };
+  }
+
+  private upstreams(raw: Raw): Record<string, UpstreamConfig> {
+    const out: Record<string, UpstreamConfig> = Object.create(null);
+    for (const [name, value] of Object.entries(raw)) {
+      const path = childPath('upstreams', name);
+      const spec = typeof value === 'string' ? { url: value } : (value as Raw);
+      const urlPath = typeof value === 'string' ? path : childPath(path, 'url');
+      if (typeof spec['url'] !== 'string') continue;
+      const url = this.upstreamUrl(spec['url'], urlPath);
+      if (!url) continue;
+      out[name] = {
+        name,
+        url,
+        timeoutMs: spec['timeout'],
+        connectTimeoutMs: spec['connectTimeout'] ?? 5000,
+        maxSockets: spec['maxSockets'] ?? 256,
+      };
+    }
+    if (Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
+    return out;
+  }
+
+  private upstreamUrl(text: string, path: string): string | undefined {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      this.error(path, 'url', `${path}: "${text}" is not a valid URL`);
+      return undefined;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      this.error(path, 'url', `${path}: only http:// and https:// upstreams are supported, got "${url.protocol}"`);
+      return undefined;
+    }
+    if (url.username || url.password) {
+      this.error(path, 'url', `${path}: credentials in upstream URLs are not supported (they would leak into logs)`);
+      return undefined;
+    }
+    if (url.search || url.hash || text.includes('?') || text.includes('#')) {
+      this.error(path, 'url', `${path}: an upstream URL cannot carry a query or fragment`);
+      return undefined;
+    }
+    if (!url.hostname) {
+      this.error(path, 'url', `${path}: "${text}" has no host`);
+      return undefined;
+    }
+    // Keep the base path (without a trailing slash) so it prefixes request paths.
+    const base = url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, '');
+    return `${url.protocol}//${url.host}${base}`;
+  }
+
+  private trustedProxies(raw: unknown[]): string[] {
+    const out: string[] = [];
+    raw.forEach((entry, i) => {
+      if (typeof entry !== 'string') return;
+      const path = childPath('trustedProxies', i);
+      const [address, bits] = entry.split('/');
+      const family = isIP(address ?? '');
+      const max = family === 6 ? 128 : 32;
+      if (family === 0 || (bits !== undefined && (Number(bits) > max || bits === ''))) {
+        this.error(path, 'format', `${path}: "${entry}" is not an IP address or CIDR range`);
+        return;
+      }
+      out.push(entry);
+    });
+    return out;
+  }
+
+  private routes(raw: unknown[], upstreams: Record<string, UpstreamConfig>): RouteConfig[] {
+    const out: RouteConfig[] = [];
+    const names = new Map<string, number>();
+    raw.forEach((value, i) => {
+      if (value === INVALID || !value || typeof value !== 'object') return;
+      const path = childPath('routes', i);
+      const r = value as Raw;
+      const name = r['name'] as string | undefined;
+      if (name !== undefined) {
+        const first = names.get(name);
+        if (first !== undefined) {
+          this.error(
+            childPath(path, 'name'),
+            'duplicate',
+            `${path}.name: route name "${name}" is already used by routes[${first}] (line ${this.at(childPath(childPath('routes', first), 'name')).line})`,
+          );
+        } else names.set(name, i);
+      }
+      const route = this.route(r, path, upstreams);
+      if (route) out.push(route);
+    });
+    if (raw.length === 0) this.warn('routes', 'no-routes', 'routes: no routes; every request will get 404');
+    this.coverage(out, raw);
+    return out;
+  }
+
+  private route(r: Raw, path: string, upstreams: Record<string, UpstreamConfig>): RouteConfig | undefined {
+    const match = this.match((r['match'] ?? {}) as Raw, childPath(path, 'match'));
+    const backendsPath = childPath(path, 'backends');
+    const backends: BackendConfig[] = [];
+    const seenBackends = new Set<string>();
+    ((r['backends'] ?? []) as unknown[]).forEach((b, j) => {
+      if (b === INVALID || !b) return;
+      const bp = childPath(backendsPath, j);
+      const upstream = (b as Raw)['upstream'] as string | undefined;
+      if (upstream === undefined) return;
+      this.reference(upstream, childPath(bp, 'upstream'), upstreams);
+      if (seenBackends.has(upstream)) {
+        this.error(childPath(bp, 'upstream'), 'duplicate', `${bp}.upstream: "${upstream}" is listed twice in this route's backends`);
+        return;
+      }
+      seenBackends.add(upstream);
+      backends.push({ upstream, weight: ((b as Raw)['weight'] as number | undefined) ?? 1 });
+    });
+    if (backends.length > 0 && backends.every((b) => b.weight === 0)) {
+      this.error(backendsPath, 'weights', `${backendsPath}: every weight is 0, so no backend can take a request`);
+    }
+
+    const shadow: ShadowConfig[] = [];
+    const seenShadows = new Set<string>();
+    ((r['shadow'] ?? []) as unknown[]).forEach((s, j) => {
+      if (s === INVALID || !s) return;
+      const sp = childPath(childPath(path, 'shadow'), j);
+      const raw = s as Raw;
+      const upstream = raw['upstream'] as string | undefined;
+      if (upstream === undefined) return;
+      this.reference(upstream, childPath(sp, 'upstream'), upstreams);
+      if (seenShadows.has(upstream)) {
+        this.error(childPath(sp, 'upstream'), 'duplicate', `${sp}.upstream: "${upstream}" is already a shadow target of this route`);
+        return;
+      }
+      seenShadows.add(upstream);
+      if (seenBackends.has(upstream)) {
+        this.warn(
+          childPath(sp, 'upstream'),
+          'shadow-is-backend',
+          `${sp}.upstream: "${upstream}" is also a backend of this route; it will receive some requests twice`,
+        );
+      }
+      const methods = upper((raw['methods'] as string[] | undefined) ?? SAFE_METHODS);
+      const unsafe = methods.filter((m) => !SAFE_METHODS.includes(m));
+      if (unsafe.length > 0) {
+        this.warn(
+          childPath(sp, 'methods'),
+          'unsafe-shadow',
+          `${sp}.methods: mirroring ${unsafe.join(', ')} repeats each request's side effects on "${upstream}" ` +
+            '(a second charge, a second order) unless it runs a dark profile that discards writes; ' +
+            'it receives "x-shadow-request: 1" to tell',
+        );
+      }
+      const percent = (raw['percent'] as number | undefined) ?? 100;
+      if (percent === 0) this.warn(childPath(sp, 'percent'), 'never', `${sp}.percent: 0 mirrors nothing`);
+      const headers = (raw['headers'] ?? {}) as Raw;
+      const setHeaders: Record<string, string> = {};
+      for (const [k, v] of Object.entries((headers['set'] ?? {}) as Record<string, string>)) setHeaders[k.toLowerCase()] = v;
+      for (const k of Object.keys(setHeaders)) {
+        if (k === 'host' || k === 'content-length' || k === 'transfer-encoding' || k === 'x-shadow-request') {
+          this.error(
+            childPath(childPath(childPath(sp, 'headers'), 'set'), k),
+            'header',
+            `${sp}.headers.set: "${k}" cannot be set here${k === 'host' ? '; use shadow.host' : ''}`,
+          );
+        }
+      }
+      shadow.push({
+        upstream,
+        percent,
+        methods,
+        setHeaders,
+        removeHeaders: ((headers['remove'] ?? []) as string[]).map((h) => h.toLowerCase()),
+        host: raw['host'] as string | undefined,
+      });
+    });
+
+    const diff = this.diff((r['diff'] ?? {}) as Raw, childPath(path, 'diff'), upstreams, backends, shadow);
+    const sticky = r['sticky'] as StickyConfig | undefined;
+    const normalizedSticky: StickyConfig | undefined = sticky
+      ? 'header' in sticky
+        ? { header: sticky.header.toLowerCase() }
+        : { cookie: sticky.cookie }
+      : undefined;
+    if (typeof r['name'] !== 'string' || !match) return undefined;
+    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff };
+  }
+
+  private reference(name: string, path: string, upstreams: Record<string, UpstreamConfig>): void {
+    if (upstreams[name]) return;
+    if (this.positions.has(childPath('upstreams', name))) return; // defined, but invalid: reported there
+    this.error(path, 'undefined-upstream', `${path}: upstream "${name}" is not defined${didYouMean(name, Object.keys(upstreams))}`);
+  }
+
+  private match(m: Raw, path: string): RouteMatchConfig | undefined {
+    let prefix = m['prefix'] as string | undefined;
+    if (prefix !== undefined) {
+      if (/(^|\/)\.\.?(\/|$)/.test(prefix) || prefix.includes('//') || prefix.includes('\\') || /%2f|%5c/i.test(prefix)) {
+        this.error(
+          childPath(path, 'prefix'),
+          'prefix',
+          `${path}.prefix: "${prefix}" can never match: request paths are normalized (no dot segments, repeated or encoded slashes)`,
+        );
+      }
+      if (prefix.includes('?')) this.error(childPath(path, 'prefix'), 'prefix', `${path}.prefix: a path prefix cannot contain "?"`);
+      if (prefix.length > 1) prefix = prefix.replace(/\/+$/, '') || '/';
+    }
+    const methods = m['methods'] ? upper(m['methods'] as string[]) : undefined;
+    for (const method of methods ?? []) {
+      if (method === 'TRACE' || method === 'CONNECT') {
+        this.warn(childPath(path, 'methods'), 'method', `${path}.methods: ${method} requests are always refused with 405`);
+      }
+    }
+    let headers: Record<string, string> | undefined;
+    if (m['headers']) {
+      headers = {};
+      for (const [k, v] of Object.entries(m['headers'] as Record<string, string>)) {
+        const lower = k.toLowerCase();
+        if (lower === 'host') {
+          this.warn(childPath(childPath(path, 'headers'), k), 'host-header', `${path}.headers: use match.host to match the Host header`);
+        }
+        headers[lower] = v;
+      }
+    }
+    const host = (m['host'] as string | undefined)?.toLowerCase();
+    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host };
+  }
+
+  private diff(
+    d: Raw,
+    path: string,
+    upstreams: Record<string, UpstreamConfig>,
+    backends: BackendConfig[],
+    shadow: ShadowConfig[],
+  ): DiffConfig {
+    const baseline = d['baseline'] as string | undefined;
+    if (baseline !== undefined) {
+      const bp = childPath(path, 'baseline');
+      this.reference(baseline, bp, upstreams);
+      if (shadow.length === 0) {
+        this.warn(bp, 'unused', `${bp}: this route has no shadow targets, so there is nothing to compare`);
+      }
+      if (backends.some((b) => b.upstream === baseline)) {
+        this.warn(bp, 'baseline', `${bp}: "${baseline}" is also a backend; a baseline must be a second instance of the primary's version`);
+      }
+      if (shadow.some((s) => s.upstream === baseline)) {
+        this.error(bp, 'baseline', `${bp}: "${baseline}" is a shadow target; the baseline must run the primary's version`);
+      }
+    }
+    const ignorePaths = ((d['ignorePaths'] ?? []) as unknown[]).filter((p, i) => {
+      if (typeof p !== 'string') return false;
+      if (/~(?![01])/.test(p)) {
+        const pp = childPath(childPath(path, 'ignorePaths'), i);
+        this.error(pp, 'pointer', `${pp}: "${p}" is not a JSON Pointer ("~" must be written ~0, "/" inside a key ~1)`);
+        return false;
+      }
+      return true;
+    }) as string[];
+    return {
+      enabled: (d['enabled'] as boolean | undefined) ?? true,
+      ignoreHeaders: ((d['ignoreHeaders'] ?? []) as string[]).map((h) => h.toLowerCase()),
+      ignorePaths,
+      baseline,
+      maxBodyBytes: (d['maxBodyBytes'] as number | undefined) ?? 1024 * 1024,
+    };
+  }
+
+  /** Warns about routes an earlier route fully covers: they can never match. */
+  private coverage(routes: RouteConfig[], raw: unknown[]): void {
+    const index = (route: RouteConfig) => raw.findIndex((r) => r && typeof r === 'object' && (r as Raw)['name'] === route.name);
+    for (let j = 1; j < routes.length; j++) {
+      for (let i = 0; i < j; i++) {
+        if (covers(routes[i]!.match, routes[j]!.match)) {
+          const earlier = index(routes[i]!);
+          const later = index(routes[j]!);
+          const earlierLine = this.at(childPath('routes', earlier)).line;
+          this.warn(
+            childPath('routes', later),
+            'unreachable',
+            `routes[${later}]: route "${routes[j]!.name}" can never match: route "${routes[i]!.name}" (line ${earlierLine}) comes first and takes every request it would`,
+          );
+          break;
+        }
+      }
+    }
+  }
+
+  private limits(l: Raw): LimitsConfig {
+    const limits: LimitsConfig = {
+      maxHeaderCount: l['maxHeaderCount'] ?? 100,
+      maxHeaderBytes: l['maxHeaderBytes'] ?? 16 * 1024,
+      maxBodyBytes: l['maxBodyBytes'] ?? 10 * 1024 * 1024,
+      shadowInflight: l['shadowInflight'] ?? 1000,
+      shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
+      compareQueue: l['compareQueue'] ?? 1000,
+    };
+    if (limits.maxHeaderBytes < 1024) {
+      this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
+    }
+    return limits;
+  }
+
+  private timeouts(t: Raw): TimeoutsConfig {
+    return {
+      headerMs: t['header'] ?? 10_000,
+      idleMs: t['idle'] ?? 60_000,
+      bodyMs: t['body'] ?? 30_000,
+      upstreamMs: t['upstream'] ?? 30_000,
+      shadowMs: t['shadow'] ?? 10_000,
+      drainMs: t['drain'] ?? 30_000,
+    };
+  }
+}
+
+function withHost(address: ListenAddress | undefined, defaultHost: string, fallback: ListenAddress): ListenAddress {
+  if (!address) return fallback;
+  return { host: address.host === '' ? defaultHost : address.host, port: address.port };
+}
+
+function upper(methods: readonly string[]): string[] {
+  return [...new Set(methods.map((m) => m.toUpperCase()))];
+}
+
+/** Whether every request that `later` matches is also matched by `earlier`. */
+export function covers(earlier: RouteMatchConfig, later: RouteMatchConfig): boolean {
+  if (earlier.prefix !== undefined) {
+    if (later.prefix === undefined) return false;
+    if (!(later.prefix === earlier.prefix || later.prefix.startsWith(earlier.prefix + '/'))) return false;
+  }
+  if (earlier.methods !== undefined) {
+    if (later.methods === undefined) return false;
+    if (!later.methods.every((m) => earlier.methods!.includes(m))) return false;
+  }
+  if (earlier.host !== undefined) {
+    if (later.host === undefined) return false;
+    if (earlier.host !== later.host) {
+      if (!earlier.host.startsWith('*.')) return false;
+      const suffix = earlier.host.slice(1);
+      if (!later.host.endsWith(suffix) || later.host.length <= suffix.length) return false;
+    }
+  }
+  if (earlier.headers !== undefined) {
+    for (const [name, value] of Object.entries(earlier.headers)) {
+      if (later.headers?.[name] !== value) return false;
+    }
+  }
+  return true;
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Raw)[key]);
+  }
+  return value;
+}

@@ -1,0 +1,114 @@
+/**
+ * Header hygiene at the gateway boundary, in both directions:
+ * hop-by-hop headers (and every header `Connection` names) never cross;
+ * framing is re-stated in canonical form; `x-shadow-request` is the
+ * gateway's alone; `x-request-id` and `X-Forwarded-*` are set here.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+export const REQUEST_ID = 'x-request-id';
+export const SHADOW_MARKER = 'x-shadow-request';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+]);
+
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
+}
+
+/** Header names listed in a Connection header, lower-cased. */
+function connectionTokens(value: string | string[] | undefined): string[] {
+  if (!value) return [];
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const out: string[] = [];
+  for (const part of text.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token && token !== 'close' && token !== 'keep-alive') out.push(token);
+  }
+  return out;
+}
+
+const REQUEST_ID_SHAPE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
+
+/** The client's request id when it is sane, else undefined. */
+export function clientRequestId(headers: IncomingHttpHeaders): string | undefined {
+  const value = headers[REQUEST_ID];
+  return typeof value === 'string' && REQUEST_ID_SHAPE.test(value) ? value : undefined;
+}
+
+export interface ForwardContext {
+  readonly requestId: string;
+  /** Address of the connecting peer. */
+  readonly peer: string;
+  /** Whether the peer is a trusted proxy whose X-Forwarded-* may be extended. */
+  readonly trustedPeer: boolean;
+  readonly encrypted: boolean;
+}
+
+/**
+ * Rewrites `req.headers` in place into what the upstream must receive.
+ * In place, because the proxy copies req.headers once when it builds the
+ * upstream request; this is the only per-request header work.
+ */
+export function prepareUpstreamHeaders(req: IncomingMessage, ctx: ForwardContext): void {
+  const h = req.headers;
+  const named = connectionTokens(h.connection);
+  for (const name of named) delete h[name];
+  const chunked = h['transfer-encoding'] !== undefined;
+  for (const name in h) {
+    if (isHopByHop(name)) delete h[name];
+  }
+  // Node frames the upstream body itself; say which framing, canonically.
+  if (chunked) h['transfer-encoding'] = 'chunked';
+  // The gateway answers 100-continue itself before forwarding.
+  delete h.expect;
+  delete h[SHADOW_MARKER];
+  h[REQUEST_ID] = ctx.requestId;
+
+  const forwardedFor = h['x-forwarded-for'];
+  if (ctx.trustedPeer && forwardedFor) {
+    h['x-forwarded-for'] = `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${ctx.peer}`;
+  } else {
+    h['x-forwarded-for'] = ctx.peer;
+  }
+  if (!(ctx.trustedPeer && h['x-forwarded-proto'])) h['x-forwarded-proto'] = ctx.encrypted ? 'https' : 'http';
+  if (!(ctx.trustedPeer && h['x-forwarded-host'])) {
+    if (h.host) h['x-forwarded-host'] = h.host;
+    else delete h['x-forwarded-host'];
+  }
+}
+
+/**
+ * The upstream's response headers minus hop-by-hop ones, as a flat
+ * [name, value, ...] list that keeps repeated headers and their case.
+ */
+export function downstreamHeaders(rawHeaders: readonly string[], requestId: string): string[] {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') {
+      named ??= new Set();
+      for (const token of connectionTokens(rawHeaders[i + 1])) named.add(token);
+    }
+  }
+  const out: string[] = [];
+  let hasRequestId = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower) || named?.has(lower)) continue;
+    if (lower === REQUEST_ID) hasRequestId = true;
+    out.push(name, rawHeaders[i + 1]!);
+  }
+  if (!hasRequestId) out.push(REQUEST_ID, requestId);
+  return out;
+}

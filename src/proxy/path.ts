@@ -1,0 +1,81 @@
+/**
+ * Request-target normalization, decided once before routing: the path that
+ * picks the route is exactly the path the upstream receives.
+ *
+ * - Percent-encoded unreserved characters are decoded (`%7E` → `~`) and other
+ *   escapes upper-cased, as RFC 3986 section 6.2.2 allows.
+ * - Repeated slashes are merged.
+ * - Refused (400): dot segments (also encoded), backslashes and encoded
+ *   slashes or backslashes (upstreams disagree on what they mean), control
+ *   characters, NUL, and malformed escapes.
+ * The query is never touched. A path that needs none of this passes through
+ * with a single scan.
+ */
+export type NormalizedTarget = { ok: true; path: string; query: string } | { ok: false; reason: string };
+
+/** Characters that can appear in a path that needs no normalization. */
+const PLAIN = new Uint8Array(128);
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_~/!$&\'()*+,;=:@') {
+  PLAIN[c.charCodeAt(0)] = 1;
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+export function normalizeTarget(target: string): NormalizedTarget {
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? '' : target.slice(q);
+  if (rawPath.charCodeAt(0) !== 47 /* / */) return { ok: false, reason: 'request target must start with "/"' };
+  if (query.includes('#') || rawPath.includes('#')) return { ok: false, reason: 'fragment in request target' };
+
+  // Fast path: only plain characters, no "//", no dot segment.
+  let plain = true;
+  let prevSlash = false;
+  for (let i = 0; i < rawPath.length; i++) {
+    const c = rawPath.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (prevSlash) {
+        plain = false;
+        break;
+      }
+    } else if (c >= 128 || PLAIN[c] !== 1) {
+      plain = false;
+      break;
+    }
+    const slash = c === 47;
+    if (slash && prevSlash) {
+      plain = false;
+      break;
+    }
+    prevSlash = slash;
+  }
+  if (plain) return { ok: true, path: rawPath, query };
+  return slowNormalize(rawPath, query);
+}
+
+function slowNormalize(rawPath: string, query: string): NormalizedTarget {
+  let out = '';
+  for (let i = 0; i < rawPath.length; i++) {
+    const ch = rawPath[i]!;
+    const c = ch.charCodeAt(0);
+    if (c < 0x21 || c === 0x7f) return { ok: false, reason: 'control character in path' };
+    if (ch === '\\') return { ok: false, reason: 'backslash in path' };
+    if (ch === '%') {
+      const hex = rawPath.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return { ok: false, reason: 'malformed percent-encoding in path' };
+      const code = parseInt(hex, 16);
+      if (code < 0x20 || code === 0x7f) return { ok: false, reason: 'encoded control character in path' };
+      if (code === 0x2f || code === 0x5c) return { ok: false, reason: 'encoded slash or backslash in path' };
+      const decoded = String.fromCharCode(code);
+      out += UNRESERVED.test(decoded) ? decoded : '%' + hex.toUpperCase();
+      i += 2;
+      continue;
+    }
+    out += ch;
+  }
+  out = out.replace(/\/{2,}/g, '/');
+  for (const segment of out.split('/')) {
+    if (segment === '.' || segment === '..') return { ok: false, reason: 'dot segment in path' };
+  }
+  return { ok: true, path: out, query };
+}

@@ -1,0 +1,111 @@
+/**
+ * Owns the config file: loads it, validates it with exactly the code
+ * `gatewayctl validate` runs, compiles it, and on reload decides whether the
+ * new snapshot replaces the running one. A bad config never replaces a good
+ * one; an unchanged config is a no-op. Reload metrics are set here.
+ */
+import { absoluteConfigPath } from '../config/load.js';
+import { compileSnapshot, configHash, type Snapshot } from '../config/compile.js';
+import { describeChange, type ConfigChange } from '../config/describe-change.js';
+import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
+import { validateConfigFile, validateConfigSource } from '../config/validate.js';
+import { ConfigInvalidError, isGatewayError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+
+export type ReloadResult =
+  | { readonly status: 'applied'; readonly snapshot: Snapshot; readonly change: ConfigChange; readonly warnings: readonly Diagnostic[] }
+  | { readonly status: 'unchanged'; readonly snapshot: Snapshot }
+  | { readonly status: 'rejected'; readonly diagnostics: readonly Diagnostic[]; readonly message: string };
+
+export class ConfigManager {
+  readonly file: string;
+  private snapshot: Snapshot | undefined;
+  private generation = 0;
+
+  constructor(
+    file: string,
+    private readonly logger: Logger,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.file = file;
+  }
+
+  get current(): Snapshot {
+    if (!this.snapshot) throw new Error('config not loaded');
+    return this.snapshot;
+  }
+
+  /** The first load: throws ConfigInvalidError or ConfigUnreadableError. */
+  loadInitial(): { snapshot: Snapshot; warnings: readonly Diagnostic[] } {
+    const result = validateConfigFile(this.file);
+    if (!result.config) throw new ConfigInvalidError(result.diagnostics);
+    this.snapshot = compileSnapshot(result.config, {
+      generation: ++this.generation,
+      source: absoluteConfigPath(this.file),
+      loadedAt: new Date(),
+    });
+    this.metrics.configGeneration.set(this.generation);
+    this.metrics.configLastReloadSuccessful.set(1);
+    this.metrics.configLastReloadTimestamp.set(Date.now() / 1000);
+    return { snapshot: this.snapshot, warnings: result.diagnostics };
+  }
+
+  /**
+   * Reads the file again and, when valid and different, compiles the new
+   * snapshot and makes it current. The caller applies it to the proxies.
+   */
+  reload(trigger: string, text?: string): ReloadResult {
+    const previous = this.current;
+    let diagnostics: readonly Diagnostic[];
+    let config;
+    try {
+      const result = text === undefined ? validateConfigFile(this.file) : validateConfigSource({ file: this.file, text });
+      diagnostics = result.diagnostics;
+      config = result.config;
+    } catch (err) {
+      const message = isGatewayError(err) ? err.message : String(err);
+      return this.rejected(trigger, [], message);
+    }
+    if (!config) return this.rejected(trigger, diagnostics, `config has errors; keeping generation ${previous.generation}`);
+
+    if (configHash(config) === previous.hash) {
+      this.logger.debug('config.unchanged', `config unchanged (${trigger}); nothing to do`, { trigger });
+      return { status: 'unchanged', snapshot: previous };
+    }
+    const snapshot = compileSnapshot(config, {
+      generation: ++this.generation,
+      source: absoluteConfigPath(this.file),
+      loadedAt: new Date(),
+    });
+    const change = describeChange(previous.config, config);
+    this.snapshot = snapshot;
+    this.metrics.configReloads.inc({ result: 'success' });
+    this.metrics.configLastReloadSuccessful.set(1);
+    this.metrics.configLastReloadTimestamp.set(Date.now() / 1000);
+    this.metrics.configGeneration.set(snapshot.generation);
+    this.logger.info(
+      'config.reloaded',
+      `config generation ${snapshot.generation} applied (${trigger}): ${change.summary.join('; ') || 'no routing changes'}`,
+      { trigger, generation: snapshot.generation, changes: change.summary },
+    );
+    for (const item of change.restartRequired) {
+      this.logger.warn('config.restart_required', `${item}: takes effect after a restart; the running value is kept`, { trigger });
+    }
+    for (const d of diagnostics) this.logger.warn('config.warning', formatDiagnostic(d));
+    return { status: 'applied', snapshot, change, warnings: diagnostics };
+  }
+
+  private rejected(trigger: string, diagnostics: readonly Diagnostic[], message: string): ReloadResult {
+    this.metrics.configReloads.inc({ result: 'failure' });
+    this.metrics.configLastReloadSuccessful.set(0);
+    this.logger.error('config.reload_failed', `config reload (${trigger}) rejected: ${message}`, {
+      trigger,
+      errors: diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic),
+    });
+    for (const d of diagnostics) {
+      if (d.severity === 'error') this.logger.error('config.error', formatDiagnostic(d), { trigger });
+    }
+    return { status: 'rejected', diagnostics, message };
+  }
+}

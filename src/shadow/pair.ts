@@ -1,0 +1,44 @@
+/**
+ * What the shadow path hands to comparison: both sides of a mirrored request,
+ * captured and bounded.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { DiffConfig } from '../config/types.js';
+import type { ShadowOutcome } from '../metrics/registry.js';
+
+export interface CapturedResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** At most the capture limit; `truncated` says when there was more. */
+  readonly body: Buffer;
+  readonly truncated: boolean;
+  readonly bodyBytes: number;
+  readonly latencyMs: number;
+}
+
+export interface ShadowResult {
+  readonly outcome: Exclude<ShadowOutcome, 'dropped' | 'skipped'>;
+  readonly latencyMs: number;
+  readonly status?: number;
+  /** Present when the pair is being compared and the copy got an answer. */
+  readonly response?: CapturedResponse;
+  readonly error?: string;
+}
+
+export interface MirroredPair {
+  readonly route: string;
+  readonly diff: DiffConfig;
+  readonly method: string;
+  readonly path: string;
+  readonly requestId: string;
+  readonly time: Date;
+  readonly primaryUpstream: string;
+  readonly primary: CapturedResponse;
+  readonly shadows: readonly { readonly upstream: string; readonly result: ShadowResult }[];
+  readonly baseline: { readonly upstream: string; readonly result: ShadowResult } | undefined;
+}
+
+export interface PairSink {
+  /** Must return at once; comparison happens later, off the user's path. */
+  submit(pair: MirroredPair): void;
+}
