@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { resolveConfigPath } from '../config/load.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
-import { Gateway } from '../runtime/gateway.js';
+import type { Gateway } from '../runtime/gateway.js';
+import { startServer } from '../runtime/server-factory.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 
@@ -56,7 +57,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const file = resolveConfigPath(flags.config);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start({ configFile: file, logger });
+    gateway = await startServer({ configFile: file, logger });
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
       const io = terminalOutput();

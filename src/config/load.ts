@@ -18,6 +18,8 @@ export interface ConfigSource {
   /** As the user named it: used in messages. */
   readonly file: string;
   readonly text: string;
+  /** Set instead of text when the file is over MAX_CONFIG_BYTES: never read. */
+  readonly oversize?: number;
 }
 
 export interface ParsedConfig {
@@ -44,17 +46,10 @@ export function readConfigFile(file: string): ConfigSource {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
     throw new ConfigUnreadableError(file, `${file}: cannot read config: ${why}`, { cause: err });
   }
-  if (size > MAX_CONFIG_BYTES) {
-    throw new ConfigUnreadableError(
-      file,
-      `${file}: config is ${size} bytes; the limit is ${MAX_CONFIG_BYTES} bytes (is this the right file?)`,
-    );
-  }
+  if (size > MAX_CONFIG_BYTES) return { file, text: '', oversize: size };
   try {
     const buffer = readFileSync(file);
-    if (buffer.length > MAX_CONFIG_BYTES) {
-      throw new ConfigUnreadableError(file, `${file}: config is larger than ${MAX_CONFIG_BYTES} bytes`);
-    }
+    if (buffer.length > MAX_CONFIG_BYTES) return { file, text: '', oversize: buffer.length };
     return { file, text: buffer.toString('utf8') };
   } catch (err) {
     if (err instanceof ConfigUnreadableError) throw err;
@@ -78,11 +73,12 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
     return { line: pos.line, column: pos.col };
   };
 
-  if (source.text.length > MAX_CONFIG_BYTES) {
+  if (source.oversize !== undefined || source.text.length > MAX_CONFIG_BYTES) {
+    const size = source.oversize ?? Buffer.byteLength(source.text);
     diagnostics.push({
       severity: 'error',
       code: 'too-large',
-      message: `config is larger than ${MAX_CONFIG_BYTES} bytes`,
+      message: `config is ${size} bytes; the limit is ${MAX_CONFIG_BYTES} (is this the right file?)`,
       path: '',
       file: source.file,
       line: 1,

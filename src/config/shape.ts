@@ -4,7 +4,7 @@
  * column of the node that has it. Durations, sizes and addresses come out
  * parsed (milliseconds, bytes, {host, port}).
  */
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, visit, type Document, type LineCounter, type Node } from 'yaml';
 import { didYouMean, type Diagnostic } from './diagnostics.js';
 import { MAX_ALIASES, MAX_NESTING } from './load.js';
 import type { ObjectSpec, Spec } from './schema.js';
@@ -281,6 +281,15 @@ export function shapeDocument(doc: Document.Parsed, lines: LineCounter, spec: Sp
       line: 1,
       column: 1,
     });
+    return { value: INVALID, diagnostics, positions };
+  }
+  // Alias bombs: a cheap expansion count before anything walks the tree.
+  try {
+    doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    let first: Node | undefined;
+    visit(doc, { Alias: (_key, node) => { first = node; return visit.BREAK; } });
+    report(first, '', 'aliases', `aliases expand too far (${(err as Error).message.split('.')[0]}); refusing the document`);
     return { value: INVALID, diagnostics, positions };
   }
   const value = walk(contents, spec, '', 0);

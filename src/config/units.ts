@@ -73,7 +73,7 @@ export function parseAddress(value: unknown, defaultHost: string): Parsed<Listen
     if (host.includes(':')) return { ok: false, error: `write IPv6 addresses in brackets: "[${host}]:${portText}"` };
     if (host === '') host = defaultHost;
     if (!/^\d+$/.test(portText)) return { ok: false, error: `"${portText}" is not a port number` };
-    if (isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
+    if (host !== '' && isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
       return { ok: false, error: `"${host}" is not an IP address or host name` };
     }
   }

@@ -88,11 +88,11 @@ class MeaningChecker {
     if (addressesClash(listen, admin)) {
       this.error('admin', 'address-clash', `admin address ${formatAddress(admin)} clashes with listen ${formatAddress(listen)}`);
     }
-    const upstreams = this.upstreams((raw['upstreams'] ?? {}) as Raw);
-    const trustedProxies = this.trustedProxies((raw['trustedProxies'] ?? []) as unknown[]);
-    const routes = this.routes((raw['routes'] ?? []) as unknown[], upstreams);
-    const limits = this.limits((raw['limits'] ?? {}) as Raw);
-    const timeouts = this.timeouts((raw['timeouts'] ?? {}) as Raw);
+    const upstreams = this.upstreams(obj(raw['upstreams']), raw['upstreams'] !== undefined);
+    const trustedProxies = this.trustedProxies(list(raw['trustedProxies']));
+    const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
+    const limits = this.limits(obj(raw['limits']));
+    const timeouts = this.timeouts(obj(raw['timeouts']));
     if (!raw['upstreams'] || !raw['routes']) return undefined;
     return { version: 1, listen, admin, upstreams, routes, trustedProxies, limits, timeouts };
   }
@@ -101,7 +101,7 @@ class MeaningChecker {
     const fallback = { host: '127.0.0.1', port: 9901 };
     let address: ListenAddress;
     let token: string | undefined;
-    if (raw && typeof raw === 'object' && 'listen' in (raw as Raw)) {
+    if (raw !== null && typeof raw === 'object' && 'listen' in (raw as Raw)) {
       address = withHost((raw as Raw)['listen'], '127.0.0.1', fallback);
       token = (raw as Raw)['token'];
     } else {
@@ -118,11 +118,11 @@ class MeaningChecker {
     return { host: address.host, port: address.port, token };
   }
 
-  private upstreams(raw: Raw): Record<string, UpstreamConfig> {
+  private upstreams(raw: Raw, present: boolean): Record<string, UpstreamConfig> {
     const out: Record<string, UpstreamConfig> = Object.create(null);
     for (const [name, value] of Object.entries(raw)) {
       const path = childPath('upstreams', name);
-      const spec = typeof value === 'string' ? { url: value } : (value as Raw);
+      const spec = typeof value === 'string' ? { url: value } : obj(value);
       const urlPath = typeof value === 'string' ? path : childPath(path, 'url');
       if (typeof spec['url'] !== 'string') continue;
       const url = this.upstreamUrl(spec['url'], urlPath);
@@ -135,7 +135,7 @@ class MeaningChecker {
         maxSockets: spec['maxSockets'] ?? 256,
       };
     }
-    if (Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
+    if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
   }
 
@@ -185,11 +185,11 @@ class MeaningChecker {
     return out;
   }
 
-  private routes(raw: unknown[], upstreams: Record<string, UpstreamConfig>): RouteConfig[] {
+  private routes(raw: unknown[], upstreams: Record<string, UpstreamConfig>, present: boolean): RouteConfig[] {
     const out: RouteConfig[] = [];
     const names = new Map<string, number>();
     raw.forEach((value, i) => {
-      if (value === INVALID || !value || typeof value !== 'object') return;
+      if (value === INVALID || value === null || typeof value !== 'object') return;
       const path = childPath('routes', i);
       const r = value as Raw;
       const name = r['name'] as string | undefined;
@@ -206,18 +206,18 @@ class MeaningChecker {
       const route = this.route(r, path, upstreams);
       if (route) out.push(route);
     });
-    if (raw.length === 0) this.warn('routes', 'no-routes', 'routes: no routes; every request will get 404');
+    if (present && raw.length === 0) this.warn('routes', 'no-routes', 'routes: no routes; every request will get 404');
     this.coverage(out, raw);
     return out;
   }
 
   private route(r: Raw, path: string, upstreams: Record<string, UpstreamConfig>): RouteConfig | undefined {
-    const match = this.match((r['match'] ?? {}) as Raw, childPath(path, 'match'));
+    const match = this.match(obj(r['match']), childPath(path, 'match'));
     const backendsPath = childPath(path, 'backends');
     const backends: BackendConfig[] = [];
     const seenBackends = new Set<string>();
-    ((r['backends'] ?? []) as unknown[]).forEach((b, j) => {
-      if (b === INVALID || !b) return;
+    list(r['backends']).forEach((b, j) => {
+      if (b === INVALID || b === null || typeof b !== 'object') return;
       const bp = childPath(backendsPath, j);
       const upstream = (b as Raw)['upstream'] as string | undefined;
       if (upstream === undefined) return;
@@ -235,8 +235,8 @@ class MeaningChecker {
 
     const shadow: ShadowConfig[] = [];
     const seenShadows = new Set<string>();
-    ((r['shadow'] ?? []) as unknown[]).forEach((s, j) => {
-      if (s === INVALID || !s) return;
+    list(r['shadow']).forEach((s, j) => {
+      if (s === INVALID || s === null || typeof s !== 'object') return;
       const sp = childPath(childPath(path, 'shadow'), j);
       const raw = s as Raw;
       const upstream = raw['upstream'] as string | undefined;
@@ -267,9 +267,9 @@ class MeaningChecker {
       }
       const percent = (raw['percent'] as number | undefined) ?? 100;
       if (percent === 0) this.warn(childPath(sp, 'percent'), 'never', `${sp}.percent: 0 mirrors nothing`);
-      const headers = (raw['headers'] ?? {}) as Raw;
+      const headers = obj(raw['headers']);
       const setHeaders: Record<string, string> = {};
-      for (const [k, v] of Object.entries((headers['set'] ?? {}) as Record<string, string>)) setHeaders[k.toLowerCase()] = v;
+      for (const [k, v] of Object.entries(obj(headers['set']))) if (typeof v === 'string') setHeaders[k.toLowerCase()] = v;
       for (const k of Object.keys(setHeaders)) {
         if (k === 'host' || k === 'content-length' || k === 'transfer-encoding' || k === 'x-shadow-request') {
           this.error(
@@ -284,13 +284,13 @@ class MeaningChecker {
         percent,
         methods,
         setHeaders,
-        removeHeaders: ((headers['remove'] ?? []) as string[]).map((h) => h.toLowerCase()),
+        removeHeaders: strings(headers['remove']).map((h) => h.toLowerCase()),
         host: raw['host'] as string | undefined,
       });
     });
 
-    const diff = this.diff((r['diff'] ?? {}) as Raw, childPath(path, 'diff'), upstreams, backends, shadow);
-    const sticky = r['sticky'] as StickyConfig | undefined;
+    const diff = this.diff(obj(r['diff']), childPath(path, 'diff'), upstreams, backends, shadow);
+    const sticky = r['sticky'] !== null && typeof r['sticky'] === 'object' ? (r['sticky'] as StickyConfig) : undefined;
     const normalizedSticky: StickyConfig | undefined = sticky
       ? 'header' in sticky
         ? { header: sticky.header.toLowerCase() }
@@ -307,7 +307,7 @@ class MeaningChecker {
   }
 
   private match(m: Raw, path: string): RouteMatchConfig | undefined {
-    let prefix = m['prefix'] as string | undefined;
+    let prefix = typeof m['prefix'] === 'string' ? m['prefix'] : undefined;
     if (prefix !== undefined) {
       if (/(^|\/)\.\.?(\/|$)/.test(prefix) || prefix.includes('//') || prefix.includes('\\') || /%2f|%5c/i.test(prefix)) {
         this.error(
@@ -319,16 +319,17 @@ class MeaningChecker {
       if (prefix.includes('?')) this.error(childPath(path, 'prefix'), 'prefix', `${path}.prefix: a path prefix cannot contain "?"`);
       if (prefix.length > 1) prefix = prefix.replace(/\/+$/, '') || '/';
     }
-    const methods = m['methods'] ? upper(m['methods'] as string[]) : undefined;
+    const methods = m['methods'] !== undefined ? upper(list(m['methods'])) : undefined;
     for (const method of methods ?? []) {
       if (method === 'TRACE' || method === 'CONNECT') {
         this.warn(childPath(path, 'methods'), 'method', `${path}.methods: ${method} requests are always refused with 405`);
       }
     }
     let headers: Record<string, string> | undefined;
-    if (m['headers']) {
+    if (m['headers'] !== undefined) {
       headers = {};
-      for (const [k, v] of Object.entries(m['headers'] as Record<string, string>)) {
+      for (const [k, v] of Object.entries(obj(m['headers']))) {
+        if (typeof v !== 'string') continue;
         const lower = k.toLowerCase();
         if (lower === 'host') {
           this.warn(childPath(childPath(path, 'headers'), k), 'host-header', `${path}.headers: use match.host to match the Host header`);
@@ -336,7 +337,7 @@ class MeaningChecker {
         headers[lower] = v;
       }
     }
-    const host = (m['host'] as string | undefined)?.toLowerCase();
+    const host = typeof m['host'] === 'string' ? m['host'].toLowerCase() : undefined;
     return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host };
   }
 
@@ -361,7 +362,7 @@ class MeaningChecker {
         this.error(bp, 'baseline', `${bp}: "${baseline}" is a shadow target; the baseline must run the primary's version`);
       }
     }
-    const ignorePaths = ((d['ignorePaths'] ?? []) as unknown[]).filter((p, i) => {
+    const ignorePaths = list(d['ignorePaths']).filter((p, i) => {
       if (typeof p !== 'string') return false;
       if (/~(?![01])/.test(p)) {
         const pp = childPath(childPath(path, 'ignorePaths'), i);
@@ -372,7 +373,7 @@ class MeaningChecker {
     }) as string[];
     return {
       enabled: (d['enabled'] as boolean | undefined) ?? true,
-      ignoreHeaders: ((d['ignoreHeaders'] ?? []) as string[]).map((h) => h.toLowerCase()),
+      ignoreHeaders: strings(d['ignoreHeaders']).map((h) => h.toLowerCase()),
       ignorePaths,
       baseline,
       maxBodyBytes: (d['maxBodyBytes'] as number | undefined) ?? 1024 * 1024,
@@ -431,8 +432,22 @@ function withHost(address: ListenAddress | undefined, defaultHost: string, fallb
   return { host: address.host === '' ? defaultHost : address.host, port: address.port };
 }
 
-function upper(methods: readonly string[]): string[] {
-  return [...new Set(methods.map((m) => m.toUpperCase()))];
+function upper(methods: readonly unknown[]): string[] {
+  return [...new Set(strings(methods).map((m) => m.toUpperCase()))];
+}
+
+/** The valid strings of a list (invalid items were reported by the shape pass). */
+function strings(list: unknown): string[] {
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** A mapping's value, or {} when absent or invalid (reported already). */
+function obj(value: unknown): Raw {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Raw) : {};
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
 }
 
 /** Whether every request that `later` matches is also matched by `earlier`. */

@@ -1,0 +1,52 @@
+/**
+ * The real gateway, in this process, on port 0, from a YAML config written
+ * to a temporary file.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Logger, type LogRecord } from '../../src/log/logger.js';
+import type { Gateway } from '../../src/runtime/gateway.js';
+import { startServer } from '../../src/runtime/server-factory.js';
+
+export interface TestGateway {
+  readonly gateway: Gateway;
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly configFile: string;
+  readonly logs: LogRecord[];
+  writeConfig(yaml: string): void;
+  close(): Promise<void>;
+}
+
+export function tempDir(prefix = 'gatewayctl-test-'): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startGateway(yaml: string): Promise<TestGateway> {
+  const tmp = tempDir();
+  const configFile = join(tmp.dir, 'gateway.yaml');
+  writeFileSync(configFile, yaml);
+  const logs: LogRecord[] = [];
+  const logger = new Logger((r) => logs.push(r), 'debug');
+  const gateway = await startServer({
+    configFile,
+    logger,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+  });
+  const addresses = gateway.addresses!;
+  return {
+    gateway,
+    url: `http://127.0.0.1:${addresses.listen.port}`,
+    adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
+    configFile,
+    logs,
+    writeConfig: (text) => writeFileSync(configFile, text),
+    async close() {
+      await gateway.close();
+      tmp.remove();
+    },
+  };
+}
