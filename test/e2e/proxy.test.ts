@@ -6,16 +6,9 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
+import { metricValue } from '../helpers/metrics.js';
 import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
-const metricValue = (text: string, name: string, labels: Record<string, string>): number => {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    if (want.every((w) => line.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return 0;
-};
 
 describe('forwarding', () => {
   let v1: TestUpstream;

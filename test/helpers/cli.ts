@@ -106,7 +106,13 @@ export async function spawnServe(args: string[], options: { env?: NodeJS.Process
       });
     });
 
-  const ready = await waitForLog((l) => l.event === 'gateway.listening', options.timeoutMs ?? 15_000);
+  let ready: Record<string, any>;
+  try {
+    ready = await waitForLog((l) => l.event === 'gateway.listening', options.timeoutMs ?? 15_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   return {
     child,
     url: `http://127.0.0.1:${ready.listen.port}`,

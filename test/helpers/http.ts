@@ -19,9 +19,14 @@ export interface RequestOptions {
 
 export function request(url: string, options: RequestOptions = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { ...options.headers };
+    // Node's client frames DELETE/OPTIONS bodies only when told the length.
+    if (options.body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
+      headers['content-length'] = Buffer.byteLength(options.body);
+    }
     const req = http.request(
       url,
-      { method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false },
+      { method: options.method ?? 'GET', headers, agent: options.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

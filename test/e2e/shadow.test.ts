@@ -1,0 +1,309 @@
+/**
+ * Shadow copies against real upstreams: shares, safety defaults, fidelity,
+ * and isolation from slow, hung and dead shadows.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { spawnServe } from '../helpers/cli.js';
+import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { percentile, request, runConcurrently } from '../helpers/http.js';
+import { metricValue } from '../helpers/metrics.js';
+import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+describe('shadow copies', () => {
+  let primary: TestUpstream;
+  let shadow: TestUpstream;
+  let gw: TestGateway;
+  before(async () => {
+    primary = await startUpstream('primary');
+    shadow = await startUpstream('shadow', (_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end('{"broken":true}');
+    });
+    gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { primary: ${primary.url}, shadow: ${shadow.url} }
+limits: { shadowBodyBytes: 1kb }
+routes:
+  - name: half
+    match: { prefix: /half }
+    backends: [{ upstream: primary }]
+    shadow: [{ upstream: shadow, percent: 50 }]
+  - name: safe
+    match: { prefix: /safe }
+    backends: [{ upstream: primary }]
+    shadow: [{ upstream: shadow }]
+  - name: writes
+    match: { prefix: /writes }
+    backends: [{ upstream: primary }]
+    shadow: [{ upstream: shadow, methods: [POST, PUT] }]
+  - name: edited
+    match: { prefix: /edited }
+    backends: [{ upstream: primary }]
+    shadow:
+      - upstream: shadow
+        host: dark.internal
+        headers: { set: { x-profile: dark }, remove: [authorization] }
+`);
+  });
+  after(async () => {
+    await gw.close();
+    await primary.close();
+    await shadow.close();
+  });
+
+  const shadowed = (prefix: string) => shadow.received.filter((r) => r.url.startsWith(prefix));
+
+  test('percent: exactly half of 200 requests are mirrored', async () => {
+    await runConcurrently(200, 10, () => request(gw.url + '/half/x'));
+    await until(() => shadowed('/half').length >= 100);
+    await sleep(100);
+    assert.equal(shadowed('/half').length, 100);
+    const metrics = (await request(gw.adminUrl + '/metrics')).text;
+    assert.equal(metricValue(metrics, 'gatewayctl_shadow_requests_total', { route: 'half', outcome: 'completed' }), 100);
+  });
+
+  test('by default only GET, HEAD and OPTIONS are mirrored', async () => {
+    for (const method of ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'DELETE', 'PATCH']) {
+      await request(gw.url + `/safe/${method}`, { method, body: method === 'GET' || method === 'HEAD' ? undefined : '{}' });
+    }
+    await until(() => shadowed('/safe').length >= 3);
+    await sleep(100);
+    assert.deepEqual(shadowed('/safe').map((r) => r.method).sort(), ['GET', 'HEAD', 'OPTIONS']);
+  });
+
+  test('opted-in POST bodies arrive byte-identical, with Content-Length and chunked', async () => {
+    const body = randomBytes(900);
+    await request(gw.url + '/writes/fixed', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(gw.url + '/writes/chunked', { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 300));
+      setTimeout(() => req.end(body.subarray(300)), 30);
+    });
+    await until(() => shadowed('/writes').length >= 2);
+    for (const copy of shadowed('/writes')) assert.ok(copy.body.equals(body), `${copy.url} body differs`);
+    const fixedPrimary = primary.received.find((r) => r.url === '/writes/fixed')!;
+    assert.ok(fixedPrimary.body.equals(body));
+  });
+
+  test('bodies over limits.shadowBodyBytes are not mirrored and counted as skipped', async () => {
+    const big = randomBytes(2048);
+    await request(gw.url + '/writes/big', { method: 'POST', body: big });
+    const r = await new Promise<number>((resolve, reject) => {
+      const req = http.request(gw.url + '/writes/big-chunked', { method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.write(big.subarray(0, 1000));
+      req.end(big.subarray(1000));
+    });
+    assert.equal(r, 200);
+    await sleep(100);
+    assert.equal(shadowed('/writes/big').length, 0);
+    assert.ok(primary.received.find((x) => x.url === '/writes/big-chunked')!.body.equals(big), 'the primary still got all of it');
+    const metrics = (await request(gw.adminUrl + '/metrics')).text;
+    assert.equal(metricValue(metrics, 'gatewayctl_shadow_requests_total', { route: 'writes', outcome: 'skipped' }), 2);
+  });
+
+  test('copies carry x-shadow-request: 1 and the same x-request-id; Host is unchanged', async () => {
+    await request(gw.url + '/safe/pairing', { headers: { 'x-request-id': 'pair-1', host: 'shop.example.com' } });
+    await until(() => shadowed('/safe/pairing').length === 1);
+    const copy = shadowed('/safe/pairing')[0]!;
+    const original = primary.received.find((r) => r.url === '/safe/pairing')!;
+    assert.equal(copy.headers['x-shadow-request'], '1');
+    assert.equal(original.headers['x-shadow-request'], undefined);
+    assert.equal(copy.headers['x-request-id'], 'pair-1');
+    assert.equal(original.headers['x-request-id'], 'pair-1');
+    assert.equal(copy.headers.host, 'shop.example.com');
+    assert.equal(original.headers.host, 'shop.example.com');
+    assert.equal(copy.headers['x-forwarded-for'], original.headers['x-forwarded-for']);
+  });
+
+  test('a client-sent x-shadow-request never reaches the primary', async () => {
+    await request(gw.url + '/safe/spoof', { headers: { 'x-shadow-request': '1' } });
+    assert.equal(primary.received.find((r) => r.url === '/safe/spoof')!.headers['x-shadow-request'], undefined);
+  });
+
+  test('per-target header edits and Host override apply to the copy only', async () => {
+    await request(gw.url + '/edited/x', { headers: { authorization: 'Bearer secret', host: 'shop.example.com' } });
+    await until(() => shadowed('/edited').length === 1);
+    const copy = shadowed('/edited')[0]!;
+    const original = primary.received.find((r) => r.url === '/edited/x')!;
+    assert.equal(copy.headers.authorization, undefined);
+    assert.equal(copy.headers['x-profile'], 'dark');
+    assert.equal(copy.headers.host, 'dark.internal');
+    assert.equal(original.headers.authorization, 'Bearer secret');
+    assert.equal(original.headers['x-profile'], undefined);
+    assert.equal(original.headers.host, 'shop.example.com');
+  });
+
+  test("the user always gets the primary's answer", async () => {
+    const r = await request(gw.url + '/safe/answer');
+    assert.equal(r.status, 200);
+    assert.equal(r.json().upstream, 'primary');
+  });
+});
+
+describe('shadow isolation: slow, hung, refused and resetting shadows', () => {
+  let primary: TestUpstream;
+  let slow: TestUpstream;
+  let hung: TestUpstream;
+  let resetting: TestUpstream;
+  let gw: TestGateway;
+  before(async () => {
+    primary = await startUpstream('primary', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+    slow = await startUpstream('slow', (_req, res) => {
+      setTimeout(() => res.end('late'), 1500);
+    });
+    hung = await startUpstream('hung', () => undefined);
+    resetting = await startUpstream('resetting', (req) => {
+      req.socket.destroy();
+    });
+    const dead = await deadPort();
+    gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams:
+  primary: ${primary.url}
+  slow: ${slow.url}
+  hung: ${hung.url}
+  dead: http://127.0.0.1:${dead}
+  resetting: ${resetting.url}
+timeouts: { shadow: 3s }
+routes:
+  - { name: none, match: { prefix: /none }, backends: [{ upstream: primary }] }
+  - { name: slow, match: { prefix: /slow }, backends: [{ upstream: primary }], shadow: [{ upstream: slow }] }
+  - { name: hung, match: { prefix: /hung }, backends: [{ upstream: primary }], shadow: [{ upstream: hung }] }
+  - { name: dead, match: { prefix: /dead }, backends: [{ upstream: primary }], shadow: [{ upstream: dead }] }
+  - { name: reset, match: { prefix: /reset }, backends: [{ upstream: primary }], shadow: [{ upstream: resetting }] }
+`);
+  });
+  after(async () => {
+    await gw.close();
+    await Promise.all([primary.close(), slow.close(), hung.close(), resetting.close()]);
+  });
+
+  test("the primary's p95 latency stays within 1.5x (+5 ms) of no shadow, and every answer is right", async (t) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+    const routes = ['none', 'slow', 'hung', 'dead', 'reset'];
+    const latencies: Record<string, number[]> = Object.fromEntries(routes.map((r) => [r, []]));
+    // Interleaved rounds so drift on a shared machine hits every route alike.
+    for (let round = 0; round < 6; round++) {
+      for (const route of routes) {
+        await runConcurrently(50, 10, async () => {
+          const started = performance.now();
+          const r = await request(`${gw.url}/${route}/item`, { agent });
+          latencies[route]!.push(performance.now() - started);
+          assert.equal(r.status, 200);
+          assert.deepEqual(r.json(), { ok: true });
+        });
+      }
+    }
+    agent.destroy();
+    const p95 = Object.fromEntries(routes.map((r) => [r, percentile(latencies[r]!, 95)]));
+    t.diagnostic(`p95 ms: ${routes.map((r) => `${r}=${p95[r]!.toFixed(2)}`).join(' ')}`);
+    for (const route of routes.slice(1)) {
+      assert.ok(p95[route]! <= p95['none']! * 1.5 + 5, `${route}: p95 ${p95[route]!.toFixed(2)} ms vs ${p95['none']!.toFixed(2)} ms without shadow`);
+    }
+  });
+
+  test('outcomes are counted: completed, timeout, error', async () => {
+    await sleep(3200); // let the hung copies reach the shadow timeout
+    const metrics = (await request(gw.adminUrl + '/metrics')).text;
+    const outcome = (route: string, o: string) => metricValue(metrics, 'gatewayctl_shadow_requests_total', { route, outcome: o });
+    assert.equal(outcome('slow', 'completed'), 300);
+    assert.equal(outcome('hung', 'timeout'), 300);
+    assert.equal(outcome('dead', 'error'), 300);
+    assert.equal(outcome('reset', 'error'), 300);
+    assert.equal(metricValue(metrics, 'gatewayctl_shadow_inflight'), 0);
+  });
+});
+
+describe('shadow in-flight budget', () => {
+  let primary: TestUpstream;
+  let hung: TestUpstream;
+  const tmp = tempDir();
+  before(async () => {
+    primary = await startUpstream('primary', (_req, res) => {
+      res.end('ok');
+    });
+    hung = await startUpstream('hung', () => undefined);
+  });
+  after(async () => {
+    await primary.close();
+    await hung.close();
+    tmp.remove();
+  });
+
+  test('3,000 requests against a shadow that never answers: budget held, drops counted, RSS flat', async (t) => {
+    const file = join(tmp.dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { primary: ${primary.url}, hung: ${hung.url} }
+limits: { shadowInflight: 200 }
+timeouts: { shadow: 60s }
+routes:
+  - name: all
+    backends: [{ upstream: primary }]
+    shadow: [{ upstream: hung }]
+`,
+    );
+    const serve = await spawnServe(['-c', file]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+    const rss = async () => metricValue((await request(serve.adminUrl + '/metrics')).text, 'process_resident_memory_bytes');
+    const inflightSeen: number[] = [];
+    try {
+      let failed = 0;
+      const run = (n: number) =>
+        runConcurrently(n, 20, async (i) => {
+          const r = await request(`${serve.url}/x/${i}`, { agent });
+          if (r.status !== 200 || r.text !== 'ok') failed++;
+        });
+      await run(1000);
+      const rssAfterWarmup = await rss();
+      for (let batch = 0; batch < 4; batch++) {
+        await run(500);
+        inflightSeen.push(metricValue((await request(serve.adminUrl + '/metrics')).text, 'gatewayctl_shadow_inflight'));
+      }
+      const rssAtEnd = await rss();
+      const metrics = (await request(serve.adminUrl + '/metrics')).text;
+      assert.equal(failed, 0, 'every user response is correct');
+      assert.ok(inflightSeen.every((v) => v <= 200), `in-flight gauge ${inflightSeen.join(',')}`);
+      assert.equal(Math.max(...inflightSeen), 200);
+      const dropped = metricValue(metrics, 'gatewayctl_shadow_requests_total', { outcome: 'dropped' });
+      assert.equal(dropped, 3000 - 200);
+      const growthMb = (rssAtEnd - rssAfterWarmup) / 1024 / 1024;
+      t.diagnostic(`RSS after 1000: ${(rssAfterWarmup / 1048576).toFixed(1)} MB, after 3000: ${(rssAtEnd / 1048576).toFixed(1)} MB; in-flight ${inflightSeen.join(',')}; dropped ${dropped}`);
+      assert.ok(growthMb < 25, `RSS grew ${growthMb.toFixed(1)} MB over 2,000 requests`);
+    } finally {
+      agent.destroy();
+      await serve.stop('SIGKILL');
+    }
+  });
+});
