@@ -4,6 +4,7 @@
  * exits at once.
  */
 import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
 import { resolveConfigPath } from '../config/load.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
@@ -52,12 +53,27 @@ export function makeLogger(flags: { logFormat?: string; logLevel?: string }): Lo
   return new Logger(format === 'json' ? jsonSink() : prettySink(), level);
 }
 
+export function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return Math.max(1, availableParallelism());
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 256) {
+    throw new UsageError(`--workers must be a number from 1 to 256, or "auto", not "${value}"`);
+  }
+  return Number(value);
+}
+
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const logger = makeLogger(flags);
+  const workers = parseWorkers(flags.workers);
   const file = resolveConfigPath(flags.config);
   let gateway: Gateway;
   try {
-    gateway = await startServer({ configFile: file, logger });
+    gateway = await startServer({
+      configFile: file,
+      logger,
+      workers,
+      logSettings: { format: flags.logFormat ?? defaultLogFormat(), level: flags.logLevel ?? 'info' },
+    });
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
       const io = terminalOutput();
@@ -81,6 +97,6 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => gateway.reload('SIGHUP'));
+    process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
   });
 }

@@ -28,6 +28,7 @@ export class GatewayMetrics {
   readonly configGeneration: Gauge;
   readonly rejectedRequests: Counter<'reason'>;
   readonly activeConnections: Gauge;
+  readonly workerRestarts: Counter;
 
   constructor(options: { collectDefaults?: boolean; registry?: Registry } = {}) {
     const registry = options.registry ?? new Registry();
@@ -119,6 +120,11 @@ export class GatewayMetrics {
     this.activeConnections = new client.Gauge({
       name: 'gatewayctl_active_connections',
       help: 'Client connections open on the gateway listener.',
+      registers,
+    });
+    this.workerRestarts = new client.Counter({
+      name: 'gatewayctl_worker_restarts_total',
+      help: 'Worker processes that died and were restarted (serve --workers N).',
       registers,
     });
     this.configReloads.inc({ result: 'success' }, 0);

@@ -22,6 +22,8 @@ export class ConfigManager {
   readonly file: string;
   private snapshot: Snapshot | undefined;
   private generation = 0;
+  /** Text of the config in effect (what the file watcher compares against). */
+  currentText = '';
 
   constructor(
     file: string,
@@ -37,9 +39,10 @@ export class ConfigManager {
   }
 
   /** The first load: throws ConfigInvalidError or ConfigUnreadableError. */
-  loadInitial(): { snapshot: Snapshot; warnings: readonly Diagnostic[] } {
+  loadInitial(): { snapshot: Snapshot; warnings: readonly Diagnostic[]; text: string } {
     const result = validateConfigFile(this.file);
     if (!result.config) throw new ConfigInvalidError(result.diagnostics);
+    this.currentText = result.source.text;
     this.snapshot = compileSnapshot(result.config, {
       generation: ++this.generation,
       source: absoluteConfigPath(this.file),
@@ -48,7 +51,7 @@ export class ConfigManager {
     this.metrics.configGeneration.set(this.generation);
     this.metrics.configLastReloadSuccessful.set(1);
     this.metrics.configLastReloadTimestamp.set(Date.now() / 1000);
-    return { snapshot: this.snapshot, warnings: result.diagnostics };
+    return { snapshot: this.snapshot, warnings: result.diagnostics, text: this.currentText };
   }
 
   /**
@@ -59,16 +62,19 @@ export class ConfigManager {
     const previous = this.current;
     let diagnostics: readonly Diagnostic[];
     let config;
+    let sourceText: string;
     try {
       const result = text === undefined ? validateConfigFile(this.file) : validateConfigSource({ file: this.file, text });
       diagnostics = result.diagnostics;
       config = result.config;
+      sourceText = result.source.text;
     } catch (err) {
       const message = isGatewayError(err) ? err.message : String(err);
       return this.rejected(trigger, [], message);
     }
     if (!config) return this.rejected(trigger, diagnostics, `config has errors; keeping generation ${previous.generation}`);
 
+    this.currentText = sourceText;
     if (configHash(config) === previous.hash) {
       this.logger.debug('config.unchanged', `config unchanged (${trigger}); nothing to do`, { trigger });
       return { status: 'unchanged', snapshot: previous };

@@ -1,30 +1,59 @@
 /**
- * A whole gateway in one process: config manager, proxy runtime, admin API.
- * `serve` starts one of these (or a supervisor with workers); tests start
- * them in-process on port 0.
+ * A gateway's control plane: it owns the config (load, watch, reload), the
+ * admin API and the process's lifecycle, and drives a data plane that does
+ * the proxying: in this process (LocalDataPlane) or in worker processes
+ * (ClusterDataPlane). `serve` starts one; tests start them in-process on
+ * port 0.
  */
 import type { Snapshot } from '../config/compile.js';
 import type { Diagnostic } from '../config/diagnostics.js';
+import { ConfigWatcher } from '../config/watch.js';
 import { AdminServer, type AdminReply, type AdminRoute } from '../admin/server.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { ConfigManager, type ReloadResult } from './config-manager.js';
-import { ProxyRuntime } from './proxy-runtime.js';
-import type { PairSink } from '../shadow/pair.js';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Where requests are actually served. */
+export interface DataPlane {
+  /** Starts serving `snapshot` on `listen`; resolves with the bound address. */
+  start(snapshot: Snapshot, listen: Address): Promise<Address>;
+  /** Swaps a new snapshot in everywhere; resolves once every server uses it. */
+  apply(snapshot: Snapshot): Promise<void>;
+  /** Stops accepting, lets in-flight work finish (bounded), then closes. */
+  drain(deadlineMs: number): Promise<void>;
+  close(): Promise<void>;
+  /** Prometheus text for everything this data plane serves, control plane included. */
+  metrics(own: GatewayMetrics): Promise<{ contentType: string; text: string }>;
+  /** Requests in flight, when this process knows. */
+  inflight(): number | undefined;
+}
+
+export type DataPlaneFactory = (metrics: GatewayMetrics, logger: Logger) => DataPlane;
 
 export interface GatewayOptions {
   readonly configFile: string;
   readonly logger: Logger;
+  readonly dataPlane: DataPlaneFactory;
   /** Override the config's addresses (tests use port 0). */
-  readonly listen?: { host: string; port: number };
-  readonly admin?: { host: string; port: number };
+  readonly listen?: Address;
+  readonly admin?: Address;
+  /** Watch the config file for changes (serve does; default true). */
+  readonly watch?: boolean;
+  readonly watchOptions?: { debounceMs?: number; pollMs?: number };
   readonly metrics?: GatewayMetrics;
+  /** Extra admin endpoints (diffs, status, releases). */
+  readonly adminRoutes?: readonly AdminRoute[];
 }
 
 export interface GatewayAddresses {
-  readonly listen: { host: string; port: number };
-  readonly admin: { host: string; port: number };
+  readonly listen: Address;
+  readonly admin: Address;
 }
 
 /** JSON view of a snapshot for GET /config; secrets redacted. */
@@ -65,79 +94,95 @@ export function diagnosticJson(d: Diagnostic): Record<string, unknown> {
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly config: ConfigManager;
-  readonly proxy: ProxyRuntime;
+  readonly dataPlane: DataPlane;
   readonly admin: AdminServer;
   private readonly logger: Logger;
+  private watcher: ConfigWatcher | undefined;
   private stopping = false;
-  addresses: GatewayAddresses | undefined;
+  private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
+  addresses: GatewayAddresses | undefined;
 
-  private constructor(
-    options: GatewayOptions,
-    metrics: GatewayMetrics,
-    config: ConfigManager,
-    snapshot: Snapshot,
-    extras: { pairSink?: PairSink; routes?: AdminRoute[] },
-  ) {
+  private constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
-    this.metrics = metrics;
-    this.config = config;
-    this.proxy = new ProxyRuntime({
-      snapshot,
-      metrics,
-      logger: options.logger,
-      ...(extras.pairSink ? { pairSink: extras.pairSink } : {}),
-    });
+    this.metrics = options.metrics ?? new GatewayMetrics();
+    this.config = new ConfigManager(options.configFile, options.logger, this.metrics);
+    this.dataPlane = options.dataPlane(this.metrics, options.logger);
     this.admin = new AdminServer(
       {
         ready: () => !this.stopping,
-        metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+        metrics: () => this.dataPlane.metrics(this.metrics),
         config: () => describeSnapshot(this.config.current),
-        reload: async () => reloadReply(this.reload('admin')),
-        extraRoutes: extras.routes ?? [],
+        reload: async () => reloadReply(await this.reload('admin')),
+        extraRoutes: options.adminRoutes ?? [],
       },
       options.logger,
-      snapshot.config.admin.token,
+      undefined,
     );
   }
 
-  /** Loads the config (throwing on errors) and starts listening. */
-  static async start(options: GatewayOptions, extras: { pairSink?: PairSink; routes?: AdminRoute[] } = {}): Promise<Gateway> {
-    const metrics = options.metrics ?? new GatewayMetrics();
-    const config = new ConfigManager(options.configFile, options.logger, metrics);
-    const { snapshot, warnings } = config.loadInitial();
-    for (const w of warnings) options.logger.warn('config.warning', `${w.file}:${w.line}:${w.column}: warning: ${w.message}`);
-    const gateway = new Gateway(options, metrics, config, snapshot, extras);
-    const listen = options.listen ?? snapshot.config.listen;
-    const adminAddress = options.admin ?? snapshot.config.admin;
+  /** Loads the config (throwing ConfigInvalidError on errors) and starts serving. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const gateway = new Gateway(options);
+    await gateway.startServing();
+    return gateway;
+  }
+
+  private async startServing(): Promise<void> {
+    const { snapshot, warnings, text } = this.config.loadInitial();
+    for (const w of warnings) this.logger.warn('config.warning', `${w.file}:${w.line}:${w.column}: warning: ${w.message}`);
+    this.admin.setToken(snapshot.config.admin.token);
+    const listen = this.options.listen ?? snapshot.config.listen;
+    const adminAddress = this.options.admin ?? snapshot.config.admin;
     try {
-      const boundAdmin = await gateway.admin.listen(adminAddress.host, adminAddress.port);
-      const boundListen = await gateway.proxy.listen(listen.host, listen.port);
-      gateway.addresses = { listen: boundListen, admin: boundAdmin };
+      const boundAdmin = await this.admin.listen(adminAddress.host, adminAddress.port);
+      const boundListen = await this.dataPlane.start(snapshot, listen);
+      this.addresses = { listen: boundListen, admin: boundAdmin };
     } catch (err) {
-      await gateway.close();
+      await this.close();
       const e = err as NodeJS.ErrnoException;
       throw new GatewayError(ErrorCodes.LISTEN_FAILED, `cannot listen: ${e.code ?? ''} ${e.message}`.trim(), { cause: err });
     }
-    options.logger.info(
-      'gateway.listening',
-      `gateway listening on ${gateway.addresses.listen.host}:${gateway.addresses.listen.port}, admin on ${gateway.addresses.admin.host}:${gateway.addresses.admin.port}`,
-      { listen: gateway.addresses.listen, admin: gateway.addresses.admin, generation: snapshot.generation },
-    );
-    return gateway;
+    if (this.options.watch !== false) {
+      this.watcher = new ConfigWatcher(
+        this.config.file,
+        (changed) => void this.reload('file', changed),
+        (message) => this.logger.warn('config.watch', message),
+        this.options.watchOptions ?? {},
+      );
+      this.watcher.start(text);
+    }
+    const { listen: l, admin: a } = this.addresses;
+    this.logger.info('gateway.listening', `gateway listening on ${l.host}:${l.port}, admin on ${a.host}:${a.port}`, {
+      listen: l,
+      admin: a,
+      generation: snapshot.generation,
+    });
   }
 
   onReload(hook: (snapshot: Snapshot) => void): void {
     this.reloadHooks.push(hook);
   }
 
-  reload(trigger: string, text?: string): ReloadResult {
+  /**
+   * Re-reads and validates the config and applies it everywhere. Reloads run
+   * one at a time, in the order they were asked for.
+   */
+  reload(trigger: string, text?: string): Promise<ReloadResult> {
+    const next = this.reloadChain.then(() => this.reloadNow(trigger, text));
+    this.reloadChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async reloadNow(trigger: string, text?: string): Promise<ReloadResult> {
+    if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
     const result = this.config.reload(trigger, text);
     if (result.status === 'applied') {
-      this.proxy.apply(result.snapshot);
+      await this.dataPlane.apply(result.snapshot);
       this.admin.setToken(result.snapshot.config.admin.token);
       for (const hook of this.reloadHooks) hook(result.snapshot);
     }
+    if (result.status !== 'rejected') this.watcher?.acknowledge(this.config.currentText);
     return result;
   }
 
@@ -149,16 +194,23 @@ export class Gateway {
   async drain(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.watcher?.close();
     const deadline = this.config.current.config.timeouts.drainMs;
-    this.logger.info('gateway.draining', `draining: finishing ${this.proxy.inflight} in-flight requests (at most ${deadline}ms)`);
-    await this.proxy.drain(deadline);
+    const inflight = this.dataPlane.inflight();
+    this.logger.info(
+      'gateway.draining',
+      `draining: finishing ${inflight ?? 'all'} in-flight requests (at most ${deadline}ms)`,
+      { inflight, deadlineMs: deadline },
+    );
+    await this.dataPlane.drain(deadline);
     await this.admin.close();
     this.logger.info('gateway.stopped', 'gateway stopped');
   }
 
   async close(): Promise<void> {
     this.stopping = true;
-    await this.proxy.close();
+    this.watcher?.close();
+    await this.dataPlane.close();
     await this.admin.close();
   }
 }

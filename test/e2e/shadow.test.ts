@@ -8,7 +8,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { spawnServe } from '../helpers/cli.js';
+import { spawnServe, type ServeProcess } from '../helpers/cli.js';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { percentile, request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
@@ -169,7 +169,8 @@ describe('shadow isolation: slow, hung, refused and resetting shadows', () => {
   let slow: TestUpstream;
   let hung: TestUpstream;
   let resetting: TestUpstream;
-  let gw: TestGateway;
+  let serve: ServeProcess;
+  const tmp = tempDir();
   before(async () => {
     primary = await startUpstream('primary', (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -183,7 +184,10 @@ describe('shadow isolation: slow, hung, refused and resetting shadows', () => {
       req.socket.destroy();
     });
     const dead = await deadPort();
-    gw = await startGateway(`
+    const file = join(tmp.dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      `
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 upstreams:
@@ -199,11 +203,16 @@ routes:
   - { name: hung, match: { prefix: /hung }, backends: [{ upstream: primary }], shadow: [{ upstream: hung }] }
   - { name: dead, match: { prefix: /dead }, backends: [{ upstream: primary }], shadow: [{ upstream: dead }] }
   - { name: reset, match: { prefix: /reset }, backends: [{ upstream: primary }], shadow: [{ upstream: resetting }] }
-`);
+`,
+    );
+    // Its own process, as in production: the test's client and upstreams
+    // must not share the gateway's event loop.
+    serve = await spawnServe(['-c', file]);
   });
   after(async () => {
-    await gw.close();
+    await serve.stop('SIGKILL');
     await Promise.all([primary.close(), slow.close(), hung.close(), resetting.close()]);
+    tmp.remove();
   });
 
   test("the primary's p95 latency stays within 1.5x (+5 ms) of no shadow, and every answer is right", async (t) => {
@@ -215,7 +224,7 @@ routes:
       for (const route of routes) {
         await runConcurrently(50, 10, async () => {
           const started = performance.now();
-          const r = await request(`${gw.url}/${route}/item`, { agent });
+          const r = await request(`${serve.url}/${route}/item`, { agent });
           latencies[route]!.push(performance.now() - started);
           assert.equal(r.status, 200);
           assert.deepEqual(r.json(), { ok: true });
@@ -232,7 +241,7 @@ routes:
 
   test('outcomes are counted: completed, timeout, error', async () => {
     await sleep(3200); // let the hung copies reach the shadow timeout
-    const metrics = (await request(gw.adminUrl + '/metrics')).text;
+    const metrics = (await request(serve.adminUrl + '/metrics')).text;
     const outcome = (route: string, o: string) => metricValue(metrics, 'gatewayctl_shadow_requests_total', { route, outcome: o });
     assert.equal(outcome('slow', 'completed'), 300);
     assert.equal(outcome('hung', 'timeout'), 300);

@@ -24,10 +24,10 @@ export function tempDir(prefix = 'gatewayctl-test-'): { dir: string; remove(): v
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startGateway(yaml: string): Promise<TestGateway> {
+export async function startGateway(yaml: string, options: { configFile?: string; watch?: boolean } = {}): Promise<TestGateway> {
   const tmp = tempDir();
-  const configFile = join(tmp.dir, 'gateway.yaml');
-  writeFileSync(configFile, yaml);
+  const configFile = options.configFile ?? join(tmp.dir, 'gateway.yaml');
+  if (!options.configFile) writeFileSync(configFile, yaml);
   const logs: LogRecord[] = [];
   const logger = new Logger((r) => logs.push(r), 'debug');
   const gateway = await startServer({
@@ -35,6 +35,8 @@ export async function startGateway(yaml: string): Promise<TestGateway> {
     logger,
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
+    watch: options.watch ?? true,
+    watchOptions: { debounceMs: 100, pollMs: 1000 },
   });
   const addresses = gateway.addresses!;
   return {

@@ -1,0 +1,32 @@
+/**
+ * Messages between the primary process (control plane) and its workers.
+ * Config travels already validated and normalized: validated once, compiled
+ * by each worker, applied by all.
+ */
+import type { GatewayConfig } from '../config/types.js';
+
+export interface SnapshotMessage {
+  readonly config: GatewayConfig;
+  readonly generation: number;
+  readonly source: string;
+  readonly loadedAt: string;
+}
+
+export type ToWorker =
+  | { readonly type: 'start'; readonly snapshot: SnapshotMessage; readonly host: string; readonly port: number }
+  | { readonly type: 'apply'; readonly snapshot: SnapshotMessage }
+  | { readonly type: 'metrics'; readonly id: number }
+  | { readonly type: 'drain'; readonly deadlineMs: number };
+
+export type FromWorker =
+  | { readonly type: 'ready' }
+  | { readonly type: 'listening'; readonly port: number }
+  | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
+  | { readonly type: 'applied'; readonly generation: number }
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown[] }
+  | { readonly type: 'inflight'; readonly count: number }
+  | { readonly type: 'event'; readonly channel: string; readonly payload: unknown };
+
+export function isMessage<T extends { type: string }>(value: unknown): value is T {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}

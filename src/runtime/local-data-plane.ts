@@ -1,0 +1,53 @@
+/**
+ * The data plane in the gateway's own process: one ProxyRuntime.
+ */
+import type { Snapshot } from '../config/compile.js';
+import type { Logger } from '../log/logger.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import type { PairSink } from '../shadow/pair.js';
+import type { Address, DataPlane } from './gateway.js';
+import { ProxyRuntime } from './proxy-runtime.js';
+
+export class LocalDataPlane implements DataPlane {
+  private runtime: ProxyRuntime | undefined;
+
+  constructor(
+    private readonly gatewayMetrics: GatewayMetrics,
+    private readonly logger: Logger,
+    private readonly pairSink?: PairSink,
+  ) {}
+
+  get proxy(): ProxyRuntime | undefined {
+    return this.runtime;
+  }
+
+  async start(snapshot: Snapshot, listen: Address): Promise<Address> {
+    this.runtime = new ProxyRuntime({
+      snapshot,
+      metrics: this.gatewayMetrics,
+      logger: this.logger,
+      ...(this.pairSink ? { pairSink: this.pairSink } : {}),
+    });
+    return this.runtime.listen(listen.host, listen.port);
+  }
+
+  async apply(snapshot: Snapshot): Promise<void> {
+    this.runtime?.apply(snapshot);
+  }
+
+  async drain(deadlineMs: number): Promise<void> {
+    await this.runtime?.drain(deadlineMs);
+  }
+
+  async close(): Promise<void> {
+    await this.runtime?.close();
+  }
+
+  async metrics(own: GatewayMetrics): Promise<{ contentType: string; text: string }> {
+    return { contentType: own.registry.contentType, text: await own.registry.metrics() };
+  }
+
+  inflight(): number {
+    return this.runtime?.inflight ?? 0;
+  }
+}

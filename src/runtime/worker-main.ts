@@ -1,0 +1,70 @@
+/**
+ * Entry point of a worker process (`serve --workers N`): serves requests
+ * with a ProxyRuntime, taking its config from the primary process, which
+ * keeps the admin API, the config file and the lifecycle.
+ */
+import { compileSnapshot } from '../config/compile.js';
+import { jsonSink, prettySink } from '../cli/output.js';
+import { Logger, type LogLevel } from '../log/logger.js';
+import { GatewayMetrics } from '../metrics/registry.js';
+import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
+import { ProxyRuntime } from './proxy-runtime.js';
+
+const workerId = Number(process.env['GATEWAYCTL_WORKER_ID'] ?? '0');
+const level = (process.env['GATEWAYCTL_LOG_LEVEL'] ?? 'info') as LogLevel;
+const sink = process.env['GATEWAYCTL_LOG_FORMAT'] === 'pretty' ? prettySink() : jsonSink();
+const logger = new Logger(sink, level, { worker: workerId });
+const metrics = new GatewayMetrics();
+let runtime: ProxyRuntime | undefined;
+
+function send(message: FromWorker): void {
+  if (process.connected) process.send?.(message);
+}
+
+function compile(message: SnapshotMessage) {
+  return compileSnapshot(message.config, {
+    generation: message.generation,
+    source: message.source,
+    loadedAt: new Date(message.loadedAt),
+  });
+}
+
+process.on('message', (raw: unknown) => {
+  if (!isMessage<ToWorker>(raw)) return;
+  switch (raw.type) {
+    case 'start': {
+      runtime = new ProxyRuntime({ snapshot: compile(raw.snapshot), metrics, logger });
+      runtime.listen(raw.host, raw.port).then(
+        (address) => send({ type: 'listening', port: address.port }),
+        (err: NodeJS.ErrnoException) => {
+          send({ type: 'listen-failed', code: err.code ?? '', message: err.message });
+          process.exit(1);
+        },
+      );
+      return;
+    }
+    case 'apply':
+      runtime?.apply(compile(raw.snapshot));
+      send({ type: 'applied', generation: raw.snapshot.generation });
+      return;
+    case 'metrics':
+      void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: raw.id, metrics: json }));
+      return;
+    case 'drain':
+      void (runtime?.drain(raw.deadlineMs) ?? Promise.resolve()).then(() => process.exit(0));
+      return;
+  }
+});
+
+// Messages sent before this module finished loading would be lost: say when
+// it is safe to send the config.
+send({ type: 'ready' });
+
+// The primary went away: nobody can drain us any more.
+process.on('disconnect', () => {
+  void (runtime?.drain(1000) ?? Promise.resolve()).then(() => process.exit(0));
+});
+// Signals go to the primary, which drains the workers itself.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+process.on('SIGHUP', () => undefined);
