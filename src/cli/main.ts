@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { isGatewayError } from '../errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { registerRelease } from './release.js';
 import { registerServe } from './serve.js';
 import { registerValidate } from './validate.js';
 
@@ -38,7 +39,12 @@ Quick start:
     );
   registerServe(program, run);
   registerValidate(program, run);
-  for (const command of program.commands) command.exitOverride();
+  registerRelease(program, run);
+  const override = (command: Command) => {
+    command.exitOverride();
+    command.commands.forEach(override);
+  };
+  program.commands.forEach(override);
   return program;
 }
 

@@ -34,6 +34,7 @@ export function describeChange(before: GatewayConfig, after: GatewayConfig): Con
   if (JSON.stringify(before.timeouts) !== JSON.stringify(after.timeouts)) summary.push('timeouts changed');
   if (before.trustedProxies.join() !== after.trustedProxies.join()) summary.push('trusted proxies changed');
   if (before.admin.token !== after.admin.token) summary.push('admin token changed');
+  if (before.stateDir !== after.stateDir) restartRequired.push(`stateDir ${before.stateDir} -> ${after.stateDir}`);
 
   if (formatAddress(before.listen) !== formatAddress(after.listen)) {
     restartRequired.push(`listen ${formatAddress(before.listen)} -> ${formatAddress(after.listen)}`);
@@ -58,5 +59,8 @@ function routeChanges(old: RouteConfig, route: RouteConfig): string[] {
   if (JSON.stringify(old.match) !== JSON.stringify(route.match)) out.push(`route ${route.name} match changed`);
   if (JSON.stringify(old.sticky) !== JSON.stringify(route.sticky)) out.push(`route ${route.name} sticky changed`);
   if (JSON.stringify(old.diff) !== JSON.stringify(route.diff)) out.push(`route ${route.name} diff settings changed`);
+  if (JSON.stringify(old.release) !== JSON.stringify(route.release)) {
+    out.push(`route ${route.name} release ${route.release ? `of ${route.release.candidate} ${old.release ? 'changed' : 'added'}` : 'removed'}`);
+  }
   return out;
 }

@@ -65,7 +65,7 @@ function convert(spec: Spec): JsonSchema {
       ];
       return doc;
     case 'union': {
-      const variants = [spec.scalar, spec.map, spec.seq].filter((v): v is Spec => v !== undefined).map(convert);
+      const variants = [spec.scalar, spec.number, spec.map, spec.seq].filter((v): v is Spec => v !== undefined).map(convert);
       doc['anyOf'] = variants;
       return doc;
     }

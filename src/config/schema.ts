@@ -69,6 +69,8 @@ export interface AddressSpec extends BaseSpec {
 /** One spec per YAML node kind: a value that may be a scalar or a mapping. */
 export interface UnionSpec extends BaseSpec {
   readonly type: 'union';
+  /** For a number, when given; else numbers go to `scalar` too. */
+  readonly number?: Spec;
   readonly scalar?: Spec;
   readonly map?: Spec;
   readonly seq?: Spec;
@@ -230,6 +232,78 @@ const diffSettings: ObjectSpec = {
   },
 };
 
+const releaseSpec: ObjectSpec = {
+  type: 'object',
+  description: "Move this route's traffic to a candidate step by step: dark launch, canary steps, promotion, each gated on live evidence.",
+  required: ['candidate'],
+  properties: {
+    candidate: name('The upstream being released.'),
+    steps: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 50,
+      default: ['shadow', 10, 50, 100],
+      description: '"shadow" (dark launch: mirror, compare) first if at all, then canary percentages in rising order.',
+      items: {
+        type: 'union',
+        description: '"shadow", or a canary percentage (0-100].',
+        scalar: { type: 'string', enum: ['shadow'] },
+        number: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+      },
+    },
+    shadowPercent: {
+      type: 'number',
+      minimum: 0,
+      maximum: 100,
+      default: 100,
+      description: 'Share of matching requests mirrored to the candidate during the shadow step.',
+    },
+    interval: duration('At least this long in each step.', '2m'),
+    minRequests: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100_000_000,
+      default: 200,
+      description: 'Candidate requests (or compared pairs, in the shadow step) a step needs before it is judged.',
+    },
+    gates: {
+      type: 'object',
+      description: 'Limits the candidate must keep; each is judged with a statistical test.',
+      properties: {
+        maxErrorRate: { type: 'number', minimum: 0, maximum: 1, default: 0.01, description: "Candidate's 5xx share." },
+        maxErrorRateIncrease: {
+          type: 'number',
+          minimum: 0,
+          maximum: 1,
+          default: 0.005,
+          description: "Candidate's 5xx share minus the stable backends' share.",
+        },
+        maxLatencyRatio: {
+          type: 'number',
+          minimum: 1,
+          maximum: 100,
+          default: 1.25,
+          description: "Candidate's p99 latency over the stable backends' p99.",
+        },
+        maxDiffRate: {
+          type: 'number',
+          minimum: 0,
+          maximum: 1,
+          default: 0.02,
+          description: 'Shadow step: share of compared pairs with real (non-noise) differences.',
+        },
+      },
+    },
+    onFailure: { type: 'string', enum: ['rollback', 'pause'], default: 'rollback', description: 'What a failed gate does.' },
+    controller: {
+      type: 'string',
+      enum: ['gateway', 'external'],
+      default: 'gateway',
+      description: 'gateway: this gateway drives the release; external: `gatewayctl release run` drives it across replicas.',
+    },
+  },
+};
+
 const route: ObjectSpec = {
   type: 'object',
   description: 'A route: which requests it takes, where they go, what is mirrored.',
@@ -287,6 +361,7 @@ const route: ObjectSpec = {
     },
     shadow: { type: 'array', items: shadowTarget, description: 'Mirrored copies.' },
     diff: diffSettings,
+    release: releaseSpec,
   },
 };
 
@@ -373,6 +448,13 @@ export const configSpec: ObjectSpec = {
       type: 'array',
       items: route,
       description: 'Routes, tried in file order; the first that matches takes the request.',
+    },
+    stateDir: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      default: './state',
+      description: 'Where release progress is kept so a restart resumes it (/var/lib/gatewayctl under systemd).',
     },
     trustedProxies: {
       type: 'array',

@@ -102,7 +102,8 @@ export function shapeDocument(doc: Document.Parsed, lines: LineCounter, spec: Sp
 
     switch (spec.type) {
       case 'union': {
-        const branch = isMap(node) ? spec.map : isSeq(node) ? spec.seq : spec.scalar;
+        const numeric = isScalar(node) && typeof node.value === 'number';
+        const branch = isMap(node) ? spec.map : isSeq(node) ? spec.seq : numeric && spec.number ? spec.number : spec.scalar;
         if (!branch) {
           const kinds = [spec.scalar && 'a value', spec.map && 'a mapping', spec.seq && 'a list'].filter(Boolean);
           return expect(node, path, kinds.join(' or '));

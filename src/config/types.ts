@@ -53,6 +53,26 @@ export interface DiffConfig {
   readonly maxBodyBytes: number;
 }
 
+export type ReleaseStep = 'shadow' | number;
+
+export interface ReleaseGates {
+  readonly maxErrorRate: number;
+  readonly maxErrorRateIncrease: number;
+  readonly maxLatencyRatio: number;
+  readonly maxDiffRate: number;
+}
+
+export interface ReleaseConfig {
+  readonly candidate: string;
+  readonly steps: readonly ReleaseStep[];
+  readonly shadowPercent: number;
+  readonly intervalMs: number;
+  readonly minRequests: number;
+  readonly gates: ReleaseGates;
+  readonly onFailure: 'rollback' | 'pause';
+  readonly controller: 'gateway' | 'external';
+}
+
 export interface RouteConfig {
   readonly name: string;
   readonly match: RouteMatchConfig;
@@ -60,6 +80,7 @@ export interface RouteConfig {
   readonly sticky: StickyConfig | undefined;
   readonly shadow: readonly ShadowConfig[];
   readonly diff: DiffConfig;
+  readonly release: ReleaseConfig | undefined;
 }
 
 export interface LimitsConfig {
@@ -91,6 +112,8 @@ export interface GatewayConfig {
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];
   readonly trustedProxies: readonly string[];
+  /** Where release progress is persisted. */
+  readonly stateDir: string;
   readonly limits: LimitsConfig;
   readonly timeouts: TimeoutsConfig;
 }

@@ -17,6 +17,8 @@ import type {
   GatewayConfig,
   LimitsConfig,
   RouteConfig,
+  ReleaseConfig,
+  ReleaseStep,
   RouteMatchConfig,
   ShadowConfig,
   StickyConfig,
@@ -93,8 +95,9 @@ class MeaningChecker {
     const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
+    const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
     if (!raw['upstreams'] || !raw['routes']) return undefined;
-    return { version: 1, listen, admin, upstreams, routes, trustedProxies, limits, timeouts };
+    return { version: 1, listen, admin, upstreams, routes, trustedProxies, stateDir, limits, timeouts };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -296,8 +299,69 @@ class MeaningChecker {
         ? { header: sticky.header.toLowerCase() }
         : { cookie: sticky.cookie }
       : undefined;
+    const release = r['release'] !== undefined ? this.release(obj(r['release']), childPath(path, 'release'), upstreams, backends, shadow, diff) : undefined;
     if (typeof r['name'] !== 'string' || !match) return undefined;
-    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff };
+    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff, release };
+  }
+
+  private release(
+    r: Raw,
+    path: string,
+    upstreams: Record<string, UpstreamConfig>,
+    backends: BackendConfig[],
+    shadow: ShadowConfig[],
+    diff: DiffConfig,
+  ): ReleaseConfig | undefined {
+    const candidate = typeof r['candidate'] === 'string' ? r['candidate'] : undefined;
+    const cp = childPath(path, 'candidate');
+    if (candidate !== undefined) {
+      this.reference(candidate, cp, upstreams);
+      if (backends.some((b) => b.upstream === candidate)) {
+        this.error(cp, 'release', `${cp}: "${candidate}" is already a backend; backends are the stable version the release moves traffic away from`);
+      }
+      if (shadow.some((s) => s.upstream === candidate)) {
+        this.error(cp, 'release', `${cp}: "${candidate}" is already a shadow target; the release mirrors to it during its shadow step`);
+      }
+      if (diff.baseline === candidate) this.error(cp, 'release', `${cp}: "${candidate}" is the diff baseline; a baseline runs the stable version`);
+    }
+    const steps: ReleaseStep[] = [];
+    const sp = childPath(path, 'steps');
+    list(r['steps'] ?? ['shadow', 10, 50, 100]).forEach((step, i) => {
+      const at = childPath(sp, i);
+      if (step === 'shadow') {
+        if (i !== 0) this.error(at, 'release', `${at}: "shadow" can only be the first step (a dark launch comes before any canary)`);
+        else steps.push('shadow');
+      } else if (typeof step === 'number') {
+        const last = steps.at(-1);
+        if (typeof last === 'number' && step <= last) {
+          this.error(at, 'release', `${at}: canary steps must rise; ${step} follows ${last}`);
+        } else steps.push(step);
+      }
+    });
+    const last = steps.at(-1);
+    if (last !== undefined && last !== 100) {
+      this.warn(sp, 'release', `${sp}: the last step is ${last === 'shadow' ? 'the shadow step' : `${last}%`}; the candidate is never promoted to 100%`);
+    }
+    if (steps[0] === 'shadow' && !diff.enabled) {
+      this.error(sp, 'release', `${sp}: the shadow step is judged on response differences; ${path.replace(/\.release$/, '')}.diff.enabled must stay true`);
+    }
+    const g = obj(r['gates']);
+    if (candidate === undefined || steps.length === 0) return undefined;
+    return {
+      candidate,
+      steps,
+      shadowPercent: (r['shadowPercent'] as number | undefined) ?? 100,
+      intervalMs: (r['interval'] as number | undefined) ?? 120_000,
+      minRequests: (r['minRequests'] as number | undefined) ?? 200,
+      gates: {
+        maxErrorRate: (g['maxErrorRate'] as number | undefined) ?? 0.01,
+        maxErrorRateIncrease: (g['maxErrorRateIncrease'] as number | undefined) ?? 0.005,
+        maxLatencyRatio: (g['maxLatencyRatio'] as number | undefined) ?? 1.25,
+        maxDiffRate: (g['maxDiffRate'] as number | undefined) ?? 0.02,
+      },
+      onFailure: (r['onFailure'] as 'rollback' | 'pause' | undefined) ?? 'rollback',
+      controller: (r['controller'] as 'gateway' | 'external' | undefined) ?? 'gateway',
+    };
   }
 
   private reference(name: string, path: string, upstreams: Record<string, UpstreamConfig>): void {

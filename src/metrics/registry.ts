@@ -6,6 +6,10 @@
  */
 import client, { type Counter, type Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './fast.js';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+
+/** prom-client's JSON form of one metric: what workers send and gates read. */
+export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
 /**
  * Neighbouring bounds at most a third apart from 0.5 ms to 60 s, so
@@ -38,6 +42,11 @@ export class GatewayMetrics {
   readonly rejectedRequests: Counter<'reason'>;
   readonly activeConnections: Gauge;
   readonly workerRestarts: Counter;
+  readonly releaseStep: Gauge<'route'>;
+  readonly releaseWeight: Gauge<'route'>;
+  readonly releaseTransitions: Counter<'route' | 'to'>;
+  readonly releaseGateValue: Gauge<'route' | 'gate'>;
+  readonly releaseGateLimit: Gauge<'route' | 'gate'>;
 
   constructor(options: { collectDefaults?: boolean; registry?: Registry } = {}) {
     const registry = options.registry ?? new Registry();
@@ -134,6 +143,36 @@ export class GatewayMetrics {
     this.workerRestarts = new client.Counter({
       name: 'gatewayctl_worker_restarts_total',
       help: 'Worker processes that died and were restarted (serve --workers N).',
+      registers,
+    });
+    this.releaseStep = new client.Gauge({
+      name: 'gatewayctl_release_step',
+      help: 'Current release step, 1-based; 0 after a rollback, the number of steps once promoted.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.releaseWeight = new client.Gauge({
+      name: 'gatewayctl_release_weight',
+      help: "The release candidate's share of user traffic, percent.",
+      labelNames: ['route'],
+      registers,
+    });
+    this.releaseTransitions = new client.Counter({
+      name: 'gatewayctl_release_transitions_total',
+      help: 'Release state changes, by what they changed to (a step, promoted, rolled-back, paused).',
+      labelNames: ['route', 'to'],
+      registers,
+    });
+    this.releaseGateValue = new client.Gauge({
+      name: 'gatewayctl_release_gate_value',
+      help: "The current step's figure for each release gate.",
+      labelNames: ['route', 'gate'],
+      registers,
+    });
+    this.releaseGateLimit = new client.Gauge({
+      name: 'gatewayctl_release_gate_limit',
+      help: 'The limit of each release gate.',
+      labelNames: ['route', 'gate'],
       registers,
     });
     this.configReloads.inc({ result: 'success' }, 0);

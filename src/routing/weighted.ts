@@ -6,14 +6,14 @@
  */
 export class SmoothWeightedPicker<T> {
   private readonly items: readonly T[];
-  private readonly weights: Int32Array;
+  private readonly weights: Float64Array;
   private readonly current: Float64Array;
   private readonly total: number;
 
   constructor(entries: readonly { item: T; weight: number }[]) {
     const live = entries.filter((e) => e.weight > 0);
     this.items = live.map((e) => e.item);
-    this.weights = Int32Array.from(live.map((e) => e.weight));
+    this.weights = Float64Array.from(live.map((e) => e.weight));
     this.current = new Float64Array(live.length);
     this.total = live.reduce((sum, e) => sum + e.weight, 0);
   }

@@ -7,12 +7,10 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-
-type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+import { AggregatorRegistry } from 'prom-client';
 import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
-import type { GatewayMetrics } from '../metrics/registry.js';
+import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
 import type { Address, DataPlane } from './gateway.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
 
@@ -155,6 +153,14 @@ export class ClusterDataPlane implements DataPlane {
   }
 
   async metrics(own: GatewayMetrics): Promise<{ contentType: string; text: string }> {
+    return { contentType: own.registry.contentType, text: await (await this.aggregate(own)).metrics() };
+  }
+
+  async metricsJson(own: GatewayMetrics): Promise<MetricJson[]> {
+    return (await (await this.aggregate(own)).getMetricsAsJSON()) as MetricJson[];
+  }
+
+  private async aggregate(own: GatewayMetrics) {
     const id = this.nextRequestId++;
     const fromWorkers = await Promise.all(
       this.live().map(
@@ -175,8 +181,7 @@ export class ClusterDataPlane implements DataPlane {
       ),
     );
     const all = [...fromWorkers.filter((m): m is MetricJson[] => m !== undefined), (await own.registry.getMetricsAsJSON()) as MetricJson[]];
-    const registry = AggregatorRegistry.aggregate(all);
-    return { contentType: own.registry.contentType, text: await registry.metrics() };
+    return AggregatorRegistry.aggregate(all);
   }
 
   async drain(deadlineMs: number): Promise<void> {

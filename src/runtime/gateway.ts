@@ -5,13 +5,18 @@
  * (ClusterDataPlane). `serve` starts one; tests start them in-process on
  * port 0.
  */
-import type { Snapshot } from '../config/compile.js';
+import { compileSnapshot, type Snapshot } from '../config/compile.js';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { AdminServer, type AdminReply, type AdminRoute } from '../admin/server.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
+import { releaseAdminRoutes } from '../release/admin-routes.js';
+import { ReleaseController } from '../release/controller.js';
+import { evidenceFrom, samplesFromJson } from '../release/evidence.js';
+import { applyReleases } from '../release/overlay.js';
+import type { MetricJson } from '../metrics/registry.js';
 import { ConfigManager, type ReloadResult } from './config-manager.js';
 
 export interface Address {
@@ -30,6 +35,8 @@ export interface DataPlane {
   close(): Promise<void>;
   /** Prometheus text for everything this data plane serves, control plane included. */
   metrics(own: GatewayMetrics): Promise<{ contentType: string; text: string }>;
+  /** The same, as prom-client JSON (what release gates read). */
+  metricsJson(own: GatewayMetrics): Promise<MetricJson[]>;
   /** Requests in flight, when this process knows. */
   inflight(): number | undefined;
 }
@@ -96,6 +103,7 @@ export class Gateway {
   readonly config: ConfigManager;
   readonly dataPlane: DataPlane;
   readonly admin: AdminServer;
+  readonly releases: ReleaseController;
   private readonly logger: Logger;
   private watcher: ConfigWatcher | undefined;
   private stopping = false;
@@ -108,13 +116,19 @@ export class Gateway {
     this.metrics = options.metrics ?? new GatewayMetrics();
     this.config = new ConfigManager(options.configFile, options.logger, this.metrics);
     this.dataPlane = options.dataPlane(this.metrics, options.logger);
+    this.releases = new ReleaseController({
+      logger: options.logger,
+      metrics: this.metrics,
+      evidence: async () => evidenceFrom(samplesFromJson(await this.dataPlane.metricsJson(this.metrics))),
+      onTrafficChange: () => this.refresh(),
+    });
     this.admin = new AdminServer(
       {
         ready: () => !this.stopping,
         metrics: () => this.dataPlane.metrics(this.metrics),
         config: () => describeSnapshot(this.config.current),
         reload: async () => reloadReply(await this.reload('admin')),
-        extraRoutes: options.adminRoutes ?? [],
+        extraRoutes: [...releaseAdminRoutes(() => this.releases), ...(options.adminRoutes ?? [])],
       },
       options.logger,
       undefined,
@@ -132,11 +146,12 @@ export class Gateway {
     const { snapshot, warnings, text } = this.config.loadInitial();
     for (const w of warnings) this.logger.warn('config.warning', `${w.file}:${w.line}:${w.column}: warning: ${w.message}`);
     this.admin.setToken(snapshot.config.admin.token);
+    this.releases.sync(snapshot.config);
     const listen = this.options.listen ?? snapshot.config.listen;
     const adminAddress = this.options.admin ?? snapshot.config.admin;
     try {
       const boundAdmin = await this.admin.listen(adminAddress.host, adminAddress.port);
-      const boundListen = await this.dataPlane.start(snapshot, listen);
+      const boundListen = await this.dataPlane.start(this.effective(snapshot), listen);
       this.addresses = { listen: boundListen, admin: boundAdmin };
     } catch (err) {
       await this.close();
@@ -152,12 +167,32 @@ export class Gateway {
       );
       this.watcher.start(text);
     }
+    this.releases.start();
     const { listen: l, admin: a } = this.addresses;
     this.logger.info('gateway.listening', `gateway listening on ${l.host}:${l.port}, admin on ${a.host}:${a.port}`, {
       listen: l,
       admin: a,
       generation: snapshot.generation,
     });
+  }
+
+  /** The snapshot as served: the config with running releases applied. */
+  private effective(snapshot: Snapshot): Snapshot {
+    if (!snapshot.config.routes.some((r) => r.release)) return snapshot;
+    return compileSnapshot(applyReleases(snapshot.config, this.releases.current), {
+      generation: snapshot.generation,
+      source: snapshot.source,
+      loadedAt: snapshot.loadedAt,
+    });
+  }
+
+  /** Re-applies the current config (a release moved), in reload order. */
+  refresh(): Promise<void> {
+    const next = this.reloadChain.then(async () => {
+      if (!this.stopping) await this.dataPlane.apply(this.effective(this.config.current));
+    });
+    this.reloadChain = next.catch(() => undefined);
+    return next;
   }
 
   onReload(hook: (snapshot: Snapshot) => void): void {
@@ -178,7 +213,8 @@ export class Gateway {
     if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
     const result = this.config.reload(trigger, text);
     if (result.status === 'applied') {
-      await this.dataPlane.apply(result.snapshot);
+      this.releases.sync(result.snapshot.config);
+      await this.dataPlane.apply(this.effective(result.snapshot));
       this.admin.setToken(result.snapshot.config.admin.token);
       for (const hook of this.reloadHooks) hook(result.snapshot);
     }
@@ -195,6 +231,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     this.watcher?.close();
+    this.releases.stop();
     const deadline = this.config.current.config.timeouts.drainMs;
     const inflight = this.dataPlane.inflight();
     this.logger.info(
@@ -210,6 +247,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.stopping = true;
     this.watcher?.close();
+    this.releases.stop();
     await this.dataPlane.close();
     await this.admin.close();
   }

@@ -3,7 +3,7 @@
  */
 import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
-import type { GatewayMetrics } from '../metrics/registry.js';
+import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
 import type { PairSink } from '../shadow/pair.js';
 import type { Address, DataPlane } from './gateway.js';
 import { ProxyRuntime } from './proxy-runtime.js';
@@ -45,6 +45,10 @@ export class LocalDataPlane implements DataPlane {
 
   async metrics(own: GatewayMetrics): Promise<{ contentType: string; text: string }> {
     return { contentType: own.registry.contentType, text: await own.registry.metrics() };
+  }
+
+  async metricsJson(own: GatewayMetrics): Promise<MetricJson[]> {
+    return (await own.registry.getMetricsAsJSON()) as MetricJson[];
   }
 
   inflight(): number {

@@ -1,0 +1,53 @@
+/**
+ * What a release does to its route: the config as written, with the
+ * candidate's traffic share and shadow applied. The stable backends keep
+ * their relative weights and scale down together, so sticky users only ever
+ * move onto the candidate as its share grows (weighted rendezvous hashing).
+ */
+import type { GatewayConfig, RouteConfig, ShadowConfig } from '../config/types.js';
+import { SAFE_METHODS } from '../config/validate.js';
+import { trafficFor, type ReleaseState } from './machine.js';
+
+/** Weights are integers; shares are kept to a hundredth of a percent. */
+const SCALE = 10_000;
+
+export function applyReleases(config: GatewayConfig, states: ReadonlyMap<string, ReleaseState>): GatewayConfig {
+  let changed = false;
+  const routes = config.routes.map((route) => {
+    const state = states.get(route.name);
+    if (!route.release || !state || state.candidate !== route.release.candidate) return route;
+    changed = true;
+    return routeWithRelease(route, state);
+  });
+  return changed ? { ...config, routes } : config;
+}
+
+function routeWithRelease(route: RouteConfig, state: ReleaseState): RouteConfig {
+  const release = route.release!;
+  const { weight, shadow } = trafficFor(state, release);
+  const share = Math.round(weight * (SCALE / 100));
+  const stableTotal = route.backends.reduce((sum, b) => sum + b.weight, 0);
+  const backends =
+    share === 0
+      ? route.backends
+      : share >= SCALE
+        ? [...route.backends.map((b) => ({ upstream: b.upstream, weight: 0 })), { upstream: release.candidate, weight: 1 }]
+        : [
+            ...route.backends.map((b) => ({ upstream: b.upstream, weight: b.weight * (SCALE - share) })),
+            { upstream: release.candidate, weight: stableTotal * share },
+          ];
+  const mirror: readonly ShadowConfig[] = shadow
+    ? [
+        ...route.shadow,
+        {
+          upstream: release.candidate,
+          percent: release.shadowPercent,
+          methods: SAFE_METHODS,
+          setHeaders: {},
+          removeHeaders: [],
+          host: undefined,
+        },
+      ]
+    : route.shadow;
+  return { ...route, backends, shadow: mirror };
+}

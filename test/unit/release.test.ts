@@ -1,0 +1,254 @@
+/**
+ * Release logic without sockets: statistics, gates, the state machine with a
+ * fake clock and synthetic evidence, and the traffic overlay.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { GatewayConfig, ReleaseConfig, RouteConfig } from '../../src/config/types.js';
+import { compileSnapshot } from '../../src/config/compile.js';
+import { LATENCY_BUCKETS } from '../../src/metrics/registry.js';
+import { evidenceFrom, evidenceSince, samplesFromText, type Evidence } from '../../src/release/evidence.js';
+import { judgeStep } from '../../src/release/judge.js';
+import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
+import { applyReleases } from '../../src/release/overlay.js';
+import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, wilson } from '../../src/release/stats.js';
+
+const release = (over: Partial<ReleaseConfig> = {}): ReleaseConfig => ({
+  candidate: 'v2',
+  steps: ['shadow', 10, 50, 100],
+  shadowPercent: 100,
+  intervalMs: 60_000,
+  minRequests: 200,
+  gates: { maxErrorRate: 0.01, maxErrorRateIncrease: 0.005, maxLatencyRatio: 1.25, maxDiffRate: 0.02 },
+  onFailure: 'rollback',
+  controller: 'gateway',
+  ...over,
+});
+
+/** Latency counts: `n` requests all in the bucket whose bound is `seconds`. */
+function latency(n: number, seconds: number): number[] {
+  const counts = new Array(LATENCY_BUCKETS.length + 1).fill(0);
+  counts[LATENCY_BUCKETS.findIndex((b) => b >= seconds)] = n;
+  return counts;
+}
+
+function evidence(parts: {
+  v1?: [number, number, number]; // requests, errors, latency seconds
+  v2?: [number, number, number];
+  compared?: [number, number]; // match, diff
+}): Evidence {
+  const backends: Evidence['routes'][string]['backends'] = {};
+  for (const name of ['v1', 'v2'] as const) {
+    const p = parts[name];
+    if (p) backends[name] = { requests: p[0], errors: p[1], latency: latency(p[0], p[2]) };
+  }
+  const comparisons: Evidence['routes'][string]['comparisons'] = parts.compared ? { v2: { match: parts.compared[0], diff: parts.compared[1] } } : {};
+  return { bounds: [...LATENCY_BUCKETS], routes: { shop: { backends, comparisons } } };
+}
+
+describe('statistics', () => {
+  test('Wilson interval: known values and small samples', () => {
+    const ci = wilson(0, 200);
+    assert.equal(ci.low, 0);
+    assert.ok(Math.abs(ci.high - 0.0188) < 0.001);
+    const wide = wilson(1, 5);
+    assert.ok(wide.low < 0.04 && wide.high > 0.6, 'five requests say almost nothing');
+  });
+  test('difference bound: clearly worse vs. noise', () => {
+    assert.ok(differenceLowerBound(100, 1000, 5, 1000) > 0.05);
+    assert.ok(differenceLowerBound(6, 1000, 5, 1000) < 0);
+  });
+  test('Mann-Whitney on binned samples', () => {
+    const fast = latency(500, 0.01);
+    const slow = latency(500, 0.05);
+    assert.ok(mannWhitneyGreater(slow, fast) < 1e-6);
+    assert.ok(mannWhitneyGreater(fast, slow) > 0.999);
+    assert.ok(mannWhitneyGreater(fast, fast) > 0.4, 'identical samples: no evidence');
+  });
+  test('histogram quantile interpolates inside the bucket', () => {
+    const q = histogramQuantile(0.5, [1, 2, 4], [0, 10, 0, 0]);
+    assert.equal(q, 1.5);
+    assert.ok(Number.isNaN(histogramQuantile(0.99, [1], [0, 0])));
+  });
+});
+
+describe('gates', () => {
+  const r = release();
+  test('nothing is judged before minRequests', () => {
+    const j = judgeStep(10, r, ['v1'], evidence({ v1: [900, 0, 0.01], v2: [50, 25, 0.01] }), 'shop', 120_000);
+    assert.equal(j.verdict, 'wait');
+    assert.match(j.reason, /150 more candidate requests/);
+    assert.ok(j.gates.every((g) => g.status !== 'fail'));
+  });
+  test('a healthy candidate passes once the interval is up', () => {
+    const e = evidence({ v1: [1800, 2, 0.01], v2: [200, 0, 0.01] });
+    assert.equal(judgeStep(10, r, ['v1'], e, 'shop', 30_000).verdict, 'wait');
+    const j = judgeStep(10, r, ['v1'], e, 'shop', 60_000);
+    assert.equal(j.verdict, 'pass', j.reason);
+  });
+  test('a confidently high error rate fails at once, even mid-interval', () => {
+    const j = judgeStep(25, r, ['v1'], evidence({ v1: [600, 0, 0.01], v2: [200, 30, 0.01] }), 'shop', 1000);
+    assert.equal(j.verdict, 'fail');
+    assert.equal(j.gates.find((g) => g.gate === 'errorRate')!.status, 'fail');
+  });
+  test('a rate just over the limit without confidence waits for more evidence', () => {
+    const j = judgeStep(10, r, ['v1'], evidence({ v1: [2000, 0, 0.01], v2: [200, 3, 0.01] }), 'shop', 60_000);
+    assert.equal(j.verdict, 'wait');
+    assert.equal(j.gates.find((g) => g.gate === 'errorRate')!.status, 'wait');
+  });
+  test('latency: slower with confidence fails; within the ratio passes', () => {
+    const slow = judgeStep(10, r, ['v1'], evidence({ v1: [2000, 0, 0.01], v2: [300, 0, 0.03] }), 'shop', 60_000);
+    assert.equal(slow.gates.find((g) => g.gate === 'latencyRatio')!.status, 'fail');
+    assert.equal(slow.verdict, 'fail');
+    const ok = judgeStep(10, r, ['v1'], evidence({ v1: [2000, 0, 0.01], v2: [300, 0, 0.0105] }), 'shop', 60_000);
+    assert.equal(ok.gates.find((g) => g.gate === 'latencyRatio')!.status, 'pass');
+  });
+  test('at 100% there is no stable traffic: comparison gates are n/a', () => {
+    const j = judgeStep(100, r, ['v1'], evidence({ v2: [300, 0, 0.01] }), 'shop', 60_000);
+    assert.equal(j.verdict, 'pass');
+    assert.deepEqual(j.gates.map((g) => g.status), ['pass', 'n/a', 'n/a']);
+  });
+  test('shadow step: judged on compared pairs and the real-difference rate', () => {
+    assert.equal(judgeStep('shadow', r, ['v1'], evidence({ compared: [150, 0] }), 'shop', 60_000).verdict, 'wait');
+    assert.equal(judgeStep('shadow', r, ['v1'], evidence({ compared: [300, 2] }), 'shop', 60_000).verdict, 'pass');
+    const bad = judgeStep('shadow', r, ['v1'], evidence({ compared: [250, 50] }), 'shop', 5_000);
+    assert.equal(bad.verdict, 'fail');
+    assert.match(bad.reason, /diffRate/);
+  });
+});
+
+describe('state machine (fake clock)', () => {
+  const r = release({ intervalMs: 1000, minRequests: 10 });
+  const pass = { verdict: 'pass', reason: 'every gate passed', gates: [], candidateRequests: 20, stableRequests: 100, elapsedMs: 1000 } as const;
+  const fail = { verdict: 'fail', reason: 'errorRate: 30%', gates: [], candidateRequests: 20, stableRequests: 100, elapsedMs: 500 } as const;
+  const wait = { verdict: 'wait', reason: 'waiting for 5 more', gates: [], candidateRequests: 5, stableRequests: 100, elapsedMs: 500 } as const;
+
+  test('passes walk through every step to promotion', () => {
+    let s: ReleaseState = initialState('shop', r, 0);
+    const seen = [trafficFor(s, r)];
+    for (let t = 1; t <= 4; t++) {
+      s = decide(s, r, pass, t * 1000);
+      seen.push(trafficFor(s, r));
+    }
+    assert.equal(s.status, 'promoted');
+    assert.deepEqual(seen.map((x) => `${x.weight}${x.shadow ? '+s' : ''}`), ['0+s', '10', '50', '100', '100']);
+    assert.deepEqual(s.history.map((h) => h.to), ['shadow', '10%', '50%', '100%', 'promoted']);
+    assert.equal(s.since, 4000);
+  });
+  test('wait changes nothing but the reason', () => {
+    const s = initialState('shop', r, 0);
+    const w = decide(s, r, wait, 500);
+    assert.equal(w.stepIndex, 0);
+    assert.equal(w.since, 0);
+    assert.equal(w.history.length, 1);
+    assert.equal(w.reason, 'waiting for 5 more');
+  });
+  test('a failure rolls back (or pauses) and keeps the evidence', () => {
+    const s = decide(decide(initialState('shop', r, 0), r, pass, 1000), r, fail, 1500);
+    assert.equal(s.status, 'rolled-back');
+    assert.deepEqual(trafficFor(s, r), { weight: 0, shadow: false });
+    assert.equal(s.failure?.reason, 'errorRate: 30%');
+    assert.match(s.reason, /^10% failed: errorRate/);
+    const paused = decide(decide(initialState('shop', r, 0), { ...r, onFailure: 'pause' }, pass, 1000), { ...r, onFailure: 'pause' }, fail, 1500);
+    assert.equal(paused.status, 'paused');
+    assert.deepEqual(trafficFor(paused, r), { weight: 10, shadow: false }, 'a paused release holds its step');
+  });
+  test('operator actions', () => {
+    const s = initialState('shop', r, 0);
+    const paused = act(s, r, 'pause', 10);
+    assert.equal(decide(paused, r, pass, 20), paused, 'nothing moves while paused');
+    const resumed = act(paused, r, 'resume', 30);
+    assert.equal(resumed.status, 'running');
+    assert.equal(resumed.since, 30);
+    assert.equal(act(resumed, r, 'promote', 40).status, 'promoted');
+    const rolled = act(resumed, r, 'rollback', 50);
+    assert.equal(rolled.status, 'rolled-back');
+    const again = act(rolled, r, 'resume', 60);
+    assert.equal(again.stepIndex, 0);
+    assert.equal(again.status, 'running');
+    assert.throws(() => act(rolled, r, 'rollback', 70), ReleaseActionError);
+    assert.throws(() => act(rolled, r, 'pause', 70), ReleaseActionError);
+  });
+  test('a release whose last step is below 100% completes there', () => {
+    const partial = release({ steps: [5, 25] });
+    const s = decide(decide(initialState('shop', partial, 0), partial, pass, 1), partial, pass, 2);
+    assert.equal(s.status, 'completed');
+    assert.deepEqual(trafficFor(s, partial), { weight: 25, shadow: false });
+  });
+});
+
+describe('traffic overlay', () => {
+  const route: RouteConfig = {
+    name: 'shop',
+    match: { prefix: '/shop', methods: undefined, headers: undefined, host: undefined },
+    backends: [{ upstream: 'v1', weight: 3 }, { upstream: 'v1b', weight: 1 }],
+    sticky: { header: 'x-user-id' },
+    shadow: [],
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 },
+    release: release({ steps: ['shadow', 1, 5, 25, 50, 100] }),
+  };
+  const config = {
+    version: 1,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0, token: undefined },
+    upstreams: Object.fromEntries(['v1', 'v1b', 'v2'].map((n) => [n, { name: n, url: 'http://127.0.0.1:1', timeoutMs: undefined, connectTimeoutMs: 1000, maxSockets: 8 }])),
+    routes: [route],
+    trustedProxies: [],
+    stateDir: '/tmp',
+    limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, compareQueue: 10 },
+    timeouts: { headerMs: 1, idleMs: 1, bodyMs: 1, upstreamMs: 1, shadowMs: 1, drainMs: 1 },
+  } as GatewayConfig;
+  const at = (stepIndex: number, status: ReleaseState['status'] = 'running'): ReleaseState => ({
+    ...initialState('shop', route.release!, 0),
+    stepIndex,
+    status,
+  });
+
+  test('shadow step mirrors to the candidate and leaves user traffic alone', () => {
+    const out = applyReleases(config, new Map([['shop', at(0)]])).routes[0]!;
+    assert.deepEqual(out.backends, route.backends);
+    assert.deepEqual(out.shadow.map((s) => [s.upstream, s.percent]), [['v2', 100]]);
+  });
+  test('canary steps scale the stable backends together', () => {
+    const out = applyReleases(config, new Map([['shop', at(3)]])).routes[0]!;
+    const weights = Object.fromEntries(out.backends.map((b) => [b.upstream, b.weight]));
+    const total = weights['v1']! + weights['v1b']! + weights['v2']!;
+    assert.equal(weights['v2']! / total, 0.25);
+    assert.equal(weights['v1']! / weights['v1b']!, 3);
+    assert.equal(out.shadow.length, 0);
+  });
+  test('rollback leaves the route as written; promotion sends everything to the candidate', () => {
+    assert.deepEqual(applyReleases(config, new Map([['shop', at(3, 'rolled-back')]])).routes[0], route);
+    const promoted = applyReleases(config, new Map([['shop', at(5, 'promoted')]])).routes[0]!;
+    const snapshot = compileSnapshot({ ...config, routes: [promoted] }, { generation: 1, source: 'x', loadedAt: new Date() });
+    for (let i = 0; i < 50; i++) assert.equal(snapshot.routes[0]!.pickBackend({ 'x-user-id': `u${i}` }).name, 'v2');
+  });
+  test('sticky users only move onto the candidate as the release ramps', () => {
+    const keys = Array.from({ length: 3000 }, (_, i) => ({ 'x-user-id': `user-${i}` }));
+    let previous: string[] | undefined;
+    for (let step = 1; step <= 5; step++) {
+      const routes = applyReleases(config, new Map([['shop', at(step, step === 5 ? 'promoted' : 'running')]])).routes;
+      const snapshot = compileSnapshot({ ...config, routes }, { generation: 1, source: 'x', loadedAt: new Date() });
+      const picks = keys.map((k) => snapshot.routes[0]!.pickBackend(k).name);
+      if (previous) picks.forEach((p, i) => previous![i] === 'v2' && assert.equal(p, 'v2', `user-${i} moved back`));
+      previous = picks;
+    }
+  });
+});
+
+describe('evidence', () => {
+  test('Prometheus text from two replicas sums; deltas subtract', () => {
+    const replica = (ok: number, errors: number) => `
+gatewayctl_requests_total{route="shop",upstream="v2",code="200"} ${ok}
+gatewayctl_requests_total{route="shop",upstream="v2",code="503"} ${errors}
+gatewayctl_request_duration_seconds_bucket{route="shop",upstream="v2",le="0.01"} ${ok}
+gatewayctl_request_duration_seconds_bucket{route="shop",upstream="v2",le="+Inf"} ${ok + errors}
+gatewayctl_shadow_comparisons_total{route="shop",upstream="v2",result="diff"} 3
+`;
+    const now = evidenceFrom([...samplesFromText(replica(100, 4)), ...samplesFromText(replica(50, 1))]);
+    assert.deepEqual(now.routes['shop']!.backends['v2'], { requests: 155, errors: 5, latency: [150, 5] });
+    assert.deepEqual(now.routes['shop']!.comparisons['v2'], { match: 0, diff: 6 });
+    const base = evidenceFrom(samplesFromText(replica(100, 4)));
+    assert.deepEqual(evidenceSince(now, base).routes['shop']!.backends['v2'], { requests: 51, errors: 1, latency: [50, 1] });
+  });
+});
