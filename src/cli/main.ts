@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { isGatewayError } from '../errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { registerInit } from './init.js';
 import { registerRelease } from './release.js';
 import { registerServe } from './serve.js';
 import { registerValidate } from './validate.js';
@@ -40,6 +41,7 @@ Quick start:
   registerServe(program, run);
   registerValidate(program, run);
   registerRelease(program, run);
+  registerInit(program, run);
   const override = (command: Command) => {
     command.exitOverride();
     command.commands.forEach(override);

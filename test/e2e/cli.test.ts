@@ -124,6 +124,18 @@ routes:
     }
   });
 
+  test('init writes a starter config that validates cleanly, and never overwrites', async () => {
+    const file = join(tmp.dir, 'starter.yaml');
+    const first = await runCli(['init', '-c', file]);
+    assert.equal(first.code, 0);
+    const check = await runCli(['validate', '-c', file]);
+    assert.equal(check.code, 0);
+    assert.equal(check.stdout, '', 'no warnings either');
+    const again = await runCli(['init', '-c', file]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exists/);
+  });
+
   test('serve fails cleanly when the port is taken', async () => {
     const file = join(tmp.dir, 'taken.yaml');
     writeFileSync(file, validConfig(upstream.port));
