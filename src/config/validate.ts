@@ -41,12 +41,12 @@ export function validateConfigFile(file: string): ValidationResult {
   return validateConfigSource(readConfigFile(file));
 }
 
-export function validateConfigSource(source: ConfigSource): ValidationResult {
+export function validateConfigSource(source: ConfigSource, env: NodeJS.ProcessEnv = process.env): ValidationResult {
   const parsed = parseConfigText(source);
   if (!parsed.doc) return { source, config: undefined, diagnostics: sortDiagnostics(parsed.diagnostics) };
   const shaped = shapeDocument(parsed.doc, parsed.lines, configSpec, source.file);
   const diagnostics = [...parsed.diagnostics, ...shaped.diagnostics];
-  const checker = new MeaningChecker(source.file, shaped.positions, diagnostics);
+  const checker = new MeaningChecker(env, source.file, shaped.positions, diagnostics);
   const config = shaped.value === INVALID ? undefined : checker.normalize(shaped.value as Raw);
   const sorted = sortDiagnostics(diagnostics);
   if (hasErrors(sorted) || !config) return { source, config: undefined, diagnostics: sorted };
@@ -57,6 +57,7 @@ type Raw = Record<string, any>;
 
 class MeaningChecker {
   constructor(
+    private readonly env: NodeJS.ProcessEnv,
     private readonly file: string,
     private readonly positions: ReadonlyMap<string, Position>,
     private readonly diagnostics: Diagnostic[],
@@ -110,12 +111,14 @@ class MeaningChecker {
     } else {
       address = withHost(raw as ListenAddress | undefined, '127.0.0.1', fallback);
     }
+    // A token kept out of the file (a Kubernetes Secret, a systemd credential).
+    token ??= this.env['GATEWAYCTL_ADMIN_TOKEN'] || undefined;
     if (!isLoopbackHost(address.host) && !token) {
       this.warn(
         'admin',
         'admin-exposed',
         `admin API on ${formatAddress(address)} is reachable beyond this machine without a token; ` +
-          'anyone who can reach it can reload config and read diffs (set admin.token, or bind 127.0.0.1)',
+          'anyone who can reach it can reload config and steer releases (set admin.token or $GATEWAYCTL_ADMIN_TOKEN, or bind 127.0.0.1)',
       );
     }
     return { host: address.host, port: address.port, token };
