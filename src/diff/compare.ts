@@ -1,0 +1,252 @@
+/**
+ * Comparing two lifted bodies: JSON structurally (one difference per
+ * differing leaf, missing or extra member, type change or reordered array),
+ * text by its differing region, binary by length and hash.
+ *
+ * Work is bounded: a node budget and a depth limit stop the walk (the
+ * result says `limited`), and subtrees under ignored paths are never visited.
+ * The raw values are returned as found; redaction and clipping happen when
+ * a difference is stored (values.ts).
+ */
+import type { Lifted } from './lift.js';
+import { ANY, escapeSegment, isMapLike, type IgnoreRules, type RuleState } from './paths.js';
+import type { ChangeKind } from './types.js';
+
+export interface RawDifference {
+  readonly pointer: string;
+  readonly template: string;
+  readonly change: ChangeKind;
+  /** undefined: absent on that side. */
+  readonly primary: unknown;
+  readonly shadow: unknown;
+  readonly note?: string;
+}
+
+export interface WalkLimits {
+  /** JSON nodes visited per comparison. */
+  readonly maxNodes: number;
+  readonly maxDepth: number;
+}
+
+export interface BodyComparison {
+  readonly differences: RawDifference[];
+  readonly nodes: number;
+  readonly limited?: 'nodes' | 'depth';
+}
+
+type JsonType = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
+
+function jsonType(v: unknown): JsonType {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v as JsonType;
+}
+
+/** JSON with object keys sorted: equal for equal values whatever the key order. */
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
+  const obj = v as Record<string, unknown>;
+  return (
+    '{' +
+    Object.keys(obj)
+      .sort()
+      .map((k) => JSON.stringify(k) + ':' + canonical(obj[k]))
+      .join(',') +
+    '}'
+  );
+}
+
+function sameElements(a: readonly unknown[], b: readonly unknown[]): boolean {
+  const left = a.map(canonical).sort();
+  const right = b.map(canonical).sort();
+  for (let i = 0; i < left.length; i++) if (left[i] !== right[i]) return false;
+  return true;
+}
+
+/** Arrays longer than this are compared by index only, never as reordered. */
+const ORDER_CHECK_MAX = 256;
+
+class JsonWalk {
+  readonly differences: RawDifference[] = [];
+  nodes = 0;
+  limited: 'nodes' | 'depth' | undefined;
+  private readonly pointer: string[] = [];
+  private readonly template: string[] = [];
+
+  constructor(
+    private readonly rules: IgnoreRules,
+    private readonly limits: WalkLimits,
+  ) {}
+
+  private record(change: ChangeKind, primary: unknown, shadow: unknown): void {
+    this.differences.push({ pointer: this.pointer.join(''), template: this.template.join(''), change, primary, shadow });
+  }
+
+  private enter(segment: string, templateSegment: string): void {
+    const escaped = '/' + escapeSegment(segment);
+    this.pointer.push(escaped);
+    this.template.push(templateSegment === ANY ? '/*' : escaped);
+  }
+
+  private leave(): void {
+    this.pointer.pop();
+    this.template.pop();
+  }
+
+  private spend(): boolean {
+    if (this.limited === 'nodes') return false;
+    if (++this.nodes > this.limits.maxNodes) {
+      this.limited = 'nodes';
+      return false;
+    }
+    return true;
+  }
+
+  walk(a: unknown, b: unknown, state: RuleState, depth: number): void {
+    if (!this.spend() || a === b) return;
+    const ta = jsonType(a);
+    if (ta !== jsonType(b)) return this.record('type', a, b);
+    if (ta === 'object') return this.objects(a as Record<string, unknown>, b as Record<string, unknown>, state, depth);
+    if (ta === 'array') return this.arrays(a as unknown[], b as unknown[], state, depth);
+    this.record('value', a, b);
+  }
+
+  private deeper(depth: number): boolean {
+    if (depth < this.limits.maxDepth) return true;
+    this.limited ??= 'depth';
+    return false;
+  }
+
+  private objects(a: Record<string, unknown>, b: Record<string, unknown>, state: RuleState, depth: number): void {
+    if (!this.deeper(depth)) return;
+    const keysA = Object.keys(a);
+    const keysB = Object.keys(b);
+    const map = isMapLike(keysA) || isMapLike(keysB);
+    const rules = this.rules;
+    for (const k of keysA) {
+      const next = rules.step(state, k);
+      if (next.length > 0 && rules.ignored(next)) continue;
+      this.enter(k, map ? ANY : k);
+      if (Object.hasOwn(b, k)) this.walk(a[k], b[k], next, depth + 1);
+      else if (this.spend()) this.record('missing', a[k], undefined);
+      this.leave();
+      if (this.limited === 'nodes') return;
+    }
+    for (const k of keysB) {
+      if (Object.hasOwn(a, k)) continue;
+      const next = rules.step(state, k);
+      if (next.length > 0 && rules.ignored(next)) continue;
+      this.enter(k, map ? ANY : k);
+      if (this.spend()) this.record('extra', undefined, b[k]);
+      this.leave();
+      if (this.limited === 'nodes') return;
+    }
+  }
+
+  private arrays(a: unknown[], b: unknown[], state: RuleState, depth: number): void {
+    if (!this.deeper(depth)) return;
+    const mark = this.differences.length;
+    const common = Math.min(a.length, b.length);
+    const rules = this.rules;
+    const visit = (i: number, change: ChangeKind | undefined): boolean => {
+      const segment = String(i);
+      const next = rules.step(state, segment);
+      if (next.length > 0 && rules.ignored(next)) return true;
+      this.enter(segment, ANY);
+      if (change === undefined) this.walk(a[i], b[i], next, depth + 1);
+      else if (this.spend()) this.record(change, change === 'missing' ? a[i] : undefined, change === 'extra' ? b[i] : undefined);
+      this.leave();
+      return this.limited !== 'nodes';
+    };
+    for (let i = 0; i < common; i++) if (!visit(i, undefined)) return;
+    for (let i = common; i < a.length; i++) if (!visit(i, 'missing')) return;
+    for (let i = common; i < b.length; i++) if (!visit(i, 'extra')) return;
+    if (a.length === b.length && a.length <= ORDER_CHECK_MAX && this.differences.length > mark + 1 && sameElements(a, b)) {
+      this.differences.length = mark;
+      this.record('order', a, b);
+    }
+  }
+}
+
+export function compareJson(a: unknown, b: unknown, rules: IgnoreRules, limits: WalkLimits): BodyComparison {
+  const walk = new JsonWalk(rules, limits);
+  walk.walk(a, b, rules.start, 0);
+  const { differences, nodes, limited } = walk;
+  return limited ? { differences, nodes, limited } : { differences, nodes };
+}
+
+/** The differing region of two texts, from the start of its first line. */
+export function compareText(a: string, b: string): RawDifference | undefined {
+  if (a === b) return undefined;
+  const min = Math.min(a.length, b.length);
+  let start = 0;
+  while (start < min && a.charCodeAt(start) === b.charCodeAt(start)) start++;
+  let tail = 0;
+  while (tail < min - start && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++;
+  const lineStart = a.lastIndexOf('\n', start - 1) + 1;
+  const endOf = (text: string) => {
+    const nl = text.indexOf('\n', text.length - tail);
+    return nl < 0 ? text.length : nl;
+  };
+  let line = 1;
+  for (let i = a.indexOf('\n'); i >= 0 && i < lineStart; i = a.indexOf('\n', i + 1)) line++;
+  return {
+    pointer: '',
+    template: '',
+    change: 'text',
+    primary: a.slice(lineStart, Math.max(endOf(a), lineStart)),
+    shadow: b.slice(lineStart, Math.max(endOf(b), lineStart)),
+    note: `text differs from line ${line}, column ${start - lineStart + 1}`,
+  };
+}
+
+const FORMAT_NAME = { empty: 'empty', json: 'JSON', text: 'text', binary: 'binary' } as const;
+
+function preview(body: Lifted): unknown {
+  switch (body.format) {
+    case 'empty':
+      return undefined;
+    case 'json':
+      return body.value;
+    case 'text':
+      return body.text;
+    case 'binary':
+      return describeBinary(body);
+  }
+}
+
+function describeBinary(body: Extract<Lifted, { format: 'binary' }>): string {
+  return `${body.bytes} bytes, sha256 ${body.sha256.slice(0, 16)}`;
+}
+
+function notes(a: Lifted, b: Lifted, extra?: string): string | undefined {
+  const parts: string[] = [];
+  if (extra) parts.push(extra);
+  if (a.note) parts.push(`primary: ${a.note}`);
+  if (b.note) parts.push(`shadow: ${b.note}`);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+function withNote(d: RawDifference, note: string | undefined): RawDifference {
+  return note === undefined ? d : { ...d, note };
+}
+
+/** Any two lifted bodies; JSON ignore rules apply to JSON pairs. */
+export function compareBodies(a: Lifted, b: Lifted, rules: IgnoreRules, limits: WalkLimits): BodyComparison {
+  if (a.format === 'json' && b.format === 'json') return compareJson(a.value, b.value, rules, limits);
+  if (a.format === 'empty' && b.format === 'empty') return { differences: [], nodes: 1 };
+  if (a.format === 'text' && b.format === 'text') {
+    const d = compareText(a.text, b.text);
+    return { differences: d ? [withNote(d, notes(a, b, d.note))] : [], nodes: 1 };
+  }
+  if (a.format === 'binary' && b.format === 'binary') {
+    if (a.bytes === b.bytes && a.sha256 === b.sha256) return { differences: [], nodes: 1 };
+    const d: RawDifference = { pointer: '', template: '', change: 'binary', primary: describeBinary(a), shadow: describeBinary(b) };
+    return { differences: [withNote(d, notes(a, b))], nodes: 1 };
+  }
+  const change: ChangeKind = a.format === 'empty' ? 'extra' : b.format === 'empty' ? 'missing' : 'type';
+  const what = change === 'type' ? `primary body is ${FORMAT_NAME[a.format]}, shadow body is ${FORMAT_NAME[b.format]}` : undefined;
+  const d: RawDifference = { pointer: '', template: '', change, primary: preview(a), shadow: preview(b) };
+  return { differences: [withNote(d, notes(a, b, what))], nodes: 1 };
+}

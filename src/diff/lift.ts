@@ -1,0 +1,81 @@
+/**
+ * Lifting a captured body into something comparable: JSON (a parsed tree),
+ * text, or binary (length and hash). Nothing is dropped: a body that claims
+ * to be JSON but does not parse is still compared, as text, with a note.
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { decodeBody } from './decode.js';
+
+export type Lifted =
+  | { readonly format: 'empty'; readonly note?: string }
+  | { readonly format: 'json'; readonly value: unknown; readonly note?: string }
+  | { readonly format: 'text'; readonly text: string; readonly note?: string }
+  | { readonly format: 'binary'; readonly bytes: number; readonly sha256: string; readonly note?: string };
+
+export interface LiftInput {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+  readonly truncated: boolean;
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b/i;
+const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function contentType(headers: IncomingHttpHeaders): string {
+  const value = headers['content-type'];
+  return (Array.isArray(value) ? value[0] : value)?.trim() ?? '';
+}
+
+function asText(body: Buffer): string | undefined {
+  if (body.includes(0)) return undefined;
+  try {
+    return utf8.decode(body);
+  } catch {
+    return undefined;
+  }
+}
+
+function firstSignificant(body: Buffer): number {
+  for (let i = 0; i < body.length && i < 64; i++) {
+    const c = body[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09 && c !== 0xef && c !== 0xbb && c !== 0xbf) return c;
+  }
+  return -1;
+}
+
+export function binaryOf(body: Buffer, note?: string): Lifted {
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  return note === undefined ? { format: 'binary', bytes: body.length, sha256 } : { format: 'binary', bytes: body.length, sha256, note };
+}
+
+/** Decodes, then lifts. `maxDecodedBytes` bounds the decoded size. Never throws. */
+export function lift(input: LiftInput, maxDecodedBytes: number): Lifted {
+  const decoded = decodeBody(input.body, input.headers, maxDecodedBytes);
+  const body = decoded.body;
+  if (decoded.error !== undefined) return binaryOf(body, decoded.error);
+  if (body.length === 0) return { format: 'empty' };
+  const type = contentType(input.headers);
+  const declaredJson = JSON_TYPE.test(type);
+  const first = firstSignificant(body);
+  const looksJson = first === 0x7b /* { */ || first === 0x5b; /* [ */
+  const text = asText(body);
+  if (declaredJson || (looksJson && (type === '' || TEXT_TYPE.test(type) || /octet-stream/i.test(type)))) {
+    if (text !== undefined) {
+      try {
+        return { format: 'json', value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
+      } catch (err) {
+        if (declaredJson) {
+          const why = input.truncated ? 'cut at diff.maxBodyBytes' : (err as Error).message;
+          return { format: 'text', text, note: `not valid JSON (${why})` };
+        }
+      }
+    } else if (declaredJson) {
+      return binaryOf(body, 'declared JSON, but not UTF-8 text');
+    }
+  }
+  if (text !== undefined) return { format: 'text', text };
+  return binaryOf(body);
+}
