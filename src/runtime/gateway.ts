@@ -109,6 +109,7 @@ export class Gateway {
   private stopping = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
+  private readonly closeHooks: (() => void)[] = [];
   addresses: GatewayAddresses | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
@@ -176,6 +177,11 @@ export class Gateway {
     });
   }
 
+  /** What is being served now: the current config with running releases applied. */
+  served(): Snapshot {
+    return this.effective(this.config.current);
+  }
+
   /** The snapshot as served: the config with running releases applied. */
   private effective(snapshot: Snapshot): Snapshot {
     if (!snapshot.config.routes.some((r) => r.release)) return snapshot;
@@ -197,6 +203,21 @@ export class Gateway {
 
   onReload(hook: (snapshot: Snapshot) => void): void {
     this.reloadHooks.push(hook);
+  }
+
+  /** Runs once the gateway has stopped serving (after drain or close). */
+  onClose(hook: () => void): void {
+    this.closeHooks.push(hook);
+  }
+
+  private runCloseHooks(): void {
+    for (const hook of this.closeHooks.splice(0)) {
+      try {
+        hook();
+      } catch (err) {
+        this.logger.error('gateway.close', `cleanup failed: ${(err as Error).message}`);
+      }
+    }
   }
 
   /**
@@ -241,6 +262,7 @@ export class Gateway {
     );
     await this.dataPlane.drain(deadline);
     await this.admin.close();
+    this.runCloseHooks();
     this.logger.info('gateway.stopped', 'gateway stopped');
   }
 
@@ -250,5 +272,6 @@ export class Gateway {
     this.releases.stop();
     await this.dataPlane.close();
     await this.admin.close();
+    this.runCloseHooks();
   }
 }

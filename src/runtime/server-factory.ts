@@ -1,9 +1,19 @@
 /**
  * The composition root: a control plane (config, admin API, lifecycle) over
  * a data plane in this process or in worker processes, plus the pieces that
- * hang off them (comparison of mirrored pairs, diff streams).
+ * hang off them (comparison of mirrored pairs, diff streams, status).
+ *
+ *   shadow path ─MirroredPair─▶ DiffEngine ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
+ *   (with --workers N, each worker runs its own engine and forwards outcomes over IPC)
+ *   metrics of every process ─────────────▶ StatusView ──────────▶ GET /status
  */
+import { StatusView } from '../admin/status.js';
+import { diffRoutes } from '../diff/endpoints.js';
+import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
+import { DiffStore } from '../diff/store.js';
 import type { Logger } from '../log/logger.js';
+import { GatewayMetrics } from '../metrics/registry.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
 import { Gateway, type Address } from './gateway.js';
 import { LocalDataPlane } from './local-data-plane.js';
@@ -21,18 +31,59 @@ export interface ServerOptions {
   readonly logSettings?: { format: string; level: string };
 }
 
-export async function startServer(options: ServerOptions): Promise<Gateway> {
+export interface Server {
+  readonly gateway: Gateway;
+  /** The diff store behind /diffs, and this process's comparison engine (idle with workers). */
+  readonly diffs: { readonly store: DiffStore; readonly engine: DiffEngine };
+  readonly status: StatusView;
+}
+
+export async function composeServer(options: ServerOptions): Promise<Server> {
   const workers = options.workers ?? 1;
-  return Gateway.start({
-    configFile: options.configFile,
+  const metrics = new GatewayMetrics();
+  let gateway: Gateway | undefined;
+  const store = new DiffStore();
+  const engine = new DiffEngine({
+    sink: store,
+    metrics,
     logger: options.logger,
-    ...(options.listen ? { listen: options.listen } : {}),
-    ...(options.admin ? { admin: options.admin } : {}),
-    ...(options.watch !== undefined ? { watch: options.watch } : {}),
-    ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
-    dataPlane: (metrics, logger) =>
-      workers > 1
-        ? new ClusterDataPlane(metrics, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } })
-        : new LocalDataPlane(metrics, logger),
+    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
   });
+  const status = new StatusView({
+    metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
+    snapshot: () => gateway?.served(),
+  });
+  try {
+    gateway = await Gateway.start({
+      configFile: options.configFile,
+      logger: options.logger,
+      metrics,
+      ...(options.listen ? { listen: options.listen } : {}),
+      ...(options.admin ? { admin: options.admin } : {}),
+      ...(options.watch !== undefined ? { watch: options.watch } : {}),
+      ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
+      adminRoutes: [...diffRoutes(store), ...status.routes()],
+      dataPlane: (m, logger) => {
+        if (workers <= 1) return new LocalDataPlane(m, logger, engine);
+        const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
+        plane.onWorkerEvent(DIFF_CHANNEL, (payload) => ingestBatch(store, payload));
+        return plane;
+      },
+    });
+    await status.start();
+  } catch (err) {
+    status.close();
+    engine.close();
+    await gateway?.close();
+    throw err;
+  }
+  gateway.onClose(() => {
+    status.close();
+    engine.close();
+  });
+  return { gateway, diffs: { store, engine }, status };
+}
+
+export async function startServer(options: ServerOptions): Promise<Gateway> {
+  return (await composeServer(options)).gateway;
 }

@@ -1,10 +1,14 @@
 /**
  * Entry point of a worker process (`serve --workers N`): serves requests
  * with a ProxyRuntime, taking its config from the primary process, which
- * keeps the admin API, the config file and the lifecycle.
+ * keeps the admin API, the config file and the lifecycle. It compares its
+ * own mirrored pairs and forwards the outcomes to the primary, which serves
+ * /diffs.
  */
 import { compileSnapshot } from '../config/compile.js';
 import { jsonSink, prettySink } from '../cli/output.js';
+import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { Logger, type LogLevel } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
@@ -17,8 +21,25 @@ const logger = new Logger(sink, level, { worker: workerId });
 const metrics = new GatewayMetrics();
 let runtime: ProxyRuntime | undefined;
 
-function send(message: FromWorker): void {
-  if (process.connected) process.send?.(message);
+function send(message: FromWorker, sent?: () => void): void {
+  if (process.connected && process.send) process.send(message, undefined, {}, () => sent?.());
+  else sent?.();
+}
+
+const outcomes = new Forwarder((batch, sent) => send({ type: 'event', channel: DIFF_CHANNEL, payload: batch }, sent));
+const engine = new DiffEngine({
+  sink: outcomes,
+  metrics,
+  logger,
+  queueLimit: () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+});
+
+/** Compares what is queued, hands the outcomes to the primary, and exits. */
+function finish(): void {
+  engine.flush();
+  engine.close();
+  setTimeout(() => process.exit(0), 1000).unref();
+  outcomes.flush(() => process.exit(0));
 }
 
 function compile(message: SnapshotMessage) {
@@ -33,7 +54,7 @@ process.on('message', (raw: unknown) => {
   if (!isMessage<ToWorker>(raw)) return;
   switch (raw.type) {
     case 'start': {
-      runtime = new ProxyRuntime({ snapshot: compile(raw.snapshot), metrics, logger });
+      runtime = new ProxyRuntime({ snapshot: compile(raw.snapshot), metrics, logger, pairSink: engine });
       runtime.listen(raw.host, raw.port).then(
         (address) => send({ type: 'listening', port: address.port }),
         (err: NodeJS.ErrnoException) => {
@@ -51,7 +72,7 @@ process.on('message', (raw: unknown) => {
       void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: raw.id, metrics: json }));
       return;
     case 'drain':
-      void (runtime?.drain(raw.deadlineMs) ?? Promise.resolve()).then(() => process.exit(0));
+      void (runtime?.drain(raw.deadlineMs) ?? Promise.resolve()).then(finish);
       return;
   }
 });
@@ -62,7 +83,10 @@ send({ type: 'ready' });
 
 // The primary went away: nobody can drain us any more.
 process.on('disconnect', () => {
-  void (runtime?.drain(1000) ?? Promise.resolve()).then(() => process.exit(0));
+  void (runtime?.drain(1000) ?? Promise.resolve()).then(() => {
+    engine.close();
+    process.exit(0);
+  });
 });
 // Signals go to the primary, which drains the workers itself.
 process.on('SIGINT', () => undefined);

@@ -7,10 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger, type LogRecord } from '../../src/log/logger.js';
 import type { Gateway } from '../../src/runtime/gateway.js';
-import { startServer } from '../../src/runtime/server-factory.js';
+import { composeServer, type Server } from '../../src/runtime/server-factory.js';
 
 export interface TestGateway {
   readonly gateway: Gateway;
+  /** The diff store and comparison engine behind /diffs. */
+  readonly diffs: Server['diffs'];
   readonly url: string;
   readonly adminUrl: string;
   readonly configFile: string;
@@ -30,7 +32,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
   if (!options.configFile) writeFileSync(configFile, yaml);
   const logs: LogRecord[] = [];
   const logger = new Logger((r) => logs.push(r), 'debug');
-  const gateway = await startServer({
+  const { gateway, diffs } = await composeServer({
     configFile,
     logger,
     listen: { host: '127.0.0.1', port: 0 },
@@ -41,6 +43,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
   const addresses = gateway.addresses!;
   return {
     gateway,
+    diffs,
     url: `http://127.0.0.1:${addresses.listen.port}`,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
     configFile,

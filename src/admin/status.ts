@@ -1,0 +1,297 @@
+/**
+ * GET /status: the routes being served (backends and weights, releases
+ * applied; shadow targets, baseline) with live rates. Rates come from the
+ * Prometheus counters the request path already keeps (all workers
+ * aggregated): a timer samples them every few seconds and a rate is the
+ * difference over the last window. Nothing is added to the request path.
+ *
+ * The JSON carries the window's raw counts next to the rates, so several
+ * replicas merge by summing (mergeStatus).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Snapshot } from '../config/compile.js';
+import type { MetricJson } from '../metrics/registry.js';
+import { sendJson, type AdminRoute } from './server.js';
+
+type Counts = Map<string, number>;
+
+interface Sample {
+  readonly at: number;
+  /** route, upstream, code */
+  readonly requests: Counts;
+  /** route, upstream: seconds */
+  readonly durationSum: Counts;
+  /** route, upstream, outcome */
+  readonly shadow: Counts;
+  /** route, upstream, result */
+  readonly comparisons: Counts;
+}
+
+export interface BackendStatus {
+  readonly upstream: string;
+  readonly weight: number;
+  /** weight / sum of the route's weights. */
+  readonly share: number;
+  /** In the window: */
+  readonly requests: number;
+  readonly errors: number;
+  readonly latencySumMs: number;
+  readonly rps: number;
+  /** 5xx share of requests in the window; null without requests. */
+  readonly errorRate: number | null;
+  readonly meanLatencyMs: number | null;
+}
+
+export interface ShadowStatus {
+  readonly upstream: string;
+  readonly percent: number;
+  readonly methods: readonly string[];
+  /** Copies in the window by outcome: completed, error, timeout, dropped, skipped. */
+  readonly outcomes: Record<string, number>;
+  readonly compared: number;
+  readonly differing: number;
+  readonly rps: number;
+  /** differing / compared in the window; null without comparisons. */
+  readonly diffRate: number | null;
+}
+
+export interface RouteStatus {
+  readonly name: string;
+  readonly match: { prefix?: string; methods?: readonly string[]; host?: string; headers?: Readonly<Record<string, string>> };
+  readonly sticky: string | null;
+  readonly backends: readonly BackendStatus[];
+  readonly shadows: readonly ShadowStatus[];
+  readonly baseline: string | null;
+  readonly diff: boolean;
+}
+
+export interface GatewayStatus {
+  readonly time: string;
+  readonly generation: number;
+  readonly hash: string;
+  readonly windowSeconds: number;
+  readonly routes: readonly RouteStatus[];
+  /** Set by mergeStatus: how many replicas were merged. */
+  readonly replicas?: number;
+}
+
+const key = (...parts: string[]) => parts.join('\u0000');
+
+/** Sums the values of one metric (by name; histograms by series name) keyed by the given labels. */
+function read(all: readonly MetricJson[], name: string, labels: readonly string[], series = name): Counts {
+  const out: Counts = new Map();
+  const metric = all.find((m) => m.name === name);
+  for (const v of metric?.values ?? []) {
+    const value = v as { labels: Record<string, string | number>; value: number; metricName?: string };
+    if ((value.metricName ?? name) !== series) continue;
+    const k = key(...labels.map((l) => String(value.labels[l] ?? '')));
+    out.set(k, (out.get(k) ?? 0) + value.value);
+  }
+  return out;
+}
+
+function delta(now: Counts, then: Counts, k: string): number {
+  return Math.max(0, (now.get(k) ?? 0) - (then.get(k) ?? 0));
+}
+
+/** Sum of deltas over every key starting with `prefix`, optionally filtered by the last part. */
+function sumDelta(now: Counts, then: Counts, prefix: string, last?: (value: string) => boolean): number {
+  let total = 0;
+  for (const k of now.keys()) {
+    if (!k.startsWith(prefix)) continue;
+    if (last && !last(k.slice(prefix.length))) continue;
+    total += delta(now, then, k);
+  }
+  return total;
+}
+
+const ratio = (k: number, n: number): number | null => (n > 0 ? Math.round((k / n) * 10_000) / 10_000 : null);
+const hundredths = (v: number) => Math.round(v * 100) / 100;
+const perSecond = (n: number, seconds: number): number => (seconds > 0 ? hundredths(n / seconds) : 0);
+const sum = <T>(items: readonly T[], pick: (item: T) => number) => items.reduce((a, x) => a + pick(x), 0);
+const SHADOW_OUTCOMES = ['completed', 'error', 'timeout', 'dropped', 'skipped'];
+
+type BackendFigures = Pick<BackendStatus, 'requests' | 'errors' | 'latencySumMs' | 'rps' | 'errorRate' | 'meanLatencyMs'>;
+type ShadowFigures = Pick<ShadowStatus, 'outcomes' | 'compared' | 'differing' | 'rps' | 'diffRate'>;
+
+function backendFigures(requests: number, errors: number, latencySumMs: number, rps: number): BackendFigures {
+  return {
+    requests,
+    errors,
+    latencySumMs,
+    rps,
+    errorRate: ratio(errors, requests),
+    meanLatencyMs: requests > 0 ? hundredths(latencySumMs / requests) : null,
+  };
+}
+
+function shadowFigures(outcomes: Record<string, number>, compared: number, differing: number, rps: number): ShadowFigures {
+  return { outcomes, compared, differing, rps, diffRate: ratio(differing, compared) };
+}
+
+export interface StatusViewOptions {
+  /** Every process's metrics as prom-client JSON (workers aggregated). */
+  readonly metrics: () => Promise<MetricJson[]>;
+  /** The snapshot in service; undefined while starting. */
+  readonly snapshot: () => Snapshot | undefined;
+  readonly sampleEveryMs?: number;
+  readonly windowMs?: number;
+}
+
+export class StatusView {
+  private readonly metrics: () => Promise<MetricJson[]>;
+  private readonly snapshot: () => Snapshot | undefined;
+  private readonly windowMs: number;
+  private readonly sampleEveryMs: number;
+  private samples: Sample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: StatusViewOptions) {
+    this.metrics = options.metrics;
+    this.snapshot = options.snapshot;
+    this.windowMs = options.windowMs ?? 10_000;
+    this.sampleEveryMs = options.sampleEveryMs ?? 2000;
+  }
+
+  /** Takes the first sample and starts the timer. */
+  async start(): Promise<void> {
+    this.samples.push(await this.sample());
+    this.timer = setInterval(() => {
+      void this.sample()
+        .then((s) => this.keep(s))
+        .catch(() => undefined);
+    }, this.sampleEveryMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async sample(): Promise<Sample> {
+    const all = await this.metrics();
+    return {
+      at: performance.now(),
+      requests: read(all, 'gatewayctl_requests_total', ['route', 'upstream', 'code']),
+      durationSum: read(all, 'gatewayctl_request_duration_seconds', ['route', 'upstream'], 'gatewayctl_request_duration_seconds_sum'),
+      shadow: read(all, 'gatewayctl_shadow_requests_total', ['route', 'upstream', 'outcome']),
+      comparisons: read(all, 'gatewayctl_shadow_comparisons_total', ['route', 'upstream', 'result']),
+    };
+  }
+
+  private keep(sample: Sample): void {
+    this.samples.push(sample);
+    const horizon = sample.at - this.windowMs - this.sampleEveryMs;
+    while (this.samples.length > 2 && this.samples[1]!.at <= horizon) this.samples.shift();
+  }
+
+  /** The status now, with rates over the last window (shorter just after start). */
+  async describe(): Promise<GatewayStatus | undefined> {
+    const snapshot = this.snapshot();
+    if (!snapshot) return undefined;
+    const now = await this.sample();
+    const base = this.samples.find((s) => now.at - s.at <= this.windowMs) ?? this.samples.at(-1) ?? now;
+    const seconds = (now.at - base.at) / 1000;
+    const routes = snapshot.routes.map((route): RouteStatus => {
+      const config = route.config;
+      const totalWeight = config.backends.reduce((a, b) => a + b.weight, 0);
+      const backends = config.backends.map((b): BackendStatus => {
+        const prefix = key(route.name, b.upstream, '');
+        const requests = sumDelta(now.requests, base.requests, prefix);
+        const errors = sumDelta(now.requests, base.requests, prefix, (code) => code.startsWith('5'));
+        const latencySumMs = Math.round(delta(now.durationSum, base.durationSum, key(route.name, b.upstream)) * 1e6) / 1000;
+        return {
+          upstream: b.upstream,
+          weight: b.weight,
+          share: ratio(b.weight, totalWeight) ?? 0,
+          ...backendFigures(requests, errors, latencySumMs, perSecond(requests, seconds)),
+        };
+      });
+      const shadows = config.shadow.map((s): ShadowStatus => {
+        const outcomes: Record<string, number> = {};
+        for (const o of SHADOW_OUTCOMES) outcomes[o] = delta(now.shadow, base.shadow, key(route.name, s.upstream, o));
+        const compared = sumDelta(now.comparisons, base.comparisons, key(route.name, s.upstream, ''));
+        const differing = delta(now.comparisons, base.comparisons, key(route.name, s.upstream, 'diff'));
+        const sent = outcomes['completed']! + outcomes['error']! + outcomes['timeout']!;
+        return { upstream: s.upstream, percent: s.percent, methods: s.methods, ...shadowFigures(outcomes, compared, differing, perSecond(sent, seconds)) };
+      });
+      const m = config.match;
+      return {
+        name: route.name,
+        match: {
+          ...(m.prefix ? { prefix: m.prefix } : {}),
+          ...(m.methods ? { methods: m.methods } : {}),
+          ...(m.host ? { host: m.host } : {}),
+          ...(m.headers ? { headers: m.headers } : {}),
+        },
+        sticky: config.sticky ? ('header' in config.sticky ? `header ${config.sticky.header}` : `cookie ${config.sticky.cookie}`) : null,
+        backends,
+        shadows,
+        baseline: config.diff.baseline ?? null,
+        diff: config.diff.enabled && config.shadow.length > 0,
+      };
+    });
+    return {
+      time: new Date().toISOString(),
+      generation: snapshot.generation,
+      hash: snapshot.hash,
+      windowSeconds: Math.round(seconds * 10) / 10,
+      routes,
+    };
+  }
+
+  routes(): AdminRoute[] {
+    return [
+      {
+        method: 'GET',
+        path: '/status',
+        changesState: false,
+        handle: async (_req: IncomingMessage, res: ServerResponse) => {
+          const status = await this.describe();
+          if (!status) return sendJson(res, 503, { error: 'the gateway is starting' });
+          sendJson(res, 200, status);
+        },
+      },
+    ];
+  }
+}
+
+/**
+ * Several replicas' status as one: the first replica's routes and weights,
+ * window counts summed, rates recomputed. Replicas on other config
+ * generations are merged by route and upstream name.
+ */
+export function mergeStatus(list: readonly GatewayStatus[]): GatewayStatus {
+  if (list.length === 1) return list[0]!;
+  const first = list[0]!;
+  const seconds = Math.max(...list.map((s) => s.windowSeconds));
+  const find = <T extends { upstream: string }>(items: readonly T[] | undefined, upstream: string) => items?.find((i) => i.upstream === upstream);
+  const routes = first.routes.map((route): RouteStatus => {
+    const others = list.map((s) => s.routes.find((r) => r.name === route.name));
+    const backends = route.backends.map((b): BackendStatus => {
+      const all = others.map((r) => find(r?.backends, b.upstream)).filter((x): x is BackendStatus => x !== undefined);
+      const figures = backendFigures(
+        sum(all, (x) => x.requests),
+        sum(all, (x) => x.errors),
+        sum(all, (x) => x.latencySumMs),
+        hundredths(sum(all, (x) => x.rps)),
+      );
+      return { ...b, ...figures };
+    });
+    const shadows = route.shadows.map((s): ShadowStatus => {
+      const all = others.map((r) => find(r?.shadows, s.upstream)).filter((x): x is ShadowStatus => x !== undefined);
+      const outcomes: Record<string, number> = {};
+      for (const o of SHADOW_OUTCOMES) outcomes[o] = sum(all, (x) => x.outcomes[o] ?? 0);
+      const figures = shadowFigures(
+        outcomes,
+        sum(all, (x) => x.compared),
+        sum(all, (x) => x.differing),
+        hundredths(sum(all, (x) => x.rps)),
+      );
+      return { ...s, ...figures };
+    });
+    return { ...route, backends, shadows };
+  });
+  return { ...first, windowSeconds: seconds, routes, replicas: list.length };
+}

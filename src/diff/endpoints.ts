@@ -1,0 +1,128 @@
+/**
+ * The diff endpoints of the admin API.
+ *
+ *   GET /diffs           Server-Sent Events: `event: diff`, `id: <event id>`,
+ *                        `data: <event JSON>`; ?route=NAME, ?shadow=UPSTREAM
+ *                        filter; ?replay=N first sends up to N recent events
+ *                        from the ring; a Last-Event-ID header (sent by
+ *                        reconnecting clients) replays what was missed.
+ *   GET /diffs/summary   JSON counts per route and shadow target; same
+ *                        filters, ?top=N keeps the N most differing paths.
+ *
+ * A slow subscriber never grows memory without bound: while its socket
+ * buffer is over the limit, events for it are skipped and counted, and an
+ * `event: lag` frame with `{"skipped": N}` tells it so once it catches up.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson, type AdminRoute } from '../admin/server.js';
+import { sseComment, sseFrame } from '../admin/sse.js';
+import type { DiffStore, EventFilter } from './store.js';
+import type { DiffEvent } from './types.js';
+
+export interface DiffRoutesOptions {
+  /** Interval of keep-alive comments on idle streams. */
+  readonly keepAliveMs?: number;
+  /** Bytes buffered for one subscriber before its events are skipped. */
+  readonly maxBufferedBytes?: number;
+  /** Reconnection delay advised to clients. */
+  readonly retryMs?: number;
+}
+
+class BadQuery extends Error {}
+
+function filterOf(url: URL): EventFilter {
+  const route = url.searchParams.get('route') ?? undefined;
+  const shadow = url.searchParams.get('shadow') ?? undefined;
+  return { ...(route ? { route } : {}), ...(shadow ? { shadow } : {}) };
+}
+
+function count(url: URL, name: string, max: number): number | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === '') return undefined;
+  if (!/^\d{1,9}$/.test(raw)) throw new BadQuery(`?${name} must be a whole number, not "${raw}"`);
+  return Math.min(Number(raw), max);
+}
+
+function lastEventId(req: IncomingMessage): string | undefined {
+  const header = req.headers['last-event-id'];
+  const value = Array.isArray(header) ? header[0] : header;
+  return value && value.length <= 64 ? value : undefined;
+}
+
+export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): AdminRoute[] {
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
+  const maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
+  const retryMs = options.retryMs ?? 2000;
+
+  const stream = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
+    let replay: number | undefined;
+    try {
+      replay = count(url, 'replay', store.capacity);
+    } catch (err) {
+      return sendJson(res, 400, { error: (err as Error).message });
+    }
+    const filter = filterOf(url);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    req.socket.setNoDelay(true);
+    res.write(`retry: ${retryMs}\n` + sseComment('gatewayctl diff stream'));
+
+    let skipped = 0;
+    const send = (event: DiffEvent): void => {
+      if (res.writableLength > maxBuffered) {
+        skipped++;
+        return;
+      }
+      if (skipped > 0) {
+        res.write(sseFrame('lag', JSON.stringify({ skipped })));
+        skipped = 0;
+      }
+      res.write(sseFrame('diff', JSON.stringify(event), event.id));
+    };
+
+    const resume = lastEventId(req);
+    const backlog =
+      resume !== undefined
+        ? store.recent(filter, { limit: store.capacity, afterId: resume })
+        : replay
+          ? store.recent(filter, { limit: replay })
+          : [];
+    for (const event of backlog) send(event);
+
+    const unsubscribe = store.subscribe({ filter, deliver: send });
+    const timer = setInterval(() => {
+      if (res.writableLength <= maxBuffered) res.write(sseComment('keep-alive'));
+    }, keepAliveMs);
+    timer.unref();
+    const done = () => {
+      clearInterval(timer);
+      unsubscribe();
+    };
+    res.once('close', done);
+    res.once('error', done);
+  };
+
+  const summary = (_req: IncomingMessage, res: ServerResponse, url: URL): void => {
+    try {
+      const top = count(url, 'top', 100_000);
+      sendJson(res, 200, store.summary(filterOf(url), top));
+    } catch (err) {
+      if (err instanceof BadQuery) return sendJson(res, 400, { error: err.message });
+      throw err;
+    }
+  };
+
+  return [
+    // The stream carries response values: with admin.token set it needs the
+    // token, like the calls that change state.
+    { method: 'GET', path: '/diffs', changesState: true, handle: stream },
+    { method: 'GET', path: '/diffs/summary', changesState: false, handle: summary },
+  ];
+}

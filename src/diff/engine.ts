@@ -1,0 +1,171 @@
+/**
+ * The comparison engine: the shadow path's PairSink.
+ *
+ * `submit` only queues (it returns at once, and never throws into the
+ * user's path). The queue is bounded by `limits.compareQueue`: a pair that
+ * does not fit is dropped and counted, never queued without bound. Pairs
+ * are compared later in slices scheduled with setImmediate, each slice
+ * stopping after a small time budget so the event loop keeps serving
+ * requests in between; the work per pair is bounded in compare-pair.ts.
+ * Outcomes go to a sink (the diff store here; in a worker process, the
+ * channel to the process that serves /diffs) and to the metrics.
+ */
+import type { Logger } from '../log/logger.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import type { MirroredPair, PairSink } from '../shadow/pair.js';
+import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './compare-pair.js';
+import { emptyCounts } from './counts.js';
+import { LearnedNoise } from './noise.js';
+import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
+
+/** limits.compareQueue's default, for when no config is loaded yet. */
+export const DEFAULT_COMPARE_QUEUE = 1000;
+
+/** Where outcomes go: the store, or a forwarder to it. */
+export interface OutcomeSink {
+  ingest(outcome: CompareOutcome): void;
+}
+
+export interface DiffEngineOptions {
+  readonly sink: OutcomeSink;
+  readonly metrics?: GatewayMetrics;
+  readonly logger?: Logger;
+  /** Pairs waiting at most (limits.compareQueue of the config in service). */
+  readonly queueLimit: () => number;
+  readonly settings?: CompareSettings;
+  /** Time one slice may spend comparing before yielding to the event loop. */
+  readonly sliceBudgetMs?: number;
+}
+
+export class DiffEngine implements PairSink {
+  private readonly sink: OutcomeSink;
+  private readonly metrics: GatewayMetrics | undefined;
+  private readonly logger: Logger | undefined;
+  private readonly queueLimit: () => number;
+  private readonly settings: CompareSettings;
+  private readonly sliceBudgetMs: number;
+  readonly learned = new LearnedNoise();
+  private queue: (MirroredPair | undefined)[] = [];
+  private head = 0;
+  private scheduled: NodeJS.Immediate | undefined;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Totals, for tests and the bench. */
+  compared = 0;
+  dropped = 0;
+  failed = 0;
+
+  constructor(options: DiffEngineOptions) {
+    this.sink = options.sink;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.queueLimit = options.queueLimit;
+    this.settings = options.settings ?? DEFAULT_COMPARE_SETTINGS;
+    this.sliceBudgetMs = options.sliceBudgetMs ?? 4;
+  }
+
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  submit(pair: MirroredPair): void {
+    if (this.closed || !pair.diff.enabled || pair.shadows.length === 0) return;
+    if (this.pending >= this.queueLimit()) {
+      this.drop(pair);
+      return;
+    }
+    this.queue.push(pair);
+    this.schedule();
+  }
+
+  /** Compares everything queued now, synchronously (bench and shutdown). */
+  flush(): void {
+    while (this.pending > 0) this.compareNext();
+    this.settle();
+  }
+
+  /** Resolves once the queue is empty. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.queue = [];
+    this.head = 0;
+    this.settle();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = setImmediate(this.slice);
+  }
+
+  private readonly slice = (): void => {
+    this.scheduled = undefined;
+    const deadline = performance.now() + this.sliceBudgetMs;
+    do this.compareNext();
+    while (this.pending > 0 && performance.now() < deadline);
+    if (this.pending > 0) this.schedule();
+    else this.settle();
+  };
+
+  private compareNext(): void {
+    const pair = this.queue[this.head]!;
+    this.queue[this.head] = undefined;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    try {
+      const result = comparePair(pair, this.settings, pair.baseline ? this.learned : undefined);
+      if (result.noise) this.learned.observe(pair.route, result.noise);
+      for (const outcome of result.outcomes) {
+        this.count(outcome);
+        this.sink.ingest(outcome);
+      }
+      this.compared++;
+    } catch (err) {
+      this.failed++;
+      this.logger?.error('diff.failed', `comparing a mirrored pair failed: ${(err as Error).message}`, {
+        route: pair.route,
+        requestId: pair.requestId,
+      });
+    }
+  }
+
+  private count(outcome: CompareOutcome): void {
+    const m = this.metrics;
+    if (!m) return;
+    const { route, shadow, differing, kinds } = outcome.counts;
+    m.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
+    for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) m.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
+  }
+
+  private drop(pair: MirroredPair): void {
+    this.dropped++;
+    this.metrics?.compareDropped.labels(pair.route).inc();
+    for (const target of pair.shadows) {
+      const counts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
+      counts.dropped = 1;
+      try {
+        this.sink.ingest({ counts });
+      } catch {
+        // Counting a drop must not fail the shadow path.
+      }
+    }
+  }
+
+  private settle(): void {
+    if (this.pending > 0) return;
+    this.queue = [];
+    this.head = 0;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
