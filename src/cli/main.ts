@@ -5,10 +5,12 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { isGatewayError } from '../errors.js';
+import { registerDiff } from './diff.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerInit } from './init.js';
 import { registerRelease } from './release.js';
 import { registerServe } from './serve.js';
+import { registerStatus } from './status.js';
 import { registerValidate } from './validate.js';
 
 function version(): string {
@@ -27,6 +29,8 @@ export function buildProgram(run: (action: () => Promise<number>) => void): Comm
     .version(version(), '-V, --version')
     .showHelpAfterError('(run "gatewayctl --help" for usage)')
     .showSuggestionAfterError(true)
+    // A subcommand's options belong to it ("diff summary --admin URL").
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
     .addHelpText(
@@ -36,10 +40,14 @@ Quick start:
   gatewayctl demo                         live demo: canary, shadow, diffs
   gatewayctl validate -c gateway.yaml     check a config
   gatewayctl serve -c gateway.yaml        run the gateway
-  gatewayctl diff                         follow shadow diffs live`,
+  gatewayctl diff                         follow shadow diffs live
+  gatewayctl diff summary                 which paths differ, how often, what is noise
+  gatewayctl status                       routes, weights, shadows and live rates`,
     );
   registerServe(program, run);
   registerValidate(program, run);
+  registerDiff(program, run);
+  registerStatus(program, run);
   registerRelease(program, run);
   registerInit(program, run);
   const override = (command: Command) => {

@@ -69,3 +69,21 @@ export function prettySink(stream: NodeJS.WriteStream = process.stdout): LogSink
     );
   };
 }
+
+/**
+ * Rows as aligned columns, two spaces apart. Widths come from the plain
+ * text; `paint` colours a cell after padding so escapes never skew them.
+ */
+export function table(rows: readonly (readonly string[])[], paint?: (text: string, row: number, column: number) => string): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row, r) =>
+    row
+      .map((cell, c) => {
+        const padded = c === row.length - 1 ? cell : cell.padEnd(widths[c]!);
+        return paint ? paint(padded, r, c) : padded;
+      })
+      .join('  ')
+      .trimEnd(),
+  );
+}
