@@ -67,35 +67,61 @@ function sameElements(a: readonly unknown[], b: readonly unknown[]): boolean {
 /** Arrays longer than this are compared by index only, never as reordered. */
 const ORDER_CHECK_MAX = 256;
 
+type Container = readonly [Record<string, unknown>, Record<string, unknown>];
+/** Marks an array level on the path: its index is "*" in the template. */
+const ARRAY_LEVEL = null;
+
 class JsonWalk {
   readonly differences: RawDifference[] = [];
   nodes = 0;
   limited: 'nodes' | 'depth' | undefined;
-  private readonly pointer: string[] = [];
-  private readonly template: string[] = [];
+  /**
+   * The path walked so far: each level's key or index, and the two objects
+   * it was taken from (null for arrays). Pointers and templates are built
+   * only when a difference is recorded, so equal subtrees cost no strings.
+   */
+  private readonly keys: (string | number)[] = [];
+  private readonly containers: (Container | null)[] = [];
+  private readonly mapLike = new Map<Container, boolean>();
 
   constructor(
     private readonly rules: IgnoreRules,
     private readonly limits: WalkLimits,
   ) {}
 
+  /** Whether a level's key is "*" in the template: array indices, and keys of map-like objects. */
+  private wild(level: number): boolean {
+    const container = this.containers[level]!;
+    if (container === ARRAY_LEVEL) return true;
+    let map = this.mapLike.get(container);
+    if (map === undefined) {
+      const [a, b] = container;
+      const keysA = Object.keys(a);
+      const keysB = Object.keys(b);
+      map = isMapLike(keysA) || (keysB.length !== keysA.length && isMapLike(keysB));
+      this.mapLike.set(container, map);
+    }
+    return map;
+  }
+
   private record(change: ChangeKind, primary: unknown, shadow: unknown): void {
-    this.differences.push({ pointer: this.pointer.join(''), template: this.template.join(''), change, primary, shadow });
+    let pointer = '';
+    let template = '';
+    for (let i = 0; i < this.keys.length; i++) {
+      const escaped = '/' + escapeSegment(String(this.keys[i]));
+      pointer += escaped;
+      template += this.wild(i) ? '/' + ANY : escaped;
+    }
+    this.differences.push({ pointer, template, change, primary, shadow });
   }
 
-  private enter(segment: string, templateSegment: string): void {
-    const escaped = '/' + escapeSegment(segment);
-    this.pointer.push(escaped);
-    this.template.push(templateSegment === ANY ? '/*' : escaped);
-  }
-
-  private leave(): void {
-    this.pointer.pop();
-    this.template.pop();
+  /** The node budget is spent: stop walking. */
+  private get stopped(): boolean {
+    return this.limited === 'nodes';
   }
 
   private spend(): boolean {
-    if (this.limited === 'nodes') return false;
+    if (this.stopped) return false;
     if (++this.nodes > this.limits.maxNodes) {
       this.limited = 'nodes';
       return false;
@@ -118,50 +144,61 @@ class JsonWalk {
     return false;
   }
 
+  /** The rule state one segment down; undefined when that subtree is ignored. */
+  private below(state: RuleState, segment: string | number): RuleState | undefined {
+    if (state.length === 0) return state;
+    const next = this.rules.step(state, String(segment));
+    return next.length > 0 && this.rules.ignored(next) ? undefined : next;
+  }
+
   private objects(a: Record<string, unknown>, b: Record<string, unknown>, state: RuleState, depth: number): void {
     if (!this.deeper(depth)) return;
-    const keysA = Object.keys(a);
-    const keysB = Object.keys(b);
-    const map = isMapLike(keysA) || isMapLike(keysB);
-    const rules = this.rules;
-    for (const k of keysA) {
-      const next = rules.step(state, k);
-      if (next.length > 0 && rules.ignored(next)) continue;
-      this.enter(k, map ? ANY : k);
+    const container: Container = [a, b];
+    const level = this.keys.length;
+    this.containers.push(container);
+    this.keys.push('');
+    for (const k in a) {
+      const next = this.below(state, k);
+      if (next === undefined) continue;
+      this.keys[level] = k;
       if (Object.hasOwn(b, k)) this.walk(a[k], b[k], next, depth + 1);
       else if (this.spend()) this.record('missing', a[k], undefined);
-      this.leave();
-      if (this.limited === 'nodes') return;
+      if (this.stopped) break;
     }
-    for (const k of keysB) {
-      if (Object.hasOwn(a, k)) continue;
-      const next = rules.step(state, k);
-      if (next.length > 0 && rules.ignored(next)) continue;
-      this.enter(k, map ? ANY : k);
-      if (this.spend()) this.record('extra', undefined, b[k]);
-      this.leave();
-      if (this.limited === 'nodes') return;
+    if (!this.stopped) {
+      for (const k in b) {
+        if (Object.hasOwn(a, k)) continue;
+        if (this.below(state, k) === undefined) continue;
+        this.keys[level] = k;
+        if (this.spend()) this.record('extra', undefined, b[k]);
+        if (this.stopped) break;
+      }
     }
+    this.keys.pop();
+    this.containers.pop();
   }
 
   private arrays(a: unknown[], b: unknown[], state: RuleState, depth: number): void {
     if (!this.deeper(depth)) return;
     const mark = this.differences.length;
     const common = Math.min(a.length, b.length);
-    const rules = this.rules;
-    const visit = (i: number, change: ChangeKind | undefined): boolean => {
-      const segment = String(i);
-      const next = rules.step(state, segment);
-      if (next.length > 0 && rules.ignored(next)) return true;
-      this.enter(segment, ANY);
-      if (change === undefined) this.walk(a[i], b[i], next, depth + 1);
-      else if (this.spend()) this.record(change, change === 'missing' ? a[i] : undefined, change === 'extra' ? b[i] : undefined);
-      this.leave();
-      return this.limited !== 'nodes';
-    };
-    for (let i = 0; i < common; i++) if (!visit(i, undefined)) return;
-    for (let i = common; i < a.length; i++) if (!visit(i, 'missing')) return;
-    for (let i = common; i < b.length; i++) if (!visit(i, 'extra')) return;
+    const level = this.keys.length;
+    this.containers.push(ARRAY_LEVEL);
+    this.keys.push(0);
+    for (let i = 0; i < a.length || i < b.length; i++) {
+      const next = this.below(state, i);
+      if (next === undefined) continue;
+      this.keys[level] = i;
+      if (i < common) this.walk(a[i], b[i], next, depth + 1);
+      else if (this.spend()) {
+        if (i < a.length) this.record('missing', a[i], undefined);
+        else this.record('extra', undefined, b[i]);
+      }
+      if (this.stopped) break;
+    }
+    this.keys.pop();
+    this.containers.pop();
+    if (this.stopped) return;
     if (a.length === b.length && a.length <= ORDER_CHECK_MAX && this.differences.length > mark + 1 && sameElements(a, b)) {
       this.differences.length = mark;
       this.record('order', a, b);

@@ -3,6 +3,7 @@
  * text, or binary (length and hash). Nothing is dropped: a body that claims
  * to be JSON but does not parse is still compared, as text, with a note.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
@@ -22,7 +23,6 @@ export interface LiftInput {
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b/i;
 const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function contentType(headers: IncomingHttpHeaders): string {
   const value = headers['content-type'];
@@ -30,12 +30,7 @@ function contentType(headers: IncomingHttpHeaders): string {
 }
 
 function asText(body: Buffer): string | undefined {
-  if (body.includes(0)) return undefined;
-  try {
-    return utf8.decode(body);
-  } catch {
-    return undefined;
-  }
+  return isUtf8(body) && !body.includes(0) ? body.toString('utf8') : undefined;
 }
 
 function firstSignificant(body: Buffer): number {
