@@ -305,21 +305,51 @@ routes:
   });
 });
 
+/** An admin API with only the diff routes, on port 0. */
+async function diffAdmin(store: DiffStore, options: Parameters<typeof diffRoutes>[1]): Promise<{ admin: AdminServer; port: number }> {
+  const admin = new AdminServer(
+    {
+      ready: () => true,
+      metrics: async () => ({ contentType: 'text/plain', text: '' }),
+      config: () => ({}),
+      reload: async () => ({ status: 200, body: {} }),
+      extraRoutes: diffRoutes(store, options),
+    },
+    new Logger(() => undefined),
+    undefined,
+  );
+  const { port } = await admin.listen('127.0.0.1', 0);
+  return { admin, port };
+}
+
 describe('the diff stream and its readers', () => {
+  test('idle streams get keep-alive comments', async () => {
+    const { admin, port } = await diffAdmin(new DiffStore(), { keepAliveMs: 20 });
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port, path: '/diffs', agent: false }, (res) => {
+            let seen = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => {
+              seen += chunk;
+              if (seen.includes(': keep-alive')) {
+                res.destroy();
+                resolve(seen);
+              }
+            });
+          })
+          .on('error', reject);
+      });
+      assert.match(text, /^retry: 2000\n: gatewayctl diff stream\n\n/);
+    } finally {
+      await admin.close();
+    }
+  });
+
   test('a slow reader never grows the buffer without bound: events are skipped and it is told', async () => {
     const store = new DiffStore({ capacity: 10 });
-    const admin = new AdminServer(
-      {
-        ready: () => true,
-        metrics: async () => ({ contentType: 'text/plain', text: '' }),
-        config: () => ({}),
-        reload: async () => ({ status: 200, body: {} }),
-        extraRoutes: diffRoutes(store, { maxBufferedBytes: 64 * 1024 }),
-      },
-      new Logger(() => undefined),
-      undefined,
-    );
-    const { port } = await admin.listen('127.0.0.1', 0);
+    const { admin, port } = await diffAdmin(store, { maxBufferedBytes: 64 * 1024 });
     try {
       const req = http.get({ host: '127.0.0.1', port, path: '/diffs', agent: false });
       const res = await new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve));
