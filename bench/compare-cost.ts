@@ -335,7 +335,11 @@ routes:
       const mirrorOnly = median(samples.get('mirror')!);
       for (const [route, label] of ROUTES) {
         const micros = median(samples.get(route)!);
-        const vs = route === 'compare' || route === 'baseline' ? `×${(micros / mirrorOnly).toFixed(2)} (+${(micros - mirrorOnly).toFixed(0)} µs)` : '';
+        const extra = micros - mirrorOnly;
+        const vs =
+          route === 'compare' || route === 'baseline'
+            ? `×${(micros / mirrorOnly).toFixed(2)} (${extra < 0 ? '−' : '+'}${Math.abs(extra).toFixed(0)} µs)`
+            : '';
         console.log(row([`${size}: ${label}`, micros.toFixed(0), vs], w));
       }
     }
