@@ -175,6 +175,7 @@ export class ProxyRuntime {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    void this.tls?.closeRedirect();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const started = Date.now();
