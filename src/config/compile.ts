@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { compileMatcher, type Matcher, type RequestFacts } from '../routing/matcher.js';
 import { StickyPicker } from '../routing/sticky.js';
 import { SmoothWeightedPicker } from '../routing/weighted.js';
+import { clientTls, type ClientTls } from '../tls/upstream.js';
 import type { DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig } from './types.js';
 
 export interface CompiledUpstream {
@@ -19,6 +20,8 @@ export interface CompiledUpstream {
   readonly timeoutMs: number;
   /** Identity of the connection pool: upstreams with equal keys share one. */
   readonly poolKey: string;
+  /** How an https:// upstream is verified; undefined for http://. */
+  readonly tls: ClientTls | undefined;
 }
 
 /**
@@ -85,12 +88,15 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
   const upstreams = new Map<string, CompiledUpstream>();
   for (const u of Object.values(config.upstreams)) {
     const timeoutMs = u.timeoutMs ?? config.timeouts.upstreamMs;
+    const target = new URL(u.url);
+    const tls = clientTls(target, u.tls);
     upstreams.set(u.name, {
       name: u.name,
       config: u,
-      target: new URL(u.url),
+      target,
       timeoutMs,
-      poolKey: `${u.url}|${u.connectTimeoutMs}|${u.maxSockets}`,
+      poolKey: `${u.url}|${u.connectTimeoutMs}|${u.maxSockets}${tls ? `|${tls.identity}` : ''}`,
+      tls,
     });
   }
   const upstream = (name: string) => {

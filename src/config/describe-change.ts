@@ -35,6 +35,13 @@ export function describeChange(before: GatewayConfig, after: GatewayConfig): Con
   if (before.trustedProxies.join() !== after.trustedProxies.join()) summary.push('trusted proxies changed');
   if (before.admin.token !== after.admin.token) summary.push('admin token changed');
   if (before.stateDir !== after.stateDir) restartRequired.push(`stateDir ${before.stateDir} -> ${after.stateDir}`);
+  if (Boolean(before.tls) !== Boolean(after.tls)) restartRequired.push(`tls ${before.tls ? 'on' : 'off'} -> ${after.tls ? 'on' : 'off'} (HTTP vs HTTPS listener)`);
+  else if (before.tls && after.tls) {
+    const redirect = (c: GatewayConfig) => (c.tls?.redirectHttp ? formatAddress(c.tls.redirectHttp) : 'none');
+    if (redirect(before) !== redirect(after)) restartRequired.push(`tls.redirectHttp ${redirect(before)} -> ${redirect(after)}`);
+    if (JSON.stringify(before.tls.certificates) !== JSON.stringify(after.tls.certificates)) summary.push('tls certificates changed');
+    if (before.tls.minVersion !== after.tls.minVersion) summary.push(`tls minVersion ${before.tls.minVersion} -> ${after.tls.minVersion}`);
+  }
 
   if (formatAddress(before.listen) !== formatAddress(after.listen)) {
     restartRequired.push(`listen ${formatAddress(before.listen)} -> ${formatAddress(after.listen)}`);

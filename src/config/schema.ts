@@ -131,6 +131,58 @@ const upstreamUrl: StringSpec = {
   description: 'Base URL of the upstream: http:// or https://.',
 };
 
+const pemFile = (description: string): StringSpec => ({ type: 'string', minLength: 1, maxLength: 4096, description });
+const hostName: StringSpec = {
+  type: 'string',
+  maxLength: 253,
+  pattern: '^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$',
+  patternHint: 'a DNS host name',
+};
+
+const upstreamTls: ObjectSpec = {
+  type: 'object',
+  description: "How an https:// upstream's certificate is verified.",
+  properties: {
+    ca: pemFile('PEM bundle of the CAs to trust instead of the system CAs; relative to the config file.'),
+    serverName: { ...hostName, description: "Name sent (SNI) and verified; default: the URL's host. Needed when the URL holds an IP address the certificate does not list." },
+    insecureSkipVerify: {
+      type: 'boolean',
+      default: false,
+      description: "Accept any certificate: no protection against impersonation. validate warns.",
+    },
+  },
+};
+
+const certificatePair: ObjectSpec = {
+  type: 'object',
+  description: 'A certificate and its private key.',
+  required: ['cert', 'key'],
+  properties: {
+    cert: pemFile('PEM certificate chain, leaf first; relative to the config file.'),
+    key: pemFile('PEM private key of the certificate (unencrypted); relative to the config file.'),
+  },
+};
+
+const listenerTls: ObjectSpec = {
+  type: 'object',
+  description: 'Serve HTTPS: certificates (picked by SNI), reloaded when their files change.',
+  properties: {
+    cert: pemFile('Default certificate chain (PEM), leaf first; relative to the config file.'),
+    key: pemFile('Private key of the default certificate (PEM, unencrypted).'),
+    certificates: {
+      type: 'array',
+      minItems: 1,
+      items: certificatePair,
+      description: 'More certificates, chosen by the server name clients send (SNI); the first is the default when cert/key are absent.',
+    },
+    minVersion: { type: 'string', enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', description: 'Oldest TLS version accepted.' },
+    redirectHttp: {
+      type: 'address',
+      description: 'A plain-HTTP listener ("host:port" or a port) that redirects every request to HTTPS.',
+    },
+  },
+};
+
 const upstreamObject: ObjectSpec = {
   type: 'object',
   description: 'An upstream with its own settings.',
@@ -146,6 +198,7 @@ const upstreamObject: ObjectSpec = {
       description: 'Most connections open to this upstream at once (keep-alive pool size).',
       default: 256,
     },
+    tls: upstreamTls,
   },
 };
 
@@ -467,6 +520,7 @@ export const configSpec: ObjectSpec = {
     },
     limits,
     timeouts,
+    tls: listenerTls,
   },
 };
 

@@ -12,6 +12,36 @@ export interface UpstreamConfig {
   readonly timeoutMs: number | undefined;
   readonly connectTimeoutMs: number;
   readonly maxSockets: number;
+  /** How an https:// upstream is verified; absent: system CAs, the URL's host. */
+  readonly tls?: UpstreamTlsConfig;
+}
+
+/** Settings for verifying an https:// upstream (see src/tls/upstream.ts). */
+export interface UpstreamTlsConfig {
+  /** Absolute path of the CA bundle, when given. */
+  readonly ca: string | undefined;
+  /** The bundle's certificates, read at validation, so every process verifies alike. */
+  readonly caPem: string | undefined;
+  /** Name to send (SNI) and verify; default: the URL's host name. */
+  readonly serverName: string | undefined;
+  readonly insecureSkipVerify: boolean;
+}
+
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+export interface TlsCertificateConfig {
+  /** Absolute paths (relative ones are resolved against the config file's directory). */
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The HTTPS listener (src/tls/). */
+export interface TlsConfig {
+  /** The default certificate first (tls.cert/key when given), then tls.certificates in order. */
+  readonly certificates: readonly TlsCertificateConfig[];
+  readonly minVersion: TlsVersion;
+  /** A plain-HTTP listener that redirects to HTTPS. */
+  readonly redirectHttp: ListenAddress | undefined;
 }
 
 export interface RouteMatchConfig {
@@ -116,4 +146,6 @@ export interface GatewayConfig {
   readonly stateDir: string;
   readonly limits: LimitsConfig;
   readonly timeouts: TimeoutsConfig;
+  /** When set, the listener speaks HTTPS. */
+  readonly tls?: TlsConfig;
 }

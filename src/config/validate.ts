@@ -6,6 +6,8 @@
  * and `serve` (and every reload) run exactly this code.
  */
 import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
 import { configSpec } from './schema.js';
@@ -56,12 +58,21 @@ export function validateConfigSource(source: ConfigSource, env: NodeJS.ProcessEn
 type Raw = Record<string, any>;
 
 class MeaningChecker {
+  /** Relative file paths in the config (certificates) are relative to the config file. */
+  private readonly baseDir: string;
+  private readonly reporter: Reporter = {
+    error: (path, code, message) => this.error(path, code, message),
+    warn: (path, code, message) => this.warn(path, code, message),
+  };
+
   constructor(
     private readonly env: NodeJS.ProcessEnv,
     private readonly file: string,
     private readonly positions: ReadonlyMap<string, Position>,
     private readonly diagnostics: Diagnostic[],
-  ) {}
+  ) {
+    this.baseDir = dirname(resolve(file));
+  }
 
   private at(path: string): Position {
     let p = path;
@@ -97,8 +108,10 @@ class MeaningChecker {
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
     const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
+    const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
+    if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
-    return { version: 1, listen, admin, upstreams, routes, trustedProxies, stateDir, limits, timeouts };
+    return { version: 1, listen, admin, upstreams, routes, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -133,12 +146,14 @@ class MeaningChecker {
       if (typeof spec['url'] !== 'string') continue;
       const url = this.upstreamUrl(spec['url'], urlPath);
       if (!url) continue;
+      const tls = checkUpstreamTls(spec['tls'], new URL(url), path, this.baseDir, this.reporter);
       out[name] = {
         name,
         url,
         timeoutMs: spec['timeout'],
         connectTimeoutMs: spec['connectTimeout'] ?? 5000,
         maxSockets: spec['maxSockets'] ?? 256,
+        ...(tls ? { tls } : {}),
       };
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');

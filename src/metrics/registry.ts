@@ -47,6 +47,9 @@ export class GatewayMetrics {
   readonly releaseTransitions: Counter<'route' | 'to'>;
   readonly releaseGateValue: Gauge<'route' | 'gate'>;
   readonly releaseGateLimit: Gauge<'route' | 'gate'>;
+  readonly tlsCertificateExpiry: Gauge<'name'>;
+  readonly tlsReloads: Counter<'result'>;
+  readonly tlsHandshakeErrors: Counter;
 
   constructor(options: { collectDefaults?: boolean; registry?: Registry } = {}) {
     const registry = options.registry ?? new Registry();
@@ -173,6 +176,24 @@ export class GatewayMetrics {
       name: 'gatewayctl_release_gate_limit',
       help: 'The limit of each release gate.',
       labelNames: ['route', 'gate'],
+      registers,
+    });
+    this.tlsCertificateExpiry = new client.Gauge({
+      name: 'gatewayctl_tls_certificate_expiry_seconds',
+      help: "Unix time when the listener's certificate for each name expires (the earliest, when several share a name).",
+      labelNames: ['name'],
+      registers,
+      aggregator: 'min',
+    });
+    this.tlsReloads = new client.Counter({
+      name: 'gatewayctl_tls_reloads_total',
+      help: 'Certificate reloads after their files changed, by result; a failure keeps the previous certificates.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.tlsHandshakeErrors = new client.Counter({
+      name: 'gatewayctl_tls_handshake_errors_total',
+      help: 'Client connections that failed the TLS handshake (old versions, no shared cipher, resets).',
       registers,
     });
     this.configReloads.inc({ result: 'success' }, 0);

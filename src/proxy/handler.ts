@@ -21,6 +21,7 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import type { MirrorSession, ShadowService } from '../shadow/service.js';
+import { isCertificateError } from '../tls/upstream.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { normalizeTarget } from './path.js';
 import type { UpstreamPools } from './pools.js';
@@ -243,6 +244,8 @@ export class ProxyHandler {
     if (err instanceof UpstreamTimeoutError) {
       if (err.phase === 'connect') this.failUpstream(exchange, response, 'connect', 502, 'upstream connect timed out', err);
       else this.failUpstream(exchange, response, 'timeout', 504, 'upstream timed out', err);
+    } else if (isCertificateError(err)) {
+      this.failUpstream(exchange, response, 'connect', 502, 'upstream certificate rejected', err);
     } else if (CONNECT_ERRORS.has(code) || (!exchange.connected && code === 'ECONNRESET')) {
       this.failUpstream(exchange, response, 'connect', 502, 'upstream unavailable', err);
     } else {

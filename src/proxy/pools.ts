@@ -7,6 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { CompiledUpstream } from '../config/compile.js';
+import { agentTlsOptions } from '../tls/upstream.js';
 
 /** Idle pooled sockets close before a typical upstream's 5 s keep-alive ends. */
 const FREE_SOCKET_TIMEOUT_MS = 4000;
@@ -25,7 +26,7 @@ export class UpstreamPools {
         scheduling: 'lifo',
         timeout: FREE_SOCKET_TIMEOUT_MS,
       };
-      agent = upstream.target.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+      agent = upstream.tls ? new https.Agent({ ...options, ...agentTlsOptions(upstream.tls) }) : new http.Agent(options);
       this.agents.set(upstream.poolKey, agent);
     }
     return agent;

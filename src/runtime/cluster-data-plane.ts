@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
+import type { ListenerMaterial } from '../tls/listener.js';
 import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
 import type { Address, DataPlane } from './gateway.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
@@ -31,6 +32,8 @@ const METRICS_TIMEOUT_MS = 2000;
 export class ClusterDataPlane implements DataPlane {
   private readonly slots: WorkerSlot[] = [];
   private snapshot: Snapshot | undefined;
+  /** Certificates, PEM: read once by the primary, sent to every worker (replacements too). */
+  private tls: ListenerMaterial | undefined;
   private listenAddress: Address | undefined;
   private stopping = false;
   private nextRequestId = 1;
@@ -53,8 +56,9 @@ export class ClusterDataPlane implements DataPlane {
     this.eventHandlers.set(channel, handler);
   }
 
-  async start(snapshot: Snapshot, listen: Address): Promise<Address> {
+  async start(snapshot: Snapshot, listen: Address, tls?: ListenerMaterial): Promise<Address> {
     this.snapshot = snapshot;
+    this.tls = tls;
     this.listenAddress = listen;
     const first = await Promise.all(Array.from({ length: this.options.workers }, (_, i) => this.spawn(i + 1)));
     // Replacement workers ask for the address as configured (even port 0):
@@ -86,7 +90,7 @@ export class ClusterDataPlane implements DataPlane {
         if (!isMessage<FromWorker>(raw)) return;
         if (raw.type === 'ready') {
           const { host, port } = this.listenAddress!;
-          this.send(worker, { type: 'start', snapshot: toMessage(this.snapshot!), host, port });
+          this.send(worker, { type: 'start', snapshot: toMessage(this.snapshot!), host, port, ...(this.tls ? { tls: this.tls } : {}) });
         } else if (raw.type === 'listening') {
           worker.off('message', onMessage);
           resolve(raw.port);
@@ -129,7 +133,19 @@ export class ClusterDataPlane implements DataPlane {
 
   async apply(snapshot: Snapshot): Promise<void> {
     this.snapshot = snapshot;
-    const message: ToWorker = { type: 'apply', snapshot: toMessage(snapshot) };
+    await this.broadcast(
+      { type: 'apply', snapshot: toMessage(snapshot) },
+      (reply) => reply.type === 'applied' && reply.generation === snapshot.generation,
+    );
+  }
+
+  async applyTls(material: ListenerMaterial): Promise<void> {
+    this.tls = material;
+    await this.broadcast({ type: 'tls', material }, (reply) => reply.type === 'tls-applied' && reply.generation === material.generation);
+  }
+
+  /** Sends `message` to every live worker; resolves when each acknowledged it (or exited, or 5 s passed). */
+  private async broadcast(message: ToWorker, acknowledges: (reply: FromWorker) => boolean): Promise<void> {
     await Promise.all(
       this.live().map(
         (worker) =>
@@ -142,7 +158,7 @@ export class ClusterDataPlane implements DataPlane {
               resolve();
             }
             const onMessage = (raw: unknown) => {
-              if (isMessage<FromWorker>(raw) && raw.type === 'applied' && raw.generation === snapshot.generation) done();
+              if (isMessage<FromWorker>(raw) && acknowledges(raw)) done();
             };
             worker.on('message', onMessage);
             worker.once('exit', done);

@@ -17,6 +17,9 @@ import { ReleaseController } from '../release/controller.js';
 import { evidenceFrom, samplesFromJson } from '../release/evidence.js';
 import { applyReleases } from '../release/overlay.js';
 import type { MetricJson } from '../metrics/registry.js';
+import type { ListenerMaterial } from '../tls/listener.js';
+import { TlsManager } from '../tls/manager.js';
+import { digest } from '../tls/pem.js';
 import { ConfigManager, type ReloadResult } from './config-manager.js';
 
 export interface Address {
@@ -26,8 +29,10 @@ export interface Address {
 
 /** Where requests are actually served. */
 export interface DataPlane {
-  /** Starts serving `snapshot` on `listen`; resolves with the bound address. */
-  start(snapshot: Snapshot, listen: Address): Promise<Address>;
+  /** Starts serving `snapshot` on `listen` (HTTPS with `tls`); resolves with the bound address. */
+  start(snapshot: Snapshot, listen: Address, tls?: ListenerMaterial): Promise<Address>;
+  /** Swaps new certificates in everywhere; resolves once every server uses them. */
+  applyTls(material: ListenerMaterial): Promise<void>;
   /** Swaps a new snapshot in everywhere; resolves once every server uses it. */
   apply(snapshot: Snapshot): Promise<void>;
   /** Stops accepting, lets in-flight work finish (bounded), then closes. */
@@ -71,8 +76,21 @@ export function describeSnapshot(snapshot: Snapshot): unknown {
     hash: snapshot.hash,
     loadedAt: snapshot.loadedAt.toISOString(),
     source: snapshot.source,
-    config: { ...config, admin: { ...config.admin, token: config.admin.token ? '(set)' : undefined } },
+    config: {
+      ...config,
+      admin: { ...config.admin, token: config.admin.token ? '(set)' : undefined },
+      upstreams: withoutCaText(config.upstreams),
+    },
   };
+}
+
+/** CA bundles are shown by path and digest, not as pages of PEM. */
+function withoutCaText(upstreams: Snapshot['config']['upstreams']): unknown {
+  const out: Record<string, unknown> = {};
+  for (const [name, u] of Object.entries(upstreams)) {
+    out[name] = u.tls?.caPem ? { ...u, tls: { ...u.tls, caPem: `sha256:${digest(u.tls.caPem)}` } } : u;
+  }
+  return out;
 }
 
 export function reloadReply(result: ReloadResult): AdminReply {
@@ -104,6 +122,7 @@ export class Gateway {
   readonly dataPlane: DataPlane;
   readonly admin: AdminServer;
   readonly releases: ReleaseController;
+  readonly tls: TlsManager;
   private readonly logger: Logger;
   private watcher: ConfigWatcher | undefined;
   private stopping = false;
@@ -122,6 +141,13 @@ export class Gateway {
       metrics: this.metrics,
       evidence: async () => evidenceFrom(samplesFromJson(await this.dataPlane.metricsJson(this.metrics))),
       onTrafficChange: () => this.refresh(),
+    });
+    this.tls = new TlsManager({
+      logger: options.logger,
+      metrics: this.metrics,
+      apply: (material) => this.dataPlane.applyTls(material),
+      caChanged: () => void this.reload('ca-file'),
+      ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
     });
     this.admin = new AdminServer(
       {
@@ -150,9 +176,10 @@ export class Gateway {
     this.releases.sync(snapshot.config);
     const listen = this.options.listen ?? snapshot.config.listen;
     const adminAddress = this.options.admin ?? snapshot.config.admin;
+    const certificates = this.tls.load(snapshot.config);
     try {
       const boundAdmin = await this.admin.listen(adminAddress.host, adminAddress.port);
-      const boundListen = await this.dataPlane.start(this.effective(snapshot), listen);
+      const boundListen = await this.dataPlane.start(this.effective(snapshot), listen, certificates);
       this.addresses = { listen: boundListen, admin: boundAdmin };
     } catch (err) {
       await this.close();
@@ -167,12 +194,15 @@ export class Gateway {
         this.options.watchOptions ?? {},
       );
       this.watcher.start(text);
+      this.tls.watch(snapshot.config);
     }
     this.releases.start();
     const { listen: l, admin: a } = this.addresses;
-    this.logger.info('gateway.listening', `gateway listening on ${l.host}:${l.port}, admin on ${a.host}:${a.port}`, {
+    const https = snapshot.config.tls ? ' (HTTPS)' : '';
+    this.logger.info('gateway.listening', `gateway listening on ${l.host}:${l.port}${https}, admin on ${a.host}:${a.port}`, {
       listen: l,
       admin: a,
+      tls: snapshot.config.tls !== undefined,
       generation: snapshot.generation,
     });
   }
@@ -239,7 +269,10 @@ export class Gateway {
       this.admin.setToken(result.snapshot.config.admin.token);
       for (const hook of this.reloadHooks) hook(result.snapshot);
     }
-    if (result.status !== 'rejected') this.watcher?.acknowledge(this.config.currentText);
+    if (result.status !== 'rejected') {
+      this.watcher?.acknowledge(this.config.currentText);
+      await this.tls.update(this.config.current.config);
+    }
     return result;
   }
 
@@ -252,6 +285,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     this.watcher?.close();
+    this.tls.close();
     this.releases.stop();
     const deadline = this.config.current.config.timeouts.drainMs;
     const inflight = this.dataPlane.inflight();
@@ -269,6 +303,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.stopping = true;
     this.watcher?.close();
+    this.tls.close();
     this.releases.stop();
     await this.dataPlane.close();
     await this.admin.close();

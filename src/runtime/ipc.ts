@@ -4,6 +4,7 @@
  * by each worker, applied by all.
  */
 import type { GatewayConfig } from '../config/types.js';
+import type { ListenerMaterial } from '../tls/listener.js';
 
 export interface SnapshotMessage {
   readonly config: GatewayConfig;
@@ -13,8 +14,9 @@ export interface SnapshotMessage {
 }
 
 export type ToWorker =
-  | { readonly type: 'start'; readonly snapshot: SnapshotMessage; readonly host: string; readonly port: number }
+  | { readonly type: 'start'; readonly snapshot: SnapshotMessage; readonly host: string; readonly port: number; readonly tls?: ListenerMaterial }
   | { readonly type: 'apply'; readonly snapshot: SnapshotMessage }
+  | { readonly type: 'tls'; readonly material: ListenerMaterial }
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'drain'; readonly deadlineMs: number };
 
@@ -23,6 +25,7 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
   | { readonly type: 'applied'; readonly generation: number }
+  | { readonly type: 'tls-applied'; readonly generation: number }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown[] }
   | { readonly type: 'inflight'; readonly count: number }
   | { readonly type: 'event'; readonly channel: string; readonly payload: unknown };

@@ -5,6 +5,7 @@ import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
 import type { PairSink } from '../shadow/pair.js';
+import type { ListenerMaterial } from '../tls/listener.js';
 import type { Address, DataPlane } from './gateway.js';
 import { ProxyRuntime } from './proxy-runtime.js';
 
@@ -21,18 +22,23 @@ export class LocalDataPlane implements DataPlane {
     return this.runtime;
   }
 
-  async start(snapshot: Snapshot, listen: Address): Promise<Address> {
+  async start(snapshot: Snapshot, listen: Address, tls?: ListenerMaterial): Promise<Address> {
     this.runtime = new ProxyRuntime({
       snapshot,
       metrics: this.gatewayMetrics,
       logger: this.logger,
       ...(this.pairSink ? { pairSink: this.pairSink } : {}),
+      ...(tls ? { tls } : {}),
     });
     return this.runtime.listen(listen.host, listen.port);
   }
 
   async apply(snapshot: Snapshot): Promise<void> {
     this.runtime?.apply(snapshot);
+  }
+
+  async applyTls(material: ListenerMaterial): Promise<void> {
+    this.runtime?.applyTls(material);
   }
 
   async drain(deadlineMs: number): Promise<void> {

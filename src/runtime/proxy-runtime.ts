@@ -14,6 +14,7 @@ import { ProxyHandler } from '../proxy/handler.js';
 import { UpstreamPools } from '../proxy/pools.js';
 import type { PairSink } from '../shadow/pair.js';
 import { ShadowService } from '../shadow/service.js';
+import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from './active.js';
 
 export interface ProxyRuntimeOptions {
@@ -21,6 +22,8 @@ export interface ProxyRuntimeOptions {
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly pairSink?: PairSink;
+  /** Certificates: with them (and `tls` in the config) the listener speaks HTTPS. */
+  readonly tls?: ListenerMaterial;
 }
 
 export class ProxyRuntime {
@@ -34,6 +37,7 @@ export class ProxyRuntime {
   private active: ActiveConfig;
   private draining = false;
   private readonly sockets = new Set<Duplex>();
+  private readonly tls: TlsTermination | undefined;
 
   constructor(options: ProxyRuntimeOptions) {
     this.metrics = options.metrics;
@@ -54,7 +58,8 @@ export class ProxyRuntime {
       current: () => this.active,
     });
     const { limits, timeouts } = options.snapshot.config;
-    this.server = http.createServer(
+    this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, timeouts.headerMs) : undefined;
+    this.server = (this.tls ?? http).createServer(
       {
         maxHeaderSize: limits.maxHeaderBytes,
         headersTimeout: timeouts.headerMs,
@@ -93,7 +98,7 @@ export class ProxyRuntime {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
+    const listening = new Promise<{ host: string; port: number }>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host, port, exclusive: false }, () => {
         this.server.off('error', reject);
@@ -101,6 +106,17 @@ export class ProxyRuntime {
         resolve({ host, port: typeof address === 'object' && address ? address.port : port });
       });
     });
+    return this.tls ? listening.then((bound) => this.tls!.listenRedirect(this.snapshot.config.tls?.redirectHttp, bound)) : listening;
+  }
+
+  /** The TLS side, when the listener speaks HTTPS. */
+  get tlsTermination(): TlsTermination | undefined {
+    return this.tls;
+  }
+
+  /** New certificates for new handshakes; connections already open keep theirs. */
+  applyTls(material: ListenerMaterial): void {
+    this.tls?.apply(material);
   }
 
   /** Swaps in a new snapshot. Returns at once; the old one retires when idle. */
@@ -159,6 +175,7 @@ export class ProxyRuntime {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    void this.tls?.closeRedirect();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const started = Date.now();
@@ -174,6 +191,7 @@ export class ProxyRuntime {
   }
 
   async close(): Promise<void> {
+    await this.tls?.closeRedirect();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();

@@ -54,7 +54,13 @@ process.on('message', (raw: unknown) => {
   if (!isMessage<ToWorker>(raw)) return;
   switch (raw.type) {
     case 'start': {
-      runtime = new ProxyRuntime({ snapshot: compile(raw.snapshot), metrics, logger, pairSink: engine });
+      runtime = new ProxyRuntime({
+        snapshot: compile(raw.snapshot),
+        metrics,
+        logger,
+        pairSink: engine,
+        ...(raw.tls ? { tls: raw.tls } : {}),
+      });
       runtime.listen(raw.host, raw.port).then(
         (address) => send({ type: 'listening', port: address.port }),
         (err: NodeJS.ErrnoException) => {
@@ -67,6 +73,10 @@ process.on('message', (raw: unknown) => {
     case 'apply':
       runtime?.apply(compile(raw.snapshot));
       send({ type: 'applied', generation: raw.snapshot.generation });
+      return;
+    case 'tls':
+      runtime?.applyTls(raw.material);
+      send({ type: 'tls-applied', generation: raw.material.generation });
       return;
     case 'metrics':
       void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: raw.id, metrics: json }));

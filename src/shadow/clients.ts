@@ -5,6 +5,7 @@
  */
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledUpstream } from '../config/compile.js';
+import { undiciConnector } from '../tls/upstream.js';
 
 export interface CopyRequest {
   readonly method: string;
@@ -22,21 +23,26 @@ export class ShadowTimeoutError extends Error {
   }
 }
 
+/** Pools are shared by upstreams with the same origin and TLS settings. */
+const poolKey = (upstream: CompiledUpstream) => (upstream.tls ? `${upstream.target.origin}|${upstream.tls.identity}` : upstream.target.origin);
+
 export class ShadowClients {
   private readonly pools = new Map<string, Pool>();
 
   private poolFor(upstream: CompiledUpstream): Pool {
-    const origin = upstream.target.origin;
-    let pool = this.pools.get(origin);
+    const key = poolKey(upstream);
+    let pool = this.pools.get(key);
     if (!pool) {
+      const origin = upstream.target.origin;
+      const timeout = upstream.config.connectTimeoutMs;
       pool = new Pool(origin, {
         connections: Math.max(16, Math.min(upstream.config.maxSockets, 1024)),
         pipelining: 1,
         keepAliveTimeout: 4000,
         keepAliveMaxTimeout: 4000,
-        connect: { timeout: upstream.config.connectTimeoutMs },
+        connect: upstream.tls ? undiciConnector(upstream.tls, timeout) : { timeout },
       });
-      this.pools.set(origin, pool);
+      this.pools.set(key, pool);
     }
     return pool;
   }
@@ -67,10 +73,10 @@ export class ShadowClients {
   }
 
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
-    const keep = new Set([...upstreams].map((u) => u.target.origin));
-    for (const [origin, pool] of this.pools) {
-      if (keep.has(origin)) continue;
-      this.pools.delete(origin);
+    const keep = new Set([...upstreams].map(poolKey));
+    for (const [key, pool] of this.pools) {
+      if (keep.has(key)) continue;
+      this.pools.delete(key);
       void pool.close().catch(() => undefined);
     }
   }

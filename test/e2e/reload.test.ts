@@ -8,7 +8,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
-import { request } from '../helpers/http.js';
+import { request, requestLoop } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -28,33 +28,8 @@ routes:
 
 /** A bounded request loop that counts failures while reloads happen. */
 function loadLoop(url: string, concurrency = 4, maxMs = 120_000) {
-  let stop = false;
-  let ok = 0;
-  const failures: string[] = [];
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const deadline = Date.now() + maxMs;
-  const workers = Array.from({ length: concurrency }, async () => {
-    while (!stop && Date.now() < deadline) {
-      try {
-        const r = await request(url + '/load', { agent });
-        if (r.status === 200) ok++;
-        else failures.push(`status ${r.status}: ${r.text}`);
-      } catch (err) {
-        failures.push((err as Error).message);
-      }
-    }
-  });
-  return {
-    get ok() {
-      return ok;
-    },
-    failures,
-    async finish() {
-      stop = true;
-      await Promise.all(workers);
-      agent.destroy();
-    },
-  };
+  return requestLoop({ concurrency, maxMs, cleanup: () => agent.destroy() }, () => request(url + '/load', { agent }));
 }
 
 async function servedBy(gw: TestGateway): Promise<string> {

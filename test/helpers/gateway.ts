@@ -44,7 +44,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
   return {
     gateway,
     diffs,
-    url: `http://127.0.0.1:${addresses.listen.port}`,
+    url: `${gateway.config.current.config.tls ? 'https' : 'http'}://127.0.0.1:${addresses.listen.port}`,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
     configFile,
     logs,

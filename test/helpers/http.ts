@@ -44,6 +44,52 @@ export function request(url: string, options: RequestOptions = {}): Promise<Answ
   });
 }
 
+export interface RequestLoop {
+  /** Answers with status 200 so far. */
+  readonly ok: number;
+  /** Every other answer, and every error. */
+  readonly failures: string[];
+  /** Stops the loop, waits for requests in flight, then runs the cleanup. */
+  finish(): Promise<void>;
+}
+
+/**
+ * A bounded request loop for "zero failed requests while X happens" tests:
+ * `concurrency` loops each call `send(worker)` back to back until finish()
+ * or `maxMs`.
+ */
+export function requestLoop(
+  options: { concurrency: number; maxMs: number; cleanup?: () => void },
+  send: (worker: number) => Promise<{ status: number; text: string }>,
+): RequestLoop {
+  let stop = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const deadline = Date.now() + options.maxMs;
+  const workers = Array.from({ length: options.concurrency }, async (_, worker) => {
+    while (!stop && Date.now() < deadline) {
+      try {
+        const r = await send(worker);
+        if (r.status === 200) ok++;
+        else failures.push(`status ${r.status}: ${r.text}`);
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  });
+  return {
+    get ok() {
+      return ok;
+    },
+    failures,
+    async finish() {
+      stop = true;
+      await Promise.all(workers);
+      options.cleanup?.();
+    },
+  };
+}
+
 /** Runs `count` requests, `concurrency` at a time, each through `fn`. */
 export async function runConcurrently<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   const results: T[] = new Array(count);
