@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isGatewayError } from '../errors.js';
 import { registerDiff } from './diff.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { registerDemo } from './demo.js';
 import { registerInit } from './init.js';
 import { registerRelease } from './release.js';
 import { registerServe } from './serve.js';
@@ -50,6 +51,7 @@ Quick start:
   registerStatus(program, run);
   registerRelease(program, run);
   registerInit(program, run);
+  registerDemo(program, run);
   const override = (command: Command) => {
     command.exitOverride();
     command.commands.forEach(override);

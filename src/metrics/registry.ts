@@ -96,7 +96,7 @@ export class GatewayMetrics {
     );
     this.shadowDifferences = new FastCounter(
       'gatewayctl_shadow_differences_total',
-      'Differences found in compared pairs, by kind: status, header, body, error.',
+      'Compared pairs with at least one real (non-noise) difference of each kind: status, header, body, error.',
       ['route', 'upstream', 'kind'],
       registry,
     );

@@ -1,0 +1,48 @@
+/**
+ * `gatewayctl demo` from a user's seat: live diffs within 30 seconds, and
+ * Ctrl-C leaves nothing running.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { BIN, REPO_ROOT } from '../helpers/cli.js';
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+describe('gatewayctl demo', () => {
+  test('shows live diffs within 30 seconds and stops cleanly on Ctrl-C', async () => {
+    const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--admin-port', '0', '--rate', '20'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const started = Date.now();
+    try {
+      while (!/\/hits\/0\/title: \(absent\) → "|status: 200 → 500/.test(out)) {
+        if (Date.now() - started > 30_000) throw new Error(`no diff shown in 30 s\nstdout:\n${out}\nstderr:\n${err}`);
+        if (child.exitCode !== null) throw new Error(`demo exited early\n${out}\n${err}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(out, /products\s+GET \/api\/products\s+→ shop-v1 80% · shop-v2 20% \(sticky by x-user-id\)/);
+      assert.match(out, /curl -s http:\/\/127\.0\.0\.1:\d+\/api\/products\/1/);
+      assert.match(out, /masked as noise/, 'the baseline cancels ids and timestamps');
+      assert.doesNotMatch(out, /\/meta\/requestId|\/meta\/generatedAt/, 'noise is never shown as a difference');
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0);
+    for (const port of [18081, 18082, 18083]) assert.ok(await portFree(port), `port ${port} freed`);
+  });
+});
