@@ -6,6 +6,9 @@
 //   node bench/profile-summary.mjs FILE.cpuprofile [--top 25] [--callers 2] [--requests N] [--json]
 //
 // --requests N (the requests served while profiling) adds µs per request.
+// Samples are wall-clock: on a busy machine, time the process spent
+// preempted lands on whatever was on its stack, so compare shares within a
+// profile rather than absolute µs across machines.
 // --callers N adds, under each function, its N most costly caller chains
 // (three frames up), with the share of the total time each accounts for.
 import { readFileSync } from 'node:fs';
@@ -130,7 +133,10 @@ export function report(profile, { top = 25, title = 'profile', callers = 0, requ
       `idle ${a.idlePct.toFixed(1)}%; percentages are of the ${(a.busyMs / 1000).toFixed(2)} s not idle`,
   );
   if (requests > 0) {
-    lines.push(`${requests.toLocaleString('en-US')} requests: ${((a.busyMs * 1000) / requests).toFixed(1)} µs of main-thread CPU per request`);
+    lines.push(
+      `${requests.toLocaleString('en-US')} requests: ${((a.busyMs * 1000) / requests).toFixed(1)} µs of non-idle main-thread time per request ` +
+        '(wall-clock samples: time the process was preempted counts too)',
+    );
   }
   lines.push('', `top ${top} functions by self time:`, `  self%  total%   self ms  ${perReqHead}function  location`);
   for (const row of a.self.slice(0, top)) {

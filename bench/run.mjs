@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { report as profileReport } from './profile-summary.mjs';
@@ -38,6 +38,8 @@ import {
 import { wrk } from './lib/wrk.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+/** The gatewayctl checkout under test: this one, or --gatewayctl DIR. */
+let gatewayRoot = root;
 const PATH = '/api/items/42?view=full';
 
 // ---- options ------------------------------------------------------------------
@@ -61,6 +63,8 @@ const { values: opts } = parseArgs({
     top: { type: 'string', default: '25' },
     callers: { type: 'string', default: '2' },
     'keep-tmp': { type: 'boolean', default: false },
+    gatewayctl: { type: 'string' },
+    variant: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -121,7 +125,15 @@ async function startSetup(setup, ctx, dir, port, extra = {}) {
       return { handle: await startBareProxy({ port, primaryPort, shadowPort, ...extra }), port };
     case 'gw': {
       const adminPort = await freePort();
-      const g = await startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers: setup.workers, ...extra });
+      const g = await startGateway(dir, {
+        root: setup.root ?? gatewayRoot,
+        port,
+        adminPort,
+        primaryPort,
+        shadowPort,
+        workers: setup.workers,
+        ...extra,
+      });
       return { handle: g, port: g.port, adminPort: g.adminPort };
     }
     default:
@@ -152,6 +164,10 @@ if (opts.help) {
   --no-install         fail instead of installing nginx and wrk
   --no-write           print only; write nothing under bench/results
   --keep-tmp           keep the temp dir (configs, nginx logs)
+  --gatewayctl DIR     the gatewayctl checkout to run (built; default: this one)
+  --variant NAME=DIR   also run each selected gatewayctl setup from another built
+                       checkout, as rows SETUP@NAME in the same interleaved rounds
+                       (repeatable: compare a branch, or a patched build, in one run)
 setups: ${setupNames()}
 `);
   process.exit(0);
@@ -163,6 +179,17 @@ if (opts.only) {
   const unknown = names.filter((n) => !SETUPS.some((s) => s.name === n));
   if (unknown.length) fail(`unknown setup ${unknown.join(', ')}; setups: ${setupNames()}`, 2);
   setups = SETUPS.filter((s) => names.includes(s.name));
+}
+const baseSetups = setups;
+for (const spec of opts.variant ?? []) {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) fail(`--variant wants NAME=DIR, not "${spec}"`, 2);
+  const [name, dir] = [spec.slice(0, eq), resolve(spec.slice(eq + 1))];
+  if (!existsSync(join(dir, 'dist/src/cli/main.js'))) fail(`--variant ${name}: no built gatewayctl in ${dir}`, 2);
+  const extra = baseSetups
+    .filter((s) => s.kind === 'gw')
+    .map((s) => ({ ...s, name: `${s.name}@${name}`, label: `${s.label} [${name}]`, root: dir }));
+  setups = [...setups, ...extra];
 }
 
 // ---- helpers --------------------------------------------------------------------
@@ -210,7 +237,7 @@ function ensureTools() {
 
 function tryOutput(command, args) {
   try {
-    const r = spawnSync(command, args, { encoding: 'utf8', cwd: root });
+    const r = spawnSync(command, args, { encoding: 'utf8', cwd: gatewayRoot });
     return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
   } catch {
     return '';
@@ -221,6 +248,7 @@ function machineInfo() {
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
   const commit = tryOutput('git', ['rev-parse', '--short', 'HEAD']);
   const dirty = tryOutput('git', ['status', '--porcelain', '--', 'src', 'bin', 'package.json']) ? ' (with uncommitted changes)' : '';
+  const where = gatewayRoot === root ? '' : ` at ${gatewayRoot}`;
   return {
     nproc: os.availableParallelism?.() ?? os.cpus().length,
     cpu: cpu.trim(),
@@ -229,7 +257,7 @@ function machineInfo() {
     node: process.version,
     nginx: /nginx\/(\S+)/.exec(tryOutput('nginx', ['-v']))?.[1] ?? 'unknown',
     wrk: tryOutput('wrk', ['-v']).split('\n')[0].replace(/ Copyright.*$/, ''),
-    gatewayctl: `${commit || 'unknown commit'}${dirty}`,
+    gatewayctl: `${commit || 'unknown commit'}${dirty}${where}`,
     loadBefore: os.loadavg().map((x) => x.toFixed(2)).join(' '),
   };
 }
@@ -361,10 +389,10 @@ async function profile(ctx, machine) {
       `Load: wrk -t${params.threads} -c${params.connections}, ${params.warmup}s warm-up then ${params.duration}s, inside one profile.`,
     '',
   ];
-  const names = opts.only ? setups.map((s) => s.name) : ['bare', 'gw', 'gw-shadow'];
-  for (const name of names) {
-    const setup = SETUPS.find((s) => s.name === name);
-    if (!setup?.node) fail(`--profile takes single-process Node setups, not ${name}`, 2);
+  const chosen = opts.only ? setups : setups.filter((s) => ['bare', 'gw', 'gw-shadow'].includes(s.name.split('@')[0]));
+  for (const setup of chosen) {
+    const name = setup.name;
+    if (!setup.node) fail(`--profile takes single-process Node setups, not ${name}`, 2);
     const file = `${at}-${name}.cpuprofile`;
     const dir = join(ctx.tmp, `profile-${name}`);
     mkdirSync(dir, { recursive: true });
@@ -407,7 +435,10 @@ async function profile(ctx, machine) {
 async function main() {
   installCleanup();
   ensureTools();
-  if (!existsSync(join(root, 'dist/src/cli/main.js'))) fail('gatewayctl is not built: run npm ci (or npm run build) first');
+  if (opts.gatewayctl) gatewayRoot = resolve(opts.gatewayctl);
+  if (!existsSync(join(gatewayRoot, 'dist/src/cli/main.js'))) {
+    fail(`gatewayctl is not built in ${gatewayRoot}: run npm ci (or npm run build) there first`);
+  }
   const machine = machineInfo();
   const tmp = mkdtempSync(join(os.tmpdir(), 'gatewayctl-bench-'));
   // nginx workers run as an unprivileged user when started as root.
