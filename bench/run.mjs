@@ -361,7 +361,7 @@ async function benchmark(ctx, machine) {
   }
   machine.loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const rows = summarize(setups, rounds);
-  const checks = checkTargets(rows);
+  const checks = checkTargets(rows, rounds);
   const title = `gatewayctl benchmark, ${params.mode} run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
   const text = markdown({ title, machine, params, setups, rows, checks, rounds });
   process.stdout.write(`\n${text}`);

@@ -32,10 +32,22 @@ export function summarize(setups, rounds) {
 
 const MB = 1024 * 1024;
 
-/** The targets of the issue, from the medians of one run. */
-export function checkTargets(rows) {
+/**
+ * The targets of the issue, from the medians of one run. Each ratio also
+ * comes as the median and range of the same ratio taken round by round
+ * (setups of one round ran minutes apart, under the same drift).
+ */
+export function checkTargets(rows, rounds = []) {
   const r = (name) => (rows[name] && rows[name].rps !== undefined ? rows[name] : undefined);
   const ratio = (a, b, field = 'rps') => (a && b && b[field] ? a[field] / b[field] : undefined);
+  const paired = (a, b, field = 'rps') => {
+    const values = rounds
+      .map((round) => (round[a] && round[b] && !round[a].error && !round[b].error ? ratio(round[a], round[b], field) : undefined))
+      .filter((x) => x !== undefined && Number.isFinite(x));
+    if (values.length < 2) return '';
+    return `per round: median ${fmtRatio(median(values))}, ${fmtRatio(Math.min(...values))}–${fmtRatio(Math.max(...values))}`;
+  };
+  const join = (...parts) => parts.filter(Boolean).join('; ');
   const checks = [];
   const add = (id, what, value, target, pass, note = '') =>
     checks.push({ id, what, value, target, verdict: value === undefined ? 'n/a' : pass ? 'PASS' : 'FAIL', note });
@@ -43,28 +55,31 @@ export function checkTargets(rows) {
   const gw = r('gw');
   const bare = r('bare');
   const v1 = ratio(gw, bare);
-  add(1, 'gatewayctl without shadow / bare http-proxy (req/s)', v1, '≥ 1.0', v1 >= 1.0);
+  add(1, 'gatewayctl without shadow / bare http-proxy (req/s)', v1, '≥ 1.0', v1 >= 1.0, paired('gw', 'bare'));
 
   const gwShadow = r('gw-shadow');
   const v2 = ratio(gwShadow, gw);
   const refBare = ratio(r('bare-shadow'), bare);
   const refNginx = ratio(r('nginx-mirror'), r('nginx'));
-  const noCompare = gwShadow?.shadow && !comparing(gwShadow) ? '; no comparison ran (gatewayctl_shadow_comparisons_total stayed 0)' : '';
+  const noCompare = gwShadow?.shadow && !comparing(gwShadow) ? 'no comparison ran (gatewayctl_shadow_comparisons_total stayed 0)' : '';
   add(2, 'gatewayctl 100% shadow / gatewayctl without shadow (req/s)', v2, '≥ 0.7', v2 >= 0.7,
-    `for reference: bare Node ${fmtRatio(refBare)}, nginx ${fmtRatio(refNginx)}${noCompare}`);
+    join(paired('gw-shadow', 'gw'), `for reference: bare Node ${fmtRatio(refBare)}, nginx ${fmtRatio(refNginx)}`, noCompare));
 
   const w2 = r('gw-w2-shadow');
   const v3 = ratio(w2, r('nginx-mirror'));
   add(3, 'gatewayctl --workers 2, 100% shadow / nginx + mirror (req/s)', v3, '≥ 1.0', v3 >= 1.0,
-    rows['gw-w2-shadow']?.status ?? '');
+    join(paired('gw-w2-shadow', 'nginx-mirror'), rows['gw-w2-shadow']?.status ?? ''));
 
   const slow = r('gw-shadow-slow');
   const v4a = ratio(slow, r('nginx-mirror-slow'));
-  add('4a', 'gatewayctl 500 ms shadow / nginx + mirror 500 ms shadow (req/s)', v4a, '≥ 20', v4a >= 20);
+  add('4a', 'gatewayctl 500 ms shadow / nginx + mirror 500 ms shadow (req/s)', v4a, '≥ 20', v4a >= 20,
+    paired('gw-shadow-slow', 'nginx-mirror-slow'));
   const v4b = ratio(slow, gwShadow, 'p99');
-  add('4b', 'gatewayctl p99: 500 ms shadow / fast shadow', v4b, '≤ 2.0', v4b <= 2.0);
+  add('4b', 'gatewayctl p99: 500 ms shadow / fast shadow', v4b, '≤ 2.0', v4b <= 2.0, paired('gw-shadow-slow', 'gw-shadow', 'p99'));
   const perWorker = slow ? slow.peakRssOne / MB : undefined;
-  add('4c', 'gatewayctl 500 ms shadow: peak RSS per worker (MB)', perWorker, '< 150', perWorker < 150);
+  const peaks = rounds.map((round) => round['gw-shadow-slow']?.peakRssOne).filter((x) => x > 0);
+  add('4c', 'gatewayctl 500 ms shadow: peak RSS per worker (MB)', perWorker, '< 150', perWorker < 150,
+    peaks.length > 1 ? `per round: ${(Math.min(...peaks) / MB).toFixed(0)}–${(Math.max(...peaks) / MB).toFixed(0)} MB` : '');
   return checks;
 }
 
