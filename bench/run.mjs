@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { report as profileReport } from './profile-summary.mjs';
@@ -65,6 +65,8 @@ const { values: opts } = parseArgs({
     'keep-tmp': { type: 'boolean', default: false },
     gatewayctl: { type: 'string' },
     variant: { type: 'string', multiple: true },
+    tag: { type: 'string' },
+    render: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -160,6 +162,8 @@ if (opts.help) {
                        or --only), one run each, and a summary of each profile
   --top N              functions per profile summary (default 25)
   --callers N          caller chains shown under each function (default 2)
+  --tag WORD           add WORD to the result file names (e.g. ablation)
+  --render FILE.json   print (and rewrite FILE.md) the report of an earlier run
   --strict             exit 1 when a target fails
   --no-install         fail instead of installing nginx and wrk
   --no-write           print only; write nothing under bench/results
@@ -339,6 +343,29 @@ function progress(round, setup, r) {
 
 // ---- modes --------------------------------------------------------------------------
 
+/** Medians, targets and the Markdown report from a run's rounds. */
+function render({ title, machine, params, setups, rounds }) {
+  const rows = summarize(setups, rounds);
+  const checks = checkTargets(rows, rounds);
+  return { text: markdown({ title, machine, params, setups, rows, checks, rounds }), rows, checks };
+}
+
+/** --render FILE.json: the report of an earlier run again, with this version's report code. */
+function rerender(file) {
+  const run = JSON.parse(readFileSync(file, 'utf8'));
+  const setupsOfRun = run.setups.map((name) => ({
+    name,
+    label: run.labels?.[name] ?? SETUPS.find((s) => s.name === name)?.label ?? name,
+  }));
+  const title = run.title ?? `gatewayctl benchmark, ${run.params.mode} run (${basename(file, '.json')})`;
+  const { text } = render({ title, machine: run.machine, params: run.params, setups: setupsOfRun, rounds: run.rounds });
+  process.stdout.write(text);
+  if (!opts['no-write']) {
+    writeFileSync(file.replace(/\.json$/, '.md'), text);
+    say(`bench: wrote ${file.replace(/\.json$/, '.md')}`);
+  }
+}
+
 async function benchmark(ctx, machine) {
   const started = Date.now();
   const rounds = [];
@@ -360,18 +387,18 @@ async function benchmark(ctx, machine) {
     rounds.push(results);
   }
   machine.loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  const rows = summarize(setups, rounds);
-  const checks = checkTargets(rows, rounds);
   const title = `gatewayctl benchmark, ${params.mode} run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-  const text = markdown({ title, machine, params, setups, rows, checks, rounds });
+  const { text, rows, checks } = render({ title, machine, params, setups, rounds });
   process.stdout.write(`\n${text}`);
   say(`bench: ${((Date.now() - started) / 1000).toFixed(0)} s of measurement`);
   if (!opts['no-write']) {
     const dir = join(root, 'bench/results');
     mkdirSync(dir, { recursive: true });
-    const base = join(dir, `${stamp()}-${params.mode}`);
+    const base = join(dir, `${stamp()}-${params.mode}${opts.tag ? `-${opts.tag.replace(/[^\w.-]/g, '_')}` : ''}`);
     writeFileSync(`${base}.md`, text);
-    writeFileSync(`${base}.json`, JSON.stringify({ machine, params, setups: setups.map((s) => s.name), rows, checks, rounds }, null, 2) + '\n');
+    const labels = Object.fromEntries(setups.map((s) => [s.name, s.label]));
+    const json = { title, machine, params, setups: setups.map((s) => s.name), labels, rows, checks, rounds };
+    writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
     say(`bench: wrote ${base}.md and .json`);
   }
   if (opts.strict && checks.some((c) => c.verdict === 'FAIL')) process.exitCode = 1;
@@ -433,6 +460,10 @@ async function profile(ctx, machine) {
 // ---- main ---------------------------------------------------------------------------------
 
 async function main() {
+  if (opts.render) {
+    rerender(resolve(opts.render));
+    return;
+  }
   installCleanup();
   ensureTools();
   if (opts.gatewayctl) gatewayRoot = resolve(opts.gatewayctl);

@@ -55,7 +55,12 @@ export function checkTargets(rows, rounds = []) {
   const gw = r('gw');
   const bare = r('bare');
   const v1 = ratio(gw, bare);
-  add(1, 'gatewayctl without shadow / bare http-proxy (req/s)', v1, '≥ 1.0', v1 >= 1.0, paired('gw', 'bare'));
+  // CPU per request moves less than req/s when other work shares the cores.
+  const cpu = (a, b) => {
+    const x = ratio(a, b, 'cpuUsPerReq');
+    return x === undefined ? '' : `CPU per request ${fmtRatio(x)}`;
+  };
+  add(1, 'gatewayctl without shadow / bare http-proxy (req/s)', v1, '≥ 1.0', v1 >= 1.0, join(paired('gw', 'bare'), cpu(gw, bare)));
 
   const gwShadow = r('gw-shadow');
   const v2 = ratio(gwShadow, gw);
@@ -63,7 +68,7 @@ export function checkTargets(rows, rounds = []) {
   const refNginx = ratio(r('nginx-mirror'), r('nginx'));
   const noCompare = gwShadow?.shadow && !comparing(gwShadow) ? 'no comparison ran (gatewayctl_shadow_comparisons_total stayed 0)' : '';
   add(2, 'gatewayctl 100% shadow / gatewayctl without shadow (req/s)', v2, '≥ 0.7', v2 >= 0.7,
-    join(paired('gw-shadow', 'gw'), `for reference: bare Node ${fmtRatio(refBare)}, nginx ${fmtRatio(refNginx)}`, noCompare));
+    join(paired('gw-shadow', 'gw'), cpu(gwShadow, gw), `for reference: bare Node ${fmtRatio(refBare)}, nginx ${fmtRatio(refNginx)}`, noCompare));
 
   const w2 = r('gw-w2-shadow');
   const v3 = ratio(w2, r('nginx-mirror'));
