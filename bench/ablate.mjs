@@ -119,6 +119,63 @@ const STEPS = [
       },
     ],
   },
+  {
+    name: '5-dispatch',
+    what: "ShadowClients.request: undici dispatch() with a small handler that collects the body, instead of request() and its Readable body",
+    edits: [
+      {
+        file: 'dist/src/shadow/clients.js',
+        find: `    async request(upstream, copy) {
+        try {
+            const response = await this.poolFor(upstream).request({
+                method: copy.method,
+                path: copy.path,
+                headers: copy.headers,
+                body: copy.body,
+                headersTimeout: copy.timeoutMs,
+                bodyTimeout: copy.timeoutMs,
+            });
+            return response;
+        }
+        catch (err) {
+            throw err;
+        }
+    }`,
+        // The body comes back as an array of chunks (for await takes it) with a dump() that does nothing.
+        replace: `    request(upstream, copy) {
+        return new Promise((resolve, reject) => {
+            const chunks = [];
+            let statusCode = 0;
+            const headers = {};
+            this.poolFor(upstream).dispatch({
+                method: copy.method,
+                path: copy.path,
+                headers: copy.headers,
+                body: copy.body,
+                headersTimeout: copy.timeoutMs,
+                bodyTimeout: copy.timeoutMs,
+            }, {
+                onConnect() { },
+                onHeaders(status, raw) {
+                    statusCode = status;
+                    for (let i = 0; i < raw.length; i += 2) headers[raw[i].toString('latin1').toLowerCase()] = raw[i + 1].toString('latin1');
+                    return true;
+                },
+                onData(chunk) {
+                    chunks.push(chunk);
+                    return true;
+                },
+                onComplete() {
+                    chunks.dump = async () => undefined;
+                    resolve({ statusCode, headers, body: chunks });
+                },
+                onError: reject,
+            });
+        });
+    }`,
+      },
+    ],
+  },
 ];
 
 function log(message) {
