@@ -76,13 +76,15 @@ const params = {
   mode: quick ? 'quick' : 'full',
   rounds: Number(opts.rounds ?? (quick ? 3 : 5)),
   duration: Number(opts.duration ?? (quick ? 2 : 10)),
-  warmup: Number(opts.warmup ?? (quick ? 1 : 3)),
+  warmup: Number(opts.warmup ?? (quick ? 2 : 3)),
   connections: Number(opts.connections),
   threads: Number(opts.threads),
   nginxWorkers: Number(opts['nginx-workers']),
   upstreamWorkers: Number(opts['upstream-workers']),
   shadowDelayMs: Number(opts['shadow-delay']),
 };
+// nginx and the direct upstream have no JIT to warm: a third of it.
+params.nginxWarmup = Math.floor(params.warmup / 3);
 for (const [k, v] of Object.entries(params)) {
   if (typeof v === 'number' && !(Number.isInteger(v) && v >= 0)) fail(`--${k} must be a whole number, not ${v}`, 2);
 }
@@ -149,10 +151,11 @@ function setupNames() {
 
 if (opts.help) {
   process.stdout.write(`usage: npm run bench -- [options]
-  --quick              3 rounds × 2 s (1 s warm-up): under 2 minutes
+  --quick              3 rounds × 2 s (2 s warm-up for Node setups, none for nginx): under 2 minutes
   --rounds N           rounds (default 5; quick 3)
   --duration S         measured seconds per setup and round (default 10; quick 2)
-  --warmup S           warm-up seconds before each measurement (default 3; quick 1)
+  --warmup S           warm-up seconds before each Node setup's measurement, a third of it
+                       for nginx and direct (default 3; quick 2)
   --only A,B           only these setups (names below)
   --connections N      wrk connections (default 50); --threads N wrk threads (default 1)
   --nginx-workers N    worker_processes of the nginx proxies (default 2)
@@ -225,7 +228,9 @@ function ensureTools() {
   if (missing.length === 0) return;
   const how = `apt-get install -y ${missing.join(' ')}`;
   if (opts['no-install']) fail(`missing ${missing.join(' and ')}; install with: ${how}`);
-  if (!commandExists('apt-get')) fail(`missing ${missing.join(' and ')} and no apt-get here: install them and run again`);
+  if (!commandExists('apt-get')) {
+    fail(`missing ${missing.join(' and ')} and no apt-get here: install ${missing.length > 1 ? 'them' : 'it'} and run again`);
+  }
   const asRoot = process.getuid?.() === 0;
   const sudo = asRoot ? [] : commandExists('sudo') ? ['sudo', '-n'] : undefined;
   if (!sudo) fail(`missing ${missing.join(' and ')}; installing needs root: run "sudo ${how}" and run again`);
@@ -273,6 +278,15 @@ function stamp() {
 // ---- one measured run -------------------------------------------------------------
 
 /**
+ * Warm-up seconds before a setup's measurement: the Node setups need their
+ * JIT and pools warm; nginx (and the direct upstream) only connections, so a
+ * third of it (none in --quick) is enough.
+ */
+function warmupFor(setup) {
+  return setup.kind === 'bare' || setup.kind === 'gw' ? params.warmup : params.nginxWarmup;
+}
+
+/**
  * Starts a setup, warms it up, measures one wrk run with CPU and RSS, stops
  * it. Returns the round's figures, {unsupported}, or {error}.
  */
@@ -292,7 +306,8 @@ async function measure(setup, ctx, round) {
   const url = `http://127.0.0.1:${port}${PATH}`;
   const rss = sampleRss(groupMembers([sutGroup]));
   try {
-    if (params.warmup > 0) await wrk(url, { seconds: params.warmup, threads: params.threads, connections: params.connections });
+    const warmup = warmupFor(setup);
+    if (warmup > 0) await wrk(url, { seconds: warmup, threads: params.threads, connections: params.connections });
     const sut = groupMembers([sutGroup]);
     const servers = groupMembers(serverGroups);
     rss.setPids(sut);
@@ -492,9 +507,9 @@ async function main() {
   });
   ctx.slow = await startSlowShadow({ port: ctx.slowPort, delayMs: params.shadowDelayMs });
   if (!opts.profile) {
-    const planned = setups.length * params.rounds * (params.warmup + params.duration + 1);
+    const planned = setups.reduce((sum, s) => sum + params.rounds * (warmupFor(s) + params.duration + 1), 0);
     say(
-      `bench: ${params.mode}: ${setups.length} setups × ${params.rounds} rounds, ${params.warmup}s warm-up + ${params.duration}s each ` +
+      `bench: ${params.mode}: ${setups.length} setups × ${params.rounds} rounds, ${params.warmup}s warm-up (Node) + ${params.duration}s each ` +
         `(about ${Math.ceil(planned / 60)} min)`,
     );
   }

@@ -161,7 +161,7 @@ export function commandExists(name) {
 
 // ---- /proc sampling -------------------------------------------------------
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const CLK_TCK = Number((spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout ?? '').trim()) || 100;
 
 function readStat(pid) {
   try {

@@ -126,7 +126,7 @@ export function markdown({ title, machine, params, setups, rows, checks, rounds 
   );
   out.push(
     `gatewayctl ${machine.gatewayctl}. Load: wrk -t${params.threads} -c${params.connections} -d${params.duration}s --latency, ` +
-      `${params.warmup}s warm-up, ${params.rounds} interleaved rounds (order rotated each round), medians; ` +
+      `${params.warmup}s warm-up (${params.nginxWarmup ?? params.warmup}s for nginx and direct), ${params.rounds} interleaved rounds (order rotated each round), medians; ` +
       `every setup started fresh each round; 300-byte JSON from an nginx upstream (${params.upstreamWorkers} workers); ` +
       `nginx proxies with ${params.nginxWorkers} workers.`,
   );
