@@ -148,6 +148,74 @@ minRequests: 40
     }
   });
 
+  test('a healthy candidate goes from the shadow step to promoted', async () => {
+    const same = (name: string) => (_req: unknown, res: import('node:http').ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-instance': name });
+      res.end(JSON.stringify({ items: [{ id: 1, qty: 2 }], currency: 'EUR' }));
+    };
+    const stable = await startUpstream('stable', same('stable'));
+    const candidate = await startUpstream('candidate', same('candidate'));
+    const gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+stateDir: ${join(tmp.dir, 'shadow-healthy')}
+upstreams: { v1: ${stable.url}, v2: ${candidate.url} }
+routes:
+  - name: shop
+    match: { prefix: /shop }
+    backends: [{ upstream: v1 }]
+    diff: { ignoreHeaders: [x-instance] }
+    release: { candidate: v2, steps: [shadow, 50, 100], interval: 300ms, minRequests: 30 }
+`);
+    const stop = traffic([gw.url]);
+    try {
+      const done = await waitFor(() => releases(gw.adminUrl), (r) => r[0]?.status === 'promoted', 20_000, 'promotion');
+      assert.deepEqual(done[0].history.map((h: any) => h.to), ['shadow', '50%', '100%', 'promoted']);
+      assert.match(done[0].history[1].reason, /shadow passed after \d+s and \d+ requests/);
+      const metrics = (await request(gw.adminUrl + '/metrics')).text;
+      assert.ok(metricValue(metrics, 'gatewayctl_shadow_comparisons_total', { route: 'shop', upstream: 'v2', result: 'match' }) >= 30);
+    } finally {
+      await stop();
+      await gw.close();
+      await stable.close();
+      await candidate.close();
+    }
+  });
+
+  test('a candidate whose shadow answers differ never leaves the shadow step', async () => {
+    const stable = await startUpstream('stable', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ total: 10 }));
+    });
+    const candidate = await startUpstream('candidate', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ total: 11 }));
+    });
+    const gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+stateDir: ${join(tmp.dir, 'shadow-bad')}
+upstreams: { v1: ${stable.url}, v2: ${candidate.url} }
+routes:
+  - name: shop
+    match: { prefix: /shop }
+    backends: [{ upstream: v1 }]
+    release: { candidate: v2, steps: [shadow, 10, 100], interval: 300ms, minRequests: 30 }
+`);
+    const stop = traffic([gw.url]);
+    try {
+      const rolled = await waitFor(() => releases(gw.adminUrl), (r) => r[0]?.status === 'rolled-back', 20_000, 'rollback');
+      assert.deepEqual(rolled[0].history.map((h: any) => h.to), ['shadow', 'rolled-back']);
+      assert.match(rolled[0].reason, /shadow failed: diffRate/);
+      assert.ok(candidate.received.every((r) => r.headers['x-shadow-request'] === '1'), 'no user request ever reached the candidate');
+    } finally {
+      await stop();
+      await gw.close();
+      await stable.close();
+      await candidate.close();
+    }
+  });
+
   test('a restart mid-release resumes the same step', async () => {
     const stateDir = join(tmp.dir, 'restart');
     const file = join(tmp.dir, 'restart.yaml');
