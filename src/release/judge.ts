@@ -10,7 +10,7 @@
  */
 import type { ReleaseConfig, ReleaseStep } from '../config/types.js';
 import type { BackendEvidence, Evidence, RouteEvidence } from './evidence.js';
-import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, wilson } from './stats.js';
+import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, quantileBounds, scaleBinned, wilson } from './stats.js';
 
 export type GateName = 'errorRate' | 'errorRateIncrease' | 'latencyRatio' | 'diffRate';
 export type GateStatus = 'pass' | 'fail' | 'wait' | 'n/a';
@@ -123,6 +123,13 @@ function increaseGate(candidate: BackendEvidence, stable: BackendEvidence, limit
   return { gate, value, limit, status: 'wait', detail: `${figure}: not yet conclusive` };
 }
 
+/**
+ * Latency: the p99 ratio, failed only with confidence, two ways:
+ * - the tail: the candidate's p99 lower bound over the stable p99 upper
+ *   bound (order-statistic bounds) is above the limit;
+ * - the body: a rank test says the candidate is slower even than the stable
+ *   latencies stretched by the limit (Kayenta's tolerance).
+ */
 function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds: number[], limit: number, min: number): GateFigure {
   const gate: GateName = 'latencyRatio';
   if (stable.requests < MIN_STABLE_FOR_COMPARISON || bounds.length === 0) {
@@ -134,10 +141,12 @@ function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds
   if (candidate.requests < min || value === null) {
     return { gate, value, limit, status: 'wait', detail: `judged from ${min} candidate requests` };
   }
-  const p = mannWhitneyGreater(candidate.latency, stable.latency);
-  const figure = `p99 ${(p99c * 1000).toFixed(1)} ms vs ${(p99s * 1000).toFixed(1)} ms = ${value.toFixed(2)}x (rank test p=${p.toFixed(3)}), limit ${limit}x`;
+  const tail = quantileBounds(0.99, bounds, candidate.latency).low / quantileBounds(0.99, bounds, stable.latency).high;
+  const p = mannWhitneyGreater(candidate.latency, scaleBinned(bounds, stable.latency, limit));
+  const figure =
+    `p99 ${(p99c * 1000).toFixed(1)} ms vs ${(p99s * 1000).toFixed(1)} ms = ${value.toFixed(2)}x ` +
+    `(tail at least ${tail.toFixed(2)}x with 95% confidence; slower than ${limit}x stable: rank test p=${p.toFixed(3)}), limit ${limit}x`;
+  if (tail > limit || p < 0.01) return { gate, value, limit, status: 'fail', detail: figure };
   if (value <= limit) return { gate, value, limit, status: 'pass', detail: figure };
-  // Over the limit: fail only when the candidate is slower with confidence.
-  if (p < 0.01) return { gate, value, limit, status: 'fail', detail: figure };
   return { gate, value, limit, status: 'wait', detail: `${figure}: not yet conclusive` };
 }

@@ -97,3 +97,42 @@ export function histogramQuantile(q: number, bounds: ArrayLike<number>, counts: 
   }
   return bounds[bounds.length - 1]!;
 }
+
+/**
+ * Distribution-free confidence bounds of a quantile from binned samples:
+ * the values at the order statistics n·q ∓ z·√(n·q·(1−q)). With few
+ * samples the bounds are wide, so a tail judged from them is judged fairly.
+ */
+export function quantileBounds(q: number, bounds: ArrayLike<number>, counts: ArrayLike<number>, z = 1.96): Interval {
+  let n = 0;
+  for (let i = 0; i < counts.length; i++) n += counts[i]!;
+  if (n === 0) return { low: NaN, high: NaN };
+  const spread = z * Math.sqrt(n * q * (1 - q));
+  const lowRank = Math.max(1, Math.floor(n * q - spread));
+  const highRank = Math.min(n, Math.ceil(n * q + spread));
+  return {
+    low: histogramQuantile(lowRank / n, bounds, counts),
+    high: histogramQuantile(highRank / n, bounds, counts),
+  };
+}
+
+/**
+ * Samples scaled by `factor`, re-binned: each bucket's count moves to the
+ * bucket holding its midpoint times the factor. Used to ask "is the
+ * candidate slower than the stable version with a tolerance" (Kayenta's
+ * effect size) of a rank test on binned data.
+ */
+export function scaleBinned(bounds: ArrayLike<number>, counts: ArrayLike<number>, factor: number): number[] {
+  const out = new Array<number>(counts.length).fill(0);
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i]!;
+    if (c === 0) continue;
+    const lower = i === 0 ? 0 : bounds[i - 1]!;
+    const mid = i < bounds.length ? (lower + bounds[i]!) / 2 : lower * 1.5;
+    const scaled = mid * factor;
+    let j = 0;
+    while (j < bounds.length && bounds[j]! < scaled) j++;
+    out[j]! += c;
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { evidenceFrom, evidenceSince, samplesFromText, type Evidence } from '../
 import { judgeStep } from '../../src/release/judge.js';
 import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
 import { applyReleases } from '../../src/release/overlay.js';
-import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, wilson } from '../../src/release/stats.js';
+import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, quantileBounds, scaleBinned, wilson } from '../../src/release/stats.js';
 
 const release = (over: Partial<ReleaseConfig> = {}): ReleaseConfig => ({
   candidate: 'v2',
@@ -65,6 +65,12 @@ describe('statistics', () => {
     assert.ok(mannWhitneyGreater(fast, slow) > 0.999);
     assert.ok(mannWhitneyGreater(fast, fast) > 0.4, 'identical samples: no evidence');
   });
+  test('quantile bounds widen with fewer samples; scaling moves samples up', () => {
+    const few = quantileBounds(0.99, [1, 2, 3, 4], [0, 50, 40, 10, 0]);
+    const many = quantileBounds(0.99, [1, 2, 3, 4], [0, 5000, 4000, 1000, 0]);
+    assert.ok(few.high - few.low >= many.high - many.low);
+    assert.deepEqual(scaleBinned([1, 2, 4, 8], [0, 10, 0, 0, 0], 2), [0, 0, 10, 0, 0]);
+  });
   test('histogram quantile interpolates inside the bucket', () => {
     const q = histogramQuantile(0.5, [1, 2, 4], [0, 10, 0, 0]);
     assert.equal(q, 1.5);
@@ -102,6 +108,16 @@ describe('gates', () => {
     assert.equal(slow.verdict, 'fail');
     const ok = judgeStep(10, r, ['v1'], evidence({ v1: [2000, 0, 0.01], v2: [300, 0, 0.0105] }), 'shop', 60_000);
     assert.equal(ok.gates.find((g) => g.gate === 'latencyRatio')!.status, 'pass');
+  });
+  test('latency: two slow requests in a small sample make no confident tail', () => {
+    const e = evidence({ v1: [940, 0, 0.01], v2: [120, 0, 0.01] });
+    e.routes['shop']!.backends['v1']!.latency[LATENCY_BUCKETS.indexOf(0.0125)] = 4;
+    e.routes['shop']!.backends['v1']!.requests += 4;
+    e.routes['shop']!.backends['v2']!.latency[LATENCY_BUCKETS.indexOf(0.02)] = 2;
+    e.routes['shop']!.backends['v2']!.requests += 2;
+    const gate = judgeStep(10, release({ minRequests: 100 }), ['v1'], e, 'shop', 60_000).gates.find((g) => g.gate === 'latencyRatio')!;
+    assert.ok(gate.value! > 1.25, `p99 ratio ${gate.value}`);
+    assert.equal(gate.status, 'wait', gate.detail);
   });
   test('at 100% there is no stable traffic: comparison gates are n/a', () => {
     const j = judgeStep(100, r, ['v1'], evidence({ v2: [300, 0, 0.01] }), 'shop', 60_000);
