@@ -13,7 +13,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { CompiledRoute, CompiledUpstream } from '../config/compile.js';
@@ -25,17 +24,29 @@ import { isCertificateError } from '../tls/upstream.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { normalizeTarget } from './path.js';
 import type { UpstreamPools } from './pools.js';
+import { UpstreamDeadlines, UpstreamTimeoutError, type Watched } from './deadlines.js';
 import { sendError } from './responses.js';
+
+export { UpstreamTimeoutError };
 
 const kExchange = Symbol('gatewayctl.exchange');
 
 /** Per-request state, attached to the request for the proxy's events. */
-class Exchange {
+class Exchange implements Watched {
   code = 0;
   upstreamFailed = false;
   /** The upstream request, once it has a socket. */
   upstreamRequest: ClientRequest | undefined;
+  upstreamResponse: IncomingMessage | undefined;
   connected = false;
+  watchedSince = 0;
+  connectTimeoutMs = 0;
+  responseTimeoutMs = 0;
+  lastBytes = 0;
+  lastProgress = 0;
+  expired: UpstreamTimeoutError | undefined;
+  response: ServerResponse | undefined;
+  deadlines: UpstreamDeadlines<Exchange> | undefined;
   constructor(
     readonly active: ActiveConfig,
     readonly requestId: string,
@@ -48,13 +59,8 @@ class Exchange {
 }
 
 type ExchangeRequest = IncomingMessage & { [kExchange]?: Exchange };
+type ExchangeResponse = IncomingMessage & { [kExchange]?: Exchange };
 
-export class UpstreamTimeoutError extends Error {
-  readonly code = 'GW_UPSTREAM_TIMEOUT';
-  constructor(readonly phase: 'connect' | 'response') {
-    super(phase === 'connect' ? 'upstream connect timed out' : 'upstream response timed out');
-  }
-}
 
 export interface ProxyHandlerOptions {
   readonly metrics: GatewayMetrics;
@@ -68,7 +74,9 @@ export interface ProxyHandlerOptions {
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 export class ProxyHandler {
-  private readonly proxy: ProxyServer;
+  /** One http-proxy-3 server per connection pool, its target and agent set once. */
+  private readonly proxies = new WeakMap<object, ProxyServer>();
+  private readonly deadlines = new UpstreamDeadlines<Exchange>((exchange, error) => this.expire(exchange, error));
   private readonly metrics: GatewayMetrics;
   private readonly logger: Logger;
   private readonly pools: UpstreamPools;
@@ -81,17 +89,30 @@ export class ProxyHandler {
     this.pools = options.pools;
     this.shadow = options.shadow;
     this.current = options.current;
-    this.proxy = createProxyServer({ xfwd: false, selfHandleResponse: true, prependPath: true });
-    // Only the streaming pass: the others rewrite framing headers
-    // (DELETE/OPTIONS bodies) or set X-Forwarded-* in ways we do not want.
-    const passes = (this.proxy as unknown as { webPasses: { name: string }[] }).webPasses;
-    (this.proxy as unknown as { webPasses: unknown[] }).webPasses = passes.filter((p) => p.name === 'stream');
-    this.proxy.on('proxyReq', this.onUpstreamRequest);
-    this.proxy.on('proxyRes', this.onUpstreamResponse);
-    this.proxy.on('error', this.onProxyError);
-    this.proxy.on('econnreset', () => {
-      // The client went away; the proxy has already destroyed the upstream request.
-    });
+  }
+
+  /**
+   * The proxy for an upstream's pool. Options fixed per server (not per
+   * call) spare http-proxy-3 a merge and a URL parse on every request.
+   */
+  private proxyFor(upstream: CompiledUpstream): ProxyServer {
+    const agent = this.pools.agentFor(upstream);
+    let proxy = this.proxies.get(agent);
+    if (!proxy) {
+      proxy = createProxyServer({ target: upstream.target, agent, xfwd: false, selfHandleResponse: true, prependPath: true });
+      // Only the streaming pass: the others rewrite framing headers
+      // (DELETE/OPTIONS bodies) or set X-Forwarded-* in ways we do not want.
+      const passes = (proxy as unknown as { webPasses: { name: string }[] }).webPasses;
+      (proxy as unknown as { webPasses: unknown[] }).webPasses = passes.filter((p) => p.name === 'stream');
+      proxy.on('proxyReq', this.onUpstreamRequest);
+      proxy.on('proxyRes', this.onUpstreamResponse);
+      proxy.on('error', this.onProxyError);
+      proxy.on('econnreset', () => {
+        // The client went away; the proxy has already destroyed the upstream request.
+      });
+      this.proxies.set(agent, proxy);
+    }
+    return proxy;
   }
 
   /** Entry point for 'request' (and, with expectContinue, 'checkContinue'). */
@@ -146,13 +167,25 @@ export class ProxyHandler {
     }
     if (expectContinue) res.writeContinue();
 
-    this.proxy.web(
-      req,
-      res,
-      { target: upstream.target, agent: this.pools.agentFor(upstream), selfHandleResponse: true },
-      this.onForwardError,
-    );
+    exchange.connectTimeoutMs = upstream.config.connectTimeoutMs;
+    exchange.responseTimeoutMs = upstream.timeoutMs;
+    exchange.response = res;
+    exchange.deadlines = this.deadlines;
+    this.deadlines.watch(exchange);
+    this.proxyFor(upstream).web(req, res, this.onForwardError);
   };
+
+  /** The sweep found an exchange past a deadline. */
+  private expire(exchange: Exchange, error: UpstreamTimeoutError): void {
+    if (exchange.upstreamRequest) {
+      // Ends in onForwardError (no answer yet) or in the response's close.
+      exchange.upstreamRequest.destroy(error);
+      return;
+    }
+    // Still queued for a pooled connection: answer without it.
+    const res = exchange.response;
+    if (res) this.failUpstream(exchange, res, 'timeout', 504, 'upstream timed out', error);
+  }
 
   private reject(
     req: IncomingMessage,
@@ -179,20 +212,15 @@ export class ProxyHandler {
     const exchange = (req as ExchangeRequest)[kExchange];
     if (!exchange || !exchange.upstream) return;
     exchange.upstreamRequest = proxyReq;
-    const socket = proxyReq.socket as Socket | null;
-    const responseTimeout = exchange.upstream.timeoutMs;
-    if (socket && (socket.connecting || (socket as Socket & { pending?: boolean }).pending)) {
-      proxyReq.setTimeout(Math.min(exchange.upstream.config.connectTimeoutMs, responseTimeout), () => {
-        proxyReq.destroy(new UpstreamTimeoutError(exchange.connected ? 'response' : 'connect'));
-      });
-      socket.once('connect', () => {
-        exchange.connected = true;
-        proxyReq.setTimeout(responseTimeout);
-      });
-    } else {
-      exchange.connected = true;
-      proxyReq.setTimeout(responseTimeout, () => proxyReq.destroy(new UpstreamTimeoutError('response')));
+    if (exchange.expired) {
+      proxyReq.destroy(exchange.expired);
+      return;
     }
+    // Timeouts are the sweep's (deadlines.ts); here only note whether the
+    // connection is new, to tell a failed connect from a reset.
+    const socket = proxyReq.socket as Socket | null;
+    if (socket && socket.connecting) socket.once('connect', () => (exchange.connected = true));
+    else exchange.connected = true;
   };
 
   private readonly onUpstreamResponse = (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void => {
@@ -215,16 +243,33 @@ export class ProxyHandler {
       this.failUpstream(exchange, res, 'reset', 502, 'upstream sent an invalid response', err);
       return;
     }
+    exchange.upstreamResponse = proxyRes;
+    exchange.lastBytes = proxyRes.socket?.bytesRead ?? 0;
+    exchange.lastProgress = Date.now();
     exchange.mirror?.primaryResponse(proxyRes, exchange.started);
-    pipeline(proxyRes, res, (err) => {
-      if (err && !res.writableFinished) {
-        if (!exchange.upstreamFailed && proxyRes.destroyed && !proxyRes.complete && !req.socket.destroyed) {
-          exchange.upstreamFailed = true;
-          exchange.stats.upstreamError('reset');
-        }
-        res.destroy();
-      }
-    });
+    // pipe(), not pipeline(): on Node 20 pipeline costs an AbortController
+    // and a DOMException with a stack trace per response (a tenth of the
+    // request path's CPU). What pipeline would clean up is handled here:
+    // an upstream that dies mid-body cuts the client's response too, and a
+    // client that leaves destroys the upstream request (onResponseClose).
+    (proxyRes as ExchangeResponse)[kExchange] = exchange;
+    proxyRes.once('close', this.onUpstreamResponseClose);
+    proxyRes.pipe(res);
+  };
+
+  /** An upstream response that ends short cuts the client's response too. */
+  private readonly onUpstreamResponseClose = function (this: IncomingMessage): void {
+    const exchange = (this as ExchangeResponse)[kExchange];
+    if (!exchange) return;
+    (this as ExchangeResponse)[kExchange] = undefined;
+    exchange.deadlines?.unwatch(exchange);
+    const res = exchange.response;
+    if (this.complete || !res || res.writableFinished) return;
+    if (!exchange.upstreamFailed && !res.req.socket.destroyed) {
+      exchange.upstreamFailed = true;
+      exchange.stats.upstreamError(exchange.expired ? 'timeout' : 'reset');
+    }
+    res.destroy();
   };
 
   private readonly onForwardError = (err: Error, req: IncomingMessage, res: ServerResponse | Socket): void => {
@@ -287,7 +332,7 @@ export class ProxyHandler {
   };
 
   close(): void {
-    this.proxy.removeAllListeners();
+    this.deadlines.close();
   }
 }
 
@@ -299,6 +344,7 @@ function onResponseClose(this: ServerResponse): void {
   const exchange = req[kExchange];
   if (!exchange) return;
   req[kExchange] = undefined;
+  exchange.deadlines?.unwatch(exchange);
   const code = this.headersSent ? this.statusCode : 499;
   exchange.stats.observe(code, (performance.now() - exchange.started) / 1000);
   if (!this.writableFinished) exchange.upstreamRequest?.destroy();

@@ -3,7 +3,9 @@
  * separate from the primary's agents so a slow or dead shadow can never
  * hold a connection the user's path needs.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
+import { BodyCapture } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
 import { undiciConnector } from '../tls/upstream.js';
 
@@ -20,6 +22,73 @@ export class ShadowTimeoutError extends Error {
   override readonly name = 'TimeoutError';
   constructor(ms: number) {
     super(`shadow copy timed out after ${ms}ms`);
+  }
+}
+
+/** How often the overall shadow deadline is checked (its resolution). */
+const SWEEP_MS = 50;
+
+export interface CopyAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** Present when the answer was captured. */
+  readonly capture: BodyCapture | undefined;
+}
+
+/** Collects one copy's answer; settles its promise exactly once. */
+class CopyHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private readonly capture: BodyCapture | undefined;
+  private settled = false;
+
+  constructor(
+    private readonly inflight: Set<CopyHandler>,
+    readonly deadline: number,
+    private readonly timeoutMs: number,
+    captureBytes: number | undefined,
+    private readonly resolve: (answer: CopyAnswer) => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.settled) controller.abort(new ShadowTimeoutError(this.timeoutMs));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.capture?.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.settle()) this.resolve({ status: this.status, headers: this.headers, capture: this.capture });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    if (this.settle()) this.reject(error);
+  }
+
+  /** The overall deadline passed. */
+  expire(): void {
+    const error = new ShadowTimeoutError(this.timeoutMs);
+    if (!this.settle()) return;
+    this.controller?.abort(error);
+    this.reject(error);
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.inflight.delete(this);
+    return true;
   }
 }
 
@@ -47,29 +116,50 @@ export class ShadowClients {
     return pool;
   }
 
-  /** One whole exchange bounded by timeoutMs (headers and body). */
-  async request(upstream: CompiledUpstream, copy: CopyRequest): Promise<Dispatcher.ResponseData> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new ShadowTimeoutError(copy.timeoutMs)), copy.timeoutMs);
-    try {
-      const response = await this.poolFor(upstream).request({
-        method: copy.method as Dispatcher.HttpMethod,
-        path: copy.path,
-        headers: copy.headers,
-        body: copy.body,
-        signal: controller.signal,
-        headersTimeout: copy.timeoutMs,
-        bodyTimeout: copy.timeoutMs,
-      });
-      // The timer keeps running while the body is read; clear it when done.
-      response.body.once('close', () => clearTimeout(timer));
-      response.body.once('end', () => clearTimeout(timer));
-      return response;
-    } catch (err) {
-      clearTimeout(timer);
-      if (controller.signal.aborted) throw controller.signal.reason;
-      throw err;
-    }
+  /**
+   * Sends one copy and reads its answer: captured up to `captureBytes`, or
+   * counted and dropped when not comparing. The whole exchange is bounded by
+   * `timeoutMs`: undici bounds the wait for the head and each body pause,
+   * and one sweep over the copies in flight enforces the overall deadline,
+   * so a copy costs no timer or AbortController of its own.
+   */
+  send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer> {
+    return new Promise((resolve, reject) => {
+      const handler = new CopyHandler(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, captureBytes, resolve, reject);
+      this.inflight.add(handler);
+      this.sweepSoon();
+      try {
+        this.poolFor(upstream).dispatch(
+          {
+            method: copy.method as Dispatcher.HttpMethod,
+            path: copy.path,
+            headers: copy.headers,
+            body: copy.body ?? null,
+            headersTimeout: copy.timeoutMs,
+            bodyTimeout: copy.timeoutMs,
+          },
+          handler,
+        );
+      } catch (err) {
+        handler.onResponseError(undefined, err as Error);
+      }
+    });
+  }
+
+  private readonly inflight = new Set<CopyHandler>();
+  private sweep: NodeJS.Timeout | undefined;
+
+  private sweepSoon(): void {
+    if (this.sweep) return;
+    this.sweep = setInterval(() => {
+      const now = Date.now();
+      for (const h of this.inflight) if (h.deadline <= now) h.expire();
+      if (this.inflight.size === 0) {
+        clearInterval(this.sweep);
+        this.sweep = undefined;
+      }
+    }, SWEEP_MS);
+    this.sweep.unref();
   }
 
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {

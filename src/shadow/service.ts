@@ -141,38 +141,40 @@ export class ShadowService {
     maxCaptureBytes: number | undefined,
   ): Promise<ShadowResult> {
     const started = performance.now();
-    const copyHeaders: Record<string, string | string[]> = { ...headers };
-    if (shadow) {
-      for (const name of shadow.config.removeHeaders) delete copyHeaders[name];
-      for (const [name, value] of Object.entries(shadow.config.setHeaders)) copyHeaders[name] = value;
-      if (shadow.config.host) copyHeaders['host'] = shadow.config.host;
+    // The shared copy already carries the marker; a target with its own
+    // header edits gets a private copy of it.
+    let copyHeaders = headers;
+    const edits = shadow?.config;
+    if (edits && (edits.removeHeaders.length > 0 || edits.host || Object.keys(edits.setHeaders).length > 0)) {
+      copyHeaders = { ...headers };
+      for (const name of edits.removeHeaders) delete copyHeaders[name];
+      for (const [name, value] of Object.entries(edits.setHeaders)) copyHeaders[name] = value;
+      if (edits.host) copyHeaders['host'] = edits.host;
+      copyHeaders[SHADOW_MARKER] = '1';
     }
-    copyHeaders[SHADOW_MARKER] = '1';
     const base = upstream.target.pathname === '/' ? '' : upstream.target.pathname;
     try {
-      const response = await this.clients.request(upstream, {
-        method,
-        path: base + path,
-        headers: copyHeaders,
-        body: body && body.length > 0 ? body : method === 'GET' || method === 'HEAD' ? undefined : body,
-        timeoutMs,
-      });
-      let captured: CapturedResponse | undefined;
-      if (maxCaptureBytes !== undefined) {
-        const capture = new BodyCapture(maxCaptureBytes);
-        for await (const chunk of response.body) capture.push(chunk as Buffer);
-        captured = {
-          status: response.statusCode,
-          headers: response.headers as IncomingHttpHeaders,
-          body: capture.concat(),
-          truncated: capture.overflowed,
-          bodyBytes: capture.total,
-          latencyMs: performance.now() - started,
-        };
-      } else {
-        await response.body.dump({ limit: 1024 * 1024 }).catch(() => undefined);
-      }
-      return { outcome: 'completed', latencyMs: performance.now() - started, response: captured, status: response.statusCode };
+      const answer = await this.clients.send(
+        upstream,
+        {
+          method,
+          path: base + path,
+          headers: copyHeaders,
+          body: body && body.length > 0 ? body : undefined,
+          timeoutMs,
+        },
+        maxCaptureBytes,
+      );
+      const latencyMs = performance.now() - started;
+      const captured: CapturedResponse | undefined = answer.capture && {
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.capture.concat(),
+        truncated: answer.capture.overflowed,
+        bodyBytes: answer.capture.total,
+        latencyMs,
+      };
+      return { outcome: 'completed', latencyMs, response: captured, status: answer.status };
     } catch (err) {
       const timedOut = isTimeout(err);
       return {
@@ -343,6 +345,7 @@ class Session implements MirrorSession {
 /** The headers as sent to the primary, frozen for the copies. */
 function snapshotHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
+  out[SHADOW_MARKER] = '1';
   for (const name in headers) {
     const value = headers[name];
     if (value !== undefined && !COPY_DROP.has(name)) out[name] = value;

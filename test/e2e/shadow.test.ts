@@ -219,18 +219,16 @@ routes:
     const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
     const routes = ['none', 'slow', 'hung', 'dead', 'reset'];
     const latencies: Record<string, number[]> = Object.fromEntries(routes.map((r) => [r, []]));
-    // Interleaved rounds so drift on a shared machine hits every route alike.
-    for (let round = 0; round < 6; round++) {
-      for (const route of routes) {
-        await runConcurrently(50, 10, async () => {
-          const started = performance.now();
-          const r = await request(`${serve.url}/${route}/item`, { agent });
-          latencies[route]!.push(performance.now() - started);
-          assert.equal(r.status, 200);
-          assert.deepEqual(r.json(), { ok: true });
-        });
-      }
-    }
+    // Every route's requests run mixed in one stream, so whatever else the
+    // machine is doing at a moment hits every route alike.
+    await runConcurrently(routes.length * 300, 10, async (i) => {
+      const route = routes[i % routes.length]!;
+      const started = performance.now();
+      const r = await request(`${serve.url}/${route}/item`, { agent });
+      latencies[route]!.push(performance.now() - started);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json(), { ok: true });
+    });
     agent.destroy();
     const p95 = Object.fromEntries(routes.map((r) => [r, percentile(latencies[r]!, 95)]));
     t.diagnostic(`p95 ms: ${routes.map((r) => `${r}=${p95[r]!.toFixed(2)}`).join(' ')}`);

@@ -1,0 +1,102 @@
+/**
+ * Upstream deadlines for the user's path, enforced by one sweep instead of
+ * a timer per request. Re-arming a socket timer for every request (and
+ * again when the socket goes back to the pool) costs more than the whole
+ * of the gateway's own request handling; a sweep every 50 ms over the
+ * exchanges in flight costs nothing per request.
+ *
+ * - connect: a new connection must be up within the upstream's connectTimeout;
+ * - response: the response head must arrive within the upstream's timeout;
+ * - body: once the head is in, the upstream must keep sending; no progress
+ *   on its socket for the same timeout cuts the response.
+ */
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+export const SWEEP_MS = 50;
+
+export type DeadlinePhase = 'connect' | 'response' | 'body';
+
+export class UpstreamTimeoutError extends Error {
+  readonly code = 'GW_UPSTREAM_TIMEOUT';
+  constructor(readonly phase: DeadlinePhase) {
+    super(phase === 'connect' ? 'upstream connect timed out' : phase === 'response' ? 'upstream response timed out' : 'upstream body stalled');
+  }
+}
+
+/** What the sweep needs to know of one exchange. */
+export interface Watched {
+  /** When the exchange started waiting, ms (Date.now()). */
+  watchedSince: number;
+  connectTimeoutMs: number;
+  responseTimeoutMs: number;
+  upstreamRequest: ClientRequest | undefined;
+  upstreamResponse: IncomingMessage | undefined;
+  /** Body progress: bytes read on the upstream socket, and since when. */
+  lastBytes: number;
+  lastProgress: number;
+  /** Set when the sweep gave up on it. */
+  expired: UpstreamTimeoutError | undefined;
+}
+
+export class UpstreamDeadlines<T extends Watched> {
+  private readonly watched = new Set<T>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly onExpired: (exchange: T, error: UpstreamTimeoutError) => void) {}
+
+  watch(exchange: T): void {
+    exchange.watchedSince = Date.now();
+    this.watched.add(exchange);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.timer.unref();
+    }
+  }
+
+  unwatch(exchange: T): void {
+    this.watched.delete(exchange);
+  }
+
+  get size(): number {
+    return this.watched.size;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const w of this.watched) {
+      const error = overdue(w, now);
+      if (!error) continue;
+      this.watched.delete(w);
+      w.expired = error;
+      this.onExpired(w, error);
+    }
+    if (this.watched.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.watched.clear();
+  }
+}
+
+function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
+  const socket = w.upstreamRequest?.socket as Socket | null | undefined;
+  if (socket && socket.connecting) {
+    return now - w.watchedSince > Math.min(w.connectTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('connect') : undefined;
+  }
+  if (!w.upstreamResponse) {
+    return now - w.watchedSince > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
+  }
+  const read = socket?.bytesRead ?? w.lastBytes;
+  if (read !== w.lastBytes) {
+    w.lastBytes = read;
+    w.lastProgress = now;
+    return undefined;
+  }
+  return now - w.lastProgress > w.responseTimeoutMs ? new UpstreamTimeoutError('body') : undefined;
+}
