@@ -5,6 +5,7 @@
  * Small samples give wide intervals, so a handful of requests can neither
  * pass nor fail a gate by luck.
  */
+import { wilson as wilsonInterval } from '../diff/stats.js';
 
 /** Standard normal CDF (Abramowitz and Stegun 7.1.26, error < 1.5e-7). */
 export function normalCdf(z: number): number {
@@ -19,15 +20,10 @@ export interface Interval {
   readonly high: number;
 }
 
-/** Wilson score interval of a rate; z = 1.96 is 95 %. */
+/** Wilson score interval of a rate (the diff summary's), as {low, high}. */
 export function wilson(successes: number, trials: number, z = 1.96): Interval {
-  if (trials <= 0) return { low: 0, high: 1 };
-  const p = successes / trials;
-  const z2 = z * z;
-  const denominator = 1 + z2 / trials;
-  const centre = p + z2 / (2 * trials);
-  const margin = z * Math.sqrt((p * (1 - p)) / trials + z2 / (4 * trials * trials));
-  return { low: Math.max(0, (centre - margin) / denominator), high: Math.min(1, (centre + margin) / denominator) };
+  const [low, high] = wilsonInterval(successes, trials, z);
+  return { low, high };
 }
 
 /**
