@@ -12,6 +12,8 @@ import { startServer } from '../../src/runtime/server-factory.js';
 export interface TestGateway {
   readonly gateway: Gateway;
   readonly url: string;
+  /** The listener's port, for raw-socket clients. */
+  readonly port: number;
   readonly adminUrl: string;
   readonly configFile: string;
   readonly logs: LogRecord[];
@@ -42,6 +44,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
   return {
     gateway,
     url: `http://127.0.0.1:${addresses.listen.port}`,
+    port: addresses.listen.port,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
     configFile,
     logs,
