@@ -61,6 +61,16 @@ const TOO_LARGE = refusal(413, 'request body too large', 'body_size');
 const TWO_HOSTS = refusal(400, 'bad request: more than one Host header', 'host');
 const BAD_HOST = refusal(400, 'bad request: malformed Host header', 'host');
 
+/** How many Host lines a request has: Node keeps the first of several and drops the rest. */
+export function hostLines(rawHeaders: readonly string[]): number {
+  let hosts = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) hosts++;
+  }
+  return hosts;
+}
+
 export function screenRequest(req: IncomingMessage, limits: LimitsConfig): Admitted | Refusal {
   if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) return VERSION;
   const method = req.method;
@@ -90,13 +100,7 @@ export function screenRequest(req: IncomingMessage, limits: LimitsConfig): Admit
     hasBody = length > 0;
   }
 
-  // Node keeps the first of several Host lines: count them in the raw list.
-  let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) hosts++;
-  }
-  if (hosts > 1) return TWO_HOSTS;
+  if (hostLines(raw) > 1) return TWO_HOSTS;
   const host = headers.host;
   if (host !== undefined && !isValidHost(host)) return BAD_HOST;
 
