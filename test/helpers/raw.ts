@@ -324,6 +324,8 @@ export interface CaptureConnection {
   readonly socket: Socket;
   /** Every byte received on this connection. */
   readonly bytes: Buffer[];
+  /** Targets of the request heads it carried. */
+  readonly targets: string[];
   closed: boolean;
   /** Set once a 101 was sent: later bytes are echoed and recorded here. */
   tunnel: Buffer[] | undefined;
@@ -366,6 +368,8 @@ export interface CaptureUpstream {
   waitForHeads(count: number, timeoutMs?: number): Promise<void>;
   /** Resolves once no connection is open (or rejects at the timeout). */
   waitForIdle(timeoutMs?: number): Promise<void>;
+  /** Resolves once every connection that carried a matching request is closed. */
+  waitForClosed(carried: (target: string) => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -396,7 +400,7 @@ export async function startCapture(
   const state = { heads: 0 };
   const headTargets = new Set<string>();
   const server = net.createServer((socket) => {
-    const conn: CaptureConnection = { id: connections.length + 1, socket, bytes: [], closed: false, tunnel: undefined };
+    const conn: CaptureConnection = { id: connections.length + 1, socket, bytes: [], targets: [], closed: false, tunnel: undefined };
     connections.push(conn);
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -430,6 +434,7 @@ export async function startCapture(
             headCounted = true;
             state.heads++;
             headTargets.add(head.start.split(' ')[1] ?? '');
+            conn.targets.push(head.start.split(' ')[1] ?? '');
             wake();
           }
           const te = head.headers.filter(([n]) => n.toLowerCase() === 'transfer-encoding').map(([, v]) => v);
@@ -546,6 +551,10 @@ export async function startCapture(
       waitFor(() => requests.length >= count, () => `waited for ${count} requests, got ${requests.length}`, timeoutMs),
     waitForHeads: (count, timeoutMs = 3000) => waitFor(() => state.heads >= count, () => `waited for ${count} request heads, got ${state.heads}`, timeoutMs),
     waitForIdle: (timeoutMs = 3000) => waitFor(() => openCount() === 0, () => `${openCount()} connections still open`, timeoutMs),
+    waitForClosed: (carried, timeoutMs = 3000) => {
+      const open = () => connections.filter((c) => !c.closed && c.targets.some(carried)).length;
+      return waitFor(() => open() === 0, () => `${open()} connections still open`, timeoutMs);
+    },
     close() {
       for (const c of connections) c.socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
