@@ -13,6 +13,7 @@ import { metricValue } from '../helpers/metrics.js';
 import { exchange, ok, RawClient, runRawCase, sleep, startCapture, withClient, type CaptureUpstream, type Chunk, type RawCase } from '../helpers/raw.js';
 
 const H = 'Host: gw.test\r\n';
+const BIG = 8 * 1024 * 1024;
 const headers = (n: number) => Array.from({ length: n }, (_, i) => `X-H-${i}: v\r\n`).join('');
 const chunked = (size: number, pieces: number) => {
   const piece = Math.ceil(size / pieces);
@@ -54,15 +55,19 @@ describe('raw limits and timeouts', () => {
   let gw: TestGateway;
   let port: number;
   before(async () => {
-    upstream = await startCapture((req) => (req.target.startsWith('/api/hang') ? 'hang' : ok(`${req.method} ${req.target} ${req.body.length}`)));
+    upstream = await startCapture((req) => {
+      if (req.target.startsWith('/big')) return `HTTP/1.1 200 OK\r\ncontent-length: ${BIG}\r\n\r\n${'b'.repeat(BIG)}`;
+      return ok(`${req.method} ${req.target} ${req.body.length}`);
+    });
     gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
-upstreams: { cap: ${upstream.url} }
+upstreams: { cap: ${upstream.url}, big: { url: ${upstream.url}, timeout: 600ms } }
 limits: { maxHeaderCount: 20, maxHeaderBytes: 2kb, maxBodyBytes: 1kb }
 timeouts: { header: 600ms, idle: 500ms, body: 500ms, upstream: 5s }
 routes:
   - { name: api, match: { prefix: /api }, backends: [{ upstream: cap }] }
+  - { name: big, match: { prefix: /big }, backends: [{ upstream: big }] }
 `);
     port = gw.port;
   });
@@ -164,6 +169,25 @@ routes:
     const got = await exchange(port, chunks, { timeoutMs: 4000 });
     assert.equal(got.first.status, 200, got.text);
     assert.equal(got.first.body.toString(), 'POST /api/drip 8');
+  });
+
+  test('a client that stops reading a large response is cut off; its upstream connection is released', async () => {
+    await withClient(port, async (client) => {
+      client.socket.pause();
+      await client.write(`GET /big/file HTTP/1.1\r\n${H}\r\n`);
+      await upstream.waitForHeads(1);
+      const conn = () => upstream.connections.find((c) => c.targets.includes('/big/file'));
+      await client.until(() => conn() !== undefined, 2000);
+      const t = Date.now();
+      // Backpressure stops reads from the upstream, whose connection then
+      // idles into the upstream timeout (600 ms): both sides are closed.
+      await client.until(() => conn()!.closed, 5000);
+      assert.ok(conn()!.closed, 'upstream connection released');
+      assert.ok(Date.now() - t < 4000, `after ${Date.now() - t} ms`);
+      client.socket.resume();
+      assert.ok(await client.until(() => client.closed, 3000), 'client connection closed');
+      assert.ok(client.bytes.length < BIG, 'the response was not completed');
+    });
   });
 
   test('a chunked body that stops arriving: 408', async () => {

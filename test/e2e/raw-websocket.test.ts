@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'undici';
+import { spawnServeYaml } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
@@ -254,6 +255,30 @@ routes:
       const idle = Date.now() - quiet;
       assert.ok(idle >= 400 && idle < 2500, `closed after ${idle} ms of silence (websocketIdle 500 ms)`);
     });
+  });
+
+  test('an open tunnel does not hold up a graceful shutdown', async () => {
+    const serve = await spawnServeYaml(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { ws: ${upstream.url} }
+timeouts: { drain: 20s }
+routes:
+  - { name: ws, backends: [{ upstream: ws }] }
+`);
+    try {
+      await withClient(serve.port, async (client) => {
+        await client.write(handshake('/ws/echo'));
+        assert.equal((await client.read()).first.status, 101);
+        const t = Date.now();
+        const code = await Promise.race([serve.stop('SIGTERM'), sleep(5000).then(() => 'still running')]);
+        assert.equal(code, 0);
+        assert.ok(Date.now() - t < 4000, `exited after ${Date.now() - t} ms (drain limit 20 s)`);
+        assert.ok(await client.until(() => client.closed, 1000), 'the tunnel was closed');
+      });
+    } finally {
+      await serve.close();
+    }
   });
 
   test('a real WebSocket client talks through the gateway', async () => {
