@@ -93,8 +93,15 @@ export function screenRequest(req: IncomingMessage, limits: LimitsConfig): Admit
   let hasBody = chunked;
   const cl = headers['content-length'];
   if (cl !== undefined) {
-    if (!/^\d{1,20}$/.test(cl)) return BAD_LENGTH;
-    const length = Number(cl);
+    // llhttp has already refused anything but digits; checked again, cheaply.
+    if (cl.length === 0) return BAD_LENGTH;
+    if (cl.length > 15) return /^\d+$/.test(cl) ? TOO_LARGE : BAD_LENGTH;
+    let length = 0;
+    for (let i = 0; i < cl.length; i++) {
+      const digit = cl.charCodeAt(i) - 48;
+      if (digit < 0 || digit > 9) return BAD_LENGTH;
+      length = length * 10 + digit;
+    }
     if (length > limits.maxBodyBytes) return TOO_LARGE;
     if (cl.length > 1 && cl.charCodeAt(0) === 48 /* 0 */) headers['content-length'] = String(length);
     hasBody = length > 0;
