@@ -180,9 +180,15 @@ export class ProxyRuntime {
     this.metrics.rejectedRequests.inc({ reason });
     // A parse error in a body (bad chunk, huge extension) comes while its
     // request is being served: it can still be answered if nothing of the
-    // response was sent yet. Node's own default does the same.
+    // response was sent yet. But when the response in progress belongs to
+    // an earlier pipelined request, an error answer would be taken for that
+    // request's: the connection is closed instead (Node's default would
+    // answer it).
     const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (code === 'ECONNRESET' || !socket.writable || busy?.headersSent) {
+    // parser.incoming is the request being read, or still the last complete one.
+    const reading = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+    const ownRequest = !!busy && !busy.headersSent && busy.req === reading && reading?.complete === false;
+    if (code === 'ECONNRESET' || !socket.writable || (busy && !ownRequest)) {
       socket.destroy();
       return;
     }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { ok, runRawCase, startCapture, type CaptureUpstream, type CapturedRequest, type RawCase, type RawResult } from '../helpers/raw.js';
+import { exchange, ok, runRawCase, startCapture, type CaptureUpstream, type CapturedRequest, type RawCase, type RawResult } from '../helpers/raw.js';
 
 interface Case extends RawCase {
   readonly check?: (got: RawResult, received: CapturedRequest[]) => void;
@@ -186,6 +186,7 @@ describe('raw framing', () => {
           'Proxy-Authenticate: Basic\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Visible: yes\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhop\r\n0\r\nX-T: 1\r\n\r\n'
         );
       }
+      if (req.target === '/slow') return { bytes: ok('slow'), delayMs: 150 };
       return ok(`${req.method} ${req.target}`);
     });
     gw = await startGateway(`
@@ -206,6 +207,19 @@ routes:
     test(c.name, async () => {
       const { got, received } = await runRawCase(gw.port, upstream, c);
       c.check?.(got, received);
+    });
+  }
+
+  for (const [name, tail] of [
+    ['a malformed head', 'GARBAGE\r\n\r\n'],
+    ['a malformed chunked body', `POST /b HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\n`],
+  ]) {
+    test(`${name} pipelined behind a pending request is never answered as that request`, async () => {
+      const got = await exchange(gw.port, `GET /slow HTTP/1.1\r\n${H}\r\n${tail}`, { responses: 2, timeoutMs: 2000 });
+      assert.equal(got.malformed, false, got.text);
+      // Either the slow answer, or a closed connection; never a 400 in its place.
+      assert.ok(got.responses.every((r) => r.status === 200), got.text);
+      assert.ok(got.closed);
     });
   }
 });
