@@ -211,6 +211,12 @@ export class ProxyHandler {
       return;
     }
     const status = proxyRes.statusCode ?? 502;
+    if (!req.complete) {
+      // Answered before the request body was all read (an early 413, say):
+      // what is left of the body is not read, so the connection ends with it.
+      res.shouldKeepAlive = false;
+      condemn(req.socket);
+    }
     try {
       res.writeHead(status, proxyRes.statusMessage, downstreamHeaders(proxyRes.rawHeaders, exchange.requestId));
     } catch (err) {

@@ -12,7 +12,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { deadPort } from '../helpers/upstream.js';
-import { exchange, ok, openTcpHandles, RawClient, sleep, startCapture, type CaptureUpstream, type Reply } from '../helpers/raw.js';
+import { exchange, ok, openTcpHandles, RawClient, sleep, startCapture, withClient, type CaptureUpstream, type Reply } from '../helpers/raw.js';
 
 const H = 'Host: gw.test\r\n';
 
@@ -78,6 +78,7 @@ const cases: Case[] = [
 describe('raw upstream faults', () => {
   let faulty: CaptureUpstream;
   let holding: CaptureUpstream;
+  let early: CaptureUpstream;
   let gw: TestGateway;
   let port: number;
   before(async () => {
@@ -89,6 +90,14 @@ describe('raw upstream faults', () => {
       },
       { replyAfterHead: true },
     );
+    // Answers as soon as a head arrives, while the request body is still coming.
+    early = await startCapture(
+      (req) => {
+        if (req.target === '/early/reset') return 'reset';
+        return { bytes: 'HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo much', then: 'close' };
+      },
+      { replyAfterHead: true },
+    );
     const dead = await deadPort();
     gw = await startGateway(`
 listen: 127.0.0.1:0
@@ -96,12 +105,14 @@ admin: 127.0.0.1:0
 upstreams:
   faulty: { url: ${faulty.url}, timeout: 600ms }
   holding: ${holding.url}
+  early: ${early.url}
   dead: http://127.0.0.1:${dead}
 timeouts: { upstream: 30s }
 routes:
   - { name: fault, match: { prefix: /fault }, backends: [{ upstream: faulty }] }
   - { name: hold, match: { prefix: /hold }, backends: [{ upstream: holding }] }
   - { name: dead, match: { prefix: /dead }, backends: [{ upstream: dead }] }
+  - { name: early, match: { prefix: /early }, backends: [{ upstream: early }] }
 `);
     port = gw.port;
   });
@@ -109,6 +120,7 @@ routes:
     await gw.close();
     await faulty.close();
     await holding.close();
+    await early.close();
   });
 
   for (const c of cases) {
@@ -146,6 +158,25 @@ routes:
       assert.equal(next.first.body.toString(), 'fine /fault/fine');
     });
   }
+
+  test('an upstream that resets while the request body is still coming: 502, the upload stops', async () => {
+    await withClient(port, async (client) => {
+      await client.write(`POST /early/reset HTTP/1.1\r\n${H}Content-Length: 1000000\r\n\r\n${'u'.repeat(1000)}`);
+      const got = await client.read({ timeoutMs: 3000, settleMs: 300 });
+      assert.equal(got.first.status, 502, got.text);
+      assert.ok(got.closed, 'the connection is closed: the rest of the body will not be read');
+    });
+  });
+
+  test('an upstream that answers before the request body is complete: the answer is relayed', async () => {
+    await withClient(port, async (client) => {
+      await client.write(`POST /early/refuse HTTP/1.1\r\n${H}Content-Length: 1000000\r\n\r\n${'u'.repeat(1000)}`);
+      const got = await client.read({ timeoutMs: 3000, settleMs: 300 });
+      assert.equal(got.first.status, 413, got.text);
+      assert.equal(got.first.body.toString(), 'too much');
+      assert.ok(got.closed, 'the connection is closed: the rest of the body will not be read');
+    });
+  });
 
   test('stray bytes after a response never become the answer to another request', async () => {
     const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 1 });
