@@ -121,3 +121,16 @@ function slowNormalize(rawPath: string, query: string): NormalizedTarget {
   }
   return { ok: true, path: out, query };
 }
+
+/**
+ * The request target an upstream receives: its URL's path joined with the
+ * normalized request path, queries joined with "&", as the primary proxy
+ * joins them, so upgrades and shadow copies send the same target.
+ */
+export function upstreamPath(target: URL, pathAndQuery: string): string {
+  const base = target.pathname.endsWith('/') ? target.pathname.slice(0, -1) : target.pathname;
+  const q = pathAndQuery.indexOf('?');
+  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const queries = [target.search.slice(1), q < 0 ? '' : pathAndQuery.slice(q + 1)].filter(Boolean);
+  return base + path + (queries.length > 0 ? '?' + queries.join('&') : '');
+}

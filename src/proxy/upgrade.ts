@@ -31,6 +31,7 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
+import { upstreamPath } from './path.js';
 import type { UpstreamPools } from './pools.js';
 import { sendRawError } from './responses.js';
 import { screenRequest } from './screen.js';
@@ -203,7 +204,7 @@ export class UpgradeHandler {
       hostname,
       port: target.port || (https_ ? 443 : 80),
       method: 'GET',
-      path: joinPath(target, pathAndQuery),
+      path: upstreamPath(target, pathAndQuery),
       headers: req.headers,
       agent: this.pools.agentFor(upstream),
     });
@@ -257,13 +258,4 @@ function offered(requested: string, chosen: string): boolean {
   const tokens = (v: string) => v.split(',').map((t) => t.trim().toLowerCase());
   const want = new Set(tokens(requested));
   return tokens(chosen).every((t) => t !== '' && want.has(t));
-}
-
-/** The upstream's base path joined with the request's path, as the proxy joins them. */
-function joinPath(target: URL, pathAndQuery: string): string {
-  const base = target.pathname.endsWith('/') ? target.pathname.slice(0, -1) : target.pathname;
-  const q = pathAndQuery.indexOf('?');
-  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
-  const queries = [target.search.slice(1), q < 0 ? '' : pathAndQuery.slice(q + 1)].filter(Boolean);
-  return base + path + (queries.length > 0 ? '?' + queries.join('&') : '');
 }

@@ -80,8 +80,14 @@ describe('raw paths', () => {
     gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
-upstreams: { pub: ${upstreams['pub']!.url}, adm: ${upstreams['adm']!.url}, shop: ${upstreams['shop']!.url} }
+upstreams:
+  pub: ${upstreams['pub']!.url}
+  adm: ${upstreams['adm']!.url}
+  shop: ${upstreams['shop']!.url}
+  pubv1: ${upstreams['pub']!.url}/v1/
+  admv1: ${upstreams['adm']!.url}/v1/
 routes:
+  - { name: versioned, match: { prefix: /versioned }, backends: [{ upstream: pubv1 }], shadow: [{ upstream: admv1 }] }
   - { name: shop, match: { host: shop.example }, backends: [{ upstream: shop }] }
   - { name: public, match: { prefix: /public }, backends: [{ upstream: pub }] }
   - { name: admin, match: { prefix: /admin }, backends: [{ upstream: adm }] }
@@ -113,6 +119,20 @@ routes:
       if (c.seesHost) assert.deepEqual(r.headerAll('host'), [c.seesHost]);
     });
   }
+
+  test('an upstream URL with a base path: the primary, its shadow copy and an upgrade all get the same target', async () => {
+    const pub = upstreams['pub']!;
+    const adm = upstreams['adm']!;
+    const got = await exchange(port, 'GET /versioned//x?q=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n');
+    assert.equal(got.first.status, 200);
+    assert.equal(pub.requests.at(-1)!.target, '/v1/versioned/x?q=1');
+    const deadline = Date.now() + 2000;
+    while (!adm.requests.some((r) => r.header('x-shadow-request') === '1') && Date.now() < deadline) await sleep(10);
+    assert.equal(adm.requests.filter((r) => r.header('x-shadow-request') === '1').at(-1)?.target, '/v1/versioned/x?q=1');
+    const upgrade = await exchange(port, 'GET /versioned/ws HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', { settleMs: 100 });
+    assert.equal(upgrade.first.status, 200, 'refused upgrade relayed');
+    assert.equal(pub.requests.at(-1)!.target, '/v1/versioned/ws');
+  });
 
   test('generated paths: the route chosen and the path the upstream sees never disagree', async () => {
     // A small deterministic generator over the pieces that trip normalizers.
