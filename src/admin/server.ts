@@ -9,6 +9,8 @@ import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from '../log/logger.js';
+import { normalizeTarget } from '../proxy/path.js';
+import { hostLines } from '../proxy/screen.js';
 
 export interface AdminReply {
   readonly status: number;
@@ -85,7 +87,12 @@ export class AdminServer {
   }
 
   private hostAllowed(req: IncomingMessage): boolean {
-    const host = req.headers.host;
+    // Two Host lines would let the first pass the check for the second.
+    if (hostLines(req.rawHeaders) > 1) return false;
+    // An absolute-form target names the host itself (RFC 9112 section 3.2.2).
+    const url = req.url ?? '';
+    const target = url.charCodeAt(0) === 47 /* / */ ? undefined : normalizeTarget(url);
+    const host = target?.ok && target.authority !== undefined ? target.authority : req.headers.host;
     if (!host) return true; // HTTP/1.0 tools
     const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]!;
     if (isIP(name) !== 0 || name === 'localhost') return true;

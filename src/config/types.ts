@@ -126,6 +126,8 @@ export interface TimeoutsConfig {
   readonly headerMs: number;
   readonly idleMs: number;
   readonly bodyMs: number;
+  /** An upgraded (WebSocket) connection with no traffic either way. */
+  readonly websocketIdleMs: number;
   readonly upstreamMs: number;
   readonly shadowMs: number;
   readonly drainMs: number;

@@ -502,6 +502,7 @@ class MeaningChecker {
       headerMs: t['header'] ?? 10_000,
       idleMs: t['idle'] ?? 60_000,
       bodyMs: t['body'] ?? 30_000,
+      websocketIdleMs: t['websocketIdle'] ?? 300_000,
       upstreamMs: t['upstream'] ?? 30_000,
       shadowMs: t['shadow'] ?? 10_000,
       drainMs: t['drain'] ?? 30_000,

@@ -1,14 +1,16 @@
 /**
  * The user's path: one request in, one response out.
  *
- *   normalize target → route → pick backend → clean headers → forward
- *                                 └→ mirror (shadow/) when the route says so
+ *   screen (framing, limits, target) → route → pick backend → clean headers → forward
+ *                                              └→ mirror (shadow/) when the route says so
  *
  * Forwarding goes through http-proxy-3 with a keep-alive agent per upstream;
  * bodies stream both ways without buffering. Every failure ends in a status
- * (400/404/413/502/504) with a small JSON body, never in a crash: the proxy's
- * error callback is always given, and response streams always have an error
- * handler.
+ * (400/404/405/408/413/431/502/504/505) with a small JSON body, never in a
+ * crash: the proxy's error callback is always given, and response streams
+ * always have an error handler. Once the gateway has answered "connection:
+ * close", nothing more is read from that connection: requests pipelined
+ * behind the refused one are dropped, never forwarded.
  */
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
@@ -20,12 +22,12 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import type { MirrorSession, ShadowService } from '../shadow/service.js';
-import { isCertificateError } from '../tls/upstream.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
-import { normalizeTarget } from './path.js';
 import type { UpstreamPools } from './pools.js';
 import { UpstreamDeadlines, UpstreamTimeoutError, type Watched } from './deadlines.js';
-import { sendError } from './responses.js';
+import { condemn, isCondemned, sendError } from './responses.js';
+import { ALLOW, SERVER_OPTIONS, screenRequest, type Refusal } from './screen.js';
+import { classifyUpstreamError } from './upstream-faults.js';
 
 export { UpstreamTimeoutError };
 
@@ -60,7 +62,7 @@ class Exchange implements Watched {
 
 type ExchangeRequest = IncomingMessage & { [kExchange]?: Exchange };
 type ExchangeResponse = IncomingMessage & { [kExchange]?: Exchange };
-
+type ExchangeUpstreamRequest = ClientRequest & { [kExchange]?: Exchange };
 
 export interface ProxyHandlerOptions {
   readonly metrics: GatewayMetrics;
@@ -70,8 +72,6 @@ export interface ProxyHandlerOptions {
   /** The config to serve a new request with. */
   readonly current: () => ActiveConfig;
 }
-
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 export class ProxyHandler {
   /** One http-proxy-3 server per connection pool, its target and agent set once. */
@@ -99,7 +99,18 @@ export class ProxyHandler {
     const agent = this.pools.agentFor(upstream);
     let proxy = this.proxies.get(agent);
     if (!proxy) {
-      proxy = createProxyServer({ target: upstream.target, agent, xfwd: false, selfHandleResponse: true, prependPath: true });
+      proxy = createProxyServer({
+        target: upstream.target,
+        agent,
+        xfwd: false,
+        selfHandleResponse: true,
+        prependPath: true,
+        // toProxy: send req.url as it is. Without it the proxy re-parses the
+        // path as a WHATWG URL, which re-encodes characters (and would
+        // resolve dot segments), so the upstream could see a path other than
+        // the one that was routed. screen.ts has already made req.url canonical.
+        toProxy: true,
+      });
       // Only the streaming pass: the others rewrite framing headers
       // (DELETE/OPTIONS bodies) or set X-Forwarded-* in ways we do not want.
       const passes = (proxy as unknown as { webPasses: { name: string }[] }).webPasses;
@@ -117,30 +128,20 @@ export class ProxyHandler {
 
   /** Entry point for 'request' (and, with expectContinue, 'checkContinue'). */
   handle = (req: IncomingMessage, res: ServerResponse, expectContinue = false): void => {
+    res.on('error', noop);
+    req.on('error', noop);
+    // Pipelined behind a request answered with "connection: close".
+    if (isCondemned(req.socket)) return void req.resume();
     const started = performance.now();
     const active = this.current();
     const requestId = clientRequestId(req.headers) ?? randomUUID();
-    res.on('error', noop);
-    req.on('error', noop);
 
-    const target = normalizeTarget(req.url ?? '');
-    if (!target.ok) return this.reject(req, res, active, 400, `bad request: ${target.reason}`, 'bad_path', requestId, started);
-    const method = req.method ?? 'GET';
-    if (method === 'TRACE' || method === 'CONNECT') {
-      return this.reject(req, res, active, 405, `method ${method} is not allowed`, 'method', requestId, started, {
-        allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
-      });
-    }
     const limits = active.snapshot.config.limits;
-    if (req.rawHeaders.length / 2 > limits.maxHeaderCount) {
-      return this.reject(req, res, active, 431, 'too many request headers', 'header_count', requestId, started);
-    }
-    const length = req.headers['content-length'];
-    if (length !== undefined && Number(length) > limits.maxBodyBytes) {
-      return this.reject(req, res, active, 413, 'request body too large', 'body_size', requestId, started);
-    }
+    const screened = screenRequest(req, limits);
+    if (!screened.ok) return this.refuse(req, res, active, screened, requestId, started);
+    const method = req.method ?? 'GET';
 
-    const route = active.snapshot.route({ method, path: target.path, host: active.hostOf(req), headers: req.headers });
+    const route = active.snapshot.route({ method, path: screened.path, host: active.hostOf(req), headers: req.headers });
     if (!route) {
       return this.reject(req, res, active, 404, 'no route matches this request', 'no_route', requestId, started, undefined, true);
     }
@@ -153,7 +154,7 @@ export class ProxyHandler {
       trustedPeer: active.isTrusted(socket.remoteAddress),
       encrypted: socket instanceof TLSSocket,
     });
-    const upstreamTarget = target.path + target.query;
+    const upstreamTarget = screened.path + screened.query;
     if (upstreamTarget !== req.url) req.url = upstreamTarget;
 
     const mirror = route.shadows.length > 0 && this.shadow ? this.shadow.begin(req, route, requestId, upstream) : undefined;
@@ -162,9 +163,10 @@ export class ProxyHandler {
     active.inflight++;
     res.once('close', onResponseClose);
 
-    if (length === undefined && req.headers['transfer-encoding'] !== undefined) {
-      watchBodySize(req, res, limits.maxBodyBytes, requestId);
+    if (screened.hasBody) {
+      guardBody(req, res, exchange, screened.chunked ? limits.maxBodyBytes : Infinity, active.snapshot.config.timeouts.bodyMs, this.metrics);
     }
+    // Only now, with the request accepted and routed, may the client send its body.
     if (expectContinue) res.writeContinue();
 
     exchange.connectTimeoutMs = upstream.config.connectTimeoutMs;
@@ -187,6 +189,27 @@ export class ProxyHandler {
     if (res) this.failUpstream(exchange, res, 'timeout', 504, 'upstream timed out', error);
   }
 
+  /** 'checkExpectation': an Expect other than 100-continue. */
+  refuseExpectation = (req: IncomingMessage, res: ServerResponse): void => {
+    res.on('error', noop);
+    req.on('error', noop);
+    if (isCondemned(req.socket)) return void req.resume();
+    const active = this.current();
+    const requestId = clientRequestId(req.headers) ?? randomUUID();
+    this.reject(req, res, active, 417, 'only "Expect: 100-continue" is supported', 'expectation', requestId, performance.now());
+  };
+
+  private refuse(req: IncomingMessage, res: ServerResponse, active: ActiveConfig, refusal: Refusal, requestId: string, started: number): void {
+    if (refusal === SERVER_OPTIONS) {
+      // OPTIONS * asks about the server, not a resource: the gateway answers.
+      res.writeHead(200, { allow: ALLOW, 'content-length': '0', 'x-request-id': requestId });
+      res.end();
+      req.resume();
+      return;
+    }
+    this.reject(req, res, active, refusal.status, refusal.message, refusal.reason, requestId, started, refusal.headers);
+  }
+
   private reject(
     req: IncomingMessage,
     res: ServerResponse,
@@ -200,9 +223,11 @@ export class ProxyHandler {
     counted = false,
   ): void {
     this.metrics.rejectedRequests.inc({ reason });
-    // A body we will not read cannot stay on a keep-alive connection.
+    // A body we will not read cannot stay on a keep-alive connection, nor can
+    // a request whose framing or head was refused.
     const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
-    const close = hasBody || req.headers['transfer-encoding'] !== undefined || status === 400 || status === 431;
+    const close = hasBody || req.headers['transfer-encoding'] !== undefined || (status !== 404 && status !== 405);
+    if (close) condemn(req.socket);
     sendError(res, status, message, requestId, { close, ...(headers ? { headers } : {}) });
     if (counted) active.unmatchedStats.observe(status, (performance.now() - started) / 1000);
     if (!close) req.resume();
@@ -221,7 +246,21 @@ export class ProxyHandler {
     const socket = proxyReq.socket as Socket | null;
     if (socket && socket.connecting) socket.once('connect', () => (exchange.connected = true));
     else exchange.connected = true;
+    // A 101 to a request that asked for no upgrade: without this listener
+    // Node drops the socket and the request would wait forever.
+    (proxyReq as ExchangeUpstreamRequest)[kExchange] = exchange;
+    proxyReq.once('upgrade', this.onUnaskedUpgrade);
   };
+
+  /** Shared by every request (`this` is the upstream request). */
+  private readonly onUnaskedUpgrade = (() => {
+    const handler = this;
+    return function (this: ExchangeUpstreamRequest, _response: IncomingMessage, socket: Socket): void {
+      socket.destroy();
+      const exchange = this[kExchange];
+      if (exchange?.response) handler.failUpstream(exchange, exchange.response, 'reset', 502, 'upstream switched protocols unasked', undefined);
+    };
+  })();
 
   private readonly onUpstreamResponse = (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void => {
     const exchange = (req as ExchangeRequest)[kExchange];
@@ -235,6 +274,12 @@ export class ProxyHandler {
       return;
     }
     const status = proxyRes.statusCode ?? 502;
+    if (!req.complete) {
+      // Answered before the request body was all read (an early 413, say):
+      // what is left of the body is not read, so the connection ends with it.
+      res.shouldKeepAlive = false;
+      condemn(req.socket);
+    }
     try {
       res.writeHead(status, proxyRes.statusMessage, downstreamHeaders(proxyRes.rawHeaders, exchange.requestId));
     } catch (err) {
@@ -280,22 +325,13 @@ export class ProxyHandler {
       return;
     }
     exchange.upstreamRequest?.destroy();
-    const code = (err as NodeJS.ErrnoException).code ?? '';
     if (req.socket.destroyed && !response.headersSent) {
       // The client left before the upstream answered: nothing to tell anyone.
       response.destroy();
       return;
     }
-    if (err instanceof UpstreamTimeoutError) {
-      if (err.phase === 'connect') this.failUpstream(exchange, response, 'connect', 502, 'upstream connect timed out', err);
-      else this.failUpstream(exchange, response, 'timeout', 504, 'upstream timed out', err);
-    } else if (isCertificateError(err)) {
-      this.failUpstream(exchange, response, 'connect', 502, 'upstream certificate rejected', err);
-    } else if (CONNECT_ERRORS.has(code) || (!exchange.connected && code === 'ECONNRESET')) {
-      this.failUpstream(exchange, response, 'connect', 502, 'upstream unavailable', err);
-    } else {
-      this.failUpstream(exchange, response, 'reset', 502, 'upstream connection failed', err);
-    }
+    const fault = classifyUpstreamError(err, exchange.connected);
+    this.failUpstream(exchange, response, fault.reason, fault.status, fault.message, err);
   };
 
   private failUpstream(
@@ -352,19 +388,42 @@ function onResponseClose(this: ServerResponse): void {
   exchange.active.requestDone();
 }
 
-/** Chunked bodies have no declared length: count while they stream. */
-function watchBodySize(req: IncomingMessage, res: ServerResponse, limit: number, requestId: string): void {
+/**
+ * A request body in flight: a chunked body is counted against the size limit
+ * as it streams (a declared length was checked before reading), and a client
+ * that stops sending for longer than timeouts.body is answered 408 and cut
+ * off. A pause caused by the upstream not reading (backpressure) is not the
+ * client's: the upstream's own timeout covers it.
+ */
+function guardBody(req: IncomingMessage, res: ServerResponse, exchange: Exchange, limit: number, idleMs: number, metrics: GatewayMetrics): void {
   let received = 0;
-  const onData = (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > limit) {
-      req.off('data', onData);
-      const exchange = (req as ExchangeRequest)[kExchange];
-      exchange?.upstreamRequest?.destroy();
-      if (exchange) exchange.upstreamFailed = true;
-      sendError(res, 413, 'request body too large', requestId, { close: true });
-      req.socket.destroySoon?.();
-    }
+  const stop = () => {
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', stop);
+    req.off('close', stop);
   };
+  const cut = (status: number, message: string, reason: string) => {
+    stop();
+    metrics.rejectedRequests.inc({ reason });
+    exchange.upstreamFailed = true;
+    exchange.upstreamRequest?.destroy();
+    condemn(req.socket);
+    sendError(res, status, message, exchange.requestId, { close: true });
+    // Whatever the client still sends is not read: the connection ends here.
+    req.socket.destroySoon();
+  };
+  const onData = (chunk: Buffer) => {
+    timer.refresh();
+    received += chunk.length;
+    if (received > limit) cut(413, 'request body too large', 'body_size');
+  };
+  const timer = setTimeout(() => {
+    if (req.socket.destroyed) return stop();
+    if (req.readableFlowing === false) return void timer.refresh();
+    cut(408, 'request body timed out', 'body_timeout');
+  }, idleMs);
   req.on('data', onData);
+  req.once('end', stop);
+  req.once('close', stop);
 }

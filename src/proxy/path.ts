@@ -1,17 +1,26 @@
 /**
  * Request-target normalization, decided once before routing: the path that
- * picks the route is exactly the path the upstream receives.
+ * picks the route is exactly the path the upstream receives (the proxy is
+ * told to send it as is, see handler.ts).
  *
+ * - origin-form (`/path?query`): the usual case.
+ * - absolute-form (`http://host/path?query`, RFC 9112 section 3.2.2): the
+ *   authority replaces the Host header and the path is normalized as below;
+ *   userinfo, other schemes and an empty or malformed authority are refused.
  * - Percent-encoded unreserved characters are decoded (`%7E` → `~`) and other
- *   escapes upper-cased, as RFC 3986 section 6.2.2 allows.
+ *   escapes upper-cased, as RFC 3986 section 6.2.2 allows; characters that
+ *   may not appear in a path (`"<>[]^`{|}`) are percent-encoded.
  * - Repeated slashes are merged.
- * - Refused (400): dot segments (also encoded), backslashes and encoded
+ * - Refused (400): dot segments (also encoded, and `..;x` / `.;x`, which
+ *   servlet containers read as dot segments), backslashes and encoded
  *   slashes or backslashes (upstreams disagree on what they mean), control
  *   characters, NUL, and malformed escapes.
  * The query is never touched. A path that needs none of this passes through
  * with a single scan.
  */
-export type NormalizedTarget = { ok: true; path: string; query: string } | { ok: false; reason: string };
+export type NormalizedTarget =
+  | { ok: true; path: string; query: string; authority?: string }
+  | { ok: false; reason: string };
 
 /** Characters that can appear in a path that needs no normalization. */
 const PLAIN = new Uint8Array(128);
@@ -19,13 +28,32 @@ for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-
   PLAIN[c.charCodeAt(0)] = 1;
 }
 
+/** Printable characters RFC 3986 does not allow in a path: sent percent-encoded. */
+const ENCODED = new Set('"<>[]^`{|}');
+
+/** Characters of a Host value or an absolute-form authority (reg-name, IP literal, port). */
+const HOST_CHARS = new Uint8Array(128);
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&\'()*+,;=%:[]') {
+  HOST_CHARS[c.charCodeAt(0)] = 1;
+}
+
+/** Whether a Host value (or authority) is syntactically acceptable; '' is. */
+export function isValidHost(host: string): boolean {
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c >= 128 || HOST_CHARS[c] !== 1) return false;
+  }
+  return true;
+}
+
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
+const ABSOLUTE = /^https?:\/\/([^/?#]*)(.*)$/i;
 
 export function normalizeTarget(target: string): NormalizedTarget {
+  if (target.charCodeAt(0) !== 47 /* / */) return absoluteForm(target);
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q);
-  if (rawPath.charCodeAt(0) !== 47 /* / */) return { ok: false, reason: 'request target must start with "/"' };
   if (query.includes('#') || rawPath.includes('#')) return { ok: false, reason: 'fragment in request target' };
 
   // Fast path: only plain characters, no "//", no dot segment.
@@ -53,6 +81,19 @@ export function normalizeTarget(target: string): NormalizedTarget {
   return slowNormalize(rawPath, query);
 }
 
+function absoluteForm(target: string): NormalizedTarget {
+  const m = ABSOLUTE.exec(target);
+  if (!m) return { ok: false, reason: 'request target must be a path or an http(s) URL' };
+  const authority = m[1]!;
+  const rest = m[2]!;
+  if (authority === '') return { ok: false, reason: 'empty authority in request target' };
+  if (authority.includes('@')) return { ok: false, reason: 'userinfo in request target' };
+  if (!isValidHost(authority)) return { ok: false, reason: 'malformed authority in request target' };
+  const origin = rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? '/' + rest : rest;
+  const normalized = normalizeTarget(origin);
+  return normalized.ok ? { ...normalized, authority } : normalized;
+}
+
 function slowNormalize(rawPath: string, query: string): NormalizedTarget {
   let out = '';
   for (let i = 0; i < rawPath.length; i++) {
@@ -71,11 +112,25 @@ function slowNormalize(rawPath: string, query: string): NormalizedTarget {
       i += 2;
       continue;
     }
-    out += ch;
+    out += ENCODED.has(ch) ? '%' + c.toString(16).toUpperCase() : ch;
   }
   out = out.replace(/\/{2,}/g, '/');
   for (const segment of out.split('/')) {
-    if (segment === '.' || segment === '..') return { ok: false, reason: 'dot segment in path' };
+    const bare = segment.includes(';') ? segment.slice(0, segment.indexOf(';')) : segment;
+    if (bare === '.' || bare === '..') return { ok: false, reason: 'dot segment in path' };
   }
   return { ok: true, path: out, query };
+}
+
+/**
+ * The request target an upstream receives: its URL's path joined with the
+ * normalized request path, queries joined with "&", as the primary proxy
+ * joins them, so upgrades and shadow copies send the same target.
+ */
+export function upstreamPath(target: URL, pathAndQuery: string): string {
+  const base = target.pathname.endsWith('/') ? target.pathname.slice(0, -1) : target.pathname;
+  const q = pathAndQuery.indexOf('?');
+  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const queries = [target.search.slice(1), q < 0 ? '' : pathAndQuery.slice(q + 1)].filter(Boolean);
+  return base + path + (queries.length > 0 ? '?' + queries.join('&') : '');
 }

@@ -1,8 +1,39 @@
 /**
  * Answers the gateway gives itself (no route, bad request, upstream failure):
- * a status and a small JSON body `{error, requestId}`.
+ * a status and a small JSON body `{error, requestId}`, through a
+ * ServerResponse or, where there is none (parse errors, upgrades, CONNECT),
+ * written raw on the socket and followed by closing it.
  */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+const kCondemned = Symbol('gatewayctl.condemned');
+
+/** Marks a connection the gateway has answered with "connection: close". */
+export function condemn(socket: Duplex): void {
+  (socket as Duplex & { [kCondemned]?: true })[kCondemned] = true;
+}
+
+/** Whether nothing more may be read from this connection (RFC 9112 section 9.6). */
+export function isCondemned(socket: Duplex): boolean {
+  return (socket as Duplex & { [kCondemned]?: true })[kCondemned] === true;
+}
+
+function errorParts(
+  error: string,
+  requestId: string | undefined,
+  extra: Record<string, string> | undefined,
+): { body: string; headers: Record<string, string | number> } {
+  const body = JSON.stringify(requestId ? { error, requestId } : { error });
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...extra,
+  };
+  if (requestId) headers['x-request-id'] = requestId;
+  return { body, headers };
+}
 
 export function sendError(
   res: ServerResponse,
@@ -16,14 +47,7 @@ export function sendError(
     res.destroy();
     return;
   }
-  const body = JSON.stringify(requestId ? { error, requestId } : { error });
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...options.headers,
-  };
-  if (requestId) headers['x-request-id'] = requestId;
+  const { body, headers } = errorParts(error, requestId, options.headers);
   if (options.close) headers['connection'] = 'close';
   try {
     res.writeHead(status, headers);
@@ -31,4 +55,27 @@ export function sendError(
   } catch {
     res.destroy();
   }
+}
+
+/**
+ * Writes a whole error response on a raw socket and closes it once written.
+ * Nothing more is read from the socket.
+ */
+export function sendRawError(
+  socket: Duplex,
+  status: number,
+  error: string,
+  requestId?: string,
+  extraHeaders?: Record<string, string>,
+): void {
+  condemn(socket);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const { body, headers } = errorParts(error, requestId, extraHeaders);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+  socket.end(`${head}connection: close\r\n\r\n${body}`);
+  (socket as Duplex & { destroySoon?: () => void }).destroySoon?.();
 }

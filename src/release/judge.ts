@@ -124,7 +124,8 @@ function increaseGate(candidate: BackendEvidence, stable: BackendEvidence, limit
 }
 
 /**
- * Latency: the p99 ratio, failed only with confidence, two ways:
+ * Latency: the p99 ratio against its limit. Over the limit fails only with
+ * confidence, from either of two tests:
  * - the tail: the candidate's p99 lower bound over the stable p99 upper
  *   bound (order-statistic bounds) is above the limit;
  * - the body: a rank test says the candidate is slower even than the stable
@@ -146,7 +147,7 @@ function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds
   const figure =
     `p99 ${(p99c * 1000).toFixed(1)} ms vs ${(p99s * 1000).toFixed(1)} ms = ${value.toFixed(2)}x ` +
     `(tail at least ${tail.toFixed(2)}x with 95% confidence; slower than ${limit}x stable: rank test p=${p.toFixed(3)}), limit ${limit}x`;
-  if (tail > limit || p < 0.01) return { gate, value, limit, status: 'fail', detail: figure };
   if (value <= limit) return { gate, value, limit, status: 'pass', detail: figure };
+  if (tail > limit || p < 0.01) return { gate, value, limit, status: 'fail', detail: figure };
   return { gate, value, limit, status: 'wait', detail: `${figure}: not yet conclusive` };
 }

@@ -12,6 +12,9 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats } from '../metrics/registry.js';
 import { ProxyHandler } from '../proxy/handler.js';
 import { UpstreamPools } from '../proxy/pools.js';
+import { sendRawError } from '../proxy/responses.js';
+import { ALLOW } from '../proxy/screen.js';
+import { UpgradeHandler, upgradeWanted } from '../proxy/upgrade.js';
 import type { PairSink } from '../shadow/pair.js';
 import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
@@ -30,6 +33,7 @@ export class ProxyRuntime {
   readonly server: http.Server;
   readonly shadow: ShadowService;
   private readonly handler: ProxyHandler;
+  private readonly upgrades: UpgradeHandler;
   private readonly pools = new UpstreamPools();
   private readonly statsCache = new Map<string, RequestStats>();
   private readonly metrics: GatewayMetrics;
@@ -57,6 +61,13 @@ export class ProxyRuntime {
       shadow: this.shadow,
       current: () => this.active,
     });
+    this.upgrades = new UpgradeHandler({
+      metrics: this.metrics,
+      logger: this.logger,
+      pools: this.pools,
+      current: () => this.active,
+      draining: () => this.draining,
+    });
     const { limits, timeouts } = options.snapshot.config;
     this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, timeouts.headerMs) : undefined;
     this.server = (this.tls ?? http).createServer(
@@ -71,14 +82,28 @@ export class ProxyRuntime {
         requireHostHeader: true,
         joinDuplicateHeaders: false,
         insecureHTTPParser: false,
-      },
+        // Node >= 24.9 asks per request; older versions ignore the option
+        // and hand every Upgrade request to 'upgrade' (see upgrade.ts).
+        shouldUpgradeCallback: upgradeWanted,
+      } as http.ServerOptions,
       (req, res) => this.onRequest(req, res, false),
     );
     // Node's own header cap silently drops extra headers but still frames
     // the body with them; count them ourselves instead (limits.maxHeaderCount).
     this.server.maxHeadersCount = 0;
+    // Expect: 100-continue comes here instead of 'request': the same path,
+    // which sends 100 Continue only once the request is accepted and routed.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
+    // Any other Expect: 417, through the same refusal path.
+    this.server.on('checkExpectation', this.handler.refuseExpectation);
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    // Without a listener Node would just drop CONNECT connections.
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => undefined);
+      this.metrics.rejectedRequests.inc({ reason: 'method' });
+      sendRawError(socket, 405, `method ${req.method} is not allowed`, undefined, { allow: ALLOW });
+    });
     this.server.on('connection', (socket: Duplex) => {
       this.sockets.add(socket);
       this.metrics.activeConnections.inc();
@@ -125,7 +150,9 @@ export class ProxyRuntime {
     const next = new ActiveConfig(snapshot, this.metrics, this.statsCache);
     this.pools.retain(snapshot.upstreams.values());
     this.active = next;
-    const { timeouts } = snapshot.config;
+    const { limits, timeouts } = snapshot.config;
+    // Read by Node for each new connection.
+    (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
     this.server.keepAliveTimeout = timeouts.idleMs;
     this.server.headersTimeout = timeouts.headerMs;
     const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
@@ -147,26 +174,49 @@ export class ProxyRuntime {
     }
   }
 
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      this.upgrades.handle(req, socket, head);
+    } catch (err) {
+      this.logger.error('request.crash', `upgrade handling failed: ${(err as Error).stack ?? err}`);
+      sendRawError(socket, 500, 'internal error');
+    }
+  }
+
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
-    const reason = code === 'HPE_HEADER_OVERFLOW' ? 'header_size' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout' : 'malformed';
+    const reason =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 'header_size'
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'header_timeout'
+          : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+            ? 'body_size'
+            : 'malformed';
     this.metrics.rejectedRequests.inc({ reason });
-    const busy = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
-    if (code === 'ECONNRESET' || !socket.writable || busy) {
+    // A parse error in a body (bad chunk, huge extension) comes while its
+    // request is being served: it can still be answered if nothing of the
+    // response was sent yet. But when the response in progress belongs to
+    // an earlier pipelined request, an error answer would be taken for that
+    // request's: the connection is closed instead (Node's default would
+    // answer it).
+    const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    // parser.incoming is the request being read, or still the last complete one.
+    const reading = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+    const ownRequest = !!busy && !busy.headersSent && busy.req === reading && reading?.complete === false;
+    if (code === 'ECONNRESET' || !socket.writable || (busy && !ownRequest)) {
       socket.destroy();
       return;
     }
     const [status, text] =
       reason === 'header_size'
-        ? [431, 'Request Header Fields Too Large']
+        ? [431, 'request header fields too large']
         : reason === 'header_timeout'
-          ? [408, 'Request Timeout']
-          : [400, 'Bad Request'];
-    const body = JSON.stringify({ error: `${text.toLowerCase()}` });
-    socket.end(
-      `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    (socket as Duplex & { destroySoon?: () => void }).destroySoon?.();
+          ? [408, 'request timeout']
+          : reason === 'body_size'
+            ? [413, 'chunk extensions too large']
+            : [400, 'bad request'];
+    sendRawError(socket, status, text);
   }
 
   /**
@@ -179,7 +229,11 @@ export class ProxyRuntime {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const started = Date.now();
-    const idle = setInterval(() => this.server.closeIdleConnections(), 100);
+    const idle = setInterval(() => {
+      this.server.closeIdleConnections();
+      // Tunnels cannot be drained like requests: they end once no request is in flight.
+      if (this.active.inflight === 0) this.upgrades.closeAll();
+    }, 100);
     const timer = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref());
     await Promise.race([closed, timer]);
     clearInterval(idle);
@@ -193,6 +247,7 @@ export class ProxyRuntime {
   async close(): Promise<void> {
     await this.tls?.closeRedirect();
     this.server.closeAllConnections();
+    this.upgrades.closeAll();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();
     this.pools.destroy();

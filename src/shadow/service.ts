@@ -18,6 +18,7 @@ import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, ShadowOutcome } from '../metrics/registry.js';
 import { SHADOW_MARKER } from '../proxy/headers.js';
+import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
 import { ShadowClients } from './clients.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from './pair.js';
@@ -152,13 +153,12 @@ export class ShadowService {
       if (edits.host) copyHeaders['host'] = edits.host;
       copyHeaders[SHADOW_MARKER] = '1';
     }
-    const base = upstream.target.pathname === '/' ? '' : upstream.target.pathname;
     try {
       const answer = await this.clients.send(
         upstream,
         {
           method,
-          path: base + path,
+          path: upstreamPath(upstream.target, path),
           headers: copyHeaders,
           body: body && body.length > 0 ? body : undefined,
           timeoutMs,

@@ -2,7 +2,10 @@
  * The real CLI as a child process, as users run it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './gateway.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../../bin/gatewayctl', import.meta.url));
@@ -125,4 +128,25 @@ export async function spawnServe(args: string[], options: { env?: NodeJS.Process
       return exited;
     },
   };
+}
+
+/** `gatewayctl serve` on a config given as YAML; `close` stops it and removes the file. */
+export async function spawnServeYaml(yaml: string): Promise<ServeProcess & { readonly port: number; close(): Promise<void> }> {
+  const tmp = tempDir();
+  const file = join(tmp.dir, 'gateway.yaml');
+  writeFileSync(file, yaml);
+  try {
+    const serve = await spawnServe(['-c', file]);
+    return {
+      ...serve,
+      port: Number(new URL(serve.url).port),
+      async close() {
+        await serve.stop('SIGKILL');
+        tmp.remove();
+      },
+    };
+  } catch (err) {
+    tmp.remove();
+    throw err;
+  }
 }

@@ -14,6 +14,8 @@ export interface TestGateway {
   /** The diff store and comparison engine behind /diffs. */
   readonly diffs: Server['diffs'];
   readonly url: string;
+  /** The listener's port, for raw-socket clients. */
+  readonly port: number;
   readonly adminUrl: string;
   readonly configFile: string;
   readonly logs: LogRecord[];
@@ -45,6 +47,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
     gateway,
     diffs,
     url: `${gateway.config.current.config.tls ? 'https' : 'http'}://127.0.0.1:${addresses.listen.port}`,
+    port: addresses.listen.port,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
     configFile,
     logs,

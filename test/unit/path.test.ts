@@ -14,6 +14,9 @@ describe('request target normalization', () => {
     ['/files/a.b/c..d', '/files/a.b/c..d'],
     ['/q?a=%2e%2e/&b=//', '/q?a=%2e%2e/&b=//'],
     ['/', '/'],
+    ['/a"b<c>{d}|e^f`g[h]', '/a%22b%3Cc%3E%7Bd%7D%7Ce%5Ef%60g%5Bh%5D'],
+    ['/shop;v=1/x', '/shop;v=1/x'],
+    ['/a/...;x', '/a/...;x'],
   ];
   for (const [input, expected] of accepted) {
     test(`${input} -> ${expected}`, () => {
@@ -34,10 +37,31 @@ describe('request target normalization', () => {
     '/a%00b',
     '/a%zz',
     '/a%4',
+    '/shop/..;/admin',
+    '/shop/.;x/admin',
+    '/shop/%2e%2e;jsessionid=1/admin',
     'shop',
     '*',
-    'http://example.com/x',
+    'ftp://example.com/x',
+    'http://user@example.com/x',
+    'http:///x',
+    'http://exa mple.com/x',
+    'http://example.com/../x',
   ];
+  const absolute: [string, string, string][] = [
+    ['http://example.com/x?y=1', 'example.com', '/x?y=1'],
+    ['HTTPS://Example.com:8443', 'Example.com:8443', '/'],
+    ['http://[::1]:80?q', '[::1]:80', '/?q'],
+    ['http://a.example//b/%7Ec', 'a.example', '/b/~c'],
+  ];
+  for (const [input, authority, expected] of absolute) {
+    test(`absolute-form ${input} -> ${authority} ${expected}`, () => {
+      const r = normalizeTarget(input);
+      assert.ok(r.ok, JSON.stringify(r));
+      assert.equal(r.authority, authority);
+      assert.equal(r.path + r.query, expected);
+    });
+  }
   for (const input of refused) {
     test(`refuses ${input}`, () => assert.equal(normalizeTarget(input).ok, false));
   }

@@ -1,0 +1,261 @@
+/**
+ * Upgraded connections (WebSocket, and any other `Upgrade`), on the same
+ * footing as plain requests: the same screening (framing, limits, target
+ * normalization), the same routing and backend pick, the same header
+ * hygiene, then a tunnel.
+ *
+ *   screen → route → pick backend → GET with Connection: upgrade ─┬→ 101: tunnel both ways
+ *                                                                 └→ other: relayed, connection closed
+ *
+ * The tunnel opens only when the upstream itself answers 101 with the
+ * protocol the client asked for; any other answer is passed back and the
+ * connection closed, so a refused upgrade never leaves a raw pipe to the
+ * upstream (the classic WebSocket smuggling). Both sockets carry error
+ * handlers from the first moment (Node removes its own from an upgraded
+ * socket), a tunnel with no traffic for timeouts.websocketIdle is closed,
+ * and either side closing closes the other.
+ *
+ * Upgrade requests must be GET on HTTP/1.1 without a body. Where Node lets
+ * the gateway decide per request (shouldUpgradeCallback, Node >= 24.9),
+ * other Upgrade requests are served as plain requests, the Upgrade ignored
+ * (RFC 9110 section 7.8); on older Node they are refused with 400.
+ */
+import { randomUUID } from 'node:crypto';
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { CompiledUpstream } from '../config/compile.js';
+import type { Logger } from '../log/logger.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import type { ActiveConfig } from '../runtime/active.js';
+import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
+import { upstreamPath } from './path.js';
+import type { UpstreamPools } from './pools.js';
+import { sendRawError } from './responses.js';
+import { screenRequest } from './screen.js';
+import { armUpstreamTimeouts, classifyUpstreamError } from './upstream-faults.js';
+
+export interface UpgradeHandlerOptions {
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly pools: UpstreamPools;
+  readonly current: () => ActiveConfig;
+  readonly draining: () => boolean;
+}
+
+/** An Upgrade value: a list of protocol tokens (RFC 9110 section 7.8). */
+const UPGRADE_VALUE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z/]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z/]+)*$/;
+
+/**
+ * Which upgrade requests are handled as upgrades (Node >= 24.9 asks): GET
+ * on HTTP/1.1 without a body. Others are plain requests.
+ */
+export function upgradeWanted(req: IncomingMessage): boolean {
+  return (
+    req.method === 'GET' &&
+    req.httpVersionMajor === 1 &&
+    req.httpVersionMinor === 1 &&
+    req.headers['content-length'] === undefined &&
+    req.headers['transfer-encoding'] === undefined
+  );
+}
+
+export class UpgradeHandler {
+  private readonly metrics: GatewayMetrics;
+  private readonly logger: Logger;
+  private readonly pools: UpstreamPools;
+  private readonly current: () => ActiveConfig;
+  private readonly draining: () => boolean;
+  /** Client sockets of open tunnels. */
+  private readonly tunnels = new Set<Duplex>();
+
+  constructor(options: UpgradeHandlerOptions) {
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.pools = options.pools;
+    this.current = options.current;
+    this.draining = options.draining;
+  }
+
+  get open(): number {
+    return this.tunnels.size;
+  }
+
+  /** Entry point for the server's 'upgrade' event. */
+  handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Node has removed its own listeners from an upgraded socket.
+    socket.on('error', noop);
+    const started = performance.now();
+    const active = this.current();
+    const requestId = clientRequestId(req.headers) ?? randomUUID();
+    const refuse = (status: number, message: string, reason: string, headers?: Record<string, string>) => {
+      this.metrics.rejectedRequests.inc({ reason });
+      sendRawError(socket, status, message, requestId, headers);
+    };
+    if (this.draining()) return refuse(503, 'the gateway is shutting down', 'draining');
+
+    const screened = screenRequest(req, active.snapshot.config.limits);
+    if (!screened.ok) return refuse(screened.status === 200 ? 400 : screened.status, screened.message || 'bad request', screened.reason, screened.headers);
+    if (!upgradeWanted(req) || screened.hasBody) {
+      return refuse(400, 'bad request: an upgrade must be a GET on HTTP/1.1 without a body', 'upgrade');
+    }
+    const protocol = req.headers.upgrade ?? '';
+    if (!UPGRADE_VALUE.test(protocol)) return refuse(400, 'bad request: malformed Upgrade header', 'upgrade');
+
+    const route = active.snapshot.route({ method: 'GET', path: screened.path, host: active.hostOf(req), headers: req.headers });
+    if (!route) {
+      active.unmatchedStats.observe(404, (performance.now() - started) / 1000);
+      return refuse(404, 'no route matches this request', 'no_route');
+    }
+    const upstream = route.pickBackend(req.headers);
+    const stats = active.statsFor(route, upstream);
+    const peer = (socket as Socket).remoteAddress;
+    prepareUpstreamHeaders(req, {
+      requestId,
+      peer: peer ?? '',
+      trustedPeer: active.isTrusted(peer),
+      encrypted: socket instanceof TLSSocket,
+    });
+    req.headers.connection = 'upgrade';
+    req.headers.upgrade = protocol;
+
+    active.inflight++;
+    let settled = false;
+    const settle = (code: number) => {
+      if (settled) return;
+      settled = true;
+      stats.observe(code, (performance.now() - started) / 1000);
+      active.requestDone();
+    };
+    const state = { connected: false };
+    const upReq = this.request(upstream, screened.path + screened.query, req);
+    upReq.on('socket', () => armUpstreamTimeouts(upReq, upstream, state));
+    // The client left during the handshake: drop the upstream request at once.
+    const onClientGone = () => {
+      upReq.destroy();
+      settle(499);
+    };
+    socket.once('close', onClientGone);
+
+    upReq.on('error', (err) => {
+      socket.off('close', onClientGone);
+      if (settled) return;
+      if (socket.destroyed) return settle(499);
+      const fault = classifyUpstreamError(err, state.connected);
+      stats.upstreamError(fault.reason);
+      this.warn(upstream, fault.message, err, requestId);
+      settle(fault.status);
+      sendRawError(socket, fault.status, fault.message, requestId);
+    });
+
+    upReq.on('response', (res: IncomingMessage) => {
+      // Not switched: pass the answer back, then close; no tunnel.
+      socket.off('close', onClientGone);
+      res.on('error', noop);
+      const status = res.statusCode ?? 502;
+      if (status < 200) {
+        // A 101 that Node did not take for a switch (no Upgrade header).
+        res.destroy();
+        stats.upstreamError('reset');
+        this.warn(upstream, 'upstream sent 101 without a protocol', undefined, requestId);
+        settle(502);
+        return sendRawError(socket, 502, 'upstream switched protocols without naming one', requestId);
+      }
+      settle(status);
+      if (socket.destroyed) return void res.destroy();
+      socket.write(responseHead(status, res.statusMessage, downstreamHeaders(res.rawHeaders, requestId), 'connection: close\r\n'));
+      res.pipe(socket);
+      socket.once('finish', () => socket.destroy());
+      socket.once('close', () => res.destroy());
+    });
+
+    upReq.on('upgrade', (res: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
+      socket.off('close', onClientGone);
+      upSocket.on('error', noop);
+      const switched = res.headers.upgrade;
+      if (!switched || !offered(protocol, switched)) {
+        upSocket.destroy();
+        stats.upstreamError('reset');
+        this.warn(upstream, 'upstream switched to a protocol the client did not ask for', undefined, requestId);
+        settle(502);
+        return sendRawError(socket, 502, 'upstream switched to a protocol the client did not ask for', requestId);
+      }
+      settle(101);
+      if (socket.destroyed) return void upSocket.destroy();
+      upSocket.setTimeout(0);
+      const extra = `connection: Upgrade\r\nupgrade: ${switched}\r\n`;
+      socket.write(responseHead(101, res.statusMessage, downstreamHeaders(res.rawHeaders, requestId), extra));
+      this.tunnel(socket, upSocket, head, upHead, active.snapshot.config.timeouts.websocketIdleMs);
+    });
+  };
+
+  /** Ends every open tunnel (shutdown). */
+  closeAll(): void {
+    for (const socket of this.tunnels) socket.destroy();
+  }
+
+  private request(upstream: CompiledUpstream, pathAndQuery: string, req: IncomingMessage): ClientRequest {
+    const target = upstream.target;
+    const https_ = target.protocol === 'https:';
+    const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+    const request = (https_ ? https : http).request({
+      hostname,
+      port: target.port || (https_ ? 443 : 80),
+      method: 'GET',
+      path: upstreamPath(target, pathAndQuery),
+      headers: req.headers,
+      agent: this.pools.agentFor(upstream),
+    });
+    request.end();
+    return request;
+  }
+
+  private tunnel(client: Duplex, server: Socket, head: Buffer, upHead: Buffer, idleMs: number): void {
+    this.tunnels.add(client);
+    const close = () => {
+      client.destroy();
+      server.destroy();
+    };
+    client.once('close', () => {
+      this.tunnels.delete(client);
+      server.destroy();
+    });
+    server.once('close', () => client.destroy());
+    const idle = () => close();
+    (client as Socket).setTimeout?.(idleMs, idle);
+    server.setTimeout(idleMs, idle);
+    (client as Socket).setNoDelay?.(true);
+    server.setNoDelay(true);
+    if (upHead.length > 0) client.write(upHead);
+    if (head.length > 0) server.write(head);
+    client.pipe(server);
+    server.pipe(client);
+  }
+
+  private warn(upstream: CompiledUpstream, message: string, err: unknown, requestId: string): void {
+    if (!this.logger.enabled('warn')) return;
+    this.logger.warn('upstream.error', `${upstream.name}: ${message} (upgrade)`, {
+      upstream: upstream.name,
+      error: (err as Error | undefined)?.message,
+      requestId,
+    });
+  }
+}
+
+function noop(): void {}
+
+/** A status line and headers, for a response written on a raw socket. */
+function responseHead(status: number, message: string | undefined, headers: string[], extra: string): string {
+  let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || ''}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${head}${extra}\r\n`;
+}
+
+/** Whether every protocol the upstream switched to is one the client offered. */
+function offered(requested: string, chosen: string): boolean {
+  const tokens = (v: string) => v.split(',').map((t) => t.trim().toLowerCase());
+  const want = new Set(tokens(requested));
+  return tokens(chosen).every((t) => t !== '' && want.has(t));
+}
