@@ -8,6 +8,7 @@ import type { GatewayConfig, ReleaseConfig, RouteConfig } from '../../src/config
 import { compileSnapshot } from '../../src/config/compile.js';
 import { LATENCY_BUCKETS } from '../../src/metrics/registry.js';
 import { evidenceFrom, evidenceSince, samplesFromText, type Evidence } from '../../src/release/evidence.js';
+import { prometheusResultSamples } from '../../src/release/external.js';
 import { judgeStep } from '../../src/release/judge.js';
 import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
 import { applyReleases } from '../../src/release/overlay.js';
@@ -266,5 +267,17 @@ gatewayctl_shadow_comparisons_total{route="shop",upstream="v2",result="diff"} 3
     assert.deepEqual(now.routes['shop']!.comparisons['v2'], { match: 0, diff: 6 });
     const base = evidenceFrom(samplesFromText(replica(100, 4)));
     assert.deepEqual(evidenceSince(now, base).routes['shop']!.backends['v2'], { requests: 51, errors: 1, latency: [50, 1] });
+  });
+  test('Prometheus query results read like the replicas\' own /metrics', () => {
+    const fromPrometheus = evidenceFrom(
+      prometheusResultSamples([
+        { metric: { __name__: 'gatewayctl_requests_total', route: 'shop', upstream: 'v2', code: '200', instance: 'a:9901' }, value: [0, '100'] },
+        { metric: { __name__: 'gatewayctl_requests_total', route: 'shop', upstream: 'v2', code: '503', instance: 'b:9901' }, value: [0, '4'] },
+        { metric: { __name__: 'gatewayctl_shadow_comparisons_total', route: 'shop', upstream: 'v2', result: 'match', instance: 'a:9901' }, value: [0, '7'] },
+      ]),
+    );
+    assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.requests, 104);
+    assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.errors, 4);
+    assert.deepEqual(fromPrometheus.routes['shop']!.comparisons['v2'], { match: 7, diff: 0 });
   });
 });
