@@ -76,12 +76,17 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   io.out('');
   io.out(c.bold('Live differences between v1 (users see it) and v2 (dark)') + c.dim('  — at most one a second; Ctrl-C stops'));
 
+  // The first seconds teach the engine which paths the baseline shows as
+  // noise (a millisecond timestamp can match by chance before that).
+  io.out(c.dim('  (learning what is noise from the baseline for a few seconds...)'));
+  const learningUntil = Date.now() + 3000;
   let lastShown = 0;
   let skipped = 0;
   const unsubscribe = demo.server.diffs.store.subscribe({
     filter: {},
     deliver(event: DiffEvent) {
       const now = Date.now();
+      if (now < learningUntil) return;
       if (now - lastShown < 1000) {
         skipped++;
         return;

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnServe, type ServeProcess } from '../helpers/cli.js';
@@ -249,6 +251,23 @@ routes:
   });
 });
 
+describe('shadow memory', () => {
+  test('the live heap stays flat over 3,000 requests against a shadow that never answers', async (t) => {
+    const probe = spawn(process.execPath, ['--expose-gc', fileURLToPath(new URL('../helpers/memory-probe.js', import.meta.url)), '6', '500'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    probe.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((resolve) => probe.once('exit', resolve));
+    assert.equal(code, 0);
+    const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { requests: number; failed: number; heapUsed: number; rss: number });
+    t.diagnostic(rows.map((r) => `${r.requests}: heap ${(r.heapUsed / 1048576).toFixed(1)} MB, rss ${(r.rss / 1048576).toFixed(0)} MB`).join('; '));
+    assert.ok(rows.every((r) => r.failed === 0), 'every user response is correct');
+    const growth = (rows.at(-1)!.heapUsed - rows[1]!.heapUsed) / 1048576;
+    assert.ok(growth < 3, `live heap grew ${growth.toFixed(1)} MB over 2,000 requests`);
+  });
+});
+
 describe('shadow in-flight budget', () => {
   let primary: TestUpstream;
   let hung: TestUpstream;
@@ -294,20 +313,24 @@ routes:
         });
       await run(1000);
       const rssAfterWarmup = await rss();
+      const rssSeen: number[] = [];
       for (let batch = 0; batch < 4; batch++) {
         await run(500);
         inflightSeen.push(metricValue((await request(serve.adminUrl + '/metrics')).text, 'gatewayctl_shadow_inflight'));
+        rssSeen.push(await rss());
       }
-      const rssAtEnd = await rss();
+      const rssAtEnd = rssSeen.at(-1)!;
       const metrics = (await request(serve.adminUrl + '/metrics')).text;
       assert.equal(failed, 0, 'every user response is correct');
       assert.ok(inflightSeen.every((v) => v <= 200), `in-flight gauge ${inflightSeen.join(',')}`);
       assert.equal(Math.max(...inflightSeen), 200);
       const dropped = metricValue(metrics, 'gatewayctl_shadow_requests_total', { outcome: 'dropped' });
       assert.equal(dropped, 3000 - 200);
-      const growthMb = (rssAtEnd - rssAfterWarmup) / 1024 / 1024;
-      t.diagnostic(`RSS after 1000: ${(rssAfterWarmup / 1048576).toFixed(1)} MB, after 3000: ${(rssAtEnd / 1048576).toFixed(1)} MB; in-flight ${inflightSeen.join(',')}; dropped ${dropped}`);
-      assert.ok(growthMb < 25, `RSS grew ${growthMb.toFixed(1)} MB over 2,000 requests`);
+      const mb = (bytes: number) => (bytes / 1048576).toFixed(1);
+      t.diagnostic(`RSS after 1000 requests: ${mb(rssAfterWarmup)} MB, then ${rssSeen.map(mb).join(', ')} MB; in-flight ${inflightSeen.join(',')}; dropped ${dropped}`);
+      // RSS follows V8's heap sizing (Node 24 grows it more lazily than 20),
+      // so it is only bounded here; the live heap's flatness is the next test.
+      assert.ok(rssAtEnd / 1048576 < 300, `RSS ${mb(rssAtEnd)} MB`);
     } finally {
       agent.destroy();
       await serve.stop('SIGKILL');
