@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { spawnServe, type ServeProcess } from '../helpers/cli.js';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { percentile, request, runConcurrently } from '../helpers/http.js';
+import { hungShadowConfig } from '../helpers/configs.js';
 import { metricValue } from '../helpers/metrics.js';
 import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -286,20 +287,7 @@ describe('shadow in-flight budget', () => {
 
   test('3,000 requests against a shadow that never answers: budget held, drops counted, RSS flat', async (t) => {
     const file = join(tmp.dir, 'gateway.yaml');
-    writeFileSync(
-      file,
-      `
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams: { primary: ${primary.url}, hung: ${hung.url} }
-limits: { shadowInflight: 200 }
-timeouts: { shadow: 60s }
-routes:
-  - name: all
-    backends: [{ upstream: primary }]
-    shadow: [{ upstream: hung }]
-`,
-    );
+    writeFileSync(file, hungShadowConfig(primary.url, hung.url));
     const serve = await spawnServe(['-c', file]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
     const rss = async () => metricValue((await request(serve.adminUrl + '/metrics')).text, 'process_resident_memory_bytes');

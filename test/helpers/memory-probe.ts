@@ -6,6 +6,7 @@
  * which differs between Node versions.
  */
 import http from 'node:http';
+import { hungShadowConfig } from './configs.js';
 import { startGateway } from './gateway.js';
 import { request, runConcurrently } from './http.js';
 import { startUpstream } from './upstream.js';
@@ -19,20 +20,7 @@ const primary = await startUpstream('primary', (_req, res) => {
   res.end('ok');
 });
 const hung = await startUpstream('hung', () => undefined);
-const gw = await startGateway(
-  `
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams: { primary: ${primary.url}, hung: ${hung.url} }
-limits: { shadowInflight: 200 }
-timeouts: { shadow: 60s }
-routes:
-  - name: all
-    backends: [{ upstream: primary }]
-    shadow: [{ upstream: hung }]
-`,
-  { watch: false },
-);
+const gw = await startGateway(hungShadowConfig(primary.url, hung.url), { watch: false });
 const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
 for (let b = 0; b < batches; b++) {
   let failed = 0;
