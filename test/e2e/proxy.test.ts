@@ -157,6 +157,31 @@ routes:
   });
 });
 
+describe('trusted proxies', () => {
+  test('X-Forwarded-* from a trusted peer are extended, not replaced', async () => {
+    const upstream = await startUpstream('v1');
+    const trusted = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+trustedProxies: [127.0.0.0/8]
+upstreams: { v1: ${upstream.url} }
+routes: [{ name: all, backends: [{ upstream: v1 }] }]
+`);
+    try {
+      await request(trusted.url + '/t', {
+        headers: { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example.com' },
+      });
+      const h = upstream.received.at(-1)!.headers;
+      assert.equal(h['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+      assert.equal(h['x-forwarded-proto'], 'https');
+      assert.equal(h['x-forwarded-host'], 'shop.example.com');
+    } finally {
+      await trusted.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('upstream failures', () => {
   let slow: TestUpstream;
   let resetting: TestUpstream;
