@@ -132,30 +132,12 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
   }
 
   const problems = [...doc.errors, ...duplicateKeys(doc)].sort((a, b) => a.pos[0] - b.pos[0]);
-  for (const problem of problems) {
+  const report = (severity: 'error' | 'warning', problem: { pos: [number, number]; message: string }) => {
     const { line, column } = at(problem.pos[0]);
-    diagnostics.push({
-      severity: 'error',
-      code: 'yaml',
-      message: yamlMessage(problem.message),
-      path: '',
-      file: source.file,
-      line,
-      column,
-    });
-  }
-  for (const problem of doc.warnings) {
-    const { line, column } = at(problem.pos[0]);
-    diagnostics.push({
-      severity: 'warning',
-      code: 'yaml',
-      message: yamlMessage(problem.message),
-      path: '',
-      file: source.file,
-      line,
-      column,
-    });
-  }
+    diagnostics.push({ severity, code: 'yaml', message: yamlMessage(problem.message), path: '', file: source.file, line, column });
+  };
+  for (const problem of problems) report('error', problem);
+  for (const problem of doc.warnings) report('warning', problem);
   return { source, doc: problems.length === 0 ? doc : undefined, lines, diagnostics };
 }
 
