@@ -100,10 +100,15 @@ export class GatewayMetrics {
       ['route', 'upstream', 'kind'],
       registry,
     );
+    const metrics = this;
     this.shadowInflight = new client.Gauge({
       name: 'gatewayctl_shadow_inflight',
       help: 'Shadow copies in flight.',
       registers,
+      // Read at scrape time from the shadow path's own count.
+      collect() {
+        this.set(metrics.shadowInflightSource());
+      },
     });
     this.compareDropped = new client.Counter({
       name: 'gatewayctl_shadow_compare_dropped_total',
@@ -200,9 +205,36 @@ export class GatewayMetrics {
     this.configReloads.inc({ result: 'failure' }, 0);
   }
 
+  /** Where gatewayctl_shadow_inflight is read from (the shadow service's count). */
+  shadowInflightSource: () => number = () => 0;
+
   /** Per-route, per-upstream children for the request path. */
   requestStats(route: string, upstream: string): RequestStats {
     return new RequestStats(this, route, upstream);
+  }
+
+  /** Per-route, per-shadow-target children for the shadow path. */
+  shadowStats(route: string, upstream: string): ShadowStats {
+    return new ShadowStats(this, route, upstream);
+  }
+}
+
+/** The children one (route, shadow target) pair needs, bound once. */
+export class ShadowStats {
+  private readonly outcomes: Partial<Record<ShadowOutcome, CounterChild>> = {};
+  private readonly duration: HistogramChild;
+
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    readonly route: string,
+    readonly upstream: string,
+  ) {
+    this.duration = metrics.shadowDuration.labels(route, upstream);
+  }
+
+  count(outcome: ShadowOutcome, seconds?: number): void {
+    (this.outcomes[outcome] ??= this.metrics.shadowRequests.labels(this.route, this.upstream, outcome)).inc();
+    if (seconds !== undefined) this.duration.observe(seconds);
   }
 }
 

@@ -35,7 +35,6 @@ const kExchange = Symbol('gatewayctl.exchange');
 
 /** Per-request state, attached to the request for the proxy's events. */
 class Exchange implements Watched {
-  code = 0;
   upstreamFailed = false;
   /** The upstream request, once it has a socket. */
   upstreamRequest: ClientRequest | undefined;

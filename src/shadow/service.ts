@@ -16,7 +16,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/compile.js';
 import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import type { GatewayMetrics, ShadowOutcome } from '../metrics/registry.js';
+import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/registry.js';
 import { SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
@@ -63,6 +63,7 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
+    this.metrics.shadowInflightSource = () => this.inflight;
   }
 
   get inFlight(): number {
@@ -101,7 +102,6 @@ export class ShadowService {
       }
     }
     if (admitted.length === 0) return undefined;
-    this.metrics.shadowInflight.inc(admitted.length);
 
     const comparing = this.sink !== undefined && route.diff.enabled;
     const session = new Session(this, route, requestId, primary, admitted, snapshotHeaders(req.headers), method, req.url ?? '/', {
@@ -185,16 +185,21 @@ export class ShadowService {
     }
   }
 
+  /** Metric children per route and target, bound once per compiled route. */
+  private readonly stats = new WeakMap<CompiledRoute, Map<CompiledUpstream, ShadowStats>>();
+
   /** @internal */
   count(route: CompiledRoute, upstream: CompiledUpstream, outcome: ShadowOutcome, seconds?: number): void {
-    this.metrics.shadowRequests.labels(route.name, upstream.name, outcome).inc();
-    if (seconds !== undefined) this.metrics.shadowDuration.labels(route.name, upstream.name).observe(seconds);
+    let byUpstream = this.stats.get(route);
+    if (!byUpstream) this.stats.set(route, (byUpstream = new Map()));
+    let stats = byUpstream.get(upstream);
+    if (!stats) byUpstream.set(upstream, (stats = this.metrics.shadowStats(route.name, upstream.name)));
+    stats.count(outcome, seconds);
   }
 
   /** @internal */
   finished(copies: number): void {
     this.inflight -= copies;
-    this.metrics.shadowInflight.dec(copies);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
