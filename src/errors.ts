@@ -23,6 +23,8 @@ export const ErrorCodes = {
   RELEASE_CONFLICT: 'GW_RELEASE_CONFLICT',
   /** A route named in a command does not exist or has no release. */
   NOT_FOUND: 'GW_NOT_FOUND',
+  /** A query to Prometheus, the release evidence source, failed. */
+  PROMETHEUS_FAILED: 'GW_PROMETHEUS_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -68,6 +70,16 @@ export class AdminRequestError extends GatewayError {
   constructor(message: string, status?: number, options?: { cause?: unknown }) {
     super(ErrorCodes.ADMIN_REQUEST_FAILED, message, options);
     this.name = 'AdminRequestError';
+    this.status = status;
+  }
+}
+
+/** Prometheus (or Mimir, Thanos...) could not answer a release's evidence query. */
+export class PrometheusError extends GatewayError {
+  readonly status: number | undefined;
+  constructor(message: string, status?: number, options?: { cause?: unknown }) {
+    super(ErrorCodes.PROMETHEUS_FAILED, message, options);
+    this.name = 'PrometheusError';
     this.status = status;
   }
 }

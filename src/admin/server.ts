@@ -47,6 +47,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export class AdminServer {
   readonly server: http.Server;
   private token: string | undefined;
+  private allowedHosts = new Set<string>();
 
   constructor(
     private readonly backend: AdminBackend,
@@ -66,6 +67,11 @@ export class AdminServer {
 
   setToken(token: string | undefined): void {
     this.token = token;
+  }
+
+  /** Names (a pod's, a Service's) Prometheus or the CLI may use in Host. */
+  setAllowedHosts(names: readonly string[]): void {
+    this.allowedHosts = new Set(names.map((n) => n.toLowerCase()));
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -96,6 +102,8 @@ export class AdminServer {
     if (!host) return true; // HTTP/1.0 tools
     const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]!;
     if (isIP(name) !== 0 || name === 'localhost') return true;
+    // Only names the operator listed: a rebinding attacker's domain is not one of them.
+    if (this.allowedHosts.has(name.toLowerCase().replace(/\.$/, ''))) return true;
     const bound = (this.server.address() as { address?: string } | null)?.address;
     return name.toLowerCase() === bound?.toLowerCase();
   }

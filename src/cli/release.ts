@@ -2,17 +2,20 @@
  * `gatewayctl release`: see and steer progressive releases.
  *   release status  [--admin URL]... [--json]
  *   release pause|resume|promote|rollback ROUTE [--admin URL]...
- *   release run     --admin URL... [--prometheus URL]
+ *   release run     --admin URL... | --admin-dns NAME:PORT  [--prometheus URL [--selector S] [--header K:V]...] [--until-done]
  */
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
 import { adminJson, adminToken, DEFAULT_ADMIN_URL } from '../admin/http-client.js';
 import { UsageError } from '../errors.js';
 import type { ReleaseView } from '../release/controller.js';
-import { ExternalReleaseRunner } from '../release/external.js';
+import { ExternalReleaseRunner, releasesDone } from '../release/external.js';
+import { parseHeader, PrometheusClient } from '../release/prometheus.js';
+import { parseSelector } from '../release/promql.js';
+import { PrometheusEvidence, type EvidenceSource } from '../release/sources.js';
 import type { ReleaseAction } from '../release/machine.js';
 import { parseDuration } from '../config/units.js';
-import { EXIT_OK } from './exit-codes.js';
+import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { terminalOutput } from './output.js';
 import { makeLogger } from './serve.js';
 
@@ -56,17 +59,48 @@ export function registerRelease(program: Command, run: (action: () => Promise<nu
     .command('run')
     .description('drive releases with "controller: external" across replicas, so all are on the same step')
     .option('--admin <url>', 'admin API of each replica (repeat; the first leads)', collect)
-    .option('--prometheus <url>', 'read the evidence from Prometheus instead of the replicas')
+    .option('--admin-dns <name:port>', 'find the replicas: every address NAME resolves to, on each check (e.g. a headless Service)', collect)
+    .option('--prometheus <url>', 'read the evidence from Prometheus (or Mimir, Thanos...) instead of the replicas; a path prefix is kept')
+    .option('--selector <matchers>', 'scope every Prometheus query, e.g. \'{job="gatewayctl",namespace="prod"}\'')
+    .option('--header <k:v>', 'send this header to Prometheus (repeat), e.g. X-Scope-OrgID:team-a', collect)
+    .option('--bearer-token-file <file>', 'send "Authorization: Bearer" with the token in this file (re-read on each query)')
+    .option('--prometheus-ca <file>', 'PEM CA that signed the Prometheus certificate (https)')
+    .option('--prometheus-insecure', 'do not verify the Prometheus certificate (testing only)')
+    .option('--scrape-interval <duration>', "Prometheus' scrape interval of the gateways (default: learnt from the samples)")
     .option('--token <token>', 'admin token (default $GATEWAYCTL_ADMIN_TOKEN)')
     .option('--every <duration>', 'how often to check', '2s')
+    .option('--until-done', 'exit once every external release is finished: 0 if all were promoted, 1 if any was rolled back or stopped')
     .option('--log-format <format>', 'json or pretty', process.stdout.isTTY ? 'pretty' : 'json')
+    .option('--json', 'same as --log-format json: one JSON object per decision')
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .addHelpText(
       'after',
       `
-Example:
-  gatewayctl release run --admin http://10.0.0.1:9901 --admin http://10.0.0.2:9901`,
+Every check is logged at info level with its gate figures. Errors name the
+part that failed: the admin API of a replica, Prometheus, or DNS.
+
+Examples:
+  gatewayctl release run --admin http://10.0.0.1:9901 --admin http://10.0.0.2:9901
+  gatewayctl release run --admin-dns gatewayctl-admin.prod.svc:9901 \\
+      --prometheus https://prometheus.example.com/prometheus --prometheus-ca ca.pem \\
+      --selector '{job="gatewayctl",namespace="prod"}' --header X-Scope-OrgID:prod --until-done`,
     )
-    .action((flags: AdminFlags & { prometheus?: string; every: string; logFormat: string }) => run(() => runCommand(flags)));
+    .action((flags: RunFlags) => run(() => runCommand(flags)));
+}
+
+interface RunFlags extends AdminFlags {
+  adminDns?: string[];
+  prometheus?: string;
+  selector?: string;
+  header?: string[];
+  bearerTokenFile?: string;
+  prometheusCa?: string;
+  prometheusInsecure?: boolean;
+  scrapeInterval?: string;
+  every: string;
+  untilDone?: boolean;
+  logFormat: string;
+  logLevel: string;
 }
 
 async function statusCommand(flags: AdminFlags): Promise<number> {
@@ -128,30 +162,85 @@ async function actionCommand(action: ReleaseAction, route: string, flags: AdminF
   return EXIT_OK;
 }
 
-async function runCommand(flags: AdminFlags & { prometheus?: string; every: string; logFormat: string }): Promise<number> {
-  if (!flags.admin?.length) throw new UsageError('release run needs --admin URL for each replica');
-  const every = parseDuration(flags.every);
-  if (!every.ok) throw new UsageError(`--every: ${every.error}`);
-  const logger = makeLogger({ logFormat: flags.logFormat });
+function durationFlag(flag: string, value: string): number {
+  const parsed = parseDuration(value);
+  if (!parsed.ok) throw new UsageError(`${flag}: ${parsed.error}`);
+  return parsed.value;
+}
+
+function evidenceSource(flags: RunFlags): EvidenceSource | undefined {
+  if (!flags.prometheus) {
+    for (const [flag, given] of [
+      ['--selector', flags.selector],
+      ['--header', flags.header?.length],
+      ['--bearer-token-file', flags.bearerTokenFile],
+      ['--prometheus-ca', flags.prometheusCa],
+      ['--scrape-interval', flags.scrapeInterval],
+    ] as const) {
+      if (given) throw new UsageError(`${flag} applies to --prometheus, which is not given`);
+    }
+    return undefined;
+  }
+  const headers: Record<string, string> = {};
+  for (const h of flags.header ?? []) {
+    const parsed = parseHeader(h);
+    if (!parsed) throw new UsageError(`--header ${h}: expected NAME:VALUE, e.g. X-Scope-OrgID:team-a`);
+    headers[parsed[0]] = parsed[1];
+  }
+  const client = new PrometheusClient({
+    url: flags.prometheus,
+    headers,
+    ...(flags.bearerTokenFile ? { bearerTokenFile: flags.bearerTokenFile } : {}),
+    ...(flags.prometheusCa ? { caFile: flags.prometheusCa } : {}),
+    ...(flags.prometheusInsecure ? { insecure: true } : {}),
+  });
+  const interval = flags.scrapeInterval ? durationFlag('--scrape-interval', flags.scrapeInterval) : undefined;
+  return new PrometheusEvidence(client, parseSelector(flags.selector), interval);
+}
+
+async function runCommand(flags: RunFlags): Promise<number> {
+  if (!flags.admin?.length && !flags.adminDns?.length) {
+    throw new UsageError('release run needs --admin URL for each replica, or --admin-dns NAME:PORT to find them');
+  }
+  const every = durationFlag('--every', flags.every);
+  const logger = makeLogger({ logFormat: flags.json ? 'json' : flags.logFormat, logLevel: flags.logLevel });
   const token = adminToken(flags.token);
+  const evidence = evidenceSource(flags);
   const runner = new ExternalReleaseRunner({
-    admins: flags.admin,
-    ...(flags.prometheus ? { prometheus: flags.prometheus } : {}),
+    admins: flags.admin ?? [],
+    ...(flags.adminDns?.length ? { adminDns: flags.adminDns } : {}),
+    ...(evidence ? { evidence } : {}),
     ...(token ? { token } : {}),
     logger,
   });
-  logger.info('release.run', `driving external releases on ${flags.admin.join(', ')} every ${flags.every}`);
+  const where = [...(flags.admin ?? []), ...(flags.adminDns ?? []).map((d) => `${d} (DNS)`)].join(', ');
+  logger.info('release.run', `driving external releases on ${where} every ${flags.every}, evidence from ${evidence?.description ?? "the replicas' /metrics"}`);
   let stopped = false;
-  const stop = () => (stopped = true);
+  let wake: (() => void) | undefined;
+  const stop = () => {
+    stopped = true;
+    wake?.();
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   while (!stopped) {
     try {
-      await runner.tick();
+      const outcome = await runner.tick();
+      if (flags.untilDone) {
+        const { done, ok } = releasesDone(outcome);
+        if (done) {
+          logger.info('release.done', `every external release is finished: ${[...outcome.statuses].map(([r, s]) => `${r} ${s.status}`).join(', ')}`);
+          return ok ? EXIT_OK : EXIT_FAILED;
+        }
+      }
     } catch (err) {
-      logger.error('release.run', (err as Error).message);
+      const component = (err as { code?: string }).code === 'GW_PROMETHEUS_FAILED' ? 'prometheus' : 'admin';
+      logger.error('release.run', (err as Error).message, { component });
     }
-    await new Promise((r) => setTimeout(r, every.ok ? every.value : 2000));
+    await new Promise<void>((r) => {
+      wake = r;
+      setTimeout(r, every).unref();
+    });
   }
   return EXIT_OK;
 }

@@ -348,6 +348,16 @@ const releaseSpec: ObjectSpec = {
       },
     },
     onFailure: { type: 'string', enum: ['rollback', 'pause'], default: 'rollback', description: 'What a failed gate does.' },
+    maxStepDuration: duration(
+      'Longest a step may wait for conclusive evidence (at least `interval`); then `onTimeout` decides. No deadline when unset.',
+    ),
+    onTimeout: {
+      type: 'string',
+      enum: ['pass', 'pause'],
+      default: 'pause',
+      description:
+        'At `maxStepDuration`: pass, when no gate is failing and `minRequests` were seen (the reason is recorded); or pause for a person.',
+    },
     controller: {
       type: 'string',
       enum: ['gateway', 'external'],
@@ -478,6 +488,13 @@ const admin: UnionSpec = {
         minLength: 16,
         maxLength: 4096,
         description: 'Bearer token required by admin calls that change state.',
+      },
+      allowedHosts: {
+        type: 'array',
+        maxItems: 256,
+        description:
+          'Host names the admin API answers besides IP addresses and localhost (e.g. a pod or Service name Prometheus scrapes); other names are refused against DNS rebinding.',
+        items: { ...hostName, description: 'A DNS name, without port.' },
       },
     },
   },

@@ -101,6 +101,9 @@ export interface ReleaseConfig {
   readonly gates: ReleaseGates;
   readonly onFailure: 'rollback' | 'pause';
   readonly controller: 'gateway' | 'external';
+  /** Longest a step waits for conclusive evidence; undefined: no deadline. */
+  readonly maxStepDurationMs: number | undefined;
+  readonly onTimeout: 'pass' | 'pause';
 }
 
 export interface RouteConfig {
@@ -135,6 +138,8 @@ export interface TimeoutsConfig {
 
 export interface AdminConfig extends ListenAddress {
   readonly token: string | undefined;
+  /** Host names accepted besides IPs and localhost, lower case. */
+  readonly allowedHosts: readonly string[];
 }
 
 export interface GatewayConfig {

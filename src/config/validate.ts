@@ -118,9 +118,11 @@ class MeaningChecker {
     const fallback = { host: '127.0.0.1', port: 9901 };
     let address: ListenAddress;
     let token: string | undefined;
+    let allowedHosts: string[] = [];
     if (raw !== null && typeof raw === 'object' && 'listen' in (raw as Raw)) {
       address = withHost((raw as Raw)['listen'], '127.0.0.1', fallback);
       token = (raw as Raw)['token'];
+      allowedHosts = strings((raw as Raw)['allowedHosts']).map((h) => h.toLowerCase());
     } else {
       address = withHost(raw as ListenAddress | undefined, '127.0.0.1', fallback);
     }
@@ -134,7 +136,7 @@ class MeaningChecker {
           'anyone who can reach it can reload config and steer releases (set admin.token or $GATEWAYCTL_ADMIN_TOKEN, or bind 127.0.0.1)',
       );
     }
-    return { host: address.host, port: address.port, token };
+    return { host: address.host, port: address.port, token, allowedHosts };
   }
 
   private upstreams(raw: Raw, present: boolean): Record<string, UpstreamConfig> {
@@ -310,7 +312,9 @@ class MeaningChecker {
       });
     });
 
-    const diff = this.diff(obj(r['diff']), childPath(path, 'diff'), upstreams, backends, shadow);
+    const releaseRaw = obj(r['release']);
+    const releaseShadows = r['release'] !== undefined && list(releaseRaw['steps'] ?? ['shadow']).includes('shadow');
+    const diff = this.diff(obj(r['diff']), childPath(path, 'diff'), upstreams, backends, shadow, releaseShadows);
     const sticky = r['sticky'] !== null && typeof r['sticky'] === 'object' ? (r['sticky'] as StickyConfig) : undefined;
     const normalizedSticky: StickyConfig | undefined = sticky
       ? 'header' in sticky
@@ -364,12 +368,18 @@ class MeaningChecker {
       this.error(sp, 'release', `${sp}: the shadow step is judged on response differences; ${path.replace(/\.release$/, '')}.diff.enabled must stay true`);
     }
     const g = obj(r['gates']);
+    const intervalMs = (r['interval'] as number | undefined) ?? 120_000;
+    const maxStepDurationMs = r['maxStepDuration'] as number | undefined;
+    if (maxStepDurationMs !== undefined && maxStepDurationMs < intervalMs) {
+      const mp = childPath(path, 'maxStepDuration');
+      this.error(mp, 'release', `${mp}: a step's deadline cannot come before its interval (${intervalMs / 1000}s)`);
+    }
     if (candidate === undefined || steps.length === 0) return undefined;
     return {
       candidate,
       steps,
       shadowPercent: (r['shadowPercent'] as number | undefined) ?? 100,
-      intervalMs: (r['interval'] as number | undefined) ?? 120_000,
+      intervalMs,
       minRequests: (r['minRequests'] as number | undefined) ?? 200,
       gates: {
         maxErrorRate: (g['maxErrorRate'] as number | undefined) ?? 0.01,
@@ -379,6 +389,8 @@ class MeaningChecker {
       },
       onFailure: (r['onFailure'] as 'rollback' | 'pause' | undefined) ?? 'rollback',
       controller: (r['controller'] as 'gateway' | 'external' | undefined) ?? 'gateway',
+      maxStepDurationMs,
+      onTimeout: (r['onTimeout'] as 'pass' | 'pause' | undefined) ?? 'pause',
     };
   }
 
@@ -429,12 +441,14 @@ class MeaningChecker {
     upstreams: Record<string, UpstreamConfig>,
     backends: BackendConfig[],
     shadow: ShadowConfig[],
+    releaseShadows: boolean,
   ): DiffConfig {
     const baseline = d['baseline'] as string | undefined;
     if (baseline !== undefined) {
       const bp = childPath(path, 'baseline');
       this.reference(baseline, bp, upstreams);
-      if (shadow.length === 0) {
+      // A release's shadow step mirrors to its candidate, so the baseline is used there.
+      if (shadow.length === 0 && !releaseShadows) {
         this.warn(bp, 'unused', `${bp}: this route has no shadow targets, so there is nothing to compare`);
       }
       if (backends.some((b) => b.upstream === baseline)) {

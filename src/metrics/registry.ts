@@ -42,11 +42,11 @@ export class GatewayMetrics {
   readonly rejectedRequests: Counter<'reason'>;
   readonly activeConnections: Gauge;
   readonly workerRestarts: Counter;
-  readonly releaseStep: Gauge<'route'>;
-  readonly releaseWeight: Gauge<'route'>;
+  readonly releaseStep: Gauge<'route' | 'candidate'>;
+  readonly releaseWeight: Gauge<'route' | 'candidate'>;
   readonly releaseTransitions: Counter<'route' | 'to'>;
-  readonly releaseGateValue: Gauge<'route' | 'gate'>;
-  readonly releaseGateLimit: Gauge<'route' | 'gate'>;
+  readonly releaseGateValue: Gauge<'route' | 'candidate' | 'gate'>;
+  readonly releaseGateLimit: Gauge<'route' | 'candidate' | 'gate'>;
   readonly tlsCertificateExpiry: Gauge<'name'>;
   readonly tlsReloads: Counter<'result'>;
   readonly tlsHandshakeErrors: Counter;
@@ -156,13 +156,13 @@ export class GatewayMetrics {
     this.releaseStep = new client.Gauge({
       name: 'gatewayctl_release_step',
       help: 'Current release step, 1-based; 0 after a rollback, the number of steps once promoted.',
-      labelNames: ['route'],
+      labelNames: ['route', 'candidate'],
       registers,
     });
     this.releaseWeight = new client.Gauge({
       name: 'gatewayctl_release_weight',
       help: "The release candidate's share of user traffic, percent.",
-      labelNames: ['route'],
+      labelNames: ['route', 'candidate'],
       registers,
     });
     this.releaseTransitions = new client.Counter({
@@ -174,13 +174,13 @@ export class GatewayMetrics {
     this.releaseGateValue = new client.Gauge({
       name: 'gatewayctl_release_gate_value',
       help: "The current step's figure for each release gate.",
-      labelNames: ['route', 'gate'],
+      labelNames: ['route', 'candidate', 'gate'],
       registers,
     });
     this.releaseGateLimit = new client.Gauge({
       name: 'gatewayctl_release_gate_limit',
       help: 'The limit of each release gate.',
-      labelNames: ['route', 'gate'],
+      labelNames: ['route', 'candidate', 'gate'],
       registers,
     });
     this.tlsCertificateExpiry = new client.Gauge({

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, type AdminRoute } from '../admin/server.js';
 import { ErrorCodes, isGatewayError } from '../errors.js';
 import type { ReleaseController } from './controller.js';
+import type { Judgement } from './judge.js';
 import type { ReleaseAction, ReleaseState } from './machine.js';
 
 const ACTIONS = new Set<ReleaseAction>(['pause', 'resume', 'promote', 'rollback']);
@@ -33,9 +34,10 @@ export function releaseAdminRoutes(controller: () => ReleaseController): AdminRo
         }
         try {
           if (action === 'state') {
-            const body = (await readJson(req)) as { state?: ReleaseState };
-            if (!body?.state) return sendJson(res, 400, { error: 'body must be {"state": {...}}' });
-            return sendJson(res, 200, await controller().set(route, body.state));
+            const body = (await readJson(req)) as { state?: ReleaseState; judgement?: Judgement };
+            if (!body?.state) return sendJson(res, 400, { error: 'body must be {"state": {...}, "judgement"?: {...}}' });
+            const judgement = isJudgement(body.judgement) ? body.judgement : undefined;
+            return sendJson(res, 200, await controller().set(route, body.state, judgement));
           }
           if (!ACTIONS.has(action as ReleaseAction)) {
             return sendJson(res, 404, { error: `unknown action "${action}"; use pause, resume, promote or rollback` });
@@ -48,6 +50,11 @@ export function releaseAdminRoutes(controller: () => ReleaseController): AdminRo
       },
     },
   ];
+}
+
+function isJudgement(value: unknown): value is Judgement {
+  const j = value as Judgement | undefined;
+  return !!j && typeof j === 'object' && ['pass', 'fail', 'wait'].includes(j.verdict) && typeof j.reason === 'string' && Array.isArray(j.gates);
 }
 
 function sendError(res: ServerResponse, err: unknown): void {

@@ -58,10 +58,15 @@ export interface ReleaseView {
   readonly state: ReleaseState;
 }
 
+/** An external controller's judgement is shown while it keeps checking. */
+const REMOTE_JUDGEMENT_TTL_MS = 30_000;
+
 export class ReleaseController {
   private states = new Map<string, ReleaseState>();
   private readonly bases = new Map<string, Evidence>();
   private readonly judgements = new Map<string, Judgement>();
+  /** When an external controller last sent its judgement, per route. */
+  private readonly remoteJudgements = new Map<string, number>();
   private config: GatewayConfig | undefined;
   private store: ReleaseStore | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -156,6 +161,8 @@ export class ReleaseController {
         if (!release || !state) continue;
         if (!this.bases.has(route.name)) this.bases.set(route.name, evidence);
         if (state.status !== 'running') continue;
+        // An external controller's own judgement (its evidence, its window) is what the status shows.
+        if (release.controller === 'external' && this.remoteJudged(route.name)) continue;
         const judgement = this.judge(route, release, state, evidence);
         if (release.controller === 'external') continue;
         const next = decide(state, release, judgement, this.now());
@@ -227,15 +234,29 @@ export class ReleaseController {
     return this.view(route)!;
   }
 
-  /** Sets a state decided elsewhere (an external controller). */
-  async set(route: string, state: ReleaseState): Promise<ReleaseView> {
+  private remoteJudged(route: string): boolean {
+    const at = this.remoteJudgements.get(route);
+    return at !== undefined && this.now() - at < REMOTE_JUDGEMENT_TTL_MS;
+  }
+
+  /**
+   * Sets a state decided elsewhere (an external controller), with the
+   * judgement it decided on, which the status then shows.
+   */
+  async set(route: string, state: ReleaseState, judgement?: Judgement): Promise<ReleaseView> {
     const release = this.releaseOf(route);
     const before = this.states.get(route)!;
     if (state.candidate !== release.candidate) throw new ReleaseConflictError(`route ${route} releases ${release.candidate}, not ${state.candidate}`);
     if (state.stepIndex < 0 || state.stepIndex >= release.steps.length) throw new ReleaseConflictError(`step ${state.stepIndex} does not exist`);
-    if (before.stepIndex === state.stepIndex && before.status === state.status && before.since === state.since) return this.view(route)!;
-    const evidence = await this.options.evidence().catch(() => undefined);
-    const changed = this.commit(route, release, before, { ...state, route }, evidence ?? { bounds: [], routes: {} });
+    let changed = false;
+    if (before.stepIndex !== state.stepIndex || before.status !== state.status || before.since !== state.since) {
+      const evidence = await this.options.evidence().catch(() => undefined);
+      changed = this.commit(route, release, before, { ...state, route }, evidence ?? { bounds: [], routes: {} });
+    }
+    if (judgement && release.controller === 'external') {
+      this.judgements.set(route, judgement);
+      this.remoteJudgements.set(route, this.now());
+    }
     this.updateMetrics();
     if (changed) await this.options.onTrafficChange();
     return this.view(route)!;
@@ -293,11 +314,12 @@ export class ReleaseController {
       const release = this.config?.routes.find((r) => r.name === route)?.release;
       if (!release) continue;
       const step = state.status === 'rolled-back' ? 0 : state.status === 'promoted' ? release.steps.length : state.stepIndex + 1;
-      m.releaseStep.set({ route }, step);
-      m.releaseWeight.set({ route }, trafficFor(state, release).weight);
+      const candidate = state.candidate;
+      m.releaseStep.set({ route, candidate }, step);
+      m.releaseWeight.set({ route, candidate }, trafficFor(state, release).weight);
       for (const g of this.judgements.get(route)?.gates ?? []) {
-        if (g.value !== null) m.releaseGateValue.set({ route, gate: g.gate }, g.value);
-        m.releaseGateLimit.set({ route, gate: g.gate }, g.limit);
+        if (g.value !== null) m.releaseGateValue.set({ route, candidate, gate: g.gate }, g.value);
+        m.releaseGateLimit.set({ route, candidate, gate: g.gate }, g.limit);
       }
     }
   }

@@ -31,7 +31,17 @@ export interface Judgement {
   /** Candidate requests (compared pairs in the shadow step) in the window. */
   readonly candidateRequests: number;
   readonly stableRequests: number;
+  /** Length of the judged window (restarted after a scrape gap). */
   readonly elapsedMs: number;
+  /** Time since the judge first saw this step: what the deadline counts. */
+  readonly stepMs?: number;
+  /** Set when the evidence itself cannot be judged (a scrape gap): why. */
+  readonly blocked?: string;
+}
+
+/** A check whose evidence is not fit to judge: wait, and say why. */
+export function unjudgeable(reason: string, elapsedMs: number, stepMs: number): Judgement {
+  return { verdict: 'wait', reason: `evidence incomplete: ${reason}`, gates: [], candidateRequests: 0, stableRequests: 0, elapsedMs, stepMs, blocked: reason };
 }
 
 /** Stable traffic below this cannot anchor a comparison (e.g. at 99 %). */
@@ -44,6 +54,7 @@ export function judgeStep(
   window: Evidence,
   routeName: string,
   elapsedMs: number,
+  stepMs: number = elapsedMs,
 ): Judgement {
   const route: RouteEvidence = window.routes[routeName] ?? { backends: {}, comparisons: {} };
   const min = release.minRequests;
@@ -67,19 +78,19 @@ export function judgeStep(
 
   const failed = gates.find((g) => g.status === 'fail');
   if (failed) {
-    return { verdict: 'fail', reason: `${failed.gate}: ${failed.detail}`, gates, candidateRequests, stableRequests, elapsedMs };
+    return { verdict: 'fail', reason: `${failed.gate}: ${failed.detail}`, gates, candidateRequests, stableRequests, elapsedMs, stepMs };
   }
   if (candidateRequests < min) {
     const reason = `waiting for ${min - candidateRequests} more ${step === 'shadow' ? 'compared pairs' : 'candidate requests'} (${candidateRequests}/${min})`;
-    return { verdict: 'wait', reason, gates, candidateRequests, stableRequests, elapsedMs };
+    return { verdict: 'wait', reason, gates, candidateRequests, stableRequests, elapsedMs, stepMs };
   }
   const waiting = gates.find((g) => g.status === 'wait');
-  if (waiting) return { verdict: 'wait', reason: `${waiting.gate}: ${waiting.detail}`, gates, candidateRequests, stableRequests, elapsedMs };
+  if (waiting) return { verdict: 'wait', reason: `${waiting.gate}: ${waiting.detail}`, gates, candidateRequests, stableRequests, elapsedMs, stepMs };
   if (elapsedMs < release.intervalMs) {
     const reason = `gates pass; ${Math.ceil((release.intervalMs - elapsedMs) / 1000)}s left in this step`;
-    return { verdict: 'wait', reason, gates, candidateRequests, stableRequests, elapsedMs };
+    return { verdict: 'wait', reason, gates, candidateRequests, stableRequests, elapsedMs, stepMs };
   }
-  return { verdict: 'pass', reason: 'every gate passed', gates, candidateRequests, stableRequests, elapsedMs };
+  return { verdict: 'pass', reason: 'every gate passed', gates, candidateRequests, stableRequests, elapsedMs, stepMs };
 }
 
 function sumBackends(list: (BackendEvidence | undefined)[]): BackendEvidence {
@@ -124,10 +135,27 @@ function increaseGate(candidate: BackendEvidence, stable: BackendEvidence, limit
 }
 
 /**
- * Latency: the p99 ratio against its limit. Over the limit fails only with
+ * Samples a quantile needs beyond it to be estimated with some stability:
+ * p99 is compared from 1000 candidate requests on; with fewer, the gate
+ * compares the quantile that leaves this many samples above it (p95 at
+ * 200 requests, p90 at 100), never below the median.
+ */
+export const TAIL_SAMPLES = 10;
+
+/** The latency quantile judged with `n` candidate requests. */
+export function latencyQuantile(n: number): number {
+  if (n <= 0) return 0.99;
+  return Math.min(0.99, Math.max(0.5, 1 - TAIL_SAMPLES / n));
+}
+
+const quantileName = (q: number) => `p${Math.round(q * 1000) / 10}`;
+
+/**
+ * Latency: a high quantile's ratio against its limit (p99 when the sample
+ * is large enough, see latencyQuantile). Over the limit fails only with
  * confidence, from either of two tests:
- * - the tail: the candidate's p99 lower bound over the stable p99 upper
- *   bound (order-statistic bounds) is above the limit;
+ * - the tail: the candidate's quantile lower bound over the stable
+ *   quantile's upper bound (order-statistic bounds) is above the limit;
  * - the body: a rank test says the candidate is slower even than the stable
  *   latencies stretched by the limit (Kayenta's tolerance).
  */
@@ -136,17 +164,20 @@ function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds
   if (stable.requests < MIN_STABLE_FOR_COMPARISON || bounds.length === 0) {
     return { gate, value: null, limit, status: 'n/a', detail: `only ${stable.requests} stable requests to compare with` };
   }
-  const p99c = histogramQuantile(0.99, bounds, candidate.latency);
-  const p99s = histogramQuantile(0.99, bounds, stable.latency);
-  const value = Number.isFinite(p99c) && p99s > 0 ? p99c / p99s : null;
+  const q = latencyQuantile(Math.min(candidate.requests, stable.requests));
+  const qc = histogramQuantile(q, bounds, candidate.latency);
+  const qs = histogramQuantile(q, bounds, stable.latency);
+  const value = Number.isFinite(qc) && qs > 0 ? qc / qs : null;
   if (candidate.requests < min || value === null) {
     return { gate, value, limit, status: 'wait', detail: `judged from ${min} candidate requests` };
   }
-  const tail = quantileBounds(0.99, bounds, candidate.latency).low / quantileBounds(0.99, bounds, stable.latency).high;
+  const tail = quantileBounds(q, bounds, candidate.latency).low / quantileBounds(q, bounds, stable.latency).high;
   const p = mannWhitneyGreater(candidate.latency, scaleBinned(bounds, stable.latency, limit));
+  const name = quantileName(q);
   const figure =
-    `p99 ${(p99c * 1000).toFixed(1)} ms vs ${(p99s * 1000).toFixed(1)} ms = ${value.toFixed(2)}x ` +
-    `(tail at least ${tail.toFixed(2)}x with 95% confidence; slower than ${limit}x stable: rank test p=${p.toFixed(3)}), limit ${limit}x`;
+    `${name} ${(qc * 1000).toFixed(1)} ms vs ${(qs * 1000).toFixed(1)} ms = ${value.toFixed(2)}x ` +
+    `(tail at least ${tail.toFixed(2)}x with 95% confidence; slower than ${limit}x stable: rank test p=${p.toFixed(3)}), limit ${limit}x` +
+    (q < 0.99 ? `; ${name}, not p99, on ${Math.min(candidate.requests, stable.requests)} requests` : '');
   if (value <= limit) return { gate, value, limit, status: 'pass', detail: figure };
   if (tail > limit || p < 0.01) return { gate, value, limit, status: 'fail', detail: figure };
   return { gate, value, limit, status: 'wait', detail: `${figure}: not yet conclusive` };

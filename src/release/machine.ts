@@ -89,12 +89,30 @@ export function decide(state: ReleaseState, release: ReleaseConfig, judgement: J
       ? move(state, release, { status: 'paused', failure: judgement }, reason, now)
       : move(state, release, { status: 'rolled-back', failure: judgement }, reason, now);
   }
-  if (judgement.verdict === 'wait') return state.reason === judgement.reason ? state : { ...state, reason: judgement.reason };
-  const last = state.stepIndex >= release.steps.length - 1;
-  const passed = `${stepLabel(release.steps[state.stepIndex])} passed after ${Math.round(judgement.elapsedMs / 1000)}s and ${judgement.candidateRequests} requests`;
-  if (!last) return move(state, release, { stepIndex: state.stepIndex + 1 }, passed, now);
+  const label = stepLabel(release.steps[state.stepIndex]);
+  if (judgement.verdict === 'wait') {
+    const deadline = release.maxStepDurationMs;
+    if (deadline === undefined || (judgement.stepMs ?? judgement.elapsedMs) < deadline) {
+      return state.reason === judgement.reason ? state : { ...state, reason: judgement.reason };
+    }
+    const after = `${label} reached its deadline (maxStepDuration ${Math.round(deadline / 1000)}s)`;
+    if (release.onTimeout === 'pass' && !judgement.blocked && judgement.candidateRequests >= release.minRequests) {
+      return advance(state, release, `${after} with no gate failing on ${judgement.candidateRequests} requests; passed (${judgement.reason})`, now);
+    }
+    const why = judgement.blocked
+      ? `the evidence is incomplete (${judgement.blocked})`
+      : judgement.candidateRequests < release.minRequests
+        ? `only ${judgement.candidateRequests} of ${release.minRequests} requests`
+        : judgement.reason;
+    return move(state, release, { status: 'paused', failure: judgement }, `${after}: paused for a person: ${why}`, now);
+  }
+  return advance(state, release, `${label} passed after ${Math.round(judgement.elapsedMs / 1000)}s and ${judgement.candidateRequests} requests`, now);
+}
+
+function advance(state: ReleaseState, release: ReleaseConfig, reason: string, now: number): ReleaseState {
+  if (state.stepIndex < release.steps.length - 1) return move(state, release, { stepIndex: state.stepIndex + 1 }, reason, now);
   const finalStep = release.steps[state.stepIndex];
-  return move(state, release, { status: finalStep === 100 ? 'promoted' : 'completed' }, passed, now);
+  return move(state, release, { status: finalStep === 100 ? 'promoted' : 'completed' }, reason, now);
 }
 
 export class ReleaseActionError extends GatewayError {

@@ -173,6 +173,7 @@ export class Gateway {
     const { snapshot, warnings, text } = this.config.loadInitial();
     for (const w of warnings) this.logger.warn('config.warning', `${w.file}:${w.line}:${w.column}: warning: ${w.message}`);
     this.admin.setToken(snapshot.config.admin.token);
+    this.admin.setAllowedHosts(snapshot.config.admin.allowedHosts);
     this.releases.sync(snapshot.config);
     const listen = this.options.listen ?? snapshot.config.listen;
     const adminAddress = this.options.admin ?? snapshot.config.admin;
@@ -267,6 +268,7 @@ export class Gateway {
       this.releases.sync(result.snapshot.config);
       await this.dataPlane.apply(this.effective(result.snapshot));
       this.admin.setToken(result.snapshot.config.admin.token);
+      this.admin.setAllowedHosts(result.snapshot.config.admin.allowedHosts);
       for (const hook of this.reloadHooks) hook(result.snapshot);
     }
     if (result.status !== 'rejected') {

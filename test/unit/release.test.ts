@@ -8,8 +8,11 @@ import type { GatewayConfig, ReleaseConfig, RouteConfig } from '../../src/config
 import { compileSnapshot } from '../../src/config/compile.js';
 import { LATENCY_BUCKETS } from '../../src/metrics/registry.js';
 import { evidenceFrom, evidenceSince, samplesFromText, type Evidence } from '../../src/release/evidence.js';
-import { prometheusResultSamples } from '../../src/release/external.js';
-import { judgeStep } from '../../src/release/judge.js';
+import { windowCoverage } from '../../src/release/coverage.js';
+import { judgeStep, latencyQuantile, unjudgeable, type Judgement } from '../../src/release/judge.js';
+import { parseSelector, stepQueries } from '../../src/release/promql.js';
+import { parseHeader } from '../../src/release/prometheus.js';
+import { vectorSamples } from '../../src/release/sources.js';
 import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
 import { applyReleases } from '../../src/release/overlay.js';
 import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, quantileBounds, scaleBinned, wilson } from '../../src/release/stats.js';
@@ -23,6 +26,8 @@ const release = (over: Partial<ReleaseConfig> = {}): ReleaseConfig => ({
   gates: { maxErrorRate: 0.01, maxErrorRateIncrease: 0.005, maxLatencyRatio: 1.25, maxDiffRate: 0.02 },
   onFailure: 'rollback',
   controller: 'gateway',
+  maxStepDurationMs: undefined,
+  onTimeout: 'pause',
   ...over,
 });
 
@@ -110,15 +115,22 @@ describe('gates', () => {
     const ok = judgeStep(10, r, ['v1'], evidence({ v1: [2000, 0, 0.01], v2: [300, 0, 0.0105] }), 'shop', 60_000);
     assert.equal(ok.gates.find((g) => g.gate === 'latencyRatio')!.status, 'pass');
   });
-  test('latency: two slow requests in a small sample make no confident tail', () => {
+  test('latency: a small sample is judged on a lower quantile, so two slow requests do not stall it', () => {
     const e = evidence({ v1: [940, 0, 0.01], v2: [120, 0, 0.01] });
     e.routes['shop']!.backends['v1']!.latency[LATENCY_BUCKETS.indexOf(0.0125)] = 4;
     e.routes['shop']!.backends['v1']!.requests += 4;
     e.routes['shop']!.backends['v2']!.latency[LATENCY_BUCKETS.indexOf(0.02)] = 2;
     e.routes['shop']!.backends['v2']!.requests += 2;
     const gate = judgeStep(10, release({ minRequests: 100 }), ['v1'], e, 'shop', 60_000).gates.find((g) => g.gate === 'latencyRatio')!;
-    assert.ok(gate.value! > 1.25, `p99 ratio ${gate.value}`);
-    assert.equal(gate.status, 'wait', gate.detail);
+    assert.match(gate.detail, /^p91\.8 .*not p99, on 122 requests/);
+    assert.equal(gate.status, 'pass', gate.detail);
+  });
+  test('latency quantile: p99 from 1000 requests, ten samples beyond it below that, never under the median', () => {
+    assert.equal(latencyQuantile(5000), 0.99);
+    assert.equal(latencyQuantile(1000), 0.99);
+    assert.equal(latencyQuantile(200), 0.95);
+    assert.equal(latencyQuantile(100), 0.9);
+    assert.equal(latencyQuantile(12), 0.5);
   });
   test('at 100% there is no stable traffic: comparison gates are n/a', () => {
     const j = judgeStep(100, r, ['v1'], evidence({ v2: [300, 0, 0.01] }), 'shop', 60_000);
@@ -186,6 +198,32 @@ describe('state machine (fake clock)', () => {
     assert.throws(() => act(rolled, r, 'rollback', 70), ReleaseActionError);
     assert.throws(() => act(rolled, r, 'pause', 70), ReleaseActionError);
   });
+  test('deadline: a step still waiting at maxStepDuration passes (onTimeout: pass) with the reason kept', () => {
+    const timed = release({ intervalMs: 1000, minRequests: 10, maxStepDurationMs: 5000, onTimeout: 'pass', steps: [10, 100] });
+    const latencyWait: Judgement = { ...wait, reason: 'latencyRatio: not yet conclusive', candidateRequests: 40, elapsedMs: 4999, stepMs: 4999 };
+    const s = initialState('shop', timed, 0);
+    assert.equal(decide(s, timed, latencyWait, 4999).stepIndex, 0, 'before the deadline it waits');
+    const after = decide(s, timed, { ...latencyWait, elapsedMs: 5000, stepMs: 5000 }, 5000);
+    assert.equal(after.stepIndex, 1);
+    assert.equal(after.status, 'running');
+    assert.match(after.reason, /10% reached its deadline \(maxStepDuration 5s\) with no gate failing on 40 requests; passed \(latencyRatio: not yet conclusive\)/);
+  });
+  test('deadline: pauses (onTimeout: pause), and never passes on too few requests or incomplete evidence', () => {
+    const timed = release({ intervalMs: 1000, minRequests: 10, maxStepDurationMs: 5000, onTimeout: 'pause', steps: [10, 100] });
+    const s = initialState('shop', timed, 0);
+    const paused = decide(s, timed, { ...wait, candidateRequests: 40, stepMs: 6000 }, 6000);
+    assert.equal(paused.status, 'paused');
+    assert.match(paused.reason, /paused for a person/);
+    assert.ok(paused.failure, 'the judgement that timed out is kept');
+    const passing = { ...timed, onTimeout: 'pass' as const };
+    const few = decide(s, passing, { ...wait, candidateRequests: 3, stepMs: 6000 }, 6000);
+    assert.equal(few.status, 'paused');
+    assert.match(few.reason, /only 3 of 10 requests/);
+    const gap = decide(s, passing, unjudgeable('scrape gap of 4.0s', 1000, 6000), 6000);
+    assert.equal(gap.status, 'paused');
+    assert.match(gap.reason, /evidence is incomplete \(scrape gap/);
+    assert.equal(decide(s, release({ intervalMs: 1000 }), { ...wait, stepMs: 1e9 }, 1e9).status, 'running', 'no deadline unless set');
+  });
   test('a release whose last step is below 100% completes there', () => {
     const partial = release({ steps: [5, 25] });
     const s = decide(decide(initialState('shop', partial, 0), partial, pass, 1), partial, pass, 2);
@@ -207,7 +245,7 @@ describe('traffic overlay', () => {
   const config = {
     version: 1,
     listen: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1', port: 0, token: undefined },
+    admin: { host: '127.0.0.1', port: 0, token: undefined, allowedHosts: [] },
     upstreams: Object.fromEntries(['v1', 'v1b', 'v2'].map((n) => [n, { name: n, url: 'http://127.0.0.1:1', timeoutMs: undefined, connectTimeoutMs: 1000, maxSockets: 8 }])),
     routes: [route],
     trustedProxies: [],
@@ -268,16 +306,71 @@ gatewayctl_shadow_comparisons_total{route="shop",upstream="v2",result="diff"} 3
     const base = evidenceFrom(samplesFromText(replica(100, 4)));
     assert.deepEqual(evidenceSince(now, base).routes['shop']!.backends['v2'], { requests: 51, errors: 1, latency: [50, 1] });
   });
-  test('Prometheus query results read like the replicas\' own /metrics', () => {
-    const fromPrometheus = evidenceFrom(
-      prometheusResultSamples([
-        { metric: { __name__: 'gatewayctl_requests_total', route: 'shop', upstream: 'v2', code: '200', instance: 'a:9901' }, value: [0, '100'] },
-        { metric: { __name__: 'gatewayctl_requests_total', route: 'shop', upstream: 'v2', code: '503', instance: 'b:9901' }, value: [0, '4'] },
-        { metric: { __name__: 'gatewayctl_shadow_comparisons_total', route: 'shop', upstream: 'v2', result: 'match', instance: 'a:9901' }, value: [0, '7'] },
+  test('Prometheus query results read like the replicas\' own /metrics, counts rounded', () => {
+    const fromPrometheus = evidenceFrom([
+      ...vectorSamples('gatewayctl_requests_total', [
+        { metric: { route: 'shop', upstream: 'v2', code: '200' }, value: [0, '100.4'] },
+        { metric: { route: 'shop', upstream: 'v2', code: '503' }, value: [0, '3.6'] },
       ]),
-    );
+      ...vectorSamples('gatewayctl_shadow_comparisons_total', [{ metric: { route: 'shop', upstream: 'v2', result: 'match' }, value: [0, '7'] }]),
+    ]);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.requests, 104);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.errors, 4);
     assert.deepEqual(fromPrometheus.routes['shop']!.comparisons['v2'], { match: 7, diff: 0 });
+  });
+});
+
+describe('Prometheus queries', () => {
+  test('the selector is merged into every query, with the route and the window', () => {
+    const selector = parseSelector('{job="gatewayctl", namespace=~"prod|prod-eu"}');
+    assert.deepEqual(selector, ['job="gatewayctl"', 'namespace=~"prod|prod-eu"']);
+    const q = stepQueries(selector, 'shop', 90_000);
+    assert.equal(
+      q.requests,
+      'sum by (route, upstream, code) (increase(gatewayctl_requests_total{job="gatewayctl",namespace=~"prod|prod-eu",route="shop"}[90000ms]))',
+    );
+    assert.match(q.latency, /^sum by \(route, upstream, le\) \(increase\(gatewayctl_request_duration_seconds_bucket\{job="gatewayctl",.*route="shop"\}\[90000ms\]\)\)$/);
+    assert.equal(q.scrapes, 'gatewayctl_config_generation{job="gatewayctl",namespace=~"prod|prod-eu"}[90000ms]');
+    assert.equal(stepQueries([], 'shop', 1000).scrapes, 'gatewayctl_config_generation[1000ms]');
+  });
+  test('bad selectors and headers are refused with the flag named', () => {
+    assert.throws(() => parseSelector('{job=gatewayctl}'), /--selector .*label matchers/);
+    assert.throws(() => parseSelector('{job="a"'), /closing/);
+    assert.throws(() => parseSelector('{__name__="x"}'), /metric name/);
+    assert.deepEqual(parseSelector('job="a"'), ['job="a"']);
+    assert.deepEqual(parseHeader('X-Scope-OrgID: team-a'), ['X-Scope-OrgID', 'team-a']);
+    assert.equal(parseHeader('no colon'), undefined);
+    assert.equal(parseHeader('Bad Name:x'), undefined);
+  });
+});
+
+describe('scrape coverage', () => {
+  const every = (from: number, to: number, step = 1000) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+  test('a whole window is judged; its scrape count is what the interval implies', () => {
+    const c = windowCoverage([{ times: every(10_200, 30_200) }, { times: every(10_700, 29_700) }], 10_000, 30_500);
+    assert.deepEqual(c, { ok: true, scrapes: 21, expected: 20, intervalMs: 1000 });
+  });
+  test('a gap at the start of the step is not judged, and the window restarts after it', () => {
+    const c = windowCoverage([{ times: [...every(1_000, 9_000), ...every(15_000, 30_000)] }], 8_000, 30_300);
+    assert.equal(c.ok, false);
+    assert.ok(!c.ok && /scrape gap of 6\.0s/.test(c.reason), JSON.stringify(c));
+    assert.ok(!c.ok && c.resumeAt === 15_000);
+    assert.equal(windowCoverage([{ times: every(1_000, 30_000) }], 15_000, 30_300, 1000).ok, true, 'judged once the gap is behind');
+  });
+  test('one gateway missing scrapes is a gap; a gateway that appears or leaves is not', () => {
+    const missing = windowCoverage([{ times: every(0, 20_000) }, { times: [...every(0, 5_000), ...every(9_000, 20_000)] }], 0, 20_100);
+    assert.equal(missing.ok, false);
+    const replaced = windowCoverage([{ times: every(0, 10_000) }, { times: every(10_500, 20_500) }], 0, 20_600);
+    assert.equal(replaced.ok, true, JSON.stringify(replaced));
+  });
+  test('no recent scrape, too short a window, or too few scrapes: wait', () => {
+    const stale = windowCoverage([{ times: every(0, 10_000) }], 0, 20_000);
+    assert.ok(!stale.ok && /no scrape for 10\.0s/.test(stale.reason));
+    assert.equal(stale.ok || stale.resumeAt, undefined);
+    const short = windowCoverage([{ times: [100, 1100] }], 0, 1500);
+    assert.ok(!short.ok && /under two scrape intervals/.test(short.reason));
+    assert.ok(!windowCoverage([], 0, 10_000).ok);
+    const sparse = windowCoverage([{ times: [0, 1000, 2000] }], 0, 10_000, 250);
+    assert.equal(sparse.ok, false, 'a 250ms interval implies many more scrapes');
   });
 });
