@@ -239,7 +239,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
     }
     await new Promise<void>((r) => {
       wake = r;
-      setTimeout(r, every).unref();
+      setTimeout(r, every);
     });
   }
   return EXIT_OK;

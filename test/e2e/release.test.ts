@@ -2,7 +2,6 @@
  * Progressive releases end to end, with real upstreams and short intervals.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
@@ -10,63 +9,11 @@ import { runCli, spawnServe } from '../helpers/cli.js';
 import { startGateway, tempDir } from '../helpers/gateway.js';
 import { StickyPicker } from '../../src/routing/sticky.js';
 import { request } from '../helpers/http.js';
+import { releaseConfig, releases, traffic, waitFor } from '../helpers/release.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A bounded request loop against one or more gateways. */
-function traffic(urls: string[], concurrency = 4, maxMs = 60_000) {
-  let stop = false;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency * urls.length });
-  const deadline = Date.now() + maxMs;
-  let n = 0;
-  const loops = urls.flatMap((url) =>
-    Array.from({ length: concurrency }, async () => {
-      while (!stop && Date.now() < deadline) {
-        await request(`${url}/shop/item`, { agent, headers: { 'x-user-id': `user-${n++ % 500}` } }).catch(() => undefined);
-      }
-    }),
-  );
-  return async () => {
-    stop = true;
-    await Promise.all(loops);
-    agent.destroy();
-  };
-}
-
-async function releases(adminUrl: string): Promise<any[]> {
-  return (await request(adminUrl + '/releases')).json().releases;
-}
-
-async function waitFor<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  do {
-    last = await probe();
-    if (ok(last)) return last;
-    await sleep(50);
-  } while (Date.now() < deadline);
-  throw new Error(`${what} not reached in ${timeoutMs}ms; last: ${JSON.stringify(last)}`);
-}
-
-const config = (v1: TestUpstream, v2: TestUpstream, stateDir: string, release: string) => `
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-stateDir: ${stateDir}
-upstreams: { v1: ${v1.url}, v2: ${v2.url} }
-routes:
-  - name: shop
-    match: { prefix: /shop }
-    backends: [{ upstream: v1 }]
-    sticky: { header: x-user-id }
-    release:
-${release
-  .trim()
-  .split('\n')
-  .map((l) => '      ' + l)
-  .join('\n')}
-`;
+const config = releaseConfig;
 
 describe('progressive releases', () => {
   let v1: TestUpstream;
@@ -145,6 +92,47 @@ minRequests: 40
     } finally {
       await stop();
       await gw.close();
+    }
+  });
+
+  test('a step deadline passes an identical build at 10% within the deadline', async (t) => {
+    // Identical builds with jittery latency and a tight latency limit: the
+    // gate may never become conclusive on its own; the deadline decides.
+    const jittery = (name: string) => (_req: unknown, res: import('node:http').ServerResponse) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ upstream: name }));
+      }, Math.random() * 6);
+    };
+    const stable = await startUpstream('stable', jittery('v1'));
+    const candidate = await startUpstream('candidate', jittery('v2'));
+    const gw = await startGateway(
+      config(stable, candidate, join(tmp.dir, 'deadline'), `
+candidate: v2
+steps: [10, 100]
+interval: 500ms
+minRequests: 10
+gates: { maxLatencyRatio: 1.02 }
+maxStepDuration: 4s
+onTimeout: pass
+`),
+    );
+    const stop = traffic([gw.url]);
+    try {
+      const left = await waitFor(() => releases(gw.adminUrl), (r) => r[0]?.step !== '10%' || r[0]?.status !== 'running', 10_000, 'the 10% step left');
+      assert.equal(left[0].status === 'promoted' || left[0].step === '100%', true, JSON.stringify(left[0].history));
+      const passed = left[0].history[1];
+      t.diagnostic(passed.reason);
+      assert.equal(passed.to, '100%');
+      assert.match(passed.reason, /^10% (passed after|reached its deadline \(maxStepDuration 4s\) with no gate failing on \d+ requests; passed)/);
+      assert.ok(passed.at - left[0].history[0].at <= 4000 + 1500, `left 10% after ${passed.at - left[0].history[0].at}ms`);
+      const metrics = (await request(gw.adminUrl + '/metrics')).text;
+      assert.ok(metricValue(metrics, 'gatewayctl_release_weight', { route: 'shop', candidate: 'v2' }) >= 10, 'release gauges carry the candidate');
+    } finally {
+      await stop();
+      await gw.close();
+      await stable.close();
+      await candidate.close();
     }
   });
 

@@ -44,6 +44,24 @@ export function runCli(
   });
 }
 
+/** Each line of a JSON-lines stream, parsed ({raw} when it is not JSON). */
+export function onJsonLines(stream: NodeJS.ReadableStream, each: (line: Record<string, any>) => void): void {
+  let buffered = '';
+  stream.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        each(JSON.parse(line));
+      } catch {
+        each({ raw: line });
+      }
+    }
+  });
+}
+
 export interface ServeProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -65,21 +83,10 @@ export async function spawnServe(args: string[], options: { env?: NodeJS.Process
   });
   const logs: Record<string, any>[] = [];
   const listeners: (() => void)[] = [];
-  let buffered = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ raw: line });
-      }
-      for (const l of [...listeners]) l();
-    }
+  onJsonLines(child.stdout!, (line) => {
+    logs.push(line);
+    for (const l of [...listeners]) l();
   });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
