@@ -55,6 +55,11 @@ abstract class FastMetric<Child> {
     this.children.clear();
   }
 
+  /** Drops the children whose labels `keep` refuses (series of removed routes or upstreams). */
+  retain(keep: (labels: Readonly<Labels>) => boolean): void {
+    for (const [key, { labels }] of this.children) if (!keep(labels)) this.children.delete(key);
+  }
+
   abstract get(): Promise<Collected>;
 }
 

@@ -208,6 +208,26 @@ export class GatewayMetrics {
   /** Where gatewayctl_shadow_inflight is read from (the shadow service's count). */
   shadowInflightSource: () => number = () => 0;
 
+  /**
+   * Forgets the series of routes and upstreams a reload removed, so they do
+   * not linger until restart. Series of names still configured stay (their
+   * counters keep counting if the name comes back into use).
+   */
+  async forgetRemoved(routes: ReadonlySet<string>, upstreams: ReadonlySet<string>): Promise<void> {
+    const keep = (labels: Readonly<Record<string, string | number | undefined>>) => {
+      const route = labels['route'];
+      const upstream = labels['upstream'];
+      return (
+        (route === undefined || route === 'unmatched' || routes.has(String(route))) &&
+        (upstream === undefined || upstream === 'none' || upstreams.has(String(upstream)))
+      );
+    };
+    for (const metric of [this.requests, this.requestDuration, this.upstreamErrors, this.shadowRequests, this.shadowDuration, this.shadowComparisons, this.shadowDifferences]) {
+      metric.retain(keep);
+    }
+    for (const { labels } of (await this.compareDropped.get()).values) if (!keep(labels)) this.compareDropped.remove(labels);
+  }
+
   /** Per-route, per-upstream children for the request path. */
   requestStats(route: string, upstream: string): RequestStats {
     return new RequestStats(this, route, upstream);

@@ -157,7 +157,21 @@ export class ProxyRuntime {
     this.server.headersTimeout = timeouts.headerMs;
     const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
     this.shadow.retainOnly(shadowed);
-    previous.retire(() => this.pools.release(previous.snapshot.upstreams.values()));
+    previous.retire(() => {
+      this.pools.release(previous.snapshot.upstreams.values());
+      // Once the old config's requests are done, its removed names' series go.
+      void this.forgetRemoved();
+    });
+  }
+
+  private async forgetRemoved(): Promise<void> {
+    const current = this.active.snapshot;
+    const routes = new Set(current.routes.map((r) => r.name));
+    const upstreams = new Set(current.upstreams.keys());
+    for (const [key, stats] of this.statsCache) {
+      if (stats.route !== 'unmatched' && (!routes.has(stats.route) || !upstreams.has(stats.upstream))) this.statsCache.delete(key);
+    }
+    await this.metrics.forgetRemoved(routes, upstreams);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {

@@ -205,4 +205,54 @@ describe('config reload', () => {
       await gw.close();
     }
   });
+
+  test('admin.allowedHosts: listed names are answered, others still refused; a reload changes the list', async () => {
+    const yaml = (hosts: string) => configFor(a, b, 0).replace('admin: 127.0.0.1:0', `admin: { listen: 127.0.0.1:0, allowedHosts: [${hosts}] }`);
+    const gw = await startGateway(yaml('pod-a, Gatewayctl-Admin.prod.svc'), { watch: false });
+    try {
+      const status = async (host: string) => (await request(gw.adminUrl + '/healthz', { headers: { host } })).status;
+      assert.equal(await status('pod-a:9901'), 200, 'a Prometheus static target gw-1:9901 is up');
+      assert.equal(await status('gatewayctl-admin.prod.svc'), 200, 'names compare case-insensitively');
+      assert.equal(await status('pod-a.'), 200, 'a fully qualified trailing dot is the same name');
+      assert.equal(await status('pod-b:9901'), 403, 'names not listed are still refused (DNS rebinding)');
+      assert.equal(await status('pod-a.evil.example'), 403);
+      gw.writeConfig(yaml('pod-b'));
+      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST' })).status, 200);
+      assert.equal(await status('pod-b:9901'), 200);
+      assert.equal(await status('pod-a:9901'), 403);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a reload that removes a route and an upstream removes their metric series', async () => {
+    const two = configFor(a, b, 0).replace(
+      'routes:',
+      `routes:
+  - name: old
+    match: { prefix: /old }
+    backends: [{ upstream: ${b.name} }]`,
+    );
+    const gw = await startGateway(two, { watch: false });
+    try {
+      await request(gw.url + '/old/x');
+      await request(gw.url + '/x');
+      let metrics = (await request(gw.adminUrl + '/metrics')).text;
+      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'old', upstream: 'b' }), 1);
+      gw.writeConfig(configFor(a, a, 1).replace(`  ${a.name}: ${a.url}\n  ${a.name}: ${a.url}`, `  ${a.name}: ${a.url}`));
+      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST' })).status, 200);
+      await request(gw.url + '/x');
+      const deadline = Date.now() + 5000;
+      do {
+        metrics = (await request(gw.adminUrl + '/metrics')).text;
+        if (!metrics.includes('route="old"')) break;
+        await sleep(50);
+      } while (Date.now() < deadline);
+      assert.equal(metrics.includes('route="old"'), false, 'the removed route\'s series are gone');
+      assert.equal(metrics.includes('upstream="b"'), false, 'the removed upstream\'s series are gone');
+      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', upstream: 'a' }), 2, 'the rest keep counting');
+    } finally {
+      await gw.close();
+    }
+  });
 });
