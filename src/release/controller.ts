@@ -199,6 +199,7 @@ export class ReleaseController {
     const moved = after.history.length !== before.history.length;
     if (!moved) return false;
     this.bases.set(route, evidence);
+    const judged = after.failure ?? this.judgements.get(route);
     this.judgements.delete(route);
     this.persist();
     const to = describePosition(after, release);
@@ -209,7 +210,8 @@ export class ReleaseController {
       candidate: release.candidate,
       from: describePosition(before, release),
       to,
-      ...(after.failure ? { gates: after.failure.gates.map((g) => `${g.gate}=${g.status}: ${g.detail}`) } : {}),
+      // The figures the step was decided on, passed or failed.
+      ...(judged && judged.gates.length ? { gates: judged.gates.map((g) => `${g.gate}=${g.status}: ${g.detail}`) } : {}),
     });
     const a = trafficFor(before, release);
     const b = trafficFor(after, release);

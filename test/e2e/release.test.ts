@@ -7,6 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { runCli, spawnServe } from '../helpers/cli.js';
 import { startGateway, tempDir } from '../helpers/gateway.js';
+import { Logger } from '../../src/log/logger.js';
+import { ExternalReleaseRunner } from '../../src/release/external.js';
 import { StickyPicker } from '../../src/routing/sticky.js';
 import { request } from '../helpers/http.js';
 import { releaseConfig, releases, traffic, waitFor } from '../helpers/release.js';
@@ -320,6 +322,53 @@ controller: external
       runner.kill('SIGTERM');
       await new Promise((r) => runner.once('exit', r));
       await stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('release run --admin-dns finds the replicas on every check, and --until-done exits with the outcome', async () => {
+    const yaml = (dir: string) => config(v1, v2, join(tmp.dir, dir), `
+candidate: v2
+steps: [10, 100]
+interval: 1h
+controller: external
+`);
+    // Two replicas on one port, as a headless Service's pods: 127.0.0.1 and ::1.
+    const a = await startGateway(yaml('dns-a'), { watch: false });
+    const port = Number(new URL(a.adminUrl).port);
+    const b = await startGateway(yaml('dns-b'), { watch: false, admin: { host: '::1', port } });
+    try {
+      const names = ['127.0.0.1'];
+      const logs: string[] = [];
+      const runner = new ExternalReleaseRunner({
+        admins: [],
+        adminDns: [`gatewayctl-admin.test:${port}`],
+        resolve: async (name) => (name === 'gatewayctl-admin.test' ? [...names] : []),
+        logger: new Logger((r) => logs.push(`${r.level} ${r.message}`), 'debug'),
+      });
+      assert.deepEqual(await runner.replicas(), [`http://127.0.0.1:${port}`]);
+      assert.equal((await request(a.adminUrl + '/releases/shop/pause', { method: 'POST' })).status, 200);
+      await runner.tick();
+      assert.equal((await releases(b.adminUrl))[0].status, 'running', 'b is not known yet');
+      names.push('::1');
+      const outcome = await runner.tick();
+      assert.equal((await releases(b.adminUrl))[0].status, 'paused', 'b, found on this check, follows the leader');
+      assert.deepEqual([...outcome.statuses], [['shop', { status: 'paused', failed: false }]]);
+
+      // Promote both; the CLI finds them by name and exits 0 at once.
+      await request(a.adminUrl + '/releases/shop/promote', { method: 'POST' });
+      await request(b.adminUrl + '/releases/shop/promote', { method: 'POST' });
+      const done = await runCli(['release', 'run', '--admin-dns', `localhost:${port}`, '--until-done', '--json', '--every', '100ms']);
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.match(done.stdout, /every external release is finished: shop promoted/);
+      await request(a.adminUrl + '/releases/shop/rollback', { method: 'POST' });
+      const rolled = await runCli(['release', 'run', '--admin', a.adminUrl, '--until-done', '--json']);
+      assert.equal(rolled.code, 1, 'a rolled-back release is a failed outcome');
+      const usage = await runCli(['release', 'run', '--prometheus', 'http://127.0.0.1:9090']);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /--admin URL for each replica, or --admin-dns NAME:PORT/);
+    } finally {
       await a.close();
       await b.close();
     }

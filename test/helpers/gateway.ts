@@ -28,7 +28,10 @@ export function tempDir(prefix = 'gatewayctl-test-'): { dir: string; remove(): v
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startGateway(yaml: string, options: { configFile?: string; watch?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway(
+  yaml: string,
+  options: { configFile?: string; watch?: boolean; admin?: { host: string; port: number } } = {},
+): Promise<TestGateway> {
   const tmp = tempDir();
   const configFile = options.configFile ?? join(tmp.dir, 'gateway.yaml');
   if (!options.configFile) writeFileSync(configFile, yaml);
@@ -38,7 +41,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
     configFile,
     logger,
     listen: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1', port: 0 },
+    admin: options.admin ?? { host: '127.0.0.1', port: 0 },
     watch: options.watch ?? true,
     watchOptions: { debounceMs: 100, pollMs: 1000 },
   });
@@ -48,7 +51,7 @@ export async function startGateway(yaml: string, options: { configFile?: string;
     diffs,
     url: `${gateway.config.current.config.tls ? 'https' : 'http'}://127.0.0.1:${addresses.listen.port}`,
     port: addresses.listen.port,
-    adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
+    adminUrl: `http://${options.admin?.host.includes(':') ? `[${options.admin.host}]` : (options.admin?.host ?? '127.0.0.1')}:${addresses.admin.port}`,
     configFile,
     logs,
     writeConfig: (text) => writeFileSync(configFile, text),
