@@ -64,6 +64,8 @@ const REMOTE_JUDGEMENT_TTL_MS = 30_000;
 export class ReleaseController {
   private states = new Map<string, ReleaseState>();
   private readonly bases = new Map<string, Evidence>();
+  /** When each base was read: after a restart, later than the step's start. */
+  private readonly baseTimes = new Map<string, number>();
   private readonly judgements = new Map<string, Judgement>();
   /** When an external controller last sent its judgement, per route. */
   private readonly remoteJudgements = new Map<string, number>();
@@ -159,7 +161,7 @@ export class ReleaseController {
         const release = route.release;
         const state = this.states.get(route.name);
         if (!release || !state) continue;
-        if (!this.bases.has(route.name)) this.bases.set(route.name, evidence);
+        if (!this.bases.has(route.name)) this.setBase(route.name, evidence);
         if (state.status !== 'running') continue;
         // An external controller's own judgement (its evidence, its window) is what the status shows.
         if (release.controller === 'external' && this.remoteJudged(route.name)) continue;
@@ -177,17 +179,19 @@ export class ReleaseController {
     }
   }
 
+  private setBase(route: string, evidence: Evidence): void {
+    this.bases.set(route, evidence);
+    this.baseTimes.set(route, this.now());
+  }
+
   private judge(route: RouteConfig, release: ReleaseConfig, state: ReleaseState, evidence: Evidence): Judgement {
     const window = evidenceSince(evidence, this.bases.get(route.name));
     const step = release.steps[state.stepIndex]!;
-    const judgement = judgeStep(
-      step,
-      release,
-      route.backends.map((b) => b.upstream),
-      window,
-      route.name,
-      this.now() - state.since,
-    );
+    const now = this.now();
+    // The interval counts the evidence actually gathered: after a restart
+    // mid-step, from the first reading, not from the step's start.
+    const windowStart = Math.max(state.since, this.baseTimes.get(route.name) ?? state.since);
+    const judgement = judgeStep(step, release, route.backends.map((b) => b.upstream), window, route.name, now - windowStart, now - state.since);
     this.judgements.set(route.name, judgement);
     return judgement;
   }
@@ -198,7 +202,7 @@ export class ReleaseController {
     this.states.set(route, after);
     const moved = after.history.length !== before.history.length;
     if (!moved) return false;
-    this.bases.set(route, evidence);
+    this.setBase(route, evidence);
     const judged = after.failure ?? this.judgements.get(route);
     this.judgements.delete(route);
     this.persist();

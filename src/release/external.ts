@@ -14,7 +14,7 @@
 import { promises as dns } from 'node:dns';
 import { adminJson } from '../admin/http-client.js';
 import type { GatewayConfig, ReleaseConfig } from '../config/types.js';
-import { AdminRequestError } from '../errors.js';
+import { AdminRequestError, UsageError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReleaseView } from './controller.js';
 import { judgeStep, unjudgeable, type Judgement } from './judge.js';
@@ -63,6 +63,7 @@ export class ExternalReleaseRunner {
     if (options.admins.length === 0 && !options.adminDns?.length) {
       throw new AdminRequestError('release run needs at least one --admin URL or --admin-dns NAME:PORT');
     }
+    for (const entry of options.adminDns ?? []) splitNamePort(entry);
     this.now = options.now ?? Date.now;
     this.evidence = options.evidence ?? new ReplicaMetricsEvidence();
   }
@@ -193,7 +194,7 @@ function splitNamePort(entry: string): { name: string; port: number } {
   const colon = entry.lastIndexOf(':');
   const port = Number(entry.slice(colon + 1));
   if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new AdminRequestError(`--admin-dns ${entry}: expected NAME:PORT, e.g. gatewayctl-admin.prod.svc:9901`);
+    throw new UsageError(`--admin-dns ${entry}: expected NAME:PORT, e.g. gatewayctl-admin.prod.svc:9901`);
   }
   return { name: entry.slice(0, colon), port };
 }

@@ -128,7 +128,12 @@ describe('process lifecycle', () => {
       const second = await runConcurrently(100, 8, async () => (await request(serve.url + '/x')).json().upstream);
       assert.ok(second.every((u) => u === 'b'), 'every worker applied the reload before it was acknowledged');
       metrics = (await request(serve.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', code: '200' }), 300);
+      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', upstream: 'b', code: '200' }), 100);
+      // Upstream a left the config: every worker forgot its series.
+      for (const until = Date.now() + 5000; metrics.includes('upstream="a"') && Date.now() < until; await sleep(50)) {
+        metrics = (await request(serve.adminUrl + '/metrics')).text;
+      }
+      assert.equal(metrics.includes('upstream="a"'), false);
       assert.equal(metricValue(metrics, 'gatewayctl_config_generation'), 2);
 
       // A worker that dies is replaced and counted; the gateway keeps serving.

@@ -368,6 +368,9 @@ controller: external
       const usage = await runCli(['release', 'run', '--prometheus', 'http://127.0.0.1:9090']);
       assert.equal(usage.code, 2);
       assert.match(usage.stderr, /--admin URL for each replica, or --admin-dns NAME:PORT/);
+      const noPort = await runCli(['release', 'run', '--admin-dns', 'gatewayctl-admin']);
+      assert.equal(noPort.code, 2);
+      assert.match(noPort.stderr, /--admin-dns gatewayctl-admin: expected NAME:PORT/);
     } finally {
       await a.close();
       await b.close();
