@@ -17,7 +17,7 @@ import type { GatewayConfig, ReleaseConfig } from '../config/types.js';
 import { AdminRequestError, UsageError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReleaseView } from './controller.js';
-import { judgeStep, unjudgeable, type Judgement } from './judge.js';
+import { judgeStep, unjudgeable, type GateName, type Judgement } from './judge.js';
 import { decide, describePosition, type ReleaseState, type ReleaseStatus } from './machine.js';
 import { ReplicaMetricsEvidence, type EvidenceSource } from './sources.js';
 
@@ -161,7 +161,7 @@ export class ExternalReleaseRunner {
       const level = after.status === 'rolled-back' || after.failure ? 'warn' : 'info';
       this.options.logger.log(level, 'release.transition', `route ${route}: ${from} -> ${to}: ${after.reason}`, { ...fields, to });
     } else {
-      const gates = judgement.gates.map((g) => `${g.gate} ${g.status}`).join(', ');
+      const gates = judgement.gates.map((g) => `${g.gate} ${g.status} ${figure(g.value, g.gate)} (limit ${figure(g.limit, g.gate)})`).join(', ');
       this.options.logger.info('release.check', `route ${route} at ${from}: ${judgement.verdict}: ${judgement.reason}${gates ? ` [${gates}]` : ''}`, fields);
     }
   }
@@ -188,6 +188,12 @@ export class ExternalReleaseRunner {
       }),
     );
   }
+}
+
+/** A gate's value as people read it: ratios as 1.05x, rates as percentages. */
+function figure(value: number | null, gate: GateName): string {
+  if (value === null) return '-';
+  return gate === 'latencyRatio' ? `${value.toFixed(2)}x` : `${(value * 100).toFixed(2)}%`;
 }
 
 function splitNamePort(entry: string): { name: string; port: number } {

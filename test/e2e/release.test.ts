@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { runCli, spawnServe } from '../helpers/cli.js';
 import { startGateway, tempDir } from '../helpers/gateway.js';
 import { Logger } from '../../src/log/logger.js';
+import type { Evidence } from '../../src/release/evidence.js';
 import { ExternalReleaseRunner } from '../../src/release/external.js';
 import { StickyPicker } from '../../src/routing/sticky.js';
 import { request } from '../helpers/http.js';
@@ -374,6 +375,59 @@ controller: external
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  test('release run counts a step from its own first observation, not from when the gateway entered it', async () => {
+    const gw = await startGateway(
+      config(v1, v2, join(tmp.dir, 'late-runner'), `
+candidate: v2
+steps: [10, 100]
+interval: 10s
+minRequests: 50
+controller: external
+`),
+      { watch: false },
+    );
+    try {
+      // The runner starts an hour into the step (a fake clock), and the
+      // evidence source says 100 healthy candidate requests in any window.
+      let clock = (await releases(gw.adminUrl))[0].state.since + 3_600_000;
+      const windows: [number, number][] = [];
+      const healthy: Evidence = {
+        bounds: [0.01, 0.1],
+        routes: { shop: { backends: { v1: { requests: 900, errors: 0, latency: [900, 0, 0] }, v2: { requests: 100, errors: 0, latency: [100, 0, 0] } }, comparisons: {} } },
+      };
+      const runner = new ExternalReleaseRunner({
+        admins: [gw.adminUrl],
+        now: () => clock,
+        logger: new Logger(() => undefined),
+        evidence: {
+          description: 'a fake',
+          refresh: async () => undefined,
+          window: async (_route, start, now) => {
+            windows.push([start, now]);
+            return { evidence: healthy, coverage: { ok: true, scrapes: 10, expected: 10, intervalMs: 1000 } };
+          },
+        },
+      });
+      const firstSight = clock;
+      await runner.tick();
+      let [view] = await releases(gw.adminUrl);
+      assert.equal(view.step, '10%', 'an hour in the step is not an hour of evidence');
+      assert.match(view.reason, /gates pass; 10s left in this step/);
+      assert.deepEqual(windows[0], [firstSight, firstSight]);
+      clock += 9_000;
+      await runner.tick();
+      assert.equal((await releases(gw.adminUrl))[0].step, '10%');
+      clock += 1_000;
+      await runner.tick();
+      [view] = await releases(gw.adminUrl);
+      assert.equal(view.step, '100%');
+      assert.match(view.history.at(-1).reason, /10% passed after 10s and 100 requests/);
+      assert.deepEqual(windows.at(-1), [firstSight, firstSight + 10_000]);
+    } finally {
+      await gw.close();
     }
   });
 });
