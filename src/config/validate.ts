@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { checkDependencies, checkEgress, type EgressReporter } from '../egress/check.js';
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
@@ -110,8 +111,32 @@ class MeaningChecker {
     const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
     const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
     if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
+    const egressReporter: EgressReporter = {
+      ...this.reporter,
+      external: (d) => this.diagnostics.push(d),
+      url: (text, path) => this.upstreamUrl(text, path),
+    };
+    const taken = [
+      { name: 'listen', address: listen },
+      { name: 'admin', address: admin },
+    ];
+    const egress = checkEgress(raw['egress'] as Raw | undefined, taken, egressReporter);
+    const dependencies = checkDependencies(raw['dependencies'] as Raw | undefined, this.baseDir, egressReporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
-    return { version: 1, listen, admin, upstreams, routes, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
+    return {
+      version: 1,
+      listen,
+      admin,
+      upstreams,
+      routes,
+      trustedProxies,
+      stateDir,
+      limits,
+      timeouts,
+      ...(tls ? { tls: tls.config } : {}),
+      ...(egress ? { egress } : {}),
+      ...(Object.keys(dependencies).length > 0 ? { dependencies } : {}),
+    };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -490,6 +515,7 @@ class MeaningChecker {
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
+      recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
@@ -506,6 +532,7 @@ class MeaningChecker {
       upstreamMs: t['upstream'] ?? 30_000,
       shadowMs: t['shadow'] ?? 10_000,
       drainMs: t['drain'] ?? 30_000,
+      recordMs: t['record'] ?? 30_000,
     };
   }
 }

@@ -9,6 +9,7 @@
  *   the same                                             primary vs baseline → noise mask
  *   differences under the mask, or on learned-noisy paths, count as noise
  */
+import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
 import { compareBodies, type RawDifference, type WalkLimits } from './compare.js';
 import { emptyCounts, observeLatency } from './counts.js';
@@ -57,6 +58,7 @@ export interface PairResult {
 
 interface Found extends RawDifference {
   readonly kind: DifferenceKind;
+  readonly call?: CallRef;
 }
 
 interface ResponseComparison {
@@ -165,6 +167,7 @@ class Lister {
       shadow: b.value,
       ...(clipped ? { clipped: true as const } : {}),
       ...(d.note !== undefined ? { note: d.note } : {}),
+      ...(d.call ? { call: d.call } : {}),
     });
   }
 }
@@ -221,6 +224,9 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
         found: [{ kind: 'error', pointer: 'error', template: 'error', change: 'value', primary: pair.primary.status, shadow: what }],
       };
     }
+
+    // What the dark version would have sent to its dependencies (src/egress/).
+    if (pair.calls) for (const d of callDifferences(pair.calls, settings)) compared.found.push({ ...d, kind: 'call' });
 
     const lister = new Lister(comparison, settings);
     let real = 0;

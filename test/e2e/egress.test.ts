@@ -1,0 +1,263 @@
+/**
+ * Dark launch of a service with side effects, on real sockets: a payment
+ * provider that counts charges, v1 (live) and v2 (dark) checkout services
+ * that propagate x-request-id, every POST mirrored.
+ */
+import assert from 'node:assert/strict';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { request, runConcurrently } from '../helpers/http.js';
+import { metricValue } from '../helpers/metrics.js';
+import type { DiffEvent } from '../../src/diff/types.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
+
+function readJson(req: IncomingMessage): Promise<any> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      resolve(text ? JSON.parse(text) : undefined);
+    });
+  });
+}
+
+function serve(handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer((req, res) => void handler(req, res));
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** POST JSON through an egress, carrying the request id. */
+async function call(base: string, path: string, requestId: string, body: unknown): Promise<{ status: number; json: any; egress: string | undefined }> {
+  const answer = await request(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+    body: JSON.stringify(body),
+  });
+  return { status: answer.status, json: answer.text ? answer.json() : undefined, egress: answer.headers['x-gatewayctl-egress'] as string | undefined };
+}
+
+const PRICES_V1: Record<string, number> = { pen: 2, book: 10, free: 5, gift: 3, slow: 4 };
+const PRICES_V2: Record<string, number> = { ...PRICES_V1, book: 12 };
+
+describe('egress: dark launch of a checkout with side effects', () => {
+  const charges: any[] = [];
+  const egress = { live: '', dark: '' };
+  let provider: Awaited<ReturnType<typeof serve>>;
+  let v1: Awaited<ReturnType<typeof serve>>;
+  let v2: Awaited<ReturnType<typeof serve>>;
+  let gw: TestGateway;
+  const tmp = tempDir();
+
+  /** A checkout version: charges the basket's amount through its egress. */
+  const checkout = (version: 'v1' | 'v2') => async (req: IncomingMessage, res: ServerResponse) => {
+    const order = await readJson(req);
+    const requestId = String(req.headers['x-request-id']);
+    const prices = version === 'v1' ? PRICES_V1 : PRICES_V2;
+    const base = version === 'v1' ? egress.live : egress.dark;
+    if (version === 'v1' && order.product === 'slow') await sleep(300);
+    let charge: any = null;
+    if (!(version === 'v2' && order.product === 'free')) {
+      const answer = await call(base, '/payments/charges', requestId, {
+        amount: prices[order.product],
+        currency: 'EUR',
+        user: order.user,
+        idempotencyKey: randomUUID(),
+      });
+      charge = answer.json?.id ?? null;
+    }
+    let mailed: string | null = null;
+    if (version === 'v2' && order.product === 'gift') {
+      const answer = await call(base, '/mailer/send', requestId, { to: order.user });
+      mailed = answer.json?.queued ?? null;
+    }
+    sendJson(res, 200, { charge, ...(mailed ? { mailed } : {}) });
+  };
+
+  before(async () => {
+    provider = await serve(async (req, res) => {
+      const body = await readJson(req);
+      if (req.method === 'POST' && req.url === '/v1/charges') {
+        charges.push(body);
+        return sendJson(res, 201, { id: `ch_${charges.length}`, amount: body.amount });
+      }
+      sendJson(res, 404, { error: 'no such endpoint' });
+    });
+    v1 = await serve(checkout('v1'));
+    v2 = await serve(checkout('v2'));
+    writeFileSync(
+      join(tmp.dir, 'mailer.json'),
+      JSON.stringify({
+        data: {
+          pairs: [
+            {
+              request: { method: [{ matcher: 'exact', value: 'POST' }], path: [{ matcher: 'glob', value: '/api/*' }], body: [{ matcher: 'jsonPartial', value: '{"to":"gift-user"}' }] },
+              response: { status: 202, body: '{"queued":"m-1"}', encodedBody: false, headers: { 'Content-Type': ['application/json'] }, templated: false },
+            },
+          ],
+        },
+        meta: { schemaVersion: 'v5.2' },
+      }),
+    );
+    const configFile = join(tmp.dir, 'gateway.yaml');
+    writeFileSync(
+      configFile,
+      `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { v1: ${v1.url}, v2: ${v2.url} }
+routes:
+  - name: checkout
+    match: { prefix: /checkout }
+    backends: [{ upstream: v1 }]
+    shadow: [{ upstream: v2, methods: [POST] }]
+egress: { live: 127.0.0.1:0, dark: 127.0.0.1:0 }
+dependencies:
+  payments:
+    url: ${provider.url}/v1
+    ignoreBody: [/idempotencyKey]
+    wait: 2s
+  mailer:
+    url: http://127.0.0.1:9/api
+    simulation: mailer.json
+    wait: 100ms
+`,
+    );
+    gw = await startGateway('', { configFile });
+    egress.live = `http://127.0.0.1:${gw.egress.addresses.live!.port}`;
+    egress.dark = `http://127.0.0.1:${gw.egress.addresses.dark!.port}`;
+  });
+
+  after(async () => {
+    await gw?.close();
+    for (const s of [provider, v1, v2]) s?.server.close();
+    tmp.remove();
+  });
+
+  const orders = [
+    ...Array.from({ length: 6 }, (_, i) => ({ product: 'pen', user: `pen-${i}` })),
+    ...Array.from({ length: 3 }, (_, i) => ({ product: 'book', user: `book-${i}` })),
+    { product: 'free', user: 'free-user' },
+    { product: 'gift', user: 'gift-user' },
+    { product: 'slow', user: 'slow-user' },
+  ];
+  const ids = new Map<string, string>();
+  let events: DiffEvent[] = [];
+
+  test('every checkout is charged exactly once; the dark version gets the live answers', async () => {
+    await runConcurrently(orders.length, 4, async (i) => {
+      const id = `order-${i}`;
+      ids.set(orders[i]!.user, id);
+      const answer = await request(`${gw.url}/checkout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': id },
+        body: JSON.stringify(orders[i]),
+      });
+      assert.equal(answer.status, 200);
+    });
+    await until(() => gw.diffs.store.recent({}, { limit: 100 }).length >= 5 && gw.diffs.engine.pending === 0);
+    await sleep(300);
+    await gw.diffs.engine.idle();
+    events = gw.diffs.store.recent({}, { limit: 100 });
+    assert.equal(charges.length, orders.length, 'one charge per user checkout: the dark version charged nobody');
+    const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
+    // Every dark charge but the skipped one was answered with its live twin's answer.
+    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), orders.length - 1);
+    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'live', outcome: 'forwarded' }), orders.length);
+    // v2 returned the same charge ids as v1: no response difference on /charge but where it charged nothing.
+    for (const e of events.filter((x) => x.requestId !== ids.get('free-user'))) assert.ok(!e.differences.some((d) => d.kind === 'body' && d.path === '/charge'), JSON.stringify(e));
+  });
+
+  test('an amount difference is reported on exactly the affected requests, with its pointer', () => {
+    const withAmount = events.filter((e) => e.differences.some((d) => d.kind === 'call' && d.path === '/amount'));
+    const expected = orders.filter((o) => o.product === 'book').map((o) => ids.get(o.user)).sort();
+    assert.deepEqual(withAmount.map((e) => e.requestId).sort(), expected);
+    const d = withAmount[0]!.differences.find((x) => x.kind === 'call')!;
+    assert.deepEqual(d.call, { dependency: 'payments', method: 'POST', path: '/charges' });
+    assert.equal(d.primary, 10);
+    assert.equal(d.shadow, 12);
+  });
+
+  test('ignoreBody masks the idempotency key', () => {
+    for (const e of events) assert.ok(!e.differences.some((d) => d.path.includes('idempotencyKey')), JSON.stringify(e.differences));
+    const pens = new Set(orders.filter((o) => o.product === 'pen').map((o) => ids.get(o.user)));
+    assert.ok(!events.some((e) => pens.has(e.requestId)), 'same calls and answers: no event for pen checkouts');
+  });
+
+  test('a missing call and an extra call are each reported', () => {
+    const free = events.find((e) => e.requestId === ids.get('free-user'))!;
+    assert.ok(free.differences.some((d) => d.kind === 'call' && d.change === 'missing' && d.call?.dependency === 'payments'), JSON.stringify(free));
+    const gift = events.find((e) => e.requestId === ids.get('gift-user'))!;
+    assert.ok(gift.differences.some((d) => d.kind === 'call' && d.change === 'extra' && d.call?.dependency === 'mailer' && d.call.path === '/send'), JSON.stringify(gift));
+  });
+
+  test('a Hoverfly simulation answers a call with no live twin', () => {
+    const gift = events.find((e) => e.requestId === ids.get('gift-user'))!;
+    assert.ok(gift.differences.some((d) => d.kind === 'body' && d.path === '/mailed' && d.shadow === 'm-1'), JSON.stringify(gift));
+  });
+
+  test('a dark call that arrives before its live twin is still paired', () => {
+    assert.ok(!events.some((e) => e.requestId === ids.get('slow-user')), 'the slow checkout was replayed and matched');
+  });
+
+  test('the summary and the shadow comparisons count call differences', async () => {
+    const summary = (await request(`${gw.adminUrl}/diffs/summary`)).json();
+    const shadow = summary.routes[0].shadows[0];
+    assert.equal(shadow.kinds.call, 5);
+    assert.ok(shadow.paths.some((p: any) => p.kind === 'call' && p.path === 'payments POST /charges /amount' && p.differing === 3), JSON.stringify(shadow.paths));
+  });
+
+  test('refused dark calls are answered 502 and counted', async () => {
+    const answer = await call(egress.dark, '/payments/refunds', 'lonely-1', { amount: 1 });
+    assert.equal(answer.status, 502);
+    assert.equal(answer.egress, 'refused');
+    assert.equal(answer.json.requestId, 'lonely-1');
+    const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
+    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'refused' }), 1);
+    const status = (await request(`${gw.adminUrl}/status`)).json();
+    assert.equal(status.dependencies.payments.dark.refused, 1);
+    assert.equal(status.dependencies.payments.live, orders.length);
+  });
+
+  test('live recordings export as a Hoverfly simulation that loads back and answers', async () => {
+    await call(egress.live, '/payments/charges', 'export-1', { amount: 7 });
+    const sim = (await request(`${gw.adminUrl}/egress/recordings?dependency=payments`)).json();
+    assert.equal(sim.meta.schemaVersion, 'v5.2');
+    const pair = sim.data.pairs.find((p: any) => p.request.body?.[0]?.value.includes('"amount":7'));
+    assert.ok(pair, JSON.stringify(sim));
+    assert.deepEqual(pair.request.path, [{ matcher: 'exact', value: '/v1/charges' }]);
+    assert.equal(pair.response.status, 201);
+    const { parseSimulation, matchSimulation } = await import('../../src/egress/simulation.js');
+    const loaded = parseSimulation({ file: 'export.json', text: JSON.stringify(sim) }, '/export.json');
+    assert.deepEqual(loaded.diagnostics, []);
+    const hit = matchSimulation(loaded.simulation!.pairs, {
+      method: 'POST',
+      path: '/v1/charges',
+      destination: new URL(provider.url).host,
+      scheme: 'http',
+      query: new Map(),
+      headers: new Map(),
+      body: pair.request.body[0].value,
+    });
+    assert.equal(hit?.response.status, 201);
+  });
+});
