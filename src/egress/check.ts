@@ -4,7 +4,7 @@
  * upstreams), and each simulation file, read and checked here so every
  * process serves the same pairs and a bad file never replaces a good one.
  */
-import { resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import type { Diagnostic } from '../config/diagnostics.js';
 import type { DependencyConfig, EgressConfig } from '../config/types.js';
 import { addressesClash, formatAddress, type ListenAddress } from '../config/units.js';
@@ -61,7 +61,9 @@ export function checkDependencies(raw: Raw | undefined, baseDir: string, reporte
     const tls = checkUpstreamTls(spec['tls'] as Raw | undefined, new URL(url), path, baseDir, reporter);
     let simulation: DependencyConfig['simulation'];
     if (typeof spec['simulation'] === 'string') {
-      const loaded = loadSimulation(resolve(baseDir, spec['simulation']), spec['simulation']);
+      const file = resolve(baseDir, spec['simulation']);
+      const nearby = relative(process.cwd(), file);
+      const loaded = loadSimulation(file, nearby.startsWith('..') || isAbsolute(nearby) ? file : nearby);
       for (const d of loaded.diagnostics) reporter.external(d);
       if (!loaded.simulation && loaded.diagnostics.length > 0) {
         reporter.error(`${path}.simulation`, 'simulation', `${path}.simulation: "${spec['simulation']}" is not a usable simulation (see above)`);
