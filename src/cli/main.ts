@@ -9,6 +9,7 @@ import { registerDiff } from './diff.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerDemo } from './demo.js';
 import { registerInit } from './init.js';
+import { registerRecord } from './record.js';
 import { registerRelease } from './release.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
@@ -50,6 +51,7 @@ Quick start:
   registerDiff(program, run);
   registerStatus(program, run);
   registerRelease(program, run);
+  registerRecord(program, run);
   registerInit(program, run);
   registerDemo(program, run);
   const override = (command: Command) => {

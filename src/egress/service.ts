@@ -122,6 +122,7 @@ export class EgressService {
   private readonly listeners: Partial<Record<Side, Listener>> = {};
   private readonly counts = new Map<string, { live: number; dark: Record<string, number> }>();
   addresses: EgressAddresses = {};
+  private droppedCounted = 0;
 
   constructor(options: EgressServiceOptions) {
     this.metrics = options.metrics;
@@ -132,7 +133,11 @@ export class EgressService {
         const config = this.snapshot().config;
         return { maxBytes: config.limits.recordBytes, ttlMs: config.timeouts.recordMs };
       },
-      (bytes) => this.metrics.egressRecordedBytes.set(bytes),
+      (bytes, dropped) => {
+        this.metrics.egressRecordedBytes.set(bytes);
+        if (dropped > this.droppedCounted) this.metrics.egressRecordingsDropped.inc(dropped - this.droppedCounted);
+        this.droppedCounted = dropped;
+      },
     );
   }
 
