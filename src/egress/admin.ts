@@ -8,6 +8,7 @@ import { sendJson, type AdminRoute } from '../admin/server.js';
 import type { Snapshot } from '../config/compile.js';
 import type { MirroredPair, PairSink } from '../shadow/pair.js';
 import { recordingsSimulation } from './export.js';
+import { takePairCalls } from './remote.js';
 import type { EgressService } from './service.js';
 
 export function egressAdminRoutes(egress: () => EgressService | undefined, snapshot: () => Snapshot | undefined): AdminRoute[] {
@@ -34,11 +35,8 @@ export function egressAdminRoutes(egress: () => EgressService | undefined, snaps
 export function withEgressCalls(next: PairSink, egress: () => EgressService | undefined, snapshot: () => Snapshot | undefined): PairSink {
   return {
     submit(pair: MirroredPair): void {
-      const calls = egress()?.takeCalls(pair.requestId);
-      if (!calls) return next.submit(pair);
-      const ignoreBody: Record<string, readonly string[]> = {};
-      for (const c of [...calls.live, ...calls.dark]) ignoreBody[c.dependency] ??= snapshot()?.dependencies.get(c.dependency)?.config.ignoreBody ?? [];
-      next.submit({ ...pair, calls: { ...calls, ignoreBody } });
+      const calls = takePairCalls(egress(), snapshot(), pair.requestId);
+      next.submit(calls ? { ...pair, calls } : pair);
     },
   };
 }

@@ -14,6 +14,7 @@ import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
 import { egressAdminRoutes, withEgressCalls } from '../egress/admin.js';
+import { answerCallQuestions, CALLS_CHANNEL } from '../egress/remote.js';
 import { EgressService } from '../egress/service.js';
 import { SimulationWatchers } from '../egress/watch.js';
 import type { Logger } from '../log/logger.js';
@@ -80,6 +81,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
         if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served));
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
         plane.onWorkerEvent(DIFF_CHANNEL, (payload) => ingestBatch(store, payload));
+        plane.onWorkerEvent(CALLS_CHANNEL, answerCallQuestions(() => egress, served, (id, answer) => plane.sendToWorker(id, CALLS_CHANNEL, answer)));
         return plane;
       },
     });

@@ -4,15 +4,14 @@
  * that propagate x-request-id, every POST mirrored.
  */
 import assert from 'node:assert/strict';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import type { DiffEvent } from '../../src/diff/types.js';
+import { call, checkout, ORDERS, paymentProvider, serve } from '../helpers/checkout.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,41 +23,6 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000
   }
 }
 
-function readJson(req: IncomingMessage): Promise<any> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      resolve(text ? JSON.parse(text) : undefined);
-    });
-  });
-}
-
-function serve(handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): Promise<{ server: http.Server; url: string }> {
-  const server = http.createServer((req, res) => void handler(req, res));
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** POST JSON through an egress, carrying the request id. */
-async function call(base: string, path: string, requestId: string, body: unknown): Promise<{ status: number; json: any; egress: string | undefined }> {
-  const answer = await request(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
-    body: JSON.stringify(body),
-  });
-  return { status: answer.status, json: answer.text ? answer.json() : undefined, egress: answer.headers['x-gatewayctl-egress'] as string | undefined };
-}
-
-const PRICES_V1: Record<string, number> = { pen: 2, book: 10, free: 5, gift: 3, slow: 4 };
-const PRICES_V2: Record<string, number> = { ...PRICES_V1, book: 12 };
-
 describe('egress: dark launch of a checkout with side effects', () => {
   const charges: any[] = [];
   const egress = { live: '', dark: '' };
@@ -68,42 +32,10 @@ describe('egress: dark launch of a checkout with side effects', () => {
   let gw: TestGateway;
   const tmp = tempDir();
 
-  /** A checkout version: charges the basket's amount through its egress. */
-  const checkout = (version: 'v1' | 'v2') => async (req: IncomingMessage, res: ServerResponse) => {
-    const order = await readJson(req);
-    const requestId = String(req.headers['x-request-id']);
-    const prices = version === 'v1' ? PRICES_V1 : PRICES_V2;
-    const base = version === 'v1' ? egress.live : egress.dark;
-    if (version === 'v1' && order.product === 'slow') await sleep(300);
-    let charge: any = null;
-    if (!(version === 'v2' && order.product === 'free')) {
-      const answer = await call(base, '/payments/charges', requestId, {
-        amount: prices[order.product],
-        currency: 'EUR',
-        user: order.user,
-        idempotencyKey: randomUUID(),
-      });
-      charge = answer.json?.id ?? null;
-    }
-    let mailed: string | null = null;
-    if (version === 'v2' && order.product === 'gift') {
-      const answer = await call(base, '/mailer/send', requestId, { to: order.user });
-      mailed = answer.json?.queued ?? null;
-    }
-    sendJson(res, 200, { charge, ...(mailed ? { mailed } : {}) });
-  };
-
   before(async () => {
-    provider = await serve(async (req, res) => {
-      const body = await readJson(req);
-      if (req.method === 'POST' && req.url === '/v1/charges') {
-        charges.push(body);
-        return sendJson(res, 201, { id: `ch_${charges.length}`, amount: body.amount });
-      }
-      sendJson(res, 404, { error: 'no such endpoint' });
-    });
-    v1 = await serve(checkout('v1'));
-    v2 = await serve(checkout('v2'));
+    provider = await paymentProvider(charges);
+    v1 = await serve(checkout('v1', egress));
+    v2 = await serve(checkout('v2', egress));
     writeFileSync(
       join(tmp.dir, 'mailer.json'),
       JSON.stringify({
@@ -153,13 +85,7 @@ dependencies:
     tmp.remove();
   });
 
-  const orders = [
-    ...Array.from({ length: 6 }, (_, i) => ({ product: 'pen', user: `pen-${i}` })),
-    ...Array.from({ length: 3 }, (_, i) => ({ product: 'book', user: `book-${i}` })),
-    { product: 'free', user: 'free-user' },
-    { product: 'gift', user: 'gift-user' },
-    { product: 'slow', user: 'slow-user' },
-  ];
+  const orders = ORDERS;
   const ids = new Map<string, string>();
   let events: DiffEvent[] = [];
 

@@ -1,0 +1,91 @@
+/**
+ * A checkout world for the egress tests: a payment provider that counts the
+ * charges it receives, and checkout services v1 (live) and v2 (dark) that
+ * propagate x-request-id. v2 charges 12 where v1 charges 10 for a book,
+ * skips the charge of a "free" order, and also mails the buyer of a gift.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { request } from './http.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function readJson(req: IncomingMessage): Promise<any> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      resolve(text ? JSON.parse(text) : undefined);
+    });
+  });
+}
+
+export function serve(handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer((req, res) => void handler(req, res));
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** POST JSON through an egress, carrying the request id. */
+export async function call(base: string, path: string, requestId: string, body: unknown): Promise<{ status: number; json: any; egress: string | undefined }> {
+  const answer = await request(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+    body: JSON.stringify(body),
+  });
+  return { status: answer.status, json: answer.text ? answer.json() : undefined, egress: answer.headers['x-gatewayctl-egress'] as string | undefined };
+}
+
+const PRICES_V1: Record<string, number> = { pen: 2, book: 10, free: 5, gift: 3, slow: 4 };
+const PRICES_V2: Record<string, number> = { ...PRICES_V1, book: 12 };
+
+export const ORDERS = [
+  ...Array.from({ length: 6 }, (_, i) => ({ product: 'pen', user: `pen-${i}` })),
+  ...Array.from({ length: 3 }, (_, i) => ({ product: 'book', user: `book-${i}` })),
+  { product: 'free', user: 'free-user' },
+  { product: 'gift', user: 'gift-user' },
+  { product: 'slow', user: 'slow-user' },
+];
+
+export function paymentProvider(charges: unknown[]): Promise<{ server: http.Server; url: string }> {
+  return serve(async (req, res) => {
+    const body = await readJson(req);
+    if (req.method === 'POST' && req.url === '/v1/charges') {
+      charges.push(body);
+      return sendJson(res, 201, { id: `ch_${charges.length}`, amount: body.amount });
+    }
+    sendJson(res, 404, { error: 'no such endpoint' });
+  });
+}
+
+  /** A checkout version: charges the basket's amount through its egress. */
+export const checkout = (version: 'v1' | 'v2', egress: { live: string; dark: string }) => async (req: IncomingMessage, res: ServerResponse) => {
+  const order = await readJson(req);
+  const requestId = String(req.headers['x-request-id']);
+  const prices = version === 'v1' ? PRICES_V1 : PRICES_V2;
+  const base = version === 'v1' ? egress.live : egress.dark;
+  if (version === 'v1' && order.product === 'slow') await sleep(300);
+  let charge: any = null;
+  if (!(version === 'v2' && order.product === 'free')) {
+    const answer = await call(base, '/payments/charges', requestId, {
+      amount: prices[order.product],
+      currency: 'EUR',
+      user: order.user,
+      idempotencyKey: randomUUID(),
+    });
+    charge = answer.json?.id ?? null;
+  }
+  let mailed: string | null = null;
+  if (version === 'v2' && order.product === 'gift') {
+    const answer = await call(base, '/mailer/send', requestId, { to: order.user });
+    mailed = answer.json?.queued ?? null;
+  }
+  sendJson(res, 200, { charge, ...(mailed ? { mailed } : {}) });
+};
+
