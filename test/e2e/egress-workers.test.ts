@@ -9,26 +9,21 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnServe, type ServeProcess } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
-import { checkout, ORDERS, paymentProvider, serve } from '../helpers/checkout.js';
+import { checkoutWorld, ORDERS, type CheckoutWorld } from '../helpers/checkout.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('egress with --workers 2', () => {
-  const charges: unknown[] = [];
-  const egress = { live: '', dark: '' };
-  let provider: Awaited<ReturnType<typeof serve>>;
-  let v1: Awaited<ReturnType<typeof serve>>;
-  let v2: Awaited<ReturnType<typeof serve>>;
+  let world: CheckoutWorld;
   let gw: ServeProcess;
   const tmp = tempDir();
   const orders = ORDERS.filter((o) => o.product !== 'gift');
 
   before(async () => {
-    provider = await paymentProvider(charges);
-    v1 = await serve(checkout('v1', egress));
-    v2 = await serve(checkout('v2', egress));
+    world = await checkoutWorld();
+    const { provider, v1, v2 } = world;
     const file = join(tmp.dir, 'gateway.yaml');
     writeFileSync(
       file,
@@ -48,15 +43,14 @@ dependencies:
     );
     const serveProcess = await spawnServe(['-c', file, '--workers', '2']);
     const listening = await serveProcess.waitForLog((l) => l.event === 'egress.listening');
-    egress.live = `http://127.0.0.1:${listening.live.port}`;
-    egress.dark = `http://127.0.0.1:${listening.dark.port}`;
+    world.useEgress({ live: listening.live.port, dark: listening.dark.port });
     gw = serveProcess;
   });
 
   after(async () => {
     await gw?.stop();
     tmp.remove();
-    for (const s of [provider, v1, v2]) s?.server.close();
+    world?.close();
   });
 
   test('one charge per checkout, replayed answers and call differences across workers', async () => {
@@ -68,7 +62,7 @@ dependencies:
       });
       assert.equal(answer.status, 200);
     });
-    assert.equal(charges.length, orders.length);
+    assert.equal(world.charges.length, orders.length);
     let shadow: any;
     for (let tries = 0; tries < 100; tries++) {
       const summary = (await request(`${gw.adminUrl}/diffs/summary`)).json();

@@ -11,7 +11,7 @@ import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import type { DiffEvent } from '../../src/diff/types.js';
-import { call, checkout, ORDERS, paymentProvider, serve } from '../helpers/checkout.js';
+import { call, checkoutWorld, ORDERS, type CheckoutWorld } from '../helpers/checkout.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,18 +24,13 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000
 }
 
 describe('egress: dark launch of a checkout with side effects', () => {
-  const charges: any[] = [];
-  const egress = { live: '', dark: '' };
-  let provider: Awaited<ReturnType<typeof serve>>;
-  let v1: Awaited<ReturnType<typeof serve>>;
-  let v2: Awaited<ReturnType<typeof serve>>;
+  let world: CheckoutWorld;
   let gw: TestGateway;
   const tmp = tempDir();
 
   before(async () => {
-    provider = await paymentProvider(charges);
-    v1 = await serve(checkout('v1', egress));
-    v2 = await serve(checkout('v2', egress));
+    world = await checkoutWorld();
+    const { provider, v1, v2 } = world;
     writeFileSync(
       join(tmp.dir, 'mailer.json'),
       JSON.stringify({
@@ -75,13 +70,12 @@ dependencies:
 `,
     );
     gw = await startGateway('', { configFile });
-    egress.live = `http://127.0.0.1:${gw.egress.addresses.live!.port}`;
-    egress.dark = `http://127.0.0.1:${gw.egress.addresses.dark!.port}`;
+    world.useEgress({ live: gw.egress.addresses.live!.port, dark: gw.egress.addresses.dark!.port });
   });
 
   after(async () => {
     await gw?.close();
-    for (const s of [provider, v1, v2]) s?.server.close();
+    world?.close();
     tmp.remove();
   });
 
@@ -104,7 +98,7 @@ dependencies:
     await sleep(300);
     await gw.diffs.engine.idle();
     events = gw.diffs.store.recent({}, { limit: 100 });
-    assert.equal(charges.length, orders.length, 'one charge per user checkout: the dark version charged nobody');
+    assert.equal(world.charges.length, orders.length, 'one charge per user checkout: the dark version charged nobody');
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
     // Every dark charge but the skipped one was answered with its live twin's answer.
     assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), orders.length - 1);
@@ -153,7 +147,7 @@ dependencies:
   });
 
   test('refused dark calls are answered 502 and counted', async () => {
-    const answer = await call(egress.dark, '/payments/refunds', 'lonely-1', { amount: 1 });
+    const answer = await call(world.egress.dark, '/payments/refunds', 'lonely-1', { amount: 1 });
     assert.equal(answer.status, 502);
     assert.equal(answer.egress, 'refused');
     assert.equal(answer.json.requestId, 'lonely-1');
@@ -165,7 +159,7 @@ dependencies:
   });
 
   test('live recordings export as a Hoverfly simulation that loads back and answers', async () => {
-    await call(egress.live, '/payments/charges', 'export-1', { amount: 7 });
+    await call(world.egress.live, '/payments/charges', 'export-1', { amount: 7 });
     const sim = (await request(`${gw.adminUrl}/egress/recordings?dependency=payments`)).json();
     assert.equal(sim.meta.schemaVersion, 'v5.2');
     const pair = sim.data.pairs.find((p: any) => p.request.body?.[0]?.value.includes('"amount":7'));
@@ -178,12 +172,72 @@ dependencies:
     const hit = matchSimulation(loaded.simulation!.pairs, {
       method: 'POST',
       path: '/v1/charges',
-      destination: new URL(provider.url).host,
+      destination: new URL(world.provider.url).host,
       scheme: 'http',
       query: new Map(),
       headers: new Map(),
       body: pair.request.body[0].value,
     });
     assert.equal(hit?.response.status, 201);
+  });
+});
+
+describe('egress: a release whose candidate would charge wrongly', () => {
+  const tmp = tempDir();
+  let world: CheckoutWorld;
+  let gw: TestGateway;
+
+  before(async () => {
+    world = await checkoutWorld();
+    const { provider, v1, v2 } = world;
+    gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+stateDir: ${join(tmp.dir, 'state')}
+upstreams: { v1: ${v1.url}, v2: ${v2.url} }
+routes:
+  - name: checkout
+    match: { prefix: /checkout }
+    backends: [{ upstream: v1 }]
+    release: { candidate: v2, steps: [shadow, 100], interval: 300ms, minRequests: 20 }
+egress: { live: 127.0.0.1:0, dark: 127.0.0.1:0 }
+dependencies:
+  payments: { url: ${provider.url}/v1, ignoreBody: [/idempotencyKey] }
+`);
+    world.useEgress({ live: gw.egress.addresses.live!.port, dark: gw.egress.addresses.dark!.port });
+  });
+
+  after(async () => {
+    await gw?.close();
+    world?.close();
+    tmp.remove();
+  });
+
+  test('is rolled back in the shadow step, on call differences alone, having charged nobody', async () => {
+    let status: any;
+    let sent = 0;
+    for (let round = 0; round < 40; round++) {
+      // Every third checkout is a book: v2 would charge 12 where v1 charges 10.
+      await runConcurrently(6, 3, async (i) => {
+        const product = i % 3 === 0 ? 'book' : 'pen';
+        sent++;
+        const answer = await request(`${gw.url}/checkout`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-request-id': `rel-${round}-${i}` },
+          body: JSON.stringify({ product, user: `u-${round}-${i}` }),
+        });
+        assert.equal(answer.status, 200);
+      });
+      status = (await request(`${gw.adminUrl}/releases`)).json().releases[0];
+      if (status?.status === 'rolled-back') break;
+      await sleep(50);
+    }
+    assert.equal(status.status, 'rolled-back', JSON.stringify(status));
+    assert.match(status.reason, /shadow failed: diffRate/);
+    assert.equal(world.charges.length, sent, 'one charge per checkout: the candidate charged nobody');
+    const summary = (await request(`${gw.adminUrl}/diffs/summary`)).json();
+    const shadow = summary.routes[0].shadows[0];
+    assert.equal(shadow.kinds.body, 0, 'the responses never differed');
+    assert.ok(shadow.kinds.call > 0);
   });
 });

@@ -89,3 +89,37 @@ export const checkout = (version: 'v1' | 'v2', egress: { live: string; dark: str
   sendJson(res, 200, { charge, ...(mailed ? { mailed } : {}) });
 };
 
+
+export interface CheckoutWorld {
+  readonly charges: any[];
+  /** Base URLs of the egress listeners, once the gateway runs. */
+  readonly egress: { live: string; dark: string };
+  readonly provider: { server: http.Server; url: string };
+  readonly v1: { server: http.Server; url: string };
+  readonly v2: { server: http.Server; url: string };
+  /** Points the checkouts at a gateway's egress ports. */
+  useEgress(ports: { live: number; dark: number }): void;
+  close(): void;
+}
+
+export async function checkoutWorld(): Promise<CheckoutWorld> {
+  const charges: any[] = [];
+  const egress = { live: '', dark: '' };
+  const provider = await paymentProvider(charges);
+  const v1 = await serve(checkout('v1', egress));
+  const v2 = await serve(checkout('v2', egress));
+  return {
+    charges,
+    egress,
+    provider,
+    v1,
+    v2,
+    useEgress(ports) {
+      egress.live = `http://127.0.0.1:${ports.live}`;
+      egress.dark = `http://127.0.0.1:${ports.dark}`;
+    },
+    close() {
+      for (const s of [provider, v1, v2]) s.server.close();
+    },
+  };
+}
