@@ -301,5 +301,20 @@ export function mergeStatus(list: readonly GatewayStatus[]): GatewayStatus {
     });
     return { ...route, backends, shadows };
   });
-  return { ...first, windowSeconds: seconds, routes, replicas: list.length };
+  const dependencies = mergeDependencies(list);
+  return { ...first, windowSeconds: seconds, routes, replicas: list.length, ...(dependencies ? { dependencies } : {}) };
+}
+
+/** Egress counts of several replicas, added up per dependency. */
+function mergeDependencies(list: readonly GatewayStatus[]): GatewayStatus['dependencies'] {
+  const out: Record<string, { live: number; dark: Record<string, number>; recordings: number }> = {};
+  for (const status of list) {
+    for (const [name, d] of Object.entries(status.dependencies ?? {})) {
+      const into = (out[name] ??= { live: 0, dark: {}, recordings: 0 });
+      into.live += d.live;
+      into.recordings += d.recordings;
+      for (const [outcome, n] of Object.entries(d.dark)) into.dark[outcome] = (into.dark[outcome] ?? 0) + n;
+    }
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
