@@ -2,6 +2,7 @@
 // The price of the egress, side by side in one run, on loopback:
 //
 //   direct   POST to the dependency itself
+//   proxy    the same call through the gateway's own proxy path (for reference)
 //   live     the same call through egress.live (forwarded and recorded)
 //   dark     the dark twins of the live calls through egress.dark (replayed)
 //
@@ -123,9 +124,10 @@ dependencies:
     await waitForLine(gateway, 'egress.listening');
     await new Promise((r) => setTimeout(r, 500));
 
-    const results = { direct: [], live: [], dark: [] };
+    const results = { direct: [], proxy: [], live: [], dark: [] };
     for (let round = 0; round < rounds; round++) {
       results.direct.push(await load(`http://127.0.0.1:${providerPort}`, '/v1/charges', () => ''));
+      results.proxy.push(await load(`http://127.0.0.1:${listenPort}`, '/v1/charges', () => ''));
       const recorded = [];
       let n = 0;
       results.live.push(
@@ -149,12 +151,17 @@ dependencies:
         failed: r.reduce((s, x) => s + x.failed, 0),
       };
     };
-    const rows = ['direct', 'live', 'dark'].map(row);
+    const rows = ['direct', 'proxy', 'live', 'dark'].map(row);
     console.log(`egress bench: ${rounds} rounds × ${durationMs / 1000} s, ${connections} connections, ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
     console.table(rows);
     const direct = rows[0];
-    console.log(`live through the egress / direct: ${(rows[1].rps / direct.rps).toFixed(2)}× throughput, ${(rows[1].p50ms / direct.p50ms).toFixed(2)}× p50`);
-    console.log(`dark replay / direct:             ${(rows[2].rps / direct.rps).toFixed(2)}× throughput, ${(rows[2].p50ms / direct.p50ms).toFixed(2)}× p50`);
+    for (const [i, what] of [
+      [1, 'gateway proxy path / direct'],
+      [2, 'live through the egress / direct'],
+      [3, 'dark replay / direct'],
+    ]) {
+      console.log(`${what.padEnd(34)} ${(rows[i].rps / direct.rps).toFixed(2)}× throughput, ${(rows[i].p50ms / direct.p50ms).toFixed(2)}× p50`);
+    }
   } finally {
     killAll();
     rmSync(tmp, { recursive: true, force: true });
