@@ -44,6 +44,9 @@ export interface Server {
   readonly egress: EgressService;
 }
 
+/** Grace for egress calls still in flight once the data plane has stopped. */
+const EGRESS_DRAIN_MS = 2000;
+
 export async function composeServer(options: ServerOptions): Promise<Server> {
   const workers = options.workers ?? 1;
   const metrics = new GatewayMetrics();
@@ -106,8 +109,9 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     status.close();
     engine.close();
     simulations.close();
-    // The data plane has drained: the requests whose calls these were are over.
-    void running.close();
+    // The data plane has drained, so the live calls are over; calls still in
+    // flight (dark copies finishing) get a short grace.
+    return running.drain(EGRESS_DRAIN_MS);
   });
   return { gateway, diffs: { store, engine }, status, egress: running };
 }

@@ -165,4 +165,12 @@ dependencies:
     const missing = await runCli(['record', 'export', 'nope', '--admin', gw.adminUrl]);
     assert.notEqual(missing.code, 0);
   });
+
+  test('drain lets a live call in flight finish, then the egress stops accepting', async () => {
+    const inFlight = request(`${live}/slow/last`, { headers: { 'x-request-id': 'drain-1' } });
+    await sleep(100);
+    await gw.gateway.drain();
+    assert.equal((await inFlight).status, 200);
+    await assert.rejects(request(`${live}/fast/after`, { timeoutMs: 2000 }));
+  });
 });
