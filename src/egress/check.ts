@@ -7,7 +7,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Diagnostic } from '../config/diagnostics.js';
 import type { DependencyConfig, EgressConfig } from '../config/types.js';
-import { addressesClash, formatAddress, type ListenAddress } from '../config/units.js';
+import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from '../config/units.js';
 import { checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { loadSimulation } from './simulation.js';
 
@@ -45,6 +45,13 @@ export function checkEgress(
     const clash = seen.find((t) => addressesClash(t.address, address));
     if (clash) reporter.error(`egress.${name}`, 'address-clash', `egress.${name}: ${formatAddress(address)} clashes with ${clash.name} ${formatAddress(clash.address)}`);
     seen.push({ name: `egress.${name}`, address });
+    if (!isLoopbackHost(address.host)) {
+      reporter.warn(
+        `egress.${name}`,
+        'egress-exposed',
+        `egress.${name}: ${formatAddress(address)} is reachable beyond this machine; anyone who can reach it can call every dependency through the gateway (bind 127.0.0.1 or a private address the services alone reach)`,
+      );
+    }
   }
   return { live, dark };
 }

@@ -164,3 +164,41 @@ describe('Hoverfly simulations', () => {
     }
   });
 });
+
+describe('egress config', () => {
+  const base = 'upstreams: { a: "http://127.0.0.1:1" }\nroutes: [{ name: r, backends: [{ upstream: a }] }]\n';
+  const check = (text: string) => {
+    const tmp = tempDir();
+    try {
+      const file = join(tmp.dir, 'gateway.yaml');
+      writeFileSync(file, base + text);
+      return validateConfigFile(file);
+    } finally {
+      tmp.remove();
+    }
+  };
+
+  test('defaults, and names normalized', () => {
+    const result = check('egress: { live: 9911, dark: 9912 }\ndependencies:\n  payments: { url: "https://api.example/v1/", passthrough: [get] }\n');
+    assert.deepEqual(result.diagnostics, []);
+    const config = result.config!;
+    assert.deepEqual(config.egress, { live: { host: '127.0.0.1', port: 9911 }, dark: { host: '127.0.0.1', port: 9912 } });
+    const payments = config.dependencies!['payments']!;
+    assert.equal(payments.url, 'https://api.example/v1');
+    assert.deepEqual(payments.passthrough, ['GET']);
+    assert.equal(payments.waitMs, 2000);
+    assert.equal(config.limits.recordBytes, 64 * 1024 * 1024);
+    assert.equal(config.timeouts.recordMs, 30_000);
+  });
+
+  test('clashing and exposed egress addresses, bad URLs and pointers', () => {
+    const result = check(
+      'listen: 127.0.0.1:8080\negress: { live: 127.0.0.1:8080, dark: 0.0.0.0:9912 }\ndependencies:\n  p: { url: "ftp://x", ignoreBody: ["/a~2"] }\n  q: { url: "http://x", ignoreBody: ["/a~2"] }\n',
+    );
+    const codes = result.diagnostics.map((d) => `${d.severity}:${d.code}:${d.path}`);
+    assert.ok(codes.includes('error:address-clash:egress.live'), codes.join('\n'));
+    assert.ok(codes.includes('warning:egress-exposed:egress.dark'), codes.join('\n'));
+    assert.ok(codes.some((c) => c.startsWith('error:') && c.includes('dependencies.p')), codes.join('\n'));
+    assert.ok(codes.includes('error:pointer:dependencies.q.ignoreBody[0]'), codes.join('\n'));
+  });
+});
