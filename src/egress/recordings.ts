@@ -50,6 +50,8 @@ export interface DarkCall extends EgressCall {
 export interface RequestCalls {
   readonly live: readonly LiveCall[];
   readonly dark: readonly DarkCall[];
+  /** The diff baseline's dark calls (it runs the live version): replayed, kept apart. */
+  readonly baseline: readonly DarkCall[];
 }
 
 export const callKey = (c: { dependency: string; method: string; path: string }) => `${c.dependency}\u0000${c.method}\u0000${c.path}`;
@@ -64,6 +66,7 @@ interface Waiter {
 class Group {
   readonly live: LiveCall[] = [];
   readonly dark: DarkCall[] = [];
+  readonly baseline: DarkCall[] = [];
   waiters: Waiter[] = [];
   bytes = 0;
   constructor(readonly created: number) {}
@@ -153,12 +156,13 @@ export class RecordingStore {
    * Notes a dark call and resolves with its live twin once that is answered,
    * or undefined after `waitMs`.
    */
-  dark(requestId: string, call: EgressCall, waitMs: number): { entry: DarkCall; twin: Promise<LiveCall | undefined> } {
+  dark(requestId: string, call: EgressCall, waitMs: number, baseline = false): { entry: DarkCall; twin: Promise<LiveCall | undefined> } {
     const entry: DarkCall = { ...call };
     const group = this.group(requestId);
     const key = callKey(call);
-    const index = group.dark.filter((d) => callKey(d) === key).length;
-    group.dark.push(entry);
+    const list = baseline ? group.baseline : group.dark;
+    const index = list.filter((d) => callKey(d) === key).length;
+    list.push(entry);
     this.grow(group, sizeOf(call));
     const found = group.twin(key, index);
     if (found || waitMs <= 0 || !this.groups.has(requestId)) return { entry, twin: Promise.resolve(found) };
@@ -177,7 +181,7 @@ export class RecordingStore {
     const group = this.groups.get(requestId);
     if (!group) return undefined;
     this.remove(requestId, group, false);
-    return { live: group.live, dark: group.dark };
+    return { live: group.live, dark: group.dark, baseline: group.baseline };
   }
 
   /** Live calls held now for one dependency, oldest first. */
@@ -211,7 +215,7 @@ export class RecordingStore {
     if (this.groups.get(requestId) !== group) return;
     this.groups.delete(requestId);
     this.bytes -= group.bytes;
-    if (dropped) this.dropped += group.live.length + group.dark.length;
+    if (dropped) this.dropped += group.live.length + group.dark.length + group.baseline.length;
     for (const w of group.waiters) {
       clearTimeout(w.timer);
       w.resolve(undefined);

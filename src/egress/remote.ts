@@ -23,6 +23,7 @@ interface WireCall extends Omit<EgressCall, 'body'> {
 interface WireCalls {
   readonly live: WireCall[];
   readonly dark: WireCall[];
+  readonly baseline: WireCall[];
   readonly ignoreBody: Record<string, readonly string[]>;
 }
 interface CallsQuestion {
@@ -72,7 +73,9 @@ export function answerCallQuestions(
     const calls = takePairCalls(egress(), snapshot(), question.requestId);
     reply(workerId, {
       id: question.id,
-      calls: calls ? { live: calls.live.map(toWire), dark: calls.dark.map(toWire), ignoreBody: { ...calls.ignoreBody } } : null,
+      calls: calls
+        ? { live: calls.live.map(toWire), dark: calls.dark.map(toWire), baseline: calls.baseline.map(toWire), ignoreBody: { ...calls.ignoreBody } }
+        : null,
     });
   };
 }
@@ -105,7 +108,9 @@ export class RemoteCallsSink implements PairSink {
     const calls = answer.calls;
     this.settle(
       answer.id,
-      calls ? { live: calls.live.map(fromWire), dark: calls.dark.map(fromWire), ignoreBody: calls.ignoreBody } : undefined,
+      calls
+        ? { live: calls.live.map(fromWire), dark: calls.dark.map(fromWire), baseline: (calls.baseline ?? []).map(fromWire), ignoreBody: calls.ignoreBody }
+        : undefined,
     );
   }
 

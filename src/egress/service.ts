@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { CompiledDependency, Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { EgressOutcome, GatewayMetrics } from '../metrics/registry.js';
-import { clientRequestId, isHopByHop, prepareUpstreamHeaders } from '../proxy/headers.js';
+import { BASELINE_ID_SUFFIX, clientRequestId, isHopByHop, prepareUpstreamHeaders } from '../proxy/headers.js';
 import { normalizeTarget, upstreamPath } from '../proxy/path.js';
 import { sendError } from '../proxy/responses.js';
 import { ShadowClients, ShadowTimeoutError } from '../shadow/clients.js';
@@ -278,7 +278,10 @@ export class EgressService {
 
   private async answerDark(arrived: Arrived, req: IncomingMessage, body: Buffer): Promise<Answer> {
     const { dependency, requestId, call } = arrived;
-    const noted = requestId ? this.recordings.dark(requestId, call, dependency.config.waitMs) : undefined;
+    // The diff baseline's calls are replayed from the same live twins, and kept apart.
+    const baseline = requestId?.endsWith(BASELINE_ID_SUFFIX) ?? false;
+    const groupId = baseline ? requestId!.slice(0, -BASELINE_ID_SUFFIX.length) : requestId;
+    const noted = groupId ? this.recordings.dark(groupId, call, dependency.config.waitMs, baseline) : undefined;
     const settle = (answer: Answer): Answer => {
       if (noted) noted.entry.outcome = answer.outcome;
       return answer;

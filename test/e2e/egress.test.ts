@@ -241,3 +241,54 @@ dependencies:
     assert.ok(shadow.kinds.call > 0);
   });
 });
+
+describe('egress: a route with a diff baseline', () => {
+  const tmp = tempDir();
+  let world: CheckoutWorld;
+  let gw: TestGateway;
+
+  before(async () => {
+    world = await checkoutWorld();
+    const { provider, v1, v2, v1b } = world;
+    gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { v1: ${v1.url}, v2: ${v2.url}, v1b: ${v1b.url} }
+routes:
+  - name: checkout
+    match: { prefix: /checkout }
+    backends: [{ upstream: v1 }]
+    shadow: [{ upstream: v2, methods: [POST] }]
+    diff: { baseline: v1b }
+egress: { live: 127.0.0.1:0, dark: 127.0.0.1:0 }
+dependencies:
+  payments: { url: ${provider.url}/v1, ignoreBody: [/idempotencyKey] }
+`);
+    world.useEgress({ live: gw.egress.addresses.live!.port, dark: gw.egress.addresses.dark!.port });
+  });
+
+  after(async () => {
+    await gw?.close();
+    world?.close();
+    tmp.remove();
+  });
+
+  test("the baseline's calls are replayed too and kept apart from the candidate's", async () => {
+    const orders = ['pen', 'book', 'pen', 'book'];
+    await runConcurrently(orders.length, 2, async (i) => {
+      const answer = await request(`${gw.url}/checkout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': `bl-${i}` },
+        body: JSON.stringify({ product: orders[i], user: `bl-${i}` }),
+      });
+      assert.equal(answer.status, 200);
+    });
+    await until(async () => (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0]?.shadows[0]?.compared === orders.length);
+    assert.equal(world.charges.length, orders.length, 'neither the candidate nor the baseline charged anyone');
+    const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
+    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), 2 * orders.length);
+    const shadow = (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0].shadows[0];
+    assert.equal(shadow.differing, 2, 'the two books, and nothing for the baseline\'s calls');
+    assert.ok(!shadow.paths.some((p: any) => p.kind === 'call' && p.path === 'payments POST /charges'), JSON.stringify(shadow.paths));
+  });
+});

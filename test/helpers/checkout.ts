@@ -65,11 +65,12 @@ export function paymentProvider(charges: unknown[]): Promise<{ server: http.Serv
 }
 
   /** A checkout version: charges the basket's amount through its egress. */
-export const checkout = (version: 'v1' | 'v2', egress: { live: string; dark: string }) => async (req: IncomingMessage, res: ServerResponse) => {
+/** A checkout version; v1 calls the live egress unless told `dark` (a diff baseline runs v1 in the dark). */
+export const checkout = (version: 'v1' | 'v2', egress: { live: string; dark: string }, side: 'live' | 'dark' = version === 'v1' ? 'live' : 'dark') => async (req: IncomingMessage, res: ServerResponse) => {
   const order = await readJson(req);
   const requestId = String(req.headers['x-request-id']);
   const prices = version === 'v1' ? PRICES_V1 : PRICES_V2;
-  const base = version === 'v1' ? egress.live : egress.dark;
+  const base = egress[side];
   if (version === 'v1' && order.product === 'slow') await sleep(300);
   let charge: any = null;
   if (!(version === 'v2' && order.product === 'free')) {
@@ -97,6 +98,8 @@ export interface CheckoutWorld {
   readonly provider: { server: http.Server; url: string };
   readonly v1: { server: http.Server; url: string };
   readonly v2: { server: http.Server; url: string };
+  /** v1 again, calling the dark egress: a diff baseline. */
+  readonly v1b: { server: http.Server; url: string };
   /** Points the checkouts at a gateway's egress ports. */
   useEgress(ports: { live: number; dark: number }): void;
   close(): void;
@@ -108,18 +111,20 @@ export async function checkoutWorld(): Promise<CheckoutWorld> {
   const provider = await paymentProvider(charges);
   const v1 = await serve(checkout('v1', egress));
   const v2 = await serve(checkout('v2', egress));
+  const v1b = await serve(checkout('v1', egress, 'dark'));
   return {
     charges,
     egress,
     provider,
     v1,
     v2,
+    v1b,
     useEgress(ports) {
       egress.live = `http://127.0.0.1:${ports.live}`;
       egress.dark = `http://127.0.0.1:${ports.dark}`;
     },
     close() {
-      for (const s of [provider, v1, v2]) s.server.close();
+      for (const s of [provider, v1, v2, v1b]) s.server.close();
     },
   };
 }

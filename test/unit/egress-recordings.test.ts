@@ -70,7 +70,7 @@ describe('call differences', () => {
       call({ dependency: 'mailer', path: '/send' }),
     ];
     const dark = [call({ query: 'b=2&a=1', body: Buffer.from('{"amount":"12.00","key":"y"}') }), call({ path: '/refunds' })];
-    const found = callDifferences({ live, dark, ignoreBody: { payments: ['/key'] } }, WALK);
+    const found = callDifferences({ live, dark, baseline: [], ignoreBody: { payments: ["/key"] } }, WALK);
     const summary = found.map((d) => `${d.call.dependency} ${d.call.path} ${d.pointer} ${d.change}`);
     assert.deepEqual(summary.sort(), ['mailer /send  missing', 'payments /charges /amount value', 'payments /refunds  extra'].sort());
     const amount = found.find((d) => d.pointer === '/amount')!;
@@ -79,7 +79,7 @@ describe('call differences', () => {
   });
 
   test('a query that differs is one difference', () => {
-    const found = callDifferences({ live: [call({ query: 'a=1' })], dark: [call({ query: 'a=2' })], ignoreBody: {} }, WALK);
+    const found = callDifferences({ live: [call({ query: "a=1" })], dark: [call({ query: "a=2" })], baseline: [], ignoreBody: {} }, WALK);
     assert.deepEqual(found.map((d) => [d.pointer, d.primary, d.shadow]), [['?', 'a=1', 'a=2']]);
   });
 });
