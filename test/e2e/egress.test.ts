@@ -182,38 +182,49 @@ dependencies:
   });
 });
 
-describe('egress: a release whose candidate would charge wrongly', () => {
-  const tmp = tempDir();
+/**
+ * A checkout world behind a gateway whose route is `route` (YAML lines under
+ * "routes:", v1, v2 and v1b being the upstreams), with the egress on.
+ */
+function checkoutGateway(route: string, extra = ''): { world: () => CheckoutWorld; gw: () => TestGateway } {
   let world: CheckoutWorld;
   let gw: TestGateway;
-
   before(async () => {
     world = await checkoutWorld();
-    const { provider, v1, v2 } = world;
+    const { provider, v1, v2, v1b } = world;
     gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
-stateDir: ${join(tmp.dir, 'state')}
-upstreams: { v1: ${v1.url}, v2: ${v2.url} }
+upstreams: { v1: ${v1.url}, v2: ${v2.url}, v1b: ${v1b.url} }
 routes:
-  - name: checkout
-    match: { prefix: /checkout }
-    backends: [{ upstream: v1 }]
-    release: { candidate: v2, steps: [shadow, 100], interval: 300ms, minRequests: 20 }
+${route}
 egress: { live: 127.0.0.1:0, dark: 127.0.0.1:0 }
 dependencies:
   payments: { url: ${provider.url}/v1, ignoreBody: [/idempotencyKey] }
-`);
+${extra}`);
     world.useEgress({ live: gw.egress.addresses.live!.port, dark: gw.egress.addresses.dark!.port });
   });
-
   after(async () => {
     await gw?.close();
     world?.close();
-    tmp.remove();
   });
+  return { world: () => world, gw: () => gw };
+}
+
+describe('egress: a release whose candidate would charge wrongly', () => {
+  const tmp = tempDir();
+  after(() => tmp.remove());
+  const setup = checkoutGateway(
+    `  - name: checkout
+    match: { prefix: /checkout }
+    backends: [{ upstream: v1 }]
+    release: { candidate: v2, steps: [shadow, 100], interval: 300ms, minRequests: 20 }`,
+    `stateDir: ${join(tmp.dir, 'state')}`,
+  );
 
   test('is rolled back in the shadow step, on call differences alone, having charged nobody', async () => {
+    const gw = setup.gw();
+    const world = setup.world();
     let status: any;
     let sent = 0;
     for (let round = 0; round < 40; round++) {
@@ -243,37 +254,15 @@ dependencies:
 });
 
 describe('egress: a route with a diff baseline', () => {
-  const tmp = tempDir();
-  let world: CheckoutWorld;
-  let gw: TestGateway;
-
-  before(async () => {
-    world = await checkoutWorld();
-    const { provider, v1, v2, v1b } = world;
-    gw = await startGateway(`
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams: { v1: ${v1.url}, v2: ${v2.url}, v1b: ${v1b.url} }
-routes:
-  - name: checkout
+  const setup = checkoutGateway(`  - name: checkout
     match: { prefix: /checkout }
     backends: [{ upstream: v1 }]
     shadow: [{ upstream: v2, methods: [POST] }]
-    diff: { baseline: v1b }
-egress: { live: 127.0.0.1:0, dark: 127.0.0.1:0 }
-dependencies:
-  payments: { url: ${provider.url}/v1, ignoreBody: [/idempotencyKey] }
-`);
-    world.useEgress({ live: gw.egress.addresses.live!.port, dark: gw.egress.addresses.dark!.port });
-  });
-
-  after(async () => {
-    await gw?.close();
-    world?.close();
-    tmp.remove();
-  });
+    diff: { baseline: v1b }`);
 
   test("the baseline's calls are replayed too and kept apart from the candidate's", async () => {
+    const gw = setup.gw();
+    const world = setup.world();
     const orders = ['pen', 'book', 'pen', 'book'];
     await runConcurrently(orders.length, 2, async (i) => {
       const answer = await request(`${gw.url}/checkout`, {
