@@ -70,6 +70,9 @@ interface ResponseComparison {
 const DECODE_FACTOR = 4;
 const MAX_DECODED = 16 * 1024 * 1024;
 
+/** Calls are told apart by their template (dependency, method, path, pointer), the rest by pointer. */
+const maskPath = (d: Found) => (d.kind === 'call' ? d.template : d.pointer);
+
 const contentEncoding = (r: CapturedResponse) => String(r.headers['content-encoding'] ?? '');
 
 class PairComparison {
@@ -192,8 +195,13 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
     const found: Found[] = b.response
       ? comparison.against(b.response).found
       : [{ kind: 'error', pointer: 'error', template: 'error', change: 'value', primary: pair.primary.status, shadow: null }];
+    // The baseline's dependency calls against the live ones: call noise (src/egress/).
+    const calls = pair.calls;
+    if (calls && calls.baseline.length > 0) {
+      for (const d of callDifferences({ ...calls, dark: calls.baseline }, settings)) found.push({ ...d, kind: 'call' });
+    }
     for (const d of found) {
-      mask.add(d.kind, d.pointer);
+      mask.add(d.kind, maskPath(d));
       const template = clipString(d.template, maxTemplate);
       const key = d.kind + '\u0000' + template;
       if (!seen.has(key) && seen.size < settings.maxPathsPerPair) {
@@ -232,7 +240,7 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
     let real = 0;
     for (const d of compared.found) {
       const template = clipString(d.template, maxTemplate);
-      const masked = mask !== undefined && (mask.covers(d.kind, d.pointer) || (learned?.isNoisy(pair.route, d.kind, template) ?? false));
+      const masked = mask !== undefined && (mask.covers(d.kind, maskPath(d)) || (learned?.isNoisy(pair.route, d.kind, template) ?? false));
       if (masked) {
         counts.noiseMasked++;
         paths.mark(d.kind, template, 'masked');

@@ -263,7 +263,7 @@ describe('egress: a route with a diff baseline', () => {
   test("the baseline's calls are replayed too and kept apart from the candidate's", async () => {
     const gw = setup.gw();
     const world = setup.world();
-    const orders = ['pen', 'book', 'pen', 'book'];
+    const orders = ['pen', 'book', 'pen', 'book', 'tip', 'tip'];
     await runConcurrently(orders.length, 2, async (i) => {
       const answer = await request(`${gw.url}/checkout`, {
         method: 'POST',
@@ -277,7 +277,11 @@ describe('egress: a route with a diff baseline', () => {
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
     assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), 2 * orders.length);
     const shadow = (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0].shadows[0];
-    assert.equal(shadow.differing, 2, 'the two books, and nothing for the baseline\'s calls');
+    assert.equal(shadow.differing, 2, 'the two books, and nothing for the baseline\'s calls or the tips');
     assert.ok(!shadow.paths.some((p: any) => p.kind === 'call' && p.path === 'payments POST /charges'), JSON.stringify(shadow.paths));
+    // The tip's amount differs between live and baseline too: noise, masked.
+    const amount = shadow.paths.find((p: any) => p.kind === 'call' && p.path === 'payments POST /charges /amount');
+    assert.equal(amount.differing, 2);
+    assert.ok(amount.masked >= 2 && amount.noise >= 2, JSON.stringify(amount));
   });
 });

@@ -2,7 +2,8 @@
  * A checkout world for the egress tests: a payment provider that counts the
  * charges it receives, and checkout services v1 (live) and v2 (dark) that
  * propagate x-request-id. v2 charges 12 where v1 charges 10 for a book,
- * skips the charge of a "free" order, and also mails the buyer of a gift.
+ * skips the charge of a "free" order, and also mails the buyer of a gift;
+ * a tip's amount differs on every run (noise).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -75,7 +76,8 @@ export const checkout = (version: 'v1' | 'v2', egress: { live: string; dark: str
   let charge: any = null;
   if (!(version === 'v2' && order.product === 'free')) {
     const answer = await call(base, '/payments/charges', requestId, {
-      amount: prices[order.product],
+      // A tip is whatever the user typed last: it differs between any two runs.
+      amount: order.product === 'tip' ? Math.round(Math.random() * 1e6) : prices[order.product],
       currency: 'EUR',
       user: order.user,
       idempotencyKey: randomUUID(),
