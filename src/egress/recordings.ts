@@ -10,7 +10,7 @@
  * Bounded: every group counts its bytes; past limits.recordBytes the oldest
  * groups go first, and groups older than timeouts.record go too (one sweep a
  * second). Each recorded call let go before its pair was compared is
- * counted as dropped. Waiting dark calls of a dropped group are answered as
+ * counted as dropped; compared ones stay held (for export) until then. Waiting dark calls of a dropped group are answered as
  * having no twin.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -69,6 +69,8 @@ class Group {
   readonly baseline: DarkCall[] = [];
   waiters: Waiter[] = [];
   bytes = 0;
+  /** Handed to comparison once; kept (for export) until the bounds let it go. */
+  compared = false;
   constructor(readonly created: number) {}
 
   /** The index-th answered live call with this key, if there is one. */
@@ -176,12 +178,16 @@ export class RecordingStore {
     return { entry, twin };
   }
 
-  /** Removes and returns the calls one request caused (its pair is being compared). */
+  /**
+   * The calls one request caused, once (its pair is being compared). They
+   * stay held, for export, until the bounds let them go: not counted as
+   * dropped then.
+   */
   take(requestId: string): RequestCalls | undefined {
     const group = this.groups.get(requestId);
-    if (!group) return undefined;
-    this.remove(requestId, group, false);
-    return { live: group.live, dark: group.dark, baseline: group.baseline };
+    if (!group || group.compared) return undefined;
+    group.compared = true;
+    return { live: [...group.live], dark: [...group.dark], baseline: [...group.baseline] };
   }
 
   /** Live calls held now for one dependency, oldest first. */
@@ -215,7 +221,7 @@ export class RecordingStore {
     if (this.groups.get(requestId) !== group) return;
     this.groups.delete(requestId);
     this.bytes -= group.bytes;
-    if (dropped) this.dropped += group.live.length + group.dark.length + group.baseline.length;
+    if (dropped && !group.compared) this.dropped += group.live.length + group.dark.length + group.baseline.length;
     for (const w of group.waiters) {
       clearTimeout(w.timer);
       w.resolve(undefined);

@@ -2,7 +2,7 @@
  * `call` differences with `serve --workers N`. The egress (and so every
  * recorded call) lives in the primary process, while each worker compares
  * its own mirrored pairs. A worker asks the primary for a pair's calls
- * before comparing it; the primary answers with them (and removes them).
+ * before comparing it; the primary answers with them (once per request).
  * Bodies travel as base64. A pair whose calls do not come back in time is
  * compared without them, never held without bound.
  */
@@ -52,7 +52,7 @@ const fromWire = (c: WireCall): LiveCall & DarkCall => {
   };
 };
 
-/** The calls of a request with what comparing them needs, removed from the store. */
+/** The calls of a request with what comparing them needs, handed out once. */
 export function takePairCalls(egress: EgressService | undefined, snapshot: Snapshot | undefined, requestId: string): PairCalls | undefined {
   const calls = egress?.takeCalls(requestId);
   if (!calls) return undefined;

@@ -169,7 +169,7 @@ export class EgressService {
     return (this.listeners.live?.inflight ?? 0) + (this.listeners.dark?.inflight ?? 0);
   }
 
-  /** The calls a request caused, removed from the store (its pair is being compared). */
+  /** The calls a request caused, handed out once (its pair is being compared). */
   takeCalls(requestId: string): RequestCalls | undefined {
     return this.recordings.take(requestId);
   }
