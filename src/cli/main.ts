@@ -10,6 +10,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerDemo } from './demo.js';
 import { registerInit } from './init.js';
 import { registerRelease } from './release.js';
+import { registerReload } from './reload.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
 import { registerValidate } from './validate.js';
@@ -43,12 +44,14 @@ Quick start:
   gatewayctl serve -c gateway.yaml        run the gateway
   gatewayctl diff                         follow shadow diffs live
   gatewayctl diff summary                 which paths differ, how often, what is noise
-  gatewayctl status                       routes, weights, shadows and live rates`,
+  gatewayctl status                       routes, weights, shadows and live rates
+  gatewayctl reload                       reload a running gateway's config; fails if refused`,
     );
   registerServe(program, run);
   registerValidate(program, run);
   registerDiff(program, run);
   registerStatus(program, run);
+  registerReload(program, run);
   registerRelease(program, run);
   registerInit(program, run);
   registerDemo(program, run);

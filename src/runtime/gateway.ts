@@ -61,6 +61,8 @@ export interface GatewayOptions {
   readonly metrics?: GatewayMetrics;
   /** Extra admin endpoints (diffs, status, releases). */
   readonly adminRoutes?: readonly AdminRoute[];
+  /** Told when a reload starts and ends, whatever triggered it (service manager notification). */
+  readonly reloadPhases?: { begin(): void; end(): void };
 }
 
 export interface GatewayAddresses {
@@ -262,6 +264,15 @@ export class Gateway {
 
   private async reloadNow(trigger: string, text?: string): Promise<ReloadResult> {
     if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
+    this.options.reloadPhases?.begin();
+    try {
+      return await this.applyReload(trigger, text);
+    } finally {
+      this.options.reloadPhases?.end();
+    }
+  }
+
+  private async applyReload(trigger: string, text?: string): Promise<ReloadResult> {
     const result = this.config.reload(trigger, text);
     if (result.status === 'applied') {
       this.releases.sync(result.snapshot.config);
