@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { EMBEDDED } from '../embedded.js';
 import { isGatewayError } from '../errors.js';
 import { registerDiff } from './diff.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
@@ -16,6 +17,7 @@ import { registerStatus } from './status.js';
 import { registerValidate } from './validate.js';
 
 function version(): string {
+  if (EMBEDDED.version) return EMBEDDED.version;
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
     return pkg.version;
@@ -105,4 +107,5 @@ export async function main(argv: string[]): Promise<void> {
   finish(await pending);
 }
 
-await main(process.argv);
+// Not a top-level await: the single-file binary runs this as CommonJS.
+void main(process.argv);
