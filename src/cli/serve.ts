@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { resolveConfigPath } from '../config/load.js';
+import { parseDuration } from '../config/units.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import type { Gateway } from '../runtime/gateway.js';
@@ -18,6 +19,7 @@ import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } f
 export interface ServeFlags {
   config?: string;
   workers?: string;
+  drainDelay?: string;
   logFormat?: string;
   logLevel?: string;
 }
@@ -28,6 +30,7 @@ export function registerServe(program: Command, run: (action: () => Promise<numb
     .description('run the gateway: proxy, shadow, compare; reload the config when it changes')
     .option('-c, --config <file>', 'config file (default: $GATEWAYCTL_CONFIG, else ./gateway.yaml)')
     .option('--workers <n>', 'worker processes sharing the port: a number, or "auto" for one per core within the cgroup memory limit', '1')
+    .option('--drain-delay <duration>', 'on SIGTERM, fail readiness but keep serving this long before draining (behind a load balancer)')
     .option('--log-format <format>', 'json (for journald and log shippers) or pretty', defaultLogFormat())
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .addHelpText(
@@ -35,6 +38,9 @@ export function registerServe(program: Command, run: (action: () => Promise<numb
       `
 Signals: SIGHUP reloads the config; SIGTERM or SIGINT drains in-flight
 requests (up to timeouts.drain) and exits 0; a second signal exits at once.
+With --drain-delay, /readyz answers 503 at once but new connections are
+still served for that long first, while load balancers (a Kubernetes
+Service) stop routing to this instance.
 Under systemd (Type=notify) it reports READY=1 once listening, RELOADING=1
 and READY=1 around each reload, and STOPPING=1 when draining.
 
@@ -76,6 +82,8 @@ export function parseWorkers(value: string | undefined, logger?: Logger): number
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const logger = makeLogger(flags);
   const workers = parseWorkers(flags.workers, logger);
+  const drainDelay = flags.drainDelay === undefined ? { ok: true as const, value: 0 } : parseDuration(flags.drainDelay);
+  if (!drainDelay.ok) throw new UsageError(`--drain-delay: ${drainDelay.error}`);
   const file = resolveConfigPath(flags.config);
   const notifier = serviceNotifier(logger);
   let gateway: Gateway;
@@ -106,9 +114,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
         resolve(EXIT_FAILED);
         return;
       }
-      logger.info('gateway.signal', `${signal}: draining`);
       void notifier.stopping();
-      void gateway.drain().then(() => resolve(EXIT_OK));
+      gateway.withdraw();
+      const delay = drainDelay.value;
+      logger.info('gateway.signal', delay ? `${signal}: failing readiness, draining in ${delay}ms` : `${signal}: draining`, { drainDelayMs: delay });
+      setTimeout(() => void gateway.drain().then(() => resolve(EXIT_OK)), delay);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

@@ -128,6 +128,7 @@ export class Gateway {
   private readonly logger: Logger;
   private watcher: ConfigWatcher | undefined;
   private stopping = false;
+  private withdrawn = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
   private readonly closeHooks: (() => void)[] = [];
@@ -153,7 +154,7 @@ export class Gateway {
     });
     this.admin = new AdminServer(
       {
-        ready: () => !this.stopping,
+        ready: () => !this.stopping && !this.withdrawn,
         metrics: () => this.dataPlane.metrics(this.metrics),
         config: () => describeSnapshot(this.config.current),
         reload: async () => reloadReply(await this.reload('admin')),
@@ -285,6 +286,14 @@ export class Gateway {
       await this.tls.update(this.config.current.config);
     }
     return result;
+  }
+
+  /**
+   * Fails readiness while still serving, so load balancers stop sending new
+   * connections before drain() closes the listener.
+   */
+  withdraw(): void {
+    this.withdrawn = true;
   }
 
   get isStopping(): boolean {

@@ -109,3 +109,29 @@ describe('gatewayctl reload and the service manager', () => {
     await notify!.waitFor((m) => m.at(-1) === 'STOPPING=1');
   });
 });
+
+describe('serve --drain-delay (behind a load balancer)', () => {
+  test('on SIGTERM readiness fails at once, new connections are still served for the delay, then it drains and exits 0', async () => {
+    const upstream = await startUpstream('v1');
+    const tmp = tempDir();
+    const file = join(tmp.dir, 'gateway.yaml');
+    writeFileSync(file, configFor(upstream, '/'));
+    const serve = await spawnServe(['-c', file, '--drain-delay', '3s']);
+    try {
+      assert.equal((await request(serve.adminUrl + '/readyz')).status, 200);
+      serve.child.kill('SIGTERM');
+      await serve.waitForLog((l) => l.event === 'gateway.signal');
+      assert.equal((await request(serve.adminUrl + '/readyz')).status, 503, 'not ready while withdrawing');
+      const answer = await request(serve.url + '/still-served', { headers: { connection: 'close' } });
+      assert.equal(answer.status, 200, 'a new connection during the delay is served');
+      assert.equal(await serve.exited, 0);
+      const signal = serve.logs.find((l) => l.event === 'gateway.signal')!;
+      const stopped = serve.logs.find((l) => l.event === 'gateway.draining')!;
+      assert.ok(Date.parse(stopped.time) - Date.parse(signal.time) >= 2900, 'draining began after the delay');
+    } finally {
+      await serve.stop('SIGKILL');
+      await upstream.close();
+      tmp.remove();
+    }
+  });
+});
