@@ -72,8 +72,8 @@ export async function startPaymentProvider(port: number): Promise<DemoService & 
   return { ...service, charges: () => charges };
 }
 
-/** A checkout version: POST /api/checkout {product} charges through `egress` (…/payments). */
-export async function startCheckout(version: CheckoutVersion, port: number, egress: string): Promise<DemoService> {
+/** A checkout version: POST /api/checkout {product} charges through `egress()` (…/payments). */
+export async function startCheckout(version: CheckoutVersion, port: number, egress: () => string): Promise<DemoService> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   const server = http.createServer(async (req, res) => {
     const order = parse(await readBody(req));
@@ -83,7 +83,7 @@ export async function startCheckout(version: CheckoutVersion, port: number, egre
     const payload = JSON.stringify({ amount, currency: 'EUR', product, idempotencyKey: randomUUID() });
     const charge = await new Promise<{ status: number; body: Record<string, unknown> }>((resolve) => {
       const call = http.request(
-        `${egress}/payments/charges`,
+        `${egress()}/payments/charges`,
         {
           method: 'POST',
           agent,
