@@ -44,8 +44,8 @@ export function runCli(
   });
 }
 
-/** Each line of a JSON-lines stream, parsed ({raw} when it is not JSON). */
-export function onJsonLines(stream: NodeJS.ReadableStream, each: (line: Record<string, any>) => void): void {
+/** Calls `onLine` with each complete line a child writes. */
+export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buffered = '';
   stream.on('data', (d: Buffer) => {
     buffered += d.toString();
@@ -53,11 +53,18 @@ export function onJsonLines(stream: NodeJS.ReadableStream, each: (line: Record<s
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
-      try {
-        each(JSON.parse(line));
-      } catch {
-        each({ raw: line });
-      }
+      onLine(line);
+    }
+  });
+}
+
+/** Each line of a JSON-lines stream, parsed ({raw} when it is not JSON). */
+export function onJsonLines(stream: NodeJS.ReadableStream, each: (line: Record<string, any>) => void): void {
+  eachLine(stream, (line) => {
+    try {
+      each(JSON.parse(line));
+    } catch {
+      each({ raw: line });
     }
   });
 }
