@@ -50,8 +50,17 @@ function startRunner(args: string[], timeoutMs = 45_000): Runner {
   };
 }
 
+// These cases are about scope and gaps, judged on error rates. The latency
+// gate is loosened: on this shared machine two identical in-process
+// upstreams differ by a millisecond under contention, and the rank test,
+// repeated every 300 ms, has rolled an identical build back (an open issue).
 const gatewayYaml = (v1: TestUpstream, v2: TestUpstream, stateDir: string) =>
-  releaseConfig(v1, v2, stateDir, '{ candidate: v2, steps: [10, 100], interval: 2s, minRequests: 30, controller: external }');
+  releaseConfig(
+    v1,
+    v2,
+    stateDir,
+    '{ candidate: v2, steps: [10, 100], interval: 2s, minRequests: 30, controller: external, gates: { maxLatencyRatio: 4 } }',
+  );
 
 /** Resolves once Prometheus holds `n` scrapes of every target matching `selector`. */
 async function scraped(prometheus: string, selector: string, targets: number, n = 3): Promise<void> {
