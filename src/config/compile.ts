@@ -18,7 +18,7 @@ export interface CompiledUpstream {
   readonly target: URL;
   /** Response timeout after defaults. */
   readonly timeoutMs: number;
-  /** Identity of the connection pool: upstreams with equal keys share one. */
+  /** Identity of the endpoint pool (src/upstream/): snapshots with equal keys share one. */
   readonly poolKey: string;
   /** How an https:// upstream is verified; undefined for http://. */
   readonly tls: ClientTls | undefined;
@@ -95,7 +95,17 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
       config: u,
       target,
       timeoutMs,
-      poolKey: `${u.url}|${u.connectTimeoutMs}|${u.maxSockets}${tls ? `|${tls.identity}` : ''}`,
+      // The name is part of it: endpoint health and metrics belong to one upstream.
+      poolKey: JSON.stringify([
+        u.name,
+        u.endpoints,
+        u.connectTimeoutMs,
+        u.maxSockets,
+        u.healthCheck ?? null,
+        u.outlierDetection,
+        u.retry,
+        tls ? tls.identity : null,
+      ]),
       tls,
     });
   }

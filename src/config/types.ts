@@ -5,9 +5,48 @@
  */
 import type { ListenAddress } from './units.js';
 
-export interface UpstreamConfig {
+/** One instance of an upstream. */
+export interface EndpointConfig {
+  /** Label in metrics and status: the configured name, or the position in the list. */
   readonly name: string;
   readonly url: string;
+  readonly weight: number;
+}
+
+export interface HealthCheckConfig {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+}
+
+export interface OutlierDetectionConfig {
+  readonly consecutiveFailures: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionPercent: number;
+}
+
+/** What a retry is for: a failure kind or an upstream status. */
+export type RetryOn = 'connect' | 'reset' | number;
+
+export interface RetryConfig {
+  /** Tries in all, the first included. */
+  readonly attempts: number;
+  readonly on: readonly RetryOn[];
+  readonly budgetPercent: number;
+}
+
+export interface UpstreamConfig {
+  readonly name: string;
+  /** The first endpoint's URL (scheme and base path are shared by all endpoints). */
+  readonly url: string;
+  readonly endpoints: readonly EndpointConfig[];
+  readonly healthCheck: HealthCheckConfig | undefined;
+  readonly outlierDetection: OutlierDetectionConfig;
+  readonly retry: RetryConfig;
+  /** Longest wait for a pooled connection. */
+  readonly poolTimeoutMs: number;
   /** Response timeout for this upstream; falls back to timeouts.upstream. */
   readonly timeoutMs: number | undefined;
   readonly connectTimeoutMs: number;

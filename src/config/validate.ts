@@ -26,6 +26,11 @@ import type {
   StickyConfig,
   TimeoutsConfig,
   UpstreamConfig,
+  EndpointConfig,
+  HealthCheckConfig,
+  OutlierDetectionConfig,
+  RetryConfig,
+  RetryOn,
 } from './types.js';
 import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from './units.js';
 
@@ -142,22 +147,93 @@ class MeaningChecker {
     for (const [name, value] of Object.entries(raw)) {
       const path = childPath('upstreams', name);
       const spec = typeof value === 'string' ? { url: value } : obj(value);
-      const urlPath = typeof value === 'string' ? path : childPath(path, 'url');
-      if (typeof spec['url'] !== 'string') continue;
-      const url = this.upstreamUrl(spec['url'], urlPath);
-      if (!url) continue;
+      const endpoints = this.endpoints(spec, typeof value === 'string' ? path : undefined, path);
+      if (!endpoints) continue;
+      const url = endpoints[0]!.url;
       const tls = checkUpstreamTls(spec['tls'], new URL(url), path, this.baseDir, this.reporter);
+      const connectTimeoutMs = spec['connectTimeout'] ?? 5000;
       out[name] = {
         name,
         url,
+        endpoints,
+        healthCheck: this.healthCheck(spec['healthCheck']),
+        outlierDetection: this.outlierDetection(obj(spec['outlierDetection'])),
+        retry: this.retry(obj(spec['retry'])),
+        poolTimeoutMs: spec['poolTimeout'] ?? connectTimeoutMs,
         timeoutMs: spec['timeout'],
-        connectTimeoutMs: spec['connectTimeout'] ?? 5000,
+        connectTimeoutMs,
         maxSockets: spec['maxSockets'] ?? 256,
         ...(tls ? { tls } : {}),
       };
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
+  }
+
+  /**
+   * An upstream's instances: `url` is one endpoint named "0". Every endpoint
+   * shares the scheme and base path, so TLS settings and paths apply alike.
+   */
+  private endpoints(spec: Raw, scalarPath: string | undefined, path: string): EndpointConfig[] | undefined {
+    if (typeof spec['url'] === 'string') {
+      const url = this.upstreamUrl(spec['url'], scalarPath ?? childPath(path, 'url'));
+      return url ? [{ name: '0', url, weight: 1 }] : undefined;
+    }
+    const out: EndpointConfig[] = [];
+    const names = new Set<string>();
+    let invalid = false;
+    list(spec['endpoints']).forEach((item, i) => {
+      const ep = childPath(childPath(path, 'endpoints'), i);
+      const entry = typeof item === 'string' ? { url: item } : obj(item);
+      if (typeof entry['url'] !== 'string') return void (invalid = true);
+      const url = this.upstreamUrl(entry['url'], typeof item === 'string' ? ep : childPath(ep, 'url'));
+      if (!url) return void (invalid = true);
+      const name = typeof entry['name'] === 'string' ? entry['name'] : String(i);
+      if (names.has(name)) {
+        this.error(ep, 'duplicate', `${ep}: endpoint name "${name}" is used twice`);
+        invalid = true;
+      }
+      names.add(name);
+      const first = out[0];
+      if (first) {
+        const a = new URL(first.url);
+        const b = new URL(url);
+        if (a.protocol !== b.protocol || a.pathname !== b.pathname) {
+          this.error(ep, 'endpoint-mismatch', `${ep}: every endpoint of an upstream needs the same scheme and base path as the first ("${first.url}")`);
+          invalid = true;
+        }
+      }
+      out.push({ name, url, weight: (entry['weight'] as number | undefined) ?? 1 });
+    });
+    return invalid || out.length === 0 ? undefined : out;
+  }
+
+  private healthCheck(raw: unknown): HealthCheckConfig | undefined {
+    if (raw === undefined) return undefined;
+    const h = obj(raw);
+    if (typeof h['path'] !== 'string') return undefined;
+    return {
+      path: h['path'],
+      intervalMs: h['interval'] ?? 5000,
+      timeoutMs: h['timeout'] ?? 1000,
+      healthyThreshold: h['healthyThreshold'] ?? 2,
+      unhealthyThreshold: h['unhealthyThreshold'] ?? 3,
+    };
+  }
+
+  private outlierDetection(o: Raw): OutlierDetectionConfig {
+    return {
+      consecutiveFailures: o['consecutiveFailures'] ?? 5,
+      baseEjectionMs: o['baseEjectionTime'] ?? 30_000,
+      maxEjectionPercent: o['maxEjectionPercent'] ?? 50,
+    };
+  }
+
+  private retry(r: Raw): RetryConfig {
+    const on = Array.isArray(r['on'])
+      ? [...new Set((r['on'] as unknown[]).filter((x): x is RetryOn => x === 'connect' || x === 'reset' || typeof x === 'number'))]
+      : (['connect', 'reset'] as RetryOn[]);
+    return { attempts: r['attempts'] ?? 2, on, budgetPercent: r['budgetPercent'] ?? 20 };
   }
 
   private upstreamUrl(text: string, path: string): string | undefined {

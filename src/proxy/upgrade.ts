@@ -32,7 +32,7 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { upstreamPath } from './path.js';
-import type { UpstreamPools } from './pools.js';
+import type { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from './responses.js';
 import { screenRequest } from './screen.js';
 import { armUpstreamTimeouts, classifyUpstreamError } from './upstream-faults.js';
@@ -197,7 +197,8 @@ export class UpgradeHandler {
   }
 
   private request(upstream: CompiledUpstream, pathAndQuery: string, req: IncomingMessage): ClientRequest {
-    const target = upstream.target;
+    const endpoint = this.pools.poolFor(upstream).pick();
+    const target = endpoint.url;
     const https_ = target.protocol === 'https:';
     const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
     const request = (https_ ? https : http).request({
@@ -206,7 +207,7 @@ export class UpgradeHandler {
       method: 'GET',
       path: upstreamPath(target, pathAndQuery),
       headers: req.headers,
-      agent: this.pools.agentFor(upstream),
+      agent: endpoint.agent,
     });
     request.end();
     return request;

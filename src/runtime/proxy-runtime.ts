@@ -11,7 +11,7 @@ import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats } from '../metrics/registry.js';
 import { ProxyHandler } from '../proxy/handler.js';
-import { UpstreamPools } from '../proxy/pools.js';
+import { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from '../proxy/responses.js';
 import { ALLOW } from '../proxy/screen.js';
 import { UpgradeHandler, upgradeWanted } from '../proxy/upgrade.js';
@@ -34,7 +34,7 @@ export class ProxyRuntime {
   readonly shadow: ShadowService;
   private readonly handler: ProxyHandler;
   private readonly upgrades: UpgradeHandler;
-  private readonly pools = new UpstreamPools();
+  private readonly pools: UpstreamPools;
   private readonly statsCache = new Map<string, RequestStats>();
   private readonly metrics: GatewayMetrics;
   private readonly logger: Logger;
@@ -47,12 +47,14 @@ export class ProxyRuntime {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.active = new ActiveConfig(options.snapshot, this.metrics, this.statsCache);
+    this.pools = new UpstreamPools(this.metrics);
     this.pools.retain(options.snapshot.upstreams.values());
     this.shadow = new ShadowService({
       metrics: this.metrics,
       logger: this.logger,
       ...(options.pairSink ? { sink: options.pairSink } : {}),
       settings: () => ({ limits: this.active.snapshot.config.limits, timeouts: this.active.snapshot.config.timeouts }),
+      pools: this.pools,
     });
     this.handler = new ProxyHandler({
       metrics: this.metrics,

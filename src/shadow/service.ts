@@ -20,6 +20,7 @@ import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/regi
 import { SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
+import type { UpstreamPools } from '../upstream/pools.js';
 import { ShadowClients } from './clients.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from './pair.js';
 
@@ -44,6 +45,8 @@ export interface ShadowServiceOptions {
   readonly sink?: PairSink;
   /** Limits and timeouts of the config in service. */
   readonly settings: () => ShadowSettings;
+  /** Endpoint pools shared with primary traffic: one choice of endpoint, one view of health. */
+  readonly pools: UpstreamPools;
 }
 
 /** Request headers a copy never carries as they are: undici frames the body itself. */
@@ -54,7 +57,7 @@ export class ShadowService {
   private readonly logger: Logger;
   private readonly sink: PairSink | undefined;
   private readonly settings: () => ShadowSettings;
-  readonly clients = new ShadowClients();
+  readonly clients: ShadowClients;
   private inflight = 0;
   private drainWaiters: (() => void)[] = [];
 
@@ -63,6 +66,7 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
+    this.clients = new ShadowClients(options.pools);
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 
