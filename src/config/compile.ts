@@ -59,6 +59,8 @@ export interface CompiledRoute {
   readonly shadows: readonly CompiledShadow[];
   readonly diff: DiffConfig;
   readonly baseline: CompiledUpstream | undefined;
+  /** %2F may stay in this route's paths. */
+  readonly keepEscapedSlashes: boolean;
   /** The backend for a request: sticky when the request carries the key. */
   pickBackend(headers: IncomingHttpHeaders): CompiledUpstream;
 }
@@ -76,6 +78,8 @@ export interface Snapshot extends SnapshotMeta {
   readonly hash: string;
   readonly routes: readonly CompiledRoute[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
+  /** Some route keeps %2F: paths are screened with it kept, and routes that reject it refuse it after routing. */
+  readonly keepEscapedSlashes: boolean;
   /** First route, in file order, that matches; undefined for none. */
   route(facts: RequestFacts): CompiledRoute | undefined;
 }
@@ -123,6 +127,7 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
     hash: configHash(config),
     routes,
     upstreams,
+    keepEscapedSlashes: routes.some((r) => r.keepEscapedSlashes),
     route(facts) {
       for (let i = 0; i < routeCount; i++) {
         const r = routes[i]!;
@@ -165,6 +170,7 @@ function compileRoute(route: RouteConfig, index: number, upstream: (name: string
     shadows,
     diff: route.diff,
     baseline: route.diff.baseline ? upstream(route.diff.baseline) : undefined,
+    keepEscapedSlashes: route.escapedSlashes === 'keep',
     pickBackend,
   });
 }

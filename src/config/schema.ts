@@ -445,6 +445,19 @@ const releaseSpec: ObjectSpec = {
   },
 };
 
+const pathsSpec = (description: string, dflt?: string): ObjectSpec => ({
+  type: 'object',
+  description,
+  properties: {
+    escapedSlashes: {
+      type: 'string',
+      enum: ['reject', 'keep'],
+      ...(dflt ? { default: dflt } : {}),
+      description: 'An encoded slash (%2F) in a path: reject answers 400; keep leaves it in its segment, for matching and upstream. See docs/security.md.',
+    },
+  },
+});
+
 const route: ObjectSpec = {
   type: 'object',
   description: 'A route: which requests it takes, where they go, what is mirrored.',
@@ -479,6 +492,7 @@ const route: ObjectSpec = {
         },
       },
     },
+    paths: pathsSpec('How this route treats request paths; default: the top-level paths.'),
     backends: {
       type: 'array',
       minItems: 1,
@@ -609,6 +623,7 @@ export const configSpec: ObjectSpec = {
     },
     limits,
     timeouts,
+    paths: pathsSpec('How request paths are treated.', 'reject'),
     tls: listenerTls,
   },
 };

@@ -150,7 +150,11 @@ export interface RouteConfig {
   readonly shadow: readonly ShadowConfig[];
   readonly diff: DiffConfig;
   readonly release: ReleaseConfig | undefined;
+  /** %2F in a path: refused, or kept as part of its segment (route's own setting, else the top level). */
+  readonly escapedSlashes: EscapedSlashes;
 }
+
+export type EscapedSlashes = 'reject' | 'keep';
 
 export interface LimitsConfig {
   readonly maxHeaderCount: number;
@@ -182,6 +186,7 @@ export interface GatewayConfig {
   readonly admin: AdminConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];
+  readonly paths: { readonly escapedSlashes: EscapedSlashes };
   readonly trustedProxies: readonly string[];
   /** Where release progress is persisted. */
   readonly stateDir: string;

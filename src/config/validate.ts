@@ -26,6 +26,7 @@ import type {
   StickyConfig,
   TimeoutsConfig,
   UpstreamConfig,
+  EscapedSlashes,
   EndpointConfig,
   HealthCheckConfig,
   OutlierDetectionConfig,
@@ -101,6 +102,8 @@ class MeaningChecker {
     this.report('warning', path, code, message);
   }
 
+  private escapedSlashes: EscapedSlashes = 'reject';
+
   normalize(raw: Raw): GatewayConfig | undefined {
     const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
     const admin = this.admin(raw['admin']);
@@ -109,6 +112,8 @@ class MeaningChecker {
     }
     const upstreams = this.upstreams(obj(raw['upstreams']), raw['upstreams'] !== undefined);
     const trustedProxies = this.trustedProxies(list(raw['trustedProxies']));
+    const paths = { escapedSlashes: (obj(raw['paths'])['escapedSlashes'] ?? 'reject') as EscapedSlashes };
+    this.escapedSlashes = paths.escapedSlashes;
     const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
@@ -116,7 +121,7 @@ class MeaningChecker {
     const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
     if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
-    return { version: 1, listen, admin, upstreams, routes, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
+    return { version: 1, listen, admin, upstreams, routes, paths, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -395,7 +400,8 @@ class MeaningChecker {
       : undefined;
     const release = r['release'] !== undefined ? this.release(obj(r['release']), childPath(path, 'release'), upstreams, backends, shadow, diff) : undefined;
     if (typeof r['name'] !== 'string' || !match) return undefined;
-    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff, release };
+    const escapedSlashes = (obj(r['paths'])['escapedSlashes'] ?? this.escapedSlashes) as EscapedSlashes;
+    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff, release, escapedSlashes };
   }
 
   private release(

@@ -33,7 +33,7 @@ import type { UpstreamPools } from '../upstream/pools.js';
 import type { RetryCause } from '../upstream/retry.js';
 import { UpstreamDeadlines, UpstreamTimeoutError, type Watched } from './deadlines.js';
 import { condemn, isCondemned, sendError } from './responses.js';
-import { ALLOW, SERVER_OPTIONS, screenRequest, type Refusal } from './screen.js';
+import { ALLOW, SERVER_OPTIONS, escapedSlashRefused, screenRequest, type Refusal } from './screen.js';
 import { classifyUpstreamError } from './upstream-faults.js';
 
 export { UpstreamTimeoutError };
@@ -166,13 +166,16 @@ export class ProxyHandler {
     const requestId = clientRequestId(req.headers) ?? randomUUID();
 
     const limits = active.snapshot.config.limits;
-    const screened = screenRequest(req, limits);
+    const screened = screenRequest(req, limits, active.snapshot.keepEscapedSlashes);
     if (!screened.ok) return this.refuse(req, res, active, screened, requestId, started);
     const method = req.method ?? 'GET';
 
     const route = active.snapshot.route({ method, path: screened.path, host: active.hostOf(req), headers: req.headers });
     if (!route) {
       return this.reject(req, res, active, 404, 'no route matches this request', 'no_route', requestId, started, undefined, true);
+    }
+    if (escapedSlashRefused(active.snapshot, route, screened.path)) {
+      return this.reject(req, res, active, 400, 'bad request: encoded slash or backslash in path', 'bad_path', requestId, started);
     }
     const upstream = route.pickBackend(req.headers);
     const stats = active.statsFor(route, upstream);

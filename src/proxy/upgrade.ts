@@ -34,7 +34,7 @@ import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './he
 import { upstreamPath } from './path.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from './responses.js';
-import { screenRequest } from './screen.js';
+import { escapedSlashRefused, screenRequest } from './screen.js';
 import { armUpstreamTimeouts, classifyUpstreamError } from './upstream-faults.js';
 
 export interface UpgradeHandlerOptions {
@@ -96,7 +96,7 @@ export class UpgradeHandler {
     };
     if (this.draining()) return refuse(503, 'the gateway is shutting down', 'draining');
 
-    const screened = screenRequest(req, active.snapshot.config.limits);
+    const screened = screenRequest(req, active.snapshot.config.limits, active.snapshot.keepEscapedSlashes);
     if (!screened.ok) return refuse(screened.status === 200 ? 400 : screened.status, screened.message || 'bad request', screened.reason, screened.headers);
     if (!upgradeWanted(req) || screened.hasBody) {
       return refuse(400, 'bad request: an upgrade must be a GET on HTTP/1.1 without a body', 'upgrade');
@@ -109,6 +109,7 @@ export class UpgradeHandler {
       active.unmatchedStats.observe(404, (performance.now() - started) / 1000);
       return refuse(404, 'no route matches this request', 'no_route');
     }
+    if (escapedSlashRefused(active.snapshot, route, screened.path)) return refuse(400, 'bad request: encoded slash or backslash in path', 'bad_path');
     const upstream = route.pickBackend(req.headers);
     const stats = active.statsFor(route, upstream);
     const peer = (socket as Socket).remoteAddress;

@@ -203,6 +203,7 @@ describe('traffic overlay', () => {
     shadow: [],
     diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 },
     release: release({ steps: ['shadow', 1, 5, 25, 50, 100] }),
+    escapedSlashes: 'reject',
   };
   const config = {
     version: 1,
@@ -221,6 +222,7 @@ describe('traffic overlay', () => {
           maxSockets: 8,
         }])),
     routes: [route],
+    paths: { escapedSlashes: 'reject' },
     trustedProxies: [],
     stateDir: '/tmp',
     limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, compareQueue: 10 },
