@@ -1,6 +1,6 @@
 /**
  * `gatewayctl serve`: load, validate and compile the config, then proxy.
- * Signals: SIGHUP reloads; SIGTERM/SIGINT drain and exit 0; a second one
+ * Signals: SIGHUP reloads; SIGUSR1 reopens the access log; SIGTERM/SIGINT drain and exit 0; a second one
  * exits at once.
  */
 import type { Command } from 'commander';
@@ -31,8 +31,9 @@ export function registerServe(program: Command, run: (action: () => Promise<numb
     .addHelpText(
       'after',
       `
-Signals: SIGHUP reloads the config; SIGTERM or SIGINT drains in-flight
-requests (up to timeouts.drain) and exits 0; a second signal exits at once.
+Signals: SIGHUP reloads the config; SIGUSR1 reopens the access log file
+(after rotation); SIGTERM or SIGINT drains in-flight requests (up to
+timeouts.drain) and exits 0; a second signal exits at once.
 
 Examples:
   gatewayctl serve -c gateway.yaml
@@ -98,5 +99,6 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
+    process.on('SIGUSR1', () => gateway.reopenLogs());
   });
 }

@@ -445,6 +445,50 @@ const releaseSpec: ObjectSpec = {
   },
 };
 
+/** Fields of an access log line (src/log/access-log.ts), in the order written. */
+export const ACCESS_LOG_FIELDS = [
+  'time',
+  'requestId',
+  'client',
+  'route',
+  'upstream',
+  'endpoint',
+  'method',
+  'path',
+  'status',
+  'bytes',
+  'durationMs',
+  'upstreamMs',
+  'retries',
+  'shadow',
+] as const;
+
+const accessLog: ObjectSpec = {
+  type: 'object',
+  description: 'One line per request, written off the request path; reopened on SIGUSR1 or when the file is renamed.',
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, maxLength: 4096, description: '"stdout", or a file (appended to; relative to the config file).' },
+    format: {
+      type: 'string',
+      enum: ['json', 'combined'],
+      default: 'json',
+      description: 'json: one object per line; combined: the Apache/NGINX combined format, the other fields appended as key=value.',
+    },
+    fields: {
+      type: 'array',
+      items: { type: 'string', enum: [...ACCESS_LOG_FIELDS] },
+      minItems: 1,
+      description: 'Fields written (json); default: all.',
+    },
+    headers: {
+      type: 'array',
+      items: headerName,
+      description: 'Request headers written (allow-list). Credentials (Authorization, Cookie, and any name that looks like a secret) are refused.',
+    },
+  },
+};
+
 const pathsSpec = (description: string, dflt?: string): ObjectSpec => ({
   type: 'object',
   description,
@@ -624,6 +668,7 @@ export const configSpec: ObjectSpec = {
     limits,
     timeouts,
     paths: pathsSpec('How request paths are treated.', 'reject'),
+    accessLog,
     tls: listenerTls,
   },
 };

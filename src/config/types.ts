@@ -156,6 +156,15 @@ export interface RouteConfig {
 
 export type EscapedSlashes = 'reject' | 'keep';
 
+export interface AccessLogConfig {
+  /** 'stdout', or an absolute file path. */
+  readonly path: string;
+  readonly format: 'json' | 'combined';
+  readonly fields: readonly string[];
+  /** Lower-case request header names. */
+  readonly headers: readonly string[];
+}
+
 export interface LimitsConfig {
   readonly maxHeaderCount: number;
   readonly maxHeaderBytes: number;
@@ -187,6 +196,7 @@ export interface GatewayConfig {
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];
   readonly paths: { readonly escapedSlashes: EscapedSlashes };
+  readonly accessLog: AccessLogConfig | undefined;
   readonly trustedProxies: readonly string[];
   /** Where release progress is persisted. */
   readonly stateDir: string;

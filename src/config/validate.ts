@@ -10,7 +10,8 @@ import { dirname, resolve } from 'node:path';
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
-import { configSpec } from './schema.js';
+import { isSecretHeader } from '../diff/secrets.js';
+import { ACCESS_LOG_FIELDS, configSpec } from './schema.js';
 import { INVALID, childPath, shapeDocument, type Position } from './shape.js';
 import type {
   AdminConfig,
@@ -26,6 +27,7 @@ import type {
   StickyConfig,
   TimeoutsConfig,
   UpstreamConfig,
+  AccessLogConfig,
   EscapedSlashes,
   EndpointConfig,
   HealthCheckConfig,
@@ -121,7 +123,8 @@ class MeaningChecker {
     const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
     if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
-    return { version: 1, listen, admin, upstreams, routes, paths, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
+    const accessLog = raw['accessLog'] !== undefined ? this.accessLog(obj(raw['accessLog'])) : undefined;
+    return { version: 1, listen, admin, upstreams, routes, paths, accessLog, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -211,6 +214,22 @@ class MeaningChecker {
       out.push({ name, url, weight: (entry['weight'] as number | undefined) ?? 1 });
     });
     return invalid || out.length === 0 ? undefined : out;
+  }
+
+  private accessLog(a: Raw): AccessLogConfig | undefined {
+    if (typeof a['path'] !== 'string') return undefined;
+    const headers = strings(a['headers']).map((h) => h.toLowerCase());
+    headers.forEach((h, i) => {
+      if (isSecretHeader(h)) {
+        this.error(childPath(childPath('accessLog', 'headers'), i), 'secret-header', `accessLog.headers: "${h}" may carry credentials; secrets are never logged`);
+      }
+    });
+    return {
+      path: a['path'] === 'stdout' ? 'stdout' : resolve(this.baseDir, a['path']),
+      format: a['format'] ?? 'json',
+      fields: a['fields'] ? [...new Set(strings(a['fields']))] : [...ACCESS_LOG_FIELDS],
+      headers: [...new Set(headers)],
+    };
   }
 
   private healthCheck(raw: unknown): HealthCheckConfig | undefined {

@@ -33,6 +33,7 @@ export class GatewayMetrics {
   readonly upstreamRetries: FastCounter;
   readonly endpointHealthy: Gauge<'upstream' | 'endpoint'>;
   readonly endpointEjections: Counter<'upstream' | 'endpoint'>;
+  readonly accessLogDropped: Counter;
   readonly shadowRequests: FastCounter;
   readonly shadowDuration: FastHistogram;
   readonly shadowComparisons: FastCounter;
@@ -131,6 +132,11 @@ export class GatewayMetrics {
       name: 'gatewayctl_upstream_ejections_total',
       help: 'Endpoints taken out of rotation after failing requests in a row (outlier detection).',
       labelNames: ['upstream', 'endpoint'],
+      registers,
+    });
+    this.accessLogDropped = new client.Counter({
+      name: 'gatewayctl_access_log_dropped_total',
+      help: 'Access log lines not written: the disk was full or the writer fell too far behind.',
       registers,
     });
     this.compareDropped = new client.Counter({

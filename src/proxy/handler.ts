@@ -22,6 +22,7 @@ import { PassThrough } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { CompiledRoute, CompiledUpstream } from '../config/compile.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
@@ -56,6 +57,9 @@ class Exchange implements Watched {
   writtenBefore = 0;
   upstreamSocket: Socket | undefined;
   poolTimeoutMs = 0;
+  /** For the access log: when the first try started, when the upstream's answer ended. */
+  sentAt = 0;
+  upstreamEndedAt = 0;
   /** The upstream request, once it has a socket. */
   upstreamRequest: ClientRequest | undefined;
   upstreamResponse: IncomingMessage | undefined;
@@ -100,6 +104,8 @@ export interface ProxyHandlerOptions {
   readonly shadow: ShadowService | undefined;
   /** The config to serve a new request with. */
   readonly current: () => ActiveConfig;
+  /** The access log, when the config asks for one. */
+  readonly accessLog?: () => AccessLog | undefined;
 }
 
 export class ProxyHandler {
@@ -111,8 +117,10 @@ export class ProxyHandler {
   private readonly pools: UpstreamPools;
   private readonly shadow: ShadowService | undefined;
   private readonly current: () => ActiveConfig;
+  private readonly accessLog: () => AccessLog | undefined;
 
   constructor(options: ProxyHandlerOptions) {
+    this.accessLog = options.accessLog ?? (() => undefined);
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.pools = options.pools;
@@ -164,6 +172,8 @@ export class ProxyHandler {
     const started = performance.now();
     const active = this.current();
     const requestId = clientRequestId(req.headers) ?? randomUUID();
+    const log = this.accessLog();
+    if (log) logOnClose(log, req, res, requestId, started);
 
     const limits = active.snapshot.config.limits;
     const screened = screenRequest(req, limits, active.snapshot.keepEscapedSlashes);
@@ -216,6 +226,7 @@ export class ProxyHandler {
   /** One try: an endpoint from the pool, the request forwarded to it. */
   private send(exchange: Exchange, req: IncomingMessage, res: ServerResponse, avoid: Endpoint | undefined): void {
     const endpoint = exchange.pool.pick(avoid);
+    if (exchange.tries === 0) exchange.sentAt = performance.now();
     exchange.endpoint = endpoint;
     exchange.holding = true;
     exchange.tries++;
@@ -272,6 +283,8 @@ export class ProxyHandler {
     if (isCondemned(req.socket)) return void req.resume();
     const active = this.current();
     const requestId = clientRequestId(req.headers) ?? randomUUID();
+    const log = this.accessLog();
+    if (log) logOnClose(log, req, res, requestId, performance.now());
     this.reject(req, res, active, 417, 'only "Expect: 100-continue" is supported', 'expectation', requestId, performance.now());
   };
 
@@ -408,6 +421,7 @@ export class ProxyHandler {
     (this as ExchangeResponse)[kExchange] = undefined;
     exchange.deadlines?.unwatch(exchange);
     exchange.release();
+    exchange.upstreamEndedAt = performance.now();
     const res = exchange.response;
     if (this.complete || !res || res.writableFinished) return;
     if (!exchange.upstreamFailed && !res.req.socket.destroyed) {
@@ -448,6 +462,7 @@ export class ProxyHandler {
     err: unknown,
   ): void {
     exchange.release();
+    exchange.upstreamEndedAt ||= performance.now();
     if (!exchange.upstreamFailed) {
       exchange.upstreamFailed = true;
       exchange.stats.upstreamError(reason);
@@ -481,6 +496,39 @@ export class ProxyHandler {
 }
 
 function noop(): void {}
+
+/**
+ * One access log line once the response is over (and, for a mirrored
+ * request, once its copies have an outcome). Registered before the
+ * exchange's own close listener, so the exchange is still attached.
+ */
+function logOnClose(log: AccessLog, req: IncomingMessage, res: ServerResponse, requestId: string, started: number): void {
+  const socket = req.socket;
+  const bytesBefore = socket.bytesWritten;
+  res.once('close', () => {
+    const exchange = (req as ExchangeRequest)[kExchange];
+    const ended = performance.now();
+    const entry = {
+      requestId,
+      client: socket.remoteAddress ?? '',
+      route: exchange?.route?.name ?? '',
+      upstream: exchange?.upstream?.name ?? '',
+      endpoint: exchange?.endpoint?.name ?? '',
+      method: req.method ?? '',
+      path: req.url ?? '',
+      httpVersion: req.httpVersion,
+      status: res.headersSent ? res.statusCode : 499,
+      bytes: socket.bytesWritten - bytesBefore,
+      durationMs: ended - started,
+      upstreamMs: exchange && exchange.sentAt > 0 ? (exchange.upstreamEndedAt || ended) - exchange.sentAt : undefined,
+      retries: exchange ? Math.max(0, exchange.tries - 1) : 0,
+      shadow: '',
+      headers: req.headers,
+    };
+    if (exchange?.mirror) exchange.mirror.whenSettled((shadow) => log.write({ ...entry, shadow }));
+    else log.write(entry);
+  });
+}
 
 /** The try's connection is up: the body may flow to it now (and can no longer be replayed). */
 function openBodyGate(exchange: Exchange, req: IncomingMessage): void {

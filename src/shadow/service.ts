@@ -31,6 +31,8 @@ export interface MirrorSession {
   primaryFailed(status: number, started: number): void;
   /** The user's response is over (finished, or cut short). */
   clientClosed(completed: boolean): void;
+  /** Calls back once every copy has an outcome: "completed", or one per target ("completed,timeout"). */
+  whenSettled(callback: (outcomes: string) => void): void;
 }
 
 export interface ShadowSettings {
@@ -251,6 +253,9 @@ class Session implements MirrorSession {
   private pending: number;
   private abandoned = false;
   private sent = false;
+  private outcomes: string | undefined;
+  private readonly outcomeOf: (ShadowOutcome | undefined)[];
+  private onSettled: ((outcomes: string) => void) | undefined;
 
   constructor(
     private readonly service: ShadowService,
@@ -264,6 +269,7 @@ class Session implements MirrorSession {
     private readonly options: { comparing: boolean; maxCaptureBytes: number; shadowTimeoutMs: number },
   ) {
     this.results = new Array(targets.length).fill(undefined);
+    this.outcomeOf = new Array(targets.length).fill(undefined);
     this.pending = targets.length + (options.comparing && route.baseline ? 1 : 0);
   }
 
@@ -297,9 +303,22 @@ class Session implements MirrorSession {
   }
 
   /** The request body could not be mirrored: release every slot. */
+  whenSettled(callback: (outcomes: string) => void): void {
+    if (this.outcomes !== undefined) callback(this.outcomes);
+    else this.onSettled = callback;
+  }
+
+  private settled(outcomes: string): void {
+    this.outcomes = outcomes;
+    const callback = this.onSettled;
+    this.onSettled = undefined;
+    callback?.(outcomes);
+  }
+
   abandon(outcome: ShadowOutcome): void {
     if (this.sent || this.abandoned) return;
     this.abandoned = true;
+    this.settled(this.targets.map(() => outcome).join(','));
     for (const t of this.targets) this.service.count(this.route, t.upstream, outcome);
     this.service.finished(this.targets.length);
   }
@@ -315,6 +334,8 @@ class Session implements MirrorSession {
           this.service.count(this.route, target.upstream, result.outcome, result.latencyMs / 1000);
           this.service.finished(1);
           this.results[i] = result;
+          this.outcomeOf[i] = result.outcome;
+          if (this.outcomeOf.every((o) => o !== undefined)) this.settled(this.outcomeOf.join(','));
           this.pending--;
           this.maybeCompare();
         });

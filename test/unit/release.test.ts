@@ -223,6 +223,7 @@ describe('traffic overlay', () => {
         }])),
     routes: [route],
     paths: { escapedSlashes: 'reject' },
+    accessLog: undefined,
     trustedProxies: [],
     stateDir: '/tmp',
     limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, compareQueue: 10 },
