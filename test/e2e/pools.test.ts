@@ -13,6 +13,7 @@ import { after, describe, test } from 'node:test';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
+import { runCli } from '../helpers/cli.js';
 import { deadPort } from '../helpers/upstream.js';
 
 /** An instance that can be killed and brought back on the same port. */
@@ -73,13 +74,17 @@ describe('upstream pools', () => {
   after(async () => {
     for (const c of cleanup.reverse()) await c();
   });
+  /** Starts the instances, to be killed after the tests. */
+  const running = async (...instances: Instance[]) => {
+    for (const i of instances) {
+      await i.start();
+      cleanup.push(() => i.kill());
+    }
+  };
 
   test('three endpoints, one killed under load: no failed request; ejected, detected, readmitted', async () => {
     const instances = [new Instance('a'), new Instance('b'), new Instance('c')];
-    for (const i of instances) await i.start();
-    cleanup.push(async () => {
-      for (const i of instances) await i.kill();
-    });
+    await running(...instances);
     const gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
@@ -152,8 +157,7 @@ routes:
         res.end(`${req.method} ${Buffer.concat(chunks).length}`);
       });
     });
-    await live.start();
-    cleanup.push(() => live.kill());
+    await running(live);
     const dead = await deadPort();
     const gw = await startGateway(`
 listen: 127.0.0.1:0
@@ -182,10 +186,7 @@ routes:
       req.on('end', () => req.socket.destroy());
     });
     const other = new Instance('other');
-    await dropper.start();
-    await other.start();
-    cleanup.push(() => dropper.kill());
-    cleanup.push(() => other.kill());
+    await running(dropper, other);
     const gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
@@ -217,10 +218,7 @@ routes:
       });
     const a = failing('a');
     const b = failing('b');
-    await a.start();
-    await b.start();
-    cleanup.push(() => a.kill());
-    cleanup.push(() => b.kill());
+    await running(a, b);
     const gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
@@ -240,10 +238,45 @@ routes:
     assert.ok(hits <= requests * 1.2 + 30, `upstream saw ${hits} tries for ${requests} requests`);
   });
 
+  test('shadow copies pick from the same pool: the health they see is the primary\'s too', async () => {
+    const primary = new Instance('primary');
+    const live = new Instance('live');
+    await running(primary, live);
+    const dead = await deadPort();
+    const gw = await startGateway(`
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams:
+  main: ${primary.url}
+  v2:
+    endpoints: [http://127.0.0.1:${dead}, ${live.url}]
+    outlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60s }
+    retry: { attempts: 1 }
+routes:
+  - name: dark
+    match: { prefix: /dark }
+    backends: [{ upstream: main }]
+    shadow: [{ upstream: v2 }]
+  - name: direct
+    backends: [{ upstream: v2 }]
+`);
+    cleanup.push(() => gw.close());
+    // Copies only: the dead endpoint fails them until it is ejected.
+    for (let i = 0; i < 10; i++) assert.equal((await request(gw.url + '/dark/x')).status, 200);
+    await until('the dead endpoint ejected by the copies', async () =>
+      metricValue(await metrics(gw), 'gatewayctl_upstream_ejections_total', { upstream: 'v2', endpoint: '0' }) === 1,
+    );
+    // Without retries, a user request to v2 would fail on the dead endpoint: none does, it is out for everyone.
+    for (let i = 0; i < 20; i++) assert.equal((await request(gw.url + '/x')).status, 200);
+    const status = await runCli(['status', '--admin', gw.adminUrl]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /v2\s+0\s+http:\/\/127\.0\.0\.1:\d+\s+1\s+out/);
+    assert.match(status.stdout, /v2\s+1\s+http:\/\/127\.0\.0\.1:\d+\s+1\s+healthy/);
+  });
+
   test('stalled uploads fill a small pool: others get 503 pool_exhausted or succeed; the upstream is not blamed', async () => {
     const app = new Instance('app');
-    await app.start();
-    cleanup.push(() => app.kill());
+    await running(app);
     const gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
