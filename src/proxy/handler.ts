@@ -8,8 +8,8 @@
  * bodies stream both ways without buffering. The upstream's pool
  * (src/upstream/) picks the endpoint for each try and hears how it went; a
  * try that failed before anything of it could matter is sent again, to
- * another endpoint, as src/upstream/retry.ts allows. Every failure ends in a status
- * (400/404/405/408/413/431/502/504/505) with a small JSON body, never in a
+ * another endpoint, as src/upstream/retry.ts allows. Every failure ends in a
+ * status (400/404/405/408/413/431/502/503/504/505) with a small JSON body, never in a
  * crash: the proxy's error callback is always given, and response streams
  * always have an error handler. Once the gateway has answered "connection:
  * close", nothing more is read from that connection: requests pipelined
