@@ -74,6 +74,12 @@ describe('upstream pools', () => {
   after(async () => {
     for (const c of cleanup.reverse()) await c();
   });
+  /** A gateway with one route, everything to upstream "app", given the upstreams block. */
+  const gatewayWith = async (upstreams: string) => {
+    const gw = await startGateway(`listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nupstreams:\n${upstreams}\nroutes:\n  - name: all\n    backends: [{ upstream: app }]\n`);
+    cleanup.push(() => gw.close());
+    return gw;
+  };
   /** Starts the instances, to be killed after the tests. */
   const running = async (...instances: Instance[]) => {
     for (const i of instances) {
@@ -85,20 +91,13 @@ describe('upstream pools', () => {
   test('three endpoints, one killed under load: no failed request; ejected, detected, readmitted', async () => {
     const instances = [new Instance('a'), new Instance('b'), new Instance('c')];
     await running(...instances);
-    const gw = await startGateway(`
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams:
+    const gw = await gatewayWith(`
   app:
     endpoints: [${instances.map((i) => i.url).join(', ')}]
     healthCheck: { path: /healthz, interval: 100ms, timeout: 500ms, healthyThreshold: 2, unhealthyThreshold: 2 }
     outlierDetection: { consecutiveFailures: 3, baseEjectionTime: 30s }
     retry: { attempts: 3, on: [connect, reset, 502, 503] }
-routes:
-  - name: all
-    backends: [{ upstream: app }]
 `);
-    cleanup.push(() => gw.close());
     const healthy = async (endpoint: string) =>
       metricValue(await metrics(gw), 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint });
 
@@ -148,6 +147,29 @@ routes:
     );
   });
 
+  test('active checks alone take a dead endpoint out before any request meets it, and bring it back', async () => {
+    const a = new Instance('a');
+    const b = new Instance('b');
+    await running(a, b);
+    const gw = await gatewayWith(`
+  app:
+    endpoints: [${a.url}, { url: ${b.url}, name: b }]
+    healthCheck: { path: /healthz, interval: 100ms, timeout: 300ms, healthyThreshold: 1, unhealthyThreshold: 2 }
+`);
+    const healthy = async () => metricValue(await metrics(gw), 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint: 'b' });
+    await until('b healthy', async () => (await healthy()) === 1);
+    await b.kill();
+    await until('b out of rotation', async () => (await healthy()) === 0);
+    assert.equal(metricValue(await metrics(gw), 'gatewayctl_upstream_ejections_total', { upstream: 'app' }), 0, 'no request was involved');
+    for (let i = 0; i < 10; i++) assert.equal((await request(gw.url + '/x')).text, 'a', 'only a serves');
+    await b.start();
+    await until('b back in rotation', async () => (await healthy()) === 1);
+    const served = new Set<string>();
+    for (let i = 0; i < 10; i++) served.add((await request(gw.url + '/x')).text);
+    assert.deepEqual([...served].sort(), ['a', 'b']);
+    assert.equal(a.hits + b.hits, 20, 'twenty requests (checks not counted)');
+  });
+
   test('a retry on connect failure is invisible; a POST body reaches the live endpoint whole', async () => {
     const live = new Instance('live', 0, (req, res) => {
       const chunks: Buffer[] = [];
@@ -159,16 +181,9 @@ routes:
     });
     await running(live);
     const dead = await deadPort();
-    const gw = await startGateway(`
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams:
+    const gw = await gatewayWith(`
   app: { endpoints: [http://127.0.0.1:${dead}, ${live.url}], outlierDetection: { consecutiveFailures: 1000 } }
-routes:
-  - name: all
-    backends: [{ upstream: app }]
 `);
-    cleanup.push(() => gw.close());
     const body = 'x'.repeat(200_000);
     const answers = await runConcurrently(40, 4, (i) =>
       request(gw.url + '/r', i % 2 ? { method: 'POST', body } : {}),
@@ -187,16 +202,9 @@ routes:
     });
     const other = new Instance('other');
     await running(dropper, other);
-    const gw = await startGateway(`
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams:
+    const gw = await gatewayWith(`
   app: { endpoints: [${dropper.url}, ${other.url}], retry: { attempts: 3, on: [connect, reset, 502, 503] }, outlierDetection: { consecutiveFailures: 1000 } }
-routes:
-  - name: all
-    backends: [{ upstream: app }]
 `);
-    cleanup.push(() => gw.close());
     let posts502 = 0;
     for (let i = 0; i < 10; i++) {
       const a = await request(gw.url + '/pay', { method: 'POST', body: 'amount=10' });
@@ -219,16 +227,9 @@ routes:
     const a = failing('a');
     const b = failing('b');
     await running(a, b);
-    const gw = await startGateway(`
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams:
+    const gw = await gatewayWith(`
   app: { endpoints: [${a.url}, ${b.url}], retry: { attempts: 3, on: [503], budgetPercent: 20 } }
-routes:
-  - name: all
-    backends: [{ upstream: app }]
 `);
-    cleanup.push(() => gw.close());
     const requests = 400;
     const answers = await runConcurrently(requests, 8, () => request(gw.url + '/x'));
     assert.ok(answers.every((x) => x.status === 503));
@@ -277,17 +278,8 @@ routes:
   test('stalled uploads fill a small pool: others get 503 pool_exhausted or succeed; the upstream is not blamed', async () => {
     const app = new Instance('app');
     await running(app);
-    const gw = await startGateway(`
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-upstreams:
-  app: { url: ${app.url}, maxSockets: 4, poolTimeout: 300ms }
-timeouts: { body: 2s }
-routes:
-  - name: all
-    backends: [{ upstream: app }]
-`);
-    cleanup.push(() => gw.close());
+    const gw = await gatewayWith(`  app: { url: ${app.url}, maxSockets: 4, poolTimeout: 300ms }
+timeouts: { body: 2s }`);
     const stalled: Socket[] = [];
     for (let i = 0; i < 500; i++) {
       const s = net.connect(gw.port, '127.0.0.1');
