@@ -32,6 +32,7 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { upstreamPath } from './path.js';
+import type { Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from './responses.js';
 import { escapedSlashRefused, screenRequest } from './screen.js';
@@ -131,7 +132,21 @@ export class UpgradeHandler {
       active.requestDone();
     };
     const state = { connected: false };
-    const upReq = this.request(upstream, screened.path + screened.query, req);
+    // The endpoint carries this exchange, tunnel included, until it closes.
+    const pool = this.pools.poolFor(upstream);
+    const endpoint = pool.pick();
+    pool.begin(endpoint);
+    let held = true;
+    let tunnelled = false;
+    const release = () => {
+      if (held) pool.finish(endpoint);
+      held = false;
+    };
+    const upReq = this.request(endpoint, screened.path + screened.query, req);
+    upReq.once('close', () => {
+      // The tunnel's socket was handed over: it is released when that closes.
+      if (!tunnelled) release();
+    });
     upReq.on('socket', () => armUpstreamTimeouts(upReq, upstream, state));
     // The client left during the handshake: drop the upstream request at once.
     const onClientGone = () => {
@@ -145,6 +160,7 @@ export class UpgradeHandler {
       if (settled) return;
       if (socket.destroyed) return settle(499);
       const fault = classifyUpstreamError(err, state.connected);
+      pool.record(endpoint, 'failure');
       stats.upstreamError(fault.reason);
       this.warn(upstream, fault.message, err, requestId);
       settle(fault.status);
@@ -184,6 +200,9 @@ export class UpgradeHandler {
         return sendRawError(socket, 502, 'upstream switched to a protocol the client did not ask for', requestId);
       }
       settle(101);
+      pool.record(endpoint, 'ok');
+      tunnelled = true;
+      upSocket.once('close', release);
       if (socket.destroyed) return void upSocket.destroy();
       upSocket.setTimeout(0);
       const extra = `connection: Upgrade\r\nupgrade: ${switched}\r\n`;
@@ -197,8 +216,7 @@ export class UpgradeHandler {
     for (const socket of this.tunnels) socket.destroy();
   }
 
-  private request(upstream: CompiledUpstream, pathAndQuery: string, req: IncomingMessage): ClientRequest {
-    const endpoint = this.pools.poolFor(upstream).pick();
+  private request(endpoint: Endpoint, pathAndQuery: string, req: IncomingMessage): ClientRequest {
     const target = endpoint.url;
     const https_ = target.protocol === 'https:';
     const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;

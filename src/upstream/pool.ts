@@ -4,9 +4,10 @@
  * and shadow copies all pick here and report back, so they share one view.
  *
  * Balancing: least outstanding requests (per unit of weight), ties broken by
- * smooth weighted round-robin. Under light load every endpoint is equally
- * idle and the weights set the shares exactly; under load a slow endpoint
- * (more requests in flight) gets fewer new ones, which round robin cannot do.
+ * smooth weighted round-robin among the tied endpoints. Under light load
+ * every endpoint is equally idle and the weights set the shares exactly;
+ * under load a slow endpoint (more requests in flight) gets fewer new ones,
+ * which round robin cannot do.
  *
  * Health: an endpoint is in rotation unless its active checks failed
  * (health-check.ts) or it was ejected for failing requests in a row. An
@@ -45,7 +46,6 @@ export class UpstreamPool {
   readonly budget: RetryBudget;
   readonly retry: RetryPolicy;
   private readonly health: HealthChecker | undefined;
-  private readonly totalWeight: number;
   private readonly single: Endpoint | undefined;
   private readonly lastEjectedAt = new Map<Endpoint, number>();
   private destroyed = false;
@@ -57,7 +57,6 @@ export class UpstreamPool {
     const config = upstream.config;
     this.name = upstream.name;
     this.endpoints = config.endpoints.map((e) => new Endpoint(e, clientTls(new URL(e.url), config.tls), config.maxSockets));
-    this.totalWeight = this.endpoints.reduce((sum, e) => sum + e.weight, 0);
     this.single = this.endpoints.length === 1 ? this.endpoints[0] : undefined;
     this.budget = new RetryBudget(config.retry.budgetPercent);
     this.retry = new RetryPolicy(config.retry);
@@ -79,21 +78,29 @@ export class UpstreamPool {
     return this.choose(now, avoid, true) ?? this.choose(now, avoid, false) ?? this.choose(now, undefined, false)!;
   }
 
+  /**
+   * The least loaded endpoint (outstanding per unit of weight); among equally
+   * loaded ones, smooth weighted round-robin. Only the tied endpoints take
+   * part in the round, so one that was passed over for being busy does not
+   * get a burst of catching up once it is idle again.
+   */
   private choose(now: number, avoid: Endpoint | undefined, inRotation: boolean): Endpoint | undefined {
-    let best: Endpoint | undefined;
-    let bestLoad = Infinity;
-    let credit = 0;
+    let least = Infinity;
     for (const e of this.endpoints) {
       if (e === avoid || (inRotation && !e.available(now))) continue;
-      credit += e.weight;
-      e.credit += e.weight;
       const load = e.outstanding / e.weight;
-      if (load < bestLoad || (load === bestLoad && e.credit > best!.credit)) {
-        best = e;
-        bestLoad = load;
-      }
+      if (load < least) least = load;
     }
-    if (best) best.credit -= credit;
+    if (least === Infinity) return undefined;
+    let best: Endpoint | undefined;
+    let total = 0;
+    for (const e of this.endpoints) {
+      if (e === avoid || (inRotation && !e.available(now)) || e.outstanding / e.weight !== least) continue;
+      total += e.weight;
+      e.credit += e.weight;
+      if (!best || e.credit > best.credit) best = e;
+    }
+    best!.credit -= total;
     return best;
   }
 
@@ -189,10 +196,6 @@ export class UpstreamPool {
       ejections: e.ejections,
       outstanding: e.outstanding,
     }));
-  }
-
-  get weight(): number {
-    return this.totalWeight;
   }
 
   closeIdle(): void {

@@ -170,6 +170,41 @@ describe('upstream pools', () => {
     assert.equal(a.hits + b.hits, 20, 'twenty requests (checks not counted)');
   });
 
+  test('least outstanding: an open WebSocket tunnel keeps new requests on the other endpoint', async () => {
+    const tunnels = new Map<string, Socket[]>();
+    const withTunnels = (name: string) => {
+      const instance = new Instance(name);
+      tunnels.set(name, []);
+      return instance;
+    };
+    const a = withTunnels('a');
+    const b = withTunnels('b');
+    await running(a, b);
+    for (const i of [a, b]) {
+      i.server!.on('upgrade', (_req, socket: Socket) => {
+        tunnels.get(i.name)!.push(socket);
+        socket.once('end', () => socket.destroy());
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      });
+    }
+    const gw = await gatewayWith(`  app: { endpoints: [${a.url}, ${b.url}] }`);
+    const client = net.connect(gw.port, '127.0.0.1');
+    cleanup.push(async () => void client.destroy());
+    client.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await new Promise<void>((resolve) => client.once('data', () => resolve()));
+    const busy = tunnels.get('a')!.length === 1 ? 'a' : 'b';
+    const idle = busy === 'a' ? 'b' : 'a';
+    const served = [];
+    for (let i = 0; i < 10; i++) served.push((await request(gw.url + '/x')).text);
+    assert.deepEqual(served, Array(10).fill(idle), 'every request to the endpoint with nothing in flight');
+    client.destroy();
+    await until('the tunnel closed on the upstream side', async () => tunnels.get(busy)![0]!.destroyed);
+    await new Promise((r) => setTimeout(r, 50));
+    const after = new Set<string>();
+    for (let i = 0; i < 10; i++) after.add((await request(gw.url + '/x')).text);
+    assert.deepEqual([...after].sort(), ['a', 'b'], 'shared again once the tunnel is gone');
+  });
+
   test('a retry on connect failure is invisible; a POST body reaches the live endpoint whole', async () => {
     const live = new Instance('live', 0, (req, res) => {
       const chunks: Buffer[] = [];

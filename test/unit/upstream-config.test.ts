@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { validateConfigSource } from '../../src/config/validate.js';
+import { compileSnapshot } from '../../src/config/compile.js';
 import { RetryBudget } from '../../src/upstream/budget.js';
+import { UpstreamPool } from '../../src/upstream/pool.js';
 import { RetryPolicy } from '../../src/upstream/retry.js';
 
 const check = (upstreams: string) =>
@@ -78,5 +80,56 @@ describe('retry budget', () => {
     let later = 0;
     while (budget.tryRetry(t + 11_000)) later++;
     assert.equal(later, 30);
+  });
+});
+
+describe('endpoint picking', () => {
+  const poolOf = (upstream: string) => {
+    const config = check(upstream).config!;
+    const snapshot = compileSnapshot(config, { generation: 1, source: 'u.yaml', loadedAt: new Date() });
+    return new UpstreamPool(snapshot.upstreams.get('a')!, undefined);
+  };
+  const names = (pool: UpstreamPool, n: number, hold = false) =>
+    Array.from({ length: n }, () => {
+      const e = pool.pick();
+      pool.begin(e);
+      if (!hold) pool.finish(e);
+      return e.name;
+    });
+
+  test('idle endpoints share exactly by weight, interleaved', () => {
+    const pool = poolOf('  a: { endpoints: ["http://h:1", { url: "http://h:2", weight: 2 }, "http://h:3"] }');
+    const picks = names(pool, 100);
+    assert.deepEqual([picks.filter((x) => x === '0').length, picks.filter((x) => x === '1').length, picks.filter((x) => x === '2').length], [25, 50, 25]);
+    assert.ok(picks.slice(0, 4).includes('0') && picks.slice(0, 4).includes('2'), 'not in runs');
+    pool.destroy();
+  });
+
+  test('requests in flight steer new ones to the least busy endpoint', () => {
+    const pool = poolOf('  a: { endpoints: ["http://h:1", "http://h:2", "http://h:3"] }');
+    const busy = pool.endpoints[0]!;
+    pool.begin(busy);
+    pool.begin(busy);
+    const picks = names(pool, 4, true);
+    assert.ok(!picks.slice(0, 4).includes('0'), `the busy endpoint waits until the others are as busy: ${picks}`);
+    pool.destroy();
+  });
+
+  test('the endpoint that just failed is avoided; nothing in rotation: panic mode still picks', () => {
+    const pool = poolOf('  a: { endpoints: ["http://h:1", "http://h:2"], outlierDetection: { consecutiveFailures: 1, maxEjectionPercent: 100 } }');
+    const [first, second] = pool.endpoints as [ReturnType<UpstreamPool['pick']>, ReturnType<UpstreamPool['pick']>];
+    assert.equal(pool.pick(first), second);
+    pool.record(first, 'failure');
+    pool.record(second, 'failure');
+    assert.deepEqual(pool.states().map((s) => s.ejected), [true, true]);
+    assert.ok(pool.endpoints.includes(pool.pick()), 'panic mode: an endpoint all the same');
+    pool.destroy();
+  });
+
+  test('at most maxEjectionPercent ejected at once, one always may be', () => {
+    const pool = poolOf('  a: { endpoints: ["http://h:1", "http://h:2", "http://h:3"], outlierDetection: { consecutiveFailures: 1, maxEjectionPercent: 10 } }');
+    for (const e of pool.endpoints) pool.record(e, 'failure');
+    assert.deepEqual(pool.states().map((s) => s.ejected), [true, false, false]);
+    pool.destroy();
   });
 });
