@@ -205,6 +205,17 @@ describe('upstream pools', () => {
     assert.deepEqual([...after].sort(), ['a', 'b'], 'shared again once the tunnel is gone');
   });
 
+  test('an endpoint named by DNS is resolved, for requests and for health checks', async () => {
+    const app = new Instance('app');
+    await running(app);
+    const gw = await gatewayWith(`  app:
+    endpoints: [http://localhost:${app.port}]
+    healthCheck: { path: /healthz, interval: 100ms, timeout: 500ms, unhealthyThreshold: 1 }`);
+    assert.equal((await request(gw.url + '/x')).text, 'app');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(metricValue(await metrics(gw), 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint: '0' }), 1);
+  });
+
   test('a retry on connect failure is invisible; a POST body reaches the live endpoint whole', async () => {
     const live = new Instance('live', 0, (req, res) => {
       const chunks: Buffer[] = [];
