@@ -10,7 +10,8 @@ import { compileMatcher, type Matcher, type RequestFacts } from '../routing/matc
 import { StickyPicker } from '../routing/sticky.js';
 import { SmoothWeightedPicker } from '../routing/weighted.js';
 import { clientTls, type ClientTls } from '../tls/upstream.js';
-import type { DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig } from './types.js';
+import type { DependencyConfig, DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig, UpstreamTlsConfig } from './types.js';
+import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETRY_DEFAULTS } from './types.js';
 
 export interface CompiledUpstream {
   readonly name: string;
@@ -22,6 +23,15 @@ export interface CompiledUpstream {
   readonly poolKey: string;
   /** How an https:// upstream is verified; undefined for http://. */
   readonly tls: ClientTls | undefined;
+}
+
+/** A dependency reached through the egress (src/egress/). */
+export interface CompiledDependency {
+  readonly name: string;
+  readonly config: DependencyConfig;
+  /** How the live side reaches it: an upstream like any other. */
+  readonly upstream: CompiledUpstream;
+  readonly passthrough: ReadonlySet<string>;
 }
 
 /**
@@ -80,6 +90,7 @@ export interface Snapshot extends SnapshotMeta {
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   /** Some route keeps %2F: paths are screened with it kept, and routes that reject it refuse it after routing. */
   readonly keepEscapedSlashes: boolean;
+  readonly dependencies: ReadonlyMap<string, CompiledDependency>;
   /** First route, in file order, that matches; undefined for none. */
   route(facts: RequestFacts): CompiledRoute | undefined;
 }
@@ -90,28 +101,14 @@ export function configHash(config: GatewayConfig): string {
 
 export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snapshot {
   const upstreams = new Map<string, CompiledUpstream>();
-  for (const u of Object.values(config.upstreams)) {
-    const timeoutMs = u.timeoutMs ?? config.timeouts.upstreamMs;
-    const target = new URL(u.url);
-    const tls = clientTls(target, u.tls);
-    upstreams.set(u.name, {
-      name: u.name,
-      config: u,
-      target,
-      timeoutMs,
-      // The name is part of it: endpoint health and metrics belong to one upstream.
-      poolKey: JSON.stringify([
-        u.name,
-        u.endpoints,
-        u.connectTimeoutMs,
-        u.maxSockets,
-        u.healthCheck ?? null,
-        u.outlierDetection,
-        u.retry,
-        tls ? tls.identity : null,
-      ]),
-      tls,
-    });
+  for (const u of Object.values(config.upstreams)) upstreams.set(u.name, compileUpstream(u, config.timeouts.upstreamMs));
+  const dependencies = new Map<string, CompiledDependency>();
+  for (const d of Object.values(config.dependencies ?? {})) {
+    const upstream = compileUpstream(
+      singleUrlUpstream(d.name, d.url, d.tls),
+      config.timeouts.upstreamMs,
+    );
+    dependencies.set(d.name, { name: d.name, config: d, upstream, passthrough: new Set(d.passthrough) });
   }
   const upstream = (name: string) => {
     const found = upstreams.get(name);
@@ -128,6 +125,7 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
     routes,
     upstreams,
     keepEscapedSlashes: routes.some((r) => r.keepEscapedSlashes),
+    dependencies,
     route(facts) {
       for (let i = 0; i < routeCount; i++) {
         const r = routes[i]!;
@@ -137,6 +135,46 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
     },
   };
   return Object.freeze(snapshot);
+}
+
+/** An upstream of one URL with every default (an egress dependency's). */
+function singleUrlUpstream(name: string, url: string, tls: UpstreamTlsConfig | undefined): UpstreamConfig {
+  return {
+    name,
+    url,
+    endpoints: [{ name: '0', url, weight: 1 }],
+    healthCheck: undefined,
+    outlierDetection: OUTLIER_DEFAULTS,
+    retry: RETRY_DEFAULTS,
+    poolTimeoutMs: CONNECT_TIMEOUT_DEFAULT_MS,
+    timeoutMs: undefined,
+    connectTimeoutMs: CONNECT_TIMEOUT_DEFAULT_MS,
+    maxSockets: MAX_SOCKETS_DEFAULT,
+    ...(tls ? { tls } : {}),
+  };
+}
+
+function compileUpstream(u: UpstreamConfig, defaultTimeoutMs: number): CompiledUpstream {
+  const target = new URL(u.url);
+  const tls = clientTls(target, u.tls);
+  return {
+    name: u.name,
+    config: u,
+    target,
+    timeoutMs: u.timeoutMs ?? defaultTimeoutMs,
+    // The name is part of it: endpoint health and metrics belong to one upstream.
+    poolKey: JSON.stringify([
+      u.name,
+      u.endpoints,
+      u.connectTimeoutMs,
+      u.maxSockets,
+      u.healthCheck ?? null,
+      u.outlierDetection,
+      u.retry,
+      tls ? tls.identity : null,
+    ]),
+    tls,
+  };
 }
 
 function compileRoute(route: RouteConfig, index: number, upstream: (name: string) => CompiledUpstream): CompiledRoute {

@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { checkDependencies, checkEgress, type EgressReporter } from '../egress/check.js';
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
@@ -35,6 +36,7 @@ import type {
   RetryConfig,
   RetryOn,
 } from './types.js';
+import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETRY_DEFAULTS } from './types.js';
 import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from './units.js';
 
 export const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
@@ -68,6 +70,8 @@ type Raw = Record<string, any>;
 class MeaningChecker {
   /** Relative file paths in the config (certificates) are relative to the config file. */
   private readonly baseDir: string;
+  /** egress.dark is configured: mirrored writes reach dependencies only through it. */
+  private darkEgress = false;
   private readonly reporter: Reporter = {
     error: (path, code, message) => this.error(path, code, message),
     warn: (path, code, message) => this.warn(path, code, message),
@@ -107,6 +111,7 @@ class MeaningChecker {
   private escapedSlashes: EscapedSlashes = 'reject';
 
   normalize(raw: Raw): GatewayConfig | undefined {
+    this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
     const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
     const admin = this.admin(raw['admin']);
     if (addressesClash(listen, admin)) {
@@ -122,9 +127,35 @@ class MeaningChecker {
     const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
     const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
     if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
+    const egressReporter: EgressReporter = {
+      ...this.reporter,
+      external: (d) => this.diagnostics.push(d),
+      url: (text, path) => this.upstreamUrl(text, path),
+    };
+    const taken = [
+      { name: 'listen', address: listen },
+      { name: 'admin', address: admin },
+    ];
+    const egress = checkEgress(raw['egress'] as Raw | undefined, taken, egressReporter);
+    const dependencies = checkDependencies(raw['dependencies'] as Raw | undefined, this.baseDir, egressReporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
     const accessLog = raw['accessLog'] !== undefined ? this.accessLog(obj(raw['accessLog'])) : undefined;
-    return { version: 1, listen, admin, upstreams, routes, paths, accessLog, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
+    return {
+      version: 1,
+      listen,
+      admin,
+      upstreams,
+      routes,
+      paths,
+      accessLog,
+      trustedProxies,
+      stateDir,
+      limits,
+      timeouts,
+      ...(tls ? { tls: tls.config } : {}),
+      ...(egress ? { egress } : {}),
+      ...(Object.keys(dependencies).length > 0 ? { dependencies } : {}),
+    };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -159,7 +190,7 @@ class MeaningChecker {
       if (!endpoints) continue;
       const url = endpoints[0]!.url;
       const tls = checkUpstreamTls(spec['tls'], new URL(url), path, this.baseDir, this.reporter);
-      const connectTimeoutMs = spec['connectTimeout'] ?? 5000;
+      const connectTimeoutMs = spec['connectTimeout'] ?? CONNECT_TIMEOUT_DEFAULT_MS;
       out[name] = {
         name,
         url,
@@ -170,7 +201,7 @@ class MeaningChecker {
         poolTimeoutMs: spec['poolTimeout'] ?? connectTimeoutMs,
         timeoutMs: spec['timeout'],
         connectTimeoutMs,
-        maxSockets: spec['maxSockets'] ?? 256,
+        maxSockets: spec['maxSockets'] ?? MAX_SOCKETS_DEFAULT,
         ...(tls ? { tls } : {}),
       };
     }
@@ -247,17 +278,17 @@ class MeaningChecker {
 
   private outlierDetection(o: Raw): OutlierDetectionConfig {
     return {
-      consecutiveFailures: o['consecutiveFailures'] ?? 5,
-      baseEjectionMs: o['baseEjectionTime'] ?? 30_000,
-      maxEjectionPercent: o['maxEjectionPercent'] ?? 50,
+      consecutiveFailures: o['consecutiveFailures'] ?? OUTLIER_DEFAULTS.consecutiveFailures,
+      baseEjectionMs: o['baseEjectionTime'] ?? OUTLIER_DEFAULTS.baseEjectionMs,
+      maxEjectionPercent: o['maxEjectionPercent'] ?? OUTLIER_DEFAULTS.maxEjectionPercent,
     };
   }
 
   private retry(r: Raw): RetryConfig {
     const on = Array.isArray(r['on'])
       ? [...new Set((r['on'] as unknown[]).filter((x): x is RetryOn => x === 'connect' || x === 'reset' || typeof x === 'number'))]
-      : (['connect', 'reset'] as RetryOn[]);
-    return { attempts: r['attempts'] ?? 2, on, budgetPercent: r['budgetPercent'] ?? 20 };
+      : RETRY_DEFAULTS.on;
+    return { attempts: r['attempts'] ?? RETRY_DEFAULTS.attempts, on, budgetPercent: r['budgetPercent'] ?? RETRY_DEFAULTS.budgetPercent };
   }
 
   private upstreamUrl(text: string, path: string): string | undefined {
@@ -377,7 +408,8 @@ class MeaningChecker {
       }
       const methods = upper((raw['methods'] as string[] | undefined) ?? SAFE_METHODS);
       const unsafe = methods.filter((m) => !SAFE_METHODS.includes(m));
-      if (unsafe.length > 0) {
+      // With a dark egress the copies' side effects go through it, answered and compared.
+      if (unsafe.length > 0 && !this.darkEgress) {
         this.warn(
           childPath(sp, 'methods'),
           'unsafe-shadow',
@@ -591,6 +623,7 @@ class MeaningChecker {
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
+      recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
@@ -607,6 +640,7 @@ class MeaningChecker {
       upstreamMs: t['upstream'] ?? 30_000,
       shadowMs: t['shadow'] ?? 10_000,
       drainMs: t['drain'] ?? 30_000,
+      recordMs: t['record'] ?? 30_000,
     };
   }
 }

@@ -63,6 +63,8 @@ export interface GatewayOptions {
   readonly metrics?: GatewayMetrics;
   /** Extra admin endpoints (diffs, status, releases). */
   readonly adminRoutes?: readonly AdminRoute[];
+  /** Told when a reload starts and ends, whatever triggered it (service manager notification). */
+  readonly reloadPhases?: { begin(): void; end(): void };
 }
 
 export interface GatewayAddresses {
@@ -128,9 +130,10 @@ export class Gateway {
   private readonly logger: Logger;
   private watcher: ConfigWatcher | undefined;
   private stopping = false;
+  private withdrawn = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
-  private readonly closeHooks: (() => void)[] = [];
+  private readonly closeHooks: (() => void | Promise<void>)[] = [];
   addresses: GatewayAddresses | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
@@ -153,7 +156,7 @@ export class Gateway {
     });
     this.admin = new AdminServer(
       {
-        ready: () => !this.stopping,
+        ready: () => !this.stopping && !this.withdrawn,
         metrics: () => this.dataPlane.metrics(this.metrics),
         config: () => describeSnapshot(this.config.current),
         reload: async () => reloadReply(await this.reload('admin')),
@@ -237,19 +240,23 @@ export class Gateway {
     this.reloadHooks.push(hook);
   }
 
-  /** Runs once the gateway has stopped serving (after drain or close). */
-  onClose(hook: () => void): void {
+  /** Runs once the gateway has stopped serving (after drain or close); drain and close wait for it. */
+  onClose(hook: () => void | Promise<void>): void {
     this.closeHooks.push(hook);
   }
 
-  private runCloseHooks(): void {
+  private async runCloseHooks(): Promise<void> {
+    const failed = (err: unknown) => this.logger.error('gateway.close', `cleanup failed: ${(err as Error).message}`);
+    const running: Promise<void>[] = [];
     for (const hook of this.closeHooks.splice(0)) {
       try {
-        hook();
+        const result = hook();
+        if (result) running.push(result.catch(failed));
       } catch (err) {
-        this.logger.error('gateway.close', `cleanup failed: ${(err as Error).message}`);
+        failed(err);
       }
     }
+    await Promise.all(running);
   }
 
   /**
@@ -264,6 +271,15 @@ export class Gateway {
 
   private async reloadNow(trigger: string, text?: string): Promise<ReloadResult> {
     if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
+    this.options.reloadPhases?.begin();
+    try {
+      return await this.applyReload(trigger, text);
+    } finally {
+      this.options.reloadPhases?.end();
+    }
+  }
+
+  private async applyReload(trigger: string, text?: string): Promise<ReloadResult> {
     const result = this.config.reload(trigger, text);
     if (result.status === 'applied') {
       this.releases.sync(result.snapshot.config);
@@ -276,6 +292,14 @@ export class Gateway {
       await this.tls.update(this.config.current.config);
     }
     return result;
+  }
+
+  /**
+   * Fails readiness while still serving, so load balancers stop sending new
+   * connections before drain() closes the listener.
+   */
+  withdraw(): void {
+    this.withdrawn = true;
   }
 
   get isStopping(): boolean {
@@ -304,7 +328,7 @@ export class Gateway {
     );
     await this.dataPlane.drain(deadline);
     await this.admin.close();
-    this.runCloseHooks();
+    await this.runCloseHooks();
     this.logger.info('gateway.stopped', 'gateway stopped');
   }
 
@@ -315,6 +339,6 @@ export class Gateway {
     this.releases.stop();
     await this.dataPlane.close();
     await this.admin.close();
-    this.runCloseHooks();
+    await this.runCloseHooks();
   }
 }

@@ -12,7 +12,7 @@ import type { CompiledUpstream } from '../config/compile.js';
 import { undiciConnector } from '../tls/upstream.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
-import type { UpstreamPools } from '../upstream/pools.js';
+import { UpstreamPools } from '../upstream/pools.js';
 
 export interface CopyRequest {
   readonly method: string;
@@ -108,7 +108,8 @@ const poolKey = (upstream: CompiledUpstream, endpoint: Endpoint) =>
 export class ShadowClients {
   private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly upstreams: UpstreamPools) {}
+  /** `upstreams`: the gateway's endpoint pools; a client of its own (egress) keeps its own. */
+  constructor(private readonly upstreams: UpstreamPools = new UpstreamPools()) {}
 
   private connectionsFor(upstream: CompiledUpstream, endpoint: Endpoint): Pool {
     const key = poolKey(upstream, endpoint);
