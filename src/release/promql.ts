@@ -56,6 +56,8 @@ export interface StepQueries {
   readonly latency: string;
   /** Shadow comparisons by target and result over the window. */
   readonly comparisons: string;
+  /** The gateway's own 503s (pool_exhausted), not held against the upstream. */
+  readonly gatewayErrors: string;
   /** Raw scrape timestamps of every gateway in scope, to find gaps. */
   readonly scrapes: string;
 }
@@ -67,6 +69,7 @@ export function stepQueries(selector: readonly string[], route: string, windowMs
     requests: `sum by (route, upstream, code) (increase(${scoped('gatewayctl_requests_total', selector, route)}[${range}]))`,
     latency: `sum by (route, upstream, le) (increase(${scoped('gatewayctl_request_duration_seconds_bucket', selector, route)}[${range}]))`,
     comparisons: `sum by (route, upstream, result) (increase(${scoped('gatewayctl_shadow_comparisons_total', selector, route)}[${range}]))`,
+    gatewayErrors: `sum by (route, upstream, reason) (increase(${scoped('gatewayctl_upstream_errors_total', [...selector, 'reason="pool_exhausted"'], route)}[${range}]))`,
     // Every gateway exports its config generation on every successful scrape.
     scrapes: `gatewayctl_config_generation${selector.length ? all : ''}[${range}]`,
   };

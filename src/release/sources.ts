@@ -40,10 +40,11 @@ export class PrometheusEvidence implements EvidenceSource {
 
   async window(route: string, startMs: number, nowMs: number): Promise<EvidenceWindow> {
     const q = stepQueries(this.selector, route, nowMs - startMs);
-    const [requests, latency, comparisons, scrapes] = await Promise.all([
+    const [requests, latency, comparisons, gatewayErrors, scrapes] = await Promise.all([
       this.client.vector(q.requests, nowMs),
       this.client.vector(q.latency, nowMs),
       this.client.vector(q.comparisons, nowMs),
+      this.client.vector(q.gatewayErrors, nowMs),
       this.client.matrix(q.scrapes, nowMs),
     ]);
     const coverage = windowCoverage(
@@ -56,6 +57,7 @@ export class PrometheusEvidence implements EvidenceSource {
       ...vectorSamples('gatewayctl_requests_total', requests),
       ...vectorSamples('gatewayctl_request_duration_seconds_bucket', latency),
       ...vectorSamples('gatewayctl_shadow_comparisons_total', comparisons),
+      ...vectorSamples('gatewayctl_upstream_errors_total', gatewayErrors),
     ];
     return { evidence: evidenceFrom(samples), coverage };
   }
