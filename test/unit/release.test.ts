@@ -386,7 +386,6 @@ describe('scrape coverage', () => {
     assert.ok(!windowCoverage([], 0, 10_000).ok);
     const sparse = windowCoverage([{ times: [0, 1000, 2000] }], 0, 10_000, 250);
     assert.equal(sparse.ok, false, 'a 250ms interval implies many more scrapes');
-    });
   });
 });
 
