@@ -282,10 +282,11 @@ export class GatewayMetrics {
         (upstream === undefined || upstream === 'none' || upstreams.has(String(upstream)))
       );
     };
-    for (const metric of [this.requests, this.requestDuration, this.upstreamErrors, this.shadowRequests, this.shadowDuration, this.shadowComparisons, this.shadowDifferences]) {
-      metric.retain(keep);
+    const fast = [this.requests, this.requestDuration, this.upstreamErrors, this.upstreamRetries, this.shadowRequests, this.shadowDuration, this.shadowComparisons, this.shadowDifferences];
+    for (const metric of fast) metric.retain(keep);
+    for (const metric of [this.compareDropped, this.endpointHealthy, this.endpointEjections] as const) {
+      for (const { labels } of (await metric.get()).values) if (!keep(labels)) metric.remove(labels as never);
     }
-    for (const { labels } of (await this.compareDropped.get()).values) if (!keep(labels)) this.compareDropped.remove(labels);
   }
 
   /** Per-route, per-upstream children for the request path. */
