@@ -3,7 +3,8 @@
  * health, readiness, metrics, the running config, reload, and the diff and
  * release views. Calls that change state need the bearer token when one is
  * configured; requests whose Host is not this listener's are refused, so a
- * web page cannot reach the API through DNS rebinding.
+ * web page cannot reach the API through DNS rebinding, and cross-site
+ * requests cannot change state (csrf.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import { isIP } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { normalizeTarget } from '../proxy/path.js';
 import { hostLines } from '../proxy/screen.js';
+import { crossSiteRefusal } from './csrf.js';
 
 export interface AdminReply {
   readonly status: number;
@@ -117,6 +119,10 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin.local');
     const method = req.method ?? 'GET';
     const path = url.pathname;
+    if (method !== 'GET' && method !== 'HEAD') {
+      const refusal = crossSiteRefusal(req);
+      if (refusal) return sendJson(res, 403, { error: refusal });
+    }
 
     const route = this.backend.extraRoutes?.find((r) =>
       r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path,

@@ -345,7 +345,7 @@ describe('certificate rotation', () => {
       rotateByRename(tmp.dir, 'example-next');
       await sleep(300);
       assert.equal((await tlsRequest(gw.url + '/', { servername: 'example.com' })).fingerprint, EXAMPLE);
-      const reply = await request(gw.adminUrl + '/reload', { method: 'POST' });
+      const reply = await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       assert.equal(reply.status, 200);
       assert.equal((await tlsRequest(gw.url + '/', { servername: 'example.com' })).fingerprint, NEXT);
     } finally {
