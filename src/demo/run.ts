@@ -5,6 +5,9 @@
  * a dark launch of v2 on the rest of the API), and a light, steady stream
  * of traffic. The CLI shows what happens; this module knows no terminal.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateConfigFile } from '../config/validate.js';
 import { ConfigInvalidError, ErrorCodes, GatewayError } from '../errors.js';
@@ -31,17 +34,32 @@ export interface Demo {
   readonly traffic: TrafficGenerator | undefined;
   readonly url: string;
   readonly adminUrl: string;
+  /** The web console on the admin port. */
+  readonly consoleUrl: string;
   readonly shops: readonly ShopService[];
   close(): Promise<void>;
+}
+
+/**
+ * The demo config with its release progress kept in a fresh directory, so
+ * every demo starts its release at the first step and leaves nothing behind.
+ */
+function demoConfigCopy(): { file: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'gatewayctl-demo-'));
+  const file = join(dir, 'demo.yaml');
+  writeFileSync(file, `${readFileSync(DEMO_CONFIG, 'utf8')}\nstateDir: ${JSON.stringify(join(dir, 'state'))}\n`);
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export async function startDemo(options: DemoOptions): Promise<Demo> {
   const checked = validateConfigFile(DEMO_CONFIG);
   if (!checked.config) throw new ConfigInvalidError(checked.diagnostics);
   const shops: ShopService[] = [];
+  const config = demoConfigCopy();
   const closeAll = async (server?: Server) => {
     await server?.gateway.close();
     await Promise.all(shops.map((s) => s.close()));
+    config.remove();
   };
   try {
     for (const [name, upstream] of Object.entries(checked.config.upstreams)) {
@@ -63,7 +81,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   let server: Server;
   try {
     server = await composeServer({
-      configFile: DEMO_CONFIG,
+      configFile: config.file,
       logger: options.logger,
       listen: { host: '127.0.0.1', port: options.port },
       admin: { host: '127.0.0.1', port: options.adminPort },
@@ -82,6 +100,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     traffic,
     url,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
+    consoleUrl: `http://127.0.0.1:${addresses.admin.port}/ui`,
     shops,
     async close() {
       traffic?.stop();

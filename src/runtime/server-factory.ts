@@ -6,7 +6,9 @@
  *   shadow path ─MirroredPair─▶ DiffEngine ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
  *   (with --workers N, each worker runs its own engine and forwards outcomes over IPC)
  *   metrics of every process ─────────────▶ StatusView ──────────▶ GET /status
+ *   web/console/ ─────────────────────────────────────────────────▶ GET /ui (reads the endpoints above)
  */
+import { consoleRoutes } from '../admin/console.js';
 import { StatusView } from '../admin/status.js';
 import { diffRoutes } from '../diff/endpoints.js';
 import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
@@ -62,7 +64,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.admin ? { admin: options.admin } : {}),
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
-      adminRoutes: [...diffRoutes(store), ...status.routes()],
+      adminRoutes: [...diffRoutes(store), ...status.routes(), ...consoleRoutes()],
       dataPlane: (m, logger) => {
         if (workers <= 1) return new LocalDataPlane(m, logger, engine);
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
