@@ -41,7 +41,7 @@ function routeCard(route, latency, release, history) {
     className: `s${i % 4}`,
   }));
   const backends = table(
-    ['backend', 'share of traffic', 'req/s', '5xx', 'mean latency'],
+    ['backend', 'share of traffic', 'req/s', '5xx', 'p50', 'p99'],
     route.backends.map((b, i) =>
       h(
         'tr',
@@ -50,7 +50,8 @@ function routeCard(route, latency, release, history) {
         h('td', { class: 'num', title: `weight ${b.weight}` }, h('strong', null, percent(b.share, 0))),
         h('td', { class: 'num' }, number(b.rps, 1)),
         h('td', { class: 'num' }, percent(b.errorRate)),
-        h('td', { class: 'num' }, millis(b.meanLatencyMs)),
+        h('td', { class: 'num', title: `mean ${millis(b.meanLatencyMs)}` }, millis(b.p50Ms ?? b.meanLatencyMs)),
+        h('td', { class: 'num' }, millis(b.p99Ms)),
       ),
     ),
     { class: 'grid-table' },
