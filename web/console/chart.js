@@ -8,9 +8,13 @@ const PAD = { left: 30, right: 6, top: 6, bottom: 14 };
 
 /**
  * series: [{ name, points: [[t, v], ...], className, step }]; a `step`
- * series holds its value until the next point and up to now.
+ * series holds its value until the next point and up to now. The chart
+ * spans at most `windowMs`, and less while the data is younger (at least a
+ * minute), so a page just opened draws across its whole width.
  */
-export function timeChart({ series, windowMs, now = Date.now(), max, unit = '', label }) {
+export function timeChart({ series, windowMs: maxWindowMs, now = Date.now(), max, unit = '', label }) {
+  const earliest = Math.min(now, ...series.flatMap((s) => s.points.map((p) => p[0])));
+  const windowMs = Math.min(maxWindowMs, Math.max(60_000, (now - earliest) * 1.05));
   const start = now - windowMs;
   const top = Math.max(max ?? 0, ...series.flatMap((s) => s.points.map((p) => p[1])), 1);
   const x = (t) => PAD.left + ((Math.max(t, start) - start) / windowMs) * (WIDTH - PAD.left - PAD.right);
@@ -32,7 +36,7 @@ export function timeChart({ series, windowMs, now = Date.now(), max, unit = '', 
     svg('line', { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(top), y2: y(top), class: 'grid' }),
     svg('text', { x: PAD.left - 3, y: y(top) + 4, class: 'tick', 'text-anchor': 'end' }, `${roundTop(top)}${unit}`),
     svg('text', { x: PAD.left - 3, y: y(0) + 3, class: 'tick', 'text-anchor': 'end' }, `0`),
-    svg('text', { x: PAD.left, y: HEIGHT - 2, class: 'tick' }, `−${Math.round(windowMs / 60000)} min`),
+    svg('text', { x: PAD.left, y: HEIGHT - 2, class: 'tick' }, windowMs < 120_000 ? `−${Math.round(windowMs / 1000)} s` : `−${Math.round(windowMs / 60000)} min`),
     svg('text', { x: WIDTH - PAD.right, y: HEIGHT - 2, class: 'tick', 'text-anchor': 'end' }, 'now'),
     lines,
   );

@@ -33,6 +33,8 @@ export class Filters {
     for (const [kind, select] of Object.entries(this.selects)) {
       const chosen = select.value;
       const values = [...this.known[kind]].sort();
+      // Endpoints exist only when the gateway reports them.
+      select.closest('label').hidden = values.length === 0;
       if (select.options.length === values.length + 1) continue;
       fill(select, [h('option', { value: '' }, 'all'), values.map((v) => h('option', { value: v }, v))]);
       select.value = values.includes(chosen) ? chosen : '';

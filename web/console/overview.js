@@ -96,7 +96,7 @@ function routeCard(route, latency, release, history) {
     h(
       'div',
       { class: 'charts' },
-      h('figure', null, timeChart({ series: rpsSeries, windowMs: WINDOW_MS, unit: '/s', label: `${route.name} requests per second` }), h('figcaption', null, 'requests/s per backend')),
+      h('figure', null, timeChart({ series: rpsSeries, windowMs: WINDOW_MS, unit: '/s', label: `${route.name} requests per second` }), h('figcaption', null, 'requests/s per backend, since this page opened')),
       release
         ? h(
             'figure',

@@ -57,7 +57,13 @@ function side(role, s, marks) {
       s.clipped ? badge('clipped', 'warn') : '',
       s.note ? ` · ${s.note}` : '',
     ),
-    h('details', { open: true }, h('summary', null, `headers (${headerRows.length})`), h('table', { class: 'headers' }, h('tbody', null, headerRows))),
+    // Open when a header really differs; otherwise one click away, so the body shows first.
+    h(
+      'details',
+      { open: Object.keys(s.headers).some((name) => marks.classOf('header', name) === 'diff') },
+      h('summary', null, `headers (${headerRows.length})`),
+      h('table', { class: 'headers' }, h('tbody', null, headerRows)),
+    ),
     h('div', { class: 'body' }, body(s.body, marks)),
   );
 }

@@ -124,7 +124,7 @@ function releaseCard(r, canChange, act) {
       h('dd', { class: 'reason' }, r.reason),
     ),
     h('div', { class: 'controls' }, buttons),
-    h('div', { class: 'release-body' }, h('div', null, h('h4', null, 'Gates'), gates), h('figure', null, releaseChart(r), h('figcaption', null, 'candidate share, last 10 min'))),
+    h('div', { class: 'release-body' }, h('div', null, h('h4', null, 'Gates'), gates), h('figure', null, releaseChart(r), h('figcaption', null, 'candidate share over time'))),
     h('details', null, h('summary', null, 'History'), history),
   );
 }
