@@ -82,7 +82,19 @@ function send(req: IncomingMessage, res: ServerResponse, asset: Asset, cacheCont
 }
 
 export function consoleRoutes(dir = CONSOLE_DIR): AdminRoute[] {
-  const { version, page, assets } = loadConsole(dir);
+  let loaded: ReturnType<typeof loadConsole>;
+  try {
+    loaded = loadConsole(dir);
+  } catch (err) {
+    // A broken install loses the page, never the gateway.
+    const missing = (_req: IncomingMessage, res: ServerResponse) =>
+      sendJson(res, 503, { error: `the web console's files cannot be read (${(err as Error).message})` });
+    return [
+      { method: 'GET', path: '/ui', changesState: false, handle: missing },
+      { method: 'GET', path: '/ui/', changesState: false, handle: missing },
+    ];
+  }
+  const { version, page, assets } = loaded;
   const prefix = `/ui/${version}/`;
   return [
     { method: 'GET', path: '/ui', changesState: false, handle: (req, res) => send(req, res, page, 'no-cache') },

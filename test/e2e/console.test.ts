@@ -114,6 +114,8 @@ describe('web console in a real browser', () => {
     assert.equal(asset.status, 200);
     assert.match(String(asset.headers['cache-control']), /max-age=31536000, immutable/);
     assert.equal(asset.headers['content-security-policy'], csp);
+    const again = await request(gw.adminUrl + script, { headers: { 'if-none-match': String(asset.headers['etag']) } });
+    assert.equal(again.status, 304);
     await page.waitForTimeout(500);
     assert.deepEqual(errors, []);
     await page.close();

@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { runCli } from '../helpers/cli.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli, spawnServe } from '../helpers/cli.js';
+import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { request } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -82,5 +84,38 @@ routes:
     assert.match(gone.stderr, /no example pair kept/);
     const usage = await runCli(['diff', 'show', '--route', 'shop', '--admin', gw.adminUrl]);
     assert.equal(usage.code, 2);
+  });
+
+  test('with --workers 2 the pairs compared in workers reach the primary with their examples', async () => {
+    const tmp = tempDir();
+    const file = join(tmp.dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { v1: ${v1.url}, v2: ${v2.url} }
+routes:
+  - name: shop
+    backends: [{ upstream: v1 }]
+    shadow: [{ upstream: v2 }]
+`,
+    );
+    const serve = await spawnServe(['-c', file, '--workers', '2']);
+    try {
+      for (let i = 0; i < 4; i++) await request(`${serve.url}/shop/${i}`, { headers: { 'x-request-id': `w-${i}` } });
+      let found: any;
+      for (let i = 0; i < 100 && !found; i++) {
+        const r = await request(`${serve.adminUrl}/diffs/examples?route=shop&shadow=v2&kind=body&path=%2Fprice`);
+        if (r.status === 200) found = r.json();
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(found, 'an example arrived from a worker');
+      assert.match(found.event.requestId, /^w-\d$/);
+      assert.deepEqual(found.example.shadow.body, { format: 'json', value: { id: 1, price: 12 } });
+    } finally {
+      await serve.stop();
+      tmp.remove();
+    }
   });
 });
