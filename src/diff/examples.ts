@@ -120,7 +120,7 @@ export const findingKey = (route: string, shadow: string, kind: string, template
 export class ExampleStore {
   private readonly byId = new Map<string, { stored: StoredExample; refs: number }>();
   private readonly recentIds: string[] = [];
-  private readonly latest = new Map<string, string>();
+  private readonly latest = new Map<string, { id: string; noise: boolean }>();
   private readonly maxRecent: number;
   private readonly maxFindings: number;
 
@@ -139,15 +139,19 @@ export class ExampleStore {
     this.recentIds.push(event.id);
     entry.refs++;
     if (this.recentIds.length > this.maxRecent) this.release(this.recentIds.shift()!);
-    for (const mark of example.differing) {
+    // A finding is shown where it really differed; one seen only as noise,
+    // where it was masked.
+    const pin = (mark: ExampleMark, asNoise: boolean): void => {
       const key = findingKey(event.route, event.shadow.upstream, mark.kind, mark.template);
       const previous = this.latest.get(key);
-      if (previous === event.id) continue;
-      if (previous === undefined && this.latest.size >= this.maxFindings) continue;
-      this.latest.set(key, event.id);
+      if (previous?.id === event.id || (asNoise && previous && !previous.noise)) return;
+      if (previous === undefined && this.latest.size >= this.maxFindings) return;
+      this.latest.set(key, { id: event.id, noise: asNoise });
       entry.refs++;
-      if (previous !== undefined) this.release(previous);
-    }
+      if (previous !== undefined) this.release(previous.id);
+    };
+    for (const mark of example.differing) pin(mark, false);
+    for (const mark of example.noise) pin(mark, true);
   }
 
   private release(id: string): void {
@@ -161,7 +165,7 @@ export class ExampleStore {
 
   /** The latest example of a finding, as `diff summary` names it. */
   forFinding(route: string, shadow: string, kind: string, template: string): StoredExample | undefined {
-    const id = this.latest.get(findingKey(route, shadow, kind, template));
-    return id === undefined ? undefined : this.get(id);
+    const latest = this.latest.get(findingKey(route, shadow, kind, template));
+    return latest === undefined ? undefined : this.get(latest.id);
   }
 }

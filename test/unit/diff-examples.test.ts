@@ -93,4 +93,16 @@ describe('example pairs', () => {
     for (const id of ['b-8', 'b-9', 'b-10']) assert.ok(store.get(id), id);
     assert.equal(store.size, 3);
   });
+
+  test('a finding seen only as noise has the pair where it was masked; a real difference is never replaced by noise', () => {
+    const store = new ExampleStore({ recent: 1, findings: 10 });
+    const event = (id: string) => ({ id, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
+    const mark = (template: string) => ({ kind: 'body' as const, path: template, template });
+    store.keep(event('e-1'), { differing: [mark('/price')], noise: [mark('/nonce')] } as unknown as PairExample);
+    store.keep(event('e-2'), { differing: [mark('/name')], noise: [mark('/nonce'), mark('/price')] } as unknown as PairExample);
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/nonce')?.event.id, 'e-2');
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/price')?.event.id, 'e-1');
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/name')?.event.id, 'e-2');
+    assert.equal(store.size, 2);
+  });
 });

@@ -2,7 +2,7 @@
 // of /status, /diffs/summary and /releases, and the three tabs.
 import { followDiffs, getJson, post, session, Unauthorized } from './api.js';
 import { History } from './chart.js';
-import { Filters, LiveList, renderFindings } from './differences.js';
+import { Filters, findingsOf, LiveList, renderFindings } from './differences.js';
 import { fill, h } from './dom.js';
 import { renderOverview } from './overview.js';
 import { renderPair } from './pair.js';
@@ -22,6 +22,8 @@ const state = {
   shown: false,
   stream: undefined,
   timer: undefined,
+  /** Counts pair requests, so only the latest one shows. */
+  pairRequests: 0,
 };
 const rates = new History(5 * 60 * 1000);
 
@@ -42,6 +44,7 @@ function showTab(name) {
   for (const button of $('tabs').querySelectorAll('button')) button.setAttribute('aria-selected', String(button.dataset.tab === name));
   for (const tab of TABS) $(tab).hidden = tab !== name;
   if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
+  if (name === 'differences' && state.summary) renderDifferences();
 }
 
 function stop() {
@@ -131,6 +134,9 @@ function render() {
 function renderDifferences() {
   fill($('findings'), renderFindings(state.summary, filters, openPair));
   if (filters.dirty) filters.refreshOptions();
+  // The first time there is something to see, show the top finding's pair.
+  const top = findingsOf(state.summary).find((row) => row.verdict !== 'noise');
+  if (top && state.pairRequests === 0 && !$('differences').hidden) void openPair({ finding: top, auto: true });
 }
 
 function renderReleaseTab() {
@@ -151,7 +157,8 @@ async function act(route, action) {
   void poll();
 }
 
-async function openPair({ event, finding }) {
+async function openPair({ event, finding, auto = false }) {
+  const request = ++state.pairRequests;
   const panel = $('pair');
   panel.hidden = false;
   panel.replaceChildren(h('p', { class: 'muted' }, 'loading the example pair…'));
@@ -159,12 +166,15 @@ async function openPair({ event, finding }) {
     ? `/diffs/examples/${encodeURIComponent(event.id)}`
     : `/diffs/examples?${new URLSearchParams({ route: finding.route, shadow: finding.shadow, kind: finding.kind, path: finding.path })}`;
   try {
-    fill(panel, renderPair(await getJson(path), closePair));
+    const pair = await getJson(path);
+    if (request !== state.pairRequests) return;
+    fill(panel, renderPair(pair, closePair));
   } catch (err) {
     if (err instanceof Unauthorized) return showLogin('The gateway refused the token.');
+    if (request !== state.pairRequests) return;
     panel.replaceChildren(h('p', { class: 'notice warn' }, err.message), h('button', { type: 'button', onclick: closePair }, 'Close'));
   }
-  panel.scrollIntoView({ block: 'nearest' });
+  if (!auto) panel.scrollIntoView({ block: 'nearest' });
 }
 
 function closePair() {
