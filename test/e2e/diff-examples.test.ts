@@ -62,6 +62,7 @@ routes:
     assert.equal(byFinding.json().event.id, id);
     const missing = await request(`${gw.adminUrl}/diffs/examples/nope-1`, { headers: auth });
     assert.equal(missing.status, 404);
+    assert.equal((await request(`${gw.adminUrl}/diffs/examples/%E0%A4%A`, { headers: auth })).status, 404);
   });
 
   test('`gatewayctl diff show` prints both sides with the differing place marked', async () => {
