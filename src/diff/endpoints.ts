@@ -136,7 +136,9 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
   const example = (_req: IncomingMessage, res: ServerResponse, url: URL): void => {
     const q = (name: string) => url.searchParams.get(name) ?? '';
     const byId = url.pathname.startsWith('/diffs/examples/');
-    const found = byId ? store.examples.get(safeDecode(url.pathname.slice('/diffs/examples/'.length))) : store.examples.forFinding(q('route'), q('shadow'), q('kind'), q('path'));
+    const found = byId
+      ? store.examples.get(safeDecode(url.pathname.slice('/diffs/examples/'.length)))
+      : store.examples.forFinding(q('route'), q('shadow'), q('kind'), q('path'));
     if (found) return sendJson(res, 200, found);
     const what = byId ? 'that event (only recent ones and the latest of each finding are kept)' : 'that finding (route, shadow, kind, path)';
     sendJson(res, 404, { error: `no example pair kept for ${what}` });
