@@ -1,6 +1,7 @@
 /**
  * GET /ui: the web console, a single page served from the admin listener.
- * Its files (web/console/, shipped in the package) are read once at start.
+ * Its files (web/console/, shipped in the package, embedded in the
+ * single-file binary) are read once at start.
  * Scripts and styles live under a path named after a hash of their content,
  * /ui/<version>/..., so they are cached for good and a new version is a new
  * path; the page itself is revalidated on every load.
@@ -15,6 +16,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EMBEDDED } from '../embedded.js';
 import { sendJson, type AdminRoute } from './server.js';
 
 export const CONSOLE_DIR = fileURLToPath(new URL('../../../web/console/', import.meta.url));
@@ -54,19 +56,30 @@ interface Asset {
 
 const etagOf = (body: Buffer) => `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
 
+/** The console's files by name: from the directory, or those the single-file binary carries. */
+function consoleFiles(dir: string): Map<string, Buffer> {
+  if (dir === CONSOLE_DIR && EMBEDDED.consoleFiles) {
+    return new Map(Object.entries(EMBEDDED.consoleFiles).map(([name, text]) => [name, Buffer.from(text)]));
+  }
+  return new Map(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name))]));
+}
+
 /** The page and its assets, with the version their paths carry. */
 export function loadConsole(dir = CONSOLE_DIR): { version: string; page: Asset; assets: Map<string, Asset> } {
+  const files = consoleFiles(dir);
   const assets = new Map<string, Asset>();
   const hash = createHash('sha256');
-  for (const name of readdirSync(dir).sort()) {
+  for (const name of [...files.keys()].sort()) {
     const type = TYPES[extname(name)];
     if (!type || name === 'index.html') continue;
-    const body = readFileSync(join(dir, name));
+    const body = files.get(name)!;
     hash.update(name).update(body);
     assets.set(name, { body, type, etag: etagOf(body) });
   }
   const version = hash.digest('hex').slice(0, 12);
-  const body = Buffer.from(readFileSync(join(dir, 'index.html'), 'utf8').replaceAll('{{version}}', version));
+  const html = files.get('index.html');
+  if (!html) throw new Error(`no index.html in ${dir}`);
+  const body = Buffer.from(html.toString('utf8').replaceAll('{{version}}', version));
   return { version, page: { body, type: TYPES['.html']!, etag: etagOf(body) }, assets };
 }
 
