@@ -250,6 +250,13 @@ const shadowTarget: ObjectSpec = {
         remove: { type: 'array', items: headerName, description: 'Headers to remove from the copy.' },
       },
     },
+    credentials: {
+      type: 'string',
+      enum: ['forward', 'strip'],
+      default: 'forward',
+      description:
+        'forward: the copy carries the user\'s credentials, so the version under test serves the same user; strip: Authorization, Cookie, Proxy-Authorization, API-key and token headers and secret query parameters are removed from the copy.',
+    },
     host: {
       type: 'string',
       maxLength: 255,
@@ -517,7 +524,7 @@ export const configSpec: ObjectSpec = {
         pattern: '^[0-9A-Fa-f:.]+(/\\d{1,3})?$',
         patternHint: 'an IP address or CIDR range',
       },
-      description: 'Peers whose X-Forwarded-For and X-Forwarded-Proto are trusted and extended.',
+      description: 'Peers (IPs or CIDR ranges) whose forwarding headers are trusted: X-Forwarded-For and Forwarded are extended, X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP kept. From any other peer they are replaced.',
     },
     limits,
     timeouts,

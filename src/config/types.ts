@@ -72,6 +72,8 @@ export interface ShadowConfig {
   /** Lower-cased names. */
   readonly removeHeaders: readonly string[];
   readonly host: string | undefined;
+  /** strip: credentials are removed from the copy (see shadow/credentials.ts). */
+  readonly credentials: 'forward' | 'strip';
 }
 
 export interface DiffConfig {

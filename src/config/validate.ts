@@ -307,6 +307,7 @@ class MeaningChecker {
         setHeaders,
         removeHeaders: strings(headers['remove']).map((h) => h.toLowerCase()),
         host: raw['host'] as string | undefined,
+        credentials: (raw['credentials'] as 'forward' | 'strip' | undefined) ?? 'forward',
       });
     });
 

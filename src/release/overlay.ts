@@ -45,6 +45,7 @@ function routeWithRelease(route: RouteConfig, state: ReleaseState): RouteConfig 
           methods: SAFE_METHODS,
           setHeaders: {},
           removeHeaders: [],
+          credentials: 'forward',
           host: undefined,
         },
       ]
