@@ -453,6 +453,19 @@ const limits: ObjectSpec = {
       default: 1000,
       description: 'Mirrored pairs waiting for comparison; beyond it pairs are dropped and counted.',
     },
+    maxConnections: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000_000,
+      description:
+        'Client connections open at once on the listener. At the cap the connection resting longest (idle keep-alive, or silent since accept) is closed for a new one; when none rests, the new one is refused (503). Default: half the file descriptors the process may open, less 256 kept for the admin API and files, at most 100000.',
+    },
+    maxConnectionsPerClient: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000_000,
+      description: 'Client connections open at once from one peer address; beyond it refused (429). trustedProxies are exempt. Default: no limit.',
+    },
   },
 };
 
@@ -460,8 +473,8 @@ const timeouts: ObjectSpec = {
   type: 'object',
   description: 'Timeouts.',
   properties: {
-    header: duration("Time to receive a request's head.", '10s'),
-    idle: duration('Keep-alive connection idle time.', '60s'),
+    header: duration("Time to receive a request's head, counted from accept (TLS handshake included) for a connection's first request.", '10s'),
+    idle: duration('Keep-alive connection idle time, counted from the last response.', '60s'),
     body: duration('Longest pause while receiving a request body.', '30s'),
     websocketIdle: duration('An upgraded (WebSocket) connection with no traffic either way is closed.', '5m'),
     upstream: duration("Upstream response time, unless the upstream sets its own.", '30s'),

@@ -122,6 +122,9 @@ export interface LimitsConfig {
   readonly shadowInflight: number;
   readonly shadowBodyBytes: number;
   readonly compareQueue: number;
+  /** Undefined: derived from the descriptor limit (runtime/descriptors.ts). */
+  readonly maxConnections?: number | undefined;
+  readonly maxConnectionsPerClient?: number | undefined;
 }
 
 export interface TimeoutsConfig {

@@ -491,6 +491,8 @@ class MeaningChecker {
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
+      maxConnections: l['maxConnections'],
+      maxConnectionsPerClient: l['maxConnectionsPerClient'],
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');

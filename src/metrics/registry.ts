@@ -23,6 +23,12 @@ export const LATENCY_BUCKETS = [
 
 export type UpstreamErrorReason = 'connect' | 'timeout' | 'reset';
 export type ShadowOutcome = 'completed' | 'error' | 'timeout' | 'dropped' | 'skipped';
+/**
+ * Why the gateway closed a client connection: no complete head in time,
+ * idle keep-alive, closed to make room at the cap, refused at the cap,
+ * refused over the per-client cap.
+ */
+export type ConnectionCloseReason = 'header_timeout' | 'idle' | 'evicted' | 'cap' | 'per_client_cap';
 
 export class GatewayMetrics {
   readonly registry: Registry;
@@ -40,7 +46,8 @@ export class GatewayMetrics {
   readonly configLastReloadTimestamp: Gauge;
   readonly configGeneration: Gauge;
   readonly rejectedRequests: Counter<'reason'>;
-  readonly activeConnections: Gauge;
+  readonly connections: Gauge<'listener'>;
+  readonly connectionsClosed: Counter<'listener' | 'reason'>;
   readonly workerRestarts: Counter;
   readonly releaseStep: Gauge<'route'>;
   readonly releaseWeight: Gauge<'route'>;
@@ -143,9 +150,18 @@ export class GatewayMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.activeConnections = new client.Gauge({
-      name: 'gatewayctl_active_connections',
-      help: 'Client connections open on the gateway listener.',
+    this.connections = new client.Gauge({
+      name: 'gatewayctl_connections',
+      help: 'Client connections open, by listener (gateway, admin).',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.connectionsClosed = new client.Counter({
+      name: 'gatewayctl_connections_closed_total',
+      help:
+        'Client connections the gateway closed or refused, by listener and reason: header_timeout (no complete request head in time, from accept), ' +
+        'idle (keep-alive), evicted (resting connection closed to make room at the cap), cap (refused: every connection busy), per_client_cap.',
+      labelNames: ['listener', 'reason'],
       registers,
     });
     this.workerRestarts = new client.Counter({

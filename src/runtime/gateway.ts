@@ -159,6 +159,7 @@ export class Gateway {
       },
       options.logger,
       undefined,
+      this.metrics,
     );
   }
 

@@ -8,8 +8,10 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/compile.js';
+import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats } from '../metrics/registry.js';
+import { ConnectionGuard, type ConnectionSettings } from '../proxy/connections.js';
 import { ProxyHandler } from '../proxy/handler.js';
 import { UpstreamPools } from '../proxy/pools.js';
 import { sendRawError } from '../proxy/responses.js';
@@ -19,6 +21,7 @@ import type { PairSink } from '../shadow/pair.js';
 import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from './active.js';
+import { derivedMaxConnections } from './descriptors.js';
 
 export interface ProxyRuntimeOptions {
   readonly snapshot: Snapshot;
@@ -27,7 +30,34 @@ export interface ProxyRuntimeOptions {
   readonly pairSink?: PairSink;
   /** Certificates: with them (and `tls` in the config) the listener speaks HTTPS. */
   readonly tls?: ListenerMaterial;
+  /** Serving processes sharing the listener (serve --workers N): configured connection caps are shared out. */
+  readonly processes?: number;
 }
+
+/**
+ * The connection rules of one serving process. Each process has its own
+ * descriptors, so the derived cap is per process; a configured cap is the
+ * listener's, shared out among the processes (the kernel spreads
+ * connections evenly, so a client's share is too, approximately).
+ */
+export function connectionSettings(config: GatewayConfig, processes = 1): ConnectionSettings {
+  const share = (n: number) => Math.max(1, Math.ceil(n / processes));
+  const { limits, timeouts } = config;
+  return {
+    headerMs: timeouts.headerMs,
+    idleMs: timeouts.idleMs,
+    maxConnections: limits.maxConnections !== undefined ? share(limits.maxConnections) : derivedMaxConnections(),
+    maxPerClient: limits.maxConnectionsPerClient !== undefined ? share(limits.maxConnectionsPerClient) : 0,
+  };
+}
+
+/**
+ * Node's own per-connection timers (keep-alive, request head, TLS
+ * handshake) stay as backstops behind the sweep's deadlines
+ * (connections.ts), which close first and count why. Node also advertises
+ * the keep-alive one to clients (Keep-Alive: timeout=N, in whole seconds).
+ */
+const backstopMs = (ms: number) => ms + 500;
 
 export class ProxyRuntime {
   readonly server: http.Server;
@@ -42,11 +72,16 @@ export class ProxyRuntime {
   private draining = false;
   private readonly sockets = new Set<Duplex>();
   private readonly tls: TlsTermination | undefined;
+  private readonly connections: ConnectionGuard;
+  private readonly processes: number;
+  private connectionRules: ConnectionSettings;
 
   constructor(options: ProxyRuntimeOptions) {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.active = new ActiveConfig(options.snapshot, this.metrics, this.statsCache);
+    this.processes = options.processes ?? 1;
+    this.connectionRules = connectionSettings(options.snapshot.config, this.processes);
     this.pools.retain(options.snapshot.upstreams.values());
     this.shadow = new ShadowService({
       metrics: this.metrics,
@@ -69,15 +104,15 @@ export class ProxyRuntime {
       draining: () => this.draining,
     });
     const { limits, timeouts } = options.snapshot.config;
-    this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, timeouts.headerMs) : undefined;
+    this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, backstopMs(timeouts.headerMs)) : undefined;
     this.server = (this.tls ?? http).createServer(
       {
         maxHeaderSize: limits.maxHeaderBytes,
-        headersTimeout: timeouts.headerMs,
+        headersTimeout: backstopMs(timeouts.headerMs),
         // Whole-request deadlines would cut slow, legitimate uploads; bodies
         // are bounded by size and by the idle timeouts instead.
         requestTimeout: 0,
-        keepAliveTimeout: timeouts.idleMs,
+        keepAliveTimeout: backstopMs(timeouts.idleMs),
         connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(timeouts.headerMs / 4))),
         requireHostHeader: true,
         joinDuplicateHeaders: false,
@@ -106,12 +141,16 @@ export class ProxyRuntime {
     });
     this.server.on('connection', (socket: Duplex) => {
       this.sockets.add(socket);
-      this.metrics.activeConnections.inc();
-      socket.once('close', () => {
-        this.sockets.delete(socket);
-        this.metrics.activeConnections.dec();
-      });
+      socket.once('close', () => this.sockets.delete(socket));
     });
+    this.connections = new ConnectionGuard({
+      listener: 'gateway',
+      metrics: this.metrics,
+      settings: () => this.connectionRules,
+      exempt: (address) => this.active.isTrusted(address),
+      tls: this.tls !== undefined,
+    });
+    this.connections.attach(this.server);
   }
 
   get snapshot(): Snapshot {
@@ -153,8 +192,9 @@ export class ProxyRuntime {
     const { limits, timeouts } = snapshot.config;
     // Read by Node for each new connection.
     (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
-    this.server.keepAliveTimeout = timeouts.idleMs;
-    this.server.headersTimeout = timeouts.headerMs;
+    this.server.keepAliveTimeout = backstopMs(timeouts.idleMs);
+    this.server.headersTimeout = backstopMs(timeouts.headerMs);
+    this.connectionRules = connectionSettings(snapshot.config, this.processes);
     const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
     this.shadow.retainOnly(shadowed);
     previous.retire(() => this.pools.release(previous.snapshot.upstreams.values()));
@@ -250,6 +290,7 @@ export class ProxyRuntime {
     this.upgrades.closeAll();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();
+    this.connections.close();
     this.pools.destroy();
     await this.shadow.close();
   }
