@@ -151,6 +151,15 @@ export class ProxyRuntime {
       tls: this.tls !== undefined,
     });
     this.connections.attach(this.server);
+    this.logConnectionRules();
+  }
+
+  private logConnectionRules(): void {
+    const { maxConnections, maxPerClient } = this.connectionRules;
+    this.logger.info('connections.limits', `at most ${maxConnections} client connections${maxPerClient ? `, ${maxPerClient} per client` : ''}${this.processes > 1 ? ' in this worker' : ''}`, {
+      maxConnections,
+      maxConnectionsPerClient: maxPerClient || undefined,
+    });
   }
 
   get snapshot(): Snapshot {
@@ -194,7 +203,9 @@ export class ProxyRuntime {
     (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
     this.server.keepAliveTimeout = backstopMs(timeouts.idleMs);
     this.server.headersTimeout = backstopMs(timeouts.headerMs);
+    const before = this.connectionRules;
     this.connectionRules = connectionSettings(snapshot.config, this.processes);
+    if (before.maxConnections !== this.connectionRules.maxConnections || before.maxPerClient !== this.connectionRules.maxPerClient) this.logConnectionRules();
     const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
     this.shadow.retainOnly(shadowed);
     previous.retire(() => this.pools.release(previous.snapshot.upstreams.values()));
