@@ -75,12 +75,16 @@ class Connection {
   /** The socket HTTP runs on: the raw one, or the TLS one once the handshake is done. */
   http: Socket | undefined;
 
+  /** Peer address and port: how the TLS socket is matched with its raw one. */
+  readonly key: string;
+
   constructor(
     readonly raw: Socket,
     readonly peer: string,
     now: number,
   ) {
     this.since = now;
+    this.key = peerKey(raw);
   }
 
   get bytesRead(): number {
@@ -152,7 +156,7 @@ export class ConnectionGuard {
     this.count++;
     this.gauge.inc();
     this.perClient.set(peer, (this.perClient.get(peer) ?? 0) + 1);
-    if (this.options.tls) this.handshaking.set(peerKey(raw), c);
+    if (this.options.tls) this.handshaking.set(c.key, c);
     else c.http = raw;
     this.resting.add(c);
     this.sweep.add(c);
@@ -187,8 +191,12 @@ export class ConnectionGuard {
     this.handshaking.delete(key);
     c.http = socket;
     (socket as Tracked)[kConnection] = c;
-    // The handshake is not a request: from here on, bytes are HTTP.
-    if (c.phase === Phase.Head) c.bytesAt = socket.bytesRead;
+    // The handshake is not a request: from here on, bytes are HTTP, and a
+    // connection that sends none rests (an eviction scan during the handshake may have passed it over).
+    if (c.phase === Phase.Head && !c.closing) {
+      c.bytesAt = socket.bytesRead;
+      this.resting.add(c);
+    }
   }
 
   private started(socket: Duplex, res: ServerResponse): void {
@@ -269,7 +277,7 @@ export class ConnectionGuard {
     else this.perClient.delete(c.peer);
     this.resting.delete(c);
     this.sweep.delete(c);
-    if (this.options.tls) this.handshaking.delete(peerKey(c.raw));
+    if (this.handshaking.get(c.key) === c) this.handshaking.delete(c.key);
   }
 
   close(): void {
