@@ -48,6 +48,7 @@ export class GatewayMetrics {
   readonly rejectedRequests: Counter<'reason'>;
   readonly connections: Gauge<'listener'>;
   readonly connectionsClosed: Counter<'listener' | 'reason'>;
+  readonly connectionsLimit: Gauge<'listener'>;
   readonly workerRestarts: Counter;
   readonly releaseStep: Gauge<'route'>;
   readonly releaseWeight: Gauge<'route'>;
@@ -162,6 +163,12 @@ export class GatewayMetrics {
         'Client connections the gateway closed or refused, by listener and reason: header_timeout (no complete request head in time, from accept), ' +
         'idle (keep-alive), evicted (resting connection closed to make room at the cap), cap (refused: every connection busy), per_client_cap.',
       labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.connectionsLimit = new client.Gauge({
+      name: 'gatewayctl_connections_limit',
+      help: 'The connection cap in effect, by listener (limits.maxConnections, or the one derived from the descriptor limit).',
+      labelNames: ['listener'],
       registers,
     });
     this.workerRestarts = new client.Counter({

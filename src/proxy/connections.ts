@@ -108,10 +108,14 @@ export class ConnectionGuard {
   private count = 0;
   private readonly closed: Record<ConnectionCloseReason, { inc(): void }>;
   private readonly gauge: { inc(): void; dec(): void };
+  private readonly limitGauge: { set(value: number): void };
+  private limitShown = -1;
 
   constructor(private readonly options: ConnectionGuardOptions) {
     const { metrics, listener } = options;
     this.gauge = metrics.connections.labels(listener);
+    this.limitGauge = metrics.connectionsLimit.labels(listener);
+    this.showLimit(options.settings().maxConnections);
     const child = (reason: ConnectionCloseReason) => metrics.connectionsClosed.labels(listener, reason);
     this.closed = {
       header_timeout: child('header_timeout'),
@@ -142,8 +146,15 @@ export class ConnectionGuard {
     for (const event of ['upgrade', 'connect']) if (server.listenerCount(event) > 0) server.on(event, detached);
   }
 
+  private showLimit(limit: number): void {
+    if (limit === this.limitShown) return;
+    this.limitShown = limit;
+    this.limitGauge.set(limit);
+  }
+
   private admit(raw: Socket): void {
     const settings = this.options.settings();
+    this.showLimit(settings.maxConnections);
     const peer = raw.remoteAddress ?? '';
     if (settings.maxPerClient > 0 && (this.perClient.get(peer) ?? 0) >= settings.maxPerClient && !this.options.exempt?.(peer)) {
       return this.refuse(raw, 'per_client_cap', 429, 'too many connections from this address');
