@@ -113,10 +113,17 @@ export class ConnectionGuard {
 
   constructor(private readonly options: ConnectionGuardOptions) {
     const { metrics, listener } = options;
-    this.gauge = metrics.connections.labels(listener);
+    // Every series from the start, at 0: a rate() or a ratio needs them before the first event.
+    const gauge = metrics.connections.labels(listener);
+    gauge.set(0);
+    this.gauge = gauge;
     this.limitGauge = metrics.connectionsLimit.labels(listener);
     this.showLimit(options.settings().maxConnections);
-    const child = (reason: ConnectionCloseReason) => metrics.connectionsClosed.labels(listener, reason);
+    const child = (reason: ConnectionCloseReason) => {
+      const counter = metrics.connectionsClosed.labels(listener, reason);
+      counter.inc(0);
+      return counter;
+    };
     this.closed = {
       header_timeout: child('header_timeout'),
       idle: child('idle'),
