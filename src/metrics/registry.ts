@@ -153,7 +153,7 @@ export class GatewayMetrics {
     });
     this.connections = new client.Gauge({
       name: 'gatewayctl_connections',
-      help: 'Client connections open, by listener (gateway, admin).',
+      help: 'Client connections open, by listener (gateway, admin, redirect).',
       labelNames: ['listener'],
       registers,
     });

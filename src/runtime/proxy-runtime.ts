@@ -143,16 +143,16 @@ export class ProxyRuntime {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    this.connections = new ConnectionGuard({
-      listener: 'gateway',
-      metrics: this.metrics,
-      settings: () => this.connectionRules,
-      exempt: (address) => this.active.isTrusted(address),
-      tls: this.tls !== undefined,
-    });
+    this.connections = new ConnectionGuard({ ...this.connectionRuleSource, listener: 'gateway', metrics: this.metrics, tls: this.tls !== undefined });
     this.connections.attach(this.server);
     this.logConnectionRules();
   }
+
+  /** What every listener of this runtime applies to its connections. */
+  private readonly connectionRuleSource = {
+    settings: () => this.connectionRules,
+    exempt: (address: string | undefined) => this.active.isTrusted(address),
+  };
 
   private logConnectionRules(): void {
     const { maxConnections, maxPerClient } = this.connectionRules;
@@ -179,7 +179,7 @@ export class ProxyRuntime {
         resolve({ host, port: typeof address === 'object' && address ? address.port : port });
       });
     });
-    return this.tls ? listening.then((bound) => this.tls!.listenRedirect(this.snapshot.config.tls?.redirectHttp, bound)) : listening;
+    return this.tls ? listening.then((bound) => this.tls!.listenRedirect(this.snapshot.config.tls?.redirectHttp, bound, this.connectionRuleSource)) : listening;
   }
 
   /** The TLS side, when the listener speaks HTTPS. */
