@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
@@ -198,6 +199,22 @@ describe('HTTPS listener', () => {
       const badHost = await request(`http://127.0.0.1:${redirect.port}/`, { headers: { host: 'bad_host!' } });
       assert.equal(badHost.status, 400);
       assert.equal(app.received.filter((q) => q.url.startsWith('/shop/a')).length, 0, 'nothing is proxied from the redirect port');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('the redirect port closes a connection that never speaks at timeouts.header, like the HTTPS port', async () => {
+    const gw = await startGateway(`${listenerConfig(app.url, `${fixturePair('example')}\n  redirectHttp: 127.0.0.1:0`)}timeouts: { header: 500ms }\n`);
+    try {
+      const redirect = (gw.gateway.dataPlane as LocalDataPlane).proxy!.tlsTermination!.redirectAddress!;
+      const socket = net.connect(redirect.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      const opened = Date.now();
+      const closed = await new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+      assert.ok(closed - opened < 2000, `closed after ${closed - opened} ms`);
+      const text = await metrics(gw);
+      assert.equal(metricValue(text, 'gatewayctl_connections_closed_total', { listener: 'redirect', reason: 'header_timeout' }), 1);
     } finally {
       await gw.close();
     }
