@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Builds dist/gatewayctl, a single-file executable: Node's single executable
 // applications (SEA) run one CommonJS script, so esbuild bundles the CLI and
-// its dependencies into one, with the files `demo` and `version` need
-// embedded; Node makes the preparation blob and postject injects it into a
+// its dependencies into one, with the files `demo`, `version` and the web
+// console need embedded; Node makes the preparation blob and postject injects it into a
 // copy of this node binary. Linux and other ELF hosts; macOS would also need
 // the signature removed and re-added (codesign), Windows signtool.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -25,6 +25,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const embedded = {
   version: pkg.version,
   demoConfig: readFileSync(join(root, 'config/demo.yaml'), 'utf8'),
+  consoleFiles: Object.fromEntries(readdirSync(join(root, 'web/console')).map((name) => [name, readFileSync(join(root, 'web/console', name), 'utf8')])),
 };
 
 /**

@@ -4,4 +4,9 @@
  * binary's bundler (scripts/build-binary.mjs) replaces this module with one
  * holding their text.
  */
-export const EMBEDDED: { readonly version?: string; readonly demoConfig?: string } = {};
+export const EMBEDDED: {
+  readonly version?: string;
+  readonly demoConfig?: string;
+  /** web/console/: file name to text. */
+  readonly consoleFiles?: Readonly<Record<string, string>>;
+} = {};

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import { AdminRequestError } from '../errors.js';
+import { CSRF_HEADER } from './csrf.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9901';
 
@@ -32,6 +33,8 @@ export function adminRequest(
         agent: false,
         headers: {
           accept: 'application/json',
+          // Not a browser form: the admin API's cross-site request defence (csrf.ts).
+          [CSRF_HEADER]: 'gatewayctl',
           ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         },

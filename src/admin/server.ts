@@ -3,14 +3,18 @@
  * health, readiness, metrics, the running config, reload, and the diff and
  * release views. Calls that change state need the bearer token when one is
  * configured; requests whose Host is not this listener's are refused, so a
- * web page cannot reach the API through DNS rebinding.
+ * web page cannot reach the API through DNS rebinding, and cross-site
+ * requests cannot change state (csrf.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from '../log/logger.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import { ConnectionGuard, type ConnectionSettings } from '../proxy/connections.js';
 import { normalizeTarget } from '../proxy/path.js';
 import { hostLines } from '../proxy/screen.js';
+import { crossSiteRefusal } from './csrf.js';
 
 export interface AdminReply {
   readonly status: number;
@@ -44,15 +48,24 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/**
+ * The admin API's own connection rules, apart from the gateway listener's:
+ * a flood of the gateway cannot take its slots, and its descriptors are
+ * among those the gateway's default cap leaves over (runtime/descriptors.ts).
+ */
+export const ADMIN_CONNECTIONS: ConnectionSettings = { headerMs: 10_000, idleMs: 5_000, maxConnections: 128, maxPerClient: 0 };
+
 export class AdminServer {
   readonly server: http.Server;
   private token: string | undefined;
   private allowedHosts = new Set<string>();
+  private readonly connections: ConnectionGuard | undefined;
 
   constructor(
     private readonly backend: AdminBackend,
     private readonly logger: Logger,
     token: string | undefined,
+    metrics?: GatewayMetrics,
   ) {
     this.token = token;
     this.server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
@@ -63,6 +76,10 @@ export class AdminServer {
       });
     });
     this.server.on('clientError', (_err, socket) => socket.destroy());
+    if (metrics) {
+      this.connections = new ConnectionGuard({ listener: 'admin', metrics, settings: () => ADMIN_CONNECTIONS });
+      this.connections.attach(this.server);
+    }
   }
 
   setToken(token: string | undefined): void {
@@ -86,6 +103,7 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
+    this.connections?.close();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -125,6 +143,10 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin.local');
     const method = req.method ?? 'GET';
     const path = url.pathname;
+    if (method !== 'GET' && method !== 'HEAD') {
+      const refusal = crossSiteRefusal(req);
+      if (refusal) return sendJson(res, 403, { error: refusal });
+    }
 
     const route = this.backend.extraRoutes?.find((r) =>
       r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path,

@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../config/compile.js';
 import type { MetricJson } from '../metrics/registry.js';
+import { histogramQuantile } from '../release/stats.js';
 import { sendJson, type AdminRoute } from './server.js';
 
 type Counts = Map<string, number>;
@@ -21,6 +22,8 @@ interface Sample {
   readonly requests: Counts;
   /** route, upstream: seconds */
   readonly durationSum: Counts;
+  /** route, upstream, le: cumulative counts of the duration histogram */
+  readonly durationBuckets: Counts;
   /** route, upstream, outcome */
   readonly shadow: Counts;
   /** route, upstream, result */
@@ -42,6 +45,16 @@ export interface BackendStatus {
   /** 5xx share of requests in the window; null without requests. */
   readonly errorRate: number | null;
   readonly meanLatencyMs: number | null;
+  /** From the duration histogram's buckets in the window (interpolated); null without requests. */
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  /** The window's histogram, for merging replicas: upper bounds in ms (the last bucket unbounded) and counts per bucket. */
+  readonly latency: LatencyBuckets;
+}
+
+export interface LatencyBuckets {
+  readonly boundsMs: readonly number[];
+  readonly counts: readonly number[];
 }
 
 export interface ShadowStatus {
@@ -130,10 +143,15 @@ const perSecond = (n: number, seconds: number): number => (seconds > 0 ? hundred
 const sum = <T>(items: readonly T[], pick: (item: T) => number) => items.reduce((a, x) => a + pick(x), 0);
 const SHADOW_OUTCOMES = ['completed', 'error', 'timeout', 'dropped', 'skipped'];
 
-type BackendFigures = Pick<BackendStatus, 'requests' | 'errors' | 'latencySumMs' | 'rps' | 'errorRate' | 'meanLatencyMs'>;
+type BackendFigures = Pick<BackendStatus, 'requests' | 'errors' | 'latencySumMs' | 'rps' | 'errorRate' | 'meanLatencyMs' | 'p50Ms' | 'p99Ms' | 'latency'>;
 type ShadowFigures = Pick<ShadowStatus, 'outcomes' | 'compared' | 'differing' | 'rps' | 'diffRate'>;
 
-function backendFigures(requests: number, errors: number, latencySumMs: number, rps: number): BackendFigures {
+function quantile(q: number, latency: LatencyBuckets): number | null {
+  const value = histogramQuantile(q, latency.boundsMs, latency.counts);
+  return Number.isNaN(value) ? null : hundredths(value);
+}
+
+function backendFigures(requests: number, errors: number, latencySumMs: number, rps: number, latency: LatencyBuckets): BackendFigures {
   return {
     requests,
     errors,
@@ -141,7 +159,36 @@ function backendFigures(requests: number, errors: number, latencySumMs: number, 
     rps,
     errorRate: ratio(errors, requests),
     meanLatencyMs: requests > 0 ? hundredths(latencySumMs / requests) : null,
+    p50Ms: quantile(0.5, latency),
+    p99Ms: quantile(0.99, latency),
+    latency,
   };
+}
+
+/** The window's per-bucket counts of one (route, upstream) from cumulative `le` counts. */
+function latencyIn(now: Counts, then: Counts, prefix: string): LatencyBuckets {
+  const cumulative: [number, number][] = [];
+  for (const k of now.keys()) {
+    if (!k.startsWith(prefix)) continue;
+    const le = k.slice(prefix.length);
+    cumulative.push([le === '+Inf' ? Infinity : Number(le) * 1000, delta(now, then, k)]);
+  }
+  cumulative.sort((a, b) => a[0] - b[0]);
+  const boundsMs = cumulative.filter(([bound]) => Number.isFinite(bound)).map(([bound]) => hundredths(bound));
+  const counts = cumulative.map(([, count], i) => Math.max(0, count - (i > 0 ? cumulative[i - 1]![1] : 0)));
+  return { boundsMs, counts };
+}
+
+/** Several replicas' histograms summed (same bounds: same build); others are left out. */
+function sumLatency(all: readonly LatencyBuckets[]): LatencyBuckets {
+  const first = all.find((l) => l.counts.length > 0);
+  if (!first) return { boundsMs: [], counts: [] };
+  const counts = first.counts.map(() => 0);
+  for (const l of all) {
+    if (l.counts.length !== counts.length) continue;
+    l.counts.forEach((c, i) => (counts[i]! += c));
+  }
+  return { boundsMs: first.boundsMs, counts };
 }
 
 function shadowFigures(outcomes: Record<string, number>, compared: number, differing: number, rps: number): ShadowFigures {
@@ -198,6 +245,7 @@ export class StatusView {
       at: performance.now(),
       requests: read(all, 'gatewayctl_requests_total', ['route', 'upstream', 'code']),
       durationSum: read(all, 'gatewayctl_request_duration_seconds', ['route', 'upstream'], 'gatewayctl_request_duration_seconds_sum'),
+      durationBuckets: read(all, 'gatewayctl_request_duration_seconds', ['route', 'upstream', 'le'], 'gatewayctl_request_duration_seconds_bucket'),
       shadow: read(all, 'gatewayctl_shadow_requests_total', ['route', 'upstream', 'outcome']),
       comparisons: read(all, 'gatewayctl_shadow_comparisons_total', ['route', 'upstream', 'result']),
       healthy: read(all, 'gatewayctl_upstream_endpoint_healthy', ['upstream', 'endpoint']),
@@ -230,7 +278,7 @@ export class StatusView {
           upstream: b.upstream,
           weight: b.weight,
           share: ratio(b.weight, totalWeight) ?? 0,
-          ...backendFigures(requests, errors, latencySumMs, perSecond(requests, seconds)),
+          ...backendFigures(requests, errors, latencySumMs, perSecond(requests, seconds), latencyIn(now.durationBuckets, base.durationBuckets, prefix)),
         };
       });
       const shadows = config.shadow.map((s): ShadowStatus => {
@@ -314,6 +362,7 @@ export function mergeStatus(list: readonly GatewayStatus[]): GatewayStatus {
         sum(all, (x) => x.errors),
         sum(all, (x) => x.latencySumMs),
         hundredths(sum(all, (x) => x.rps)),
+        sumLatency(all.map((x) => x.latency ?? { boundsMs: [], counts: [] })),
       );
       return { ...b, ...figures };
     });

@@ -67,11 +67,14 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   io.out(c.bold('Routes'));
   for (const line of describeRoutes(snapshot)) io.out(line);
   io.out('');
+  io.out(c.bold('Web console') + `  ${demo.consoleUrl}  ` + c.dim('(open it in a browser: canary share, findings with example pairs, the release)'));
+  io.out('');
   io.out(c.bold('Try in another terminal'));
   io.out(`  curl -s ${demo.url}/api/products/1 -H 'x-user-id: alice'     ${c.dim('# canary: the same user always gets the same version')}`);
   io.out(`  npx gatewayctl diff --admin http://${admin}              ${c.dim('# follow the live diffs')}`);
   io.out(`  npx gatewayctl diff summary --admin http://${admin}      ${c.dim('# which paths differ, how often, what is noise')}`);
   io.out(`  npx gatewayctl status --admin http://${admin}            ${c.dim('# routes, weights, live rates')}`);
+  io.out(`  npx gatewayctl release status --admin http://${admin}    ${c.dim('# the product pages release: step, gates')}`);
   io.out(`  curl -s http://${admin}/metrics | grep gatewayctl_       ${c.dim('# Prometheus metrics')}`);
   io.out(`  curl -s ${demo.url}/api/checkout -d '{"product":"grinder"}'  ${c.dim('# a checkout: v1 charges 10.00; v2 would charge 12.00')}`);
   io.out(`  npx gatewayctl record export payments --admin http://${admin}  ${c.dim('# the live payment calls, as a Hoverfly simulation')}`);

@@ -28,7 +28,8 @@ interface SummaryFlags extends AdminFlags {
   top?: string;
 }
 
-export function registerDiff(program: Command, run: (action: () => Promise<number>) => void): void {
+/** Registers `diff` and `diff summary`; returns `diff`, for its other subcommands. */
+export function registerDiff(program: Command, run: (action: () => Promise<number>) => void): Command {
   const diff = addAdminOptions(
     program
       .command('diff')
@@ -75,6 +76,7 @@ Examples:
   gatewayctl diff summary --route shop --json | jq '.routes[0].shadows[0].paths'`,
     )
     .action((flags: SummaryFlags) => run(() => summaryCommand(flags, diff.opts<AdminFlags>())));
+  return diff;
 }
 
 export async function followCommand(flags: FollowFlags): Promise<number> {

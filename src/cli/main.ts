@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { EMBEDDED } from '../embedded.js';
 import { isGatewayError } from '../errors.js';
 import { registerDiff } from './diff.js';
+import { registerDiffShow } from './diff-show.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerDemo } from './demo.js';
 import { registerInit } from './init.js';
@@ -52,7 +53,7 @@ Quick start:
     );
   registerServe(program, run);
   registerValidate(program, run);
-  registerDiff(program, run);
+  registerDiffShow(registerDiff(program, run), run);
   registerStatus(program, run);
   registerReload(program, run);
   registerRelease(program, run);

@@ -41,6 +41,7 @@ export async function statusCommand(flags: StatusFlags): Promise<number> {
 }
 
 const pct = (v: number | null) => (v === null ? '–' : `${(v * 100).toFixed(1)}%`);
+const ms = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${v}ms`);
 
 function matchText(route: RouteStatus): string {
   const m = route.match;
@@ -56,12 +57,12 @@ export function renderStatus(status: GatewayStatus, color: ChalkInstance, source
   ];
   for (const route of status.routes) {
     lines.push('', `${color.bold(route.name)}  ${matchText(route)}${route.sticky ? color.dim(`  sticky ${route.sticky}`) : ''}`);
-    const rows: string[][] = [['  BACKEND', 'WEIGHT', 'SHARE', 'REQ/S', '5XX', 'MEAN']];
+    const rows: string[][] = [['  BACKEND', 'WEIGHT', 'SHARE', 'REQ/S', '5XX', 'MEAN', 'P50', 'P99']];
     for (const b of route.backends) {
-      rows.push([`  ${b.upstream}`, String(b.weight), pct(b.share), b.rps.toFixed(1), pct(b.errorRate), b.meanLatencyMs === null ? '–' : `${b.meanLatencyMs}ms`]);
+      rows.push([`  ${b.upstream}`, String(b.weight), pct(b.share), b.rps.toFixed(1), pct(b.errorRate), ms(b.meanLatencyMs), ms(b.p50Ms), ms(b.p99Ms)]);
     }
     if (route.shadows.length) {
-      rows.push(['  SHADOW', 'PERCENT', '', 'COPIES/S', 'FAILED', 'DIFF RATE']);
+      rows.push(['  SHADOW', 'PERCENT', '', 'COPIES/S', 'FAILED', 'DIFF RATE', '', '']);
       for (const s of route.shadows) {
         const failed = (s.outcomes['error'] ?? 0) + (s.outcomes['timeout'] ?? 0);
         const dropped = s.outcomes['dropped'] ?? 0;
@@ -72,6 +73,8 @@ export function renderStatus(status: GatewayStatus, color: ChalkInstance, source
           s.rps.toFixed(1),
           String(failed) + (dropped ? ` (+${dropped} dropped)` : ''),
           route.diff ? pct(s.diffRate) : 'off',
+          '',
+          '',
         ]);
       }
     }

@@ -345,6 +345,13 @@ const shadowTarget: ObjectSpec = {
         remove: { type: 'array', items: headerName, description: 'Headers to remove from the copy.' },
       },
     },
+    credentials: {
+      type: 'string',
+      enum: ['forward', 'strip'],
+      default: 'forward',
+      description:
+        'forward: the copy carries the user\'s credentials, so the version under test serves the same user; strip: Authorization, Cookie, Proxy-Authorization, API-key and token headers and secret query parameters are removed from the copy.',
+    },
     host: {
       type: 'string',
       maxLength: 255,
@@ -604,6 +611,19 @@ const limits: ObjectSpec = {
       default: 1000,
       description: 'Mirrored pairs waiting for comparison; beyond it pairs are dropped and counted.',
     },
+    maxConnections: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000_000,
+      description:
+        'Client connections open at once on the listener. At the cap the connection resting longest (idle keep-alive, or silent since accept) is closed for a new one; when none rests, the new one is refused (503). Default: half the file descriptors the process may open, less 256 kept for the admin API and files, at most 100000.',
+    },
+    maxConnectionsPerClient: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000_000,
+      description: 'Client connections open at once from one peer address; beyond it refused (429). trustedProxies are exempt. Default: no limit.',
+    },
     recordBytes: size('Live egress calls kept for pairing with dark ones; beyond it the oldest go first (counted).', '64mb'),
   },
 };
@@ -612,8 +632,8 @@ const timeouts: ObjectSpec = {
   type: 'object',
   description: 'Timeouts.',
   properties: {
-    header: duration("Time to receive a request's head.", '10s'),
-    idle: duration('Keep-alive connection idle time.', '60s'),
+    header: duration("Time to receive a request's head, counted from accept (TLS handshake included) for a connection's first request.", '10s'),
+    idle: duration('Keep-alive connection idle time, counted from the last response.', '60s'),
     body: duration('Longest pause while receiving a request body.', '30s'),
     websocketIdle: duration('An upgraded (WebSocket) connection with no traffic either way is closed.', '5m'),
     upstream: duration("Upstream response time, unless the upstream sets its own.", '30s'),
@@ -720,7 +740,7 @@ export const configSpec: ObjectSpec = {
         pattern: '^[0-9A-Fa-f:.]+(/\\d{1,3})?$',
         patternHint: 'an IP address or CIDR range',
       },
-      description: 'Peers whose X-Forwarded-For and X-Forwarded-Proto are trusted and extended.',
+      description: 'Peers (IPs or CIDR ranges) whose forwarding headers are trusted: X-Forwarded-For and Forwarded are extended, X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP kept. From any other peer they are replaced.',
     },
     limits,
     timeouts,

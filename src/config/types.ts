@@ -117,6 +117,8 @@ export interface ShadowConfig {
   /** Lower-cased names. */
   readonly removeHeaders: readonly string[];
   readonly host: string | undefined;
+  /** strip: credentials are removed from the copy (see shadow/credentials.ts). */
+  readonly credentials: 'forward' | 'strip';
 }
 
 export interface DiffConfig {
@@ -181,6 +183,9 @@ export interface LimitsConfig {
   readonly shadowInflight: number;
   readonly shadowBodyBytes: number;
   readonly compareQueue: number;
+  /** Undefined: derived from the descriptor limit (runtime/descriptors.ts). */
+  readonly maxConnections?: number | undefined;
+  readonly maxConnectionsPerClient?: number | undefined;
   /** Live egress calls kept for pairing, in bytes. */
   readonly recordBytes: number;
 }

@@ -441,6 +441,7 @@ class MeaningChecker {
         setHeaders,
         removeHeaders: strings(headers['remove']).map((h) => h.toLowerCase()),
         host: raw['host'] as string | undefined,
+        credentials: (raw['credentials'] as 'forward' | 'strip' | undefined) ?? 'forward',
       });
     });
 
@@ -637,6 +638,8 @@ class MeaningChecker {
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
+      maxConnections: l['maxConnections'],
+      maxConnectionsPerClient: l['maxConnectionsPerClient'],
       recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
     };
     if (limits.maxHeaderBytes < 1024) {

@@ -1,11 +1,11 @@
 /**
  * `gatewayctl demo`: everything the idea needs, in one process. Three shop
  * services (v1, v2, and a second v1 as the diff baseline), a gateway in
- * front of them running config/demo.yaml (a sticky canary on product pages,
- * a dark launch of v2 on the rest of the API), a checkout in two versions
- * charging a small payment provider through the egress (dark launched with
- * its side effects), and a light, steady stream of traffic. The CLI shows
- * what happens; this module knows no terminal.
+ * front of them running config/demo.yaml (a step-by-step release of v2 on
+ * product pages, a dark launch of v2 on the rest of the API), a checkout in
+ * two versions charging a small payment provider through the egress (dark
+ * launched with its side effects), and a light, steady stream of traffic.
+ * The CLI shows what happens; this module knows no terminal.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -26,12 +26,13 @@ export const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', im
 /**
  * The demo's config, written to a temporary directory: config/demo.yaml (in
  * the single-file binary, its embedded text) with the shop services' ports
- * as actually bound.
+ * as actually bound, and its release progress kept beside it, so every demo
+ * starts its release at the first step and leaves nothing behind.
  */
 function writeDemoConfig(text: string): { file: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'gatewayctl-demo-'));
   const file = join(dir, 'demo.yaml');
-  writeFileSync(file, text);
+  writeFileSync(file, `${text}\nstateDir: ${JSON.stringify(join(dir, 'state'))}\n`);
   return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -71,6 +72,8 @@ export interface Demo {
   readonly traffic: TrafficGenerator | undefined;
   readonly url: string;
   readonly adminUrl: string;
+  /** The web console on the admin port. */
+  readonly consoleUrl: string;
   readonly shops: readonly ShopService[];
   /** Charges the demo's payment provider has received. */
   charges(): number;
@@ -147,6 +150,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     traffic,
     url,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
+    consoleUrl: `http://127.0.0.1:${addresses.admin.port}/ui`,
     shops,
     charges: () => charges(),
     async close() {

@@ -13,6 +13,7 @@ import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
 import { compareBodies, type RawDifference, type WalkLimits } from './compare.js';
 import { emptyCounts, observeLatency } from './counts.js';
+import { exampleSide, MarkList } from './examples.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, type Lifted } from './lift.js';
 import { NoiseMask } from './noise.js';
@@ -64,6 +65,8 @@ interface Found extends RawDifference {
 interface ResponseComparison {
   readonly found: Found[];
   readonly limited?: string;
+  /** The other body, when it was lifted to be compared. */
+  readonly lifted?: Lifted;
 }
 
 /** Decoded bodies may grow to this multiple of the capture limit. */
@@ -90,8 +93,13 @@ class PairComparison {
     this.maxDecoded = Math.min(MAX_DECODED, Math.max(1024 * 1024, pair.diff.maxBodyBytes * DECODE_FACTOR));
   }
 
-  private primaryBody(): Lifted {
+  primaryBody(): Lifted {
     return (this.primaryLifted ??= lift(this.pair.primary, this.maxDecoded));
+  }
+
+  /** The other answer's body, lifted as for comparison. */
+  lifted(other: CapturedResponse, compared: ResponseComparison): Lifted {
+    return compared.lifted ?? lift(other, this.maxDecoded);
   }
 
   /** Status, headers and body of the primary against another answer. */
@@ -104,9 +112,10 @@ class PairComparison {
     for (const d of compareHeaders(primary.headers, other.headers, this.headerIgnores)) found.push({ ...d, kind: 'header' });
     // Same bytes under the same encoding: same body, nothing to parse.
     if (primary.body.equals(other.body) && contentEncoding(primary) === contentEncoding(other)) return { found };
-    const body = compareBodies(this.primaryBody(), lift(other, this.maxDecoded), this.rules, this.settings);
+    const lifted = lift(other, this.maxDecoded);
+    const body = compareBodies(this.primaryBody(), lifted, this.rules, this.settings);
     for (const d of body.differences) found.push({ ...d, kind: 'body' });
-    return body.limited ? { found, limited: body.limited } : { found };
+    return body.limited ? { found, limited: body.limited, lifted } : { found, lifted };
   }
 }
 
@@ -237,19 +246,24 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
     if (pair.calls) for (const d of callDifferences(pair.calls, settings)) compared.found.push({ ...d, kind: 'call' });
 
     const lister = new Lister(comparison, settings);
+    const differingMarks = new MarkList();
+    const noiseMarks = new MarkList();
     let real = 0;
     for (const d of compared.found) {
       const template = clipString(d.template, maxTemplate);
       const masked = mask !== undefined && (mask.covers(d.kind, maskPath(d)) || (learned?.isNoisy(pair.route, d.kind, template) ?? false));
+      const mark = { kind: d.kind, path: clipString(d.pointer, settings.maxPathChars), template };
       if (masked) {
         counts.noiseMasked++;
         paths.mark(d.kind, template, 'masked');
+        noiseMarks.add(mark);
         continue;
       }
       real++;
       counts.kinds[d.kind] = 1;
       paths.mark(d.kind, template, 'differing');
       lister.add(d);
+      differingMarks.add(mark);
     }
     counts.differing = real > 0 ? 1 : 0;
     counts.paths.push(...paths.list());
@@ -279,6 +293,18 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
         noise: counts.noiseMasked,
         truncated,
         ...(compared.limited ? { limited: compared.limited } : {}),
+      },
+      example: {
+        primary: exampleSide(pair.primaryUpstream, { response: pair.primary, lifted: comparison.primaryBody() }, comparison.rules),
+        shadow: exampleSide(
+          target.upstream,
+          result.response
+            ? { response: result.response, lifted: comparison.lifted(result.response, compared) }
+            : { error: result.error ?? (result.outcome === 'timeout' ? 'timed out' : 'failed'), latencyMs: result.latencyMs },
+          comparison.rules,
+        ),
+        differing: differingMarks.marks,
+        noise: noiseMarks.marks,
       },
     });
   }

@@ -8,6 +8,11 @@
  *                        reconnecting clients) replays what was missed.
  *   GET /diffs/summary   JSON counts per route and shadow target; same
  *                        filters, ?top=N keeps the N most differing paths.
+ *   GET /diffs/examples/ID               one differing pair in full:
+ *                                        {event, example} (recent events)
+ *   GET /diffs/examples?route=&shadow=&kind=&path=
+ *                                        the latest pair of a finding (a
+ *                                        summary row: kind and template path)
  *
  * A slow subscriber never grows memory without bound: while its socket
  * buffer is over the limit, events for it are skipped and counted, and an
@@ -41,6 +46,15 @@ function count(url: URL, name: string, max: number): number | undefined {
   if (raw === null || raw === '') return undefined;
   if (!/^\d{1,9}$/.test(raw)) throw new BadQuery(`?${name} must be a whole number, not "${raw}"`);
   return Math.min(Number(raw), max);
+}
+
+/** A path segment decoded; a malformed escape names nothing, rather than failing the request. */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
 }
 
 function lastEventId(req: IncomingMessage): string | undefined {
@@ -119,10 +133,23 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
     }
   };
 
+  const example = (_req: IncomingMessage, res: ServerResponse, url: URL): void => {
+    const q = (name: string) => url.searchParams.get(name) ?? '';
+    const byId = url.pathname.startsWith('/diffs/examples/');
+    const found = byId
+      ? store.examples.get(safeDecode(url.pathname.slice('/diffs/examples/'.length)))
+      : store.examples.forFinding(q('route'), q('shadow'), q('kind'), q('path'));
+    if (found) return sendJson(res, 200, found);
+    const what = byId ? 'that event (only recent ones and the latest of each finding are kept)' : 'that finding (route, shadow, kind, path)';
+    sendJson(res, 404, { error: `no example pair kept for ${what}` });
+  };
+
   return [
-    // The stream carries response values: with admin.token set it needs the
-    // token, like the calls that change state.
+    // The stream and the example pairs carry response values: with
+    // admin.token set they need the token, like the calls that change state.
     { method: 'GET', path: '/diffs', changesState: true, handle: stream },
     { method: 'GET', path: '/diffs/summary', changesState: false, handle: summary },
+    { method: 'GET', path: '/diffs/examples', changesState: true, handle: example },
+    { method: 'GET', path: '/diffs/examples/', changesState: true, handle: example },
   ];
 }

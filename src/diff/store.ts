@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CountsTable } from './counts.js';
+import { ExampleStore, type ExampleStoreOptions } from './examples.js';
 import { describeAll, type DiffSummary } from './summary.js';
 import type { CompareOutcome, DiffEvent, DiffEventBody, ShadowCounts } from './types.js';
 
@@ -26,6 +27,7 @@ export interface DiffStoreOptions {
   readonly maxPathsPerTarget?: number;
   /** Distinct (route, shadow target) pairs counted. */
   readonly maxTargets?: number;
+  readonly examples?: ExampleStoreOptions;
 }
 
 export function matches(filter: EventFilter, event: { route: string; shadow: { upstream: string } }): boolean {
@@ -45,11 +47,14 @@ export class DiffStore {
   private readonly maxTargets: number;
   /** Counts refused because maxTargets was reached. */
   targetsOmitted = 0;
+  /** Example pairs of recent events and of each finding's latest event. */
+  readonly examples: ExampleStore;
 
   constructor(options: DiffStoreOptions = {}) {
     this.ring = new Array<DiffEvent | undefined>(Math.max(1, options.capacity ?? 1000)).fill(undefined);
     this.maxPaths = options.maxPathsPerTarget ?? 256;
     this.maxTargets = options.maxTargets ?? 1024;
+    this.examples = new ExampleStore(options.examples);
   }
 
   get capacity(): number {
@@ -60,10 +65,13 @@ export class DiffStore {
     return this.subscribers.size;
   }
 
-  /** Adds an outcome's counts and, when it has one, its event. */
+  /** Adds an outcome's counts and, when it has one, its event (and example pair). */
   ingest(outcome: CompareOutcome): DiffEvent | undefined {
     this.addCounts(outcome.counts);
-    return outcome.event ? this.addEvent(outcome.event) : undefined;
+    if (!outcome.event) return undefined;
+    const event = this.addEvent(outcome.event);
+    if (outcome.example) this.examples.keep(event, outcome.example);
+    return event;
   }
 
   addCounts(delta: ShadowCounts): void {

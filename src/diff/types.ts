@@ -125,9 +125,52 @@ export interface ShadowCounts {
   readonly latency: LatencyCounts;
 }
 
+/** A body as an example shows it: ignored members removed, clipped. */
+export type ExampleBody =
+  | { readonly format: 'empty' }
+  | { readonly format: 'json'; readonly value: JsonValue }
+  | { readonly format: 'text'; readonly text: string }
+  | { readonly format: 'binary'; readonly bytes: number; readonly sha256: string }
+  /** No answer: the copy failed or timed out. */
+  | { readonly format: 'none'; readonly error: string };
+
+export interface ExampleSide {
+  readonly upstream: string;
+  readonly status: number | null;
+  readonly latencyMs: number;
+  /** Lower-cased names; secret-looking values redacted. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: ExampleBody;
+  /** Set when the body (or a header) was cut short for the example. */
+  readonly clipped?: true;
+  readonly note?: string;
+}
+
+/** Where a pair differs, or differed only as noise. */
+export interface ExampleMark {
+  readonly kind: DifferenceKind;
+  /** As in Difference: a JSON Pointer, a header name, "status" or "error". */
+  readonly path: string;
+  readonly template: string;
+}
+
+/**
+ * One differing pair in full, for looking at side by side: both answers
+ * (status, headers, body) and which nodes really differ or are noise.
+ * Kept for recent events and for the latest of each finding.
+ */
+export interface PairExample {
+  readonly primary: ExampleSide;
+  readonly shadow: ExampleSide;
+  readonly differing: readonly ExampleMark[];
+  readonly noise: readonly ExampleMark[];
+}
+
 /** What comparing one pair against one shadow target yields. */
 export interface CompareOutcome {
   /** Present only when the pair really differs. */
   readonly event?: DiffEventBody;
+  /** With an event: the pair itself, bounded. */
+  readonly example?: PairExample;
   readonly counts: ShadowCounts;
 }

@@ -25,6 +25,12 @@ export const LATENCY_BUCKETS = [
 export type UpstreamErrorReason = 'connect' | 'timeout' | 'reset' | 'pool_exhausted';
 export type EgressOutcome = 'forwarded' | 'replayed' | 'simulated' | 'passthrough' | 'refused' | 'error';
 export type ShadowOutcome = 'completed' | 'error' | 'timeout' | 'dropped' | 'skipped';
+/**
+ * Why the gateway closed a client connection: no complete head in time,
+ * idle keep-alive, closed to make room at the cap, refused at the cap,
+ * refused over the per-client cap.
+ */
+export type ConnectionCloseReason = 'header_timeout' | 'idle' | 'evicted' | 'cap' | 'per_client_cap';
 
 export class GatewayMetrics {
   readonly registry: Registry;
@@ -46,7 +52,9 @@ export class GatewayMetrics {
   readonly configLastReloadTimestamp: Gauge;
   readonly configGeneration: Gauge;
   readonly rejectedRequests: Counter<'reason'>;
-  readonly activeConnections: Gauge;
+  readonly connections: Gauge<'listener'>;
+  readonly connectionsClosed: Counter<'listener' | 'reason'>;
+  readonly connectionsLimit: Gauge<'listener'>;
   readonly workerRestarts: Counter;
   readonly releaseStep: Gauge<'route' | 'candidate'>;
   readonly releaseWeight: Gauge<'route' | 'candidate'>;
@@ -200,9 +208,24 @@ export class GatewayMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.activeConnections = new client.Gauge({
-      name: 'gatewayctl_active_connections',
-      help: 'Client connections open on the gateway listener.',
+    this.connections = new client.Gauge({
+      name: 'gatewayctl_connections',
+      help: 'Client connections open, by listener (gateway, admin, redirect).',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.connectionsClosed = new client.Counter({
+      name: 'gatewayctl_connections_closed_total',
+      help:
+        'Client connections the gateway closed or refused, by listener and reason: header_timeout (no complete request head in time, from accept), ' +
+        'idle (keep-alive), evicted (resting connection closed to make room at the cap), cap (refused: every connection busy), per_client_cap.',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.connectionsLimit = new client.Gauge({
+      name: 'gatewayctl_connections_limit',
+      help: 'The connection cap in effect, by listener (limits.maxConnections, or the one derived from the descriptor limit).',
+      labelNames: ['listener'],
       registers,
     });
     this.workerRestarts = new client.Counter({

@@ -1,6 +1,6 @@
 /**
  * Upstream deadlines for the user's path, enforced by one sweep instead of
- * a timer per request. Re-arming a socket timer for every request (and
+ * a timer per request (the client connections' deadlines use the same Sweep). Re-arming a socket timer for every request (and
  * again when the socket goes back to the pool) costs more than the whole
  * of the gateway's own request handling; a sweep every 50 ms over the
  * exchanges in flight costs nothing per request.
@@ -52,39 +52,43 @@ export interface Watched {
   expired: UpstreamTimeoutError | undefined;
 }
 
-export class UpstreamDeadlines<T extends Watched> {
-  private readonly watched = new Set<T>();
+/**
+ * One interval timer over a set of watched items, running only while the
+ * set is not empty. `visit` returns false to stop watching an item.
+ * Shared by the upstream deadlines here and the client connections'
+ * deadlines (connections.ts).
+ */
+export class Sweep<T> {
+  private readonly items = new Set<T>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly onExpired: (exchange: T, error: UpstreamTimeoutError) => void) {}
+  constructor(
+    private readonly visit: (item: T, now: number) => boolean,
+    private readonly intervalMs = SWEEP_MS,
+  ) {}
 
-  watch(exchange: T): void {
-    exchange.watchedSince = Date.now();
-    this.watched.add(exchange);
+  add(item: T): void {
+    this.items.add(item);
     if (!this.timer) {
-      this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.timer = setInterval(() => this.run(), this.intervalMs);
       this.timer.unref();
     }
   }
 
-  unwatch(exchange: T): void {
-    this.watched.delete(exchange);
+  delete(item: T): void {
+    this.items.delete(item);
   }
 
   get size(): number {
-    return this.watched.size;
+    return this.items.size;
   }
 
-  private sweep(): void {
+  private run(): void {
     const now = Date.now();
-    for (const w of this.watched) {
-      const error = overdue(w, now);
-      if (!error) continue;
-      this.watched.delete(w);
-      w.expired = error;
-      this.onExpired(w, error);
+    for (const item of this.items) {
+      if (!this.visit(item, now)) this.items.delete(item);
     }
-    if (this.watched.size === 0 && this.timer) {
+    if (this.items.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
@@ -93,7 +97,39 @@ export class UpstreamDeadlines<T extends Watched> {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.watched.clear();
+    this.items.clear();
+  }
+}
+
+export class UpstreamDeadlines<T extends Watched> {
+  private readonly sweep: Sweep<T>;
+
+  constructor(onExpired: (exchange: T, error: UpstreamTimeoutError) => void) {
+    this.sweep = new Sweep<T>((w, now) => {
+      const error = overdue(w, now);
+      if (!error) return true;
+      w.expired = error;
+      this.sweep.delete(w);
+      onExpired(w, error);
+      return false;
+    });
+  }
+
+  watch(exchange: T): void {
+    exchange.watchedSince = Date.now();
+    this.sweep.add(exchange);
+  }
+
+  unwatch(exchange: T): void {
+    this.sweep.delete(exchange);
+  }
+
+  get size(): number {
+    return this.sweep.size;
+  }
+
+  close(): void {
+    this.sweep.close();
   }
 }
 

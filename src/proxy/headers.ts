@@ -2,9 +2,11 @@
  * Header hygiene at the gateway boundary, in both directions:
  * hop-by-hop headers (and every header `Connection` names) never cross;
  * framing is re-stated in canonical form; `x-shadow-request` is the
- * gateway's alone; `x-request-id` and `X-Forwarded-*` are set here.
+ * gateway's alone; `x-request-id` is set here, the forwarding headers
+ * (`X-Forwarded-*`, `X-Real-IP`, `Forwarded`) in forwarding.ts.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { setForwardingHeaders, type ForwardingPeer } from './forwarding.js';
 
 export const REQUEST_ID = 'x-request-id';
 export const SHADOW_MARKER = 'x-shadow-request';
@@ -53,13 +55,8 @@ export function clientRequestId(headers: IncomingHttpHeaders): string | undefine
   return typeof value === 'string' && REQUEST_ID_SHAPE.test(value) ? value : undefined;
 }
 
-export interface ForwardContext {
+export interface ForwardContext extends ForwardingPeer {
   readonly requestId: string;
-  /** Address of the connecting peer. */
-  readonly peer: string;
-  /** Whether the peer is a trusted proxy whose X-Forwarded-* may be extended. */
-  readonly trustedPeer: boolean;
-  readonly encrypted: boolean;
 }
 
 /**
@@ -82,17 +79,7 @@ export function prepareUpstreamHeaders(req: IncomingMessage, ctx: ForwardContext
   delete h[SHADOW_MARKER];
   h[REQUEST_ID] = ctx.requestId;
 
-  const forwardedFor = h['x-forwarded-for'];
-  if (ctx.trustedPeer && forwardedFor) {
-    h['x-forwarded-for'] = `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${ctx.peer}`;
-  } else {
-    h['x-forwarded-for'] = ctx.peer;
-  }
-  if (!(ctx.trustedPeer && h['x-forwarded-proto'])) h['x-forwarded-proto'] = ctx.encrypted ? 'https' : 'http';
-  if (!(ctx.trustedPeer && h['x-forwarded-host'])) {
-    if (h.host) h['x-forwarded-host'] = h.host;
-    else delete h['x-forwarded-host'];
-  }
+  setForwardingHeaders(h, ctx);
 }
 
 /**

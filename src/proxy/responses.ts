@@ -4,6 +4,7 @@
  * ServerResponse or, where there is none (parse errors, upgrades, CONNECT),
  * written raw on the socket and followed by closing it.
  */
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
@@ -19,20 +20,28 @@ export function isCondemned(socket: Duplex): boolean {
   return (socket as Duplex & { [kCondemned]?: true })[kCondemned] === true;
 }
 
+/**
+ * Every refusal carries a request id, so a client's report can be matched
+ * with the logs: the request's own, or a new one when there is none yet
+ * (the parser refused the head, the connection was refused at a cap).
+ */
 function errorParts(
   error: string,
   requestId: string | undefined,
   extra: Record<string, string> | undefined,
 ): { body: string; headers: Record<string, string | number> } {
-  const body = JSON.stringify(requestId ? { error, requestId } : { error });
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...extra,
+  const id = requestId ?? randomUUID();
+  const body = JSON.stringify({ error, requestId: id });
+  return {
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      ...extra,
+      'x-request-id': id,
+    },
   };
-  if (requestId) headers['x-request-id'] = requestId;
-  return { body, headers };
 }
 
 export function sendError(

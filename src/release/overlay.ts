@@ -51,6 +51,7 @@ function routeWithRelease(route: RouteConfig, state: ReleaseState, shadowMethods
           methods: shadowMethods,
           setHeaders: {},
           removeHeaders: [],
+          credentials: 'forward',
           host: undefined,
         },
       ]

@@ -75,6 +75,7 @@ export class ClusterDataPlane implements DataPlane {
   private spawn(id: number): Promise<number> {
     const worker = cluster.fork({
       GATEWAYCTL_WORKER_ID: String(id),
+      GATEWAYCTL_WORKERS: String(this.options.workers),
       GATEWAYCTL_LOG_LEVEL: this.options.logSettings.level,
       GATEWAYCTL_LOG_FORMAT: this.options.logSettings.format,
     });

@@ -164,6 +164,7 @@ export class Gateway {
       },
       options.logger,
       undefined,
+      this.metrics,
     );
   }
 

@@ -8,9 +8,11 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/compile.js';
+import type { GatewayConfig } from '../config/types.js';
 import { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats } from '../metrics/registry.js';
+import { ConnectionGuard, type ConnectionSettings } from '../proxy/connections.js';
 import { ProxyHandler } from '../proxy/handler.js';
 import { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from '../proxy/responses.js';
@@ -20,6 +22,7 @@ import type { PairSink } from '../shadow/pair.js';
 import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from './active.js';
+import { derivedMaxConnections } from './descriptors.js';
 
 export interface ProxyRuntimeOptions {
   readonly snapshot: Snapshot;
@@ -28,7 +31,34 @@ export interface ProxyRuntimeOptions {
   readonly pairSink?: PairSink;
   /** Certificates: with them (and `tls` in the config) the listener speaks HTTPS. */
   readonly tls?: ListenerMaterial;
+  /** Serving processes sharing the listener (serve --workers N): configured connection caps are shared out. */
+  readonly processes?: number;
 }
+
+/**
+ * The connection rules of one serving process. Each process has its own
+ * descriptors, so the derived cap is per process; a configured cap is the
+ * listener's, shared out among the processes (the kernel spreads
+ * connections evenly, so a client's share is too, approximately).
+ */
+export function connectionSettings(config: GatewayConfig, processes = 1): ConnectionSettings {
+  const share = (n: number) => Math.max(1, Math.ceil(n / processes));
+  const { limits, timeouts } = config;
+  return {
+    headerMs: timeouts.headerMs,
+    idleMs: timeouts.idleMs,
+    maxConnections: limits.maxConnections !== undefined ? share(limits.maxConnections) : derivedMaxConnections(),
+    maxPerClient: limits.maxConnectionsPerClient !== undefined ? share(limits.maxConnectionsPerClient) : 0,
+  };
+}
+
+/**
+ * Node's own per-connection timers (keep-alive, request head, TLS
+ * handshake) stay as backstops behind the sweep's deadlines
+ * (connections.ts), which close first and count why. Node also advertises
+ * the keep-alive one to clients (Keep-Alive: timeout=N, in whole seconds).
+ */
+const backstopMs = (ms: number) => ms + 500;
 
 export class ProxyRuntime {
   readonly server: http.Server;
@@ -43,6 +73,9 @@ export class ProxyRuntime {
   private draining = false;
   private readonly sockets = new Set<Duplex>();
   private readonly tls: TlsTermination | undefined;
+  private readonly connections: ConnectionGuard;
+  private readonly processes: number;
+  private connectionRules: ConnectionSettings;
   private accessLog: AccessLog | undefined;
   private lastLogFailure = 0;
 
@@ -50,6 +83,8 @@ export class ProxyRuntime {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.active = new ActiveConfig(options.snapshot, this.metrics, this.statsCache);
+    this.processes = options.processes ?? 1;
+    this.connectionRules = connectionSettings(options.snapshot.config, this.processes);
     this.pools = new UpstreamPools(this.metrics);
     this.pools.retain(options.snapshot.upstreams.values());
     this.shadow = new ShadowService({
@@ -79,15 +114,15 @@ export class ProxyRuntime {
     });
     this.configureAccessLog(options.snapshot);
     const { limits, timeouts } = options.snapshot.config;
-    this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, timeouts.headerMs) : undefined;
+    this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, backstopMs(timeouts.headerMs)) : undefined;
     this.server = (this.tls ?? http).createServer(
       {
         maxHeaderSize: limits.maxHeaderBytes,
-        headersTimeout: timeouts.headerMs,
+        headersTimeout: backstopMs(timeouts.headerMs),
         // Whole-request deadlines would cut slow, legitimate uploads; bodies
         // are bounded by size and by the idle timeouts instead.
         requestTimeout: 0,
-        keepAliveTimeout: timeouts.idleMs,
+        keepAliveTimeout: backstopMs(timeouts.idleMs),
         connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(timeouts.headerMs / 4))),
         requireHostHeader: true,
         joinDuplicateHeaders: false,
@@ -116,11 +151,24 @@ export class ProxyRuntime {
     });
     this.server.on('connection', (socket: Duplex) => {
       this.sockets.add(socket);
-      this.metrics.activeConnections.inc();
-      socket.once('close', () => {
-        this.sockets.delete(socket);
-        this.metrics.activeConnections.dec();
-      });
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.connections = new ConnectionGuard({ ...this.connectionRuleSource, listener: 'gateway', metrics: this.metrics, tls: this.tls !== undefined });
+    this.connections.attach(this.server);
+    this.logConnectionRules();
+  }
+
+  /** What every listener of this runtime applies to its connections. */
+  private readonly connectionRuleSource = {
+    settings: () => this.connectionRules,
+    exempt: (address: string | undefined) => this.active.isTrusted(address),
+  };
+
+  private logConnectionRules(): void {
+    const { maxConnections, maxPerClient } = this.connectionRules;
+    this.logger.info('connections.limits', `at most ${maxConnections} client connections${maxPerClient ? `, ${maxPerClient} per client` : ''}${this.processes > 1 ? ' in this worker' : ''}`, {
+      maxConnections,
+      maxConnectionsPerClient: maxPerClient || undefined,
     });
   }
 
@@ -141,7 +189,7 @@ export class ProxyRuntime {
         resolve({ host, port: typeof address === 'object' && address ? address.port : port });
       });
     });
-    return this.tls ? listening.then((bound) => this.tls!.listenRedirect(this.snapshot.config.tls?.redirectHttp, bound)) : listening;
+    return this.tls ? listening.then((bound) => this.tls!.listenRedirect(this.snapshot.config.tls?.redirectHttp, bound, this.connectionRuleSource)) : listening;
   }
 
   /** The TLS side, when the listener speaks HTTPS. */
@@ -164,8 +212,11 @@ export class ProxyRuntime {
     const { limits, timeouts } = snapshot.config;
     // Read by Node for each new connection.
     (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
-    this.server.keepAliveTimeout = timeouts.idleMs;
-    this.server.headersTimeout = timeouts.headerMs;
+    this.server.keepAliveTimeout = backstopMs(timeouts.idleMs);
+    this.server.headersTimeout = backstopMs(timeouts.headerMs);
+    const before = this.connectionRules;
+    this.connectionRules = connectionSettings(snapshot.config, this.processes);
+    if (before.maxConnections !== this.connectionRules.maxConnections || before.maxPerClient !== this.connectionRules.maxPerClient) this.logConnectionRules();
     const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
     this.shadow.retainOnly(shadowed);
     previous.retire(() => {
@@ -300,6 +351,7 @@ export class ProxyRuntime {
     this.upgrades.closeAll();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();
+    this.connections.close();
     this.pools.destroy();
     await this.shadow.close();
     await this.accessLog?.close();

@@ -7,7 +7,9 @@
  *   (with --workers N, each worker runs its own engine and forwards outcomes over IPC)
  *   metrics of every process ─────────────▶ StatusView ──────────▶ GET /status
  *   services' dependency calls ─▶ EgressService (this process) ─calls─▶ each pair, before comparison
+ *   web/console/ ─────────────────────────────────────────────────▶ GET /ui (reads the endpoints above)
  */
+import { consoleRoutes } from '../admin/console.js';
 import { StatusView } from '../admin/status.js';
 import { diffRoutes } from '../diff/endpoints.js';
 import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
@@ -81,7 +83,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
       ...(options.reloadPhases ? { reloadPhases: options.reloadPhases } : {}),
-      adminRoutes: [...diffRoutes(store), ...status.routes(), ...egressAdminRoutes(() => egress, served)],
+      adminRoutes: [...diffRoutes(store), ...status.routes(), ...egressAdminRoutes(() => egress, served), ...consoleRoutes()],
       dataPlane: (m, logger) => {
         if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served));
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });

@@ -68,6 +68,7 @@ process.on('message', (raw: unknown) => {
         metrics,
         logger,
         pairSink: pairs,
+        processes: Number(process.env['GATEWAYCTL_WORKERS'] ?? '1') || 1,
         ...(raw.tls ? { tls: raw.tls } : {}),
       });
       runtime.listen(raw.host, raw.port).then(

@@ -22,6 +22,7 @@ import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import { ShadowClients } from './clients.js';
+import { stripCredentials } from './credentials.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from './pair.js';
 
 export interface MirrorSession {
@@ -154,9 +155,12 @@ export class ShadowService {
     // The shared copy already carries the marker; a target with its own
     // header edits gets a private copy of it.
     let copyHeaders = headers;
+    let target = path;
     const edits = shadow?.config;
+    if (edits?.credentials === 'strip') ({ headers: copyHeaders, target } = stripCredentials(headers, path));
+    // Edits come after stripping, so a copy may be given a test credential of its own.
     if (edits && (edits.removeHeaders.length > 0 || edits.host || Object.keys(edits.setHeaders).length > 0)) {
-      copyHeaders = { ...headers };
+      copyHeaders = { ...copyHeaders };
       for (const name of edits.removeHeaders) delete copyHeaders[name];
       for (const [name, value] of Object.entries(edits.setHeaders)) copyHeaders[name] = value;
       if (edits.host) copyHeaders['host'] = edits.host;
@@ -167,7 +171,7 @@ export class ShadowService {
         upstream,
         {
           method,
-          path: upstreamPath(upstream.target, path),
+          path: upstreamPath(upstream.target, target),
           headers: copyHeaders,
           body: body && body.length > 0 ? body : undefined,
           timeoutMs,

@@ -14,6 +14,7 @@ import tls, { type SecureContext } from 'node:tls';
 import type { ListenAddress } from '../config/units.js';
 import type { TlsVersion } from '../config/types.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
+import { ConnectionGuard, type ConnectionGuardOptions } from '../proxy/connections.js';
 import { NameIndex } from './names.js';
 import { createRedirectServer } from './redirect.js';
 
@@ -50,6 +51,7 @@ export class TlsTermination {
   private index: NameIndex<SecureContext>;
   private server: https.Server | undefined;
   private redirect: http.Server | undefined;
+  private redirectConnections: ConnectionGuard | undefined;
   private httpOptions: http.ServerOptions = {};
 
   constructor(
@@ -117,10 +119,17 @@ export class TlsTermination {
    * Starts the plain-HTTP redirect listener (when configured), pointing
    * clients at the HTTPS listener's port; passes that listener's address on.
    */
-  async listenRedirect<T extends ListenAddress>(address: ListenAddress | undefined, https: T): Promise<T> {
+  async listenRedirect<T extends ListenAddress>(
+    address: ListenAddress | undefined,
+    https: T,
+    /** The gateway listener's connection rules: the redirect port faces the same clients. */
+    connections: Pick<ConnectionGuardOptions, 'settings' | 'exempt'>,
+  ): Promise<T> {
     if (!address) return https;
     const { maxHeaderSize, headersTimeout, keepAliveTimeout, connectionsCheckingInterval } = this.httpOptions;
     const server = createRedirectServer(https.port, { maxHeaderSize, headersTimeout, keepAliveTimeout, connectionsCheckingInterval });
+    this.redirectConnections = new ConnectionGuard({ ...connections, listener: 'redirect', metrics: this.metrics });
+    this.redirectConnections.attach(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: address.host, port: address.port, exclusive: false }, () => {
@@ -140,6 +149,8 @@ export class TlsTermination {
   async closeRedirect(): Promise<void> {
     const server = this.redirect;
     this.redirect = undefined;
+    this.redirectConnections?.close();
+    this.redirectConnections = undefined;
     if (!server?.listening) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

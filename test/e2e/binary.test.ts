@@ -138,6 +138,12 @@ describe('the single-file binary, alone in an empty directory', { skip }, () => 
       assert.equal(diff.code, 0, diff.stderr);
       const event = JSON.parse(diff.stdout.trim().split('\n')[0]!);
       assert.equal(typeof event.route, 'string');
+      // The web console comes from inside the binary too.
+      const page = await request(`${admin}/ui`);
+      assert.equal(page.status, 200);
+      const script = /src="(\/ui\/[0-9a-f]+\/app\.js)"/.exec(page.text)?.[1];
+      assert.ok(script, page.text);
+      assert.equal((await request(`${admin}${script}`)).status, 200);
     } finally {
       child.kill('SIGINT');
     }

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { BIN, REPO_ROOT } from '../helpers/cli.js';
+import { request } from '../helpers/http.js';
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -42,6 +43,13 @@ describe('gatewayctl demo', () => {
       }
       assert.match(out, /products\s+GET \/api\/products\s+→ shop-v1 80% · shop-v2 20% \(sticky by x-user-id\)/);
       assert.match(out, /curl -s http:\/\/127\.0\.0\.1:\d+\/api\/products\/1/);
+      const consoleUrl = /Web console\s+(http:\/\/127\.0\.0\.1:\d+\/ui)/.exec(out)?.[1];
+      assert.ok(consoleUrl, 'the console URL is printed');
+      const page = await request(consoleUrl);
+      assert.equal(page.status, 200);
+      assert.match(page.text, /<title>gatewayctl console<\/title>/);
+      const [release] = (await request(consoleUrl.replace(/\/ui$/, '/releases'))).json().releases;
+      assert.equal(release.route, 'products', 'the demo has a release to steer from the page');
       assert.match(out, /masked as noise/, 'the baseline cancels ids and timestamps');
       // One charge per checkout (a few may be in flight when counted): the dark v2 charged nobody.
       const [, checkouts, charges] = /checkout: (\d+) checkouts, the payment provider received (\d+) charges/.exec(out)!.map(Number);

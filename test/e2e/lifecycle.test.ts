@@ -123,7 +123,7 @@ describe('process lifecycle', () => {
       assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', upstream: 'a', code: '200' }), 200);
 
       writeFileSync(file, config(b, slow));
-      const reload = await request(serve.adminUrl + '/reload', { method: 'POST' });
+      const reload = await request(serve.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       assert.equal(reload.status, 200);
       const second = await runConcurrently(100, 8, async () => (await request(serve.url + '/x')).json().upstream);
       assert.ok(second.every((u) => u === 'b'), 'every worker applied the reload before it was acknowledged');

@@ -105,6 +105,8 @@ routes:
         'x-shadow-request': '1',
         'x-forwarded-for': '6.6.6.6',
         'x-forwarded-proto': 'https',
+        'x-real-ip': '6.6.6.6',
+        forwarded: 'for=6.6.6.6;proto=https',
         'x-keep': 'kept',
       },
     });
@@ -116,6 +118,8 @@ routes:
     assert.equal(h['x-forwarded-for'], '127.0.0.1');
     assert.equal(h['x-forwarded-proto'], 'http');
     assert.match(h['x-forwarded-host'] as string, /^127\.0\.0\.1:\d+$/);
+    assert.equal(h['x-real-ip'], '127.0.0.1');
+    assert.match(h['forwarded'] as string, /^for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/);
     assert.match(h['x-request-id'] as string, /^[0-9a-f-]{36}$/);
   });
 
@@ -158,7 +162,7 @@ routes:
 });
 
 describe('trusted proxies', () => {
-  test('X-Forwarded-* from a trusted peer are extended, not replaced', async () => {
+  test('X-Forwarded-*, Forwarded and X-Real-IP from a trusted peer are extended or kept, not replaced', async () => {
     const upstream = await startUpstream('v1');
     const trusted = await startGateway(`
 listen: 127.0.0.1:0
@@ -169,12 +173,25 @@ routes: [{ name: all, backends: [{ upstream: v1 }] }]
 `);
     try {
       await request(trusted.url + '/t', {
-        headers: { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example.com' },
+        headers: {
+          'x-forwarded-for': '203.0.113.7',
+          'x-forwarded-proto': 'https',
+          'x-forwarded-host': 'shop.example.com',
+          'x-real-ip': '203.0.113.7',
+          forwarded: 'for=203.0.113.7;proto=https;host=shop.example.com',
+        },
       });
       const h = upstream.received.at(-1)!.headers;
       assert.equal(h['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
       assert.equal(h['x-forwarded-proto'], 'https');
       assert.equal(h['x-forwarded-host'], 'shop.example.com');
+      assert.equal(h['x-real-ip'], '203.0.113.7');
+      assert.match(h['forwarded'] as string, /^for=203\.0\.113\.7;proto=https;host=shop\.example\.com, for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/);
+      // Without them, a trusted peer's hop is the whole of it.
+      await request(trusted.url + '/t');
+      const plain = upstream.received.at(-1)!.headers;
+      assert.equal(plain['x-real-ip'], '127.0.0.1');
+      assert.match(plain['forwarded'] as string, /^for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/);
     } finally {
       await trusted.close();
       await upstream.close();

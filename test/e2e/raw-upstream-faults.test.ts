@@ -235,7 +235,7 @@ routes:
     while (openTcpHandles() > handlesBefore && Date.now() < deadline) await sleep(20);
     assert.ok(openTcpHandles() <= handlesBefore, `TCP handles: ${openTcpHandles()} now, ${handlesBefore} before`);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_active_connections'), 0);
+    assert.equal(metricValue(metrics, 'gatewayctl_connections', { listener: 'gateway' }), 0);
     // and the gateway still serves
     assert.equal((await request(`${gw.url}/fault/fine`)).status, 200);
   });

@@ -263,7 +263,7 @@ interval: 1h
     const gw = await startGateway(yaml, { watch: false });
     try {
       const cli = (...args: string[]) => runCli(['release', ...args, '--admin', gw.adminUrl], { env: { GATEWAYCTL_ADMIN_TOKEN: 'release-token-0123456789' } });
-      assert.equal((await request(gw.adminUrl + '/releases/shop/pause', { method: 'POST' })).status, 401);
+      assert.equal((await request(gw.adminUrl + '/releases/shop/pause', { method: 'POST', headers: { 'x-requested-by': 'test' } })).status, 401);
       let r = await cli('pause', 'shop');
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /shop paused at 10%/);

@@ -154,7 +154,7 @@ describe('config reload', () => {
       await sleep(600);
       assert.equal(await servedBy(gw), 'a');
       assert.equal(await generation(), 1);
-      const reply = await request(gw.adminUrl + '/reload', { method: 'POST' });
+      const reply = await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       assert.equal(reply.status, 422);
       const body = reply.json();
       assert.equal(body.errors[0].path, 'routes[0].backends[0].upstream');
@@ -178,10 +178,10 @@ describe('config reload', () => {
   test('an unchanged config is a no-op, and restart-only settings are reported, not half-applied', async () => {
     const gw = await startGateway(configFor(a, b, 0), { watch: false });
     try {
-      const same = await request(gw.adminUrl + '/reload', { method: 'POST' });
+      const same = await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       assert.deepEqual(same.json(), { generation: 1, changed: [], unchanged: true });
       gw.writeConfig(configFor(b, a, 1).replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:1'));
-      const changed = (await request(gw.adminUrl + '/reload', { method: 'POST' })).json();
+      const changed = (await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } })).json();
       assert.equal(changed.generation, 2);
       assert.deepEqual(changed.restartRequired, ['listen 127.0.0.1:0 -> 127.0.0.1:1']);
       assert.equal(await servedBy(gw), 'b');
@@ -194,9 +194,9 @@ describe('config reload', () => {
     const withToken = configFor(a, b, 0).replace('admin: 127.0.0.1:0', 'admin: { listen: 127.0.0.1:0, token: s3cret-token-0123456789 }');
     const gw = await startGateway(withToken, { watch: false });
     try {
-      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST' })).status, 401);
-      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST', headers: { authorization: 'Bearer wrong' } })).status, 401);
-      const ok = await request(gw.adminUrl + '/reload', { method: 'POST', headers: { authorization: 'Bearer s3cret-token-0123456789' } });
+      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } })).status, 401);
+      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST', headers: { authorization: 'Bearer wrong', 'x-requested-by': 'test' } })).status, 401);
+      const ok = await request(gw.adminUrl + '/reload', { method: 'POST', headers: { authorization: 'Bearer s3cret-token-0123456789', 'x-requested-by': 'test' } });
       assert.equal(ok.status, 200);
       assert.equal((await request(gw.adminUrl + '/metrics')).status, 200, 'reads stay open');
       assert.equal((await request(gw.adminUrl + '/healthz', { headers: { host: 'evil.example.com' } })).status, 403);

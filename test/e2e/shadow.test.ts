@@ -62,6 +62,10 @@ routes:
       - upstream: shadow
         host: dark.internal
         headers: { set: { x-profile: dark }, remove: [authorization] }
+  - name: stripped
+    match: { prefix: /stripped }
+    backends: [{ upstream: primary }]
+    shadow: [{ upstream: shadow, credentials: strip, headers: { set: { x-test-user: dark-tester } } }]
 `);
   });
   after(async () => {
@@ -140,6 +144,46 @@ routes:
     assert.equal(copy.headers.host, 'shop.example.com');
     assert.equal(original.headers.host, 'shop.example.com');
     assert.equal(copy.headers['x-forwarded-for'], original.headers['x-forwarded-for']);
+  });
+
+  const credentials = {
+    authorization: 'Bearer user-secret',
+    cookie: 'session=abc; theme=dark',
+    'proxy-authorization': 'Basic dXNlcjpwYXNz',
+    'x-api-key': 'k-123',
+    'x-auth-token': 't-456',
+    'x-session-id': 's-789',
+    'x-keep': 'kept',
+  };
+  const secretQuery = '?q=shoes&api_key=k1&access_token=t2&page=2&Session=s3';
+
+  test('credentials: strip removes every credential header and secret query parameter from the copy, not from the primary', async () => {
+    await request(gw.url + '/stripped/x' + secretQuery, { headers: credentials });
+    await until(() => shadowed('/stripped').length === 1);
+    const copy = shadowed('/stripped')[0]!;
+    const original = primary.received.find((r) => r.url.startsWith('/stripped/x'))!;
+    for (const name of ['authorization', 'cookie', 'proxy-authorization', 'x-api-key', 'x-auth-token', 'x-session-id']) {
+      assert.equal(copy.headers[name], undefined, `${name} must not reach the shadow`);
+    }
+    assert.equal(copy.url, '/stripped/x?q=shoes&page=2');
+    assert.equal(copy.headers['x-keep'], 'kept');
+    assert.equal(copy.headers['x-test-user'], 'dark-tester', 'header edits apply after stripping');
+    assert.equal(copy.headers['x-shadow-request'], '1');
+    // The user's own request is untouched (Proxy-Authorization is hop-by-hop and never forwarded).
+    assert.equal(original.url, '/stripped/x' + secretQuery);
+    assert.equal(original.headers.authorization, 'Bearer user-secret');
+    assert.equal(original.headers.cookie, 'session=abc; theme=dark');
+    assert.equal(original.headers['x-api-key'], 'k-123');
+  });
+
+  test('credentials: forward (the default) passes them to the copy as the primary gets them', async () => {
+    await request(gw.url + '/safe/creds' + secretQuery, { headers: credentials });
+    await until(() => shadowed('/safe/creds').length === 1);
+    const copy = shadowed('/safe/creds')[0]!;
+    assert.equal(copy.url, '/safe/creds' + secretQuery);
+    for (const name of ['authorization', 'cookie', 'x-api-key', 'x-auth-token', 'x-session-id']) {
+      assert.equal(copy.headers[name], credentials[name as keyof typeof credentials], name);
+    }
   });
 
   test('a client-sent x-shadow-request never reaches the primary', async () => {

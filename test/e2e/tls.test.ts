@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
@@ -203,6 +204,22 @@ describe('HTTPS listener', () => {
     }
   });
 
+  test('the redirect port closes a connection that never speaks at timeouts.header, like the HTTPS port', async () => {
+    const gw = await startGateway(`${listenerConfig(app.url, `${fixturePair('example')}\n  redirectHttp: 127.0.0.1:0`)}timeouts: { header: 500ms }\n`);
+    try {
+      const redirect = (gw.gateway.dataPlane as LocalDataPlane).proxy!.tlsTermination!.redirectAddress!;
+      const socket = net.connect(redirect.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      const opened = Date.now();
+      const closed = await new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+      assert.ok(closed - opened < 2000, `closed after ${closed - opened} ms`);
+      const text = await metrics(gw);
+      assert.equal(metricValue(text, 'gatewayctl_connections_closed_total', { listener: 'redirect', reason: 'header_timeout' }), 1);
+    } finally {
+      await gw.close();
+    }
+  });
+
   test("the certificate's expiry is a metric: a Unix time per name", async () => {
     const gw = await startGateway(
       listenerConfig(app.url, `${fixturePair('example')}\n  certificates:\n    - { cert: ${fixture('other.pem')}, key: ${fixture('other.key')} }`),
@@ -345,7 +362,7 @@ describe('certificate rotation', () => {
       rotateByRename(tmp.dir, 'example-next');
       await sleep(300);
       assert.equal((await tlsRequest(gw.url + '/', { servername: 'example.com' })).fingerprint, EXAMPLE);
-      const reply = await request(gw.adminUrl + '/reload', { method: 'POST' });
+      const reply = await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       assert.equal(reply.status, 200);
       assert.equal((await tlsRequest(gw.url + '/', { servername: 'example.com' })).fingerprint, NEXT);
     } finally {

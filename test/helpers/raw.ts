@@ -181,8 +181,9 @@ export class RawClient {
   private readonly waiters = new Set<() => void>();
   readonly connected: Promise<void>;
 
-  constructor(port: number, host = '127.0.0.1') {
-    this.socket = net.connect(port, host);
+  /** `localAddress` makes the connection come from another loopback address (127.0.0.2, ...). */
+  constructor(port: number, host = '127.0.0.1', localAddress?: string) {
+    this.socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     this.socket.setNoDelay(true);
     this.connected = new Promise((resolve, reject) => {
       this.socket.once('connect', resolve);

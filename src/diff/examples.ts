@@ -1,0 +1,171 @@
+/**
+ * Example pairs: a differing pair's two answers in full (bounded), so a
+ * person can look at one side by side. Made in the compare step (possibly in
+ * a worker, hence plain JSON) and kept by the store for the most recent
+ * events and for the latest event of each finding (route, shadow target,
+ * kind, template path), within fixed bounds.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CapturedResponse } from '../shadow/pair.js';
+import type { Lifted } from './lift.js';
+import type { IgnoreRules } from './paths.js';
+import { isSecretHeader, REDACTED } from './secrets.js';
+import { round } from './stats.js';
+import type { DiffEvent, ExampleBody, ExampleMark, ExampleSide, PairExample } from './types.js';
+import { clipString, keepValue } from './values.js';
+
+export interface ExampleLimits {
+  /** JSON or text characters kept per body. */
+  readonly maxBodyChars: number;
+  readonly maxHeaders: number;
+  readonly maxHeaderChars: number;
+  /** Differing and noise marks kept, each. */
+  readonly maxMarks: number;
+}
+
+export const DEFAULT_EXAMPLE_LIMITS: ExampleLimits = { maxBodyChars: 32 * 1024, maxHeaders: 64, maxHeaderChars: 1024, maxMarks: 256 };
+
+function headersOf(headers: IncomingHttpHeaders, limits: ExampleLimits): { headers: Record<string, string>; clipped: boolean } {
+  const out: Record<string, string> = {};
+  let clipped = false;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (Object.keys(out).length >= limits.maxHeaders) {
+      clipped = true;
+      break;
+    }
+    const text = Array.isArray(value) ? value.join(', ') : String(value);
+    // Cookies a service sets are credentials too.
+    const secret = isSecretHeader(name) || name === 'set-cookie';
+    const kept = secret ? REDACTED : clipString(text, limits.maxHeaderChars);
+    clipped ||= kept.length > text.length || (!secret && kept !== text);
+    out[name] = kept;
+  }
+  return { headers: out, clipped };
+}
+
+function bodyOf(lifted: Lifted, rules: IgnoreRules, limits: ExampleLimits): { body: ExampleBody; clipped: boolean } {
+  switch (lifted.format) {
+    case 'empty':
+      return { body: { format: 'empty' }, clipped: false };
+    case 'json': {
+      const kept = keepValue(lifted.value, '', rules, limits.maxBodyChars);
+      return kept.clipped ? { body: { format: 'text', text: String(kept.value) }, clipped: true } : { body: { format: 'json', value: kept.value }, clipped: false };
+    }
+    case 'text': {
+      const text = clipString(lifted.text, limits.maxBodyChars);
+      return { body: { format: 'text', text }, clipped: text !== lifted.text };
+    }
+    case 'binary':
+      return { body: { format: 'binary', bytes: lifted.bytes, sha256: lifted.sha256 }, clipped: false };
+  }
+}
+
+/** One side of an example: an answer, or why there was none. */
+export function exampleSide(
+  upstream: string,
+  answer: { response: CapturedResponse; lifted: Lifted } | { error: string; latencyMs: number },
+  rules: IgnoreRules,
+  limits: ExampleLimits = DEFAULT_EXAMPLE_LIMITS,
+): ExampleSide {
+  if ('error' in answer) {
+    return { upstream, status: null, latencyMs: round(answer.latencyMs, 1), headers: {}, body: { format: 'none', error: answer.error } };
+  }
+  const headers = headersOf(answer.response.headers, limits);
+  const body = bodyOf(answer.lifted, rules, limits);
+  const clipped = headers.clipped || body.clipped || answer.response.truncated;
+  return {
+    upstream,
+    status: answer.response.status,
+    latencyMs: round(answer.response.latencyMs, 1),
+    headers: headers.headers,
+    body: body.body,
+    ...(clipped ? { clipped: true as const } : {}),
+    ...(answer.lifted.note !== undefined ? { note: answer.lifted.note } : {}),
+  };
+}
+
+/** Marks, deduplicated and bounded. */
+export class MarkList {
+  readonly marks: ExampleMark[] = [];
+  private readonly seen = new Set<string>();
+  constructor(private readonly max = DEFAULT_EXAMPLE_LIMITS.maxMarks) {}
+  add(mark: ExampleMark): void {
+    const key = mark.kind + '\u0000' + mark.path;
+    if (this.marks.length >= this.max || this.seen.has(key)) return;
+    this.seen.add(key);
+    this.marks.push(mark);
+  }
+}
+
+export interface ExampleStoreOptions {
+  /** Examples kept for the most recent events. */
+  readonly recent?: number;
+  /** Findings whose latest example is kept. */
+  readonly findings?: number;
+}
+
+export interface StoredExample {
+  readonly event: DiffEvent;
+  readonly example: PairExample;
+}
+
+export const findingKey = (route: string, shadow: string, kind: string, template: string) => [route, shadow, kind, template].join('\u0000');
+
+/**
+ * Holds at most `recent + findings` examples: each kept example is
+ * referenced by the recent list, by findings, or both, and dropped when
+ * nothing refers to it any more.
+ */
+export class ExampleStore {
+  private readonly byId = new Map<string, { stored: StoredExample; refs: number }>();
+  private readonly recentIds: string[] = [];
+  private readonly latest = new Map<string, { id: string; noise: boolean }>();
+  private readonly maxRecent: number;
+  private readonly maxFindings: number;
+
+  constructor(options: ExampleStoreOptions = {}) {
+    this.maxRecent = options.recent ?? 64;
+    this.maxFindings = options.findings ?? 256;
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  keep(event: DiffEvent, example: PairExample): void {
+    const entry = { stored: { event, example }, refs: 0 };
+    this.byId.set(event.id, entry);
+    this.recentIds.push(event.id);
+    entry.refs++;
+    if (this.recentIds.length > this.maxRecent) this.release(this.recentIds.shift()!);
+    // A finding is shown where it really differed; one seen only as noise,
+    // where it was masked.
+    const pin = (mark: ExampleMark, asNoise: boolean): void => {
+      const key = findingKey(event.route, event.shadow.upstream, mark.kind, mark.template);
+      const previous = this.latest.get(key);
+      if (previous?.id === event.id || (asNoise && previous && !previous.noise)) return;
+      if (previous === undefined && this.latest.size >= this.maxFindings) return;
+      this.latest.set(key, { id: event.id, noise: asNoise });
+      entry.refs++;
+      if (previous !== undefined) this.release(previous.id);
+    };
+    for (const mark of example.differing) pin(mark, false);
+    for (const mark of example.noise) pin(mark, true);
+  }
+
+  private release(id: string): void {
+    const entry = this.byId.get(id);
+    if (entry && --entry.refs <= 0) this.byId.delete(id);
+  }
+
+  get(id: string): StoredExample | undefined {
+    return this.byId.get(id)?.stored;
+  }
+
+  /** The latest example of a finding, as `diff summary` names it. */
+  forFinding(route: string, shadow: string, kind: string, template: string): StoredExample | undefined {
+    const latest = this.latest.get(findingKey(route, shadow, kind, template));
+    return latest === undefined ? undefined : this.get(latest.id);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Example pairs: what the compare step keeps of a differing pair (bounded,
+ * ignored members removed, credentials redacted, places marked), and the
+ * store's bounds on how many it keeps.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { describe, test } from 'node:test';
+import type { DiffConfig } from '../../src/config/types.js';
+import { comparePair } from '../../src/diff/compare-pair.js';
+import { ExampleStore } from '../../src/diff/examples.js';
+import type { DiffEvent, PairExample } from '../../src/diff/types.js';
+import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/shadow/pair.js';
+
+const reply = (body: unknown, headers: IncomingHttpHeaders = {}, status = 200): CapturedResponse => {
+  const buffer = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return { status, headers: { 'content-type': 'application/json', ...headers }, body: buffer, truncated: false, bodyBytes: buffer.length, latencyMs: 3 };
+};
+const completed = (r: CapturedResponse): ShadowResult => ({ outcome: 'completed', latencyMs: 4, status: r.status, response: r });
+
+function mirrored(primary: CapturedResponse, shadow: ShadowResult, baseline?: CapturedResponse, diff: Partial<DiffConfig> = {}): MirroredPair {
+  return {
+    route: 'shop',
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 * 1024, ...diff },
+    method: 'GET',
+    path: '/shop/1',
+    requestId: 'req-1',
+    time: new Date('2030-01-01T00:00:00Z'),
+    primaryUpstream: 'v1',
+    primary,
+    shadows: [{ upstream: 'v2', result: shadow }],
+    baseline: baseline ? { upstream: 'v1b', result: completed(baseline) } : undefined,
+  };
+}
+
+function exampleOf(pair: MirroredPair): PairExample {
+  const [outcome] = comparePair(pair).outcomes;
+  assert.ok(outcome?.example, 'a differing pair has an example');
+  return outcome.example;
+}
+
+describe('example pairs', () => {
+  const headers: IncomingHttpHeaders = { 'set-cookie': ['sid=abc'], 'x-api-key': 'k-123', 'x-served-by': 'a' };
+
+  test('both answers in full, ignored members removed, credentials redacted, places marked', () => {
+    const example = exampleOf(
+      mirrored(
+        reply({ id: 1, price: 10, secret: 'p-1', meta: { nonce: 'a' } }, headers),
+        completed(reply({ id: 1, price: 12, secret: 'p-2', meta: { nonce: 'b' } }, { ...headers, 'x-served-by': 'b' })),
+        reply({ id: 1, price: 10, secret: 'p-3', meta: { nonce: 'c' } }, { ...headers, 'x-served-by': 'c' }),
+        { ignorePaths: ['/secret'] },
+      ),
+    );
+    assert.deepEqual(example.primary.body, { format: 'json', value: { id: 1, price: 10, meta: { nonce: 'a' } } });
+    assert.deepEqual(example.shadow.body, { format: 'json', value: { id: 1, price: 12, meta: { nonce: 'b' } } });
+    assert.equal(example.primary.status, 200);
+    assert.equal(example.primary.headers['set-cookie'], '(redacted)');
+    assert.equal(example.primary.headers['x-api-key'], '(redacted)');
+    assert.equal(example.shadow.headers['x-served-by'], 'b');
+    assert.deepEqual(example.differing.map((m) => [m.kind, m.path]), [['body', '/price']]);
+    assert.deepEqual(example.noise.map((m) => [m.kind, m.path]).sort(), [['body', '/meta/nonce'], ['header', 'x-served-by']]);
+    assert.ok(!JSON.stringify(example).includes('p-1') && !JSON.stringify(example).includes('k-123') && !JSON.stringify(example).includes('sid=abc'));
+  });
+
+  test('a large body is cut for the example; a failed copy says why', () => {
+    const items = Array.from({ length: 5000 }, (_, i) => ({ i, name: `item ${i}` }));
+    const big = exampleOf(mirrored(reply({ items }), completed(reply({ items: items.slice(1) }))));
+    assert.equal(big.primary.body.format, 'text');
+    assert.ok(big.primary.clipped);
+    const text = big.primary.body.format === 'text' ? big.primary.body.text : '';
+    assert.ok(text.length <= 32 * 1024 + 1, `${text.length} characters`);
+    const failed = exampleOf(mirrored(reply({ a: 1 }), { outcome: 'timeout', latencyMs: 2000 }));
+    assert.deepEqual(failed.shadow.body, { format: 'none', error: 'timed out' });
+    assert.equal(failed.shadow.status, null);
+  });
+
+  test('the store keeps the recent ones and the latest of each finding, within its bounds', () => {
+    const store = new ExampleStore({ recent: 3, findings: 2 });
+    const event = (n: number): DiffEvent =>
+      ({ id: `b-${n}`, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
+    const example = (template: string): PairExample =>
+      ({ differing: [{ kind: 'body', path: template.replace('*', '0'), template }], noise: [] }) as unknown as PairExample;
+    for (let n = 1; n <= 10; n++) {
+      const template = `/f${n % 4}/*`;
+      store.keep(event(n), example(template));
+      assert.ok(store.size <= 5, `${store.size} kept after ${n}`);
+    }
+    // The two findings first seen keep their latest example; later ones found no room.
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/f1/*')?.event.id, 'b-9');
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/f2/*')?.event.id, 'b-10');
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/f3/*'), undefined);
+    assert.equal(store.get('b-1'), undefined);
+    for (const id of ['b-8', 'b-9', 'b-10']) assert.ok(store.get(id), id);
+    assert.equal(store.size, 3);
+  });
+
+  test('a finding seen only as noise has the pair where it was masked; a real difference is never replaced by noise', () => {
+    const store = new ExampleStore({ recent: 1, findings: 10 });
+    const event = (id: string) => ({ id, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
+    const mark = (template: string) => ({ kind: 'body' as const, path: template, template });
+    store.keep(event('e-1'), { differing: [mark('/price')], noise: [mark('/nonce')] } as unknown as PairExample);
+    store.keep(event('e-2'), { differing: [mark('/name')], noise: [mark('/nonce'), mark('/price')] } as unknown as PairExample);
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/nonce')?.event.id, 'e-2');
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/price')?.event.id, 'e-1');
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/name')?.event.id, 'e-2');
+    assert.equal(store.size, 2);
+  });
+});
