@@ -349,7 +349,7 @@ controller: external
         logger: new Logger((r) => logs.push(`${r.level} ${r.message}`), 'debug'),
       });
       assert.deepEqual(await runner.replicas(), [`http://127.0.0.1:${port}`]);
-      assert.equal((await request(a.adminUrl + '/releases/shop/pause', { method: 'POST' })).status, 200);
+      assert.equal((await request(a.adminUrl + '/releases/shop/pause', { method: 'POST', headers: { 'x-requested-by': 'test' } })).status, 200);
       await runner.tick();
       assert.equal((await releases(b.adminUrl))[0].status, 'running', 'b is not known yet');
       names.push('::1');
@@ -358,12 +358,12 @@ controller: external
       assert.deepEqual([...outcome.statuses], [['shop', { status: 'paused', failed: false }]]);
 
       // Promote both; the CLI finds them by name and exits 0 at once.
-      await request(a.adminUrl + '/releases/shop/promote', { method: 'POST' });
-      await request(b.adminUrl + '/releases/shop/promote', { method: 'POST' });
+      await request(a.adminUrl + '/releases/shop/promote', { method: 'POST', headers: { 'x-requested-by': 'test' } });
+      await request(b.adminUrl + '/releases/shop/promote', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       const done = await runCli(['release', 'run', '--admin-dns', `localhost:${port}`, '--until-done', '--json', '--every', '100ms']);
       assert.equal(done.code, 0, done.stdout + done.stderr);
       assert.match(done.stdout, /every external release is finished: shop promoted/);
-      await request(a.adminUrl + '/releases/shop/rollback', { method: 'POST' });
+      await request(a.adminUrl + '/releases/shop/rollback', { method: 'POST', headers: { 'x-requested-by': 'test' } });
       const rolled = await runCli(['release', 'run', '--admin', a.adminUrl, '--until-done', '--json']);
       assert.equal(rolled.code, 1, 'a rolled-back release is a failed outcome');
       const usage = await runCli(['release', 'run', '--prometheus', 'http://127.0.0.1:9090']);

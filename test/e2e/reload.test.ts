@@ -217,7 +217,7 @@ describe('config reload', () => {
       assert.equal(await status('pod-b:9901'), 403, 'names not listed are still refused (DNS rebinding)');
       assert.equal(await status('pod-a.evil.example'), 403);
       gw.writeConfig(yaml('pod-b'));
-      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST' })).status, 200);
+      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } })).status, 200);
       assert.equal(await status('pod-b:9901'), 200);
       assert.equal(await status('pod-a:9901'), 403);
     } finally {
@@ -240,7 +240,7 @@ describe('config reload', () => {
       let metrics = (await request(gw.adminUrl + '/metrics')).text;
       assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'old', upstream: 'b' }), 1);
       gw.writeConfig(configFor(a, a, 1).replace(`  ${a.name}: ${a.url}\n  ${a.name}: ${a.url}`, `  ${a.name}: ${a.url}`));
-      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST' })).status, 200);
+      assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } })).status, 200);
       await request(gw.url + '/x');
       const deadline = Date.now() + 5000;
       do {
