@@ -90,7 +90,7 @@ function mirrored(primary: CapturedResponse, shadow: CapturedResponse, baseline?
   const result = (r: CapturedResponse) => ({ outcome: 'completed' as const, latencyMs: r.latencyMs, status: r.status, response: r });
   return {
     route: 'bench',
-    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: baseline ? 'base' : undefined, maxBodyBytes: 1024 * 1024 },
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: baseline ? 'base' : undefined, maxBodyBytes: 1024 * 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } },
     method: 'GET',
     path: '/bench',
     requestId: 'r',
