@@ -43,6 +43,10 @@ export interface VerdictCounts {
   readonly repeatNoise?: number;
 }
 
+/** Real differences at a path the noise never showed, over at least MIN_NOISE_TRIALS pairs, that make it a regression. */
+const MIN_UNEXPLAINED = 3;
+const MIN_NOISE_TRIALS = 30;
+
 export function verdict(path: VerdictCounts, compared: number, baselined: number, repeated = 0): Verdict {
   const trials = baselined > 0 ? baselined : repeated;
   const noise = baselined > 0 ? path.noise : (path.repeatNoise ?? 0);
@@ -50,6 +54,8 @@ export function verdict(path: VerdictCounts, compared: number, baselined: number
   const raw = Math.max(path.raw ?? 0, path.differing);
   const [, noiseHigh] = wilson(noise, trials);
   if (path.differing > 0 && wilson(raw, compared)[0] > noiseHigh) return 'regression';
+  // The noise never touched this path over enough pairs: no share of real differences is explained.
+  if (noise === 0 && path.masked === 0 && path.differing >= MIN_UNEXPLAINED && trials >= MIN_NOISE_TRIALS) return 'regression';
   const beyond = path.beyond ?? 0;
   if (beyond >= 3 && wilson(beyond, compared)[0] > wilson(0, trials)[1]) return 'regression';
   if (noise > 0 || path.masked > 0) return 'noise';

@@ -161,6 +161,15 @@ export interface ShadowSummary {
   readonly endpoints?: readonly EndpointSummary[];
   /** The slowest endpoint's median shadow/primary ratio. */
   readonly worstLatencyRatio?: number | null;
+  /** Settings that would silence the noise seen so far (from the learned noise; never a path that regressed). */
+  readonly suggestions?: Suggestions;
+}
+
+export interface Suggestions {
+  readonly ignorePaths: readonly string[];
+  readonly ignoreHeaders: readonly string[];
+  readonly tolerance: Readonly<Record<string, number>>;
+  readonly unordered: readonly string[];
 }
 
 export interface RouteSummary {
@@ -339,6 +348,32 @@ function findingsOf(e: EndpointSummary): Finding[] {
 
 const VERDICT_ORDER = { regression: 0, unverified: 1, uncertain: 2 } as const;
 
+/** Numbers noisier than this are not worth comparing: suggested for ignorePaths instead. */
+const MAX_SUGGESTED_TOLERANCE = 0.25;
+
+/** diff settings for the noise: learned tolerances, learned sets, the rest ignored. */
+function suggest(endpoints: readonly EndpointSummary[]): Suggestions {
+  const real = new Set<string>();
+  for (const e of endpoints) for (const p of e.paths) if (p.verdict !== 'noise') real.add(p.kind + ' ' + p.path);
+  const ignorePaths = new Set<string>();
+  const ignoreHeaders = new Set<string>();
+  const tolerance: Record<string, number> = {};
+  const unordered = new Set<string>();
+  for (const e of endpoints) {
+    for (const p of e.paths) {
+      if (p.verdict !== 'noise' || p.masked === 0 || real.has(p.kind + ' ' + p.path)) continue;
+      if (p.kind === 'header') ignoreHeaders.add(p.path);
+      if (p.kind !== 'body' || p.path === '') continue;
+      if (p.learned?.unordered) unordered.add(p.path);
+      else if (p.learned?.tolerance !== undefined && p.learned.tolerance <= MAX_SUGGESTED_TOLERANCE && p.path.startsWith('/')) {
+        tolerance[p.path] = Math.max(tolerance[p.path] ?? 0, p.learned.tolerance);
+      }
+      else ignorePaths.add(p.path);
+    }
+  }
+  return { ignorePaths: [...ignorePaths].sort(), ignoreHeaders: [...ignoreHeaders].sort(), tolerance, unordered: [...unordered].sort() };
+}
+
 /** The JSON view of one target's counts; `top` keeps that many paths (all when undefined). */
 export function describeCounts(c: ShadowCounts, top?: number): ShadowSummary {
   const paths = c.paths.map((p) => describePath(p, c.compared, c.baselined, 0)).sort(rank);
@@ -392,6 +427,7 @@ export function describeCounts(c: ShadowCounts, top?: number): ShadowSummary {
     },
     endpoints: top === undefined ? endpoints : endpoints.map((e) => ({ ...e, paths: e.paths.slice(0, top), pathsOmitted: e.pathsOmitted + Math.max(0, e.paths.length - top) })),
     worstLatencyRatio: worst,
+    suggestions: suggest(endpoints),
   };
 }
 
