@@ -187,9 +187,10 @@ export function renderEvent(event: DiffEvent, color: ChalkInstance): string[] {
   if (event.truncated) extras.push('bodies cut at diff.maxBodyBytes');
   if (event.limited) extras.push(`compared up to the ${event.limited} limit`);
   if (event.evidence === 'none') extras.push('no noise evidence yet');
-  const endpoint = event.endpoint ? ` ${color.cyan(event.endpoint)}` : '';
+  // The endpoint, when it says more than the path itself.
+  const endpoint = event.endpoint && event.endpoint !== event.path.split('?')[0] ? `  ${color.cyan(event.endpoint)}` : '';
   const lines = [
-    `${color.dim(time)} ${color.bold(event.route)}${endpoint} ${event.method} ${event.path} ${color.dim(`id=${event.requestId}`)}`,
+    `${color.dim(time)} ${color.bold(event.route)} ${event.method} ${event.path} ${color.dim(`id=${event.requestId}`)}${endpoint}`,
     `  ${p.upstream} ${p.status} ${ms(p.latencyMs)} → ${s.upstream} ${shadowState} ${ms(s.latencyMs)}` +
       (extras.length ? color.dim(`  (${extras.join('; ')})`) : ''),
   ];

@@ -20,7 +20,7 @@ import { lift, type Lifted } from './lift.js';
 import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
 import { ignoreRulesFor, type IgnoreRules } from './paths.js';
 import { redactTarget } from './secrets.js';
-import { addLog, round } from './stats.js';
+import { round } from './stats.js';
 import { clipString, keepValue } from './values.js';
 import type {
   CompareOutcome,
@@ -265,20 +265,20 @@ export function comparePair(
   for (const target of pair.shadows) {
     const result = target.result;
     const counts: ShadowCounts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
-    const ep: EndpointCounts = emptyEndpoint(endpoint, pair.diff.latency?.maxRatio ?? 1.5);
+    const b = pair.baseline?.result.response;
+    const sample = result.response
+      ? {
+          primaryMs,
+          shadowMs: Math.max(MIN_LATENCY_MS, result.response.latencyMs),
+          ...(b ? { baselineMs: Math.max(MIN_LATENCY_MS, b.latencyMs) } : {}),
+        }
+      : undefined;
+    const ep: EndpointCounts = emptyEndpoint(endpoint, pair.diff.latency?.maxRatio ?? 1.5, sample);
     counts.endpoints!.push(ep);
     counts.compared = ep.compared = 1;
     counts.baselined = ep.baselined = pair.baseline ? 1 : 0;
     ep.repeated = evidence === 'repeat' ? 1 : 0;
     observeLatency(counts, pair.primary.latencyMs, result.latencyMs);
-    if (result.response) {
-      const shadowMs = Math.max(MIN_LATENCY_MS, result.response.latencyMs);
-      addLog(ep.latency.ratio, shadowMs / primaryMs);
-      addLog(ep.latency.primary, primaryMs);
-      addLog(ep.latency.shadow, shadowMs);
-      const b = pair.baseline?.result.response;
-      if (b) addLog(ep.latency.baselineRatio, Math.max(MIN_LATENCY_MS, b.latencyMs) / primaryMs);
-    }
     const paths = new PairPaths(settings.maxPathsPerPair);
     for (const n of noise) {
       const entry = paths.mark(n.kind, n.template, evidence === 'baseline' ? 'noise' : 'repeatNoise');

@@ -5,12 +5,14 @@
  * paths are only counted, and new endpoints go under "(other)".
  */
 import { OTHER_ENDPOINT } from './endpoint-template.js';
-import { LATENCY_BOUNDS_MS, latencyBucket, mergeLog } from './stats.js';
+import { addLog, LATENCY_BOUNDS_MS, latencyBucket, mergeLog } from './stats.js';
 import {
   DIFFERENCE_KINDS,
   type CauseCounts,
   type DifferenceKind,
   type EndpointCounts,
+  type EndpointLatency,
+  type LatencySample,
   type PathCounts,
   type ShadowCounts,
 } from './types.js';
@@ -41,7 +43,7 @@ export function emptyCounts(route: string, shadow: string, baseline?: string): S
   };
 }
 
-export function emptyEndpoint(endpoint: string, maxRatio: number): EndpointCounts {
+export function emptyEndpoint(endpoint: string, maxRatio: number, sample?: LatencySample): EndpointCounts {
   return {
     endpoint,
     compared: 0,
@@ -54,7 +56,7 @@ export function emptyEndpoint(endpoint: string, maxRatio: number): EndpointCount
     paths: [],
     pathsOmitted: 0,
     causes: [],
-    latency: { ratio: {}, baselineRatio: {}, primary: {}, shadow: {}, maxRatio },
+    latency: { ratio: {}, baselineRatio: {}, primary: {}, shadow: {}, maxRatio, ...(sample ? { sample } : {}) },
   };
 }
 
@@ -65,6 +67,23 @@ export function observeLatency(counts: ShadowCounts, primaryMs: number, shadowMs
     counts.latency.shadow[latencyBucket(shadowMs)]++;
     counts.latency.shadowSumMs += shadowMs;
   }
+}
+
+/** Adds one endpoint's latency (a pair's sample, or histograms) into another's. */
+export function addLatency(into: EndpointLatency, from: EndpointLatency): void {
+  const s = from.sample;
+  if (s) {
+    addLog(into.ratio, s.shadowMs / s.primaryMs);
+    addLog(into.primary, s.primaryMs);
+    addLog(into.shadow, s.shadowMs);
+    if (s.baselineMs !== undefined) addLog(into.baselineRatio, s.baselineMs / s.primaryMs);
+  } else {
+    mergeLog(into.ratio, from.ratio);
+    mergeLog(into.baselineRatio, from.baselineRatio);
+    mergeLog(into.primary, from.primary);
+    mergeLog(into.shadow, from.shadow);
+  }
+  into.maxRatio = from.maxRatio;
 }
 
 const pathKey = (kind: DifferenceKind, path: string) => kind + '\u0000' + path;
@@ -136,11 +155,7 @@ class EndpointTable {
     for (const kind of DIFFERENCE_KINDS) c.kinds[kind] += d.kinds?.[kind] ?? 0;
     for (const p of d.paths) if (!this.paths.add(p)) c.pathsOmitted++;
     addCauses(c.causes, d.causes ?? []);
-    mergeLog(c.latency.ratio, d.latency.ratio);
-    mergeLog(c.latency.baselineRatio, d.latency.baselineRatio);
-    mergeLog(c.latency.primary, d.latency.primary);
-    mergeLog(c.latency.shadow, d.latency.shadow);
-    c.latency.maxRatio = d.latency.maxRatio;
+    addLatency(c.latency, d.latency);
   }
 }
 

@@ -33,8 +33,23 @@ function pathOnly(target: string): string {
   return q < 0 ? target : target.slice(0, q);
 }
 
+/** Recent paths and their templates: most traffic repeats a few paths. */
+const inferred = new Map<string, string>();
+const INFERRED_CACHE = 1024;
+
 export function inferEndpoint(target: string): string {
-  const segments = pathOnly(target).split('/').slice(1);
+  const path = pathOnly(target);
+  let template = inferred.get(path);
+  if (template === undefined) {
+    template = inferFrom(path);
+    if (inferred.size >= INFERRED_CACHE) inferred.clear();
+    if (path.length <= 256) inferred.set(path, template);
+  }
+  return template;
+}
+
+function inferFrom(path: string): string {
+  const segments = path.split('/').slice(1);
   if (segments.length === 0) return '/';
   const out: string[] = [];
   for (let i = 0; i < segments.length; i++) {

@@ -131,7 +131,7 @@ export class DiffEngine implements PairSink {
     }
     try {
       const endpoint = this.endpoints.admit(pair.route, endpointTemplatesFor(pair.diff.endpoints).endpointOf(pair.path));
-      const previous = pair.baseline ? undefined : this.repeats.exchange(pair);
+      const previous = pair.baseline || !this.learned.wantsRepeat(pair.route, endpoint) ? undefined : this.repeats.exchange(pair);
       const result = comparePair(pair, this.settings, this.learned, previous ? { endpoint, previous } : { endpoint });
       this.learned.observe(pair.route, endpoint, result.evidence, result.noise, result.shadowPaths);
       for (const outcome of result.outcomes) {

@@ -5,7 +5,8 @@
  * diff.latency.maxRatio, and keeps a per-route figure of the worst
  * endpoint's ratio for the metrics (which carry no endpoint labels).
  */
-import { compareLatency, mergeLog, MIN_LATENCY_PAIRS, round, type LatencyComparison } from './stats.js';
+import { addLatency } from './counts.js';
+import { compareLatency, MIN_LATENCY_PAIRS, round, type LatencyComparison } from './stats.js';
 import type { EndpointLatency } from './types.js';
 
 interface Watched {
@@ -49,11 +50,7 @@ export class LatencyWatch {
       w = { latency: { ratio: {}, baselineRatio: {}, primary: {}, shadow: {}, maxRatio: latency.maxRatio }, pairs: 0, slower: false, last: undefined };
       target.set(endpoint, w);
     }
-    mergeLog(w.latency.ratio, latency.ratio);
-    mergeLog(w.latency.baselineRatio, latency.baselineRatio);
-    mergeLog(w.latency.primary, latency.primary);
-    mergeLog(w.latency.shadow, latency.shadow);
-    w.latency.maxRatio = latency.maxRatio;
+    addLatency(w.latency, latency);
     if (++w.pairs % EVERY !== 0) return {};
     w.last = compareLatency(w.latency, latency.maxRatio);
     const became = w.last.slower && !w.slower;

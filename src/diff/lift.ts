@@ -23,6 +23,8 @@ export interface LiftInput {
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b/i;
+/** Larger HTML is compared as text: parsing it would hold the event loop too long for one pair. */
+export const MAX_HTML_TREE_BYTES = 512 * 1024;
 const HTML_TYPE = /^(?:text\/html|application\/xhtml\+xml)\b/i;
 const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
 
@@ -74,7 +76,7 @@ export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_00
       return binaryOf(body, 'declared JSON, but not UTF-8 text');
     }
   }
-  if (text !== undefined && HTML_TYPE.test(type)) {
+  if (text !== undefined && HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
     const { root, limited } = parseHtml(text, maxNodes);
     return limited ? { format: 'html', root, text, note: `HTML compared up to ${maxNodes} elements` } : { format: 'html', root, text };
   }

@@ -99,6 +99,9 @@ export interface LearnedNoiseOptions {
   readonly maxPaths: number;
 }
 
+/** Repeats compared on every pair of an endpoint until this many were seen. */
+const REPEATS_ALWAYS = 200;
+
 export const DEFAULT_LEARNED_NOISE: LearnedNoiseOptions = { minNoisy: 2, minRaw: 5, sizeSlack: 4, maxPaths: 20_000 };
 
 interface PathStats {
@@ -190,6 +193,16 @@ export class LearnedNoise implements NoiseModel {
   reordered(route: string, endpoint: string): ReadonlySet<string> | undefined {
     const s = this.scope(route, endpoint, false);
     return s && s.reordered.size > 0 ? s.reordered : undefined;
+  }
+
+  /**
+   * Whether to compare this pair's primary with its earlier answer: always
+   * while an endpoint has few repeats, then one pair in ten (the cost of a
+   * second comparison is kept for what it still teaches).
+   */
+  wantsRepeat(route: string, endpoint: string): boolean {
+    const s = this.scope(route, endpoint, false);
+    return !s || s.repeated < REPEATS_ALWAYS || s.compared % 10 === 0;
   }
 
   evidenceFor(route: string, endpoint: string): Evidence {

@@ -133,6 +133,14 @@ export interface EndpointLatency {
   readonly shadow: LogHistogram;
   /** diff.latency.maxRatio in force. */
   maxRatio: number;
+  /** One pair's latencies (a pair's own counts carry this instead of histograms: cheaper to add). */
+  readonly sample?: LatencySample;
+}
+
+export interface LatencySample {
+  readonly primaryMs: number;
+  readonly shadowMs: number;
+  readonly baselineMs?: number;
 }
 
 /** Everything counted for one endpoint of a (route, shadow target). */
