@@ -450,7 +450,9 @@ class MeaningChecker {
       const pp = childPath(childPath(path, 'ignorePaths'), i);
       const never = ignoreEntryProblem(p);
       if (never !== undefined) {
-        this.warn(pp, 'never', `${pp}: "${p}" ${never}; it is ignored`);
+        // "" validated before node paths existed: a warning keeps such configs loading.
+        if (p === '') this.warn(pp, 'never', `${pp}: "" ${never}; it is ignored`);
+        else this.error(pp, 'pointer', `${pp}: "${p}" ${never}`);
         return false;
       }
       if (p.startsWith('/') && /~(?![01])/.test(p)) {
@@ -551,7 +553,7 @@ export function ignoreEntryProblem(entry: string): string | undefined {
   const nodes = at < 0 ? entry : entry.slice(0, at);
   if (at >= 0 && !/^[\w:.-]+$/.test(entry.slice(at + 1))) return 'names no attribute after "@"';
   const steps = nodes.split('>').map((s) => s.trim());
-  if (steps.some((s) => !NODE_STEP.test(s))) return 'is neither a JSON Pointer ("/…") nor a node path such as "html > body > p.stock"';
+  if (steps.some((s) => !NODE_STEP.test(s))) return 'is neither a JSON Pointer starting with "/" nor a node path such as "html > body > p.stock"';
   return undefined;
 }
 

@@ -114,6 +114,8 @@ export class DiffEngine implements PairSink {
 
   private readonly slice = (): void => {
     this.scheduled = undefined;
+    // flush() may have emptied the queue since this slice was scheduled.
+    if (this.pending === 0) return this.settle();
     const deadline = performance.now() + this.sliceBudgetMs;
     do this.compareNext();
     while (this.pending > 0 && performance.now() < deadline);

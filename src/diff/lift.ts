@@ -24,7 +24,7 @@ export interface LiftInput {
 
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b/i;
 /** Larger HTML is compared as text: parsing it would hold the event loop too long for one pair. */
-export const MAX_HTML_TREE_BYTES = 512 * 1024;
+export const MAX_HTML_TREE_BYTES = 256 * 1024;
 const HTML_TYPE = /^(?:text\/html|application\/xhtml\+xml)\b/i;
 const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
 

@@ -86,6 +86,8 @@ async function run(config: string, ids: number): Promise<Run> {
       assert.ok(r.status === 200 || r.status === 500, `${target}: ${r.status}`);
     });
     await gw.diffs.engine.idle();
+    const failures = gw.logs.filter((l) => l.level === 'error');
+    assert.deepEqual(failures, [], 'no comparison failed');
     return { summary: gw.diffs.store.summary(), events, latencyAfter };
   } finally {
     unsubscribe();

@@ -157,7 +157,7 @@ export function shop(version: Version, delayMs = 4): UpstreamHandler {
       if (path === '/api/health') return sendJson(res, { ok: true }, { gzip: true });
       return sendJson(res, { error: 'not found' }, { status: 404 });
     };
-    const slow = path.startsWith("/api/recommendations/") ? 25 * delayMs * (v2 ? 2 : 1) : delayMs;
+    const slow = path.startsWith("/api/recommendations/") ? 50 * delayMs * (v2 ? 2 : 1) : delayMs;
     setTimeout(answer, slow);
   };
 }
