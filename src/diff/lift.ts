@@ -8,11 +8,13 @@ import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
 import { parseHtml, type HtmlNode } from './html.js';
+import { parseXml } from './xml.js';
 
 export type Lifted =
   | { readonly format: 'empty'; readonly note?: string }
   | { readonly format: 'json'; readonly value: unknown; readonly note?: string }
   | { readonly format: 'text'; readonly text: string; readonly note?: string }
+  /** HTML or XML as an element tree. */
   | { readonly format: 'html'; readonly root: HtmlNode; readonly text: string; readonly note?: string }
   | { readonly format: 'binary'; readonly bytes: number; readonly sha256: string; readonly note?: string };
 
@@ -23,8 +25,9 @@ export interface LiftInput {
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b/i;
-/** Larger HTML is compared as text: parsing it would hold the event loop too long for one pair. */
+/** Larger HTML or XML is compared as text: parsing it would hold the event loop too long for one pair. */
 export const MAX_HTML_TREE_BYTES = 256 * 1024;
+const XML_TYPE = /^(?:application\/xml|text\/xml|[\w.+-]+\/[\w.+-]*\+xml)\b/i;
 const HTML_TYPE = /^(?:text\/html|application\/xhtml\+xml)\b/i;
 const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
 
@@ -79,6 +82,11 @@ export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_00
   if (text !== undefined && HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
     const { root, limited } = parseHtml(text, maxNodes);
     return limited ? { format: 'html', root, text, note: `HTML compared up to ${maxNodes} elements` } : { format: 'html', root, text };
+  }
+  if (text !== undefined && XML_TYPE.test(type) && !HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
+    const xml = parseXml(text, maxNodes);
+    if (xml) return xml.limited ? { format: 'html', root: xml.root, text, note: `XML compared up to ${maxNodes} elements` } : { format: 'html', root: xml.root, text };
+    return { format: 'text', text, note: 'not well-formed XML' };
   }
   if (text !== undefined) return { format: 'text', text };
   return binaryOf(body);

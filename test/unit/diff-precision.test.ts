@@ -168,6 +168,30 @@ describe('HTML as trees', () => {
     assert.equal(event.noise, 1);
   });
 
+  test('XML is a tree too, with the same node paths and ignore rules', () => {
+    const xml = (price: string, stamp: string) =>
+      `<?xml version="1.0"?><!-- feed --><catalog generated="${stamp}"><item id="a"><price>1.00</price></item><item><price>${price}</price></item></catalog>`;
+    const xmlResponse = (text: string): CapturedResponse => {
+      const body = Buffer.from(text);
+      return { status: 200, headers: { 'content-type': 'application/xml' }, body, truncated: false, bodyBytes: body.length, latencyMs: 5 };
+    };
+    const p = mirrored('', '', { primary: xmlResponse(xml('2.00', 't1')), shadow: xmlResponse(xml('2.50', 't2')) });
+    assert.deepEqual(
+      comparePair(p).outcomes[0]!.event!.differences.map((d) => [d.path, d.template, d.primary, d.shadow]),
+      [
+        ['catalog@generated', 'catalog@generated', 't1', 't2'],
+        ['catalog > item > price', 'catalog > item > price', '2.00', '2.50'],
+      ],
+    );
+    const ignoring = { ...p, diff: { ...DIFF, ignorePaths: ['catalog@generated'] } };
+    assert.deepEqual(
+      comparePair(ignoring).outcomes[0]!.event!.differences.map((d) => d.path),
+      ['catalog > item > price'],
+    );
+    const broken = mirrored('', '', { primary: xmlResponse('<a><b></a>'), shadow: xmlResponse('<a><c></a>') });
+    assert.ok(comparePair(broken).outcomes[0]!.event!.differences.length > 0, 'malformed XML is still compared, never dropped');
+  });
+
   test('validate: ignore entries that can never match', () => {
     assert.match(ignoreEntryProblem('') ?? '', /empty/);
     assert.match(ignoreEntryProblem('html >') ?? '', /neither/);
