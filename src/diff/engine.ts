@@ -201,8 +201,9 @@ export class DiffEngine implements PairSink {
   private count(outcome: CompareOutcome): void {
     const m = this.metrics;
     if (!m) return;
-    const { route, shadow, differing, kinds } = outcome.counts;
-    m.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
+    const { route, shadow, compared, differing, kinds } = outcome.counts;
+    // A latency finding is no compared pair: it must not move the diff rate the release gates read.
+    if (compared > 0) m.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
     for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) m.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
   }
 
