@@ -29,6 +29,8 @@ interface Run {
   readonly events: DiffEvent[];
   /** Requests sent to the latency endpoint when its latency difference arrived. */
   readonly latencyAfter: number | undefined;
+  /** The gateway's /metrics at the end. */
+  readonly metrics: string;
 }
 
 const endpointOfTarget = (target: string) =>
@@ -88,7 +90,8 @@ async function run(config: string, ids: number): Promise<Run> {
     await gw.diffs.engine.idle();
     const failures = gw.logs.filter((l) => l.level === 'error');
     assert.deepEqual(failures, [], 'no comparison failed');
-    return { summary: gw.diffs.store.summary(), events, latencyAfter };
+    const metrics = (await request(gw.adminUrl + '/metrics')).text;
+    return { summary: gw.diffs.store.summary(), events, latencyAfter, metrics };
   } finally {
     unsubscribe();
     await gw.close();
@@ -171,6 +174,10 @@ describe('diff precision on a realistic API', { timeout: 300_000 }, () => {
     );
     const events = r.events.filter((e) => e.differences.some((d) => d.kind === 'latency'));
     assert.deepEqual([...new Set(events.map((e) => e.endpoint))], [LATENCY_ENDPOINT]);
+    // The metrics carry the worst endpoint's ratio per route, never an endpoint label.
+    const gauge = /^gatewayctl_shadow_latency_ratio\{route="shop",upstream="c"\} ([\d.]+)$/m.exec(r.metrics);
+    assert.ok(gauge && Number(gauge[1]) > 1.5, `gauge: ${gauge?.[0]}`);
+    assert.doesNotMatch(r.metrics, /endpoint="/);
     const endpoint = shadowsOf(r.summary)[0]!.endpoints!.find((e) => e.endpoint === LATENCY_ENDPOINT)!;
     assert.ok(endpoint.latency.ratioCi![0] > 1.5, JSON.stringify(endpoint.latency));
   });
