@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { DiffSummary, Finding, ShadowSummary, Suggestions } from '../../src/diff/summary.js';
 import type { DiffEvent } from '../../src/diff/types.js';
+import { runCli } from '../helpers/cli.js';
 import { startGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { LATENCY_ENDPOINT, PLANTED, round, shop, type Planted } from '../helpers/shop-corpus.js';
@@ -31,6 +32,8 @@ interface Run {
   readonly latencyAfter: number | undefined;
   /** The gateway's /metrics at the end. */
   readonly metrics: string;
+  /** What `gatewayctl diff summary` printed at the end. */
+  readonly printedSummary: string;
 }
 
 const endpointOfTarget = (target: string) =>
@@ -91,7 +94,9 @@ async function run(config: string, ids: number): Promise<Run> {
     const failures = gw.logs.filter((l) => l.level === 'error');
     assert.deepEqual(failures, [], 'no comparison failed');
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    return { summary: gw.diffs.store.summary(), events, latencyAfter, metrics };
+    const printed = await runCli(['diff', 'summary', '--admin', gw.adminUrl]);
+    assert.equal(printed.code, 0, printed.stderr);
+    return { summary: gw.diffs.store.summary(), events, latencyAfter, metrics, printedSummary: printed.stdout };
   } finally {
     unsubscribe();
     await gw.close();
@@ -160,6 +165,11 @@ describe('diff precision on a realistic API', { timeout: 300_000 }, () => {
     assert.ok(share.noise <= 0.02 * share.lines, `noise lines ${share.noise}/${share.lines}: ${share.noiseLines.slice(0, 20).join('; ')}`);
     const summary = shadowsOf(r.summary)[0]!;
     assert.equal(summary.verdict, 'regression');
+    // The default `diff summary` answers: not safe, what, where, on how many requests, an example request.
+    assert.match(r.printedSummary, /shop → c: NOT SAFE: 10 regressions/);
+    assert.match(r.printedSummary, /\/api\/cart\/\{id\} +status 200 → 500 \(with header etag.*\) +[1-9]\d* +\d+\.\d% +regression +id=r\d+/);
+    assert.match(r.printedSummary, /\/api\/recommendations\/\{id\} +latency [\d.]+× primary/);
+    assert.match(r.printedSummary, /noise \(against baseline b\): \d+ differences on \d+ paths, collapsed/);
     assert.ok((summary.endpoints ?? []).length >= 12, 'at least 12 endpoints');
     process.stdout.write(`# corpus with baseline: ${share.lines} printed lines, ${share.noise} noise; latency reported after ${r.latencyAfter} requests\n`);
   });
@@ -185,6 +195,7 @@ describe('diff precision on a realistic API', { timeout: 300_000 }, () => {
   test('pure noise (the candidate runs v1): no regression verdict', async () => {
     const r = (runs['pure'] = await run(yaml(urls, { candidate: 'n', baseline: true }), 50));
     assert.deepEqual(verdicts(r.summary), []);
+    assert.match(r.printedSummary, /shop → n: SAFE: no regression found/);
     const s = shadowsOf(r.summary)[0]!;
     const share = lineShare(r.events);
     process.stdout.write(`# pure noise with baseline: ${share.lines} printed lines over ${s.compared} pairs\n`);
