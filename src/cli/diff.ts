@@ -45,9 +45,12 @@ export function registerDiff(program: Command, run: (action: () => Promise<numbe
     .addHelpText(
       'after',
       `
-Each event: route, method and path, request id, primary and shadow status and
-latency, then each difference as "path: primary → shadow". Differences also
-seen between the primary and the route's diff.baseline are noise and masked.
+Each event: route, method and path, request id, the endpoint template when it
+says more than the path, primary and shadow status and latency, then each
+difference as "path: primary → shadow" (a JSON Pointer, an HTML/XML node path,
+a header, status, error, or latency for an endpoint confidently slower than
+diff.latency.maxRatio). Noise, learned per endpoint from the route's
+diff.baseline (or, without one, from repeated requests), is masked.
 
 Exit status: 0 done (or interrupted), 1 an admin API cannot be reached, 2 usage error.
 
@@ -59,7 +62,7 @@ Examples:
     )
     .action((flags: FollowFlags) => run(() => followCommand(flags)));
 
-  addAdminOptions(diff.command('summary').description('per-route counts: compared, differing, rate, top paths, noise'))
+  addAdminOptions(diff.command('summary').description('is the shadow safe: findings per endpoint (what, how many requests, an example), noise collapsed, latency'))
     .option('--route <name>', 'only this route')
     .option('--shadow <upstream>', 'only this shadow target')
     .option('--top <n>', 'findings (and with --paths, paths) shown per shadow target', '10')
