@@ -158,6 +158,11 @@ function label(d: Difference): string {
       return d.path === '' ? 'body' : d.path;
     case 'latency':
       return 'latency';
+    case 'call': {
+      const c = d.call;
+      const call = c ? `call ${c.dependency} ${c.method} ${c.path}` : 'call';
+      return d.path === '' ? call : `${call} ${d.path}`;
+    }
   }
 }
 

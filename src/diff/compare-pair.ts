@@ -12,6 +12,7 @@
  *                                                        the same request) → noise
  *   each difference judged against the noise (noise.ts), per endpoint and path
  */
+import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
@@ -77,6 +78,7 @@ export interface PairResult {
 
 interface Found extends RawDifference {
   readonly kind: DifferenceKind;
+  readonly call?: CallRef;
 }
 
 interface ResponseComparison {
@@ -87,6 +89,9 @@ interface ResponseComparison {
 /** Decoded bodies may grow to this multiple of the capture limit. */
 const DECODE_FACTOR = 4;
 const MAX_DECODED = 16 * 1024 * 1024;
+
+/** Calls are told apart by their template (dependency, method, path, pointer), the rest by pointer. */
+const maskPath = (d: Found) => (d.kind === 'call' ? d.template : d.pointer);
 
 const contentEncoding = (r: CapturedResponse) => String(r.headers['content-encoding'] ?? '');
 
@@ -198,6 +203,7 @@ class Lister {
       shadow: b.value,
       ...(clipped ? { clipped: true as const } : {}),
       ...(d.note !== undefined ? { note: d.note } : {}),
+      ...(d.call ? { call: d.call } : {}),
     });
   }
 }
@@ -238,8 +244,13 @@ export function comparePair(
     const found: Found[] = reference
       ? comparison.against(reference).found
       : [{ kind: 'error', pointer: 'error', template: 'error', change: 'value', primary: pair.primary.status, shadow: null }];
+    // The baseline's dependency calls against the live ones: call noise (src/egress/).
+    const calls = pair.calls;
+    if (pair.baseline && calls && calls.baseline.length > 0) {
+      for (const d of callDifferences({ ...calls, dark: calls.baseline }, settings)) found.push({ ...d, kind: 'call' });
+    }
     for (const d of found) {
-      if (pair.baseline) mask.add(d.kind, d.pointer, d.change);
+      if (pair.baseline) mask.add(d.kind, maskPath(d), d.change);
       const template = clipString(d.template, maxTemplate);
       const key = d.kind + '\u0000' + template;
       if (!seen.has(key) && seen.size < settings.maxPathsPerPair) {
@@ -294,6 +305,9 @@ export function comparePair(
       };
     }
 
+    // What the dark version would have sent to its dependencies (src/egress/).
+    if (pair.calls) for (const d of callDifferences(pair.calls, settings)) compared.found.push({ ...d, kind: 'call' });
+
     const lister = new Lister(comparison, settings, endpoint);
     const real: Found[] = [];
     let masked = 0;
@@ -301,7 +315,7 @@ export function comparePair(
       const template = clipString(d.template, maxTemplate);
       if (shadowPaths.size < settings.maxPathsPerPair) shadowPaths.set(d.kind + '\u0000' + template, { kind: d.kind, template });
       paths.mark(d.kind, template, 'raw');
-      const noisyHere = mask !== undefined && mask.covers(d.kind, d.pointer);
+      const noisyHere = mask !== undefined && mask.covers(d.kind, maskPath(d));
       const judged = { kind: d.kind, template, change: d.change, primary: d.primary, shadow: d.shadow };
       const judgement = learned ? learned.judge(pair.route, endpoint, judged, noisyHere, judgedWith) : noisyHere ? 'noise' : 'real';
       if (judgement === 'noise' || judgement === 'tolerated' || judgement === 'reordered') {

@@ -17,7 +17,7 @@ import {
   type ShadowCounts,
 } from './types.js';
 
-const emptyKinds = (): Record<DifferenceKind, number> => ({ status: 0, header: 0, body: 0, error: 0, latency: 0 });
+const emptyKinds = (): Record<DifferenceKind, number> => ({ status: 0, header: 0, body: 0, error: 0, call: 0, latency: 0 });
 
 export function emptyCounts(route: string, shadow: string, baseline?: string): ShadowCounts {
   return {

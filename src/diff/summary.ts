@@ -284,7 +284,7 @@ export function describeEndpoint(e: EndpointCounts): EndpointSummary {
 
 const FOLDED_SHARE = 0.9;
 const pathTitle = (p: { kind: DifferenceKind; path: string }) =>
-  p.kind === 'body' ? `body ${p.path === '' ? '(whole)' : p.path}` : p.kind === 'header' ? `header ${p.path}` : p.kind;
+  p.kind === 'body' ? `body ${p.path === '' ? '(whole)' : p.path}` : p.kind === 'header' || p.kind === 'call' ? `${p.kind} ${p.path}` : p.kind;
 
 /** Findings of one endpoint: causes (status changes with what came with them), other real paths, latency. */
 function findingsOf(e: EndpointSummary): Finding[] {
@@ -462,7 +462,7 @@ const pathCountsOf = (p: PathSummary): PathCounts => ({
 });
 
 function endpointCountsOf(e: EndpointSummary): EndpointCounts {
-  const kinds = { status: 0, header: 0, body: 0, error: 0, latency: 0 };
+  const kinds = { status: 0, header: 0, body: 0, error: 0, call: 0, latency: 0 };
   for (const k of DIFFERENCE_KINDS) kinds[k] = Number(e.kinds?.[k] ?? 0);
   const h = e.latency.histograms;
   return {
@@ -483,7 +483,7 @@ function endpointCountsOf(e: EndpointSummary): EndpointCounts {
 
 /** The additive counts inside a summary (as served, or as merged). */
 export function countsOf(route: string, s: ShadowSummary): ShadowCounts {
-  const kinds = { status: 0, header: 0, body: 0, error: 0, latency: 0 };
+  const kinds = { status: 0, header: 0, body: 0, error: 0, call: 0, latency: 0 };
   for (const k of DIFFERENCE_KINDS) kinds[k] = Number(s.kinds?.[k] ?? 0);
   return {
     route,

@@ -6,9 +6,12 @@
 
 import type { LogHistogram } from './stats.js';
 
-/** `latency`: an endpoint whose shadow is confidently slower than diff.latency.maxRatio × its primary. */
-export type DifferenceKind = 'status' | 'header' | 'body' | 'error' | 'latency';
-export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['status', 'header', 'body', 'error', 'latency'];
+/**
+ * `latency`: an endpoint whose shadow is confidently slower than diff.latency.maxRatio × its primary;
+ * `call`: a dependency call the dark version made differently, never made, or made extra (src/egress/).
+ */
+export type DifferenceKind = 'status' | 'header' | 'body' | 'error' | 'call' | 'latency';
+export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['status', 'header', 'body', 'error', 'call', 'latency'];
 
 /** Which evidence judged noise: a baseline, repeated requests to the primary, or none. */
 export type Evidence = 'baseline' | 'repeat' | 'none';
@@ -42,6 +45,8 @@ export interface Difference {
   /** Set when a stored value was cut short or redacted. */
   readonly clipped?: true;
   readonly note?: string;
+  /** kind `call`: the dependency call it is about (`path` is then the body's JSON Pointer, "?" the query, "" the whole call). */
+  readonly call?: { readonly dependency: string; readonly method: string; readonly path: string };
 }
 
 export interface SideView {
