@@ -99,6 +99,9 @@ export interface LearnedNoiseOptions {
   readonly maxPaths: number;
 }
 
+/** Numeric noise up to this relative size is jitter, judged by size; larger noise is just noise. */
+const MAX_JITTER = 0.05;
+
 /** Repeats compared on every pair of an endpoint until this many were seen. */
 const REPEATS_ALWAYS = 200;
 
@@ -216,7 +219,8 @@ export class LearnedNoise implements NoiseModel {
     const noisy = p.noise + p.repeat;
     const trials = evidence === 'baseline' ? scope.baselined : scope.repeated;
     const relative = d.change === 'value' ? relativeDifference(d.primary, d.shadow) : undefined;
-    if (relative !== undefined && p.numeric >= this.options.minNoisy && p.numeric === noisy) {
+    // Only small jitter has a size worth learning: a random number's noise spans its whole range.
+    if (relative !== undefined && p.numeric >= this.options.minNoisy && p.numeric === noisy && p.maxRelative <= MAX_JITTER) {
       return relative <= p.maxRelative * this.options.sizeSlack ? 'tolerated' : 'beyond';
     }
     if (d.change === 'order' && p.orders >= this.options.minNoisy && p.orders === noisy) return 'reordered';
