@@ -5,6 +5,9 @@
  * of the gateway's own request handling; a sweep every 50 ms over the
  * exchanges in flight costs nothing per request.
  *
+ * - queue: a request waiting for a pooled connection (all maxSockets busy)
+ *   gets one within the upstream's poolTimeout, or is answered 503
+ *   pool_exhausted: the gateway's own limit, not the upstream's fault;
  * - connect: a new connection must be up within the upstream's connectTimeout;
  * - response: the response head must arrive within the upstream's timeout;
  * - body: once the head is in, the upstream must keep sending; no progress
@@ -15,12 +18,20 @@ import type { Socket } from 'node:net';
 
 export const SWEEP_MS = 50;
 
-export type DeadlinePhase = 'connect' | 'response' | 'body';
+export type DeadlinePhase = 'queue' | 'connect' | 'response' | 'body';
 
 export class UpstreamTimeoutError extends Error {
   readonly code = 'GW_UPSTREAM_TIMEOUT';
   constructor(readonly phase: DeadlinePhase) {
-    super(phase === 'connect' ? 'upstream connect timed out' : phase === 'response' ? 'upstream response timed out' : 'upstream body stalled');
+    super(
+      phase === 'queue'
+        ? 'no pooled upstream connection came free in time'
+        : phase === 'connect'
+          ? 'upstream connect timed out'
+          : phase === 'response'
+            ? 'upstream response timed out'
+            : 'upstream body stalled',
+    );
   }
 }
 
@@ -28,6 +39,8 @@ export class UpstreamTimeoutError extends Error {
 export interface Watched {
   /** When the exchange started waiting, ms (Date.now()). */
   watchedSince: number;
+  /** Longest wait for a pooled connection (no upstream request has a socket yet). */
+  poolTimeoutMs: number;
   connectTimeoutMs: number;
   responseTimeoutMs: number;
   upstreamRequest: ClientRequest | undefined;
@@ -85,6 +98,9 @@ export class UpstreamDeadlines<T extends Watched> {
 }
 
 function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
+  if (!w.upstreamRequest) {
+    return now - w.watchedSince > Math.min(w.poolTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('queue') : undefined;
+  }
   const socket = w.upstreamRequest?.socket as Socket | null | undefined;
   if (socket && socket.connecting) {
     return now - w.watchedSince > Math.min(w.connectTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('connect') : undefined;

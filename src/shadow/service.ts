@@ -20,6 +20,7 @@ import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/regi
 import { BASELINE_ID_SUFFIX, REQUEST_ID, SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
+import type { UpstreamPools } from '../upstream/pools.js';
 import { ShadowClients } from './clients.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from './pair.js';
 
@@ -30,6 +31,8 @@ export interface MirrorSession {
   primaryFailed(status: number, started: number): void;
   /** The user's response is over (finished, or cut short). */
   clientClosed(completed: boolean): void;
+  /** Calls back once every copy has an outcome: "completed", or one per target ("completed,timeout"). */
+  whenSettled(callback: (outcomes: string) => void): void;
 }
 
 export interface ShadowSettings {
@@ -46,6 +49,8 @@ export interface ShadowServiceOptions {
   readonly sink?: PairSink;
   /** Limits and timeouts of the config in service. */
   readonly settings: () => ShadowSettings;
+  /** Endpoint pools shared with primary traffic: one choice of endpoint, one view of health. */
+  readonly pools: UpstreamPools;
 }
 
 /** Request headers a copy never carries as they are: undici frames the body itself. */
@@ -56,7 +61,7 @@ export class ShadowService {
   private readonly logger: Logger;
   private readonly sink: PairSink | undefined;
   private readonly settings: () => ShadowSettings;
-  readonly clients = new ShadowClients();
+  readonly clients: ShadowClients;
   private inflight = 0;
   private drainWaiters: (() => void)[] = [];
 
@@ -65,6 +70,7 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
+    this.clients = new ShadowClients(options.pools);
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 
@@ -250,6 +256,9 @@ class Session implements MirrorSession {
   private pending: number;
   private abandoned = false;
   private sent = false;
+  private outcomes: string | undefined;
+  private readonly outcomeOf: (ShadowOutcome | undefined)[];
+  private onSettled: ((outcomes: string) => void) | undefined;
 
   constructor(
     private readonly service: ShadowService,
@@ -263,6 +272,7 @@ class Session implements MirrorSession {
     private readonly options: { comparing: boolean; maxCaptureBytes: number; shadowTimeoutMs: number; baselineRequestId: string | undefined },
   ) {
     this.results = new Array(targets.length).fill(undefined);
+    this.outcomeOf = new Array(targets.length).fill(undefined);
     this.pending = targets.length + (options.comparing && route.baseline ? 1 : 0);
   }
 
@@ -296,9 +306,22 @@ class Session implements MirrorSession {
   }
 
   /** The request body could not be mirrored: release every slot. */
+  whenSettled(callback: (outcomes: string) => void): void {
+    if (this.outcomes !== undefined) callback(this.outcomes);
+    else this.onSettled = callback;
+  }
+
+  private settled(outcomes: string): void {
+    this.outcomes = outcomes;
+    const callback = this.onSettled;
+    this.onSettled = undefined;
+    callback?.(outcomes);
+  }
+
   abandon(outcome: ShadowOutcome): void {
     if (this.sent || this.abandoned) return;
     this.abandoned = true;
+    this.settled(this.targets.map(() => outcome).join(','));
     for (const t of this.targets) this.service.count(this.route, t.upstream, outcome);
     this.service.finished(this.targets.length);
   }
@@ -314,6 +337,8 @@ class Session implements MirrorSession {
           this.service.count(this.route, target.upstream, result.outcome, result.latencyMs / 1000);
           this.service.finished(1);
           this.results[i] = result;
+          this.outcomeOf[i] = result.outcome;
+          if (this.outcomeOf.every((o) => o !== undefined)) this.settled(this.outcomeOf.join(','));
           this.pending--;
           this.maybeCompare();
         });
