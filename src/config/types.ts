@@ -128,6 +128,19 @@ export interface DiffConfig {
   readonly ignorePaths: readonly string[];
   readonly baseline: string | undefined;
   readonly maxBodyBytes: number;
+  /** Endpoint templates such as "/api/products/{id}". */
+  readonly endpoints: readonly string[];
+  /** Per JSON Pointer pattern: numbers this close are equal. */
+  readonly tolerance: readonly NumberTolerance[];
+  /** JSON Pointer patterns of arrays compared as multisets. */
+  readonly unordered: readonly string[];
+  readonly latency: { readonly maxRatio: number };
+}
+
+export interface NumberTolerance {
+  readonly path: string;
+  readonly mode: 'relative' | 'absolute';
+  readonly value: number;
 }
 
 export type ReleaseStep = 'shadow' | number;

@@ -15,6 +15,7 @@ import { isSecretHeader } from '../diff/secrets.js';
 import { ACCESS_LOG_FIELDS, configSpec } from './schema.js';
 import { INVALID, childPath, shapeDocument, type Position } from './shape.js';
 import type {
+  NumberTolerance,
   AdminConfig,
   BackendConfig,
   DiffConfig,
@@ -580,8 +581,15 @@ class MeaningChecker {
     }
     const ignorePaths = list(d['ignorePaths']).filter((p, i) => {
       if (typeof p !== 'string') return false;
-      if (/~(?![01])/.test(p)) {
-        const pp = childPath(childPath(path, 'ignorePaths'), i);
+      const pp = childPath(childPath(path, 'ignorePaths'), i);
+      const never = ignoreEntryProblem(p);
+      if (never !== undefined) {
+        // "" validated before node paths existed: a warning keeps such configs loading.
+        if (p === '') this.warn(pp, 'never', `${pp}: "" ${never}; it is ignored`);
+        else this.error(pp, 'pointer', `${pp}: "${p}" ${never}`);
+        return false;
+      }
+      if (p.startsWith('/') && /~(?![01])/.test(p)) {
         this.error(pp, 'pointer', `${pp}: "${p}" is not a JSON Pointer ("~" must be written ~0, "/" inside a key ~1)`);
         return false;
       }
@@ -593,6 +601,16 @@ class MeaningChecker {
       ignorePaths,
       baseline,
       maxBodyBytes: (d['maxBodyBytes'] as number | undefined) ?? 1024 * 1024,
+      endpoints: strings(d['endpoints']),
+      tolerance: Object.entries(obj(d['tolerance'])).flatMap(([p, v]): NumberTolerance[] => {
+        if (typeof v === 'number') return [{ path: p, mode: 'relative', value: v }];
+        const o = obj(v);
+        if (typeof o['absolute'] === 'number') return [{ path: p, mode: 'absolute', value: o['absolute'] }];
+        if (typeof o['relative'] === 'number') return [{ path: p, mode: 'relative', value: o['relative'] }];
+        return [];
+      }),
+      unordered: strings(d['unordered']),
+      latency: { maxRatio: (obj(d['latency'])['maxRatio'] as number | undefined) ?? 1.5 },
     };
   }
 
@@ -658,6 +676,25 @@ function upper(methods: readonly unknown[]): string[] {
 }
 
 /** The valid strings of a list (invalid items were reported by the shape pass). */
+/** A node path step: a tag (or "*"), then .classes, #id, :nth-of-type(n). */
+const NODE_STEP = /^(?:\*|[A-Za-z][\w:-]*)(?:[.#][\w-]+|:nth-of-type\(\d+\))*$/;
+
+/**
+ * Why a diff.ignorePaths entry can never match anything, or undefined when
+ * it can: a JSON Pointer ("/a/b"), or an HTML/XML node path
+ * ("html > body > p.stock", "… > input@value").
+ */
+export function ignoreEntryProblem(entry: string): string | undefined {
+  if (entry === '') return 'is empty: it names no path (ignore nothing, or set diff.enabled: false to compare nothing)';
+  if (entry.startsWith('/')) return undefined;
+  const at = entry.indexOf('@');
+  const nodes = at < 0 ? entry : entry.slice(0, at);
+  if (at >= 0 && !/^[\w:.-]+$/.test(entry.slice(at + 1))) return 'names no attribute after "@"';
+  const steps = nodes.split('>').map((s) => s.trim());
+  if (steps.some((s) => !NODE_STEP.test(s))) return 'is neither a JSON Pointer starting with "/" nor a node path such as "html > body > p.stock"';
+  return undefined;
+}
+
 function strings(list: unknown): string[] {
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
 }

@@ -201,7 +201,7 @@ describe('traffic overlay', () => {
     backends: [{ upstream: 'v1', weight: 3 }, { upstream: 'v1b', weight: 1 }],
     sticky: { header: 'x-user-id' },
     shadow: [],
-    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 },
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } },
     release: release({ steps: ['shadow', 1, 5, 25, 50, 100] }),
     escapedSlashes: 'reject',
   };
