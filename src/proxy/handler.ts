@@ -32,6 +32,7 @@ import { classifyUpstreamError } from './upstream-faults.js';
 export { UpstreamTimeoutError };
 
 const kExchange = Symbol('gatewayctl.exchange');
+const UNASKED_SWITCH = 'upstream switched protocols unasked';
 
 /** Per-request state, attached to the request for the proxy's events. */
 class Exchange implements Watched {
@@ -257,7 +258,7 @@ export class ProxyHandler {
     return function (this: ExchangeUpstreamRequest, _response: IncomingMessage, socket: Socket): void {
       socket.destroy();
       const exchange = this[kExchange];
-      if (exchange?.response) handler.failUpstream(exchange, exchange.response, 'reset', 502, 'upstream switched protocols unasked', undefined);
+      if (exchange?.response) handler.failUpstream(exchange, exchange.response, 'reset', 502, UNASKED_SWITCH, undefined);
     };
   })();
 
@@ -273,6 +274,16 @@ export class ProxyHandler {
       return;
     }
     const status = proxyRes.statusCode ?? 502;
+    if (status === 101) {
+      // Upgrades are upgrade.ts's: a 101 here answers a request that asked
+      // for none (Node hands it over as a response when it lacks
+      // `Connection: upgrade`). What follows on that connection is another
+      // protocol, so it is closed, never pooled.
+      proxyRes.socket?.destroy();
+      proxyRes.destroy();
+      this.failUpstream(exchange, res, 'reset', 502, UNASKED_SWITCH, undefined);
+      return;
+    }
     if (!req.complete) {
       // Answered before the request body was all read (an early 413, say):
       // what is left of the body is not read, so the connection ends with it.
@@ -321,6 +332,12 @@ export class ProxyHandler {
     const response = res as ServerResponse;
     if (!exchange) {
       if ('writeHead' in response) sendError(response, 502, 'bad gateway', undefined);
+      return;
+    }
+    if (exchange.upstreamResponse?.complete && !exchange.upstreamFailed) {
+      // Bytes after a complete response (a HEAD answered with a body): Node
+      // has closed that upstream connection, so they reach no one; the
+      // answer itself stands and is relayed.
       return;
     }
     exchange.upstreamRequest?.destroy();
