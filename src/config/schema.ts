@@ -457,7 +457,7 @@ const timeouts: ObjectSpec = {
     idle: duration('Keep-alive connection idle time.', '60s'),
     body: duration('Longest pause while receiving a request body.', '30s'),
     websocketIdle: duration('An upgraded (WebSocket) connection with no traffic either way is closed.', '5m'),
-    upstream: duration("Upstream response time, unless the upstream sets its own.", '30s'),
+    upstream: duration('Upstream response time, counted once the request body has been sent (an upload may take longer), unless the upstream sets its own.', '30s'),
     shadow: duration("A shadow copy's whole exchange.", '10s'),
     drain: duration('Graceful shutdown: longest wait for in-flight requests.', '30s'),
   },

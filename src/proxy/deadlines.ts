@@ -6,7 +6,14 @@
  * exchanges in flight costs nothing per request.
  *
  * - connect: a new connection must be up within the upstream's connectTimeout;
- * - response: the response head must arrive within the upstream's timeout;
+ * - upload: while the request body streams there is no deadline on the
+ *   upload as a whole (a long upload is no fault); the client's pauses are
+ *   bounded by timeouts.body (handler.ts), and an upstream that stops taking
+ *   the body (the request is held back by it) for the upstream's timeout is
+ *   given up on;
+ * - response: the response head must arrive within the upstream's timeout,
+ *   counted from when the request was sent whole (before a connection is
+ *   assigned, from the start: waiting in the pool's queue counts);
  * - body: once the head is in, the upstream must keep sending; no progress
  *   on its socket for the same timeout cuts the response.
  */
@@ -15,12 +22,19 @@ import type { Socket } from 'node:net';
 
 export const SWEEP_MS = 50;
 
-export type DeadlinePhase = 'connect' | 'response' | 'body';
+export type DeadlinePhase = 'connect' | 'upload' | 'response' | 'body';
+
+const MESSAGES: Record<DeadlinePhase, string> = {
+  connect: 'upstream connect timed out',
+  upload: 'upstream stopped reading the request body',
+  response: 'upstream response timed out',
+  body: 'upstream body stalled',
+};
 
 export class UpstreamTimeoutError extends Error {
   readonly code = 'GW_UPSTREAM_TIMEOUT';
   constructor(readonly phase: DeadlinePhase) {
-    super(phase === 'connect' ? 'upstream connect timed out' : phase === 'response' ? 'upstream response timed out' : 'upstream body stalled');
+    super(MESSAGES[phase]);
   }
 }
 
@@ -32,7 +46,12 @@ export interface Watched {
   responseTimeoutMs: number;
   upstreamRequest: ClientRequest | undefined;
   upstreamResponse: IncomingMessage | undefined;
-  /** Body progress: bytes read on the upstream socket, and since when. */
+  /** When the request was sent whole (its 'finish'), ms; 0 until then. */
+  sentAt: number;
+  /**
+   * Progress on the upstream socket, and since when: bytes written while
+   * the request is sent, bytes read once the response head is in.
+   */
   lastBytes: number;
   lastProgress: number;
   /** Set when the sweep gave up on it. */
@@ -90,7 +109,16 @@ function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
     return now - w.watchedSince > Math.min(w.connectTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('connect') : undefined;
   }
   if (!w.upstreamResponse) {
-    return now - w.watchedSince > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
+    if (w.sentAt === 0 && socket) {
+      const written = socket.bytesWritten;
+      if (written !== w.lastBytes || !w.upstreamRequest!.writableNeedDrain) {
+        w.lastBytes = written;
+        w.lastProgress = now;
+        return undefined;
+      }
+      return now - w.lastProgress > w.responseTimeoutMs ? new UpstreamTimeoutError('upload') : undefined;
+    }
+    return now - (w.sentAt || w.watchedSince) > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
   }
   const read = socket?.bytesRead ?? w.lastBytes;
   if (read !== w.lastBytes) {

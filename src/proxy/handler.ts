@@ -42,6 +42,7 @@ class Exchange implements Watched {
   upstreamResponse: IncomingMessage | undefined;
   connected = false;
   watchedSince = 0;
+  sentAt = 0;
   connectTimeoutMs = 0;
   responseTimeoutMs = 0;
   lastBytes = 0;
@@ -250,6 +251,8 @@ export class ProxyHandler {
     // Node drops the socket and the request would wait forever.
     (proxyReq as ExchangeUpstreamRequest)[kExchange] = exchange;
     proxyReq.once('upgrade', this.onUnaskedUpgrade);
+    // The response deadline counts from here: upload time is not the upstream's.
+    proxyReq.once('finish', onUpstreamRequestSent);
   };
 
   /** Shared by every request (`this` is the upstream request). */
@@ -389,6 +392,12 @@ export class ProxyHandler {
 }
 
 function noop(): void {}
+
+/** The request, body and all, has been handed to the upstream connection. */
+function onUpstreamRequestSent(this: ExchangeUpstreamRequest): void {
+  const exchange = this[kExchange];
+  if (exchange) exchange.sentAt = Date.now();
+}
 
 /** Counts the request once, however it ended. */
 function onResponseClose(this: ServerResponse): void {

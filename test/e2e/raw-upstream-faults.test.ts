@@ -122,12 +122,15 @@ admin: 127.0.0.1:0
 upstreams:
   faulty: { url: ${faulty.url}, timeout: 600ms }
   holding: ${holding.url}
+  stuck: { url: ${holding.url}, timeout: 600ms }
   early: ${early.url}
   dead: http://127.0.0.1:${dead}
 timeouts: { upstream: 30s }
+limits: { maxBodyBytes: 64mb }
 routes:
   - { name: fault, match: { prefix: /fault }, backends: [{ upstream: faulty }] }
   - { name: hold, match: { prefix: /hold }, backends: [{ upstream: holding }] }
+  - { name: stuck, match: { prefix: /stuck }, backends: [{ upstream: stuck }] }
   - { name: dead, match: { prefix: /dead }, backends: [{ upstream: dead }] }
   - { name: early, match: { prefix: /early }, backends: [{ upstream: early }] }
 `);
@@ -182,6 +185,24 @@ routes:
       const got = await client.read({ timeoutMs: 3000, settleMs: 300 });
       assert.equal(got.first.status, 502, got.text);
       assert.ok(got.closed, 'the connection is closed: the rest of the body will not be read');
+    });
+  });
+
+  test('an upstream that stops reading the request body: 504 at its timeout, both connections closed', async () => {
+    const size = 48 * 1024 * 1024;
+    await withClient(port, async (client) => {
+      const before = holding.connections.length;
+      // Written without waiting: the upstream never reads, so this never drains.
+      client.socket.write(`POST /stuck/upload HTTP/1.1\r\n${H}Content-Length: ${size}\r\n\r\n`);
+      client.socket.write(Buffer.alloc(size, 'u'));
+      const got = await client.read({ timeoutMs: 8000, settleMs: 300 });
+      assert.equal(got.first.status, 504, got.text.slice(0, 300));
+      // The upstream reads again: it drains what was buffered, then must find the connection closed.
+      const used = holding.connections.slice(before);
+      for (const u of used) u.socket.resume();
+      const deadline = Date.now() + 3000;
+      while (used.some((u) => !u.closed) && Date.now() < deadline) await sleep(10);
+      assert.ok(used.length > 0 && used.every((u) => u.closed), 'the upstream connection is closed');
     });
   });
 
