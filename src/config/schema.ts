@@ -439,6 +439,10 @@ const limits: ObjectSpec = {
       description: 'Shadow copies in flight at once; beyond it copies are dropped and counted.',
     },
     shadowBodyBytes: size('Larger request bodies are not mirrored (outcome "skipped").', '1mb'),
+    shadowInflightBytes: size(
+      'Bytes held for shadowing at once: request copies and captured answers awaiting comparison. A copy that would pass it is dropped (counted); an answer that would is not compared.',
+      '64mb',
+    ),
     compareQueue: {
       type: 'integer',
       minimum: 1,

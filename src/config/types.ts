@@ -119,6 +119,7 @@ export interface LimitsConfig {
   readonly maxBodyBytes: number;
   readonly shadowInflight: number;
   readonly shadowBodyBytes: number;
+  readonly shadowInflightBytes: number;
   readonly compareQueue: number;
 }
 

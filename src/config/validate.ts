@@ -489,6 +489,7 @@ class MeaningChecker {
       maxBodyBytes: l['maxBodyBytes'] ?? 10 * 1024 * 1024,
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
+      shadowInflightBytes: l['shadowInflightBytes'] ?? 64 * 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
     };
     if (limits.maxHeaderBytes < 1024) {
