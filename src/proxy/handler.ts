@@ -72,6 +72,8 @@ export interface ProxyHandlerOptions {
   readonly shadow: ShadowService | undefined;
   /** The config to serve a new request with. */
   readonly current: () => ActiveConfig;
+  /** Whether the gateway is shutting down: answers then close their connection. */
+  readonly draining: () => boolean;
 }
 
 export class ProxyHandler {
@@ -83,6 +85,7 @@ export class ProxyHandler {
   private readonly pools: UpstreamPools;
   private readonly shadow: ShadowService | undefined;
   private readonly current: () => ActiveConfig;
+  private readonly draining: () => boolean;
 
   constructor(options: ProxyHandlerOptions) {
     this.metrics = options.metrics;
@@ -90,6 +93,7 @@ export class ProxyHandler {
     this.pools = options.pools;
     this.shadow = options.shadow;
     this.current = options.current;
+    this.draining = options.draining;
   }
 
   /**
@@ -287,6 +291,8 @@ export class ProxyHandler {
       this.failUpstream(exchange, res, 'reset', 502, UNASKED_SWITCH, undefined);
       return;
     }
+    // In flight when the drain began: the answer says the connection ends.
+    if (this.draining()) res.shouldKeepAlive = false;
     if (!req.complete) {
       // Answered before the request body was all read (an early 413, say):
       // what is left of the body is not read, so the connection ends with it.

@@ -60,6 +60,7 @@ export class ProxyRuntime {
       pools: this.pools,
       shadow: this.shadow,
       current: () => this.active,
+      draining: () => this.draining,
     });
     this.upgrades = new UpgradeHandler({
       metrics: this.metrics,
