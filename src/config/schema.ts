@@ -461,6 +461,10 @@ const timeouts: ObjectSpec = {
     idle: duration('Keep-alive connection idle time.', '60s'),
     body: duration('Longest pause while receiving a request body.', '30s'),
     websocketIdle: duration('An upgraded (WebSocket) connection with no traffic either way is closed.', '5m'),
+    configSettle: duration(
+      'Settle window for the watched config and certificate files: a change is applied once two reads this far apart agree. Longer pauses within one write apply it in parts: write a new file and rename it over the old one instead.',
+      '2s',
+    ),
     upstream: duration('Upstream response time, counted once the request body has been sent (an upload may take longer), unless the upstream sets its own.', '30s'),
     shadow: duration("A shadow copy's whole exchange.", '10s'),
     drain: duration('Graceful shutdown: longest wait for in-flight requests.', '30s'),

@@ -130,6 +130,7 @@ export interface TimeoutsConfig {
   /** An upgraded (WebSocket) connection with no traffic either way. */
   readonly websocketIdleMs: number;
   readonly upstreamMs: number;
+  readonly configSettleMs: number;
   readonly shadowMs: number;
   readonly drainMs: number;
 }
