@@ -354,10 +354,14 @@ routes:
       const metricsText = async () => (await request(serve.adminUrl + '/metrics')).text;
       const rssBefore = metricValue(await metricsText(), 'process_resident_memory_bytes');
       let failed = 0;
+      const failures = new Set<string>();
       let rssPeak = 0;
       await runConcurrently(1000, 20, async (i) => {
         const r = await request(`${serve.url}/x/${i}`, { agent, body, timeoutMs: 30_000 });
-        if (r.status !== 200 || r.body.length !== answer.length) failed++;
+        if (r.status !== 200 || r.body.length !== answer.length) {
+          failed++;
+          failures.add(`${r.status} ${r.body.length === answer.length ? '' : r.text.slice(0, 200)}`);
+        }
         if (i % 100 === 99) {
           // The test upstreams keep what they received; that is not the gateway's.
           big.received.length = 0;
@@ -370,7 +374,7 @@ routes:
       const dropped = metricValue(metrics, 'gatewayctl_shadow_requests_total', { outcome: 'dropped' });
       const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
       t.diagnostic(`RSS ${mb(rssBefore)} MB before, peak ${mb(rssPeak)} MB; dropped ${dropped} copies, in flight ${metricValue(metrics, 'gatewayctl_shadow_inflight')}`);
-      assert.equal(failed, 0, 'every user response is correct');
+      assert.equal(failed, 0, `every user response is correct: ${[...failures].join('; ')}`);
       assert.ok(dropped > 500, `copies beyond the byte budget are dropped: ${dropped}`);
       assert.ok(rssPeak / 1048576 < 300, `RSS peak ${mb(rssPeak)} MB`);
     } finally {
