@@ -4,17 +4,20 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { EMBEDDED } from '../embedded.js';
 import { isGatewayError } from '../errors.js';
 import { registerDiff } from './diff.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerDemo } from './demo.js';
 import { registerInit } from './init.js';
 import { registerRelease } from './release.js';
+import { registerReload } from './reload.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
 import { registerValidate } from './validate.js';
 
 function version(): string {
+  if (EMBEDDED.version) return EMBEDDED.version;
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
     return pkg.version;
@@ -43,12 +46,14 @@ Quick start:
   gatewayctl serve -c gateway.yaml        run the gateway
   gatewayctl diff                         follow shadow diffs live
   gatewayctl diff summary                 which paths differ, how often, what is noise
-  gatewayctl status                       routes, weights, shadows and live rates`,
+  gatewayctl status                       routes, weights, shadows and live rates
+  gatewayctl reload                       reload a running gateway's config; fails if refused`,
     );
   registerServe(program, run);
   registerValidate(program, run);
   registerDiff(program, run);
   registerStatus(program, run);
+  registerReload(program, run);
   registerRelease(program, run);
   registerInit(program, run);
   registerDemo(program, run);
@@ -102,4 +107,5 @@ export async function main(argv: string[]): Promise<void> {
   finish(await pending);
 }
 
-await main(process.argv);
+// Not a top-level await: the single-file binary runs this as CommonJS.
+void main(process.argv);

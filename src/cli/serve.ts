@@ -6,16 +6,20 @@
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { resolveConfigPath } from '../config/load.js';
+import { parseDuration } from '../config/units.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import type { Gateway } from '../runtime/gateway.js';
 import { startServer } from '../runtime/server-factory.js';
+import { serviceNotifier } from '../runtime/service-notify.js';
+import { autoWorkers, cgroupMemoryLimit } from '../runtime/worker-count.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 
 export interface ServeFlags {
   config?: string;
   workers?: string;
+  drainDelay?: string;
   logFormat?: string;
   logLevel?: string;
 }
@@ -25,7 +29,8 @@ export function registerServe(program: Command, run: (action: () => Promise<numb
     .command('serve')
     .description('run the gateway: proxy, shadow, compare; reload the config when it changes')
     .option('-c, --config <file>', 'config file (default: $GATEWAYCTL_CONFIG, else ./gateway.yaml)')
-    .option('--workers <n>', 'worker processes sharing the port: a number, or "auto" for one per core', '1')
+    .option('--workers <n>', 'worker processes sharing the port: a number, or "auto" for one per core within the cgroup memory limit', '1')
+    .option('--drain-delay <duration>', 'on SIGTERM, fail readiness but keep serving this long before draining (behind a load balancer)')
     .option('--log-format <format>', 'json (for journald and log shippers) or pretty', defaultLogFormat())
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .addHelpText(
@@ -33,6 +38,11 @@ export function registerServe(program: Command, run: (action: () => Promise<numb
       `
 Signals: SIGHUP reloads the config; SIGTERM or SIGINT drains in-flight
 requests (up to timeouts.drain) and exits 0; a second signal exits at once.
+With --drain-delay, /readyz answers 503 at once but new connections are
+still served for that long first, while load balancers (a Kubernetes
+Service) stop routing to this instance.
+Under systemd (Type=notify) it reports READY=1 once listening, RELOADING=1
+and READY=1 around each reload, and STOPPING=1 when draining.
 
 Examples:
   gatewayctl serve -c gateway.yaml
@@ -53,9 +63,16 @@ export function makeLogger(flags: { logFormat?: string; logLevel?: string }): Lo
   return new Logger(format === 'json' ? jsonSink() : prettySink(), level);
 }
 
-export function parseWorkers(value: string | undefined): number {
+export function parseWorkers(value: string | undefined, logger?: Logger): number {
   if (value === undefined) return 1;
-  if (value === 'auto') return Math.max(1, availableParallelism());
+  if (value === 'auto') {
+    const budget = autoWorkers(availableParallelism(), cgroupMemoryLimit());
+    if (budget.limitedByMemory) {
+      const mib = Math.round(budget.memoryLimitBytes! / 1048576);
+      logger?.info('serve.workers', `--workers auto: ${budget.workers} workers, not ${budget.cpus}: the memory limit is ${mib}MiB`, { ...budget });
+    }
+    return budget.workers;
+  }
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 256) {
     throw new UsageError(`--workers must be a number from 1 to 256, or "auto", not "${value}"`);
   }
@@ -64,8 +81,11 @@ export function parseWorkers(value: string | undefined): number {
 
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const logger = makeLogger(flags);
-  const workers = parseWorkers(flags.workers);
+  const workers = parseWorkers(flags.workers, logger);
+  const drainDelay = flags.drainDelay === undefined ? { ok: true as const, value: 0 } : parseDuration(flags.drainDelay);
+  if (!drainDelay.ok) throw new UsageError(`--drain-delay: ${drainDelay.error}`);
   const file = resolveConfigPath(flags.config);
+  const notifier = serviceNotifier(logger);
   let gateway: Gateway;
   try {
     gateway = await startServer({
@@ -73,6 +93,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       logger,
       workers,
       logSettings: { format: flags.logFormat ?? defaultLogFormat(), level: flags.logLevel ?? 'info' },
+      reloadPhases: { begin: () => void notifier.reloading(), end: () => void notifier.ready() },
     });
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
@@ -83,6 +104,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     }
     throw err;
   }
+  await notifier.ready(`serving config generation ${gateway.config.current.generation} with ${workers} worker${workers === 1 ? '' : 's'}`);
   return new Promise<number>((resolve) => {
     let signals = 0;
     const stop = (signal: string) => {
@@ -92,8 +114,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
         resolve(EXIT_FAILED);
         return;
       }
-      logger.info('gateway.signal', `${signal}: draining`);
-      void gateway.drain().then(() => resolve(EXIT_OK));
+      void notifier.stopping();
+      gateway.withdraw();
+      const delay = drainDelay.value;
+      logger.info('gateway.signal', delay ? `${signal}: failing readiness, draining in ${delay}ms` : `${signal}: draining`, { drainDelayMs: delay });
+      setTimeout(() => void gateway.drain().then(() => resolve(EXIT_OK)), delay);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

@@ -5,8 +5,12 @@
  * a dark launch of v2 on the rest of the API), and a light, steady stream
  * of traffic. The CLI shows what happens; this module knows no terminal.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { validateConfigFile } from '../config/validate.js';
+import { EMBEDDED } from '../embedded.js';
+import { validateConfigSource } from '../config/validate.js';
 import { ConfigInvalidError, ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { composeServer, type Server } from '../runtime/server-factory.js';
@@ -15,8 +19,32 @@ import { TrafficGenerator } from './traffic.js';
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
 
+/**
+ * The demo's config, written to a temporary directory: config/demo.yaml (in
+ * the single-file binary, its embedded text) with the shop services' ports
+ * as actually bound.
+ */
+function writeDemoConfig(text: string): { file: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'gatewayctl-demo-'));
+  const file = join(dir, 'demo.yaml');
+  writeFileSync(file, text);
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 /** Which version each demo upstream runs. */
 const VERSIONS: Record<string, ShopVersion> = { 'shop-v1': 'v1', 'shop-v2': 'v2', 'shop-v1-b': 'v1' };
+
+/** On its configured port; on another free one when that is taken (say, by another demo). */
+async function startShopNear(name: string, port: number): Promise<ShopService> {
+  try {
+    return await startShop(VERSIONS[name] ?? 'v1', port);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+      throw new GatewayError(ErrorCodes.LISTEN_FAILED, `cannot start the demo's ${name} on port ${port}: ${(err as Error).message}`);
+    }
+    return startShop(VERSIONS[name] ?? 'v1', 0);
+  }
+}
 
 export interface DemoOptions {
   readonly port: number;
@@ -36,26 +64,24 @@ export interface Demo {
 }
 
 export async function startDemo(options: DemoOptions): Promise<Demo> {
-  const checked = validateConfigFile(DEMO_CONFIG);
+  let text = EMBEDDED.demoConfig ?? readFileSync(DEMO_CONFIG, 'utf8');
+  const checked = validateConfigSource({ file: DEMO_CONFIG, text });
   if (!checked.config) throw new ConfigInvalidError(checked.diagnostics);
   const shops: ShopService[] = [];
+  let config: { file: string; remove(): void } | undefined;
   const closeAll = async (server?: Server) => {
     await server?.gateway.close();
     await Promise.all(shops.map((s) => s.close()));
+    config?.remove();
   };
   try {
     for (const [name, upstream] of Object.entries(checked.config.upstreams)) {
       const port = Number(new URL(upstream.url).port);
-      try {
-        shops.push(await startShop(VERSIONS[name] ?? 'v1', port));
-      } catch (err) {
-        throw new GatewayError(
-          ErrorCodes.LISTEN_FAILED,
-          `cannot start the demo's ${name} on port ${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} ` +
-            '(another demo running?)',
-        );
-      }
+      const shop = await startShopNear(name, port);
+      shops.push(shop);
+      text = text.replace(`127.0.0.1:${port}`, `127.0.0.1:${shop.port}`);
     }
+    config = writeDemoConfig(text);
   } catch (err) {
     await closeAll();
     throw err;
@@ -63,7 +89,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   let server: Server;
   try {
     server = await composeServer({
-      configFile: DEMO_CONFIG,
+      configFile: config.file,
       logger: options.logger,
       listen: { host: '127.0.0.1', port: options.port },
       admin: { host: '127.0.0.1', port: options.adminPort },

@@ -203,6 +203,9 @@ export class GatewayMetrics {
     });
     this.configReloads.inc({ result: 'success' }, 0);
     this.configReloads.inc({ result: 'failure' }, 0);
+    // Born at zero so increase() sees the first failure (a series born at 1 shows none).
+    this.tlsReloads.inc({ result: 'success' }, 0);
+    this.tlsReloads.inc({ result: 'failure' }, 0);
   }
 
   /** Where gatewayctl_shadow_inflight is read from (the shadow service's count). */

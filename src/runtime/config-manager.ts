@@ -98,6 +98,9 @@ export class ConfigManager {
 
     this.currentText = sourceText;
     if (configHash(config) === previous.hash) {
+      // A valid file is a successful reload even when it changes nothing: a
+      // bad edit reverted byte for byte must clear the failure.
+      this.metrics.configLastReloadSuccessful.set(1);
       this.logger.debug('config.unchanged', `config unchanged (${trigger}); nothing to do`, { trigger });
       return { status: 'unchanged', snapshot: previous };
     }

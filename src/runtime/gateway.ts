@@ -61,6 +61,8 @@ export interface GatewayOptions {
   readonly metrics?: GatewayMetrics;
   /** Extra admin endpoints (diffs, status, releases). */
   readonly adminRoutes?: readonly AdminRoute[];
+  /** Told when a reload starts and ends, whatever triggered it (service manager notification). */
+  readonly reloadPhases?: { begin(): void; end(): void };
 }
 
 export interface GatewayAddresses {
@@ -126,6 +128,7 @@ export class Gateway {
   private readonly logger: Logger;
   private watcher: ConfigWatcher | undefined;
   private stopping = false;
+  private withdrawn = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
   private readonly closeHooks: (() => void)[] = [];
@@ -151,7 +154,7 @@ export class Gateway {
     });
     this.admin = new AdminServer(
       {
-        ready: () => !this.stopping,
+        ready: () => !this.stopping && !this.withdrawn,
         metrics: () => this.dataPlane.metrics(this.metrics),
         config: () => describeSnapshot(this.config.current),
         reload: async (force) => reloadReply(await this.reload(force ? 'admin (forced)' : 'admin', undefined, force)),
@@ -267,6 +270,15 @@ export class Gateway {
 
   private async reloadNow(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
     if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
+    this.options.reloadPhases?.begin();
+    try {
+      return await this.applyReload(trigger, text, force);
+    } finally {
+      this.options.reloadPhases?.end();
+    }
+  }
+
+  private async applyReload(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
     const result = await this.config.reload(trigger, text, force);
     if (result.status === 'applied') {
       this.releases.sync(result.snapshot.config);
@@ -279,6 +291,14 @@ export class Gateway {
       await this.tls.update(this.config.current.config);
     }
     return result;
+  }
+
+  /**
+   * Fails readiness while still serving, so load balancers stop sending new
+   * connections before drain() closes the listener.
+   */
+  withdraw(): void {
+    this.withdrawn = true;
   }
 
   get isStopping(): boolean {

@@ -15,7 +15,7 @@ import { DiffStore } from '../diff/store.js';
 import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
-import { Gateway, type Address } from './gateway.js';
+import { Gateway, type Address, type GatewayOptions } from './gateway.js';
 import { LocalDataPlane } from './local-data-plane.js';
 
 export interface ServerOptions {
@@ -29,6 +29,7 @@ export interface ServerOptions {
   readonly watchOptions?: { debounceMs?: number; pollMs?: number };
   /** Log settings handed to worker processes. */
   readonly logSettings?: { format: string; level: string };
+  readonly reloadPhases?: GatewayOptions['reloadPhases'];
 }
 
 export interface Server {
@@ -62,6 +63,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.admin ? { admin: options.admin } : {}),
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
+      ...(options.reloadPhases ? { reloadPhases: options.reloadPhases } : {}),
       adminRoutes: [...diffRoutes(store), ...status.routes()],
       dataPlane: (m, logger) => {
         if (workers <= 1) return new LocalDataPlane(m, logger, engine);

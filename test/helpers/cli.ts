@@ -44,6 +44,20 @@ export function runCli(
   });
 }
 
+/** Calls `onLine` with each complete line a child writes. */
+export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let buffered = '';
+  stream.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      onLine(line);
+    }
+  });
+}
+
 export interface ServeProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -65,21 +79,14 @@ export async function spawnServe(args: string[], options: { env?: NodeJS.Process
   });
   const logs: Record<string, any>[] = [];
   const listeners: (() => void)[] = [];
-  let buffered = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ raw: line });
-      }
-      for (const l of [...listeners]) l();
+  eachLine(child.stdout!, (line) => {
+    try {
+      logs.push(JSON.parse(line));
+    } catch {
+      logs.push({ raw: line });
     }
+    for (const l of [...listeners]) l();
   });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -26,8 +26,15 @@ describe('systemd unit', () => {
   test('runs serve on a config under /etc/gatewayctl with JSON logs', () => {
     assert.match(directive('ExecStart')[0]!, /gatewayctl serve --config \/etc\/gatewayctl\/gateway\.yaml --log-format json/);
   });
-  test('reload sends SIGHUP; stop drains with room to spare; restarts on failure', () => {
-    assert.deepEqual(directive('ExecReload'), ['/bin/kill -HUP $MAINPID']);
+  test('runs the installed single-file binary', () => {
+    for (const name of ['ExecStartPre', 'ExecStart', 'ExecReload']) assert.match(directive(name)[0]!, /^\/usr\/local\/bin\/gatewayctl /, name);
+  });
+  test('is Type=notify, accepting the systemd-notify helper processes', () => {
+    assert.deepEqual(directive('Type'), ['notify']);
+    assert.deepEqual(directive('NotifyAccess'), ['all']);
+  });
+  test('reload is confirmed by the gateway; stop drains with room to spare; restarts on failure', () => {
+    assert.deepEqual(directive('ExecReload'), ['/usr/local/bin/gatewayctl reload']);
     assert.ok(Number(directive('TimeoutStopSec')[0]) > 30, 'stop timeout above the default 30s drain');
     assert.deepEqual(directive('Restart'), ['on-failure']);
     assert.deepEqual(directive('KillMode'), ['mixed'], 'only the primary gets SIGTERM; it drains its workers');
@@ -48,7 +55,7 @@ describe('systemd unit', () => {
     const tmp = tempDir();
     try {
       const file = join(tmp.dir, 'gatewayctl.service');
-      writeFileSync(file, unit.replaceAll('/usr/bin/gatewayctl', BIN));
+      writeFileSync(file, unit.replaceAll('/usr/local/bin/gatewayctl', BIN));
       const out = execFileSync('systemd-analyze', ['verify', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       assert.equal(out.trim(), '');
     } finally {

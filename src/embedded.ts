@@ -1,0 +1,7 @@
+/**
+ * Files the single-file binary carries inside itself. Run from the source
+ * tree these are undefined and the files are read from the repository; the
+ * binary's bundler (scripts/build-binary.mjs) replaces this module with one
+ * holding their text.
+ */
+export const EMBEDDED: { readonly version?: string; readonly demoConfig?: string } = {};

@@ -1,0 +1,49 @@
+/**
+ * How many workers `--workers auto` starts: one per core, but no more than
+ * the container's memory limit holds. A gateway takes about 74 MB plus about
+ * 70 MB per worker under load, so a 512Mi limit holds 6 workers whatever the
+ * core count.
+ */
+import { readFileSync } from 'node:fs';
+
+export const BASE_MEMORY_BYTES = 74 * 1024 * 1024;
+export const WORKER_MEMORY_BYTES = 70 * 1024 * 1024;
+
+export interface WorkerBudget {
+  readonly workers: number;
+  readonly cpus: number;
+  /** The cgroup memory limit, when there is one. */
+  readonly memoryLimitBytes: number | undefined;
+  /** True when the memory limit, not the core count, decided. */
+  readonly limitedByMemory: boolean;
+}
+
+export function autoWorkers(cpus: number, memoryLimitBytes: number | undefined): WorkerBudget {
+  const byCpu = Math.max(1, cpus);
+  if (memoryLimitBytes === undefined) return { workers: byCpu, cpus, memoryLimitBytes, limitedByMemory: false };
+  const byMemory = Math.max(1, Math.floor((memoryLimitBytes - BASE_MEMORY_BYTES) / WORKER_MEMORY_BYTES));
+  return { workers: Math.min(byCpu, byMemory), cpus, memoryLimitBytes, limitedByMemory: byMemory < byCpu };
+}
+
+/** Above this a cgroup v1 limit means "unlimited" (it is a page-rounded 2^63). */
+const UNLIMITED_V1 = 2 ** 60;
+
+/**
+ * The memory limit of this process's cgroup: cgroup v2's memory.max, else
+ * cgroup v1's memory.limit_in_bytes; undefined when unlimited or unknown.
+ */
+export function cgroupMemoryLimit(read: (file: string) => string = (file) => readFileSync(file, 'utf8')): number | undefined {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    let text: string;
+    try {
+      text = read(file).trim();
+    } catch {
+      continue;
+    }
+    if (text === 'max') return undefined;
+    const bytes = Number(text);
+    if (!Number.isFinite(bytes) || bytes <= 0 || bytes >= UNLIMITED_V1) return undefined;
+    return bytes;
+  }
+  return undefined;
+}
