@@ -22,9 +22,24 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// Reloads validate in a worker thread, which a binary cannot start from a
+// file: its code is bundled on its own and carried as text.
+const worker = await build({
+  entryPoints: [join(root, 'src/config/validate-worker.ts')],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  write: false,
+  define: { 'import.meta.url': '__gatewayctlUrl' },
+  banner: { js: 'const __gatewayctlUrl = require("node:url").pathToFileURL(__filename).href;' },
+  legalComments: 'none',
+  logLevel: 'warning',
+});
 const embedded = {
   version: pkg.version,
   demoConfig: readFileSync(join(root, 'config/demo.yaml'), 'utf8'),
+  validateWorker: worker.outputFiles[0].text,
 };
 
 /**

@@ -4,4 +4,9 @@
  * binary's bundler (scripts/build-binary.mjs) replaces this module with one
  * holding their text.
  */
-export const EMBEDDED: { readonly version?: string; readonly demoConfig?: string } = {};
+export const EMBEDDED: {
+  readonly version?: string;
+  readonly demoConfig?: string;
+  /** The config validation worker (config/validate-worker.ts), bundled: a binary has no file to start it from. */
+  readonly validateWorker?: string;
+} = {};

@@ -8,6 +8,7 @@
  * running one stays.
  */
 import { Worker } from 'node:worker_threads';
+import { EMBEDDED } from '../embedded.js';
 import { ConfigUnreadableError } from '../errors.js';
 import type { Diagnostic } from './diagnostics.js';
 import { deepFreeze, type ValidationResult } from './validate.js';
@@ -31,7 +32,9 @@ export function validateOffThread(input: { file: string; text?: string }, bounds
     return { source, config: undefined, diagnostics: [diagnostic] };
   };
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER, {
+    // The single-file binary carries the worker's code; the source tree has its file.
+    const worker = new Worker(EMBEDDED.validateWorker ?? WORKER, {
+      eval: EMBEDDED.validateWorker !== undefined,
       workerData: input,
       resourceLimits: { maxOldGenerationSizeMb: bounds.maxHeapMb },
     });
