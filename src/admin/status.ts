@@ -71,6 +71,8 @@ export interface GatewayStatus {
   readonly hash: string;
   readonly windowSeconds: number;
   readonly routes: readonly RouteStatus[];
+  /** Egress dependencies (since start): live calls, dark calls by outcome, recordings held now. */
+  readonly dependencies?: Readonly<Record<string, { live: number; dark: Record<string, number>; recordings: number }>>;
   /** Set by mergeStatus: how many replicas were merged. */
   readonly replicas?: number;
 }
@@ -134,6 +136,8 @@ export interface StatusViewOptions {
   readonly metrics: () => Promise<MetricJson[]>;
   /** The snapshot in service; undefined while starting. */
   readonly snapshot: () => Snapshot | undefined;
+  /** Egress counts per dependency, when the egress runs. */
+  readonly dependencies?: () => GatewayStatus['dependencies'];
   readonly sampleEveryMs?: number;
   readonly windowMs?: number;
 }
@@ -141,6 +145,7 @@ export interface StatusViewOptions {
 export class StatusView {
   private readonly metrics: () => Promise<MetricJson[]>;
   private readonly snapshot: () => Snapshot | undefined;
+  private readonly dependencies: (() => GatewayStatus['dependencies']) | undefined;
   private readonly windowMs: number;
   private readonly sampleEveryMs: number;
   private samples: Sample[] = [];
@@ -149,6 +154,7 @@ export class StatusView {
   constructor(options: StatusViewOptions) {
     this.metrics = options.metrics;
     this.snapshot = options.snapshot;
+    this.dependencies = options.dependencies;
     this.windowMs = options.windowMs ?? 10_000;
     this.sampleEveryMs = options.sampleEveryMs ?? 2000;
   }
@@ -193,6 +199,7 @@ export class StatusView {
     const now = await this.sample();
     const base = this.samples.find((s) => now.at - s.at <= this.windowMs) ?? this.samples.at(-1) ?? now;
     const seconds = (now.at - base.at) / 1000;
+    const dependencies = this.dependencies?.();
     const routes = snapshot.routes.map((route): RouteStatus => {
       const config = route.config;
       const totalWeight = config.backends.reduce((a, b) => a + b.weight, 0);
@@ -238,6 +245,7 @@ export class StatusView {
       hash: snapshot.hash,
       windowSeconds: Math.round(seconds * 10) / 10,
       routes,
+      ...(dependencies && Object.keys(dependencies).length > 0 ? { dependencies } : {}),
     };
   }
 
@@ -293,5 +301,20 @@ export function mergeStatus(list: readonly GatewayStatus[]): GatewayStatus {
     });
     return { ...route, backends, shadows };
   });
-  return { ...first, windowSeconds: seconds, routes, replicas: list.length };
+  const dependencies = mergeDependencies(list);
+  return { ...first, windowSeconds: seconds, routes, replicas: list.length, ...(dependencies ? { dependencies } : {}) };
+}
+
+/** Egress counts of several replicas, added up per dependency. */
+function mergeDependencies(list: readonly GatewayStatus[]): GatewayStatus['dependencies'] {
+  const out: Record<string, { live: number; dark: Record<string, number>; recordings: number }> = {};
+  for (const status of list) {
+    for (const [name, d] of Object.entries(status.dependencies ?? {})) {
+      const into = (out[name] ??= { live: 0, dark: {}, recordings: 0 });
+      into.live += d.live;
+      into.recordings += d.recordings;
+      for (const [outcome, n] of Object.entries(d.dark)) into.dark[outcome] = (into.dark[outcome] ?? 0) + n;
+    }
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }

@@ -73,6 +73,8 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   io.out(`  npx gatewayctl diff summary --admin http://${admin}      ${c.dim('# which paths differ, how often, what is noise')}`);
   io.out(`  npx gatewayctl status --admin http://${admin}            ${c.dim('# routes, weights, live rates')}`);
   io.out(`  curl -s http://${admin}/metrics | grep gatewayctl_       ${c.dim('# Prometheus metrics')}`);
+  io.out(`  curl -s ${demo.url}/api/checkout -d '{"product":"grinder"}'  ${c.dim('# a checkout: v1 charges 10.00; v2 would charge 12.00')}`);
+  io.out(`  npx gatewayctl record export payments --admin http://${admin}  ${c.dim('# the live payment calls, as a Hoverfly simulation')}`);
   io.out('');
   io.out(c.bold('Live differences between v1 (users see it) and v2 (dark)') + c.dim('  — at most one a second; Ctrl-C stops'));
 
@@ -108,14 +110,23 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
     const v2 = t?.byUpstreamVersion['v2'] ?? 0;
     const canary = v1 + v2 - previous.v1 - previous.v2 > 0 ? (v2 - previous.v2) / (v1 + v2 - previous.v1 - previous.v2) : 0;
     const regressions = shadows
-      .flatMap((x) => x.paths.filter((p) => p.verdict === 'regression').map((p) => (p.kind === 'body' ? p.path || 'body' : p.kind === 'header' ? `header ${p.path}` : p.kind)))
-      .slice(0, 4);
+      .flatMap((x) =>
+        x.paths
+          .filter((p) => p.verdict === 'regression')
+          .map((p) => (p.kind === 'body' ? p.path || 'body' : p.kind === 'header' ? `header ${p.path}` : p.kind === 'call' ? `call ${p.path}` : p.kind)),
+      )
+      .slice(0, 5);
+    const checkoutShadow = s.routes.find((r) => r.route === 'checkout')?.shadows[0];
     io.out(
       c.cyan(
         `── ${t ? `${t.sent} requests (${t.sent - previous.sent} in 5s, ${t.failed} 5xx)` : 'no built-in traffic'} · ` +
           `canary share of product pages ${(canary * 100).toFixed(0)}% · ` +
           `shadow: ${compared} compared, ${compared ? ((differing / compared) * 100).toFixed(0) : 0}% differ, ${masked} noise masked` +
           (skipped ? ` · ${skipped} more diffs not shown` : '') +
+          (t
+            ? `\n   checkout: ${t.checkouts} checkouts, the payment provider received ${demo.charges()} charges` +
+              ` (the dark v2 charged nobody); v2 would have charged a different amount on ${checkoutShadow?.kinds.call ?? 0} of ${checkoutShadow?.compared ?? 0}`
+            : '') +
           (regressions.length ? `\n   real differences: ${regressions.join(', ')}` : ''),
       ),
     );

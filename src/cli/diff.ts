@@ -146,6 +146,11 @@ function label(d: Difference): string {
       return `header ${d.path}`;
     case 'body':
       return d.path === '' ? 'body' : d.path;
+    case 'call': {
+      const c = d.call;
+      const call = c ? `call ${c.dependency} ${c.method} ${c.path}` : 'call';
+      return d.path === '' ? call : `${call} ${d.path}`;
+    }
   }
 }
 

@@ -10,6 +10,7 @@ import { registerDiff } from './diff.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerDemo } from './demo.js';
 import { registerInit } from './init.js';
+import { registerRecord } from './record.js';
 import { registerRelease } from './release.js';
 import { registerReload } from './reload.js';
 import { registerServe } from './serve.js';
@@ -55,6 +56,7 @@ Quick start:
   registerStatus(program, run);
   registerReload(program, run);
   registerRelease(program, run);
+  registerRecord(program, run);
   registerInit(program, run);
   registerDemo(program, run);
   const override = (command: Command) => {

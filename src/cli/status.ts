@@ -79,5 +79,13 @@ export function renderStatus(status: GatewayStatus, color: ChalkInstance, source
     lines.push(...table(rows, (text, row) => (headerRows.has(row) ? color.bold(text) : text)));
     if (route.baseline) lines.push(color.dim(`  diff baseline: ${route.baseline}`));
   }
+  if (status.dependencies) {
+    const rows: string[][] = [['  DEPENDENCY', 'LIVE CALLS', 'DARK CALLS', 'RECORDINGS']];
+    for (const [name, d] of Object.entries(status.dependencies)) {
+      const dark = Object.entries(d.dark).map(([outcome, n]) => `${outcome} ${n}`).join(', ') || '0';
+      rows.push([`  ${name}`, String(d.live), dark, String(d.recordings)]);
+    }
+    lines.push('', color.bold('egress'), ...table(rows, (text, row) => (row === 0 ? color.bold(text) : text)));
+  }
   return lines;
 }

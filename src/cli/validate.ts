@@ -45,7 +45,9 @@ export function validateCommand(flags: ValidateFlags): number {
   } else {
     const frames = flags.frame ?? Boolean(process.stdout.isTTY);
     for (const d of result.diagnostics) {
-      for (const line of renderDiagnostic(d, io.color, frames ? result.source.text : undefined)) io.out(line);
+      // Simulation files' problems are located in their own files: no config frame under them.
+      const text = frames && d.file === result.source.file ? result.source.text : undefined;
+      for (const line of renderDiagnostic(d, io.color, text)) io.out(line);
     }
   }
   if (!result.config) {

@@ -10,7 +10,7 @@ import { compileMatcher, type Matcher, type RequestFacts } from '../routing/matc
 import { StickyPicker } from '../routing/sticky.js';
 import { SmoothWeightedPicker } from '../routing/weighted.js';
 import { clientTls, type ClientTls } from '../tls/upstream.js';
-import type { DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig } from './types.js';
+import type { DependencyConfig, DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig } from './types.js';
 
 export interface CompiledUpstream {
   readonly name: string;
@@ -22,6 +22,15 @@ export interface CompiledUpstream {
   readonly poolKey: string;
   /** How an https:// upstream is verified; undefined for http://. */
   readonly tls: ClientTls | undefined;
+}
+
+/** A dependency reached through the egress (src/egress/). */
+export interface CompiledDependency {
+  readonly name: string;
+  readonly config: DependencyConfig;
+  /** How the live side reaches it: an upstream like any other. */
+  readonly upstream: CompiledUpstream;
+  readonly passthrough: ReadonlySet<string>;
 }
 
 /**
@@ -76,6 +85,7 @@ export interface Snapshot extends SnapshotMeta {
   readonly hash: string;
   readonly routes: readonly CompiledRoute[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
+  readonly dependencies: ReadonlyMap<string, CompiledDependency>;
   /** First route, in file order, that matches; undefined for none. */
   route(facts: RequestFacts): CompiledRoute | undefined;
 }
@@ -86,18 +96,14 @@ export function configHash(config: GatewayConfig): string {
 
 export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snapshot {
   const upstreams = new Map<string, CompiledUpstream>();
-  for (const u of Object.values(config.upstreams)) {
-    const timeoutMs = u.timeoutMs ?? config.timeouts.upstreamMs;
-    const target = new URL(u.url);
-    const tls = clientTls(target, u.tls);
-    upstreams.set(u.name, {
-      name: u.name,
-      config: u,
-      target,
-      timeoutMs,
-      poolKey: `${u.url}|${u.connectTimeoutMs}|${u.maxSockets}${tls ? `|${tls.identity}` : ''}`,
-      tls,
-    });
+  for (const u of Object.values(config.upstreams)) upstreams.set(u.name, compileUpstream(u, config.timeouts.upstreamMs));
+  const dependencies = new Map<string, CompiledDependency>();
+  for (const d of Object.values(config.dependencies ?? {})) {
+    const upstream = compileUpstream(
+      { name: d.name, url: d.url, timeoutMs: undefined, connectTimeoutMs: 5000, maxSockets: 256, ...(d.tls ? { tls: d.tls } : {}) },
+      config.timeouts.upstreamMs,
+    );
+    dependencies.set(d.name, { name: d.name, config: d, upstream, passthrough: new Set(d.passthrough) });
   }
   const upstream = (name: string) => {
     const found = upstreams.get(name);
@@ -113,6 +119,7 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
     hash: configHash(config),
     routes,
     upstreams,
+    dependencies,
     route(facts) {
       for (let i = 0; i < routeCount; i++) {
         const r = routes[i]!;
@@ -122,6 +129,19 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
     },
   };
   return Object.freeze(snapshot);
+}
+
+function compileUpstream(u: UpstreamConfig, defaultTimeoutMs: number): CompiledUpstream {
+  const target = new URL(u.url);
+  const tls = clientTls(target, u.tls);
+  return {
+    name: u.name,
+    config: u,
+    target,
+    timeoutMs: u.timeoutMs ?? defaultTimeoutMs,
+    poolKey: `${u.url}|${u.connectTimeoutMs}|${u.maxSockets}${tls ? `|${tls.identity}` : ''}`,
+    tls,
+  };
 }
 
 function compileRoute(route: RouteConfig, index: number, upstream: (name: string) => CompiledUpstream): CompiledRoute {

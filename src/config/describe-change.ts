@@ -30,6 +30,19 @@ export function describeChange(before: GatewayConfig, after: GatewayConfig): Con
     else if (JSON.stringify(old) !== JSON.stringify(u)) summary.push(`upstream ${name} changed`);
   }
   for (const name of Object.keys(before.upstreams)) if (!after.upstreams[name]) summary.push(`upstream ${name} removed`);
+  const deps = (c: GatewayConfig) => c.dependencies ?? {};
+  for (const [name, d] of Object.entries(deps(after))) {
+    const old = deps(before)[name];
+    if (!old) summary.push(`dependency ${name} added`);
+    else if (JSON.stringify(old) !== JSON.stringify(d)) summary.push(`dependency ${name} changed`);
+  }
+  for (const name of Object.keys(deps(before))) if (!deps(after)[name]) summary.push(`dependency ${name} removed`);
+  for (const side of ['live', 'dark'] as const) {
+    const a = before.egress?.[side];
+    const b = after.egress?.[side];
+    const shown = (x: typeof a) => (x ? formatAddress(x) : 'off');
+    if (shown(a) !== shown(b)) restartRequired.push(`egress.${side} ${shown(a)} -> ${shown(b)}`);
+  }
   if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) summary.push('limits changed');
   if (JSON.stringify(before.timeouts) !== JSON.stringify(after.timeouts)) summary.push('timeouts changed');
   if (before.trustedProxies.join() !== after.trustedProxies.join()) summary.push('trusted proxies changed');

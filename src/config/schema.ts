@@ -131,6 +131,13 @@ const upstreamUrl: StringSpec = {
   description: 'Base URL of the upstream: http:// or https://.',
 };
 
+const jsonPointer: StringSpec = {
+  type: 'string',
+  pattern: '^(/.*)?$',
+  patternHint: 'a JSON Pointer starting with "/"',
+  maxLength: 1024,
+};
+
 const pemFile = (description: string): StringSpec => ({ type: 'string', minLength: 1, maxLength: 4096, description });
 const hostName: StringSpec = {
   type: 'string',
@@ -272,12 +279,7 @@ const diffSettings: ObjectSpec = {
     },
     ignorePaths: {
       type: 'array',
-      items: {
-        type: 'string',
-        pattern: '^(/.*)?$',
-        patternHint: 'a JSON Pointer starting with "/"',
-        maxLength: 1024,
-      },
+      items: jsonPointer,
       description: 'JSON Pointers not compared; "*" matches any one segment.',
     },
     baseline: name('A second instance of the primary version; differences it shows too are noise.'),
@@ -450,6 +452,7 @@ const limits: ObjectSpec = {
       default: 1000,
       description: 'Mirrored pairs waiting for comparison; beyond it pairs are dropped and counted.',
     },
+    recordBytes: size('Live egress calls kept for pairing with dark ones; beyond it the oldest go first (counted).', '64mb'),
   },
 };
 
@@ -468,6 +471,43 @@ const timeouts: ObjectSpec = {
     upstream: duration('Upstream response time, counted once the request body has been sent (an upload may take longer), unless the upstream sets its own.', '30s'),
     shadow: duration("A shadow copy's whole exchange.", '10s'),
     drain: duration('Graceful shutdown: longest wait for in-flight requests.', '30s'),
+    record: duration('How long a live egress call is kept for pairing with dark ones.', '30s'),
+  },
+};
+
+const egress: ObjectSpec = {
+  type: 'object',
+  description: "Listeners between the services and their HTTP dependencies: a service reaches dependency NAME at http://EGRESS/NAME/PATH.",
+  properties: {
+    live: { type: 'address', description: 'Outbound calls of the live versions: forwarded to the dependency and recorded.' },
+    dark: { type: 'address', description: 'Outbound calls of dark versions: replayed, simulated, passed through or refused; never reach a dependency unless allowed.' },
+  },
+};
+
+const dependency: ObjectSpec = {
+  type: 'object',
+  description: 'An HTTP dependency of the services (payment provider, mailer, another API), reached through the egress.',
+  required: ['url'],
+  properties: {
+    url: { ...upstreamUrl, description: 'Base URL of the real dependency: http:// or https://.' },
+    tls: upstreamTls,
+    simulation: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description: 'Hoverfly simulation file (schema v5) answering dark calls with no live twin; relative to the config file.',
+    },
+    passthrough: {
+      type: 'array',
+      items: method,
+      description: 'Dark calls with these methods may reach the real dependency (default none).',
+    },
+    ignoreBody: {
+      type: 'array',
+      items: jsonPointer,
+      description: 'JSON Pointers left out when comparing calls ("*" matches any one segment).',
+    },
+    wait: duration('How long a dark call waits for its live twin.', '2s'),
   },
 };
 
@@ -530,6 +570,14 @@ export const configSpec: ObjectSpec = {
     limits,
     timeouts,
     tls: listenerTls,
+    egress,
+    dependencies: {
+      type: 'map',
+      keyPattern: NAME_PATTERN,
+      keyDescription: 'dependency name',
+      description: 'Dependencies reached through the egress, by name.',
+      values: dependency,
+    },
   },
 };
 

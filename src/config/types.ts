@@ -121,6 +121,8 @@ export interface LimitsConfig {
   readonly shadowBodyBytes: number;
   readonly shadowInflightBytes: number;
   readonly compareQueue: number;
+  /** Live egress calls kept for pairing, in bytes. */
+  readonly recordBytes: number;
 }
 
 export interface TimeoutsConfig {
@@ -133,10 +135,63 @@ export interface TimeoutsConfig {
   readonly configSettleMs: number;
   readonly shadowMs: number;
   readonly drainMs: number;
+  /** How long a live egress call is kept for pairing. */
+  readonly recordMs: number;
 }
 
 export interface AdminConfig extends ListenAddress {
   readonly token: string | undefined;
+}
+
+/** The egress listeners (src/egress/); absent ones are not opened. */
+export interface EgressConfig {
+  readonly live: ListenAddress | undefined;
+  readonly dark: ListenAddress | undefined;
+}
+
+/** A parsed Hoverfly simulation (src/egress/simulation.ts), plain JSON. */
+export interface SimulationConfig {
+  /** Absolute path. */
+  readonly file: string;
+  readonly pairs: readonly SimulationPair[];
+}
+
+export interface FieldMatcher {
+  /** Lower-cased: exact, glob, regex, json, jsonpartial. */
+  readonly matcher: string;
+  readonly value: string;
+}
+
+export interface SimulationPair {
+  readonly request: {
+    readonly method?: readonly FieldMatcher[];
+    readonly path?: readonly FieldMatcher[];
+    readonly destination?: readonly FieldMatcher[];
+    readonly scheme?: readonly FieldMatcher[];
+    readonly body?: readonly FieldMatcher[];
+    /** Keys as written; compared case-insensitively. */
+    readonly query?: Readonly<Record<string, readonly FieldMatcher[]>>;
+    readonly headers?: Readonly<Record<string, readonly FieldMatcher[]>>;
+  };
+  readonly response: {
+    readonly status: number;
+    /** Base64 when `encodedBody`. */
+    readonly body: string;
+    readonly encodedBody: boolean;
+    readonly headers: Readonly<Record<string, readonly string[]>>;
+  };
+}
+
+export interface DependencyConfig {
+  readonly name: string;
+  /** Normalized like an upstream URL: no trailing slash. */
+  readonly url: string;
+  readonly tls?: UpstreamTlsConfig;
+  readonly simulation: SimulationConfig | undefined;
+  /** Upper-cased. */
+  readonly passthrough: readonly string[];
+  readonly ignoreBody: readonly string[];
+  readonly waitMs: number;
 }
 
 export interface GatewayConfig {
@@ -152,4 +207,7 @@ export interface GatewayConfig {
   readonly timeouts: TimeoutsConfig;
   /** When set, the listener speaks HTTPS. */
   readonly tls?: TlsConfig;
+  /** Absent: no egress listeners. */
+  readonly egress?: EgressConfig;
+  readonly dependencies?: Readonly<Record<string, DependencyConfig>>;
 }

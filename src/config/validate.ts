@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { checkDependencies, checkEgress, type EgressReporter } from '../egress/check.js';
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
@@ -63,6 +64,8 @@ type Raw = Record<string, any>;
 class MeaningChecker {
   /** Relative file paths in the config (certificates) are relative to the config file. */
   private readonly baseDir: string;
+  /** egress.dark is configured: mirrored writes reach dependencies only through it. */
+  private darkEgress = false;
   private readonly reporter: Reporter = {
     error: (path, code, message) => this.error(path, code, message),
     warn: (path, code, message) => this.warn(path, code, message),
@@ -100,6 +103,7 @@ class MeaningChecker {
   }
 
   normalize(raw: Raw): GatewayConfig | undefined {
+    this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
     const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
     const admin = this.admin(raw['admin']);
     if (addressesClash(listen, admin)) {
@@ -113,8 +117,32 @@ class MeaningChecker {
     const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
     const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
     if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
+    const egressReporter: EgressReporter = {
+      ...this.reporter,
+      external: (d) => this.diagnostics.push(d),
+      url: (text, path) => this.upstreamUrl(text, path),
+    };
+    const taken = [
+      { name: 'listen', address: listen },
+      { name: 'admin', address: admin },
+    ];
+    const egress = checkEgress(raw['egress'] as Raw | undefined, taken, egressReporter);
+    const dependencies = checkDependencies(raw['dependencies'] as Raw | undefined, this.baseDir, egressReporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
-    return { version: 1, listen, admin, upstreams, routes, trustedProxies, stateDir, limits, timeouts, ...(tls ? { tls: tls.config } : {}) };
+    return {
+      version: 1,
+      listen,
+      admin,
+      upstreams,
+      routes,
+      trustedProxies,
+      stateDir,
+      limits,
+      timeouts,
+      ...(tls ? { tls: tls.config } : {}),
+      ...(egress ? { egress } : {}),
+      ...(Object.keys(dependencies).length > 0 ? { dependencies } : {}),
+    };
   }
 
   private admin(raw: unknown): AdminConfig {
@@ -285,7 +313,8 @@ class MeaningChecker {
       }
       const methods = upper((raw['methods'] as string[] | undefined) ?? SAFE_METHODS);
       const unsafe = methods.filter((m) => !SAFE_METHODS.includes(m));
-      if (unsafe.length > 0) {
+      // With a dark egress the copies' side effects go through it, answered and compared.
+      if (unsafe.length > 0 && !this.darkEgress) {
         this.warn(
           childPath(sp, 'methods'),
           'unsafe-shadow',
@@ -499,6 +528,7 @@ class MeaningChecker {
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
       shadowInflightBytes: l['shadowInflightBytes'] ?? 64 * 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
+      recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
@@ -516,6 +546,7 @@ class MeaningChecker {
       configSettleMs: t['configSettle'] ?? 2000,
       shadowMs: t['shadow'] ?? 10_000,
       drainMs: t['drain'] ?? 30_000,
+      recordMs: t['record'] ?? 30_000,
     };
   }
 }

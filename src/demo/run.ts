@@ -2,10 +2,13 @@
  * `gatewayctl demo`: everything the idea needs, in one process. Three shop
  * services (v1, v2, and a second v1 as the diff baseline), a gateway in
  * front of them running config/demo.yaml (a sticky canary on product pages,
- * a dark launch of v2 on the rest of the API), and a light, steady stream
- * of traffic. The CLI shows what happens; this module knows no terminal.
+ * a dark launch of v2 on the rest of the API), a checkout in two versions
+ * charging a small payment provider through the egress (dark launched with
+ * its side effects), and a light, steady stream of traffic. The CLI shows
+ * what happens; this module knows no terminal.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +17,7 @@ import { validateConfigSource } from '../config/validate.js';
 import { ConfigInvalidError, ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { composeServer, type Server } from '../runtime/server-factory.js';
+import { startCheckout, startPaymentProvider, type CheckoutVersion, type DemoService } from './checkout.js';
 import { startShop, type ShopService, type ShopVersion } from './shop-service.js';
 import { TrafficGenerator } from './traffic.js';
 
@@ -33,18 +37,26 @@ function writeDemoConfig(text: string): { file: string; remove(): void } {
 
 /** Which version each demo upstream runs. */
 const VERSIONS: Record<string, ShopVersion> = { 'shop-v1': 'v1', 'shop-v2': 'v2', 'shop-v1-b': 'v1' };
+/** Which checkout version each checkout upstream runs, and which egress side it calls. */
+const CHECKOUTS: Record<string, { version: CheckoutVersion; side: 'live' | 'dark' }> = {
+  'checkout-v1': { version: 'v1', side: 'live' },
+  'checkout-v2': { version: 'v2', side: 'dark' },
+};
 
-/** On its configured port; on another free one when that is taken (say, by another demo). */
-async function startShopNear(name: string, port: number): Promise<ShopService> {
+/** On its configured port; on another free one when that is taken. */
+async function startNear<T>(name: string, port: number, start: (port: number) => Promise<T>): Promise<T> {
   try {
-    return await startShop(VERSIONS[name] ?? 'v1', port);
+    return await start(port);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
       throw new GatewayError(ErrorCodes.LISTEN_FAILED, `cannot start the demo's ${name} on port ${port}: ${(err as Error).message}`);
     }
-    return startShop(VERSIONS[name] ?? 'v1', 0);
+    return start(0);
   }
 }
+
+/** A shop on its configured port, or on a free one (say, another demo holds it). */
+const startShopNear = (name: string, port: number) => startNear(name, port, (p) => startShop(VERSIONS[name] ?? 'v1', p));
 
 export interface DemoOptions {
   readonly port: number;
@@ -60,6 +72,8 @@ export interface Demo {
   readonly url: string;
   readonly adminUrl: string;
   readonly shops: readonly ShopService[];
+  /** Charges the demo's payment provider has received. */
+  charges(): number;
   close(): Promise<void>;
 }
 
@@ -68,18 +82,39 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const checked = validateConfigSource({ file: DEMO_CONFIG, text });
   if (!checked.config) throw new ConfigInvalidError(checked.diagnostics);
   const shops: ShopService[] = [];
+  const others: DemoService[] = [];
+  let charges = () => 0;
   let config: { file: string; remove(): void } | undefined;
   const closeAll = async (server?: Server) => {
     await server?.gateway.close();
-    await Promise.all(shops.map((s) => s.close()));
+    await Promise.all([...shops, ...others].map((s) => s.close()));
     config?.remove();
   };
+  // The checkouts learn the egress ports once the gateway has bound them.
+  const egress = { live: '', dark: '' };
   try {
+    const payments = checked.config.dependencies?.['payments'];
+    if (payments) {
+      const port = Number(new URL(payments.url).port);
+      const provider = await startNear('payment provider', port, startPaymentProvider);
+      others.push(provider);
+      charges = provider.charges;
+      text = text.replace(`127.0.0.1:${port}`, `127.0.0.1:${provider.port}`);
+    }
+    for (const side of ['live', 'dark'] as const) {
+      const port = checked.config.egress?.[side]?.port;
+      // Taken (another demo): let the system pick one.
+      if (port && !(await portFree(port))) text = text.replace(`127.0.0.1:${port}`, '127.0.0.1:0');
+    }
     for (const [name, upstream] of Object.entries(checked.config.upstreams)) {
       const port = Number(new URL(upstream.url).port);
-      const shop = await startShopNear(name, port);
-      shops.push(shop);
-      text = text.replace(`127.0.0.1:${port}`, `127.0.0.1:${shop.port}`);
+      const checkout = CHECKOUTS[name];
+      const service = checkout
+        ? await startNear(name, port, (p) => startCheckout(checkout.version, p, () => egress[checkout.side]))
+        : await startShopNear(name, port);
+      if (checkout) others.push(service);
+      else shops.push(service as ShopService);
+      text = text.replace(`127.0.0.1:${port}`, `127.0.0.1:${service.port}`);
     }
     config = writeDemoConfig(text);
   } catch (err) {
@@ -100,6 +135,10 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     throw err;
   }
   const addresses = server.gateway.addresses!;
+  for (const side of ['live', 'dark'] as const) {
+    const bound = server.egress.addresses[side];
+    if (bound) egress[side] = `http://127.0.0.1:${bound.port}`;
+  }
   const url = `http://127.0.0.1:${addresses.listen.port}`;
   const traffic = options.rate === 0 ? undefined : new TrafficGenerator(url, options.rate ?? 8);
   traffic?.start();
@@ -109,9 +148,18 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     url,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
     shops,
+    charges: () => charges(),
     async close() {
       traffic?.stop();
       await closeAll(server);
     },
   };
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }

@@ -7,6 +7,8 @@ import http from 'node:http';
 export interface TrafficStats {
   sent: number;
   failed: number;
+  /** Checkouts answered 200. */
+  checkouts: number;
   byUpstreamVersion: Record<string, number>;
 }
 
@@ -16,7 +18,9 @@ const PATHS: [weight: number, method: string, path: () => string][] = [
   [2, 'GET', () => `/api/search?q=${['coffee', 'kitchen', 'grinder', 'jug'][Math.floor(Math.random() * 4)]}`],
   [1, 'GET', () => '/api/recommendations'],
   [1, 'POST', () => '/api/orders'],
+  [2, 'POST', () => '/api/checkout'],
 ];
+const CHECKOUT_PRODUCTS = ['coffee', 'grinder', 'jug'];
 const TOTAL = PATHS.reduce((s, [w]) => s + w, 0);
 
 function pick(): [string, string] {
@@ -29,7 +33,7 @@ function pick(): [string, string] {
 }
 
 export class TrafficGenerator {
-  readonly stats: TrafficStats = { sent: 0, failed: 0, byUpstreamVersion: {} };
+  readonly stats: TrafficStats = { sent: 0, failed: 0, checkouts: 0, byUpstreamVersion: {} };
   private timer: NodeJS.Timeout | undefined;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
@@ -45,7 +49,10 @@ export class TrafficGenerator {
   private fire(): void {
     const [method, path] = pick();
     const user = `user-${Math.floor(Math.random() * 300)}`;
-    const body = method === 'POST' ? JSON.stringify({ user, items: [{ id: 2, qty: 1 }] }) : undefined;
+    const checkout = path === '/api/checkout';
+    const product = CHECKOUT_PRODUCTS[Math.floor(Math.random() * CHECKOUT_PRODUCTS.length)];
+    const body =
+      method !== 'POST' ? undefined : checkout ? JSON.stringify({ user, product }) : JSON.stringify({ user, items: [{ id: 2, qty: 1 }] });
     const req = http.request(
       this.baseUrl + path,
       {
@@ -62,6 +69,7 @@ export class TrafficGenerator {
         res.on('end', () => {
           this.stats.sent++;
           if ((res.statusCode ?? 500) >= 500) this.stats.failed++;
+          if (checkout && res.statusCode === 200) this.stats.checkouts++;
           const version = /"version":"(v\d)"/.exec(Buffer.concat(chunks).toString('utf8'))?.[1];
           if (version && path.startsWith('/api/products/')) {
             this.stats.byUpstreamVersion[version] = (this.stats.byUpstreamVersion[version] ?? 0) + 1;

@@ -9,6 +9,7 @@
  *   the same                                             primary vs baseline → noise mask
  *   differences under the mask, or on learned-noisy paths, count as noise
  */
+import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
 import { compareBodies, type RawDifference, type WalkLimits } from './compare.js';
 import { emptyCounts, observeLatency } from './counts.js';
@@ -57,6 +58,7 @@ export interface PairResult {
 
 interface Found extends RawDifference {
   readonly kind: DifferenceKind;
+  readonly call?: CallRef;
 }
 
 interface ResponseComparison {
@@ -67,6 +69,9 @@ interface ResponseComparison {
 /** Decoded bodies may grow to this multiple of the capture limit. */
 const DECODE_FACTOR = 4;
 const MAX_DECODED = 16 * 1024 * 1024;
+
+/** Calls are told apart by their template (dependency, method, path, pointer), the rest by pointer. */
+const maskPath = (d: Found) => (d.kind === 'call' ? d.template : d.pointer);
 
 const contentEncoding = (r: CapturedResponse) => String(r.headers['content-encoding'] ?? '');
 
@@ -165,6 +170,7 @@ class Lister {
       shadow: b.value,
       ...(clipped ? { clipped: true as const } : {}),
       ...(d.note !== undefined ? { note: d.note } : {}),
+      ...(d.call ? { call: d.call } : {}),
     });
   }
 }
@@ -189,8 +195,13 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
     const found: Found[] = b.response
       ? comparison.against(b.response).found
       : [{ kind: 'error', pointer: 'error', template: 'error', change: 'value', primary: pair.primary.status, shadow: null }];
+    // The baseline's dependency calls against the live ones: call noise (src/egress/).
+    const calls = pair.calls;
+    if (calls && calls.baseline.length > 0) {
+      for (const d of callDifferences({ ...calls, dark: calls.baseline }, settings)) found.push({ ...d, kind: 'call' });
+    }
     for (const d of found) {
-      mask.add(d.kind, d.pointer);
+      mask.add(d.kind, maskPath(d));
       const template = clipString(d.template, maxTemplate);
       const key = d.kind + '\u0000' + template;
       if (!seen.has(key) && seen.size < settings.maxPathsPerPair) {
@@ -222,11 +233,14 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
       };
     }
 
+    // What the dark version would have sent to its dependencies (src/egress/).
+    if (pair.calls) for (const d of callDifferences(pair.calls, settings)) compared.found.push({ ...d, kind: 'call' });
+
     const lister = new Lister(comparison, settings);
     let real = 0;
     for (const d of compared.found) {
       const template = clipString(d.template, maxTemplate);
-      const masked = mask !== undefined && (mask.covers(d.kind, d.pointer) || (learned?.isNoisy(pair.route, d.kind, template) ?? false));
+      const masked = mask !== undefined && (mask.covers(d.kind, maskPath(d)) || (learned?.isNoisy(pair.route, d.kind, template) ?? false));
       if (masked) {
         counts.noiseMasked++;
         paths.mark(d.kind, template, 'masked');

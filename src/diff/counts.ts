@@ -16,7 +16,7 @@ export function emptyCounts(route: string, shadow: string, baseline?: string): S
     baselined: 0,
     dropped: 0,
     noiseMasked: 0,
-    kinds: { status: 0, header: 0, body: 0, error: 0 },
+    kinds: { status: 0, header: 0, body: 0, error: 0, call: 0 },
     paths: [],
     pathsOmitted: 0,
     latency: {

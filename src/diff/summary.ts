@@ -150,7 +150,7 @@ export function describeAll(all: Iterable<ShadowCounts>, since: Date, top?: numb
 
 /** The additive counts inside a summary (as served, or as merged). */
 export function countsOf(route: string, s: ShadowSummary): ShadowCounts {
-  const kinds = { status: 0, header: 0, body: 0, error: 0 };
+  const kinds = { status: 0, header: 0, body: 0, error: 0, call: 0 };
   for (const k of DIFFERENCE_KINDS) kinds[k] = Number(s.kinds?.[k] ?? 0);
   return {
     route,

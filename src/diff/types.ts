@@ -4,8 +4,9 @@
  * results to the process that serves /diffs.
  */
 
-export type DifferenceKind = 'status' | 'header' | 'body' | 'error';
-export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['status', 'header', 'body', 'error'];
+/** `call`: a dependency call the dark version made differently, never made, or made extra (src/egress/). */
+export type DifferenceKind = 'status' | 'header' | 'body' | 'error' | 'call';
+export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['status', 'header', 'body', 'error', 'call'];
 
 /**
  * How two values differ: `value` same type, other value; `type` other JSON
@@ -33,6 +34,8 @@ export interface Difference {
   /** Set when a stored value was cut short or redacted. */
   readonly clipped?: true;
   readonly note?: string;
+  /** kind `call`: the dependency call it is about (`path` is then the body's JSON Pointer, "?" the query, "" the whole call). */
+  readonly call?: { readonly dependency: string; readonly method: string; readonly path: string };
 }
 
 export interface SideView {

@@ -22,6 +22,7 @@ export const LATENCY_BUCKETS = [
 ];
 
 export type UpstreamErrorReason = 'connect' | 'timeout' | 'reset';
+export type EgressOutcome = 'forwarded' | 'replayed' | 'simulated' | 'passthrough' | 'refused' | 'error';
 export type ShadowOutcome = 'completed' | 'error' | 'timeout' | 'dropped' | 'skipped';
 
 export class GatewayMetrics {
@@ -50,6 +51,10 @@ export class GatewayMetrics {
   readonly tlsCertificateExpiry: Gauge<'name'>;
   readonly tlsReloads: Counter<'result'>;
   readonly tlsHandshakeErrors: Counter;
+  readonly egressRequests: FastCounter;
+  readonly egressDuration: FastHistogram;
+  readonly egressRecordedBytes: Gauge;
+  readonly egressRecordingsDropped: Counter;
 
   constructor(options: { collectDefaults?: boolean; registry?: Registry } = {}) {
     const registry = options.registry ?? new Registry();
@@ -88,6 +93,29 @@ export class GatewayMetrics {
       LATENCY_BUCKETS,
       registry,
     );
+    this.egressRequests = new FastCounter(
+      'gatewayctl_egress_requests_total',
+      'Calls through the egress by dependency, side (live, dark) and outcome: forwarded, replayed, simulated, passthrough, refused, error.',
+      ['dependency', 'side', 'outcome'],
+      registry,
+    );
+    this.egressDuration = new FastHistogram(
+      'gatewayctl_egress_duration_seconds',
+      'Time from an egress call to the end of its answer, by dependency and side.',
+      ['dependency', 'side'],
+      LATENCY_BUCKETS,
+      registry,
+    );
+    this.egressRecordedBytes = new client.Gauge({
+      name: 'gatewayctl_egress_recorded_bytes',
+      help: 'Bytes of egress calls held for pairing live and dark calls (bounded by limits.recordBytes).',
+      registers,
+    });
+    this.egressRecordingsDropped = new client.Counter({
+      name: 'gatewayctl_egress_recordings_dropped_total',
+      help: 'Recorded egress calls let go before pairing: over limits.recordBytes or older than timeouts.record.',
+      registers,
+    });
     this.shadowComparisons = new FastCounter(
       'gatewayctl_shadow_comparisons_total',
       'Compared primary/shadow pairs by result: match or diff.',

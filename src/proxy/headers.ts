@@ -61,6 +61,13 @@ function connectionTokens(value: string | string[] | undefined): string[] {
   return out;
 }
 
+/**
+ * With a dark egress, the diff baseline's copy carries the request id with
+ * this suffix, so the egress can tell its dependency calls from the shadow
+ * target's (both replayed from the same live calls).
+ */
+export const BASELINE_ID_SUFFIX = '.baseline';
+
 const REQUEST_ID_SHAPE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 
 /** The client's request id when it is sane, else undefined. */

@@ -8,6 +8,12 @@ import type { GatewayConfig, RouteConfig, ShadowConfig } from '../config/types.j
 import { SAFE_METHODS } from '../config/validate.js';
 import { trafficFor, type ReleaseState } from './machine.js';
 
+/**
+ * With a dark egress, the candidate's side effects go through it (and are
+ * compared, not repeated), so the shadow step mirrors writes too.
+ */
+const ALL_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
 /** Weights are integers; shares are kept to a hundredth of a percent. */
 const SCALE = 10_000;
 
@@ -17,12 +23,12 @@ export function applyReleases(config: GatewayConfig, states: ReadonlyMap<string,
     const state = states.get(route.name);
     if (!route.release || !state || state.candidate !== route.release.candidate) return route;
     changed = true;
-    return routeWithRelease(route, state);
+    return routeWithRelease(route, state, config.egress?.dark ? ALL_METHODS : SAFE_METHODS);
   });
   return changed ? { ...config, routes } : config;
 }
 
-function routeWithRelease(route: RouteConfig, state: ReleaseState): RouteConfig {
+function routeWithRelease(route: RouteConfig, state: ReleaseState, shadowMethods: readonly string[]): RouteConfig {
   const release = route.release!;
   const { weight, shadow } = trafficFor(state, release);
   const share = Math.round(weight * (SCALE / 100));
@@ -42,7 +48,7 @@ function routeWithRelease(route: RouteConfig, state: ReleaseState): RouteConfig 
         {
           upstream: release.candidate,
           percent: release.shadowPercent,
-          methods: SAFE_METHODS,
+          methods: shadowMethods,
           setHeaders: {},
           removeHeaders: [],
           host: undefined,

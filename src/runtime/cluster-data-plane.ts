@@ -56,6 +56,12 @@ export class ClusterDataPlane implements DataPlane {
     this.eventHandlers.set(channel, handler);
   }
 
+  /** Sends an `event` message on `channel` to one worker (answers to its events). */
+  sendToWorker(workerId: number, channel: string, payload: unknown): void {
+    const slot = this.slots.find((s) => s.id === workerId);
+    if (slot) this.send(slot.worker, { type: 'event', channel, payload });
+  }
+
   async start(snapshot: Snapshot, listen: Address, tls?: ListenerMaterial): Promise<Address> {
     this.snapshot = snapshot;
     this.tls = tls;

@@ -131,7 +131,7 @@ export class Gateway {
   private withdrawn = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
-  private readonly closeHooks: (() => void)[] = [];
+  private readonly closeHooks: (() => void | Promise<void>)[] = [];
   addresses: GatewayAddresses | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
@@ -243,19 +243,23 @@ export class Gateway {
     this.reloadHooks.push(hook);
   }
 
-  /** Runs once the gateway has stopped serving (after drain or close). */
-  onClose(hook: () => void): void {
+  /** Runs once the gateway has stopped serving (after drain or close); drain and close wait for it. */
+  onClose(hook: () => void | Promise<void>): void {
     this.closeHooks.push(hook);
   }
 
-  private runCloseHooks(): void {
+  private async runCloseHooks(): Promise<void> {
+    const failed = (err: unknown) => this.logger.error('gateway.close', `cleanup failed: ${(err as Error).message}`);
+    const running: Promise<void>[] = [];
     for (const hook of this.closeHooks.splice(0)) {
       try {
-        hook();
+        const result = hook();
+        if (result) running.push(result.catch(failed));
       } catch (err) {
-        this.logger.error('gateway.close', `cleanup failed: ${(err as Error).message}`);
+        failed(err);
       }
     }
+    await Promise.all(running);
   }
 
   /**
@@ -321,7 +325,7 @@ export class Gateway {
     );
     await this.dataPlane.drain(deadline);
     await this.admin.close();
-    this.runCloseHooks();
+    await this.runCloseHooks();
     this.logger.info('gateway.stopped', 'gateway stopped');
   }
 
@@ -332,6 +336,6 @@ export class Gateway {
     this.releases.stop();
     await this.dataPlane.close();
     await this.admin.close();
-    this.runCloseHooks();
+    await this.runCloseHooks();
   }
 }

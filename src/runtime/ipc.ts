@@ -18,7 +18,8 @@ export type ToWorker =
   | { readonly type: 'apply'; readonly snapshot: SnapshotMessage }
   | { readonly type: 'tls'; readonly material: ListenerMaterial }
   | { readonly type: 'metrics'; readonly id: number }
-  | { readonly type: 'drain'; readonly deadlineMs: number };
+  | { readonly type: 'drain'; readonly deadlineMs: number }
+  | { readonly type: 'event'; readonly channel: string; readonly payload: unknown };
 
 export type FromWorker =
   | { readonly type: 'ready' }

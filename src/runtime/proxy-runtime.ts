@@ -52,7 +52,10 @@ export class ProxyRuntime {
       metrics: this.metrics,
       logger: this.logger,
       ...(options.pairSink ? { sink: options.pairSink } : {}),
-      settings: () => ({ limits: this.active.snapshot.config.limits, timeouts: this.active.snapshot.config.timeouts }),
+      settings: () => {
+        const config = this.active.snapshot.config;
+        return { limits: config.limits, timeouts: config.timeouts, darkEgress: config.egress?.dark !== undefined };
+      },
     });
     this.handler = new ProxyHandler({
       metrics: this.metrics,

@@ -6,12 +6,17 @@
  *   shadow path ─MirroredPair─▶ DiffEngine ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
  *   (with --workers N, each worker runs its own engine and forwards outcomes over IPC)
  *   metrics of every process ─────────────▶ StatusView ──────────▶ GET /status
+ *   services' dependency calls ─▶ EgressService (this process) ─calls─▶ each pair, before comparison
  */
 import { StatusView } from '../admin/status.js';
 import { diffRoutes } from '../diff/endpoints.js';
 import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
+import { egressAdminRoutes, withEgressCalls } from '../egress/admin.js';
+import { answerCallQuestions, CALLS_CHANNEL } from '../egress/remote.js';
+import { EgressService } from '../egress/service.js';
+import { SimulationWatchers } from '../egress/watch.js';
 import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
@@ -37,12 +42,18 @@ export interface Server {
   /** The diff store behind /diffs, and this process's comparison engine (idle with workers). */
   readonly diffs: { readonly store: DiffStore; readonly engine: DiffEngine };
   readonly status: StatusView;
+  readonly egress: EgressService;
 }
+
+/** Grace for egress calls still in flight once the data plane has stopped. */
+const EGRESS_DRAIN_MS = 2000;
 
 export async function composeServer(options: ServerOptions): Promise<Server> {
   const workers = options.workers ?? 1;
   const metrics = new GatewayMetrics();
   let gateway: Gateway | undefined;
+  let egress: EgressService | undefined;
+  const served = () => gateway?.served();
   const store = new DiffStore();
   const engine = new DiffEngine({
     sink: store,
@@ -53,7 +64,13 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
   const status = new StatusView({
     metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
     snapshot: () => gateway?.served(),
+    dependencies: () => egress?.status(),
   });
+  const simulations = new SimulationWatchers(
+    () => void gateway?.reload('simulation-file'),
+    (message) => options.logger.warn('simulation.watch', message),
+    options.watchOptions ?? {},
+  );
   try {
     gateway = await Gateway.start({
       configFile: options.configFile,
@@ -64,26 +81,41 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
       ...(options.reloadPhases ? { reloadPhases: options.reloadPhases } : {}),
-      adminRoutes: [...diffRoutes(store), ...status.routes()],
+      adminRoutes: [...diffRoutes(store), ...status.routes(), ...egressAdminRoutes(() => egress, served)],
       dataPlane: (m, logger) => {
-        if (workers <= 1) return new LocalDataPlane(m, logger, engine);
+        if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served));
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
         plane.onWorkerEvent(DIFF_CHANNEL, (payload) => ingestBatch(store, payload));
+        plane.onWorkerEvent(CALLS_CHANNEL, answerCallQuestions(() => egress, served, (id, answer) => plane.sendToWorker(id, CALLS_CHANNEL, answer)));
         return plane;
       },
     });
+    const started = gateway;
+    egress = new EgressService({ metrics, logger: options.logger, snapshot: () => started.served() });
+    await egress.start();
     await status.start();
   } catch (err) {
     status.close();
     engine.close();
+    await egress?.close();
     await gateway?.close();
     throw err;
   }
+  const running = egress;
+  if (options.watch !== false) simulations.sync(gateway.config.current);
+  gateway.onReload((snapshot) => {
+    running.apply(snapshot);
+    if (options.watch !== false) simulations.sync(snapshot);
+  });
   gateway.onClose(() => {
     status.close();
     engine.close();
+    simulations.close();
+    // The data plane has drained, so the live calls are over; calls still in
+    // flight (dark copies finishing) get a short grace.
+    return running.drain(EGRESS_DRAIN_MS);
   });
-  return { gateway, diffs: { store, engine }, status };
+  return { gateway, diffs: { store, engine }, status, egress: running };
 }
 
 export async function startServer(options: ServerOptions): Promise<Gateway> {

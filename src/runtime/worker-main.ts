@@ -9,6 +9,7 @@ import { compileSnapshot } from '../config/compile.js';
 import { jsonSink, prettySink } from '../cli/output.js';
 import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
+import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
@@ -34,8 +35,16 @@ const engine = new DiffEngine({
   queueLimit: () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
 });
 
+// Each pair's dependency calls are held by the primary's egress: fetched before comparing.
+const pairs = new RemoteCallsSink(
+  engine,
+  (question) => send({ type: 'event', channel: CALLS_CHANNEL, payload: question }),
+  () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+);
+
 /** Compares what is queued, hands the outcomes to the primary, and exits. */
 function finish(): void {
+  pairs.flush();
   engine.flush();
   engine.close();
   setTimeout(() => process.exit(0), 1000).unref();
@@ -58,7 +67,7 @@ process.on('message', (raw: unknown) => {
         snapshot: compile(raw.snapshot),
         metrics,
         logger,
-        pairSink: engine,
+        pairSink: pairs,
         ...(raw.tls ? { tls: raw.tls } : {}),
       });
       runtime.listen(raw.host, raw.port).then(
@@ -80,6 +89,9 @@ process.on('message', (raw: unknown) => {
       return;
     case 'metrics':
       void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: raw.id, metrics: json }));
+      return;
+    case 'event':
+      if (raw.channel === CALLS_CHANNEL) pairs.answer(raw.payload);
       return;
     case 'drain':
       void (runtime?.drain(raw.deadlineMs) ?? Promise.resolve()).then(finish);

@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { DiffConfig } from '../config/types.js';
+import type { PairCalls } from '../egress/call-diff.js';
 import type { ShadowOutcome } from '../metrics/registry.js';
 
 export interface CapturedResponse {
@@ -36,6 +37,8 @@ export interface MirroredPair {
   readonly primary: CapturedResponse;
   readonly shadows: readonly { readonly upstream: string; readonly result: ShadowResult }[];
   readonly baseline: { readonly upstream: string; readonly result: ShadowResult } | undefined;
+  /** The dependency calls both sides made through the egress, when it runs. */
+  readonly calls?: PairCalls;
 }
 
 export interface PairSink {

@@ -22,7 +22,7 @@ import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/
 import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/registry.js';
-import { SHADOW_MARKER } from '../proxy/headers.js';
+import { BASELINE_ID_SUFFIX, REQUEST_ID, SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
 import { ShadowClients } from './clients.js';
@@ -40,6 +40,8 @@ export interface MirrorSession {
 export interface ShadowSettings {
   readonly limits: LimitsConfig;
   readonly timeouts: TimeoutsConfig;
+  /** egress.dark is configured: the baseline's copy gets its own request id (BASELINE_ID_SUFFIX). */
+  readonly darkEgress?: boolean;
 }
 
 export interface ShadowServiceOptions {
@@ -94,7 +96,7 @@ export class ShadowService {
       (chosen ??= []).push(shadow);
     }
     if (!chosen) return undefined;
-    const { limits, timeouts } = this.settings();
+    const { limits, timeouts, darkEgress } = this.settings();
 
     // Bodies: a declared length over the limit is skipped before reading.
     const declared = req.headers['content-length'];
@@ -120,6 +122,7 @@ export class ShadowService {
       maxCaptureBytes: route.diff.maxBodyBytes,
       shadowTimeoutMs: timeouts.shadowMs,
       maxInflightBytes: limits.shadowInflightBytes,
+      baselineRequestId: darkEgress ? requestId + BASELINE_ID_SUFFIX : undefined,
     });
     if (!hasBody) {
       queueMicrotask(() => session.send(undefined));
@@ -295,7 +298,13 @@ class Session implements MirrorSession {
     private readonly headers: Record<string, string | string[]>,
     private readonly method: string,
     private readonly path: string,
-    private readonly options: { comparing: boolean; maxCaptureBytes: number; shadowTimeoutMs: number; maxInflightBytes: number },
+    private readonly options: {
+      comparing: boolean;
+      maxCaptureBytes: number;
+      shadowTimeoutMs: number;
+      maxInflightBytes: number;
+      baselineRequestId: string | undefined;
+    },
   ) {
     this.results = new Array(targets.length).fill(undefined);
     this.pending = targets.length + (options.comparing && route.baseline ? 1 : 0);
@@ -386,7 +395,7 @@ class Session implements MirrorSession {
     const baseline = this.route.baseline;
     if (this.options.comparing && baseline) {
       void this.service
-        .exchange(baseline, undefined, this.method, this.path, this.headers, body, this.options.shadowTimeoutMs, capture)
+        .exchange(baseline, undefined, this.method, this.path, this.baselineHeaders(), body, this.options.shadowTimeoutMs, capture)
         .then((result) => {
           if (result.response) this.keepCaptured(result.response.body.length);
           this.baseline = result;
@@ -394,6 +403,11 @@ class Session implements MirrorSession {
           this.maybeCompare();
         });
     }
+  }
+
+  private baselineHeaders(): Record<string, string | string[]> {
+    const id = this.options.baselineRequestId;
+    return id ? { ...this.headers, [REQUEST_ID]: id } : this.headers;
   }
 
   private maybeCompare(): void {

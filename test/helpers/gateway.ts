@@ -13,6 +13,8 @@ export interface TestGateway {
   readonly gateway: Gateway;
   /** The diff store and comparison engine behind /diffs. */
   readonly diffs: Server['diffs'];
+  /** The egress listeners and their recordings. */
+  readonly egress: Server['egress'];
   readonly url: string;
   /** The listener's port, for raw-socket clients. */
   readonly port: number;
@@ -37,7 +39,7 @@ export async function startGateway(
   if (!options.configFile) writeFileSync(configFile, yaml);
   const logs: LogRecord[] = [];
   const logger = new Logger((r) => logs.push(r), 'debug');
-  const { gateway, diffs } = await composeServer({
+  const { gateway, diffs, egress } = await composeServer({
     configFile,
     logger,
     listen: { host: '127.0.0.1', port: 0 },
@@ -50,6 +52,7 @@ export async function startGateway(
   return {
     gateway,
     diffs,
+    egress,
     url: `${gateway.config.current.config.tls ? 'https' : 'http'}://127.0.0.1:${addresses.listen.port}`,
     port: addresses.listen.port,
     adminUrl: `http://127.0.0.1:${addresses.admin.port}`,

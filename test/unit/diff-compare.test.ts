@@ -245,7 +245,7 @@ describe('comparing mirrored pairs', () => {
     assert.equal(event.truncated, false);
     assert.equal(outcome.counts.compared, 1);
     assert.equal(outcome.counts.differing, 1);
-    assert.deepEqual(outcome.counts.kinds, { status: 0, header: 0, body: 1, error: 0 });
+    assert.deepEqual(outcome.counts.kinds, { status: 0, header: 0, body: 1, error: 0, call: 0 });
     assert.deepEqual(outcome.counts.paths, [{ kind: 'body', path: '/items/*/qty', differing: 1, noise: 0, masked: 0 }]);
     assert.deepEqual(JSON.parse(JSON.stringify(outcome)), outcome, 'outcomes are plain JSON');
   });

@@ -28,7 +28,7 @@ describe('README', () => {
     for (const name of names) assert.ok(readme.includes(name), name);
   });
   test('every command is in the CLI section', () => {
-    for (const command of ['serve', 'validate', 'diff', 'diff summary', 'status', 'release', 'init', 'demo']) {
+    for (const command of ['serve', 'validate', 'diff', 'diff summary', 'status', 'release', 'record export', 'init', 'demo']) {
       assert.ok(readme.includes(`gatewayctl ${command} `), command);
     }
   });

@@ -1,0 +1,62 @@
+/**
+ * Live recordings as a Hoverfly simulation (schema v5), so calls captured
+ * here can be simulated by Hoverfly, or loaded back as a dependency's
+ * `simulation`. Each recorded call becomes one pair matching its method,
+ * destination, scheme, path, query and body exactly (JSON bodies with the
+ * `json` matcher, so formatting does not matter).
+ */
+import { isUtf8 } from 'node:buffer';
+import type { CompiledDependency } from '../config/compile.js';
+import type { LiveCall } from './recordings.js';
+
+const exact = (value: string) => [{ matcher: 'exact', value }];
+const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b/i;
+
+export function recordingsSimulation(dependency: CompiledDependency, calls: readonly LiveCall[], now = new Date()): unknown {
+  const target = dependency.upstream.target;
+  const pairs = calls.map((call) => {
+    const query: Record<string, { matcher: string; value: string }[]> = {};
+    const values = new Map<string, string[]>();
+    for (const [k, v] of new URLSearchParams(call.query)) values.set(k, [...(values.get(k) ?? []), v]);
+    for (const [k, v] of values) query[k] = exact(v.join(';'));
+    const contentType = String(call.headers['content-type'] ?? '');
+    const request: Record<string, unknown> = {
+      method: exact(call.method),
+      destination: exact(target.host),
+      scheme: exact(target.protocol.slice(0, -1)),
+      path: exact(call.targetPath),
+      query,
+    };
+    if (call.body.length > 0) {
+      const text = call.body.toString('utf8');
+      let json = false;
+      if (JSON_TYPE.test(contentType)) {
+        try {
+          JSON.parse(text);
+          json = true;
+        } catch {
+          json = false;
+        }
+      }
+      request['body'] = [{ matcher: json ? 'json' : 'exact', value: text }];
+    }
+    const response = call.response!;
+    const text = isUtf8(response.body);
+    const headers: Record<string, string[]> = {};
+    for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v : [String(v)];
+    return {
+      request,
+      response: {
+        status: response.status,
+        body: text ? response.body.toString('utf8') : response.body.toString('base64'),
+        encodedBody: !text,
+        headers,
+        templated: false,
+      },
+    };
+  });
+  return {
+    data: { pairs, globalActions: { delays: [], delaysLogNormal: [] } },
+    meta: { schemaVersion: 'v5.2', timeExported: now.toISOString() },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * JSON value relations used by the simulation matchers: equality, and
+ * Hoverfly's jsonPartial containment (the expected object or array is
+ * contained in some node of the actual document).
+ */
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
+  if (isObj(a) && isObj(b)) {
+    const keys = Object.keys(a);
+    if (keys.length !== Object.keys(b).length) return false;
+    return keys.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+function mapContainsMap(expected: Obj, actual: unknown): boolean {
+  if (!isObj(actual)) return false;
+  for (const [key, value] of Object.entries(expected)) {
+    if (isObj(value)) {
+      if (!mapContainsMap(value, actual[key])) return false;
+    } else if (Array.isArray(value)) {
+      if (!arrayContainsArray(value, actual[key])) return false;
+    } else if (!Object.hasOwn(actual, key) || actual[key] !== value) return false;
+  }
+  return true;
+}
+
+function arrayContainsArray(expected: unknown[], actual: unknown): boolean {
+  if (!Array.isArray(actual)) return false;
+  for (const item of expected) {
+    if (isObj(item)) {
+      if (!arrayContainsMap(actual, item)) return false;
+    } else if (Array.isArray(item)) {
+      if (!arrayContainsArray(item, actual)) return false;
+    } else if (!actual.includes(item)) return false;
+  }
+  return true;
+}
+
+function arrayContainsMap(actual: unknown[], expected: Obj): boolean {
+  for (const v of actual) {
+    if (isObj(v) ? mapContainsMap(expected, v) : Array.isArray(v) && arrayContainsMap(v, expected)) return true;
+  }
+  return false;
+}
+
+function* nodes(value: unknown, depth = 0): Generator<unknown> {
+  if (depth > 128 || value === null || typeof value !== 'object') return;
+  yield value;
+  for (const child of Array.isArray(value) ? value : Object.values(value as Obj)) yield* nodes(child, depth + 1);
+}
+
+/** Whether `expected` (an object or array) is contained in some node of `actual`. */
+export function jsonContains(actual: unknown, expected: unknown): boolean {
+  for (const node of nodes(actual)) {
+    if (isObj(expected) ? mapContainsMap(expected, node) : Array.isArray(expected) && arrayContainsArray(expected, node)) return true;
+  }
+  return false;
+}

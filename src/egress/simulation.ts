@@ -1,0 +1,463 @@
+/**
+ * Hoverfly simulations, schema v5: reading a file into plain pairs (every
+ * problem reported at its line:col), matching a dark call against them, and
+ * writing live recordings back out in the same format.
+ *
+ * Matching follows Hoverfly's own definitions: `exact` (string equality),
+ * `glob` (`*` matches any run of characters), `regex` (unanchored search),
+ * `json` (equal JSON values) and `jsonPartial` (the value is contained in
+ * some node of the body); matcher names are case-insensitive; query and
+ * header values are joined with ";" before matching; the pair with the
+ * strongest match wins (an exact matcher scores 2, any other 1), the first
+ * of equals. Anything a file asks for that is not implemented (templating,
+ * state, delays, other matchers, matcher chaining) is an error, never
+ * silently ignored.
+ */
+import { resolve } from 'node:path';
+import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { Diagnostic } from '../config/diagnostics.js';
+import { parseConfigText, readConfigFile, type ConfigSource } from '../config/load.js';
+import type { FieldMatcher, SimulationConfig, SimulationPair } from '../config/types.js';
+import { jsonContains, jsonEqual } from './json.js';
+
+export const SUPPORTED_MATCHERS = ['exact', 'glob', 'regex', 'json', 'jsonpartial'] as const;
+const FIELDS = ['method', 'path', 'destination', 'scheme', 'body'] as const;
+const MAPPED_FIELDS = ['query', 'headers'] as const;
+const UNSUPPORTED_REQUEST = ['requiresState'];
+const UNSUPPORTED_RESPONSE = ['bodyFile', 'logNormalDelay', 'transitionsState', 'removesState', 'postServeAction'];
+
+export interface SimulationLoad {
+  readonly simulation: SimulationConfig | undefined;
+  readonly diagnostics: Diagnostic[];
+}
+
+/** Reads and checks a simulation file; `shown` is the name used in messages. */
+export function loadSimulation(path: string, shown: string): SimulationLoad {
+  let source: ConfigSource;
+  try {
+    source = readConfigFile(path);
+  } catch (err) {
+    return { simulation: undefined, diagnostics: [at(shown, 1, 1, 'simulation', (err as Error).message.replace(path, shown))] };
+  }
+  return parseSimulation({ ...source, file: shown }, resolve(path));
+}
+
+/** Checks simulation text; the result holds every problem found. */
+export function parseSimulation(source: ConfigSource, absolute: string): SimulationLoad {
+  // JSON is YAML: the config's parser gives positions and refuses hostile input.
+  const parsed = parseConfigText(source);
+  if (!parsed.doc) return { simulation: undefined, diagnostics: parsed.diagnostics.map((d) => ({ ...d, code: 'simulation' })) };
+  const reader = new SimulationReader(source.file, parsed.lines);
+  const pairs = reader.read(parsed.doc);
+  const diagnostics = [...parsed.diagnostics.filter((d) => d.severity === 'error'), ...reader.diagnostics];
+  if (diagnostics.length > 0 || !pairs) return { simulation: undefined, diagnostics };
+  return { simulation: { file: absolute, pairs }, diagnostics: [] };
+}
+
+function at(file: string, line: number, column: number, path: string, message: string): Diagnostic {
+  return { severity: 'error', code: 'simulation', message, path, file, line, column };
+}
+
+class SimulationReader {
+  readonly diagnostics: Diagnostic[] = [];
+  constructor(
+    private readonly file: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  private error(node: Node | null | undefined, path: string, message: string): void {
+    const offset = node?.range?.[0] ?? 0;
+    const pos = this.lines.linePos(offset);
+    this.diagnostics.push(at(this.file, pos.line, pos.col, path, `${path}: ${message}`));
+  }
+
+  private entries(node: unknown, path: string): [string, Node | null][] | undefined {
+    if (!isMap(node)) {
+      this.error(node as Node, path, 'must be an object');
+      return undefined;
+    }
+    const out: [string, Node | null][] = [];
+    for (const item of node.items) {
+      const key = isScalar(item.key) ? String(item.key.value) : String(item.key);
+      out.push([key, (item.value as Node | null) ?? null]);
+    }
+    return out;
+  }
+
+  private field(node: unknown, key: string): Node | null | undefined {
+    if (!isMap(node)) return undefined;
+    const pair = node.items.find((i) => isScalar(i.key) && i.key.value === key);
+    return pair ? ((pair.value as Node | null) ?? null) : undefined;
+  }
+
+  read(doc: Document.Parsed): SimulationPair[] | undefined {
+    const root = doc.contents;
+    if (!this.entries(root, 'simulation')) return undefined;
+    const meta = this.field(root, 'meta');
+    const version = this.field(meta, 'schemaVersion');
+    if (meta === undefined) this.error(root, 'meta', 'missing: a Hoverfly simulation has meta.schemaVersion');
+    else if (!isScalar(version) || typeof version.value !== 'string') this.error(meta, 'meta.schemaVersion', 'missing: expected "v5" or later v5.x');
+    else if (!/^v5(\.\d+)*$/.test(version.value)) {
+      this.error(version, 'meta.schemaVersion', `"${version.value}" is not supported; only schema v5 simulations are read`);
+    }
+    const data = this.field(root, 'data');
+    if (data === undefined) {
+      this.error(root, 'data', 'missing: a Hoverfly simulation has data.pairs');
+      return undefined;
+    }
+    for (const [key, value] of this.entries(data, 'data') ?? []) {
+      const path = `data.${key}`;
+      if (key === 'pairs') continue;
+      if (key === 'globalActions') {
+        for (const [k, v] of this.entries(value, path) ?? []) {
+          if (!isSeq(v) || v.items.length > 0) this.error(v, `${path}.${k}`, 'delays are not supported');
+        }
+      } else if (key === 'literals' || key === 'variables') {
+        if (!isSeq(value) || value.items.length > 0) this.error(value, path, 'templating is not supported');
+      } else this.error(value, path, 'unknown field');
+    }
+    const pairs = this.field(data, 'pairs');
+    if (!isSeq(pairs)) {
+      this.error(pairs ?? data, 'data.pairs', 'must be an array of request/response pairs');
+      return undefined;
+    }
+    const out: SimulationPair[] = [];
+    pairs.items.forEach((item, i) => {
+      const pair = this.pair(item as Node, `data.pairs[${i}]`);
+      if (pair) out.push(pair);
+    });
+    return out;
+  }
+
+  private pair(node: Node, path: string): SimulationPair | undefined {
+    let request: SimulationPair['request'] | undefined;
+    let response: SimulationPair['response'] | undefined;
+    for (const [key, value] of this.entries(node, path) ?? []) {
+      if (key === 'request') request = this.request(value, `${path}.request`);
+      else if (key === 'response') response = this.response(value, `${path}.response`);
+      else if (key !== 'labels') this.error(value, `${path}.${key}`, 'unknown field');
+    }
+    if (!this.field(node, 'request')) this.error(node, `${path}.request`, 'missing');
+    if (!this.field(node, 'response')) this.error(node, `${path}.response`, 'missing');
+    return request && response ? { request, response } : undefined;
+  }
+
+  private request(node: Node | null, path: string): SimulationPair['request'] | undefined {
+    const out: Record<string, unknown> = {};
+    let ok = true;
+    for (const [key, value] of this.entries(node, path) ?? (ok = false, [])) {
+      const at = `${path}.${key}`;
+      if ((FIELDS as readonly string[]).includes(key)) {
+        const matchers = this.matchers(value, at);
+        if (matchers) out[key] = matchers;
+        else ok = false;
+      } else if ((MAPPED_FIELDS as readonly string[]).includes(key)) {
+        if (value === null) continue;
+        const map: Record<string, readonly FieldMatcher[]> = {};
+        for (const [name, list] of this.entries(value, at) ?? (ok = false, [])) {
+          const matchers = this.matchers(list, `${at}.${name}`);
+          if (matchers) map[name] = matchers;
+          else ok = false;
+        }
+        out[key] = map;
+      } else if (UNSUPPORTED_REQUEST.includes(key)) {
+        ok = false;
+        this.error(value, at, 'state is not supported');
+      } else {
+        ok = false;
+        this.error(value, at, `unknown request field; matched are ${[...FIELDS, ...MAPPED_FIELDS].join(', ')}`);
+      }
+    }
+    return ok ? (out as SimulationPair['request']) : undefined;
+  }
+
+  private matchers(node: Node | null, path: string): FieldMatcher[] | undefined {
+    if (node === null) return [];
+    if (!isSeq(node)) {
+      this.error(node, path, 'must be an array of {matcher, value}');
+      return undefined;
+    }
+    const out: FieldMatcher[] = [];
+    let ok = true;
+    node.items.forEach((item, i) => {
+      const at = `${path}[${i}]`;
+      const matcher = this.field(item, 'matcher');
+      const value = this.field(item, 'value');
+      for (const [key, v] of this.entries(item, at) ?? (ok = false, [])) {
+        if (key === 'doMatch' || key === 'config') {
+          if (v !== null) {
+            ok = false;
+            this.error(v, `${at}.${key}`, key === 'doMatch' ? 'matcher chaining is not supported' : 'matcher config is not supported');
+          }
+        } else if (key !== 'matcher' && key !== 'value') {
+          ok = false;
+          this.error(v, `${at}.${key}`, 'unknown field');
+        }
+      }
+      const name = isScalar(matcher) && typeof matcher.value === 'string' ? matcher.value.toLowerCase() : undefined;
+      if (name === undefined) {
+        ok = false;
+        this.error(matcher ?? (item as Node), `${at}.matcher`, 'missing: one of exact, glob, regex, json, jsonPartial');
+        return;
+      }
+      if (!(SUPPORTED_MATCHERS as readonly string[]).includes(name)) {
+        ok = false;
+        this.error(matcher, `${at}.matcher`, `matcher "${String(matcher!.toJSON())}" is not supported; use exact, glob, regex, json or jsonPartial`);
+        return;
+      }
+      if (!isScalar(value) || typeof value.value !== 'string') {
+        ok = false;
+        this.error(value ?? (item as Node), `${at}.value`, 'must be a string');
+        return;
+      }
+      const problem = checkMatcherValue(name, value.value);
+      if (problem) {
+        ok = false;
+        this.error(value, `${at}.value`, problem);
+        return;
+      }
+      out.push({ matcher: name, value: value.value });
+    });
+    return ok ? out : undefined;
+  }
+
+  private response(node: Node | null, path: string): SimulationPair['response'] | undefined {
+    let status = 200;
+    let body = '';
+    let encodedBody = false;
+    const headers: Record<string, string[]> = {};
+    let ok = true;
+    for (const [key, value] of this.entries(node, path) ?? (ok = false, [])) {
+      const at = `${path}.${key}`;
+      const scalar = isScalar(value) ? value.value : undefined;
+      if (key === 'status') {
+        if (typeof scalar === 'number' && Number.isInteger(scalar) && scalar >= 100 && scalar <= 599) status = scalar;
+        else (ok = false), this.error(value, at, 'must be an HTTP status, 100-599');
+      } else if (key === 'body') {
+        if (typeof scalar === 'string') body = scalar;
+        else (ok = false), this.error(value, at, 'must be a string');
+      } else if (key === 'encodedBody') {
+        if (typeof scalar === 'boolean') encodedBody = scalar;
+        else (ok = false), this.error(value, at, 'must be true or false');
+      } else if (key === 'templated') {
+        if (scalar === true) (ok = false), this.error(value, at, 'templating is not supported; set templated: false');
+        else if (scalar !== false) (ok = false), this.error(value, at, 'must be true or false');
+      } else if (key === 'fixedDelay') {
+        if (scalar !== 0) (ok = false), this.error(value, at, 'delays are not supported');
+      } else if (key === 'headers') {
+        for (const [name, list] of this.entries(value, at) ?? (ok = false, [])) {
+          if (!isSeq(list) || !list.items.every((v) => isScalar(v) && typeof v.value === 'string')) {
+            ok = false;
+            this.error(list, `${at}.${name}`, 'must be an array of strings');
+            continue;
+          }
+          if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+            ok = false;
+            this.error(list, `${at}.${name}`, 'not a valid header name');
+            continue;
+          }
+          headers[name] = list.items.map((v) => String((v as { value: unknown }).value));
+        }
+      } else if (UNSUPPORTED_RESPONSE.includes(key)) {
+        ok = false;
+        this.error(value, at, 'not supported');
+      } else {
+        ok = false;
+        this.error(value, at, 'unknown field');
+      }
+    }
+    if (ok && encodedBody && !/^[A-Za-z0-9+/]*={0,2}$/.test(body.replace(/\s+/g, ''))) {
+      ok = false;
+      this.error(this.field(node, 'body'), `${path}.body`, 'encodedBody is true but the body is not base64');
+    }
+    return ok ? { status, body, encodedBody, headers } : undefined;
+  }
+}
+
+/** Why a matcher value cannot be used, or undefined when it can. */
+function checkMatcherValue(matcher: string, value: string): string | undefined {
+  if (matcher === 'regex') {
+    try {
+      compileRegex(value);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  if (matcher === 'json' || matcher === 'jsonpartial') {
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (matcher === 'jsonpartial' && (parsed === null || typeof parsed !== 'object')) return 'jsonPartial needs a JSON object or array';
+    } catch {
+      return 'not valid JSON';
+    }
+  }
+  return undefined;
+}
+
+const regexCache = new Map<string, RegExp>();
+
+/**
+ * Hoverfly's expressions are Go's (RE2): no backtracking blow-ups. Here
+ * they run on a backtracking engine, so what RE2 lacks anyway
+ * (back-references, look-around) and quantified groups holding quantifiers
+ * (the shape of catastrophic backtracking) are refused.
+ */
+export function compileRegex(source: string): RegExp {
+  const cached = regexCache.get(source);
+  if (cached) return cached;
+  if (source.length > 1000) throw new Error('regular expression longer than 1000 characters');
+  let flags = '';
+  let body = source;
+  const inline = /^\(\?([imsU]+)\)/.exec(body);
+  if (inline) {
+    if (inline[1]!.includes('U')) throw new Error('the U flag is not supported');
+    flags = [...new Set(inline[1]!)].join('');
+    body = body.slice(inline[0].length);
+  }
+  if (/\\[1-9]|\\k<|\(\?<?[=!]/.test(body)) throw new Error('back-references and look-around are not supported (Go regular expressions have neither)');
+  if (/\([^()]*[+*}][^()]*\)[+*{]/.test(body)) throw new Error('a repeated group that itself repeats (risk of catastrophic backtracking)');
+  body = body.replace(/\\A/g, '^').replace(/\\z/g, '$');
+  let regex: RegExp;
+  try {
+    regex = new RegExp(body, flags);
+  } catch (err) {
+    throw new Error(`not a valid regular expression: ${(err as Error).message}`);
+  }
+  if (regexCache.size > 10_000) regexCache.clear();
+  regexCache.set(source, regex);
+  return regex;
+}
+
+/** ryanuber/go-glob's rule: `*` matches any run of characters, nothing else is special. */
+export function globMatch(pattern: string, subject: string): boolean {
+  if (pattern === '*') return true;
+  const parts = pattern.split('*');
+  if (parts.length === 1) return pattern === subject;
+  const first = parts[0]!;
+  const last = parts[parts.length - 1]!;
+  if (!subject.startsWith(first)) return false;
+  let at = first.length;
+  for (let i = 1; i < parts.length - 1; i++) {
+    const found = subject.indexOf(parts[i]!, at);
+    if (found < 0) return false;
+    at = found + parts[i]!.length;
+  }
+  return subject.length - last.length >= at && subject.endsWith(last);
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+export function fieldMatches(m: FieldMatcher, subject: string): boolean {
+  switch (m.matcher) {
+    case 'exact':
+      return m.value === subject;
+    case 'glob':
+      return globMatch(m.value, subject);
+    case 'regex':
+      return compileRegex(m.value).test(subject);
+    case 'json': {
+      if (m.value === subject) return true;
+      const a = parseJson(m.value);
+      const b = parseJson(subject);
+      return a.ok && b.ok && jsonEqual(a.value, b.value);
+    }
+    case 'jsonpartial': {
+      const a = parseJson(m.value);
+      const b = parseJson(subject);
+      return a.ok && b.ok && jsonContains(b.value, a.value);
+    }
+    default:
+      return false;
+  }
+}
+
+/** What a dark call looks like to a simulation: the request at the real dependency. */
+export interface SimulatedRequest {
+  readonly method: string;
+  /** Path at the dependency, without the query. */
+  readonly path: string;
+  readonly destination: string;
+  readonly scheme: string;
+  /** Decoded values by name. */
+  readonly query: ReadonlyMap<string, readonly string[]>;
+  /** Lower-cased names. */
+  readonly headers: ReadonlyMap<string, readonly string[]>;
+  readonly body: string;
+}
+
+/** Score of a field's matchers (exact 2, others 1), or -1 when one fails. */
+function score(matchers: readonly FieldMatcher[] | undefined, subject: string): number {
+  if (!matchers) return 0;
+  let total = 0;
+  for (const m of matchers) {
+    if (!fieldMatches(m, subject)) return -1;
+    total += m.matcher === 'exact' ? 2 : 1;
+  }
+  return total;
+}
+
+function scoreMapped(
+  matchers: Readonly<Record<string, readonly FieldMatcher[]>> | undefined,
+  actual: ReadonlyMap<string, readonly string[]>,
+  emptyMeansNone: boolean,
+): number {
+  if (!matchers) return 0;
+  const names = Object.keys(matchers);
+  if (names.length === 0) return emptyMeansNone && actual.size > 0 ? -1 : 1;
+  let total = 0;
+  for (const name of names) {
+    const values = actual.get(emptyMeansNone ? name : name.toLowerCase()) ?? lookupFolded(actual, name);
+    if (!values) return -1;
+    const s = score(matchers[name], values.join(';'));
+    if (s < 0) return -1;
+    total += s;
+  }
+  return total;
+}
+
+function lookupFolded(actual: ReadonlyMap<string, readonly string[]>, name: string): readonly string[] | undefined {
+  const lower = name.toLowerCase();
+  for (const [k, v] of actual) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/** The strongest matching pair (first of equals), or undefined. */
+export function matchSimulation(pairs: readonly SimulationPair[], req: SimulatedRequest): SimulationPair | undefined {
+  let best: SimulationPair | undefined;
+  let bestScore = -1;
+  for (const pair of pairs) {
+    const r = pair.request;
+    let total = 0;
+    for (const [matchers, subject] of [
+      [r.method, req.method],
+      [r.path, req.path],
+      [r.destination, req.destination],
+      [r.scheme, req.scheme],
+      [r.body, req.body],
+    ] as const) {
+      const s = score(matchers, subject);
+      if (s < 0) {
+        total = -1;
+        break;
+      }
+      total += s;
+    }
+    if (total < 0) continue;
+    const q = scoreMapped(r.query, req.query, true);
+    if (q < 0) continue;
+    const h = scoreMapped(r.headers, req.headers, false);
+    if (h < 0) continue;
+    total += q + h;
+    if (total > bestScore) {
+      best = pair;
+      bestScore = total;
+    }
+  }
+  return best;
+}

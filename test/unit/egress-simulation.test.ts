@@ -1,0 +1,204 @@
+/**
+ * Hoverfly simulations (schema v5): a file written by hand per Hoverfly's
+ * docs loads and answers; the matchers behave as Hoverfly's; everything not
+ * supported, and hostile input, is an error located at its line:col.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { validateConfigFile } from '../../src/config/validate.js';
+import { globMatch, matchSimulation, parseSimulation, type SimulatedRequest } from '../../src/egress/simulation.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/gateway.js';
+
+/** In the shape of Hoverfly's documentation examples. */
+const HAND_WRITTEN = `{
+  "data": {
+    "pairs": [
+      {
+        "request": {
+          "path": [{ "matcher": "exact", "value": "/v1/charges" }],
+          "method": [{ "matcher": "exact", "value": "POST" }],
+          "destination": [{ "matcher": "glob", "value": "*.payments.example" }],
+          "query": { "expand": [{ "matcher": "exact", "value": "customer;source" }] },
+          "body": [{ "matcher": "jsonPartial", "value": "{\\"currency\\": \\"EUR\\"}" }]
+        },
+        "response": {
+          "status": 201,
+          "body": "{\\"id\\": \\"ch_sim\\"}",
+          "encodedBody": false,
+          "headers": { "Content-Type": ["application/json"] },
+          "templated": false
+        }
+      },
+      {
+        "request": {
+          "path": [{ "matcher": "regex", "value": "(?i)^/V1/CHARGES/ch_[0-9]+$" }],
+          "method": [{ "matcher": "exact", "value": "GET" }]
+        },
+        "response": { "status": 200, "body": "b2s=", "encodedBody": true, "headers": {}, "templated": false }
+      },
+      {
+        "request": {
+          "path": [{ "matcher": "glob", "value": "/v1/*" }],
+          "body": [{ "matcher": "json", "value": "{\\"a\\": [1, 2]}" }]
+        },
+        "response": { "status": 202, "body": "loose", "encodedBody": false, "headers": {}, "templated": false }
+      },
+      {
+        "request": {
+          "path": [{ "matcher": "exact", "value": "/v1/refunds" }],
+          "body": [{ "matcher": "json", "value": "{\\"a\\": [1, 2]}" }]
+        },
+        "response": { "status": 203, "body": "strong", "encodedBody": false, "headers": {}, "templated": false }
+      }
+    ],
+    "globalActions": { "delays": [], "delaysLogNormal": [] }
+  },
+  "meta": { "schemaVersion": "v5.2", "hoverflyVersion": "v1.10.0", "timeExported": "2024-01-01T00:00:00Z" }
+}`;
+
+const req = (over: Partial<SimulatedRequest>): SimulatedRequest => ({
+  method: 'POST',
+  path: '/v1/charges',
+  destination: 'api.payments.example',
+  scheme: 'https',
+  query: new Map(),
+  headers: new Map(),
+  body: '',
+  ...over,
+});
+
+describe('Hoverfly simulations', () => {
+  const loaded = parseSimulation({ file: 'payments.json', text: HAND_WRITTEN }, '/payments.json');
+  const pairs = loaded.simulation!.pairs;
+
+  test('a hand-written v5 file loads', () => {
+    assert.deepEqual(loaded.diagnostics, []);
+    assert.equal(pairs.length, 4);
+  });
+
+  test('exact, glob, query (joined with ";") and jsonPartial match together', () => {
+    const hit = matchSimulation(pairs, req({ query: new Map([['expand', ['customer', 'source']]]), body: '{"amount": 10, "currency": "EUR"}' }));
+    assert.equal(hit?.response.status, 201);
+    assert.equal(matchSimulation(pairs, req({ query: new Map([['expand', ['customer']]]), body: '{"currency": "EUR"}' }))?.response.status, undefined);
+    assert.equal(matchSimulation(pairs, req({ destination: 'evil.example', query: new Map([['expand', ['customer', 'source']]]), body: '{"currency":"EUR"}' })), undefined);
+  });
+
+  test('regex with Go flags, and base64 bodies', () => {
+    const hit = matchSimulation(pairs, req({ method: 'GET', path: '/v1/charges/ch_42' }));
+    assert.equal(hit?.response.status, 200);
+    assert.equal(Buffer.from(hit!.response.body, 'base64').toString(), 'ok');
+  });
+
+  test('json compares structure; the strongest match wins', () => {
+    assert.equal(matchSimulation(pairs, req({ path: '/v1/other', body: '{ "a" : [1,2] }' }))?.response.status, 202);
+    assert.equal(matchSimulation(pairs, req({ path: '/v1/refunds', body: '{"a":[1,2]}' }))?.response.status, 203);
+    assert.equal(matchSimulation(pairs, req({ path: '/v1/other', body: '{"a":[2,1]}' })), undefined);
+  });
+
+  test('glob is go-glob: only * is special', () => {
+    assert.ok(globMatch('*.example', 'a.b.example'));
+    assert.ok(globMatch('/v1/*/x', '/v1/a/b/x'));
+    assert.ok(!globMatch('/v1/?', '/v1/a'));
+    assert.ok(globMatch('a*b*c', 'abc'));
+    assert.ok(!globMatch('a*b*c', 'acb'));
+  });
+
+  const problems = (text: string) => parseSimulation({ file: 'sim.json', text }, '/sim.json').diagnostics;
+
+  test('unsupported matchers, templating, state and chaining are errors at their line:col', () => {
+    const text = `{
+  "data": { "pairs": [ {
+    "request": {
+      "path": [{ "matcher": "xpath", "value": "/a" }],
+      "requiresState": { "x": "1" },
+      "body": [{ "matcher": "exact", "value": "x", "doMatch": { "matcher": "exact", "value": "y" } }]
+    },
+    "response": { "status": 200, "body": "{{ Request.Path }}", "templated": true }
+  } ] },
+  "meta": { "schemaVersion": "v5" }
+}`;
+    const found = problems(text);
+    const at = (needle: string) => found.find((d) => d.message.includes(needle));
+    assert.deepEqual([at('"xpath" is not supported')?.line, at('"xpath" is not supported')?.column], [4, 29]);
+    assert.equal(at('state is not supported')?.line, 5);
+    assert.equal(at('chaining')?.line, 6);
+    assert.equal(at('templating')?.line, 8);
+    assert.ok(found.every((d) => d.file === 'sim.json' && d.severity === 'error'));
+  });
+
+  test('hostile files get clear errors', () => {
+    assert.match(problems('{"data": {"pairs": [}')[0]!.message, /.+/);
+    assert.match(problems('{"data":{"pairs":[]},"meta":{"schemaVersion":"v2"}}')[0]!.message, /only schema v5/);
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    assert.ok(problems(deep).length > 0);
+    const redos = `{"data":{"pairs":[{"request":{"path":[{"matcher":"regex","value":"^(a+)+$"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    assert.match(problems(redos)[0]!.message, /catastrophic backtracking/);
+    const lookaround = `{"data":{"pairs":[{"request":{"path":[{"matcher":"regex","value":"(?=a)"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    assert.match(problems(lookaround)[0]!.message, /look-around/);
+    const badJson = `{"data":{"pairs":[{"request":{"body":[{"matcher":"json","value":"{nope"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    assert.match(problems(badJson)[0]!.message, /not valid JSON/);
+  });
+
+  test('validate reports a simulation error with the simulation file line:col, and fails', async () => {
+    const tmp = tempDir();
+    try {
+      writeFileSync(join(tmp.dir, 'payments.json'), '{\n  "data": { "pairs": [ { "request": { "path": [ { "matcher": "jwt", "value": "x" } ] }, "response": {} } ] },\n  "meta": { "schemaVersion": "v5" }\n}\n');
+      const config = join(tmp.dir, 'gateway.yaml');
+      writeFileSync(
+        config,
+        'upstreams: { a: "http://127.0.0.1:1" }\nroutes: [{ name: r, backends: [{ upstream: a }] }]\ndependencies:\n  payments: { url: "http://127.0.0.1:2", simulation: payments.json }\n',
+      );
+      const result = validateConfigFile(config);
+      assert.equal(result.config, undefined);
+      const d = result.diagnostics.find((x) => x.message.includes('"jwt" is not supported'))!;
+      assert.equal(d.line, 2);
+      assert.ok(d.file.endsWith('payments.json'));
+      const cli = await runCli(['validate', '--config', config], { cwd: tmp.dir });
+      assert.notEqual(cli.code, 0);
+      assert.match(cli.stdout + cli.stderr, /payments\.json:2:\d+: error: .*"jwt" is not supported/);
+    } finally {
+      tmp.remove();
+    }
+  });
+});
+
+describe('egress config', () => {
+  const base = 'upstreams: { a: "http://127.0.0.1:1" }\nroutes: [{ name: r, backends: [{ upstream: a }] }]\n';
+  const check = (text: string) => {
+    const tmp = tempDir();
+    try {
+      const file = join(tmp.dir, 'gateway.yaml');
+      writeFileSync(file, base + text);
+      return validateConfigFile(file);
+    } finally {
+      tmp.remove();
+    }
+  };
+
+  test('defaults, and names normalized', () => {
+    const result = check('egress: { live: 9911, dark: 9912 }\ndependencies:\n  payments: { url: "https://api.example/v1/", passthrough: [get] }\n');
+    assert.deepEqual(result.diagnostics, []);
+    const config = result.config!;
+    assert.deepEqual(config.egress, { live: { host: '127.0.0.1', port: 9911 }, dark: { host: '127.0.0.1', port: 9912 } });
+    const payments = config.dependencies!['payments']!;
+    assert.equal(payments.url, 'https://api.example/v1');
+    assert.deepEqual(payments.passthrough, ['GET']);
+    assert.equal(payments.waitMs, 2000);
+    assert.equal(config.limits.recordBytes, 64 * 1024 * 1024);
+    assert.equal(config.timeouts.recordMs, 30_000);
+  });
+
+  test('clashing and exposed egress addresses, bad URLs and pointers', () => {
+    const result = check(
+      'listen: 127.0.0.1:8080\negress: { live: 127.0.0.1:8080, dark: 0.0.0.0:9912 }\ndependencies:\n  p: { url: "ftp://x", ignoreBody: ["/a~2"] }\n  q: { url: "http://x", ignoreBody: ["/a~2"] }\n',
+    );
+    const codes = result.diagnostics.map((d) => `${d.severity}:${d.code}:${d.path}`);
+    assert.ok(codes.includes('error:address-clash:egress.live'), codes.join('\n'));
+    assert.ok(codes.includes('warning:egress-exposed:egress.dark'), codes.join('\n'));
+    assert.ok(codes.some((c) => c.startsWith('error:') && c.includes('dependencies.p')), codes.join('\n'));
+    assert.ok(codes.includes('error:pointer:dependencies.q.ignoreBody[0]'), codes.join('\n'));
+  });
+});
