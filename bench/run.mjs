@@ -106,6 +106,8 @@ const SETUPS = [
   { name: 'bare-shadow', label: 'bare Node http-proxy-3 + undici shadow copy 100%', kind: 'bare', shadow: 'fast', node: true },
   { name: 'gw', label: 'gatewayctl, no shadow', kind: 'gw', node: true },
   { name: 'gw-shadow', label: 'gatewayctl, 100% shadow + comparison', kind: 'gw', shadow: 'fast', node: true },
+  { name: 'gw-accesslog', label: 'gatewayctl, JSON access log to a file', kind: 'gw', accessLog: true, node: true },
+  { name: 'gw-3endpoints', label: 'gatewayctl, upstream of 3 endpoints (least outstanding)', kind: 'gw', endpoints: 3, node: true },
   { name: 'gw-shadow-slow', label: 'gatewayctl, 100% shadow answering after 500 ms', kind: 'gw', shadow: 'slow', node: true },
   { name: 'gw-w2-shadow', label: 'gatewayctl --workers 2, 100% shadow + comparison', kind: 'gw', shadow: 'fast', workers: 2 },
 ];
@@ -136,6 +138,8 @@ async function startSetup(setup, ctx, dir, port, extra = {}) {
         primaryPort,
         shadowPort,
         workers: setup.workers,
+        accessLog: setup.accessLog,
+        endpoints: setup.endpoints,
         ...extra,
       });
       return { handle: g, port: g.port, adminPort: g.adminPort };

@@ -143,14 +143,19 @@ export async function startBareProxy({ port, primaryPort, shadowPort, nodeArgs =
 }
 
 /** The config a gatewayctl setup runs with: one route, maybe one shadow. */
-export function gatewayConfig({ port, adminPort, primaryPort, shadowPort }) {
+export function gatewayConfig({ port, adminPort, primaryPort, shadowPort, accessLog, endpoints }) {
   const lines = [
     '# written by bench/run.mjs',
     `listen: ${HOST}:${port}`,
     `admin: ${HOST}:${adminPort}`,
     'upstreams:',
-    `  primary: http://${HOST}:${primaryPort}`,
+    // Several endpoints: the same upstream process under different names, so
+    // only the pool's picking and per-endpoint connections are priced.
+    endpoints
+      ? `  primary: { endpoints: [${Array.from({ length: endpoints }, (_, i) => `{ url: "http://${HOST}:${primaryPort}", name: e${i} }`).join(', ')}] }`
+      : `  primary: http://${HOST}:${primaryPort}`,
   ];
+  if (accessLog) lines.push('accessLog: { path: access.log, format: json }');
   if (shadowPort) lines.push(`  shadow: http://${HOST}:${shadowPort}`);
   lines.push('routes:', '  - name: bench', '    backends:', '      - upstream: primary');
   // 100% of GET requests; comparison is on by default for a shadowed route.
@@ -164,10 +169,10 @@ export function gatewayConfig({ port, adminPort, primaryPort, shadowPort }) {
  * listening line was logged and the proxy answers. With workers, checks that
  * more than one process serves; if not, throws NotSupportedError.
  */
-export async function startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers, nodeArgs = [] }) {
+export async function startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers, accessLog, endpoints, nodeArgs = [] }) {
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'gateway.yaml');
-  writeFileSync(configFile, gatewayConfig({ port, adminPort, primaryPort, shadowPort }));
+  writeFileSync(configFile, gatewayConfig({ port, adminPort, primaryPort, shadowPort, accessLog, endpoints }));
   const args = [...nodeArgs, join(root, 'bin/gatewayctl'), 'serve', '-c', configFile, '--log-format', 'json', '--log-level', 'info'];
   if (workers) args.push('--workers', String(workers));
   let listening;

@@ -25,6 +25,8 @@ interface Sample {
   readonly shadow: Counts;
   /** route, upstream, result */
   readonly comparisons: Counts;
+  /** upstream, endpoint: 1 in rotation, 0 out (min over workers) */
+  readonly healthy: Counts;
 }
 
 export interface BackendStatus {
@@ -65,12 +67,27 @@ export interface RouteStatus {
   readonly diff: boolean;
 }
 
+/** One endpoint of an upstream: in rotation (health checks passed, not ejected) or not. */
+export interface EndpointStatus {
+  readonly endpoint: string;
+  readonly url: string;
+  readonly weight: number;
+  /** In every worker's (and, merged, every replica's) rotation. */
+  readonly healthy: boolean;
+}
+
+export interface UpstreamStatus {
+  readonly name: string;
+  readonly endpoints: readonly EndpointStatus[];
+}
+
 export interface GatewayStatus {
   readonly time: string;
   readonly generation: number;
   readonly hash: string;
   readonly windowSeconds: number;
   readonly routes: readonly RouteStatus[];
+  readonly upstreams: readonly UpstreamStatus[];
   /** Egress dependencies (since start): live calls, dark calls by outcome, recordings held now. */
   readonly dependencies?: Readonly<Record<string, { live: number; dark: Record<string, number>; recordings: number }>>;
   /** Set by mergeStatus: how many replicas were merged. */
@@ -183,6 +200,7 @@ export class StatusView {
       durationSum: read(all, 'gatewayctl_request_duration_seconds', ['route', 'upstream'], 'gatewayctl_request_duration_seconds_sum'),
       shadow: read(all, 'gatewayctl_shadow_requests_total', ['route', 'upstream', 'outcome']),
       comparisons: read(all, 'gatewayctl_shadow_comparisons_total', ['route', 'upstream', 'result']),
+      healthy: read(all, 'gatewayctl_upstream_endpoint_healthy', ['upstream', 'endpoint']),
     };
   }
 
@@ -239,12 +257,24 @@ export class StatusView {
         diff: config.diff.enabled && config.shadow.length > 0,
       };
     });
+    const upstreams = [...snapshot.upstreams.values()].map(
+      (u): UpstreamStatus => ({
+        name: u.name,
+        endpoints: u.config.endpoints.map((e) => ({
+          endpoint: e.name,
+          url: e.url,
+          weight: e.weight,
+          healthy: now.healthy.get(key(u.name, e.name)) !== 0,
+        })),
+      }),
+    );
     return {
       time: new Date().toISOString(),
       generation: snapshot.generation,
       hash: snapshot.hash,
       windowSeconds: Math.round(seconds * 10) / 10,
       routes,
+      upstreams,
       ...(dependencies && Object.keys(dependencies).length > 0 ? { dependencies } : {}),
     };
   }
@@ -301,8 +331,17 @@ export function mergeStatus(list: readonly GatewayStatus[]): GatewayStatus {
     });
     return { ...route, backends, shadows };
   });
+  const upstreams = (first.upstreams ?? []).map(
+    (u): UpstreamStatus => ({
+      ...u,
+      endpoints: u.endpoints.map((e) => ({
+        ...e,
+        healthy: list.every((s) => s.upstreams?.find((x) => x.name === u.name)?.endpoints.find((x) => x.endpoint === e.endpoint)?.healthy !== false),
+      })),
+    }),
+  );
   const dependencies = mergeDependencies(list);
-  return { ...first, windowSeconds: seconds, routes, replicas: list.length, ...(dependencies ? { dependencies } : {}) };
+  return { ...first, windowSeconds: seconds, routes, upstreams, replicas: list.length, ...(dependencies ? { dependencies } : {}) };
 }
 
 /** Egress counts of several replicas, added up per dependency. */

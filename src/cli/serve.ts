@@ -1,6 +1,6 @@
 /**
  * `gatewayctl serve`: load, validate and compile the config, then proxy.
- * Signals: SIGHUP reloads; SIGTERM/SIGINT drain and exit 0; a second one
+ * Signals: SIGHUP reloads; SIGUSR1 reopens the access log; SIGTERM/SIGINT drain and exit 0; a second one
  * exits at once.
  */
 import type { Command } from 'commander';
@@ -36,8 +36,9 @@ export function registerServe(program: Command, run: (action: () => Promise<numb
     .addHelpText(
       'after',
       `
-Signals: SIGHUP reloads the config; SIGTERM or SIGINT drains in-flight
-requests (up to timeouts.drain) and exits 0; a second signal exits at once.
+Signals: SIGHUP reloads the config; SIGUSR1 reopens the access log file
+(after rotation); SIGTERM or SIGINT drains in-flight requests (up to
+timeouts.drain) and exits 0; a second signal exits at once.
 With --drain-delay, /readyz answers 503 at once but new connections are
 still served for that long first, while load balancers (a Kubernetes
 Service) stop routing to this instance.
@@ -123,5 +124,6 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
+    process.on('SIGUSR1', () => gateway.reopenLogs());
   });
 }

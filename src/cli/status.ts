@@ -79,6 +79,15 @@ export function renderStatus(status: GatewayStatus, color: ChalkInstance, source
     lines.push(...table(rows, (text, row) => (headerRows.has(row) ? color.bold(text) : text)));
     if (route.baseline) lines.push(color.dim(`  diff baseline: ${route.baseline}`));
   }
+  // Endpoint health, for upstreams of more than one instance or with one out of rotation.
+  const pools = (status.upstreams ?? []).filter((u) => u.endpoints.length > 1 || u.endpoints.some((e) => !e.healthy));
+  if (pools.length) {
+    const rows: string[][] = [['UPSTREAM', 'ENDPOINT', 'URL', 'WEIGHT', 'HEALTH']];
+    for (const u of pools) {
+      for (const e of u.endpoints) rows.push([u.name, e.endpoint, e.url, String(e.weight), e.healthy ? 'healthy' : color.red('out')]);
+    }
+    lines.push('', ...table(rows, (text, row) => (row === 0 ? color.bold(text) : text)));
+  }
   if (status.dependencies) {
     const rows: string[][] = [['  DEPENDENCY', 'LIVE CALLS', 'DARK CALLS', 'RECORDINGS']];
     for (const [name, d] of Object.entries(status.dependencies)) {

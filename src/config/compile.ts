@@ -10,7 +10,8 @@ import { compileMatcher, type Matcher, type RequestFacts } from '../routing/matc
 import { StickyPicker } from '../routing/sticky.js';
 import { SmoothWeightedPicker } from '../routing/weighted.js';
 import { clientTls, type ClientTls } from '../tls/upstream.js';
-import type { DependencyConfig, DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig } from './types.js';
+import type { DependencyConfig, DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig, UpstreamTlsConfig } from './types.js';
+import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETRY_DEFAULTS } from './types.js';
 
 export interface CompiledUpstream {
   readonly name: string;
@@ -18,7 +19,7 @@ export interface CompiledUpstream {
   readonly target: URL;
   /** Response timeout after defaults. */
   readonly timeoutMs: number;
-  /** Identity of the connection pool: upstreams with equal keys share one. */
+  /** Identity of the endpoint pool (src/upstream/): snapshots with equal keys share one. */
   readonly poolKey: string;
   /** How an https:// upstream is verified; undefined for http://. */
   readonly tls: ClientTls | undefined;
@@ -68,6 +69,8 @@ export interface CompiledRoute {
   readonly shadows: readonly CompiledShadow[];
   readonly diff: DiffConfig;
   readonly baseline: CompiledUpstream | undefined;
+  /** %2F may stay in this route's paths. */
+  readonly keepEscapedSlashes: boolean;
   /** The backend for a request: sticky when the request carries the key. */
   pickBackend(headers: IncomingHttpHeaders): CompiledUpstream;
 }
@@ -85,6 +88,8 @@ export interface Snapshot extends SnapshotMeta {
   readonly hash: string;
   readonly routes: readonly CompiledRoute[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
+  /** Some route keeps %2F: paths are screened with it kept, and routes that reject it refuse it after routing. */
+  readonly keepEscapedSlashes: boolean;
   readonly dependencies: ReadonlyMap<string, CompiledDependency>;
   /** First route, in file order, that matches; undefined for none. */
   route(facts: RequestFacts): CompiledRoute | undefined;
@@ -100,7 +105,7 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
   const dependencies = new Map<string, CompiledDependency>();
   for (const d of Object.values(config.dependencies ?? {})) {
     const upstream = compileUpstream(
-      { name: d.name, url: d.url, timeoutMs: undefined, connectTimeoutMs: 5000, maxSockets: 256, ...(d.tls ? { tls: d.tls } : {}) },
+      singleUrlUpstream(d.name, d.url, d.tls),
       config.timeouts.upstreamMs,
     );
     dependencies.set(d.name, { name: d.name, config: d, upstream, passthrough: new Set(d.passthrough) });
@@ -119,6 +124,7 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
     hash: configHash(config),
     routes,
     upstreams,
+    keepEscapedSlashes: routes.some((r) => r.keepEscapedSlashes),
     dependencies,
     route(facts) {
       for (let i = 0; i < routeCount; i++) {
@@ -131,6 +137,23 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
   return Object.freeze(snapshot);
 }
 
+/** An upstream of one URL with every default (an egress dependency's). */
+function singleUrlUpstream(name: string, url: string, tls: UpstreamTlsConfig | undefined): UpstreamConfig {
+  return {
+    name,
+    url,
+    endpoints: [{ name: '0', url, weight: 1 }],
+    healthCheck: undefined,
+    outlierDetection: OUTLIER_DEFAULTS,
+    retry: RETRY_DEFAULTS,
+    poolTimeoutMs: CONNECT_TIMEOUT_DEFAULT_MS,
+    timeoutMs: undefined,
+    connectTimeoutMs: CONNECT_TIMEOUT_DEFAULT_MS,
+    maxSockets: MAX_SOCKETS_DEFAULT,
+    ...(tls ? { tls } : {}),
+  };
+}
+
 function compileUpstream(u: UpstreamConfig, defaultTimeoutMs: number): CompiledUpstream {
   const target = new URL(u.url);
   const tls = clientTls(target, u.tls);
@@ -139,7 +162,17 @@ function compileUpstream(u: UpstreamConfig, defaultTimeoutMs: number): CompiledU
     config: u,
     target,
     timeoutMs: u.timeoutMs ?? defaultTimeoutMs,
-    poolKey: `${u.url}|${u.connectTimeoutMs}|${u.maxSockets}${tls ? `|${tls.identity}` : ''}`,
+    // The name is part of it: endpoint health and metrics belong to one upstream.
+    poolKey: JSON.stringify([
+      u.name,
+      u.endpoints,
+      u.connectTimeoutMs,
+      u.maxSockets,
+      u.healthCheck ?? null,
+      u.outlierDetection,
+      u.retry,
+      tls ? tls.identity : null,
+    ]),
     tls,
   };
 }
@@ -175,6 +208,7 @@ function compileRoute(route: RouteConfig, index: number, upstream: (name: string
     shadows,
     diff: route.diff,
     baseline: route.diff.baseline ? upstream(route.diff.baseline) : undefined,
+    keepEscapedSlashes: route.escapedSlashes === 'keep',
     pickBackend,
   });
 }

@@ -190,12 +190,100 @@ const listenerTls: ObjectSpec = {
   },
 };
 
+const endpointObject: ObjectSpec = {
+  type: 'object',
+  description: 'An endpoint with a weight or a name of its own.',
+  required: ['url'],
+  properties: {
+    url: { ...upstreamUrl, description: 'URL of this instance: scheme and base path as the other endpoints.' },
+    weight: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+      default: 1,
+      description: 'Relative share of requests when the endpoints are equally busy.',
+    },
+    name: name('Name in metrics and status; default: its position in the list, from 0.'),
+  },
+};
+
+const healthCheck: ObjectSpec = {
+  type: 'object',
+  description: "Active health checks: a GET to each endpoint every interval; 2xx or 3xx is a pass.",
+  required: ['path'],
+  properties: {
+    path: { type: 'string', pattern: '^/', patternHint: 'a path starting with "/"', maxLength: 2048, description: 'Path checked, after the URL\'s base path.' },
+    interval: duration('Time between checks of one endpoint.', '5s'),
+    timeout: duration('A check without an answer within this fails.', '1s'),
+    healthyThreshold: { type: 'integer', minimum: 1, maximum: 100, default: 2, description: 'Passes in a row that bring an endpoint back.' },
+    unhealthyThreshold: { type: 'integer', minimum: 1, maximum: 100, default: 3, description: 'Failures in a row that take an endpoint out.' },
+  },
+};
+
+const outlierDetection: ObjectSpec = {
+  type: 'object',
+  description: 'Passive ejection: an endpoint that fails requests in a row is taken out for a while.',
+  properties: {
+    consecutiveFailures: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+      default: 5,
+      description: 'Connect failures, resets, timeouts or 5xx answers in a row that eject an endpoint.',
+    },
+    baseEjectionTime: duration('First ejection; each further ejection of the same endpoint lasts this times the count (capped at 10x).', '30s'),
+    maxEjectionPercent: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 100,
+      default: 50,
+      description: 'Largest share of the endpoints ejected at once (one endpoint may always be ejected).',
+    },
+  },
+};
+
+const retryOn: UnionSpec = {
+  type: 'union',
+  description: 'connect, reset, or an HTTP status 500-599.',
+  scalar: { type: 'string', enum: ['connect', 'reset'] },
+  number: { type: 'integer', minimum: 500, maximum: 599 },
+};
+
+const retry: ObjectSpec = {
+  type: 'object',
+  description:
+    'Retries on another endpoint. connect and reset retry any method while nothing of the request reached the upstream; ' +
+    'statuses retry only idempotent methods without a body; never once the response has started; within a retry budget.',
+  properties: {
+    attempts: { type: 'integer', minimum: 1, maximum: 10, default: 2, description: 'Tries in all, the first included; 1 turns retries off.' },
+    on: { type: 'array', items: retryOn, default: ['connect', 'reset'], description: 'What a retry is for.' },
+    budgetPercent: {
+      type: 'number',
+      minimum: 0,
+      maximum: 100,
+      default: 20,
+      description: 'Retries allowed over 10 s, as a share of requests (besides 3 a second), so retries cannot multiply an outage.',
+    },
+  },
+};
+
 const upstreamObject: ObjectSpec = {
   type: 'object',
   description: 'An upstream with its own settings.',
-  required: ['url'],
+  exactlyOne: ['url', 'endpoints'],
   properties: {
     url: upstreamUrl,
+    endpoints: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 256,
+      items: { type: 'union', scalar: upstreamUrl, map: endpointObject },
+      description: 'Instances of this upstream (instead of url): URLs, or {url, weight, name}. Least-outstanding-requests balancing.',
+    },
+    healthCheck,
+    outlierDetection,
+    retry,
+    poolTimeout: duration('Longest wait for a free pooled connection when maxSockets are all busy; then 503 pool_exhausted. Default: connectTimeout.'),
     timeout: duration('Upstream response timeout; overrides timeouts.upstream.'),
     connectTimeout: duration('Time allowed to open a connection.', '5s'),
     maxSockets: {
@@ -359,6 +447,63 @@ const releaseSpec: ObjectSpec = {
   },
 };
 
+/** Fields of an access log line (src/log/access-log.ts), in the order written. */
+export const ACCESS_LOG_FIELDS = [
+  'time',
+  'requestId',
+  'client',
+  'route',
+  'upstream',
+  'endpoint',
+  'method',
+  'path',
+  'status',
+  'bytes',
+  'durationMs',
+  'upstreamMs',
+  'retries',
+  'shadow',
+] as const;
+
+const accessLog: ObjectSpec = {
+  type: 'object',
+  description: 'One line per request, written off the request path; reopened on SIGUSR1 or when the file is renamed.',
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, maxLength: 4096, description: '"stdout", or a file (appended to; relative to the config file).' },
+    format: {
+      type: 'string',
+      enum: ['json', 'combined'],
+      default: 'json',
+      description: 'json: one object per line; combined: the Apache/NGINX combined format, the other fields appended as key=value.',
+    },
+    fields: {
+      type: 'array',
+      items: { type: 'string', enum: [...ACCESS_LOG_FIELDS] },
+      minItems: 1,
+      description: 'Fields written (json); default: all.',
+    },
+    headers: {
+      type: 'array',
+      items: headerName,
+      description: 'Request headers written (allow-list). Credentials (Authorization, Cookie, and any name that looks like a secret) are refused.',
+    },
+  },
+};
+
+const pathsSpec = (description: string, dflt?: string): ObjectSpec => ({
+  type: 'object',
+  description,
+  properties: {
+    escapedSlashes: {
+      type: 'string',
+      enum: ['reject', 'keep'],
+      ...(dflt ? { default: dflt } : {}),
+      description: 'An encoded slash (%2F) in a path: reject answers 400; keep leaves it in its segment, for matching and upstream. See docs/security.md.',
+    },
+  },
+});
+
 const route: ObjectSpec = {
   type: 'object',
   description: 'A route: which requests it takes, where they go, what is mirrored.',
@@ -393,6 +538,7 @@ const route: ObjectSpec = {
         },
       },
     },
+    paths: pathsSpec('How this route treats request paths; default: the top-level paths.'),
     backends: {
       type: 'array',
       minItems: 1,
@@ -569,6 +715,8 @@ export const configSpec: ObjectSpec = {
     },
     limits,
     timeouts,
+    paths: pathsSpec('How request paths are treated.', 'reject'),
+    accessLog,
     tls: listenerTls,
     egress,
     dependencies: {

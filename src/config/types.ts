@@ -5,9 +5,54 @@
  */
 import type { ListenAddress } from './units.js';
 
-export interface UpstreamConfig {
+/** One instance of an upstream. */
+export interface EndpointConfig {
+  /** Label in metrics and status: the configured name, or the position in the list. */
   readonly name: string;
   readonly url: string;
+  readonly weight: number;
+}
+
+export interface HealthCheckConfig {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+}
+
+export interface OutlierDetectionConfig {
+  readonly consecutiveFailures: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionPercent: number;
+}
+
+/** What a retry is for: a failure kind or an upstream status. */
+export type RetryOn = 'connect' | 'reset' | number;
+
+export interface RetryConfig {
+  /** Tries in all, the first included. */
+  readonly attempts: number;
+  readonly on: readonly RetryOn[];
+  readonly budgetPercent: number;
+}
+
+/** Defaults of an upstream's settings, shared by the validator and by upstreams made from a plain URL. */
+export const OUTLIER_DEFAULTS: OutlierDetectionConfig = { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 };
+export const RETRY_DEFAULTS: RetryConfig = { attempts: 2, on: ['connect', 'reset'], budgetPercent: 20 };
+export const CONNECT_TIMEOUT_DEFAULT_MS = 5000;
+export const MAX_SOCKETS_DEFAULT = 256;
+
+export interface UpstreamConfig {
+  readonly name: string;
+  /** The first endpoint's URL (scheme and base path are shared by all endpoints). */
+  readonly url: string;
+  readonly endpoints: readonly EndpointConfig[];
+  readonly healthCheck: HealthCheckConfig | undefined;
+  readonly outlierDetection: OutlierDetectionConfig;
+  readonly retry: RetryConfig;
+  /** Longest wait for a pooled connection. */
+  readonly poolTimeoutMs: number;
   /** Response timeout for this upstream; falls back to timeouts.upstream. */
   readonly timeoutMs: number | undefined;
   readonly connectTimeoutMs: number;
@@ -111,6 +156,19 @@ export interface RouteConfig {
   readonly shadow: readonly ShadowConfig[];
   readonly diff: DiffConfig;
   readonly release: ReleaseConfig | undefined;
+  /** %2F in a path: refused, or kept as part of its segment (route's own setting, else the top level). */
+  readonly escapedSlashes: EscapedSlashes;
+}
+
+export type EscapedSlashes = 'reject' | 'keep';
+
+export interface AccessLogConfig {
+  /** 'stdout', or an absolute file path. */
+  readonly path: string;
+  readonly format: 'json' | 'combined';
+  readonly fields: readonly string[];
+  /** Lower-case request header names. */
+  readonly headers: readonly string[];
 }
 
 export interface LimitsConfig {
@@ -200,6 +258,8 @@ export interface GatewayConfig {
   readonly admin: AdminConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];
+  readonly paths: { readonly escapedSlashes: EscapedSlashes };
+  readonly accessLog: AccessLogConfig | undefined;
   readonly trustedProxies: readonly string[];
   /** Where release progress is persisted. */
   readonly stateDir: string;

@@ -11,7 +11,8 @@ import { checkDependencies, checkEgress, type EgressReporter } from '../egress/c
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
-import { configSpec } from './schema.js';
+import { isSecretHeader } from '../diff/secrets.js';
+import { ACCESS_LOG_FIELDS, configSpec } from './schema.js';
 import { INVALID, childPath, shapeDocument, type Position } from './shape.js';
 import type {
   AdminConfig,
@@ -27,7 +28,15 @@ import type {
   StickyConfig,
   TimeoutsConfig,
   UpstreamConfig,
+  AccessLogConfig,
+  EscapedSlashes,
+  EndpointConfig,
+  HealthCheckConfig,
+  OutlierDetectionConfig,
+  RetryConfig,
+  RetryOn,
 } from './types.js';
+import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETRY_DEFAULTS } from './types.js';
 import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from './units.js';
 
 export const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
@@ -102,6 +111,8 @@ class MeaningChecker {
     this.report('warning', path, code, message);
   }
 
+  private escapedSlashes: EscapedSlashes = 'reject';
+
   normalize(raw: Raw): GatewayConfig | undefined {
     this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
     const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
@@ -111,6 +122,8 @@ class MeaningChecker {
     }
     const upstreams = this.upstreams(obj(raw['upstreams']), raw['upstreams'] !== undefined);
     const trustedProxies = this.trustedProxies(list(raw['trustedProxies']));
+    const paths = { escapedSlashes: (obj(raw['paths'])['escapedSlashes'] ?? 'reject') as EscapedSlashes };
+    this.escapedSlashes = paths.escapedSlashes;
     const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
@@ -129,12 +142,15 @@ class MeaningChecker {
     const egress = checkEgress(raw['egress'] as Raw | undefined, taken, egressReporter);
     const dependencies = checkDependencies(raw['dependencies'] as Raw | undefined, this.baseDir, egressReporter);
     if (!raw['upstreams'] || !raw['routes']) return undefined;
+    const accessLog = raw['accessLog'] !== undefined ? this.accessLog(obj(raw['accessLog'])) : undefined;
     return {
       version: 1,
       listen,
       admin,
       upstreams,
       routes,
+      paths,
+      accessLog,
       trustedProxies,
       stateDir,
       limits,
@@ -173,22 +189,109 @@ class MeaningChecker {
     for (const [name, value] of Object.entries(raw)) {
       const path = childPath('upstreams', name);
       const spec = typeof value === 'string' ? { url: value } : obj(value);
-      const urlPath = typeof value === 'string' ? path : childPath(path, 'url');
-      if (typeof spec['url'] !== 'string') continue;
-      const url = this.upstreamUrl(spec['url'], urlPath);
-      if (!url) continue;
+      const endpoints = this.endpoints(spec, typeof value === 'string' ? path : undefined, path);
+      if (!endpoints) continue;
+      const url = endpoints[0]!.url;
       const tls = checkUpstreamTls(spec['tls'], new URL(url), path, this.baseDir, this.reporter);
+      const connectTimeoutMs = spec['connectTimeout'] ?? CONNECT_TIMEOUT_DEFAULT_MS;
       out[name] = {
         name,
         url,
+        endpoints,
+        healthCheck: this.healthCheck(spec['healthCheck']),
+        outlierDetection: this.outlierDetection(obj(spec['outlierDetection'])),
+        retry: this.retry(obj(spec['retry'])),
+        poolTimeoutMs: spec['poolTimeout'] ?? connectTimeoutMs,
         timeoutMs: spec['timeout'],
-        connectTimeoutMs: spec['connectTimeout'] ?? 5000,
-        maxSockets: spec['maxSockets'] ?? 256,
+        connectTimeoutMs,
+        maxSockets: spec['maxSockets'] ?? MAX_SOCKETS_DEFAULT,
         ...(tls ? { tls } : {}),
       };
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
+  }
+
+  /**
+   * An upstream's instances: `url` is one endpoint named "0". Every endpoint
+   * shares the scheme and base path, so TLS settings and paths apply alike.
+   */
+  private endpoints(spec: Raw, scalarPath: string | undefined, path: string): EndpointConfig[] | undefined {
+    if (typeof spec['url'] === 'string') {
+      const url = this.upstreamUrl(spec['url'], scalarPath ?? childPath(path, 'url'));
+      return url ? [{ name: '0', url, weight: 1 }] : undefined;
+    }
+    const out: EndpointConfig[] = [];
+    const names = new Set<string>();
+    let invalid = false;
+    list(spec['endpoints']).forEach((item, i) => {
+      const ep = childPath(childPath(path, 'endpoints'), i);
+      const entry = typeof item === 'string' ? { url: item } : obj(item);
+      if (typeof entry['url'] !== 'string') return void (invalid = true);
+      const url = this.upstreamUrl(entry['url'], typeof item === 'string' ? ep : childPath(ep, 'url'));
+      if (!url) return void (invalid = true);
+      const name = typeof entry['name'] === 'string' ? entry['name'] : String(i);
+      if (names.has(name)) {
+        this.error(ep, 'duplicate', `${ep}: endpoint name "${name}" is used twice`);
+        invalid = true;
+      }
+      names.add(name);
+      const first = out[0];
+      if (first) {
+        const a = new URL(first.url);
+        const b = new URL(url);
+        if (a.protocol !== b.protocol || a.pathname !== b.pathname) {
+          this.error(ep, 'endpoint-mismatch', `${ep}: every endpoint of an upstream needs the same scheme and base path as the first ("${first.url}")`);
+          invalid = true;
+        }
+      }
+      out.push({ name, url, weight: (entry['weight'] as number | undefined) ?? 1 });
+    });
+    return invalid || out.length === 0 ? undefined : out;
+  }
+
+  private accessLog(a: Raw): AccessLogConfig | undefined {
+    if (typeof a['path'] !== 'string') return undefined;
+    const headers = strings(a['headers']).map((h) => h.toLowerCase());
+    headers.forEach((h, i) => {
+      if (isSecretHeader(h)) {
+        this.error(childPath(childPath('accessLog', 'headers'), i), 'secret-header', `accessLog.headers: "${h}" may carry credentials; secrets are never logged`);
+      }
+    });
+    return {
+      path: a['path'] === 'stdout' ? 'stdout' : resolve(this.baseDir, a['path']),
+      format: a['format'] ?? 'json',
+      fields: a['fields'] ? [...new Set(strings(a['fields']))] : [...ACCESS_LOG_FIELDS],
+      headers: [...new Set(headers)],
+    };
+  }
+
+  private healthCheck(raw: unknown): HealthCheckConfig | undefined {
+    if (raw === undefined) return undefined;
+    const h = obj(raw);
+    if (typeof h['path'] !== 'string') return undefined;
+    return {
+      path: h['path'],
+      intervalMs: h['interval'] ?? 5000,
+      timeoutMs: h['timeout'] ?? 1000,
+      healthyThreshold: h['healthyThreshold'] ?? 2,
+      unhealthyThreshold: h['unhealthyThreshold'] ?? 3,
+    };
+  }
+
+  private outlierDetection(o: Raw): OutlierDetectionConfig {
+    return {
+      consecutiveFailures: o['consecutiveFailures'] ?? OUTLIER_DEFAULTS.consecutiveFailures,
+      baseEjectionMs: o['baseEjectionTime'] ?? OUTLIER_DEFAULTS.baseEjectionMs,
+      maxEjectionPercent: o['maxEjectionPercent'] ?? OUTLIER_DEFAULTS.maxEjectionPercent,
+    };
+  }
+
+  private retry(r: Raw): RetryConfig {
+    const on = Array.isArray(r['on'])
+      ? [...new Set((r['on'] as unknown[]).filter((x): x is RetryOn => x === 'connect' || x === 'reset' || typeof x === 'number'))]
+      : RETRY_DEFAULTS.on;
+    return { attempts: r['attempts'] ?? RETRY_DEFAULTS.attempts, on, budgetPercent: r['budgetPercent'] ?? RETRY_DEFAULTS.budgetPercent };
   }
 
   private upstreamUrl(text: string, path: string): string | undefined {
@@ -356,7 +459,8 @@ class MeaningChecker {
       : undefined;
     const release = r['release'] !== undefined ? this.release(obj(r['release']), childPath(path, 'release'), upstreams, backends, shadow, diff) : undefined;
     if (typeof r['name'] !== 'string' || !match) return undefined;
-    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff, release };
+    const escapedSlashes = (obj(r['paths'])['escapedSlashes'] ?? this.escapedSlashes) as EscapedSlashes;
+    return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff, release, escapedSlashes };
   }
 
   private release(

@@ -21,7 +21,8 @@ export const LATENCY_BUCKETS = [
   60,
 ];
 
-export type UpstreamErrorReason = 'connect' | 'timeout' | 'reset';
+/** pool_exhausted: no pooled connection came free in time; the gateway's own limit, not the upstream's fault. */
+export type UpstreamErrorReason = 'connect' | 'timeout' | 'reset' | 'pool_exhausted';
 export type EgressOutcome = 'forwarded' | 'replayed' | 'simulated' | 'passthrough' | 'refused' | 'error';
 export type ShadowOutcome = 'completed' | 'error' | 'timeout' | 'dropped' | 'skipped';
 
@@ -30,6 +31,10 @@ export class GatewayMetrics {
   readonly requests: FastCounter;
   readonly requestDuration: FastHistogram;
   readonly upstreamErrors: FastCounter;
+  readonly upstreamRetries: FastCounter;
+  readonly endpointHealthy: Gauge<'upstream' | 'endpoint'>;
+  readonly endpointEjections: Counter<'upstream' | 'endpoint'>;
+  readonly accessLogDropped: Counter;
   readonly shadowRequests: FastCounter;
   readonly shadowDuration: FastHistogram;
   readonly shadowComparisons: FastCounter;
@@ -76,8 +81,14 @@ export class GatewayMetrics {
     );
     this.upstreamErrors = new FastCounter(
       'gatewayctl_upstream_errors_total',
-      'Upstream failures on the user path: connect, timeout or reset.',
+      'Upstream failures on the user path: connect, timeout, reset, or pool_exhausted (no pooled connection came free in time: the gateway\'s limit, not the upstream\'s fault).',
       ['route', 'upstream', 'reason'],
+      registry,
+    );
+    this.upstreamRetries = new FastCounter(
+      'gatewayctl_upstream_retries_total',
+      'Requests sent again, to another endpoint when there is one, after a connect failure, a reset or a retryable status.',
+      ['route', 'upstream'],
       registry,
     );
     this.shadowRequests = new FastCounter(
@@ -137,6 +148,24 @@ export class GatewayMetrics {
       collect() {
         this.set(metrics.shadowInflightSource());
       },
+    });
+    this.endpointHealthy = new client.Gauge({
+      name: 'gatewayctl_upstream_endpoint_healthy',
+      help: 'Whether an endpoint is in rotation (1): passing its health checks and not ejected. Endpoints by config name or position.',
+      labelNames: ['upstream', 'endpoint'],
+      registers,
+      aggregator: 'min',
+    });
+    this.endpointEjections = new client.Counter({
+      name: 'gatewayctl_upstream_ejections_total',
+      help: 'Endpoints taken out of rotation after failing requests in a row (outlier detection).',
+      labelNames: ['upstream', 'endpoint'],
+      registers,
+    });
+    this.accessLogDropped = new client.Counter({
+      name: 'gatewayctl_access_log_dropped_total',
+      help: 'Access log lines not written: the disk was full or the writer fell too far behind.',
+      registers,
     });
     this.compareDropped = new client.Counter({
       name: 'gatewayctl_shadow_compare_dropped_total',
@@ -274,6 +303,7 @@ export class RequestStats {
   private readonly codes = new Map<number, CounterChild>();
   readonly duration: HistogramChild;
   private readonly errors: Record<UpstreamErrorReason, CounterChild>;
+  readonly retries: CounterChild;
 
   constructor(
     private readonly metrics: GatewayMetrics,
@@ -285,7 +315,9 @@ export class RequestStats {
       connect: metrics.upstreamErrors.labels(route, upstream, 'connect'),
       timeout: metrics.upstreamErrors.labels(route, upstream, 'timeout'),
       reset: metrics.upstreamErrors.labels(route, upstream, 'reset'),
+      pool_exhausted: metrics.upstreamErrors.labels(route, upstream, 'pool_exhausted'),
     };
+    this.retries = metrics.upstreamRetries.labels(route, upstream);
   }
 
   observe(code: number, seconds: number): void {

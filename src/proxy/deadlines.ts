@@ -5,6 +5,9 @@
  * of the gateway's own request handling; a sweep every 50 ms over the
  * exchanges in flight costs nothing per request.
  *
+ * - queue: a request waiting for a pooled connection (all maxSockets busy)
+ *   gets one within the upstream's poolTimeout, or is answered 503
+ *   pool_exhausted: the gateway's own limit, not the upstream's fault;
  * - connect: a new connection must be up within the upstream's connectTimeout;
  * - upload: while the request body streams there is no deadline on the
  *   upload as a whole (a long upload is no fault); the client's pauses are
@@ -22,9 +25,10 @@ import type { Socket } from 'node:net';
 
 export const SWEEP_MS = 50;
 
-export type DeadlinePhase = 'connect' | 'upload' | 'response' | 'body';
+export type DeadlinePhase = 'queue' | 'connect' | 'upload' | 'response' | 'body';
 
 const MESSAGES: Record<DeadlinePhase, string> = {
+  queue: 'no pooled upstream connection came free in time',
   connect: 'upstream connect timed out',
   upload: 'upstream stopped reading the request body',
   response: 'upstream response timed out',
@@ -42,12 +46,14 @@ export class UpstreamTimeoutError extends Error {
 export interface Watched {
   /** When the exchange started waiting, ms (Date.now()). */
   watchedSince: number;
+  /** Longest wait for a pooled connection (no upstream request has a socket yet). */
+  poolTimeoutMs: number;
   connectTimeoutMs: number;
   responseTimeoutMs: number;
   upstreamRequest: ClientRequest | undefined;
   upstreamResponse: IncomingMessage | undefined;
   /** When the request was sent whole (its 'finish'), ms; 0 until then. */
-  sentAt: number;
+  requestSentAt: number;
   /**
    * Progress on the upstream socket, and since when: bytes written while
    * the request is sent, bytes read once the response head is in.
@@ -104,12 +110,15 @@ export class UpstreamDeadlines<T extends Watched> {
 }
 
 function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
+  if (!w.upstreamRequest) {
+    return now - w.watchedSince > Math.min(w.poolTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('queue') : undefined;
+  }
   const socket = w.upstreamRequest?.socket as Socket | null | undefined;
   if (socket && socket.connecting) {
     return now - w.watchedSince > Math.min(w.connectTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('connect') : undefined;
   }
   if (!w.upstreamResponse) {
-    if (w.sentAt === 0 && socket) {
+    if (w.requestSentAt === 0 && socket) {
       const written = socket.bytesWritten;
       if (written !== w.lastBytes || !w.upstreamRequest!.writableNeedDrain) {
         w.lastBytes = written;
@@ -118,7 +127,7 @@ function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
       }
       return now - w.lastProgress > w.responseTimeoutMs ? new UpstreamTimeoutError('upload') : undefined;
     }
-    return now - (w.sentAt || w.watchedSince) > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
+    return now - (w.requestSentAt || w.watchedSince) > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
   }
   const read = socket?.bytesRead ?? w.lastBytes;
   if (read !== w.lastBytes) {

@@ -4,9 +4,12 @@
  *   screen (framing, limits, target) → route → pick backend → clean headers → forward
  *                                              └→ mirror (shadow/) when the route says so
  *
- * Forwarding goes through http-proxy-3 with a keep-alive agent per upstream;
- * bodies stream both ways without buffering. Every failure ends in a status
- * (400/404/405/408/413/431/502/504/505) with a small JSON body, never in a
+ * Forwarding goes through http-proxy-3 with a keep-alive agent per endpoint;
+ * bodies stream both ways without buffering. The upstream's pool
+ * (src/upstream/) picks the endpoint for each try and hears how it went; a
+ * try that failed before anything of it could matter is sent again, to
+ * another endpoint, as src/upstream/retry.ts allows. Every failure ends in a
+ * status (400/404/405/408/413/431/502/503/504/505) with a small JSON body, never in a
  * crash: the proxy's error callback is always given, and response streams
  * always have an error handler. Once the gateway has answered "connection:
  * close", nothing more is read from that connection: requests pipelined
@@ -15,18 +18,23 @@
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { CompiledRoute, CompiledUpstream } from '../config/compile.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import type { MirrorSession, ShadowService } from '../shadow/service.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
-import type { UpstreamPools } from './pools.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import type { UpstreamPools } from '../upstream/pools.js';
+import type { RetryCause } from '../upstream/retry.js';
 import { UpstreamDeadlines, UpstreamTimeoutError, type Watched } from './deadlines.js';
 import { condemn, isCondemned, sendError } from './responses.js';
-import { ALLOW, SERVER_OPTIONS, screenRequest, type Refusal } from './screen.js';
+import { ALLOW, SERVER_OPTIONS, escapedSlashRefused, screenRequest, type Refusal } from './screen.js';
 import { classifyUpstreamError } from './upstream-faults.js';
 
 export { UpstreamTimeoutError };
@@ -37,12 +45,29 @@ const UNASKED_SWITCH = 'upstream switched protocols unasked';
 /** Per-request state, attached to the request for the proxy's events. */
 class Exchange implements Watched {
   upstreamFailed = false;
+  /** The client was cut off (body too large or stalled): nothing to hold against the endpoint. */
+  clientFault = false;
+  /** Tries started; the endpoint of the last one, and whether it still counts as outstanding. */
+  tries = 0;
+  endpoint: Endpoint | undefined;
+  holding = false;
+  /** The request body, let through to the current try once its connection is up (retryable bodies). */
+  bodyGate: PassThrough | undefined;
+  bodyStarted = false;
+  /** Bytes written on the try's socket before it carried this request. */
+  writtenBefore = 0;
+  upstreamSocket: Socket | undefined;
+  poolTimeoutMs = 0;
+  /** For the access log: when the first try started, when the upstream's answer ended. */
+  sentAt = 0;
+  upstreamEndedAt = 0;
   /** The upstream request, once it has a socket. */
   upstreamRequest: ClientRequest | undefined;
   upstreamResponse: IncomingMessage | undefined;
   connected = false;
   watchedSince = 0;
-  sentAt = 0;
+  /** When the current try's request was sent whole (deadlines.ts); 0 until then. */
+  requestSentAt = 0;
   connectTimeoutMs = 0;
   responseTimeoutMs = 0;
   lastBytes = 0;
@@ -58,7 +83,17 @@ class Exchange implements Watched {
     readonly upstream: CompiledUpstream | undefined,
     readonly stats: RequestStats,
     readonly mirror: MirrorSession | undefined,
+    readonly pool: UpstreamPool,
+    readonly method: string,
+    readonly hasBody: boolean,
   ) {}
+
+  /** The current try is over: the endpoint has one request fewer. */
+  release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.pool.finish(this.endpoint!);
+  }
 }
 
 type ExchangeRequest = IncomingMessage & { [kExchange]?: Exchange };
@@ -74,6 +109,8 @@ export interface ProxyHandlerOptions {
   readonly current: () => ActiveConfig;
   /** Whether the gateway is shutting down: answers then close their connection. */
   readonly draining: () => boolean;
+  /** The access log, when the config asks for one. */
+  readonly accessLog?: () => AccessLog | undefined;
 }
 
 export class ProxyHandler {
@@ -86,8 +123,10 @@ export class ProxyHandler {
   private readonly shadow: ShadowService | undefined;
   private readonly current: () => ActiveConfig;
   private readonly draining: () => boolean;
+  private readonly accessLog: () => AccessLog | undefined;
 
   constructor(options: ProxyHandlerOptions) {
+    this.accessLog = options.accessLog ?? (() => undefined);
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.pools = options.pools;
@@ -100,12 +139,12 @@ export class ProxyHandler {
    * The proxy for an upstream's pool. Options fixed per server (not per
    * call) spare http-proxy-3 a merge and a URL parse on every request.
    */
-  private proxyFor(upstream: CompiledUpstream): ProxyServer {
-    const agent = this.pools.agentFor(upstream);
+  private proxyFor(endpoint: Endpoint): ProxyServer {
+    const agent = endpoint.agent;
     let proxy = this.proxies.get(agent);
     if (!proxy) {
       proxy = createProxyServer({
-        target: upstream.target,
+        target: endpoint.url,
         agent,
         xfwd: false,
         selfHandleResponse: true,
@@ -140,15 +179,20 @@ export class ProxyHandler {
     const started = performance.now();
     const active = this.current();
     const requestId = clientRequestId(req.headers) ?? randomUUID();
+    const log = this.accessLog();
+    if (log) logOnClose(log, req, res, requestId, started);
 
     const limits = active.snapshot.config.limits;
-    const screened = screenRequest(req, limits);
+    const screened = screenRequest(req, limits, active.snapshot.keepEscapedSlashes);
     if (!screened.ok) return this.refuse(req, res, active, screened, requestId, started);
     const method = req.method ?? 'GET';
 
     const route = active.snapshot.route({ method, path: screened.path, host: active.hostOf(req), headers: req.headers });
     if (!route) {
       return this.reject(req, res, active, 404, 'no route matches this request', 'no_route', requestId, started, undefined, true);
+    }
+    if (escapedSlashRefused(active.snapshot, route, screened.path)) {
+      return this.reject(req, res, active, 400, 'bad request: encoded slash or backslash in path', 'bad_path', requestId, started);
     }
     const upstream = route.pickBackend(req.headers);
     const stats = active.statsFor(route, upstream);
@@ -163,24 +207,67 @@ export class ProxyHandler {
     if (upstreamTarget !== req.url) req.url = upstreamTarget;
 
     const mirror = route.shadows.length > 0 && this.shadow ? this.shadow.begin(req, route, requestId, upstream) : undefined;
-    const exchange = new Exchange(active, requestId, started, route, upstream, stats, mirror);
+    const pool = this.pools.poolFor(upstream);
+    const exchange = new Exchange(active, requestId, started, route, upstream, stats, mirror, pool, method, screened.hasBody);
     (req as ExchangeRequest)[kExchange] = exchange;
     active.inflight++;
     res.once('close', onResponseClose);
 
     if (screened.hasBody) {
       guardBody(req, res, exchange, screened.chunked ? limits.maxBodyBytes : Infinity, active.snapshot.config.timeouts.bodyMs, this.metrics);
+      // A body read only once the try's connection is up is still whole if the connect fails.
+      if (pool.retry.attempts > 1) req.pause();
     }
     // Only now, with the request accepted and routed, may the client send its body.
     if (expectContinue) res.writeContinue();
 
+    exchange.poolTimeoutMs = upstream.config.poolTimeoutMs;
     exchange.connectTimeoutMs = upstream.config.connectTimeoutMs;
     exchange.responseTimeoutMs = upstream.timeoutMs;
     exchange.response = res;
     exchange.deadlines = this.deadlines;
-    this.deadlines.watch(exchange);
-    this.proxyFor(upstream).web(req, res, this.onForwardError);
+    if (pool.retry.attempts > 1) pool.budget.request(Date.now());
+    this.send(exchange, req, res, undefined);
   };
+
+  /** One try: an endpoint from the pool, the request forwarded to it. */
+  private send(exchange: Exchange, req: IncomingMessage, res: ServerResponse, avoid: Endpoint | undefined): void {
+    const endpoint = exchange.pool.pick(avoid);
+    if (exchange.tries === 0) exchange.sentAt = performance.now();
+    exchange.endpoint = endpoint;
+    exchange.holding = true;
+    exchange.tries++;
+    exchange.pool.begin(endpoint);
+    exchange.upstreamRequest = undefined;
+    exchange.upstreamResponse = undefined;
+    exchange.upstreamSocket = undefined;
+    exchange.requestSentAt = 0;
+    exchange.connected = false;
+    exchange.expired = undefined;
+    this.deadlines.watch(exchange);
+    const proxy = this.proxyFor(endpoint);
+    if (exchange.hasBody && exchange.pool.retry.attempts > 1) {
+      exchange.bodyGate?.destroy();
+      exchange.bodyGate = new PassThrough();
+      proxy.web(req, res, { buffer: exchange.bodyGate }, this.onForwardError);
+    } else proxy.web(req, res, this.onForwardError);
+  }
+
+  /**
+   * Whether the failed try may be tried again, and if so sends it. The
+   * current try must be over (released) before.
+   */
+  private retry(exchange: Exchange, req: IncomingMessage, res: ServerResponse, cause: RetryCause, status = 0): boolean {
+    const pool = exchange.pool;
+    if (exchange.tries >= pool.retry.attempts || res.headersSent || req.socket.destroyed || exchange.upstreamFailed) return false;
+    const written = exchange.upstreamSocket ? exchange.upstreamSocket.bytesWritten > exchange.writtenBefore : false;
+    const facts = { method: exchange.method, hasBody: exchange.hasBody, requestWritten: written, bodyStarted: exchange.bodyStarted };
+    if (!pool.retry.allows(cause, facts, status) || !pool.budget.tryRetry(Date.now())) return false;
+    exchange.stats.retries.inc();
+    exchange.release();
+    this.send(exchange, req, res, exchange.endpoint);
+    return true;
+  }
 
   /** The sweep found an exchange past a deadline. */
   private expire(exchange: Exchange, error: UpstreamTimeoutError): void {
@@ -189,9 +276,12 @@ export class ProxyHandler {
       exchange.upstreamRequest.destroy(error);
       return;
     }
-    // Still queued for a pooled connection: answer without it.
+    // Still queued for a pooled connection: answer without it. The pool is
+    // full, which says nothing of the endpoint's health.
+    exchange.release();
     const res = exchange.response;
-    if (res) this.failUpstream(exchange, res, 'timeout', 504, 'upstream timed out', error);
+    const fault = classifyUpstreamError(error, false);
+    if (res) this.failUpstream(exchange, res, fault.reason, fault.status, fault.message, error);
   }
 
   /** 'checkExpectation': an Expect other than 100-continue. */
@@ -201,6 +291,8 @@ export class ProxyHandler {
     if (isCondemned(req.socket)) return void req.resume();
     const active = this.current();
     const requestId = clientRequestId(req.headers) ?? randomUUID();
+    const log = this.accessLog();
+    if (log) logOnClose(log, req, res, requestId, performance.now());
     this.reject(req, res, active, 417, 'only "Expect: 100-continue" is supported', 'expectation', requestId, performance.now());
   };
 
@@ -240,17 +332,33 @@ export class ProxyHandler {
 
   private readonly onUpstreamRequest = (proxyReq: ClientRequest, req: IncomingMessage): void => {
     const exchange = (req as ExchangeRequest)[kExchange];
-    if (!exchange || !exchange.upstream) return;
+    if (!exchange || !exchange.upstream) {
+      // Its request was answered while this waited for a pooled connection
+      // (pool exhausted, client gone): it must not hold the connection.
+      proxyReq.destroy();
+      return;
+    }
     exchange.upstreamRequest = proxyReq;
     if (exchange.expired) {
       proxyReq.destroy(exchange.expired);
       return;
     }
     // Timeouts are the sweep's (deadlines.ts); here only note whether the
-    // connection is new, to tell a failed connect from a reset.
+    // connection is new, to tell a failed connect from a reset, and whether
+    // anything of the request was written on it.
     const socket = proxyReq.socket as Socket | null;
-    if (socket && socket.connecting) socket.once('connect', () => (exchange.connected = true));
-    else exchange.connected = true;
+    exchange.upstreamSocket = socket ?? undefined;
+    exchange.writtenBefore = socket?.bytesWritten ?? 0;
+    if (socket && socket.connecting) {
+      socket.once('connect', () => {
+        if (exchange.upstreamRequest !== proxyReq) return;
+        exchange.connected = true;
+        openBodyGate(exchange, req);
+      });
+    } else {
+      exchange.connected = true;
+      openBodyGate(exchange, req);
+    }
     // A 101 to a request that asked for no upgrade: without this listener
     // Node drops the socket and the request would wait forever.
     (proxyReq as ExchangeUpstreamRequest)[kExchange] = exchange;
@@ -293,6 +401,13 @@ export class ProxyHandler {
     }
     // In flight when the drain began: the answer says the connection ends.
     if (this.draining()) res.shouldKeepAlive = false;
+    const endpoint = exchange.endpoint!;
+    exchange.pool.record(endpoint, status >= 500 ? 'failure' : 'ok');
+    if (exchange.pool.retry.retriesStatus(status) && this.retry(exchange, req, res, 'status', status)) {
+      // Read and dropped, so its connection can serve again.
+      proxyRes.resume();
+      return;
+    }
     if (!req.complete) {
       // Answered before the request body was all read (an early 413, say):
       // what is left of the body is not read, so the connection ends with it.
@@ -327,6 +442,8 @@ export class ProxyHandler {
     if (!exchange) return;
     (this as ExchangeResponse)[kExchange] = undefined;
     exchange.deadlines?.unwatch(exchange);
+    exchange.release();
+    exchange.upstreamEndedAt = performance.now();
     const res = exchange.response;
     if (this.complete || !res || res.writableFinished) return;
     if (!exchange.upstreamFailed && !res.req.socket.destroyed) {
@@ -350,12 +467,17 @@ export class ProxyHandler {
       return;
     }
     exchange.upstreamRequest?.destroy();
+    const held = exchange.holding;
+    exchange.release();
+    if (exchange.clientFault) return;
     if (req.socket.destroyed && !response.headersSent) {
       // The client left before the upstream answered: nothing to tell anyone.
       response.destroy();
       return;
     }
     const fault = classifyUpstreamError(err, exchange.connected);
+    if (held && fault.reason !== 'pool_exhausted') exchange.pool.record(exchange.endpoint!, 'failure');
+    if ((fault.reason === 'connect' || fault.reason === 'reset') && held && this.retry(exchange, req, response, fault.reason)) return;
     this.failUpstream(exchange, response, fault.reason, fault.status, fault.message, err);
   };
 
@@ -367,6 +489,8 @@ export class ProxyHandler {
     message: string,
     err: unknown,
   ): void {
+    exchange.release();
+    exchange.upstreamEndedAt ||= performance.now();
     if (!exchange.upstreamFailed) {
       exchange.upstreamFailed = true;
       exchange.stats.upstreamError(reason);
@@ -375,6 +499,8 @@ export class ProxyHandler {
         this.logger.warn('upstream.error', `${exchange.upstream?.name}: ${message}`, {
           route: exchange.route?.name,
           upstream: exchange.upstream?.name,
+          endpoint: exchange.endpoint?.name,
+          tries: exchange.tries,
           reason,
           error: (err as Error)?.message,
           requestId: exchange.requestId,
@@ -402,7 +528,48 @@ function noop(): void {}
 /** The request, body and all, has been handed to the upstream connection. */
 function onUpstreamRequestSent(this: ExchangeUpstreamRequest): void {
   const exchange = this[kExchange];
-  if (exchange) exchange.sentAt = Date.now();
+  if (exchange && exchange.upstreamRequest === this) exchange.requestSentAt = Date.now();
+}
+
+/**
+ * One access log line once the response is over (and, for a mirrored
+ * request, once its copies have an outcome). Registered before the
+ * exchange's own close listener, so the exchange is still attached.
+ */
+function logOnClose(log: AccessLog, req: IncomingMessage, res: ServerResponse, requestId: string, started: number): void {
+  const socket = req.socket;
+  const bytesBefore = socket.bytesWritten;
+  res.once('close', () => {
+    const exchange = (req as ExchangeRequest)[kExchange];
+    const ended = performance.now();
+    const entry = {
+      requestId,
+      client: socket.remoteAddress ?? '',
+      route: exchange?.route?.name ?? '',
+      upstream: exchange?.upstream?.name ?? '',
+      endpoint: exchange?.endpoint?.name ?? '',
+      method: req.method ?? '',
+      path: req.url ?? '',
+      httpVersion: req.httpVersion,
+      status: res.headersSent ? res.statusCode : 499,
+      bytes: socket.bytesWritten - bytesBefore,
+      durationMs: ended - started,
+      upstreamMs: exchange && exchange.sentAt > 0 ? (exchange.upstreamEndedAt || ended) - exchange.sentAt : undefined,
+      retries: exchange ? Math.max(0, exchange.tries - 1) : 0,
+      shadow: '',
+      headers: req.headers,
+    };
+    if (exchange?.mirror) exchange.mirror.whenSettled((shadow) => log.write({ ...entry, shadow }));
+    else log.write(entry);
+  });
+}
+
+/** The try's connection is up: the body may flow to it now (and can no longer be replayed). */
+function openBodyGate(exchange: Exchange, req: IncomingMessage): void {
+  const gate = exchange.bodyGate;
+  if (!gate || exchange.bodyStarted) return;
+  exchange.bodyStarted = true;
+  req.pipe(gate);
 }
 
 /** Counts the request once, however it ended. */
@@ -412,6 +579,8 @@ function onResponseClose(this: ServerResponse): void {
   if (!exchange) return;
   req[kExchange] = undefined;
   exchange.deadlines?.unwatch(exchange);
+  exchange.release();
+  exchange.bodyGate?.destroy();
   const code = this.headersSent ? this.statusCode : 499;
   exchange.stats.observe(code, (performance.now() - exchange.started) / 1000);
   if (!this.writableFinished) exchange.upstreamRequest?.destroy();
@@ -438,6 +607,8 @@ function guardBody(req: IncomingMessage, res: ServerResponse, exchange: Exchange
     stop();
     metrics.rejectedRequests.inc({ reason });
     exchange.upstreamFailed = true;
+    exchange.clientFault = true;
+    exchange.release();
     exchange.upstreamRequest?.destroy();
     condemn(req.socket);
     sendError(res, status, message, exchange.requestId, { close: true });

@@ -13,7 +13,8 @@
  * - Repeated slashes are merged.
  * - Refused (400): dot segments (also encoded, and `..;x` / `.;x`, which
  *   servlet containers read as dot segments), backslashes and encoded
- *   slashes or backslashes (upstreams disagree on what they mean), control
+ *   slashes or backslashes (upstreams disagree on what they mean; with
+ *   paths.escapedSlashes: keep, %2F stays as it is, inside its segment), control
  *   characters, NUL, and malformed escapes.
  * The query is never touched. A path that needs none of this passes through
  * with a single scan.
@@ -83,8 +84,8 @@ export function isValidHost(host: string): boolean {
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 const ABSOLUTE = /^https?:\/\/([^/?#]*)(.*)$/i;
 
-export function normalizeTarget(target: string): NormalizedTarget {
-  if (target.charCodeAt(0) !== 47 /* / */) return absoluteForm(target);
+export function normalizeTarget(target: string, keepEscapedSlashes = false): NormalizedTarget {
+  if (target.charCodeAt(0) !== 47 /* / */) return absoluteForm(target, keepEscapedSlashes);
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q);
@@ -112,10 +113,10 @@ export function normalizeTarget(target: string): NormalizedTarget {
     prevSlash = slash;
   }
   if (plain) return { ok: true, path: rawPath, query };
-  return slowNormalize(rawPath, query);
+  return slowNormalize(rawPath, query, keepEscapedSlashes);
 }
 
-function absoluteForm(target: string): NormalizedTarget {
+function absoluteForm(target: string, keepEscapedSlashes: boolean): NormalizedTarget {
   const m = ABSOLUTE.exec(target);
   if (!m) return { ok: false, reason: 'request target must be a path or an http(s) URL' };
   const authority = m[1]!;
@@ -124,11 +125,11 @@ function absoluteForm(target: string): NormalizedTarget {
   if (authority.includes('@')) return { ok: false, reason: 'userinfo in request target' };
   if (!isValidHost(authority)) return { ok: false, reason: 'malformed authority in request target' };
   const origin = rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? '/' + rest : rest;
-  const normalized = normalizeTarget(origin);
+  const normalized = normalizeTarget(origin, keepEscapedSlashes);
   return normalized.ok ? { ...normalized, authority } : normalized;
 }
 
-function slowNormalize(rawPath: string, query: string): NormalizedTarget {
+function slowNormalize(rawPath: string, query: string, keepEscapedSlashes: boolean): NormalizedTarget {
   let out = '';
   for (let i = 0; i < rawPath.length; i++) {
     const ch = rawPath[i]!;
@@ -140,6 +141,12 @@ function slowNormalize(rawPath: string, query: string): NormalizedTarget {
       if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return { ok: false, reason: 'malformed percent-encoding in path' };
       const code = parseInt(hex, 16);
       if (code < 0x20 || code === 0x7f) return { ok: false, reason: 'encoded control character in path' };
+      if (code === 0x2f && keepEscapedSlashes) {
+        // Kept encoded: part of its segment for matching, sent on as it came.
+        out += '%2F';
+        i += 2;
+        continue;
+      }
       if (code === 0x2f || code === 0x5c) return { ok: false, reason: 'encoded slash or backslash in path' };
       const decoded = String.fromCharCode(code);
       out += UNRESERVED.test(decoded) ? decoded : '%' + hex.toUpperCase();
@@ -149,7 +156,8 @@ function slowNormalize(rawPath: string, query: string): NormalizedTarget {
     out += ENCODED.has(ch) ? '%' + c.toString(16).toUpperCase() : ch;
   }
   out = out.replace(/\/{2,}/g, '/');
-  for (const segment of out.split('/')) {
+  // A kept %2F must not hide a dot segment from an upstream that decodes it.
+  for (const segment of keepEscapedSlashes ? out.split(/\/|%2F/) : out.split('/')) {
     const bare = segment.includes(';') ? segment.slice(0, segment.indexOf(';')) : segment;
     if (bare === '.' || bare === '..') return { ok: false, reason: 'dot segment in path' };
   }

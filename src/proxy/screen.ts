@@ -71,7 +71,7 @@ export function hostLines(rawHeaders: readonly string[]): number {
   return hosts;
 }
 
-export function screenRequest(req: IncomingMessage, limits: LimitsConfig): Admitted | Refusal {
+export function screenRequest(req: IncomingMessage, limits: LimitsConfig, keepEscapedSlashes = false): Admitted | Refusal {
   if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) return VERSION;
   const method = req.method;
   if (method === 'TRACE' || method === 'CONNECT') {
@@ -111,7 +111,7 @@ export function screenRequest(req: IncomingMessage, limits: LimitsConfig): Admit
   const host = headers.host;
   if (host !== undefined && !isValidHost(host)) return BAD_HOST;
 
-  const target = normalizeTarget(req.url ?? '');
+  const target = normalizeTarget(req.url ?? '', keepEscapedSlashes);
   if (!target.ok) {
     if (req.url === '*') return method === 'OPTIONS' ? SERVER_OPTIONS : refusal(400, 'bad request: "*" is a target for OPTIONS only', 'bad_path');
     return refusal(400, `bad request: ${target.reason}`, 'bad_path');
@@ -119,4 +119,9 @@ export function screenRequest(req: IncomingMessage, limits: LimitsConfig): Admit
   // absolute-form: the target's authority is the host (RFC 9112 section 3.2.2).
   if (target.authority !== undefined) headers.host = target.authority;
   return { ok: true, path: target.path, query: target.query, hasBody, chunked };
+}
+
+/** Paths were screened with %2F kept because some route keeps it; this route does not. */
+export function escapedSlashRefused(snapshot: { keepEscapedSlashes: boolean }, route: { keepEscapedSlashes: boolean }, path: string): boolean {
+  return snapshot.keepEscapedSlashes && !route.keepEscapedSlashes && path.includes('%2F');
 }

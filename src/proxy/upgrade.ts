@@ -32,9 +32,10 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ActiveConfig } from '../runtime/active.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { upstreamPath } from './path.js';
-import type { UpstreamPools } from './pools.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import type { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from './responses.js';
-import { screenRequest } from './screen.js';
+import { escapedSlashRefused, screenRequest } from './screen.js';
 import { armUpstreamTimeouts, classifyUpstreamError } from './upstream-faults.js';
 
 export interface UpgradeHandlerOptions {
@@ -96,7 +97,7 @@ export class UpgradeHandler {
     };
     if (this.draining()) return refuse(503, 'the gateway is shutting down', 'draining');
 
-    const screened = screenRequest(req, active.snapshot.config.limits);
+    const screened = screenRequest(req, active.snapshot.config.limits, active.snapshot.keepEscapedSlashes);
     if (!screened.ok) return refuse(screened.status === 200 ? 400 : screened.status, screened.message || 'bad request', screened.reason, screened.headers);
     if (!upgradeWanted(req) || screened.hasBody) {
       return refuse(400, 'bad request: an upgrade must be a GET on HTTP/1.1 without a body', 'upgrade');
@@ -109,6 +110,7 @@ export class UpgradeHandler {
       active.unmatchedStats.observe(404, (performance.now() - started) / 1000);
       return refuse(404, 'no route matches this request', 'no_route');
     }
+    if (escapedSlashRefused(active.snapshot, route, screened.path)) return refuse(400, 'bad request: encoded slash or backslash in path', 'bad_path');
     const upstream = route.pickBackend(req.headers);
     const stats = active.statsFor(route, upstream);
     const peer = (socket as Socket).remoteAddress;
@@ -130,7 +132,21 @@ export class UpgradeHandler {
       active.requestDone();
     };
     const state = { connected: false };
-    const upReq = this.request(upstream, screened.path + screened.query, req);
+    // The endpoint carries this exchange, tunnel included, until it closes.
+    const pool = this.pools.poolFor(upstream);
+    const endpoint = pool.pick();
+    pool.begin(endpoint);
+    let held = true;
+    let tunnelled = false;
+    const release = () => {
+      if (held) pool.finish(endpoint);
+      held = false;
+    };
+    const upReq = this.request(endpoint, screened.path + screened.query, req);
+    upReq.once('close', () => {
+      // The tunnel's socket was handed over: it is released when that closes.
+      if (!tunnelled) release();
+    });
     upReq.on('socket', () => armUpstreamTimeouts(upReq, upstream, state));
     // The client left during the handshake: drop the upstream request at once.
     const onClientGone = () => {
@@ -144,6 +160,7 @@ export class UpgradeHandler {
       if (settled) return;
       if (socket.destroyed) return settle(499);
       const fault = classifyUpstreamError(err, state.connected);
+      pool.record(endpoint, 'failure');
       stats.upstreamError(fault.reason);
       this.warn(upstream, fault.message, err, requestId);
       settle(fault.status);
@@ -183,6 +200,9 @@ export class UpgradeHandler {
         return sendRawError(socket, 502, 'upstream switched to a protocol the client did not ask for', requestId);
       }
       settle(101);
+      pool.record(endpoint, 'ok');
+      tunnelled = true;
+      upSocket.once('close', release);
       if (socket.destroyed) return void upSocket.destroy();
       upSocket.setTimeout(0);
       const extra = `connection: Upgrade\r\nupgrade: ${switched}\r\n`;
@@ -196,8 +216,8 @@ export class UpgradeHandler {
     for (const socket of this.tunnels) socket.destroy();
   }
 
-  private request(upstream: CompiledUpstream, pathAndQuery: string, req: IncomingMessage): ClientRequest {
-    const target = upstream.target;
+  private request(endpoint: Endpoint, pathAndQuery: string, req: IncomingMessage): ClientRequest {
+    const target = endpoint.url;
     const https_ = target.protocol === 'https:';
     const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
     const request = (https_ ? https : http).request({
@@ -206,7 +226,7 @@ export class UpgradeHandler {
       method: 'GET',
       path: upstreamPath(target, pathAndQuery),
       headers: req.headers,
-      agent: this.pools.agentFor(upstream),
+      agent: endpoint.agent,
     });
     request.end();
     return request;

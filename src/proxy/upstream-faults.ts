@@ -38,13 +38,16 @@ export function armUpstreamTimeouts(proxyReq: ClientRequest, upstream: CompiledU
 
 export interface UpstreamFault {
   readonly reason: UpstreamErrorReason;
-  readonly status: 502 | 504;
+  readonly status: 502 | 503 | 504;
   readonly message: string;
 }
+
+const POOL_EXHAUSTED: UpstreamFault = { reason: 'pool_exhausted', status: 503, message: 'no upstream connection free (pool exhausted)' };
 
 /** What an upstream request's error means: 504 for a response timeout, else 502. */
 export function classifyUpstreamError(err: unknown, connected: boolean): UpstreamFault {
   if (err instanceof UpstreamTimeoutError) {
+    if (err.phase === 'queue') return POOL_EXHAUSTED;
     return err.phase === 'connect'
       ? { reason: 'connect', status: 502, message: 'upstream connect timed out' }
       : { reason: 'timeout', status: 504, message: 'upstream timed out' };

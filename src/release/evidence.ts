@@ -13,6 +13,7 @@ export interface Sample {
 
 export interface BackendEvidence {
   requests: number;
+  /** 5xx answers the upstream is to blame for (the gateway's own pool_exhausted 503s left out). */
   errors: number;
   /** Non-cumulative counts per latency bucket; the last is +Inf. */
   latency: number[];
@@ -37,6 +38,9 @@ export interface Evidence {
 const REQUESTS = 'gatewayctl_requests_total';
 const LATENCY_BUCKET = 'gatewayctl_request_duration_seconds_bucket';
 const COMPARISONS = 'gatewayctl_shadow_comparisons_total';
+const UPSTREAM_ERRORS = 'gatewayctl_upstream_errors_total';
+/** 503s the gateway answers when its own connection pool is full: not the candidate's fault. */
+const GATEWAY_OWN = 'pool_exhausted';
 
 interface MetricJson {
   name: string;
@@ -84,6 +88,7 @@ export function evidenceFrom(samples: readonly Sample[]): Evidence {
   const route = (name: string) => (routes[name] ??= { backends: {}, comparisons: {} });
   const cumulative = new Map<string, Map<number, number>>();
   const boundSet = new Set<number>();
+  const gatewayOwn = new Map<BackendEvidence, number>();
 
   for (const s of samples) {
     const r = s.labels['route'];
@@ -101,6 +106,9 @@ export function evidenceFrom(samples: readonly Sample[]): Evidence {
       let byBound = cumulative.get(key);
       if (!byBound) cumulative.set(key, (byBound = new Map()));
       byBound.set(le, (byBound.get(le) ?? 0) + s.value);
+    } else if (s.name === UPSTREAM_ERRORS && s.labels['reason'] === GATEWAY_OWN) {
+      const b = backend(route(r), u);
+      gatewayOwn.set(b, (gatewayOwn.get(b) ?? 0) + s.value);
     } else if (s.name === COMPARISONS) {
       const c = (route(r).comparisons[u] ??= { match: 0, diff: 0 });
       if (s.labels['result'] === 'diff') c.diff += s.value;
@@ -108,6 +116,7 @@ export function evidenceFrom(samples: readonly Sample[]): Evidence {
     }
   }
 
+  for (const [b, own] of gatewayOwn) b.errors = Math.max(0, b.errors - own);
   const bounds = [...boundSet].sort((a, b) => a - b);
   for (const [key, byBound] of cumulative) {
     const [r, u] = key.split('\u0000') as [string, string];

@@ -135,6 +135,7 @@ const PROMETHEUS_QUERIES = [
   'gatewayctl_requests_total',
   'gatewayctl_request_duration_seconds_bucket',
   'gatewayctl_shadow_comparisons_total',
+  'gatewayctl_upstream_errors_total{reason="pool_exhausted"}',
 ];
 
 /** Instant queries against Prometheus' HTTP API; series of all replicas. */

@@ -133,6 +133,10 @@ export class ClusterDataPlane implements DataPlane {
     if (worker.isConnected()) worker.send(message);
   }
 
+  reopenLogs(): void {
+    for (const worker of this.live()) worker.send({ type: 'reopen-logs' } satisfies ToWorker);
+  }
+
   private live(): Worker[] {
     return this.slots.map((s) => s.worker).filter((w) => w.isConnected() && !w.isDead());
   }

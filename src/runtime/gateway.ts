@@ -44,6 +44,8 @@ export interface DataPlane {
   metricsJson(own: GatewayMetrics): Promise<MetricJson[]>;
   /** Requests in flight, when this process knows. */
   inflight(): number | undefined;
+  /** Reopens the access log file everywhere (after rotation). */
+  reopenLogs(): void;
 }
 
 export type DataPlaneFactory = (metrics: GatewayMetrics, logger: Logger) => DataPlane;
@@ -307,6 +309,12 @@ export class Gateway {
 
   get isStopping(): boolean {
     return this.stopping;
+  }
+
+  /** SIGUSR1: the access log file was rotated; reopen it. */
+  reopenLogs(): void {
+    this.logger.info('gateway.reopen-logs', 'reopening the access log');
+    this.dataPlane.reopenLogs();
   }
 
   /** Graceful stop: readiness fails, in-flight work finishes, then close. */

@@ -19,6 +19,7 @@ export type ToWorker =
   | { readonly type: 'tls'; readonly material: ListenerMaterial }
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'drain'; readonly deadlineMs: number }
+  | { readonly type: 'reopen-logs' }
   | { readonly type: 'event'; readonly channel: string; readonly payload: unknown };
 
 export type FromWorker =

@@ -57,6 +57,10 @@ export class LocalDataPlane implements DataPlane {
     return (await own.registry.getMetricsAsJSON()) as MetricJson[];
   }
 
+  reopenLogs(): void {
+    this.runtime?.reopenLogs();
+  }
+
   inflight(): number {
     return this.runtime?.inflight ?? 0;
   }

@@ -8,10 +8,11 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/compile.js';
+import { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats } from '../metrics/registry.js';
 import { ProxyHandler } from '../proxy/handler.js';
-import { UpstreamPools } from '../proxy/pools.js';
+import { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from '../proxy/responses.js';
 import { ALLOW } from '../proxy/screen.js';
 import { UpgradeHandler, upgradeWanted } from '../proxy/upgrade.js';
@@ -34,7 +35,7 @@ export class ProxyRuntime {
   readonly shadow: ShadowService;
   private readonly handler: ProxyHandler;
   private readonly upgrades: UpgradeHandler;
-  private readonly pools = new UpstreamPools();
+  private readonly pools: UpstreamPools;
   private readonly statsCache = new Map<string, RequestStats>();
   private readonly metrics: GatewayMetrics;
   private readonly logger: Logger;
@@ -42,11 +43,14 @@ export class ProxyRuntime {
   private draining = false;
   private readonly sockets = new Set<Duplex>();
   private readonly tls: TlsTermination | undefined;
+  private accessLog: AccessLog | undefined;
+  private lastLogFailure = 0;
 
   constructor(options: ProxyRuntimeOptions) {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.active = new ActiveConfig(options.snapshot, this.metrics, this.statsCache);
+    this.pools = new UpstreamPools(this.metrics);
     this.pools.retain(options.snapshot.upstreams.values());
     this.shadow = new ShadowService({
       metrics: this.metrics,
@@ -56,6 +60,7 @@ export class ProxyRuntime {
         const config = this.active.snapshot.config;
         return { limits: config.limits, timeouts: config.timeouts, darkEgress: config.egress?.dark !== undefined };
       },
+      pools: this.pools,
     });
     this.handler = new ProxyHandler({
       metrics: this.metrics,
@@ -64,6 +69,7 @@ export class ProxyRuntime {
       shadow: this.shadow,
       current: () => this.active,
       draining: () => this.draining,
+      accessLog: () => this.accessLog,
     });
     this.upgrades = new UpgradeHandler({
       metrics: this.metrics,
@@ -72,6 +78,7 @@ export class ProxyRuntime {
       current: () => this.active,
       draining: () => this.draining,
     });
+    this.configureAccessLog(options.snapshot);
     const { limits, timeouts } = options.snapshot.config;
     this.tls = options.tls && options.snapshot.config.tls ? new TlsTermination(options.tls, this.metrics, timeouts.headerMs) : undefined;
     this.server = (this.tls ?? http).createServer(
@@ -154,6 +161,7 @@ export class ProxyRuntime {
     const next = new ActiveConfig(snapshot, this.metrics, this.statsCache);
     this.pools.retain(snapshot.upstreams.values());
     this.active = next;
+    this.configureAccessLog(snapshot);
     const { limits, timeouts } = snapshot.config;
     // Read by Node for each new connection.
     (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
@@ -162,6 +170,31 @@ export class ProxyRuntime {
     const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
     this.shadow.retainOnly(shadowed);
     previous.retire(() => this.pools.release(previous.snapshot.upstreams.values()));
+  }
+
+  /** Opens, reconfigures or closes the access log to match the snapshot. */
+  private configureAccessLog(snapshot: Snapshot): void {
+    const config = snapshot.config.accessLog;
+    if (!config) {
+      void this.accessLog?.close();
+      this.accessLog = undefined;
+      return;
+    }
+    if (this.accessLog) return this.accessLog.configure(config);
+    this.accessLog = new AccessLog(config, {
+      dropped: (lines) => this.metrics.accessLogDropped.inc(lines),
+      failed: (error) => {
+        // Once in a while, not once per batch: a full disk fails every write.
+        if (Date.now() - this.lastLogFailure < 10_000) return;
+        this.lastLogFailure = Date.now();
+        this.logger.error('access-log.error', `access log ${config.path}: ${error.message}`);
+      },
+    });
+  }
+
+  /** After rotation (SIGUSR1). */
+  reopenLogs(): void {
+    this.accessLog?.reopen();
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
@@ -256,5 +289,6 @@ export class ProxyRuntime {
     this.handler.close();
     this.pools.destroy();
     await this.shadow.close();
+    await this.accessLog?.close();
   }
 }

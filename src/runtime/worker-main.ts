@@ -96,6 +96,9 @@ process.on('message', (raw: unknown) => {
     case 'drain':
       void (runtime?.drain(raw.deadlineMs) ?? Promise.resolve()).then(finish);
       return;
+    case 'reopen-logs':
+      runtime?.reopenLogs();
+      return;
   }
 });
 
@@ -114,3 +117,5 @@ process.on('disconnect', () => {
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
 process.on('SIGHUP', () => undefined);
+// The primary asks workers to reopen the access log; a stray SIGUSR1 must not start an inspector.
+process.on('SIGUSR1', () => undefined);

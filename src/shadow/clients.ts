@@ -1,13 +1,18 @@
 /**
- * Connection pools for shadow copies, one undici Pool per upstream origin,
+ * Connection pools for shadow copies, one undici Pool per endpoint origin,
  * separate from the primary's agents so a slow or dead shadow can never
- * hold a connection the user's path needs.
+ * hold a connection the user's path needs. The endpoint itself is picked by
+ * the upstream's pool (src/upstream/), as for primary traffic, and each
+ * copy's outcome feeds the same endpoint health.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import { BodyCapture } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
 import { undiciConnector } from '../tls/upstream.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import { UpstreamPools } from '../upstream/pools.js';
 
 export interface CopyRequest {
   readonly method: string;
@@ -44,6 +49,8 @@ class CopyHandler implements Dispatcher.DispatchHandler {
   private settled = false;
 
   constructor(
+    private readonly pool: UpstreamPool,
+    private readonly endpoint: Endpoint,
     private readonly inflight: Set<CopyHandler>,
     readonly deadline: number,
     private readonly timeoutMs: number,
@@ -69,47 +76,52 @@ class CopyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.settle()) this.resolve({ status: this.status, headers: this.headers, capture: this.capture });
+    if (this.settle(this.status < 500)) this.resolve({ status: this.status, headers: this.headers, capture: this.capture });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
-    if (this.settle()) this.reject(error);
+    if (this.settle(false)) this.reject(error);
   }
 
   /** The overall deadline passed. */
   expire(): void {
     const error = new ShadowTimeoutError(this.timeoutMs);
-    if (!this.settle()) return;
+    if (!this.settle(false)) return;
     this.controller?.abort(error);
     this.reject(error);
   }
 
-  private settle(): boolean {
+  private settle(ok: boolean): boolean {
     if (this.settled) return false;
     this.settled = true;
     this.inflight.delete(this);
+    this.pool.finish(this.endpoint);
+    this.pool.record(this.endpoint, ok ? 'ok' : 'failure');
     return true;
   }
 }
 
-/** Pools are shared by upstreams with the same origin and TLS settings. */
-const poolKey = (upstream: CompiledUpstream) => (upstream.tls ? `${upstream.target.origin}|${upstream.tls.identity}` : upstream.target.origin);
+/** Connections are shared by endpoints with the same origin, TLS and pool settings. */
+const poolKey = (upstream: CompiledUpstream, endpoint: Endpoint) =>
+  `${endpoint.origin}|${endpoint.tls?.identity ?? ''}|${upstream.config.connectTimeoutMs}|${upstream.config.maxSockets}`;
 
 export class ShadowClients {
   private readonly pools = new Map<string, Pool>();
 
-  private poolFor(upstream: CompiledUpstream): Pool {
-    const key = poolKey(upstream);
+  /** `upstreams`: the gateway's endpoint pools; a client of its own (egress) keeps its own. */
+  constructor(private readonly upstreams: UpstreamPools = new UpstreamPools()) {}
+
+  private connectionsFor(upstream: CompiledUpstream, endpoint: Endpoint): Pool {
+    const key = poolKey(upstream, endpoint);
     let pool = this.pools.get(key);
     if (!pool) {
-      const origin = upstream.target.origin;
       const timeout = upstream.config.connectTimeoutMs;
-      pool = new Pool(origin, {
+      pool = new Pool(endpoint.origin, {
         connections: Math.max(16, Math.min(upstream.config.maxSockets, 1024)),
         pipelining: 1,
         keepAliveTimeout: 4000,
         keepAliveMaxTimeout: 4000,
-        connect: upstream.tls ? undiciConnector(upstream.tls, timeout) : { timeout },
+        connect: endpoint.tls ? undiciConnector(endpoint.tls, timeout) : { timeout },
       });
       this.pools.set(key, pool);
     }
@@ -125,11 +137,14 @@ export class ShadowClients {
    */
   send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer> {
     return new Promise((resolve, reject) => {
-      const handler = new CopyHandler(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, captureBytes, resolve, reject);
+      const pool = this.upstreams.poolFor(upstream);
+      const endpoint = pool.pick();
+      pool.begin(endpoint);
+      const handler = new CopyHandler(pool, endpoint, this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, captureBytes, resolve, reject);
       this.inflight.add(handler);
       this.sweepSoon();
       try {
-        this.poolFor(upstream).dispatch(
+        this.connectionsFor(upstream, endpoint).dispatch(
           {
             method: copy.method as Dispatcher.HttpMethod,
             path: copy.path,
@@ -163,7 +178,7 @@ export class ShadowClients {
   }
 
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
-    const keep = new Set([...upstreams].map(poolKey));
+    const keep = new Set([...upstreams].flatMap((u) => this.upstreams.poolFor(u).endpoints.map((e) => poolKey(u, e))));
     for (const [key, pool] of this.pools) {
       if (keep.has(key)) continue;
       this.pools.delete(key);

@@ -25,6 +25,7 @@ import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/regi
 import { BASELINE_ID_SUFFIX, REQUEST_ID, SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture } from './capture.js';
+import type { UpstreamPools } from '../upstream/pools.js';
 import { ShadowClients } from './clients.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from './pair.js';
 
@@ -35,6 +36,8 @@ export interface MirrorSession {
   primaryFailed(status: number, started: number): void;
   /** The user's response is over (finished, or cut short). */
   clientClosed(completed: boolean): void;
+  /** Calls back once every copy has an outcome: "completed", or one per target ("completed,timeout"). */
+  whenSettled(callback: (outcomes: string) => void): void;
 }
 
 export interface ShadowSettings {
@@ -51,6 +54,8 @@ export interface ShadowServiceOptions {
   readonly sink?: PairSink;
   /** Limits and timeouts of the config in service. */
   readonly settings: () => ShadowSettings;
+  /** Endpoint pools shared with primary traffic: one choice of endpoint, one view of health. */
+  readonly pools: UpstreamPools;
 }
 
 /** Request headers a copy never carries as they are: undici frames the body itself. */
@@ -61,7 +66,7 @@ export class ShadowService {
   private readonly logger: Logger;
   private readonly sink: PairSink | undefined;
   private readonly settings: () => ShadowSettings;
-  readonly clients = new ShadowClients();
+  readonly clients: ShadowClients;
   private inflight = 0;
   private inflightBytes = 0;
   private drainWaiters: (() => void)[] = [];
@@ -71,6 +76,7 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
+    this.clients = new ShadowClients(options.pools);
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 
@@ -288,6 +294,9 @@ class Session implements MirrorSession {
   private held = 0;
   /** False once a captured answer did not fit the byte budget: no comparison. */
   private comparable: boolean;
+  private outcomes: string | undefined;
+  private readonly outcomeOf: (ShadowOutcome | undefined)[];
+  private onSettled: ((outcomes: string) => void) | undefined;
 
   constructor(
     private readonly service: ShadowService,
@@ -307,6 +316,7 @@ class Session implements MirrorSession {
     },
   ) {
     this.results = new Array(targets.length).fill(undefined);
+    this.outcomeOf = new Array(targets.length).fill(undefined);
     this.pending = targets.length + (options.comparing && route.baseline ? 1 : 0);
     this.comparable = options.comparing;
   }
@@ -319,7 +329,7 @@ class Session implements MirrorSession {
   }
 
   /** Gives the bytes back once nothing more will be sent or compared. */
-  private settle(): void {
+  private releaseBytes(): void {
     if (this.held < 0) return;
     const copiesDone = this.pending <= 0;
     const primaryDone = !this.comparable || this.primary !== undefined;
@@ -368,12 +378,25 @@ class Session implements MirrorSession {
   }
 
   /** The request body could not be mirrored: release every slot. */
+  whenSettled(callback: (outcomes: string) => void): void {
+    if (this.outcomes !== undefined) callback(this.outcomes);
+    else this.onSettled = callback;
+  }
+
+  private settled(outcomes: string): void {
+    this.outcomes = outcomes;
+    const callback = this.onSettled;
+    this.onSettled = undefined;
+    callback?.(outcomes);
+  }
+
   abandon(outcome: ShadowOutcome): void {
     if (this.sent || this.abandoned) return;
     this.abandoned = true;
+    this.settled(this.targets.map(() => outcome).join(','));
     for (const t of this.targets) this.service.count(this.route, t.upstream, outcome);
     this.service.finished(this.targets.length);
-    this.settle();
+    this.releaseBytes();
   }
 
   send(body: Buffer | undefined): void {
@@ -388,6 +411,8 @@ class Session implements MirrorSession {
           this.service.finished(1);
           if (result.response) this.keepCaptured(result.response.body.length);
           this.results[i] = result;
+          this.outcomeOf[i] = result.outcome;
+          if (this.outcomeOf.every((o) => o !== undefined)) this.settled(this.outcomeOf.join(','));
           this.pending--;
           this.maybeCompare();
         });
@@ -412,7 +437,7 @@ class Session implements MirrorSession {
 
   private maybeCompare(): void {
     this.compareOnce();
-    this.settle();
+    this.releaseBytes();
   }
 
   private compareOnce(): void {

@@ -203,13 +203,27 @@ describe('traffic overlay', () => {
     shadow: [],
     diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 },
     release: release({ steps: ['shadow', 1, 5, 25, 50, 100] }),
+    escapedSlashes: 'reject',
   };
   const config = {
     version: 1,
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0, token: undefined },
-    upstreams: Object.fromEntries(['v1', 'v1b', 'v2'].map((n) => [n, { name: n, url: 'http://127.0.0.1:1', timeoutMs: undefined, connectTimeoutMs: 1000, maxSockets: 8 }])),
+    upstreams: Object.fromEntries(['v1', 'v1b', 'v2'].map((n) => [n, {
+          name: n,
+          url: 'http://127.0.0.1:1',
+          endpoints: [{ name: '0', url: 'http://127.0.0.1:1', weight: 1 }],
+          healthCheck: undefined,
+          outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 },
+          retry: { attempts: 2, on: ['connect', 'reset'], budgetPercent: 20 },
+          poolTimeoutMs: 1000,
+          timeoutMs: undefined,
+          connectTimeoutMs: 1000,
+          maxSockets: 8,
+        }])),
     routes: [route],
+    paths: { escapedSlashes: 'reject' },
+    accessLog: undefined,
     trustedProxies: [],
     stateDir: '/tmp',
     limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, shadowInflightBytes: 1e7, compareQueue: 10, recordBytes: 1e6 },
@@ -279,5 +293,20 @@ gatewayctl_shadow_comparisons_total{route="shop",upstream="v2",result="diff"} 3
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.requests, 104);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.errors, 4);
     assert.deepEqual(fromPrometheus.routes['shop']!.comparisons['v2'], { match: 7, diff: 0 });
+  });
+});
+
+describe('evidence: the gateway\'s own 503s', () => {
+  test('pool_exhausted answers are not counted against the upstream', () => {
+    const text = [
+      'gatewayctl_requests_total{route="shop",upstream="v2",code="200"} 90',
+      'gatewayctl_requests_total{route="shop",upstream="v2",code="503"} 10',
+      'gatewayctl_requests_total{route="shop",upstream="v2",code="502"} 2',
+      'gatewayctl_upstream_errors_total{route="shop",upstream="v2",reason="pool_exhausted"} 10',
+      'gatewayctl_upstream_errors_total{route="shop",upstream="v2",reason="connect"} 2',
+    ].join('\n');
+    const backend = evidenceFrom(samplesFromText(text)).routes['shop']!.backends['v2']!;
+    assert.equal(backend.requests, 102);
+    assert.equal(backend.errors, 2, 'only the connect failures are the candidate\'s');
   });
 });

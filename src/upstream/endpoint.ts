@@ -1,0 +1,66 @@
+/**
+ * One instance of an upstream: its keep-alive connections, the requests it
+ * is serving now, and what the gateway knows of its health, from active
+ * checks (health-check.ts) and from the requests it served (pool.ts).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { EndpointConfig } from '../config/types.js';
+import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
+
+/** Idle pooled sockets close before a typical upstream's 5 s keep-alive ends. */
+const FREE_SOCKET_TIMEOUT_MS = 4000;
+
+export class Endpoint {
+  readonly name: string;
+  readonly url: URL;
+  /** scheme://host:port, for clients that pool by origin (undici). */
+  readonly origin: string;
+  readonly weight: number;
+  /** Primary traffic's connections. A DNS name is resolved for each new connection. */
+  readonly agent: http.Agent;
+  /** Requests (primary and shadow) sent and not yet finished. */
+  outstanding = 0;
+  /** Smooth weighted round-robin credit: breaks ties between equally busy endpoints. */
+  credit = 0;
+  /** Passive: failures in a row, ejections so far, ejected until (ms epoch). */
+  consecutiveFailures = 0;
+  ejections = 0;
+  ejectedUntil = 0;
+  /** Active: the last verdict of the health checks (true until they say otherwise). */
+  checkedHealthy = true;
+  checkPasses = 0;
+  checkFailures = 0;
+
+  constructor(
+    config: EndpointConfig,
+    readonly tls: ClientTls | undefined,
+    maxSockets: number,
+  ) {
+    this.name = config.name;
+    this.url = new URL(config.url);
+    this.origin = this.url.origin;
+    this.weight = config.weight;
+    const options: http.AgentOptions = {
+      keepAlive: true,
+      maxSockets,
+      maxFreeSockets: Math.min(maxSockets, 256),
+      scheduling: 'lifo',
+      timeout: FREE_SOCKET_TIMEOUT_MS,
+    };
+    this.agent = tls ? new https.Agent({ ...options, ...agentTlsOptions(tls) }) : new http.Agent(options);
+  }
+
+  /** In rotation: not failed by the health checks, not ejected. */
+  available(now: number): boolean {
+    return this.checkedHealthy && this.ejectedUntil <= now;
+  }
+
+  closeIdle(): void {
+    for (const sockets of Object.values(this.agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
+  }
+
+  destroy(): void {
+    this.agent.destroy();
+  }
+}
