@@ -647,6 +647,10 @@ const limits: ObjectSpec = {
       description: 'Shadow copies in flight at once; beyond it copies are dropped and counted.',
     },
     shadowBodyBytes: size('Larger request bodies are not mirrored (outcome "skipped").', '1mb'),
+    shadowInflightBytes: size(
+      'Bytes held for shadowing at once: request copies and captured answers awaiting comparison. A copy that would pass it is dropped (counted); an answer that would is not compared.',
+      '64mb',
+    ),
     compareQueue: {
       type: 'integer',
       minimum: 1,
@@ -679,7 +683,11 @@ const timeouts: ObjectSpec = {
     idle: duration('Keep-alive connection idle time, counted from the last response.', '60s'),
     body: duration('Longest pause while receiving a request body.', '30s'),
     websocketIdle: duration('An upgraded (WebSocket) connection with no traffic either way is closed.', '5m'),
-    upstream: duration("Upstream response time, unless the upstream sets its own.", '30s'),
+    configSettle: duration(
+      'Settle window for the watched config and certificate files: a change is applied once two reads this far apart agree. Longer pauses within one write apply it in parts: write a new file and rename it over the old one instead.',
+      '2s',
+    ),
+    upstream: duration('Upstream response time, counted once the request body has been sent (an upload may take longer), unless the upstream sets its own.', '30s'),
     shadow: duration("A shadow copy's whole exchange.", '10s'),
     drain: duration('Graceful shutdown: longest wait for in-flight requests.', '30s'),
     record: duration('How long a live egress call is kept for pairing with dark ones.', '30s'),

@@ -192,6 +192,7 @@ export interface LimitsConfig {
   readonly maxBodyBytes: number;
   readonly shadowInflight: number;
   readonly shadowBodyBytes: number;
+  readonly shadowInflightBytes: number;
   readonly compareQueue: number;
   /** Undefined: derived from the descriptor limit (runtime/descriptors.ts). */
   readonly maxConnections?: number | undefined;
@@ -207,6 +208,7 @@ export interface TimeoutsConfig {
   /** An upgraded (WebSocket) connection with no traffic either way. */
   readonly websocketIdleMs: number;
   readonly upstreamMs: number;
+  readonly configSettleMs: number;
   readonly shadowMs: number;
   readonly drainMs: number;
   /** How long a live egress call is kept for pairing. */

@@ -42,6 +42,9 @@ import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } fro
 
 export const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
 
+/** Routes in one config: far above a real one; every route is compared with those before it. */
+export const MAX_ROUTES = 5_000;
+
 export interface ValidationResult {
   readonly source: ConfigSource;
   /** Present when there are no errors (warnings allowed). */
@@ -340,6 +343,11 @@ class MeaningChecker {
 
   private routes(raw: unknown[], upstreams: Record<string, UpstreamConfig>, present: boolean): RouteConfig[] {
     const out: RouteConfig[] = [];
+    if (raw.length > MAX_ROUTES) {
+      // Checking them would take long (coverage compares pairs): refused first.
+      this.error('routes', 'too-many', `routes: ${raw.length} routes; the limit is ${MAX_ROUTES}`);
+      return out;
+    }
     const names = new Map<string, number>();
     raw.forEach((value, i) => {
       if (value === INVALID || value === null || typeof value !== 'object') return;
@@ -641,6 +649,7 @@ class MeaningChecker {
       maxBodyBytes: l['maxBodyBytes'] ?? 10 * 1024 * 1024,
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
+      shadowInflightBytes: l['shadowInflightBytes'] ?? 64 * 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
@@ -659,6 +668,7 @@ class MeaningChecker {
       bodyMs: t['body'] ?? 30_000,
       websocketIdleMs: t['websocketIdle'] ?? 300_000,
       upstreamMs: t['upstream'] ?? 30_000,
+      configSettleMs: t['configSettle'] ?? 2000,
       shadowMs: t['shadow'] ?? 10_000,
       drainMs: t['drain'] ?? 30_000,
       recordMs: t['record'] ?? 30_000,

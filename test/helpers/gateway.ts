@@ -30,7 +30,10 @@ export function tempDir(prefix = 'gatewayctl-test-'): { dir: string; remove(): v
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startGateway(yaml: string, options: { configFile?: string; watch?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway(
+  yaml: string,
+  options: { configFile?: string; watch?: boolean; watchOptions?: { debounceMs?: number; pollMs?: number; settleMs?: number } } = {},
+): Promise<TestGateway> {
   const tmp = tempDir();
   const configFile = options.configFile ?? join(tmp.dir, 'gateway.yaml');
   if (!options.configFile) writeFileSync(configFile, yaml);
@@ -42,7 +45,8 @@ export async function startGateway(yaml: string, options: { configFile?: string;
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     watch: options.watch ?? true,
-    watchOptions: { debounceMs: 100, pollMs: 1000 },
+    // A short settle window keeps reload tests quick; the default is tested on its own.
+    watchOptions: options.watchOptions ?? { debounceMs: 100, pollMs: 1000, settleMs: 50 },
   });
   const addresses = gateway.addresses!;
   return {
