@@ -15,7 +15,9 @@
  *
  * Run: npm run bench:compare   (bounded: a fixed number of requests, loopback only)
  * BENCH_ONLY=engine|gateway runs one part; BENCH_PAIRS, BENCH_REQUESTS and
- * BENCH_ROUNDS change the sizes.
+ * BENCH_ROUNDS change the sizes. BENCH_REFERENCE=<another build's dist
+ * directory> runs part 1 on that build's engine too, interleaved in the same
+ * process, and prints the ratio: a price that holds on a busy machine.
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -71,14 +73,24 @@ function large(variant: { price?: number; random?: boolean } = {}): Record<strin
 
 const SIZES = { '300 B': small, '10 KB': large } as const;
 
+/** A product page, about 6 KB of HTML, with a per-request CSRF token. */
+function page(variant: { stock?: string } = {}): string {
+  const token = randomUUID();
+  const rows = Array.from({ length: 40 }, (_, i) => `<tr><td class="k">Spec ${i}</td><td class="v">value ${i * 7}</td></tr>`).join('');
+  return `<!doctype html><html><head><title>Shirt</title><meta name="csrf-token" content="${token}"></head>
+<body><nav><a href="/">Home</a></nav><main><h1>Shirt</h1><p class="stock">${variant.stock ?? 'In stock'}</p>
+<table>${rows}</table><form method="post"><input type="hidden" name="csrf" value="${token}"><button>Buy</button></form></main></body></html>`;
+}
+
 // ---- part 1: the engine in process -----------------------------------------
 
 function captured(doc: unknown, gzip = false, latencyMs = 3): CapturedResponse {
-  const text = Buffer.from(JSON.stringify(doc));
+  const html = typeof doc === 'string';
+  const text = Buffer.from(html ? doc : JSON.stringify(doc));
   const body = gzip ? zlib.gzipSync(text) : text;
   return {
     status: 200,
-    headers: { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}) },
+    headers: { 'content-type': html ? 'text/html; charset=utf-8' : 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}) },
     body,
     truncated: false,
     bodyBytes: body.length,
@@ -90,7 +102,7 @@ function mirrored(primary: CapturedResponse, shadow: CapturedResponse, baseline?
   const result = (r: CapturedResponse) => ({ outcome: 'completed' as const, latencyMs: r.latencyMs, status: r.status, response: r });
   return {
     route: 'bench',
-    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: baseline ? 'base' : undefined, maxBodyBytes: 1024 * 1024 },
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: baseline ? 'base' : undefined, maxBodyBytes: 1024 * 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } },
     method: 'GET',
     path: '/bench',
     requestId: 'r',
@@ -123,6 +135,11 @@ function scenarios(): Scenario[] {
     });
     out.push({ name: `${size}, gzip shadow, 1 difference`, make: () => mirrored(same, captured(doc({ price: 99 }), true)) });
   }
+  out.push({ name: '6 KB HTML, token + 1 difference', make: () => mirrored(captured(page()), captured(page({ stock: 'Sold out' }))) });
+  out.push({
+    name: '6 KB HTML, baseline, token + 1 difference',
+    make: () => mirrored(captured(page()), captured(page({ stock: 'Sold out' })), captured(page())),
+  });
   return out;
 }
 
@@ -131,9 +148,22 @@ function cpuMicros(): number {
   return u.user + u.system;
 }
 
-function measureEngine(scenario: Scenario, pairs: number): number {
+/** An engine build: this one, or BENCH_REFERENCE's. */
+interface EngineBuild {
+  readonly DiffEngine: typeof DiffEngine;
+  readonly DiffStore: typeof DiffStore;
+  readonly GatewayMetrics: typeof GatewayMetrics;
+}
+
+async function loadBuild(dist: string): Promise<EngineBuild> {
+  const at = (p: string) => import(join(dist, 'src', p));
+  const [engine, store, metrics] = await Promise.all([at('diff/engine.js'), at('diff/store.js'), at('metrics/registry.js')]);
+  return { DiffEngine: engine.DiffEngine, DiffStore: store.DiffStore, GatewayMetrics: metrics.GatewayMetrics };
+}
+
+function measureEngine(scenario: Scenario, pairs: number, build: EngineBuild = { DiffEngine, DiffStore, GatewayMetrics }): number {
   const prepared = Array.from({ length: 200 }, () => scenario.make());
-  const engine = new DiffEngine({ sink: new DiffStore(), metrics: new GatewayMetrics({ collectDefaults: false }), queueLimit: () => pairs });
+  const engine = new build.DiffEngine({ sink: new build.DiffStore(), metrics: new build.GatewayMetrics({ collectDefaults: false }), queueLimit: () => pairs });
   const run = (n: number) => {
     for (let i = 0; i < n; i++) engine.submit(prepared[i % prepared.length]!);
     engine.flush();
@@ -255,13 +285,28 @@ function row(cells: (string | number)[], widths: number[]): string {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-function partEngine(pairs: number): void {
+async function partEngine(pairs: number): Promise<void> {
+  const referenceDir = process.env['BENCH_REFERENCE'];
+  const reference = referenceDir ? await loadBuild(referenceDir) : undefined;
   console.log(`1. The comparison engine in process: CPU per compared pair (median of 3 runs of ${pairs} pairs)`);
-  const w = [40, 12];
-  console.log(row(['pair', 'µs / pair'], w));
+  if (reference) console.log(`   reference build: ${referenceDir} (runs interleaved with this build's)`);
+  const w = [44, 12, 14, 8];
+  console.log(row(reference ? ['pair', 'µs / pair', 'reference µs', 'ratio'] : ['pair', 'µs / pair'], w));
+  // Every code path compiled before anything is measured: the first scenario would pay for it otherwise.
   for (const s of scenarios()) {
-    const runs = [0, 1, 2].map(() => measureEngine(s, pairs));
-    console.log(row([s.name, median(runs).toFixed(1)], w));
+    measureEngine(s, 1000);
+    if (reference) measureEngine(s, 1000, reference);
+  }
+  for (const s of scenarios()) {
+    const runs: number[] = [];
+    const refs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      runs.push(measureEngine(s, pairs));
+      if (reference) refs.push(measureEngine(s, pairs, reference));
+    }
+    const now = median(runs);
+    if (!reference) console.log(row([s.name, now.toFixed(1)], w));
+    else console.log(row([s.name, now.toFixed(1), median(refs).toFixed(1), `${(now / median(refs)).toFixed(2)}×`], w));
   }
 }
 
@@ -355,7 +400,7 @@ async function main(): Promise<void> {
   console.log(`node ${process.version}, ${process.arch}`);
   if (only !== 'gateway') {
     console.log('');
-    partEngine(Number(process.env['BENCH_PAIRS'] ?? 10_000));
+    await partEngine(Number(process.env['BENCH_PAIRS'] ?? 10_000));
   }
   if (only !== 'engine') {
     console.log('');

@@ -22,10 +22,27 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// Reloads validate in a worker thread, which a binary cannot start from a
+// file: its code is bundled on its own and carried as text.
+/** What both bundles share: CommonJS for Node 20, import.meta.url made from the bundle's own file. */
+const bundling = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  // The sources are ES modules reading import.meta.url; in the bundle it is
+  // the executable's own URL (SEA sets __filename to it).
+  define: { 'import.meta.url': '__gatewayctlUrl' },
+  banner: { js: 'const __gatewayctlUrl = require("node:url").pathToFileURL(__filename).href;' },
+  legalComments: 'none',
+  logLevel: 'warning',
+};
+const worker = await build({ ...bundling, entryPoints: [join(root, 'src/config/validate-worker.ts')], write: false });
 const embedded = {
   version: pkg.version,
   demoConfig: readFileSync(join(root, 'config/demo.yaml'), 'utf8'),
   consoleFiles: Object.fromEntries(readdirSync(join(root, 'web/console')).map((name) => [name, readFileSync(join(root, 'web/console', name), 'utf8')])),
+  validateWorker: worker.outputFiles[0].text,
 };
 
 /**
@@ -46,21 +63,7 @@ const embedFiles = {
 };
 
 const started = Date.now();
-await build({
-  entryPoints: [join(root, 'src/cli/binary-main.ts')],
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  outfile: bundle,
-  // The sources are ES modules reading import.meta.url; in the bundle it is
-  // the executable's own URL (SEA sets __filename to it).
-  define: { 'import.meta.url': '__gatewayctlUrl' },
-  banner: { js: 'const __gatewayctlUrl = require("node:url").pathToFileURL(__filename).href;' },
-  plugins: [embedFiles],
-  legalComments: 'none',
-  logLevel: 'warning',
-});
+await build({ ...bundling, entryPoints: [join(root, 'src/cli/binary-main.ts')], outfile: bundle, plugins: [embedFiles] });
 
 writeFileSync(
   join(work, 'sea-config.json'),

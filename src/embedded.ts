@@ -9,4 +9,6 @@ export const EMBEDDED: {
   readonly demoConfig?: string;
   /** web/console/: file name to text. */
   readonly consoleFiles?: Readonly<Record<string, string>>;
+  /** The config validation worker (config/validate-worker.ts), bundled: a binary has no file to start it from. */
+  readonly validateWorker?: string;
 } = {};

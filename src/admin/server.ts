@@ -25,7 +25,8 @@ export interface AdminBackend {
   readonly ready: () => boolean;
   readonly metrics: () => Promise<{ contentType: string; text: string }>;
   readonly config: () => unknown;
-  readonly reload: () => Promise<AdminReply>;
+  /** `force`: apply even what a guard would refuse (POST /reload?force=true). */
+  readonly reload: (force: boolean) => Promise<AdminReply>;
   /** Extra routes (diffs, releases): return false when not handled. */
   readonly extraRoutes?: readonly AdminRoute[];
 }
@@ -181,7 +182,7 @@ export class AdminServer {
         if (method !== 'POST') return methodNotAllowed(res, 'POST');
         if (!this.authorized(req)) return unauthorized(res);
         req.resume();
-        const reply = await this.backend.reload();
+        const reply = await this.backend.reload(url.searchParams.get('force') === 'true');
         return sendJson(res, reply.status, reply.body);
       }
       default:

@@ -12,6 +12,7 @@ import { terminalOutput } from './output.js';
 
 interface ReloadFlags extends AdminFlags {
   json?: boolean;
+  force?: boolean;
 }
 
 interface ReplyDiagnostic {
@@ -35,6 +36,7 @@ interface ReloadReplyBody {
 export function registerReload(program: Command, run: (action: () => Promise<number>) => void): void {
   addAdminOptions(program.command('reload').description('reload the config of running gateways; fails when they refuse it'))
     .option('--json', 'print each gateway\'s answer as JSON')
+    .option('--force', 'apply even a config that removes most routes (the mass route removal guard)')
     .addHelpText(
       'after',
       `
@@ -55,7 +57,7 @@ export async function reloadCommand(flags: ReloadFlags): Promise<number> {
   let refused = 0;
   for (const url of urls) {
     // A JSON body: state-changing admin calls may require application/json.
-    const response = await adminRequest(url.href, '/reload', { method: 'POST', body: {}, ...(token ? { token } : {}) });
+    const response = await adminRequest(url.href, flags.force ? '/reload?force=true' : '/reload', { method: 'POST', body: {}, ...(token ? { token } : {}) });
     let body: ReloadReplyBody;
     try {
       body = JSON.parse(response.text) as ReloadReplyBody;

@@ -3,16 +3,18 @@
  * Hostile input (huge files, alias bombs, deep nesting) is refused here,
  * quickly and with a clear message.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { ConfigUnreadableError } from '../errors.js';
 import type { Diagnostic } from './diagnostics.js';
+import { NotRegularFileError, readRegularFile } from './regular-file.js';
 
 /** Far above any real gateway config, far below what could hurt. */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 export const MAX_NESTING = 64;
 export const MAX_ALIASES = 100;
+/** Entries in any one mapping or list: far above a real config, a bound on validation's work. */
+export const MAX_COLLECTION_ITEMS = 10_000;
 
 export interface ConfigSource {
   /** As the user named it: used in messages. */
@@ -35,25 +37,16 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
 }
 
 export function readConfigFile(file: string): ConfigSource {
-  let size: number;
   try {
-    const stat = statSync(file);
-    if (stat.isDirectory()) throw new ConfigUnreadableError(file, `${file}: is a directory, not a config file`);
-    size = stat.size;
+    const read = readRegularFile(file, MAX_CONFIG_BYTES);
+    return 'oversize' in read ? { file, text: '', oversize: read.oversize } : { file, text: read.bytes.toString('utf8') };
   } catch (err) {
-    if (err instanceof ConfigUnreadableError) throw err;
+    if (err instanceof NotRegularFileError) {
+      throw new ConfigUnreadableError(file, `${file}: ${err.message}`);
+    }
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new ConfigUnreadableError(file, `${file}: cannot read config: ${why}`, { cause: err });
-  }
-  if (size > MAX_CONFIG_BYTES) return { file, text: '', oversize: size };
-  try {
-    const buffer = readFileSync(file);
-    if (buffer.length > MAX_CONFIG_BYTES) return { file, text: '', oversize: buffer.length };
-    return { file, text: buffer.toString('utf8') };
-  } catch (err) {
-    if (err instanceof ConfigUnreadableError) throw err;
-    throw new ConfigUnreadableError(file, `${file}: cannot read config: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -131,7 +124,7 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
     return { source, doc: undefined, lines, diagnostics };
   }
 
-  const problems = [...doc.errors, ...duplicateKeys(doc)].sort((a, b) => a.pos[0] - b.pos[0]);
+  const problems = [...doc.errors, ...collectionProblems(doc)].sort((a, b) => a.pos[0] - b.pos[0]);
   const report = (severity: 'error' | 'warning', problem: { pos: [number, number]; message: string }) => {
     const { line, column } = at(problem.pos[0]);
     diagnostics.push({ severity, code: 'yaml', message: yamlMessage(problem.message), path: '', file: source.file, line, column });
@@ -144,12 +137,22 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
 /**
  * Repeated keys in any mapping, as the parser's uniqueKeys check reports
  * them (equal scalar values; the later key is the one reported), in time
- * linear in the document's size.
+ * linear in the document's size; and mappings or lists over
+ * MAX_COLLECTION_ITEMS entries.
  */
-function duplicateKeys(doc: Document.Parsed): { message: string; pos: [number, number] }[] {
+function collectionProblems(doc: Document.Parsed): { message: string; pos: [number, number] }[] {
   const found: { message: string; pos: [number, number] }[] = [];
+  const tooMany = (kind: string, items: number, range: readonly number[] | null | undefined) =>
+    found.push({ message: `a ${kind} of ${items} entries; the limit is ${MAX_COLLECTION_ITEMS}`, pos: [range?.[0] ?? 0, range?.[1] ?? 0] });
   visit(doc, {
+    Seq(_, seq) {
+      if (seq.items.length > MAX_COLLECTION_ITEMS) tooMany('list', seq.items.length, seq.range);
+    },
     Map(_, map) {
+      if (map.items.length > MAX_COLLECTION_ITEMS) {
+        tooMany('mapping', map.items.length, map.range);
+        return;
+      }
       const seen = new Set<unknown>();
       for (const pair of map.items) {
         const key = pair.key;

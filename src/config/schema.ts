@@ -374,8 +374,61 @@ const diffSettings: ObjectSpec = {
     },
     ignorePaths: {
       type: 'array',
-      items: jsonPointer,
-      description: 'JSON Pointers not compared; "*" matches any one segment.',
+      items: {
+        type: 'string',
+        maxLength: 1024,
+      },
+      description:
+        'Paths not compared: JSON Pointers ("*" matches any one segment), or HTML/XML node paths such as "html > body > form > input@value" (a node and everything below it, or one attribute with "@name").',
+    },
+    endpoints: {
+      type: 'array',
+      maxItems: 500,
+      items: {
+        type: 'string',
+        pattern: '^/.*$',
+        patternHint: 'a request path template starting with "/", segments such as {id} matching any one segment',
+        maxLength: 512,
+      },
+      description:
+        'Endpoint templates ("/api/products/{id}") that group requests for noise, verdicts and latency; other paths are grouped by inferred templates (numeric, UUID, hex and long-token segments become {id}).',
+    },
+    tolerance: {
+      type: 'map',
+      keyPattern: '^/.*$',
+      keyDescription: 'a JSON Pointer ("*" matches any one segment)',
+      values: {
+        type: 'union',
+        description: 'A relative tolerance (0.01 = 1%), or {absolute: N} / {relative: N}.',
+        number: { type: 'number', minimum: 0 },
+        map: {
+          type: 'object',
+          exactlyOne: ['absolute', 'relative'],
+          properties: {
+            absolute: { type: 'number', minimum: 0, description: 'Numbers at most this far apart are equal.' },
+            relative: { type: 'number', minimum: 0, description: 'Numbers at most this share apart are equal.' },
+          },
+        },
+      },
+      description: 'Numbers this close are equal, per JSON Pointer (relative by default).',
+    },
+    unordered: {
+      type: 'array',
+      maxItems: 500,
+      items: { type: 'string', pattern: '^/.*$', patternHint: 'a JSON Pointer starting with "/"', maxLength: 1024 },
+      description: 'Arrays compared as multisets (order ignored), per JSON Pointer ("*" matches any one segment).',
+    },
+    latency: {
+      type: 'object',
+      description: 'Per-endpoint latency comparison of the shadow with its primary.',
+      properties: {
+        maxRatio: {
+          type: 'number',
+          minimum: 1,
+          default: 1.5,
+          description: 'An endpoint whose shadow is confidently slower than this multiple of its primary gets a latency difference.',
+        },
+      },
     },
     baseline: name('A second instance of the primary version; differences it shows too are noise.'),
     maxBodyBytes: size('Largest response body captured per side for comparison.', '1mb'),
@@ -604,6 +657,10 @@ const limits: ObjectSpec = {
       description: 'Shadow copies in flight at once; beyond it copies are dropped and counted.',
     },
     shadowBodyBytes: size('Larger request bodies are not mirrored (outcome "skipped").', '1mb'),
+    shadowInflightBytes: size(
+      'Bytes held for shadowing at once: request copies and captured answers awaiting comparison. A copy that would pass it is dropped (counted); an answer that would is not compared.',
+      '64mb',
+    ),
     compareQueue: {
       type: 'integer',
       minimum: 1,
@@ -636,7 +693,11 @@ const timeouts: ObjectSpec = {
     idle: duration('Keep-alive connection idle time, counted from the last response.', '60s'),
     body: duration('Longest pause while receiving a request body.', '30s'),
     websocketIdle: duration('An upgraded (WebSocket) connection with no traffic either way is closed.', '5m'),
-    upstream: duration("Upstream response time, unless the upstream sets its own.", '30s'),
+    configSettle: duration(
+      'Settle window for the watched config and certificate files: a change is applied once two reads this far apart agree. Longer pauses within one write apply it in parts: write a new file and rename it over the old one instead.',
+      '2s',
+    ),
+    upstream: duration('Upstream response time, counted once the request body has been sent (an upload may take longer), unless the upstream sets its own.', '30s'),
     shadow: duration("A shadow copy's whole exchange.", '10s'),
     drain: duration('Graceful shutdown: longest wait for in-flight requests.', '30s'),
     record: duration('How long a live egress call is kept for pairing with dark ones.', '30s'),

@@ -128,6 +128,19 @@ export interface DiffConfig {
   readonly ignorePaths: readonly string[];
   readonly baseline: string | undefined;
   readonly maxBodyBytes: number;
+  /** Endpoint templates such as "/api/products/{id}". */
+  readonly endpoints: readonly string[];
+  /** Per JSON Pointer pattern: numbers this close are equal. */
+  readonly tolerance: readonly NumberTolerance[];
+  /** JSON Pointer patterns of arrays compared as multisets. */
+  readonly unordered: readonly string[];
+  readonly latency: { readonly maxRatio: number };
+}
+
+export interface NumberTolerance {
+  readonly path: string;
+  readonly mode: 'relative' | 'absolute';
+  readonly value: number;
 }
 
 export type ReleaseStep = 'shadow' | number;
@@ -182,6 +195,7 @@ export interface LimitsConfig {
   readonly maxBodyBytes: number;
   readonly shadowInflight: number;
   readonly shadowBodyBytes: number;
+  readonly shadowInflightBytes: number;
   readonly compareQueue: number;
   /** Undefined: derived from the descriptor limit (runtime/descriptors.ts). */
   readonly maxConnections?: number | undefined;
@@ -197,6 +211,7 @@ export interface TimeoutsConfig {
   /** An upgraded (WebSocket) connection with no traffic either way. */
   readonly websocketIdleMs: number;
   readonly upstreamMs: number;
+  readonly configSettleMs: number;
   readonly shadowMs: number;
   readonly drainMs: number;
   /** How long a live egress call is kept for pairing. */

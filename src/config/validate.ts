@@ -15,6 +15,7 @@ import { isSecretHeader } from '../diff/secrets.js';
 import { ACCESS_LOG_FIELDS, configSpec } from './schema.js';
 import { INVALID, childPath, shapeDocument, type Position } from './shape.js';
 import type {
+  NumberTolerance,
   AdminConfig,
   BackendConfig,
   DiffConfig,
@@ -40,6 +41,9 @@ import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETR
 import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from './units.js';
 
 export const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+
+/** Routes in one config: far above a real one; every route is compared with those before it. */
+export const MAX_ROUTES = 5_000;
 
 export interface ValidationResult {
   readonly source: ConfigSource;
@@ -341,6 +345,11 @@ class MeaningChecker {
 
   private routes(raw: unknown[], upstreams: Record<string, UpstreamConfig>, present: boolean): RouteConfig[] {
     const out: RouteConfig[] = [];
+    if (raw.length > MAX_ROUTES) {
+      // Checking them would take long (coverage compares pairs): refused first.
+      this.error('routes', 'too-many', `routes: ${raw.length} routes; the limit is ${MAX_ROUTES}`);
+      return out;
+    }
     const names = new Map<string, number>();
     raw.forEach((value, i) => {
       if (value === INVALID || value === null || typeof value !== 'object') return;
@@ -594,8 +603,15 @@ class MeaningChecker {
     }
     const ignorePaths = list(d['ignorePaths']).filter((p, i) => {
       if (typeof p !== 'string') return false;
-      if (/~(?![01])/.test(p)) {
-        const pp = childPath(childPath(path, 'ignorePaths'), i);
+      const pp = childPath(childPath(path, 'ignorePaths'), i);
+      const never = ignoreEntryProblem(p);
+      if (never !== undefined) {
+        // "" validated before node paths existed: a warning keeps such configs loading.
+        if (p === '') this.warn(pp, 'never', `${pp}: "" ${never}; it is ignored`);
+        else this.error(pp, 'pointer', `${pp}: "${p}" ${never}`);
+        return false;
+      }
+      if (p.startsWith('/') && /~(?![01])/.test(p)) {
         this.error(pp, 'pointer', `${pp}: "${p}" is not a JSON Pointer ("~" must be written ~0, "/" inside a key ~1)`);
         return false;
       }
@@ -607,6 +623,16 @@ class MeaningChecker {
       ignorePaths,
       baseline,
       maxBodyBytes: (d['maxBodyBytes'] as number | undefined) ?? 1024 * 1024,
+      endpoints: strings(d['endpoints']),
+      tolerance: Object.entries(obj(d['tolerance'])).flatMap(([p, v]): NumberTolerance[] => {
+        if (typeof v === 'number') return [{ path: p, mode: 'relative', value: v }];
+        const o = obj(v);
+        if (typeof o['absolute'] === 'number') return [{ path: p, mode: 'absolute', value: o['absolute'] }];
+        if (typeof o['relative'] === 'number') return [{ path: p, mode: 'relative', value: o['relative'] }];
+        return [];
+      }),
+      unordered: strings(d['unordered']),
+      latency: { maxRatio: (obj(d['latency'])['maxRatio'] as number | undefined) ?? 1.5 },
     };
   }
 
@@ -637,6 +663,7 @@ class MeaningChecker {
       maxBodyBytes: l['maxBodyBytes'] ?? 10 * 1024 * 1024,
       shadowInflight: l['shadowInflight'] ?? 1000,
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
+      shadowInflightBytes: l['shadowInflightBytes'] ?? 64 * 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
@@ -655,6 +682,7 @@ class MeaningChecker {
       bodyMs: t['body'] ?? 30_000,
       websocketIdleMs: t['websocketIdle'] ?? 300_000,
       upstreamMs: t['upstream'] ?? 30_000,
+      configSettleMs: t['configSettle'] ?? 2000,
       shadowMs: t['shadow'] ?? 10_000,
       drainMs: t['drain'] ?? 30_000,
       recordMs: t['record'] ?? 30_000,
@@ -672,6 +700,25 @@ function upper(methods: readonly unknown[]): string[] {
 }
 
 /** The valid strings of a list (invalid items were reported by the shape pass). */
+/** A node path step: a tag (or "*"), then .classes, #id, :nth-of-type(n). */
+const NODE_STEP = /^(?:\*|[A-Za-z][\w:-]*)(?:[.#][\w-]+|:nth-of-type\(\d+\))*$/;
+
+/**
+ * Why a diff.ignorePaths entry can never match anything, or undefined when
+ * it can: a JSON Pointer ("/a/b"), or an HTML/XML node path
+ * ("html > body > p.stock", "… > input@value").
+ */
+export function ignoreEntryProblem(entry: string): string | undefined {
+  if (entry === '') return 'is empty: it names no path (ignore nothing, or set diff.enabled: false to compare nothing)';
+  if (entry.startsWith('/')) return undefined;
+  const at = entry.indexOf('@');
+  const nodes = at < 0 ? entry : entry.slice(0, at);
+  if (at >= 0 && !/^[\w:.-]+$/.test(entry.slice(at + 1))) return 'names no attribute after "@"';
+  const steps = nodes.split('>').map((s) => s.trim());
+  if (steps.some((s) => !NODE_STEP.test(s))) return 'is neither a JSON Pointer starting with "/" nor a node path such as "html > body > p.stock"';
+  return undefined;
+}
+
 function strings(list: unknown): string[] {
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
 }

@@ -5,23 +5,27 @@
  * The directory is watched, not the file: an editor's save-by-rename, `mv`,
  * and a Kubernetes ConfigMap's `..data` symlink swap all replace the file's
  * inode, and a watch on the old inode would go quiet. Events are debounced,
- * and the content is read again until two reads agree, so a write in several
- * chunks is seen once, whole. A slow poll backs the watch up (network file
+ * and the content is read again until two reads a settle window apart
+ * agree (timeouts.configSettle, 2 s by default), so a write in several
+ * chunks is seen once, whole, unless its pauses are longer than the window.
+ * Writing a new file and renaming it over the old one is the supported way
+ * to edit: the change is then atomic, whatever the window. A slow poll backs the watch up (network file
  * systems, a directory that was itself replaced). Only content that differs
  * from the last content handed over triggers the callback.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { MAX_CONFIG_BYTES } from './load.js';
+import { readRegularFile } from './regular-file.js';
 
 export interface ConfigWatcherOptions {
   /** Quiet time after the last event before reading. */
   readonly debounceMs?: number;
   /** Backup poll interval. */
   readonly pollMs?: number;
-  /** Gap between the two reads that must agree. */
-  readonly settleMs?: number;
+  /** Gap between the two reads that must agree; read again for each check when a function. */
+  readonly settleMs?: number | (() => number);
 }
 
 export class ConfigWatcher {
@@ -36,7 +40,7 @@ export class ConfigWatcher {
   private closed = false;
   private readonly debounceMs: number;
   private readonly pollMs: number;
-  private readonly settleMs: number;
+  private readonly settleMs: () => number;
 
   constructor(
     file: string,
@@ -49,7 +53,8 @@ export class ConfigWatcher {
     this.directory = dirname(this.file);
     this.debounceMs = options.debounceMs ?? 150;
     this.pollMs = options.pollMs ?? 2000;
-    this.settleMs = options.settleMs ?? 50;
+    const settle = options.settleMs ?? DEFAULT_SETTLE_MS;
+    this.settleMs = typeof settle === 'function' ? settle : () => settle;
   }
 
   /** Starts watching; `initialText` is the content already loaded. */
@@ -124,8 +129,9 @@ export class ConfigWatcher {
   /** Reads until two reads agree; undefined while the file is missing. */
   private async readStable(): Promise<string | undefined> {
     let previous = readOrUndefined(this.file);
+    const settleMs = this.settleMs();
     for (let attempt = 0; attempt < 20; attempt++) {
-      await new Promise((r) => setTimeout(r, this.settleMs));
+      await new Promise((r) => setTimeout(r, settleMs));
       const current = readOrUndefined(this.file);
       if (current === previous) return current;
       previous = current;
@@ -135,21 +141,27 @@ export class ConfigWatcher {
 }
 
 /**
- * The file's text; for a file over the size limit, a placeholder that
- * changes with its size and time, so validation reports it without the
- * watcher ever holding it in memory.
+ * The file's text; for a file over the size limit or not a regular file, a
+ * placeholder that changes with its size and time, so validation reports it
+ * without the watcher ever holding it in memory or blocking on it.
  */
 function readOrUndefined(file: string): string | undefined {
   try {
     const stat = statSync(file);
+    // A named pipe or device is left to the loader, which refuses it.
+    if (!stat.isFile()) return `${OVERSIZE}${stat.mode}:${stat.mtimeMs}`;
     if (stat.size > MAX_CONFIG_BYTES) return `${OVERSIZE}${stat.size}:${stat.mtimeMs}`;
-    return readFileSync(file, 'utf8');
+    const read = readRegularFile(file, MAX_CONFIG_BYTES);
+    return 'bytes' in read ? read.bytes.toString('utf8') : `${OVERSIZE}${read.oversize}:${stat.mtimeMs}`;
   } catch {
     return undefined;
   }
 }
 
 const OVERSIZE = '\u0000oversize:';
+
+/** The default settle window (timeouts.configSettle's default). */
+export const DEFAULT_SETTLE_MS = 2000;
 
 function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex');

@@ -1,27 +1,39 @@
 /**
  * The compare step: one mirrored pair in, one outcome per shadow target out
  * (an event when it really differs, and the counts to add). It reads only
- * the pair, the settings and the learned noise, touches no shared state, and
- * its output is plain JSON: a worker process can run it and send the result
- * to the process that serves /diffs.
+ * plain data (the pair's bytes, headers and latencies, the settings) and
+ * looks up the learned noise; it holds no sockets and keeps no state, and
+ * its output is plain JSON: a worker can run it and send the result to the
+ * process that serves /diffs.
  *
  *   status, headers, body (decoded, lifted, compared)   primary vs shadow
- *   the same                                             primary vs baseline → noise mask
- *   differences under the mask, or on learned-noisy paths, count as noise
+ *   the same                                             primary vs baseline (or, without
+ *                                                        one, vs its own earlier answer to
+ *                                                        the same request) → noise
+ *   each difference judged against the noise (noise.ts), per endpoint and path
  */
 import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
-import { compareBodies, type RawDifference, type WalkLimits } from './compare.js';
-import { emptyCounts, observeLatency } from './counts.js';
+import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
+import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
 import { exampleSide, MarkList } from './examples.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, type Lifted } from './lift.js';
-import { NoiseMask } from './noise.js';
+import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
 import { ignoreRulesFor, type IgnoreRules } from './paths.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
 import { clipString, keepValue } from './values.js';
-import type { CompareOutcome, Difference, DifferenceKind, PathCounts, ShadowCounts, SideView } from './types.js';
+import type {
+  CompareOutcome,
+  Difference,
+  DifferenceKind,
+  EndpointCounts,
+  Evidence,
+  PathCounts,
+  ShadowCounts,
+  SideView,
+} from './types.js';
 
 export interface CompareSettings extends WalkLimits {
   /** Differences listed per event (all are counted). */
@@ -46,15 +58,23 @@ export const DEFAULT_COMPARE_SETTINGS: CompareSettings = {
   maxPathChars: 1024,
 };
 
-/** Learned per-path noise (noise.ts), read-only here. */
-export interface NoiseModel {
-  isNoisy(route: string, kind: DifferenceKind, template: string): boolean;
+export type { NoiseModel } from './noise.js';
+
+/** Where a pair stands: its endpoint, and (without a baseline) the primary's earlier answer to the same request. */
+export interface PairContext {
+  readonly endpoint: string;
+  readonly previous?: CapturedResponse;
 }
 
 export interface PairResult {
   readonly outcomes: CompareOutcome[];
-  /** With a baseline answer or failure: the template paths it showed as noisy. */
-  readonly noise: readonly { kind: DifferenceKind; template: string }[] | undefined;
+  readonly endpoint: string;
+  /** What the noise was learned from on this pair: its baseline, a repeat, or nothing. */
+  readonly evidence: Evidence;
+  /** The template paths the baseline (or the repeat) showed as noisy. */
+  readonly noise: readonly NoiseObservation[];
+  /** The template paths any shadow differed on, noise or not. */
+  readonly shadowPaths: readonly { kind: DifferenceKind; template: string }[];
 }
 
 interface Found extends RawDifference {
@@ -80,6 +100,7 @@ const contentEncoding = (r: CapturedResponse) => String(r.headers['content-encod
 
 class PairComparison {
   readonly rules: IgnoreRules;
+  private readonly values: ValueRules;
   private readonly headerIgnores: ReadonlySet<string>;
   private readonly maxDecoded: number;
   private primaryLifted: Lifted | undefined;
@@ -87,20 +108,23 @@ class PairComparison {
   constructor(
     readonly pair: MirroredPair,
     readonly settings: CompareSettings,
+    learnedUnordered: ReadonlySet<string> | undefined,
   ) {
     this.rules = ignoreRulesFor(pair.diff.ignorePaths);
+    const values = valueRulesFor(pair.diff);
+    this.values = learnedUnordered ? { ...values, learnedUnordered } : values;
     this.headerIgnores = ignoredHeaders(pair.diff.ignoreHeaders);
     this.maxDecoded = Math.min(MAX_DECODED, Math.max(1024 * 1024, pair.diff.maxBodyBytes * DECODE_FACTOR));
   }
 
   primaryBody(): Lifted {
-    return (this.primaryLifted ??= lift(this.pair.primary, this.maxDecoded));
+    return (this.primaryLifted ??= lift(this.pair.primary, this.maxDecoded, this.settings.maxNodes));
   }
-
   /** The other answer's body, lifted as for comparison. */
   lifted(other: CapturedResponse, compared: ResponseComparison): Lifted {
-    return compared.lifted ?? lift(other, this.maxDecoded);
+    return compared.lifted ?? lift(other, this.maxDecoded, this.settings.maxNodes);
   }
+
 
   /** Status, headers and body of the primary against another answer. */
   against(other: CapturedResponse): ResponseComparison {
@@ -112,8 +136,8 @@ class PairComparison {
     for (const d of compareHeaders(primary.headers, other.headers, this.headerIgnores)) found.push({ ...d, kind: 'header' });
     // Same bytes under the same encoding: same body, nothing to parse.
     if (primary.body.equals(other.body) && contentEncoding(primary) === contentEncoding(other)) return { found };
-    const lifted = lift(other, this.maxDecoded);
-    const body = compareBodies(this.primaryBody(), lifted, this.rules, this.settings);
+    const lifted = lift(other, this.maxDecoded, this.settings.maxNodes);
+    const body = compareBodies(this.primaryBody(), lifted, this.rules, this.settings, this.values);
     for (const d of body.differences) found.push({ ...d, kind: 'body' });
     return body.limited ? { found, limited: body.limited, lifted } : { found, lifted };
   }
@@ -127,23 +151,30 @@ const side = (upstream: string, r: CapturedResponse): SideView => ({
   ...(r.truncated ? { truncated: true as const } : {}),
 });
 
+type PathField = 'differing' | 'noise' | 'masked' | 'raw' | 'beyond' | 'withStatus' | 'repeatNoise' | 'tolerated' | 'reordered';
+
 /** Per-pair path counts: each path counts once per pair. */
 class PairPaths {
   private readonly index = new Map<string, PathCounts>();
   omitted = 0;
   constructor(private readonly max: number) {}
-  mark(kind: DifferenceKind, path: string, field: 'differing' | 'noise' | 'masked'): void {
+  entry(kind: DifferenceKind, path: string): PathCounts | undefined {
     const key = kind + '\u0000' + path;
     let entry = this.index.get(key);
     if (!entry) {
       if (this.index.size >= this.max) {
         this.omitted++;
-        return;
+        return undefined;
       }
       entry = { kind, path, differing: 0, noise: 0, masked: 0 };
       this.index.set(key, entry);
     }
-    entry[field] = 1;
+    return entry;
+  }
+  mark(kind: DifferenceKind, path: string, field: PathField): PathCounts | undefined {
+    const entry = this.entry(kind, path);
+    if (entry) entry[field] = 1;
+    return entry;
   }
   list(): PathCounts[] {
     return [...this.index.values()];
@@ -157,6 +188,7 @@ class Lister {
   constructor(
     private readonly comparison: PairComparison,
     private readonly settings: CompareSettings,
+    private readonly endpoint: string,
   ) {
     this.budget = settings.maxEventChars;
   }
@@ -173,6 +205,7 @@ class Lister {
     this.listed.push({
       kind: d.kind,
       path,
+      endpoint: this.endpoint,
       template: clipString(d.template, this.settings.maxPathChars),
       change: d.change,
       primary: a.value,
@@ -188,50 +221,89 @@ function size(v: unknown): number {
   return typeof v === 'string' ? v.length : JSON.stringify(v).length;
 }
 
-/** Compares a pair against each of its shadow targets. Never throws for bad bodies. */
-export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFAULT_COMPARE_SETTINGS, learned?: NoiseModel): PairResult {
-  const comparison = new PairComparison(pair, settings);
+/** Latencies below this are treated as this (ratios of near-zero times mean nothing). */
+const MIN_LATENCY_MS = 0.05;
+
+const describeDifference = (d: Found) => (d.kind === 'body' ? `body ${d.template === '' ? '(whole)' : d.template}` : d.kind === 'header' ? `header ${d.template}` : d.kind);
+
+/**
+ * Compares a pair against each of its shadow targets, judging differences
+ * against the noise of this request and the noise learned for its endpoint.
+ * Never throws for bad bodies.
+ */
+export function comparePair(
+  pair: MirroredPair,
+  settings: CompareSettings = DEFAULT_COMPARE_SETTINGS,
+  learned?: NoiseModel,
+  context: PairContext = { endpoint: pair.path.split('?')[0] ?? '/' },
+): PairResult {
+  const endpoint = context.endpoint;
+  const comparison = new PairComparison(pair, settings, learned?.reordered(pair.route, endpoint));
   const maxTemplate = settings.maxPathChars;
 
   let mask: NoiseMask | undefined;
-  let noise: { kind: DifferenceKind; template: string }[] | undefined;
+  const noise: NoiseObservation[] = [];
   let baselineView: SideView | undefined;
-  if (pair.baseline) {
-    const b = pair.baseline.result;
+  // The noise reference: the baseline's answer, else the primary's own earlier answer to this request.
+  const reference = pair.baseline ? pair.baseline.result.response : context.previous;
+  const evidence: Evidence = pair.baseline ? 'baseline' : context.previous ? 'repeat' : 'none';
+  if (pair.baseline || context.previous) {
     mask = new NoiseMask();
     const seen = new Set<string>();
-    noise = [];
-    const found: Found[] = b.response
-      ? comparison.against(b.response).found
+    const found: Found[] = reference
+      ? comparison.against(reference).found
       : [{ kind: 'error', pointer: 'error', template: 'error', change: 'value', primary: pair.primary.status, shadow: null }];
     // The baseline's dependency calls against the live ones: call noise (src/egress/).
     const calls = pair.calls;
-    if (calls && calls.baseline.length > 0) {
+    if (pair.baseline && calls && calls.baseline.length > 0) {
       for (const d of callDifferences({ ...calls, dark: calls.baseline }, settings)) found.push({ ...d, kind: 'call' });
     }
     for (const d of found) {
-      mask.add(d.kind, maskPath(d));
+      if (pair.baseline) mask.add(d.kind, maskPath(d), d.change);
       const template = clipString(d.template, maxTemplate);
       const key = d.kind + '\u0000' + template;
       if (!seen.has(key) && seen.size < settings.maxPathsPerPair) {
         seen.add(key);
-        noise.push({ kind: d.kind, template });
+        const relative = d.change === 'value' ? relativeDifference(d.primary, d.shadow) : undefined;
+        noise.push(relative === undefined ? { kind: d.kind, template, change: d.change } : { kind: d.kind, template, change: d.change, relative });
       }
     }
-    baselineView = b.response
-      ? side(pair.baseline.upstream, b.response)
-      : { upstream: pair.baseline.upstream, status: null, latencyMs: round(b.latencyMs, 1), ...(b.error ? { error: b.error } : {}) };
+    if (pair.baseline) {
+      const b = pair.baseline.result;
+      baselineView = b.response
+        ? side(pair.baseline.upstream, b.response)
+        : { upstream: pair.baseline.upstream, status: null, latencyMs: round(b.latencyMs, 1), ...(b.error ? { error: b.error } : {}) };
+    }
   }
+  // Repeat evidence is learned, never masks one request by itself: the value may really have changed.
+  if (!pair.baseline) mask = undefined;
+  const judgedWith: Evidence = pair.baseline ? 'baseline' : (learned?.evidenceFor(pair.route, endpoint) ?? 'none');
 
   const outcomes: CompareOutcome[] = [];
+  const shadowPaths = new Map<string, { kind: DifferenceKind; template: string }>();
+  const primaryMs = Math.max(MIN_LATENCY_MS, pair.primary.latencyMs);
   for (const target of pair.shadows) {
     const result = target.result;
     const counts: ShadowCounts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
-    counts.compared = 1;
-    counts.baselined = pair.baseline ? 1 : 0;
+    const b = pair.baseline?.result.response;
+    const sample = result.response
+      ? {
+          primaryMs,
+          shadowMs: Math.max(MIN_LATENCY_MS, result.response.latencyMs),
+          ...(b ? { baselineMs: Math.max(MIN_LATENCY_MS, b.latencyMs) } : {}),
+        }
+      : undefined;
+    const ep: EndpointCounts = emptyEndpoint(endpoint, pair.diff.latency?.maxRatio ?? 1.5, sample);
+    counts.endpoints!.push(ep);
+    counts.compared = ep.compared = 1;
+    counts.baselined = ep.baselined = pair.baseline ? 1 : 0;
+    ep.repeated = evidence === 'repeat' ? 1 : 0;
     observeLatency(counts, pair.primary.latencyMs, result.latencyMs);
     const paths = new PairPaths(settings.maxPathsPerPair);
-    for (const n of noise ?? []) paths.mark(n.kind, n.template, 'noise');
+    for (const n of noise) {
+      const entry = paths.mark(n.kind, n.template, evidence === 'baseline' ? 'noise' : 'repeatNoise');
+      if (entry && n.relative !== undefined && n.relative > (entry.maxRelative ?? -1)) entry.maxRelative = n.relative;
+    }
 
     let compared: ResponseComparison;
     if (result.response) compared = comparison.against(result.response);
@@ -245,31 +317,50 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
     // What the dark version would have sent to its dependencies (src/egress/).
     if (pair.calls) for (const d of callDifferences(pair.calls, settings)) compared.found.push({ ...d, kind: 'call' });
 
-    const lister = new Lister(comparison, settings);
+    const lister = new Lister(comparison, settings, endpoint);
+    const real: Found[] = [];
     const differingMarks = new MarkList();
     const noiseMarks = new MarkList();
-    let real = 0;
+    let masked = 0;
     for (const d of compared.found) {
       const template = clipString(d.template, maxTemplate);
-      const masked = mask !== undefined && (mask.covers(d.kind, maskPath(d)) || (learned?.isNoisy(pair.route, d.kind, template) ?? false));
+      if (shadowPaths.size < settings.maxPathsPerPair) shadowPaths.set(d.kind + '\u0000' + template, { kind: d.kind, template });
+      paths.mark(d.kind, template, 'raw');
+      const noisyHere = mask !== undefined && mask.covers(d.kind, maskPath(d));
       const mark = { kind: d.kind, path: clipString(d.pointer, settings.maxPathChars), template };
-      if (masked) {
-        counts.noiseMasked++;
+      const judged = { kind: d.kind, template, change: d.change, primary: d.primary, shadow: d.shadow };
+      const judgement = learned ? learned.judge(pair.route, endpoint, judged, noisyHere, judgedWith) : noisyHere ? 'noise' : 'real';
+      if (judgement === 'noise' || judgement === 'tolerated' || judgement === 'reordered') {
+        masked++;
         paths.mark(d.kind, template, 'masked');
+        if (judgement !== 'noise') paths.mark(d.kind, template, judgement);
         noiseMarks.add(mark);
         continue;
       }
-      real++;
-      counts.kinds[d.kind] = 1;
-      paths.mark(d.kind, template, 'differing');
-      lister.add(d);
+      real.push(d);
       differingMarks.add(mark);
+      const entry = paths.mark(d.kind, template, 'differing');
+      if (entry) entry.example ??= pair.requestId;
+      if (judgement === 'beyond') paths.mark(d.kind, template, 'beyond');
     }
-    counts.differing = real > 0 ? 1 : 0;
-    counts.paths.push(...paths.list());
-    counts.pathsOmitted = paths.omitted;
+    const cause = causeOf(real);
+    if (cause) {
+      for (const d of real) if (d !== cause.found) paths.mark(d.kind, clipString(d.template, maxTemplate), 'withStatus');
+      ep.causes.push({ cause: cause.name, requests: 1, example: pair.requestId, with: cause.with });
+    }
+    for (const d of real) {
+      counts.kinds[d.kind] = ep.kinds[d.kind] = 1;
+      lister.add(d);
+    }
+    counts.noiseMasked = ep.noiseMasked = masked;
+    counts.differing = ep.differing = real.length > 0 ? 1 : 0;
+    counts.noiseOnly = ep.noiseOnly = real.length === 0 && masked > 0 ? 1 : 0;
+    const list = paths.list();
+    counts.paths.push(...list);
+    ep.paths.push(...list);
+    counts.pathsOmitted = ep.pathsOmitted = paths.omitted;
 
-    if (real === 0) {
+    if (real.length === 0) {
       outcomes.push({ counts });
       continue;
     }
@@ -282,6 +373,8 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
       event: {
         time: pair.time.toISOString(),
         route: pair.route,
+        endpoint,
+        evidence: judgedWith,
         method: pair.method,
         path: clipString(redactTarget(pair.path), settings.maxPathChars),
         requestId: pair.requestId,
@@ -289,8 +382,8 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
         shadow: shadowView,
         ...(baselineView ? { baseline: baselineView } : {}),
         differences: lister.listed,
-        differenceCount: real,
-        noise: counts.noiseMasked,
+        differenceCount: real.length,
+        noise: masked,
         truncated,
         ...(compared.limited ? { limited: compared.limited } : {}),
       },
@@ -308,5 +401,15 @@ export function comparePair(pair: MirroredPair, settings: CompareSettings = DEFA
       },
     });
   }
-  return { outcomes, noise };
+  return { outcomes, endpoint, evidence, noise, shadowPaths: [...shadowPaths.values()] };
+}
+
+/** A real status change (or a failed shadow) explains the other differences of its request. */
+function causeOf(real: readonly Found[]): { name: string; found: Found; with: string[] } | undefined {
+  const found = real.find((d) => d.kind === 'status' || d.kind === 'error');
+  if (!found) return undefined;
+  const name = found.kind === 'status' ? `status ${String(found.primary)} → ${String(found.shadow)}` : `no answer: ${String(found.shadow)}`;
+  const others: string[] = [];
+  for (const d of real) if (d !== found && others.length < 8) others.push(describeDifference(d));
+  return { name, found, with: others };
 }

@@ -8,8 +8,10 @@
  * The raw values are returned as found; redaction and clipping happen when
  * a difference is stored (values.ts).
  */
+import type { NumberTolerance } from '../config/types.js';
+import { compareHtml, NodeRules } from './html.js';
 import type { Lifted } from './lift.js';
-import { ANY, escapeSegment, isMapLike, type IgnoreRules, type RuleState } from './paths.js';
+import { ANY, escapeSegment, isMapLike, PointerPatterns, type IgnoreRules, type RuleState } from './paths.js';
 import type { ChangeKind } from './types.js';
 
 export interface RawDifference {
@@ -26,6 +28,50 @@ export interface WalkLimits {
   /** JSON nodes visited per comparison. */
   readonly maxNodes: number;
   readonly maxDepth: number;
+}
+
+/**
+ * How values are judged equal beyond strict equality: numbers within a
+ * tolerance, arrays as multisets (configured, or learned from the noise).
+ */
+export interface ValueRules {
+  readonly tolerance: PointerPatterns<NumberTolerance>;
+  readonly unordered: PointerPatterns<true>;
+  /** Array templates the noise only ever reorders on this endpoint. */
+  readonly learnedUnordered?: ReadonlySet<string>;
+  /** HTML node-path entries of ignorePaths. */
+  readonly nodes: NodeRules;
+}
+
+const ruleCache = new WeakMap<object, ValueRules>();
+
+/** Compiled once per route diff settings. */
+export function valueRulesFor(diff: {
+  readonly tolerance: readonly NumberTolerance[];
+  readonly unordered: readonly string[];
+  readonly ignorePaths: readonly string[];
+}): ValueRules {
+  let rules = ruleCache.get(diff);
+  if (!rules) {
+    rules = {
+      tolerance: new PointerPatterns(diff.tolerance.map((t) => [t.path, t] as const)),
+      unordered: new PointerPatterns(diff.unordered.map((u) => [u, true] as const)),
+      nodes: new NodeRules(diff.ignorePaths),
+    };
+    ruleCache.set(diff, rules);
+  }
+  return rules;
+}
+
+export const NO_VALUE_RULES: ValueRules = {
+  tolerance: new PointerPatterns<NumberTolerance>([]),
+  unordered: new PointerPatterns<true>([]),
+  nodes: new NodeRules([]),
+};
+
+export function withinTolerance(a: number, b: number, t: NumberTolerance): boolean {
+  const gap = Math.abs(a - b);
+  return t.mode === 'absolute' ? gap <= t.value : gap <= t.value * Math.max(Math.abs(a), Math.abs(b));
 }
 
 export interface BodyComparison {
@@ -66,6 +112,8 @@ function sameElements(a: readonly unknown[], b: readonly unknown[]): boolean {
 
 /** Arrays longer than this are compared by index only, never as reordered. */
 const ORDER_CHECK_MAX = 256;
+/** Unordered arrays longer than this are compared by index. */
+const MULTISET_MAX = 4096;
 
 type Container = readonly [Record<string, unknown>, Record<string, unknown>];
 /** Marks an array level on the path: its index is "*" in the template. */
@@ -87,7 +135,20 @@ class JsonWalk {
   constructor(
     private readonly rules: IgnoreRules,
     private readonly limits: WalkLimits,
+    private readonly values: ValueRules = NO_VALUE_RULES,
   ) {}
+
+  private template(): string {
+    let template = '';
+    for (let i = 0; i < this.keys.length; i++) template += this.wild(i) ? '/' + ANY : '/' + escapeSegment(String(this.keys[i]));
+    return template;
+  }
+
+  /** The array at the current path is a set: configured, or learned from the noise. */
+  private unordered(): boolean {
+    if (this.values.unordered.size > 0 && this.values.unordered.match(this.keys)) return true;
+    return this.values.learnedUnordered !== undefined && this.values.learnedUnordered.has(this.template());
+  }
 
   /** Whether a level's key is "*" in the template: array indices, and keys of map-like objects. */
   private wild(level: number): boolean {
@@ -135,6 +196,10 @@ class JsonWalk {
     if (ta !== jsonType(b)) return this.record('type', a, b);
     if (ta === 'object') return this.objects(a as Record<string, unknown>, b as Record<string, unknown>, state, depth);
     if (ta === 'array') return this.arrays(a as unknown[], b as unknown[], state, depth);
+    if (ta === 'number' && this.values.tolerance.size > 0) {
+      const t = this.values.tolerance.match(this.keys);
+      if (t && withinTolerance(a as number, b as number, t)) return;
+    }
     this.record('value', a, b);
   }
 
@@ -178,8 +243,43 @@ class JsonWalk {
     this.containers.pop();
   }
 
+  /** Elements of one side the other lacks (by canonical JSON, counting repeats). */
+  private multiset(a: unknown[], b: unknown[], state: RuleState): void {
+    const counts = new Map<string, number>();
+    const keyB = b.map(canonical);
+    for (const k of keyB) counts.set(k, (counts.get(k) ?? 0) + 1);
+    const level = this.keys.length;
+    this.containers.push(ARRAY_LEVEL);
+    this.keys.push(0);
+    for (let i = 0; i < a.length && !this.stopped; i++) {
+      if (!this.spend()) break;
+      const k = canonical(a[i]);
+      const left = counts.get(k) ?? 0;
+      if (left > 0) counts.set(k, left - 1);
+      else if (this.below(state, i) !== undefined) {
+        this.keys[level] = i;
+        this.record('missing', a[i], undefined);
+      }
+    }
+    for (let i = 0; i < b.length && !this.stopped; i++) {
+      const k = keyB[i]!;
+      const left = counts.get(k) ?? 0;
+      if (left === 0) continue;
+      counts.set(k, left - 1);
+      if (this.below(state, i) !== undefined) {
+        this.keys[level] = i;
+        this.record('extra', undefined, b[i]);
+      }
+    }
+    this.keys.pop();
+    this.containers.pop();
+  }
+
   private arrays(a: unknown[], b: unknown[], state: RuleState, depth: number): void {
     if (!this.deeper(depth)) return;
+    if (a.length + b.length <= MULTISET_MAX && (this.values.unordered.size > 0 || this.values.learnedUnordered) && this.unordered()) {
+      return this.multiset(a, b, state);
+    }
     const mark = this.differences.length;
     const common = Math.min(a.length, b.length);
     const level = this.keys.length;
@@ -206,8 +306,8 @@ class JsonWalk {
   }
 }
 
-export function compareJson(a: unknown, b: unknown, rules: IgnoreRules, limits: WalkLimits): BodyComparison {
-  const walk = new JsonWalk(rules, limits);
+export function compareJson(a: unknown, b: unknown, rules: IgnoreRules, limits: WalkLimits, values: ValueRules = NO_VALUE_RULES): BodyComparison {
+  const walk = new JsonWalk(rules, limits, values);
   walk.walk(a, b, rules.start, 0);
   const { differences, nodes, limited } = walk;
   return limited ? { differences, nodes, limited } : { differences, nodes };
@@ -238,7 +338,7 @@ export function compareText(a: string, b: string): RawDifference | undefined {
   };
 }
 
-const FORMAT_NAME = { empty: 'empty', json: 'JSON', text: 'text', binary: 'binary' } as const;
+const FORMAT_NAME = { empty: 'empty', json: 'JSON', text: 'text', html: 'HTML', binary: 'binary' } as const;
 
 function preview(body: Lifted): unknown {
   switch (body.format) {
@@ -247,6 +347,8 @@ function preview(body: Lifted): unknown {
     case 'json':
       return body.value;
     case 'text':
+      return body.text;
+    case 'html':
       return body.text;
     case 'binary':
       return describeBinary(body);
@@ -270,8 +372,9 @@ function withNote(d: RawDifference, note: string | undefined): RawDifference {
 }
 
 /** Any two lifted bodies; JSON ignore rules apply to JSON pairs. */
-export function compareBodies(a: Lifted, b: Lifted, rules: IgnoreRules, limits: WalkLimits): BodyComparison {
-  if (a.format === 'json' && b.format === 'json') return compareJson(a.value, b.value, rules, limits);
+export function compareBodies(a: Lifted, b: Lifted, rules: IgnoreRules, limits: WalkLimits, values: ValueRules = NO_VALUE_RULES): BodyComparison {
+  if (a.format === 'json' && b.format === 'json') return compareJson(a.value, b.value, rules, limits, values);
+  if (a.format === 'html' && b.format === 'html') return compareHtml(a.root, b.root, values.nodes, limits);
   if (a.format === 'empty' && b.format === 'empty') return { differences: [], nodes: 1 };
   if (a.format === 'text' && b.format === 'text') {
     const d = compareText(a.text, b.text);

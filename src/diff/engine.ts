@@ -15,7 +15,12 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink } from '../shadow/pair.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './compare-pair.js';
 import { emptyCounts } from './counts.js';
+import { EndpointBook, endpointTemplatesFor } from './endpoint-template.js';
+import { LatencyWatch, type LatencyAlarm } from './latency-watch.js';
 import { LearnedNoise } from './noise.js';
+import { RepeatMemory } from './repeats.js';
+import { redactTarget } from './secrets.js';
+import { round } from './stats.js';
 import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
 
 /** limits.compareQueue's default, for when no config is loaded yet. */
@@ -45,6 +50,9 @@ export class DiffEngine implements PairSink {
   private readonly settings: CompareSettings;
   private readonly sliceBudgetMs: number;
   readonly learned = new LearnedNoise();
+  private readonly endpoints = new EndpointBook();
+  private readonly repeats = new RepeatMemory();
+  private readonly latency = new LatencyWatch();
   private queue: (MirroredPair | undefined)[] = [];
   private head = 0;
   private scheduled: NodeJS.Immediate | undefined;
@@ -106,6 +114,8 @@ export class DiffEngine implements PairSink {
 
   private readonly slice = (): void => {
     this.scheduled = undefined;
+    // flush() may have emptied the queue since this slice was scheduled.
+    if (this.pending === 0) return this.settle();
     const deadline = performance.now() + this.sliceBudgetMs;
     do this.compareNext();
     while (this.pending > 0 && performance.now() < deadline);
@@ -122,11 +132,18 @@ export class DiffEngine implements PairSink {
       this.head = 0;
     }
     try {
-      const result = comparePair(pair, this.settings, pair.baseline ? this.learned : undefined);
-      if (result.noise) this.learned.observe(pair.route, result.noise);
+      const endpoint = this.endpoints.admit(pair.route, endpointTemplatesFor(pair.diff.endpoints).endpointOf(pair.path));
+      const previous = pair.baseline || !this.learned.wantsRepeat(pair.route, endpoint) ? undefined : this.repeats.exchange(pair);
+      const result = comparePair(pair, this.settings, this.learned, previous ? { endpoint, previous } : { endpoint });
+      this.learned.observe(pair.route, endpoint, result.evidence, result.noise, result.shadowPaths);
       for (const outcome of result.outcomes) {
         this.count(outcome);
         this.sink.ingest(outcome);
+        const latency = outcome.counts.endpoints?.[0]?.latency;
+        if (!latency) continue;
+        const judged = this.latency.add(pair.route, outcome.counts.shadow, endpoint, latency);
+        if (judged.worst !== undefined) this.metrics?.shadowLatencyRatio.labels(pair.route, outcome.counts.shadow).set(judged.worst);
+        if (judged.alarm) this.reportLatency(judged.alarm, pair);
       }
       this.compared++;
     } catch (err) {
@@ -138,11 +155,55 @@ export class DiffEngine implements PairSink {
     }
   }
 
+  /** An endpoint just became confidently slower: one event with a `latency` difference. */
+  private reportLatency(alarm: LatencyAlarm, pair: MirroredPair): void {
+    const c = alarm.comparison;
+    const counts = emptyCounts(alarm.route, alarm.shadow, pair.baseline?.upstream);
+    const target = pair.shadows.find((s) => s.upstream === alarm.shadow);
+    counts.kinds.latency = 1;
+    const figures =
+      `median shadow/primary ${c.ratio}× (95% CI ${c.ratioCi?.[0]}–${c.ratioCi?.[1]}), ` +
+      `p95 ${c.p95Ratio}× (95% CI ${c.p95RatioCi?.[0]}–${c.p95RatioCi?.[1]}) over ${c.pairs} requests; limit ${alarm.maxRatio}×` +
+      (c.baselineRatio !== null ? `; baseline/primary ${c.baselineRatio}×` : '');
+    const late: CompareOutcome = {
+      counts,
+      event: {
+        time: new Date().toISOString(),
+        route: alarm.route,
+        endpoint: alarm.endpoint,
+        evidence: c.baselineRatio !== null ? 'baseline' : 'none',
+        method: pair.method,
+        path: redactTarget(pair.path),
+        requestId: pair.requestId,
+        primary: { upstream: pair.primaryUpstream, status: pair.primary.status, latencyMs: round(pair.primary.latencyMs, 1) },
+        shadow: { upstream: alarm.shadow, status: target?.result.status ?? null, latencyMs: round(target?.result.latencyMs ?? 0, 1) },
+        differences: [
+          {
+            kind: 'latency',
+            path: 'latency',
+            endpoint: alarm.endpoint,
+            template: 'latency',
+            change: 'value',
+            primary: alarm.maxRatio,
+            shadow: c.ratio,
+            note: figures,
+          },
+        ],
+        differenceCount: 1,
+        noise: 0,
+        truncated: false,
+      },
+    };
+    this.count(late);
+    this.sink.ingest(late);
+  }
+
   private count(outcome: CompareOutcome): void {
     const m = this.metrics;
     if (!m) return;
-    const { route, shadow, differing, kinds } = outcome.counts;
-    m.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
+    const { route, shadow, compared, differing, kinds } = outcome.counts;
+    // A latency finding is no compared pair: it must not move the diff rate the release gates read.
+    if (compared > 0) m.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
     for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) m.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
   }
 

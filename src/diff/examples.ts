@@ -52,6 +52,8 @@ function bodyOf(lifted: Lifted, rules: IgnoreRules, limits: ExampleLimits): { bo
       const kept = keepValue(lifted.value, '', rules, limits.maxBodyChars);
       return kept.clipped ? { body: { format: 'text', text: String(kept.value) }, clipped: true } : { body: { format: 'json', value: kept.value }, clipped: false };
     }
+    // A tree is shown as the markup it was parsed from.
+    case 'html':
     case 'text': {
       const text = clipString(lifted.text, limits.maxBodyChars);
       return { body: { format: 'text', text }, clipped: text !== lifted.text };

@@ -7,11 +7,15 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
+import { parseHtml, type HtmlNode } from './html.js';
+import { parseXml } from './xml.js';
 
 export type Lifted =
   | { readonly format: 'empty'; readonly note?: string }
   | { readonly format: 'json'; readonly value: unknown; readonly note?: string }
   | { readonly format: 'text'; readonly text: string; readonly note?: string }
+  /** HTML or XML as an element tree. */
+  | { readonly format: 'html'; readonly root: HtmlNode; readonly text: string; readonly note?: string }
   | { readonly format: 'binary'; readonly bytes: number; readonly sha256: string; readonly note?: string };
 
 export interface LiftInput {
@@ -21,6 +25,10 @@ export interface LiftInput {
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b/i;
+/** Larger HTML or XML is compared as text: parsing it would hold the event loop too long for one pair. */
+export const MAX_HTML_TREE_BYTES = 256 * 1024;
+const XML_TYPE = /^(?:application\/xml|text\/xml|[\w.+-]+\/[\w.+-]*\+xml)\b/i;
+const HTML_TYPE = /^(?:text\/html|application\/xhtml\+xml)\b/i;
 const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
 
 
@@ -46,8 +54,8 @@ export function binaryOf(body: Buffer, note?: string): Lifted {
   return note === undefined ? { format: 'binary', bytes: body.length, sha256 } : { format: 'binary', bytes: body.length, sha256, note };
 }
 
-/** Decodes, then lifts. `maxDecodedBytes` bounds the decoded size. Never throws. */
-export function lift(input: LiftInput, maxDecodedBytes: number): Lifted {
+/** Decodes, then lifts. `maxDecodedBytes` bounds the decoded size, `maxNodes` an HTML tree. Never throws. */
+export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000): Lifted {
   const decoded = decodeBody(input.body, input.headers, maxDecodedBytes);
   const body = decoded.body;
   if (decoded.error !== undefined) return binaryOf(body, decoded.error);
@@ -70,6 +78,15 @@ export function lift(input: LiftInput, maxDecodedBytes: number): Lifted {
     } else if (declaredJson) {
       return binaryOf(body, 'declared JSON, but not UTF-8 text');
     }
+  }
+  if (text !== undefined && HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
+    const { root, limited } = parseHtml(text, maxNodes);
+    return limited ? { format: 'html', root, text, note: `HTML compared up to ${maxNodes} elements` } : { format: 'html', root, text };
+  }
+  if (text !== undefined && XML_TYPE.test(type) && !HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
+    const xml = parseXml(text, maxNodes);
+    if (xml) return xml.limited ? { format: 'html', root: xml.root, text, note: `XML compared up to ${maxNodes} elements` } : { format: 'html', root: xml.root, text };
+    return { format: 'text', text, note: 'not well-formed XML' };
   }
   if (text !== undefined) return { format: 'text', text };
   return binaryOf(body);

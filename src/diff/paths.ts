@@ -148,3 +148,36 @@ export function ignoreRulesFor(patterns: readonly string[]): IgnoreRules {
   }
   return rules;
 }
+
+/**
+ * JSON Pointer patterns ("*" is any one segment) for per-path settings such
+ * as diff.tolerance and diff.unordered; matched against the keys walked.
+ */
+export class PointerPatterns<T> {
+  private readonly patterns: { readonly segments: readonly string[]; readonly value: T }[] = [];
+
+  constructor(entries: readonly (readonly [string, T])[]) {
+    for (const [pattern, value] of entries) {
+      try {
+        this.patterns.push({ segments: parsePointer(pattern), value });
+      } catch {
+        // Validation reports malformed pointers; a bad one matches nothing.
+      }
+    }
+  }
+
+  get size(): number {
+    return this.patterns.length;
+  }
+
+  /** The value of the first pattern matching these keys exactly. */
+  match(keys: readonly (string | number)[]): T | undefined {
+    for (const p of this.patterns) {
+      if (p.segments.length !== keys.length) continue;
+      let ok = true;
+      for (let i = 0; i < keys.length && ok; i++) ok = p.segments[i] === ANY || p.segments[i] === String(keys[i]);
+      if (ok) return p.value;
+    }
+    return undefined;
+  }
+}

@@ -22,27 +22,44 @@ export function wilson(k: number, n: number, z = Z): [number, number] {
 }
 
 /**
- * What a path's counts say:
- * - `regression`: it differs more often than the baseline's noise can explain
- *   (the intervals do not overlap);
- * - `noise`: the baseline shows it as noisy and the shadow does not clearly
- *   differ more often;
- * - `uncertain`: it differs, but there are too few samples to tell;
- * - `unverified`: it differs, and there is no baseline to tell noise apart.
+ * What a path's counts say, against the noise evidence (the baseline's, or
+ * without one the repeated requests'):
+ * - `regression`: the shadow differs here more often than the noise can
+ *   explain (the intervals do not overlap), or its numbers move farther
+ *   than the noise ever did on a clear share of requests;
+ * - `noise`: the noise explains it;
+ * - `uncertain`: it differs, the noise never does here, but too few
+ *   samples to tell;
+ * - `unverified`: it differs, and there is no evidence to tell noise apart.
  */
 export type Verdict = 'regression' | 'noise' | 'uncertain' | 'unverified';
 
-export function verdict(
-  path: { readonly differing: number; readonly noise: number; readonly masked: number },
-  compared: number,
-  baselined: number,
-): Verdict {
-  if (baselined === 0) return path.differing > 0 ? 'unverified' : 'noise';
-  const [low] = wilson(path.differing, compared);
-  const [, noiseHigh] = wilson(path.noise, baselined);
-  if (path.differing > 0 && low > noiseHigh) return 'regression';
-  if (path.noise > 0 || path.masked > 0) return 'noise';
-  return 'uncertain';
+export interface VerdictCounts {
+  readonly differing: number;
+  readonly noise: number;
+  readonly masked: number;
+  readonly raw?: number;
+  readonly beyond?: number;
+  readonly repeatNoise?: number;
+}
+
+/** Real differences at a path the noise never showed, over at least MIN_NOISE_TRIALS pairs, that make it a regression. */
+const MIN_UNEXPLAINED = 3;
+const MIN_NOISE_TRIALS = 30;
+
+export function verdict(path: VerdictCounts, compared: number, baselined: number, repeated = 0): Verdict {
+  const trials = baselined > 0 ? baselined : repeated;
+  const noise = baselined > 0 ? path.noise : (path.repeatNoise ?? 0);
+  if (trials === 0) return path.differing > 0 ? 'unverified' : 'noise';
+  const raw = Math.max(path.raw ?? 0, path.differing);
+  const [, noiseHigh] = wilson(noise, trials);
+  if (path.differing > 0 && wilson(raw, compared)[0] > noiseHigh) return 'regression';
+  // The noise never touched this path over enough pairs: no share of real differences is explained.
+  if (noise === 0 && path.masked === 0 && path.differing >= MIN_UNEXPLAINED && trials >= MIN_NOISE_TRIALS) return 'regression';
+  const beyond = path.beyond ?? 0;
+  if (beyond >= 3 && wilson(beyond, compared)[0] > wilson(0, trials)[1]) return 'regression';
+  if (noise > 0 || path.masked > 0) return 'noise';
+  return baselined > 0 || path.differing === 0 ? 'uncertain' : 'unverified';
 }
 
 /** Upper bounds in ms; one more bucket above the last for anything slower. */
@@ -75,4 +92,127 @@ export function quantileMs(buckets: readonly number[], q: number): number | null
 export function round(value: number, digits = 4): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+// ---- latency: log-scale histograms and confidence intervals --------------
+
+/**
+ * Fine log-scale bins (about 2% wide), stored sparse as {bin: count}: additive
+ * across pairs, replicas and workers, and bounded (a few hundred bins at
+ * most), so per-endpoint latency needs no per-request samples.
+ */
+const LOG_BIN_WIDTH = 0.02;
+const LOG_BIN_LIMIT = 1200;
+
+export type LogHistogram = Record<string, number>;
+
+/** The bin of a positive value (ratios or milliseconds); clamped to the range. */
+export function logBin(value: number): number {
+  const v = Number.isFinite(value) && value > 0 ? value : 1e-6;
+  return Math.max(-LOG_BIN_LIMIT, Math.min(LOG_BIN_LIMIT, Math.round(Math.log(v) / LOG_BIN_WIDTH)));
+}
+
+export const binValue = (bin: number): number => Math.exp(bin * LOG_BIN_WIDTH);
+
+export function addLog(histogram: LogHistogram, value: number, count = 1): void {
+  const bin = logBin(value);
+  histogram[bin] = (histogram[bin] ?? 0) + count;
+}
+
+export function mergeLog(into: LogHistogram, from: Readonly<LogHistogram>): void {
+  for (const bin in from) into[bin] = (into[bin] ?? 0) + (from[bin] ?? 0);
+}
+
+function sortedBins(histogram: Readonly<LogHistogram>): [number, number][] {
+  return Object.entries(histogram)
+    .map(([bin, count]): [number, number] => [Number(bin), count])
+    .filter(([, count]) => count > 0)
+    .sort((a, b) => a[0] - b[0]);
+}
+
+export function logCount(histogram: Readonly<LogHistogram>): number {
+  let n = 0;
+  for (const bin in histogram) n += histogram[bin] ?? 0;
+  return n;
+}
+
+/** The value at 1-based rank `rank` (clamped) of a sorted histogram. */
+function atRank(bins: readonly [number, number][], rank: number): number {
+  let seen = 0;
+  for (const [bin, count] of bins) {
+    seen += count;
+    if (seen >= rank) return binValue(bin);
+  }
+  return binValue(bins[bins.length - 1]![0]);
+}
+
+export interface QuantileEstimate {
+  readonly value: number;
+  /** 95% distribution-free interval, from the binomial ranks of the order statistics. */
+  readonly ci: readonly [number, number];
+  readonly n: number;
+}
+
+/** A quantile and its interval; null for an empty histogram. */
+export function quantileInterval(histogram: Readonly<LogHistogram>, q: number, z = Z): QuantileEstimate | null {
+  const bins = sortedBins(histogram);
+  let n = 0;
+  for (const [, c] of bins) n += c;
+  if (n === 0) return null;
+  const centre = n * q;
+  const half = z * Math.sqrt(n * q * (1 - q));
+  const low = Math.max(1, Math.floor(centre - half));
+  const high = Math.min(n, Math.ceil(centre + half) + 1);
+  return { value: atRank(bins, Math.max(1, Math.ceil(centre))), ci: [atRank(bins, low), atRank(bins, high)], n };
+}
+
+export interface LatencyComparison {
+  /** Paired pairs (shadow and primary latency of the same request). */
+  readonly pairs: number;
+  /** Median of the per-request shadow/primary ratios, and its interval. */
+  readonly ratio: number | null;
+  readonly ratioCi: readonly [number, number] | null;
+  /** Shadow p95 over primary p95, with a conservative interval from both p95s' intervals. */
+  readonly p95Ratio: number | null;
+  readonly p95RatioCi: readonly [number, number] | null;
+  /** Median baseline/primary ratio: how far two instances of one version drift apart. */
+  readonly baselineRatio: number | null;
+  /** The shadow is slower than maxRatio (times the baseline's drift, when above 1) with confidence. */
+  readonly slower: boolean;
+}
+
+export interface LatencyHistograms {
+  /** ln(shadow/primary) per request. */
+  readonly ratio: LogHistogram;
+  /** ln(baseline/primary) per request that had a baseline answer. */
+  readonly baselineRatio: LogHistogram;
+  readonly primary: LogHistogram;
+  readonly shadow: LogHistogram;
+}
+
+/** Fewer paired requests than this are never judged slower. */
+export const MIN_LATENCY_PAIRS = 30;
+
+export function compareLatency(h: LatencyHistograms, maxRatio: number): LatencyComparison {
+  const ratio = quantileInterval(h.ratio, 0.5);
+  const baseline = quantileInterval(h.baselineRatio, 0.5);
+  const sp95 = quantileInterval(h.shadow, 0.95);
+  const pp95 = quantileInterval(h.primary, 0.95);
+  const p95Ratio = sp95 && pp95 ? sp95.value / pp95.value : null;
+  const p95RatioCi: [number, number] | null = sp95 && pp95 ? [sp95.ci[0] / pp95.ci[1], sp95.ci[1] / pp95.ci[0]] : null;
+  const pairs = ratio?.n ?? 0;
+  // Two instances of one version may differ on their own (hosts, caches):
+  // the shadow must be slower than that drift too.
+  const drift = Math.max(1, baseline?.ci[1] ?? 1);
+  const limit = maxRatio * drift;
+  const slower = pairs >= MIN_LATENCY_PAIRS && ((ratio !== null && ratio.ci[0] > limit) || (p95RatioCi !== null && p95RatioCi[0] > limit));
+  return {
+    pairs,
+    ratio: ratio ? round(ratio.value, 3) : null,
+    ratioCi: ratio ? [round(ratio.ci[0], 3), round(ratio.ci[1], 3)] : null,
+    p95Ratio: p95Ratio === null ? null : round(p95Ratio, 3),
+    p95RatioCi: p95RatioCi ? [round(p95RatioCi[0], 3), round(p95RatioCi[1], 3)] : null,
+    baselineRatio: baseline ? round(baseline.value, 3) : null,
+    slower,
+  };
 }

@@ -4,9 +4,17 @@
  * results to the process that serves /diffs.
  */
 
-/** `call`: a dependency call the dark version made differently, never made, or made extra (src/egress/). */
-export type DifferenceKind = 'status' | 'header' | 'body' | 'error' | 'call';
-export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['status', 'header', 'body', 'error', 'call'];
+import type { LogHistogram } from './stats.js';
+
+/**
+ * `latency`: an endpoint whose shadow is confidently slower than diff.latency.maxRatio × its primary;
+ * `call`: a dependency call the dark version made differently, never made, or made extra (src/egress/).
+ */
+export type DifferenceKind = 'status' | 'header' | 'body' | 'error' | 'call' | 'latency';
+export const DIFFERENCE_KINDS: readonly DifferenceKind[] = ['status', 'header', 'body', 'error', 'call', 'latency'];
+
+/** Which evidence judged noise: a baseline, repeated requests to the primary, or none. */
+export type Evidence = 'baseline' | 'repeat' | 'none';
 
 /**
  * How two values differ: `value` same type, other value; `type` other JSON
@@ -21,10 +29,13 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 export interface Difference {
   readonly kind: DifferenceKind;
   /**
-   * body: a JSON Pointer ("" is the whole body); header: the lower-cased
-   * header name; status: "status"; error: "error".
+   * body: a JSON Pointer ("" is the whole body) or, for HTML, a node path
+   * ("html > body > main > p.stock", "… > input@value"); header: the
+   * lower-cased header name; status: "status"; error: "error"; latency: "latency".
    */
   readonly path: string;
+  /** The endpoint template of the request ("/api/products/{id}"). */
+  readonly endpoint?: string;
   /** The path with array indices and id-like keys as "*", for grouping. */
   readonly template: string;
   readonly change: ChangeKind;
@@ -54,6 +65,10 @@ export interface DiffEventBody {
   /** When the request arrived at the gateway (ISO 8601). */
   readonly time: string;
   readonly route: string;
+  /** The endpoint template the request falls under. */
+  readonly endpoint?: string;
+  /** What noise was judged with: the baseline, repeated requests, or nothing. */
+  readonly evidence?: Evidence;
   readonly method: string;
   /** Request path and query; secret-looking query values redacted. */
   readonly path: string;
@@ -88,6 +103,67 @@ export interface PathCounts {
   noise: number;
   /** Pairs where a primary/shadow difference here was masked as noise. */
   masked: number;
+  /** Pairs where the shadow differed here at all, noise or not (for rate judgements). */
+  raw?: number;
+  /** Pairs where a number here moved farther than its noise ever did. */
+  beyond?: number;
+  /** Pairs where this difference came with a real status change (its likely cause). */
+  withStatus?: number;
+  /** Pairs judged with repeated requests' noise instead of a baseline's. */
+  repeatNoise?: number;
+  /** Numbers compared within a learned tolerance, arrays as learned sets. */
+  tolerated?: number;
+  reordered?: number;
+  /** The largest relative size of this path's numeric noise. */
+  maxRelative?: number;
+  /** A request id where it really differed. */
+  example?: string;
+}
+
+/** A status change and the differences that came with it, counted as one cause. */
+export interface CauseCounts {
+  /** "status 200 → 500", "error". */
+  readonly cause: string;
+  requests: number;
+  example: string;
+  /** Other differences seen with it ("body /error", "header etag"), a few. */
+  readonly with: string[];
+}
+
+/** Latency of one endpoint, additive: sparse log-scale histograms. */
+export interface EndpointLatency {
+  readonly ratio: LogHistogram;
+  readonly baselineRatio: LogHistogram;
+  readonly primary: LogHistogram;
+  readonly shadow: LogHistogram;
+  /** diff.latency.maxRatio in force. */
+  maxRatio: number;
+  /** One pair's latencies (a pair's own counts carry this instead of histograms: cheaper to add). */
+  readonly sample?: LatencySample;
+}
+
+export interface LatencySample {
+  readonly primaryMs: number;
+  readonly shadowMs: number;
+  readonly baselineMs?: number;
+}
+
+/** Everything counted for one endpoint of a (route, shadow target). */
+export interface EndpointCounts {
+  readonly endpoint: string;
+  compared: number;
+  differing: number;
+  baselined: number;
+  /** Pairs without a baseline whose request had been seen before (repeat evidence). */
+  repeated: number;
+  noiseMasked: number;
+  /** Pairs whose only differences were noise. */
+  noiseOnly: number;
+  readonly kinds: Record<DifferenceKind, number>;
+  readonly paths: PathCounts[];
+  pathsOmitted: number;
+  readonly causes: CauseCounts[];
+  readonly latency: EndpointLatency;
 }
 
 /** Latency histogram, additive: counts per upper bound (the last is +Inf). */
@@ -123,6 +199,10 @@ export interface ShadowCounts {
   /** Paths not tracked separately once the per-target path limit was reached. */
   pathsOmitted: number;
   readonly latency: LatencyCounts;
+  /** Per endpoint template (bounded; the rest under "(other)"). */
+  readonly endpoints?: EndpointCounts[];
+  /** Pairs whose only differences were noise. */
+  noiseOnly?: number;
 }
 
 /** A body as an example shows it: ignored members removed, clipped. */

@@ -46,6 +46,7 @@ export class GatewayMetrics {
   readonly shadowComparisons: FastCounter;
   readonly shadowDifferences: FastCounter;
   readonly shadowInflight: Gauge;
+  readonly shadowLatencyRatio: Gauge<'route' | 'upstream'>;
   readonly compareDropped: Counter<'route'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccessful: Gauge;
@@ -156,6 +157,12 @@ export class GatewayMetrics {
       collect() {
         this.set(metrics.shadowInflightSource());
       },
+    });
+    this.shadowLatencyRatio = new client.Gauge({
+      name: 'gatewayctl_shadow_latency_ratio',
+      help: "The slowest endpoint's median shadow/primary latency ratio, per route and shadow target (endpoints are in /diffs/summary, not in labels).",
+      labelNames: ['route', 'upstream'],
+      registers,
     });
     this.endpointHealthy = new client.Gauge({
       name: 'gatewayctl_upstream_endpoint_healthy',

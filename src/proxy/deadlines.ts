@@ -9,7 +9,14 @@
  *   gets one within the upstream's poolTimeout, or is answered 503
  *   pool_exhausted: the gateway's own limit, not the upstream's fault;
  * - connect: a new connection must be up within the upstream's connectTimeout;
- * - response: the response head must arrive within the upstream's timeout;
+ * - upload: while the request body streams there is no deadline on the
+ *   upload as a whole (a long upload is no fault); the client's pauses are
+ *   bounded by timeouts.body (handler.ts), and an upstream that stops taking
+ *   the body (the request is held back by it) for the upstream's timeout is
+ *   given up on;
+ * - response: the response head must arrive within the upstream's timeout,
+ *   counted from when the request was sent whole (before a connection is
+ *   assigned, from the start: waiting in the pool's queue counts);
  * - body: once the head is in, the upstream must keep sending; no progress
  *   on its socket for the same timeout cuts the response.
  */
@@ -18,20 +25,20 @@ import type { Socket } from 'node:net';
 
 export const SWEEP_MS = 50;
 
-export type DeadlinePhase = 'queue' | 'connect' | 'response' | 'body';
+export type DeadlinePhase = 'queue' | 'connect' | 'upload' | 'response' | 'body';
+
+const MESSAGES: Record<DeadlinePhase, string> = {
+  queue: 'no pooled upstream connection came free in time',
+  connect: 'upstream connect timed out',
+  upload: 'upstream stopped reading the request body',
+  response: 'upstream response timed out',
+  body: 'upstream body stalled',
+};
 
 export class UpstreamTimeoutError extends Error {
   readonly code = 'GW_UPSTREAM_TIMEOUT';
   constructor(readonly phase: DeadlinePhase) {
-    super(
-      phase === 'queue'
-        ? 'no pooled upstream connection came free in time'
-        : phase === 'connect'
-          ? 'upstream connect timed out'
-          : phase === 'response'
-            ? 'upstream response timed out'
-            : 'upstream body stalled',
-    );
+    super(MESSAGES[phase]);
   }
 }
 
@@ -45,7 +52,12 @@ export interface Watched {
   responseTimeoutMs: number;
   upstreamRequest: ClientRequest | undefined;
   upstreamResponse: IncomingMessage | undefined;
-  /** Body progress: bytes read on the upstream socket, and since when. */
+  /** When the request was sent whole (its 'finish'), ms; 0 until then. */
+  requestSentAt: number;
+  /**
+   * Progress on the upstream socket, and since when: bytes written while
+   * the request is sent, bytes read once the response head is in.
+   */
   lastBytes: number;
   lastProgress: number;
   /** Set when the sweep gave up on it. */
@@ -142,7 +154,16 @@ function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
     return now - w.watchedSince > Math.min(w.connectTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('connect') : undefined;
   }
   if (!w.upstreamResponse) {
-    return now - w.watchedSince > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
+    if (w.requestSentAt === 0 && socket) {
+      const written = socket.bytesWritten;
+      if (written !== w.lastBytes || !w.upstreamRequest!.writableNeedDrain) {
+        w.lastBytes = written;
+        w.lastProgress = now;
+        return undefined;
+      }
+      return now - w.lastProgress > w.responseTimeoutMs ? new UpstreamTimeoutError('upload') : undefined;
+    }
+    return now - (w.requestSentAt || w.watchedSince) > w.responseTimeoutMs ? new UpstreamTimeoutError('response') : undefined;
   }
   const read = socket?.bytesRead ?? w.lastBytes;
   if (read !== w.lastBytes) {

@@ -40,6 +40,7 @@ import { classifyUpstreamError } from './upstream-faults.js';
 export { UpstreamTimeoutError };
 
 const kExchange = Symbol('gatewayctl.exchange');
+const UNASKED_SWITCH = 'upstream switched protocols unasked';
 
 /** Per-request state, attached to the request for the proxy's events. */
 class Exchange implements Watched {
@@ -65,6 +66,8 @@ class Exchange implements Watched {
   upstreamResponse: IncomingMessage | undefined;
   connected = false;
   watchedSince = 0;
+  /** When the current try's request was sent whole (deadlines.ts); 0 until then. */
+  requestSentAt = 0;
   connectTimeoutMs = 0;
   responseTimeoutMs = 0;
   lastBytes = 0;
@@ -104,6 +107,8 @@ export interface ProxyHandlerOptions {
   readonly shadow: ShadowService | undefined;
   /** The config to serve a new request with. */
   readonly current: () => ActiveConfig;
+  /** Whether the gateway is shutting down: answers then close their connection. */
+  readonly draining: () => boolean;
   /** The access log, when the config asks for one. */
   readonly accessLog?: () => AccessLog | undefined;
 }
@@ -117,6 +122,7 @@ export class ProxyHandler {
   private readonly pools: UpstreamPools;
   private readonly shadow: ShadowService | undefined;
   private readonly current: () => ActiveConfig;
+  private readonly draining: () => boolean;
   private readonly accessLog: () => AccessLog | undefined;
 
   constructor(options: ProxyHandlerOptions) {
@@ -126,6 +132,7 @@ export class ProxyHandler {
     this.pools = options.pools;
     this.shadow = options.shadow;
     this.current = options.current;
+    this.draining = options.draining;
   }
 
   /**
@@ -234,6 +241,7 @@ export class ProxyHandler {
     exchange.upstreamRequest = undefined;
     exchange.upstreamResponse = undefined;
     exchange.upstreamSocket = undefined;
+    exchange.requestSentAt = 0;
     exchange.connected = false;
     exchange.expired = undefined;
     this.deadlines.watch(exchange);
@@ -355,6 +363,8 @@ export class ProxyHandler {
     // Node drops the socket and the request would wait forever.
     (proxyReq as ExchangeUpstreamRequest)[kExchange] = exchange;
     proxyReq.once('upgrade', this.onUnaskedUpgrade);
+    // The response deadline counts from here: upload time is not the upstream's.
+    proxyReq.once('finish', onUpstreamRequestSent);
   };
 
   /** Shared by every request (`this` is the upstream request). */
@@ -363,7 +373,7 @@ export class ProxyHandler {
     return function (this: ExchangeUpstreamRequest, _response: IncomingMessage, socket: Socket): void {
       socket.destroy();
       const exchange = this[kExchange];
-      if (exchange?.response) handler.failUpstream(exchange, exchange.response, 'reset', 502, 'upstream switched protocols unasked', undefined);
+      if (exchange?.response) handler.failUpstream(exchange, exchange.response, 'reset', 502, UNASKED_SWITCH, undefined);
     };
   })();
 
@@ -379,6 +389,18 @@ export class ProxyHandler {
       return;
     }
     const status = proxyRes.statusCode ?? 502;
+    if (status === 101) {
+      // Upgrades are upgrade.ts's: a 101 here answers a request that asked
+      // for none (Node hands it over as a response when it lacks
+      // `Connection: upgrade`). What follows on that connection is another
+      // protocol, so it is closed, never pooled.
+      proxyRes.socket?.destroy();
+      proxyRes.destroy();
+      this.failUpstream(exchange, res, 'reset', 502, UNASKED_SWITCH, undefined);
+      return;
+    }
+    // In flight when the drain began: the answer says the connection ends.
+    if (this.draining()) res.shouldKeepAlive = false;
     const endpoint = exchange.endpoint!;
     exchange.pool.record(endpoint, status >= 500 ? 'failure' : 'ok');
     if (exchange.pool.retry.retriesStatus(status) && this.retry(exchange, req, res, 'status', status)) {
@@ -436,6 +458,12 @@ export class ProxyHandler {
     const response = res as ServerResponse;
     if (!exchange) {
       if ('writeHead' in response) sendError(response, 502, 'bad gateway', undefined);
+      return;
+    }
+    if (exchange.upstreamResponse?.complete && !exchange.upstreamFailed) {
+      // Bytes after a complete response (a HEAD answered with a body): Node
+      // has closed that upstream connection, so they reach no one; the
+      // answer itself stands and is relayed.
       return;
     }
     exchange.upstreamRequest?.destroy();
@@ -496,6 +524,12 @@ export class ProxyHandler {
 }
 
 function noop(): void {}
+
+/** The request, body and all, has been handed to the upstream connection. */
+function onUpstreamRequestSent(this: ExchangeUpstreamRequest): void {
+  const exchange = this[kExchange];
+  if (exchange && exchange.upstreamRequest === this) exchange.requestSentAt = Date.now();
+}
 
 /**
  * One access log line once the response is over (and, for a mirrored

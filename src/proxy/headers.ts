@@ -4,6 +4,12 @@
  * framing is re-stated in canonical form; `x-shadow-request` is the
  * gateway's alone; `x-request-id` is set here, the forwarding headers
  * (`X-Forwarded-*`, `X-Real-IP`, `Forwarded`) in forwarding.ts.
+ *
+ * A `Connection` token never removes framing (Content-Length,
+ * Transfer-Encoding), Host, or a header the gateway sets itself: such
+ * tokens are ignored (docs/security.md, "Connection tokens"). Removing the
+ * framing of a GET body let the body reach the pooled upstream connection
+ * unframed, where it was read as a second request.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { setForwardingHeaders, type ForwardingPeer } from './forwarding.js';
@@ -27,6 +33,23 @@ const HOP_BY_HOP = new Set([
 export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
 }
+
+/**
+ * Names a `Connection` token may not remove from a request: the framing the
+ * gateway parsed, the host it routed on, and what it sets itself.
+ */
+const NEVER_NOMINATED = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'x-request-id',
+  'x-shadow-request',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-real-ip',
+  'forwarded',
+]);
 
 /** Header names listed in a Connection header, lower-cased. */
 function connectionTokens(value: string | string[] | undefined): string[] {
@@ -66,13 +89,16 @@ export interface ForwardContext extends ForwardingPeer {
  */
 export function prepareUpstreamHeaders(req: IncomingMessage, ctx: ForwardContext): void {
   const h = req.headers;
-  const named = connectionTokens(h.connection);
-  for (const name of named) delete h[name];
+  for (const name of connectionTokens(h.connection)) {
+    if (!NEVER_NOMINATED.has(name)) delete h[name];
+  }
   const chunked = h['transfer-encoding'] !== undefined;
   for (const name in h) {
     if (isHopByHop(name)) delete h[name];
   }
-  // Node frames the upstream body itself; say which framing, canonically.
+  // Node frames the upstream body by these headers (and, for GET, HEAD,
+  // DELETE and OPTIONS, writes a body unframed without them): the framing
+  // parsed from the request is stated, canonically.
   if (chunked) h['transfer-encoding'] = 'chunked';
   // The gateway answers 100-continue itself before forwarding.
   delete h.expect;

@@ -32,19 +32,53 @@ for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-
 /** Printable characters RFC 3986 does not allow in a path: sent percent-encoded. */
 const ENCODED = new Set('"<>[]^`{|}');
 
-/** Characters of a Host value or an absolute-form authority (reg-name, IP literal, port). */
+/** Characters of a reg-name or IPv4 address (RFC 3986 section 3.2.2). */
 const HOST_CHARS = new Uint8Array(128);
-for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&\'()*+,;=%:[]') {
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&\'()*+,;=%') {
   HOST_CHARS[c.charCodeAt(0)] = 1;
 }
 
-/** Whether a Host value (or authority) is syntactically acceptable; '' is. */
+/** Characters inside `[...]`: an IPv6 address, possibly with an IPv4 tail. */
+const LITERAL_CHARS = new Uint8Array(128);
+for (const c of '0123456789abcdefABCDEF:.') LITERAL_CHARS[c.charCodeAt(0)] = 1;
+
+/**
+ * Whether a Host value (or authority) is `host [":" port]` as RFC 3986
+ * section 3.2.2 has it: a reg-name or IPv4 address, or an IPv6 literal in
+ * complete brackets, then at most one port of at most 65535. '' is valid.
+ * `a:99999`, `a:80:90` and `[::1` are not: an upstream could read them
+ * differently from the router.
+ */
 export function isValidHost(host: string): boolean {
-  for (let i = 0; i < host.length; i++) {
-    const c = host.charCodeAt(i);
-    if (c >= 128 || HOST_CHARS[c] !== 1) return false;
+  let i = 0;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    if (close < 3) return false;
+    for (i = 1; i < close; i++) {
+      const c = host.charCodeAt(i);
+      if (c >= 128 || LITERAL_CHARS[c] !== 1) return false;
+    }
+    i = close + 1;
+    if (i === host.length) return true;
+    if (host.charCodeAt(i) !== 58 /* : */) return false;
+  } else {
+    for (; i < host.length; i++) {
+      const c = host.charCodeAt(i);
+      if (c === 58 /* : */) break;
+      if (c >= 128 || HOST_CHARS[c] !== 1) return false;
+    }
+    if (i === host.length) return true;
   }
-  return true;
+  // The port: digits only, at most 65535 (empty is allowed, RFC 3986 3.2.3).
+  const port = host.length - i - 1;
+  if (port > 5) return false;
+  let value = 0;
+  for (i++; i < host.length; i++) {
+    const digit = host.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return false;
+    value = value * 10 + digit;
+  }
+  return value <= 65535;
 }
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;

@@ -8,10 +8,23 @@ import { absoluteConfigPath } from '../config/load.js';
 import { compileSnapshot, configHash, type Snapshot } from '../config/compile.js';
 import { describeChange, type ConfigChange } from '../config/describe-change.js';
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
-import { validateConfigFile, validateConfigSource } from '../config/validate.js';
+import { validateOffThread } from '../config/offthread.js';
+import { validateConfigFile } from '../config/validate.js';
 import { ConfigInvalidError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
+
+/**
+ * The mass route removal guard: a reload that would take away more than half
+ * of the routes in service (and at least two) is refused unless forced
+ * (POST /reload?force=true) or the file says so with this line. A file
+ * caught half-written, or truncated, is often still valid YAML.
+ */
+export const MASS_REMOVAL_MARKER = '# gatewayctl: allow-mass-removal';
+
+export function removesMostRoutes(before: number, after: number): boolean {
+  return before - after >= 2 && after * 2 < before;
+}
 
 export type ReloadResult =
   | { readonly status: 'applied'; readonly snapshot: Snapshot; readonly change: ConfigChange; readonly warnings: readonly Diagnostic[] }
@@ -57,14 +70,16 @@ export class ConfigManager {
   /**
    * Reads the file again and, when valid and different, compiles the new
    * snapshot and makes it current. The caller applies it to the proxies.
+   * Validation runs in a worker thread (config/offthread.ts): requests keep
+   * being served meanwhile.
    */
-  reload(trigger: string, text?: string): ReloadResult {
+  async reload(trigger: string, text?: string, force = false): Promise<ReloadResult> {
     const previous = this.current;
     let diagnostics: readonly Diagnostic[];
     let config;
     let sourceText: string;
     try {
-      const result = text === undefined ? validateConfigFile(this.file) : validateConfigSource({ file: this.file, text });
+      const result = await validateOffThread(text === undefined ? { file: this.file } : { file: this.file, text });
       diagnostics = result.diagnostics;
       config = result.config;
       sourceText = result.source.text;
@@ -73,6 +88,13 @@ export class ConfigManager {
       return this.rejected(trigger, [], message);
     }
     if (!config) return this.rejected(trigger, diagnostics, `config has errors; keeping generation ${previous.generation}`);
+    const before = previous.config.routes.length;
+    const after = config.routes.length;
+    if (!force && removesMostRoutes(before, after) && !sourceText.split('\n').some((line) => line.trim() === MASS_REMOVAL_MARKER)) {
+      const message = `the new config removes ${before - after} of ${before} routes; keeping generation ${previous.generation}. If that is meant, add the line "${MASS_REMOVAL_MARKER}" to the file, or reload with POST /reload?force=true`;
+      const diagnostic: Diagnostic = { severity: 'error', code: 'mass-removal', message, path: 'routes', file: this.file, line: 1, column: 1 };
+      return this.rejected(trigger, [diagnostic], message);
+    }
 
     this.currentText = sourceText;
     if (configHash(config) === previous.hash) {

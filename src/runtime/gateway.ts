@@ -7,7 +7,7 @@
  */
 import { compileSnapshot, type Snapshot } from '../config/compile.js';
 import type { Diagnostic } from '../config/diagnostics.js';
-import { ConfigWatcher } from '../config/watch.js';
+import { ConfigWatcher, type ConfigWatcherOptions } from '../config/watch.js';
 import { AdminServer, type AdminReply, type AdminRoute } from '../admin/server.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -59,7 +59,7 @@ export interface GatewayOptions {
   readonly admin?: Address;
   /** Watch the config file for changes (serve does; default true). */
   readonly watch?: boolean;
-  readonly watchOptions?: { debounceMs?: number; pollMs?: number };
+  readonly watchOptions?: { debounceMs?: number; pollMs?: number; settleMs?: number };
   readonly metrics?: GatewayMetrics;
   /** Extra admin endpoints (diffs, status, releases). */
   readonly adminRoutes?: readonly AdminRoute[];
@@ -152,20 +152,25 @@ export class Gateway {
       metrics: this.metrics,
       apply: (material) => this.dataPlane.applyTls(material),
       caChanged: () => void this.reload('ca-file'),
-      ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
+      watchOptions: this.watchOptions(),
     });
     this.admin = new AdminServer(
       {
         ready: () => !this.stopping && !this.withdrawn,
         metrics: () => this.dataPlane.metrics(this.metrics),
         config: () => describeSnapshot(this.config.current),
-        reload: async () => reloadReply(await this.reload('admin')),
+        reload: async (force) => reloadReply(await this.reload(force ? 'admin (forced)' : 'admin', undefined, force)),
         extraRoutes: [...releaseAdminRoutes(() => this.releases), ...(options.adminRoutes ?? [])],
       },
       options.logger,
       undefined,
       this.metrics,
     );
+  }
+
+  /** How the config and certificate files are watched: the settle window is the config's, read at each change. */
+  private watchOptions(): ConfigWatcherOptions {
+    return { settleMs: () => this.config.current.config.timeouts.configSettleMs, ...this.options.watchOptions };
   }
 
   /** Loads the config (throwing ConfigInvalidError on errors) and starts serving. */
@@ -198,7 +203,7 @@ export class Gateway {
         this.config.file,
         (changed) => void this.reload('file', changed),
         (message) => this.logger.warn('config.watch', message),
-        this.options.watchOptions ?? {},
+        this.watchOptions(),
       );
       this.watcher.start(text);
       this.tls.watch(snapshot.config);
@@ -265,24 +270,24 @@ export class Gateway {
    * Re-reads and validates the config and applies it everywhere. Reloads run
    * one at a time, in the order they were asked for.
    */
-  reload(trigger: string, text?: string): Promise<ReloadResult> {
-    const next = this.reloadChain.then(() => this.reloadNow(trigger, text));
+  reload(trigger: string, text?: string, force = false): Promise<ReloadResult> {
+    const next = this.reloadChain.then(() => this.reloadNow(trigger, text, force));
     this.reloadChain = next.catch(() => undefined);
     return next;
   }
 
-  private async reloadNow(trigger: string, text?: string): Promise<ReloadResult> {
+  private async reloadNow(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
     if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
     this.options.reloadPhases?.begin();
     try {
-      return await this.applyReload(trigger, text);
+      return await this.applyReload(trigger, text, force);
     } finally {
       this.options.reloadPhases?.end();
     }
   }
 
-  private async applyReload(trigger: string, text?: string): Promise<ReloadResult> {
-    const result = this.config.reload(trigger, text);
+  private async applyReload(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
+    const result = await this.config.reload(trigger, text, force);
     if (result.status === 'applied') {
       this.releases.sync(result.snapshot.config);
       await this.dataPlane.apply(this.effective(result.snapshot));

@@ -103,6 +103,7 @@ export class ProxyRuntime {
       pools: this.pools,
       shadow: this.shadow,
       current: () => this.active,
+      draining: () => this.draining,
       accessLog: () => this.accessLog,
     });
     this.upgrades = new UpgradeHandler({

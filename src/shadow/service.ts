@@ -11,6 +11,11 @@
  * dropped and counted, never queued; bodies over the limit are skipped;
  * every failure is caught and counted. Both responses of a mirrored pair are
  * captured, bounded, and handed to the comparison sink off the user's path.
+ *
+ * The in-flight budget is a count (limits.shadowInflight) and a number of
+ * bytes (limits.shadowInflightBytes): request copies and captured answers
+ * held until their pair is complete. A hung shadow holds both until its
+ * timeout; without the byte bound, a thousand 1 MB copies held a gigabyte.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/compile.js';
@@ -64,6 +69,7 @@ export class ShadowService {
   private readonly settings: () => ShadowSettings;
   readonly clients: ShadowClients;
   private inflight = 0;
+  private inflightBytes = 0;
   private drainWaiters: (() => void)[] = [];
 
   constructor(options: ShadowServiceOptions) {
@@ -77,6 +83,11 @@ export class ShadowService {
 
   get inFlight(): number {
     return this.inflight;
+  }
+
+  /** Bytes held for shadowing now (request copies and captured answers). */
+  get inFlightBytes(): number {
+    return this.inflightBytes;
   }
 
   /**
@@ -117,14 +128,25 @@ export class ShadowService {
       comparing,
       maxCaptureBytes: route.diff.maxBodyBytes,
       shadowTimeoutMs: timeouts.shadowMs,
+      maxInflightBytes: limits.shadowInflightBytes,
       baselineRequestId: darkEgress ? requestId + BASELINE_ID_SUFFIX : undefined,
     });
     if (!hasBody) {
       queueMicrotask(() => session.send(undefined));
       return session;
     }
+    // A declared body takes its bytes from the budget before it is read.
+    if (declared !== undefined && !session.hold(Number(declared))) {
+      session.abandon('dropped');
+      return undefined;
+    }
     const body = new BodyCapture(limits.shadowBodyBytes);
     const onData = (chunk: Buffer) => {
+      if (declared === undefined && !session.hold(chunk.length)) {
+        req.off('data', onData);
+        session.abandon('dropped');
+        return;
+      }
       if (!body.push(chunk)) {
         req.off('data', onData);
       }
@@ -210,6 +232,18 @@ export class ShadowService {
     stats.count(outcome, seconds);
   }
 
+  /** @internal Takes bytes from the byte budget; false (nothing taken) when they do not fit. */
+  reserve(bytes: number, limit: number): boolean {
+    if (this.inflightBytes + bytes > limit) return false;
+    this.inflightBytes += bytes;
+    return true;
+  }
+
+  /** @internal */
+  release(bytes: number): void {
+    this.inflightBytes -= bytes;
+  }
+
   /** @internal */
   finished(copies: number): void {
     this.inflight -= copies;
@@ -260,6 +294,10 @@ class Session implements MirrorSession {
   private pending: number;
   private abandoned = false;
   private sent = false;
+  /** Bytes this session holds from the budget; -1 once released for good. */
+  private held = 0;
+  /** False once a captured answer did not fit the byte budget: no comparison. */
+  private comparable: boolean;
   private outcomes: string | undefined;
   private readonly outcomeOf: (ShadowOutcome | undefined)[];
   private onSettled: ((outcomes: string) => void) | undefined;
@@ -273,17 +311,51 @@ class Session implements MirrorSession {
     private readonly headers: Record<string, string | string[]>,
     private readonly method: string,
     private readonly path: string,
-    private readonly options: { comparing: boolean; maxCaptureBytes: number; shadowTimeoutMs: number; baselineRequestId: string | undefined },
+    private readonly options: {
+      comparing: boolean;
+      maxCaptureBytes: number;
+      shadowTimeoutMs: number;
+      maxInflightBytes: number;
+      baselineRequestId: string | undefined;
+    },
   ) {
     this.results = new Array(targets.length).fill(undefined);
     this.outcomeOf = new Array(targets.length).fill(undefined);
     this.pending = targets.length + (options.comparing && route.baseline ? 1 : 0);
+    this.comparable = options.comparing;
+  }
+
+  /** Takes bytes from the service's byte budget for as long as this pair is in flight. */
+  hold(bytes: number): boolean {
+    if (this.held < 0 || !this.service.reserve(bytes, this.options.maxInflightBytes)) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  /** Gives the bytes back once nothing more will be sent or compared. */
+  private releaseBytes(): void {
+    if (this.held < 0) return;
+    const copiesDone = this.pending <= 0;
+    const primaryDone = !this.comparable || this.primary !== undefined;
+    if (!this.abandoned && !(copiesDone && primaryDone)) return;
+    this.service.release(this.held);
+    this.held = -1;
+  }
+
+  /** A captured answer that does not fit the budget ends the pair's comparison. */
+  private keepCaptured(bytes: number): void {
+    if (this.comparable && !this.hold(bytes)) this.comparable = false;
   }
 
   primaryResponse(response: IncomingMessage, started: number): void {
-    if (!this.options.comparing || this.abandoned) return;
+    if (!this.comparable || this.abandoned) return;
     const capture = new BodyCapture(this.options.maxCaptureBytes);
-    response.on('data', (chunk: Buffer) => capture.push(chunk));
+    response.on('data', (chunk: Buffer) => {
+      if (!this.comparable || capture.overflowed) return;
+      const before = capture.total;
+      capture.push(chunk);
+      this.keepCaptured(Math.min(capture.total, this.options.maxCaptureBytes) - Math.min(before, this.options.maxCaptureBytes));
+    });
     response.once('end', () => {
       this.primary = {
         status: response.statusCode ?? 0,
@@ -328,6 +400,7 @@ class Session implements MirrorSession {
     this.settled(this.targets.map(() => outcome).join(','));
     for (const t of this.targets) this.service.count(this.route, t.upstream, outcome);
     this.service.finished(this.targets.length);
+    this.releaseBytes();
   }
 
   send(body: Buffer | undefined): void {
@@ -340,6 +413,7 @@ class Session implements MirrorSession {
         .then((result) => {
           this.service.count(this.route, target.upstream, result.outcome, result.latencyMs / 1000);
           this.service.finished(1);
+          if (result.response) this.keepCaptured(result.response.body.length);
           this.results[i] = result;
           this.outcomeOf[i] = result.outcome;
           if (this.outcomeOf.every((o) => o !== undefined)) this.settled(this.outcomeOf.join(','));
@@ -352,6 +426,7 @@ class Session implements MirrorSession {
       void this.service
         .exchange(baseline, undefined, this.method, this.path, this.baselineHeaders(), body, this.options.shadowTimeoutMs, capture)
         .then((result) => {
+          if (result.response) this.keepCaptured(result.response.body.length);
           this.baseline = result;
           this.pending--;
           this.maybeCompare();
@@ -365,7 +440,12 @@ class Session implements MirrorSession {
   }
 
   private maybeCompare(): void {
-    if (!this.options.comparing || this.pending > 0 || this.primary === undefined || this.abandoned) return;
+    this.compareOnce();
+    this.releaseBytes();
+  }
+
+  private compareOnce(): void {
+    if (!this.comparable || this.pending > 0 || this.primary === undefined || this.abandoned) return;
     const primary = this.primary;
     this.pending = -1; // compare once
     if (primary === 'failed' || primary === 'cut') return;

@@ -7,8 +7,8 @@
  * as written in the config for `validate`, the absolute path in logs).
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { NotRegularFileError, readRegularFile } from '../config/regular-file.js';
 
 /** Far above any real PEM bundle (a CA bundle is ~250 kB). */
 export const MAX_PEM_BYTES = 1024 * 1024;
@@ -71,13 +71,13 @@ const isKeyLabel = (label: string) => label.endsWith('PRIVATE KEY');
 export function readPemFile(file: FileRef, at: Problem['at']): { text: string } | { problem: Problem } {
   const fail = (message: string) => ({ problem: { at, severity: 'error' as const, code: 'tls-file', message: `"${file.shown}" ${message}` } });
   try {
-    const stat = statSync(file.path);
-    if (stat.isDirectory()) return fail('is a directory, not a file');
-    if (stat.size > MAX_PEM_BYTES) return fail(`is ${stat.size} bytes; PEM files are far smaller (is this the right file?)`);
-    const text = readFileSync(file.path, 'utf8');
+    const read = readRegularFile(file.path, MAX_PEM_BYTES);
+    if ('oversize' in read) return fail(`is ${read.oversize} bytes; PEM files are far smaller (is this the right file?)`);
+    const text = read.bytes.toString('utf8');
     if (text.trim() === '') return fail('is empty');
     return { text };
   } catch (err) {
+    if (err instanceof NotRegularFileError) return fail(err.message);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return fail('does not exist');
     if (code === 'EACCES' || code === 'EPERM') return fail('cannot be read: permission denied');

@@ -5,8 +5,9 @@
  * debounced; read until stable; a slow poll as backup), and calls back when
  * any of them changes content.
  */
-import { readFileSync } from 'node:fs';
+import { readRegularFile } from '../config/regular-file.js';
 import { ConfigWatcher, type ConfigWatcherOptions } from '../config/watch.js';
+import { MAX_PEM_BYTES } from './pem.js';
 
 export class FileSetWatcher {
   private watchers: { readonly path: string; readonly watcher: ConfigWatcher }[] = [];
@@ -50,7 +51,8 @@ export class FileSetWatcher {
 
 function readOrEmpty(path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    const read = readRegularFile(path, MAX_PEM_BYTES);
+    return 'bytes' in read ? read.bytes.toString('utf8') : '';
   } catch {
     return '';
   }

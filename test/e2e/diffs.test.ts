@@ -107,13 +107,14 @@ routes:
       assert.equal(event.method, 'GET');
       assert.equal(event.path, '/shop/cart');
       assert.equal(event.requestId, 'req-known-1');
+      assert.equal(event.endpoint, '/shop/cart');
       assert.deepEqual([event.primary.upstream, event.primary.status], ['v1', 200]);
       assert.deepEqual([event.shadow.upstream, event.shadow.status], ['v3', 200]);
       assert.ok(event.primary.latencyMs >= 0 && event.shadow.latencyMs >= 0);
       assert.deepEqual(event.differences, [
-        { kind: 'body', path: '/items/1/qty', template: '/items/*/qty', change: 'value', primary: 2, shadow: 5 },
-        { kind: 'body', path: '/legacy', template: '/legacy', change: 'missing', primary: true, shadow: null },
-        { kind: 'body', path: '/status', template: '/status', change: 'value', primary: 'ok', shadow: 'OK' },
+        { kind: 'body', path: '/items/1/qty', endpoint: '/shop/cart', template: '/items/*/qty', change: 'value', primary: 2, shadow: 5 },
+        { kind: 'body', path: '/legacy', endpoint: '/shop/cart', template: '/legacy', change: 'missing', primary: true, shadow: null },
+        { kind: 'body', path: '/status', endpoint: '/shop/cart', template: '/status', change: 'value', primary: 'ok', shadow: 'OK' },
       ]);
     } finally {
       stream.close();

@@ -187,6 +187,7 @@ describe('raw framing', () => {
         );
       }
       if (req.target === '/slow') return { bytes: ok('slow'), delayMs: 150 };
+      if (req.method === 'HEAD') return 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n';
       return ok(`${req.method} ${req.target}`);
     });
     gw = await startGateway(`
@@ -221,5 +222,52 @@ routes:
       assert.ok(got.responses.every((r) => r.status === 200), got.text);
       assert.ok(got.closed);
     });
+  }
+
+  // Request smuggling through `Connection` (reported): a token naming a
+  // framing header once removed it, and Node wrote a GET/HEAD/DELETE/OPTIONS
+  // body onto the pooled upstream connection unframed, where it was read as
+  // a second request. Every method, both framings, tokens naming framing,
+  // Host and the gateway's own headers: exactly one upstream request per
+  // client request, framed as parsed, and the next request on the pool is
+  // answered as itself.
+  const inner = 'GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n';
+  const framings = {
+    'Content-Length': `Content-Length: ${inner.length}\r\n\r\n${inner}`,
+    'Transfer-Encoding': `Transfer-Encoding: chunked\r\n\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`,
+  };
+  const tokens = ['content-length', 'Transfer-Encoding', 'host', 'keep-alive, Content-Length, Transfer-Encoding, Host, X-Forwarded-For, X-Forwarded-Host, X-Request-Id'];
+  let n = 0;
+  for (const method of ['GET', 'HEAD', 'DELETE', 'OPTIONS', 'POST', 'PUT', 'PATCH']) {
+    for (const [framing, tail] of Object.entries(framings)) {
+      for (const token of tokens) {
+        test(`${method} framed by ${framing}, Connection: ${token}: one upstream request, body framed`, async () => {
+          const id = `/public/${++n}`;
+          const before = upstream.requests.length;
+          const got = await exchange(gw.port, `${method} ${id} HTTP/1.1\r\nHost: a\r\nConnection: ${token}\r\nX-Request-Id: rid-${n}\r\n${tail}`, {
+            headRequests: method === 'HEAD' ? new Set([0]) : new Set(),
+          });
+          assert.equal(got.first.status, 200, got.text);
+          // The next request shares the pooled upstream connection: it must get its own answer.
+          const next = await exchange(gw.port, `GET /next/${n} HTTP/1.1\r\nHost: a\r\n\r\n`);
+          assert.equal(next.first.body.toString(), `GET /next/${n}`);
+          const received = upstream.requests.slice(before);
+          assert.deepEqual(
+            received.map((r) => `${r.method} ${r.target}`),
+            [`${method} ${id}`, `GET /next/${n}`],
+          );
+          assert.ok(!upstream.headTargets.has('/admin'), 'nothing smuggled reached the upstream');
+          assert.deepEqual(upstream.unparsable, []);
+          const r = received[0]!;
+          assert.equal(r.body.toString('latin1'), inner);
+          if (framing === 'Content-Length') assert.deepEqual(r.headerAll('content-length'), [String(inner.length)]);
+          else assert.deepEqual(r.headerAll('transfer-encoding'), ['chunked']);
+          assert.deepEqual(r.headerAll('host'), ['a']);
+          assert.equal(r.header('x-forwarded-for'), '127.0.0.1');
+          assert.equal(r.header('x-forwarded-host'), 'a');
+          assert.equal(r.header('x-request-id'), `rid-${n}`);
+        });
+      }
+    }
   }
 });

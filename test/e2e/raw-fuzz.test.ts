@@ -4,6 +4,9 @@
  * sockets. Whatever comes in, every answer is well-formed HTTP and never a
  * 500, everything the upstream receives is well-framed and clean, metric
  * series stay bounded, and afterwards the process is alive and serving.
+ * A second dimension fuzzes `Connection` tokens over every method and
+ * framing, with bodies that are themselves requests: exactly one upstream
+ * request per client request, never the body as a request of its own.
  * Set FUZZ_SEED to replay another run, FUZZ_CASES for a longer one.
  */
 import assert from 'node:assert/strict';
@@ -28,7 +31,7 @@ const seeds = [
   'HEAD /app/%2e%2E/%7e HTTP/1.1\r\nHost: gw.test\r\nTE: trailers\r\nTrailer: X-T\r\n\r\n',
 ];
 
-const specials = ['\r', '\n', '\r\n', ' ', '\t', ':', ',', ';', '\x00', '\x0b', '\x7f', '\xff', '0', '9', 'a', '%', '/', '.', '\\', '"', '?', '#', '@', '-1', 'chunked', 'Content-Length: 5\r\n', 'Transfer-Encoding: chunked\r\n', 'Host: evil.test\r\n'];
+const specials = ['\r', '\n', '\r\n', ' ', '\t', ':', ',', ';', '\x00', '\x0b', '\x7f', '\xff', '0', '9', 'a', '%', '/', '.', '\\', '"', '?', '#', '@', '-1', 'chunked', 'Content-Length: 5\r\n', 'Transfer-Encoding: chunked\r\n', 'Host: evil.test\r\n', 'Connection: content-length\r\n', 'Connection: transfer-encoding, host\r\n'];
 
 type Random = ReturnType<typeof prng>;
 
@@ -166,5 +169,65 @@ routes:
     assert.equal((await request(`${serve.url}/app/after-fuzz`)).text, 'GET /app/after-fuzz 0');
     assert.equal((await request(serve.adminUrl + '/healthz')).status, 200);
     t.diagnostic(`statuses: ${summary}; upstream requests: ${upstream.requests.length}`);
+  });
+
+  test(`${Math.ceil(CASES / 4)} requests with fuzzed Connection tokens (seed ${SEED}): one upstream request per client request`, async () => {
+    const random = prng(SEED + 1);
+    const tokens = ['content-length', 'Content-Length', 'transfer-encoding', 'TRANSFER-ENCODING', 'host', 'Host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-request-id', 'x-shadow-request', 'forwarded', 'x-real-ip', 'keep-alive', 'close', 'te', 'trailer', 'upgrade', 'expect', 'x-a', ''];
+    const separators = [',', ', ', ' ,', ',,', ' , '];
+    const methods = ['GET', 'HEAD', 'DELETE', 'OPTIONS', 'POST', 'PUT', 'PATCH'];
+    const count = Math.ceil(CASES / 4);
+    const cases = Array.from({ length: count }, (_, i) => {
+      const method = random.pick(methods);
+      const inner = `${random.pick(['GET', 'POST', 'DELETE'])} /app/smuggled-${i} HTTP/1.1\r\nHost: internal\r\n${random.next(2) ? 'Content-Length: 0\r\n' : ''}\r\n`;
+      const connectionLines = Array.from({ length: 1 + random.next(2) }, () =>
+        `${random.pick(['Connection', 'connection', 'CONNECTION'])}: ${Array.from({ length: 1 + random.next(4) }, () => random.pick(tokens)).join(random.pick(separators))}\r\n`,
+      ).join('');
+      const framing = random.next(3);
+      const framed =
+        framing === 0
+          ? `Content-Length: ${inner.length}\r\n\r\n${inner}`
+          : framing === 1
+            ? `Transfer-Encoding: chunked\r\n\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`
+            : '\r\n';
+      const host = random.next(4) === 0 ? '' : 'Host: gw.test\r\n';
+      return { method, framed: framing !== 2, text: `${method} /app/conn/${i} HTTP/1.1\r\n${host}${connectionLines}${framed}` };
+    });
+    const answered = new Map<number, number>();
+    const problems: string[] = [];
+    const before = upstream.requests.length;
+    await runConcurrently(count, 24, async (i) => {
+      const c = cases[i]!;
+      const client = new RawClient(serve.port);
+      try {
+        await client.connected;
+        await client.write(c.text);
+        const got = await client.read({ responses: 1, timeoutMs: 2000, settleMs: 10, headRequests: c.method === 'HEAD' ? new Set([0]) : new Set() });
+        if (got.malformed || got.responses.length === 0) problems.push(`#${i} no well-formed answer: ${JSON.stringify(got.text.slice(0, 200))} to ${JSON.stringify(c.text)}`);
+        else answered.set(i, got.first.status);
+      } finally {
+        client.close();
+      }
+    });
+    // Connections to the upstream are pooled: a smuggled request would show as an extra one.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const received = upstream.requests.slice(before);
+    const perCase = new Map<string, number>();
+    for (const r of received) perCase.set(r.target, (perCase.get(r.target) ?? 0) + 1);
+    for (const [target, times] of perCase) if (times !== 1) problems.push(`${target} reached the upstream ${times} times`);
+    for (const target of upstream.headTargets) if (target.includes('smuggled')) problems.push(`smuggled request reached the upstream: ${target}`);
+    const ok200 = [...answered.values()].filter((s) => s === 200).length;
+    assert.deepEqual(problems, []);
+    assert.deepEqual(upstream.unparsable, []);
+    assert.equal(received.length, ok200, 'one upstream request per 200 answer');
+    assert.ok(ok200 > count / 2, `most were served: ${ok200} of ${count}`);
+    for (const r of received) {
+      const i = Number(r.target.split('/').pop());
+      const c = cases[i]!;
+      assert.equal(r.method, c.method, r.head);
+      assert.deepEqual(r.headerAll('host'), ['gw.test'], r.head);
+      assert.equal(r.header('x-forwarded-for'), '127.0.0.1', r.head);
+      if (c.framed) assert.ok(r.body.toString('latin1').includes(`/app/smuggled-${i}`), r.head);
+    }
   });
 });

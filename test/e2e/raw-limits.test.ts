@@ -57,6 +57,7 @@ describe('raw limits and timeouts', () => {
   before(async () => {
     upstream = await startCapture((req) => {
       if (req.target.startsWith('/big')) return `HTTP/1.1 200 OK\r\ncontent-length: ${BIG}\r\n\r\n${'b'.repeat(BIG)}`;
+      if (req.target === '/up/hang') return 'hang';
       return ok(`${req.method} ${req.target} ${req.body.length}`);
     });
     gw = await startGateway(`
@@ -68,6 +69,7 @@ timeouts: { header: 600ms, idle: 500ms, body: 500ms, upstream: 5s }
 routes:
   - { name: api, match: { prefix: /api }, backends: [{ upstream: cap }] }
   - { name: big, match: { prefix: /big }, backends: [{ upstream: big }] }
+  - { name: up, match: { prefix: /up }, backends: [{ upstream: big }] }
 `);
     port = gw.port;
   });
@@ -169,6 +171,32 @@ routes:
     const got = await exchange(port, chunks, { timeoutMs: 4000 });
     assert.equal(got.first.status, 200, got.text);
     assert.equal(got.first.body.toString(), 'POST /api/drip 8');
+  });
+
+  // Reported: a client sending 1 KB every 500 ms got 504 at the upstream
+  // timeout, mid-upload. The upstream's timeout (600 ms here) starts once
+  // the body has been sent; while it streams, only pauses count.
+  const drip = (target: string, bytes: number) => {
+    const chunks: Chunk[] = [`POST ${target} HTTP/1.1\r\n${H}Content-Length: ${bytes}\r\n\r\n`];
+    for (let i = 0; i < bytes; i++) chunks.push({ delayMs: 150 }, 'd');
+    return chunks;
+  };
+
+  test('an upload that takes longer than the upstream timeout, steadily, is served', async () => {
+    const got = await exchange(port, drip('/up/steady', 10), { timeoutMs: 6000 });
+    assert.equal(got.first.status, 200, got.text);
+    assert.equal(got.first.body.toString(), 'POST /up/steady 10');
+  });
+
+  test('the upstream response timeout counts from the end of the upload', async () => {
+    await withClient(port, async (client) => {
+      await client.write(...drip('/up/hang', 8));
+      const sent = Date.now();
+      const got = await client.read({ timeoutMs: 5000 });
+      assert.equal(got.first.status, 504, got.text);
+      // Never before the upstream timeout has run from the last byte.
+      assert.ok(Date.now() - sent >= 500, `504 ${Date.now() - sent} ms after the body was sent`);
+    });
   });
 
   test('a client that stops reading a large response is cut off; its upstream connection is released', async () => {

@@ -63,6 +63,14 @@ const cases: Case[] = [
   { target: 'http://user:pw@shop.example/x', status: 400 },
   { target: 'ftp://shop.example/x', status: 400 },
   { target: 'http:///x', status: 400 },
+  // Host values an upstream could read differently (reported): refused
+  { target: '/public/x', host: 'a:99999', status: 400 },
+  { target: '/public/x', host: 'a:80:90', status: 400 },
+  { target: '/public/x', host: '[::1', status: 400 },
+  { target: 'http://a:99999/public/x', status: 400 },
+  { target: 'http://[::1/public/x', status: 400 },
+  { target: '/public/x', host: '[::1]:8080', status: 200, to: 'pub', sees: '/public/x', seesHost: '[::1]:8080' },
+  { target: '/public/x', host: 'gw.test:65535', status: 200, to: 'pub', sees: '/public/x', seesHost: 'gw.test:65535' },
   // methods and forms
   { target: '/public/x', method: 'TRACE', status: 405 },
   { target: 'shop.example:443', method: 'CONNECT', status: 405 },

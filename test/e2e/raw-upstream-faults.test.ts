@@ -34,6 +34,12 @@ const replies: Record<string, Reply> = {
   '/fault/obs-fold': 'HTTP/1.1 200 OK\r\nx-a: b\r\n c\r\ncontent-length: 2\r\n\r\nok',
   '/fault/bad-chunk': { bytes: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n', then: 'keep' },
   '/fault/switch': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
+  '/fault/head-body': 'HTTP/1.1 200 OK\r\nx-head: yes\r\ncontent-length: 5\r\n\r\nhello',
+  '/fault/head-chunked': 'HTTP/1.1 200 OK\r\nx-head: yes\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  '/fault/switch-bare': { bytes: 'HTTP/1.1 101 Switching Protocols\r\n\r\n', then: 'hang' },
+  '/fault/switch-upgrade-only': { bytes: 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n', then: 'hang' },
+  '/fault/switch-then-ok': 'HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  '/fault/switch-upgrade-then-ok': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
   '/fault/stray': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nEVIL',
   '/fault/no-length': { bytes: 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nclose-delimited body', then: 'close' },
   '/fault/trailer': 'HTTP/1.1 200 OK\r\ntrailer: x-sum\r\ncontent-length: 2\r\n\r\nok',
@@ -69,6 +75,11 @@ const cases: Case[] = [
   { path: '/fault/obs-fold', status: 502, reason: 'reset', upstreamClosed: true },
   { path: '/fault/bad-chunk', status: 0, upstreamClosed: true },
   { path: '/fault/switch', status: 502, reason: 'reset', upstreamClosed: true },
+  // A 101 to a plain request (reported: relayed, and the socket reused).
+  { path: '/fault/switch-bare', status: 502, reason: 'reset', upstreamClosed: true },
+  { path: '/fault/switch-upgrade-only', status: 502, reason: 'reset', upstreamClosed: true },
+  { path: '/fault/switch-then-ok', status: 502, reason: 'reset', upstreamClosed: true },
+  { path: '/fault/switch-upgrade-then-ok', status: 502, reason: 'reset', upstreamClosed: true },
   { path: '/fault/no-length', status: 200, body: 'close-delimited body', upstreamClosed: true },
   { path: '/fault/trailer', status: 200, body: 'ok' },
   { path: '/fault/chunked-trailers', status: 200, body: 'ok' },
@@ -82,7 +93,13 @@ describe('raw upstream faults', () => {
   let gw: TestGateway;
   let port: number;
   before(async () => {
-    faulty = await startCapture((req) => replies[req.target] ?? ok(`fine ${req.target}`));
+    faulty = await startCapture((req, conn) => {
+      if (req.target === '/fault/head-body-later') {
+        conn.socket.write('HTTP/1.1 200 OK\r\nx-head: yes\r\ncontent-length: 5\r\n\r\n');
+        return { bytes: 'hello', delayMs: 50 };
+      }
+      return replies[req.target] ?? ok(`fine ${req.target}`);
+    });
     holding = await startCapture(
       (req) => {
         if (req.target === '/hold/streaming') return { bytes: 'HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n' + 'x'.repeat(1000), then: 'hang' };
@@ -105,12 +122,15 @@ admin: 127.0.0.1:0
 upstreams:
   faulty: { url: ${faulty.url}, timeout: 600ms }
   holding: ${holding.url}
+  stuck: { url: ${holding.url}, timeout: 600ms }
   early: ${early.url}
   dead: http://127.0.0.1:${dead}
 timeouts: { upstream: 30s }
+limits: { maxBodyBytes: 64mb }
 routes:
   - { name: fault, match: { prefix: /fault }, backends: [{ upstream: faulty }] }
   - { name: hold, match: { prefix: /hold }, backends: [{ upstream: holding }] }
+  - { name: stuck, match: { prefix: /stuck }, backends: [{ upstream: stuck }] }
   - { name: dead, match: { prefix: /dead }, backends: [{ upstream: dead }] }
   - { name: early, match: { prefix: /early }, backends: [{ upstream: early }] }
 `);
@@ -168,6 +188,24 @@ routes:
     });
   });
 
+  test('an upstream that stops reading the request body: 504 at its timeout, both connections closed', async () => {
+    const size = 48 * 1024 * 1024;
+    await withClient(port, async (client) => {
+      const before = holding.connections.length;
+      // Written without waiting: the upstream never reads, so this never drains.
+      client.socket.write(`POST /stuck/upload HTTP/1.1\r\n${H}Content-Length: ${size}\r\n\r\n`);
+      client.socket.write(Buffer.alloc(size, 'u'));
+      const got = await client.read({ timeoutMs: 8000, settleMs: 300 });
+      assert.equal(got.first.status, 504, got.text.slice(0, 300));
+      // The upstream reads again: it drains what was buffered, then must find the connection closed.
+      const used = holding.connections.slice(before);
+      for (const u of used) u.socket.resume();
+      const deadline = Date.now() + 3000;
+      while (used.some((u) => !u.closed) && Date.now() < deadline) await sleep(10);
+      assert.ok(used.length > 0 && used.every((u) => u.closed), 'the upstream connection is closed');
+    });
+  });
+
   test('an upstream that answers before the request body is complete: the answer is relayed', async () => {
     await withClient(port, async (client) => {
       await client.write(`POST /early/refuse HTTP/1.1\r\n${H}Content-Length: 1000000\r\n\r\n${'u'.repeat(1000)}`);
@@ -190,6 +228,28 @@ routes:
       agent.destroy();
     }
   });
+
+  // A HEAD answer followed by body bytes (reported: a bare close, no status).
+  for (const [name, path] of [
+    ['with Content-Length, in the same packet', '/fault/head-body'],
+    ['chunked, in the same packet', '/fault/head-chunked'],
+    ['with Content-Length, the body a moment later', '/fault/head-body-later'],
+  ] as const) {
+    test(`HEAD answered with a body (${name}): status and headers relayed, stray bytes dropped, socket not reused`, async () => {
+      const connsBefore = faulty.connections.length;
+      const got = await exchange(port, `HEAD ${path} HTTP/1.1\r\n${H}\r\n`, { headRequests: new Set([0]), settleMs: 100 });
+      assert.equal(got.malformed, false, got.text);
+      assert.equal(got.first.status, 200, got.text);
+      assert.equal(got.first.header('x-head'), 'yes');
+      assert.ok(!got.text.includes('hello'), `no stray bytes reach the client: ${JSON.stringify(got.text)}`);
+      const used = faulty.connections.slice(connsBefore);
+      const deadline = Date.now() + 2000;
+      while (used.some((u) => !u.closed) && Date.now() < deadline) await sleep(10);
+      assert.ok(used.every((u) => u.closed), 'the upstream connection is closed, not pooled');
+      const next = await exchange(port, `GET /fault/after-head HTTP/1.1\r\n${H}\r\n`);
+      assert.equal(next.first.body.toString(), 'fine /fault/after-head');
+    });
+  }
 
   test('a client that goes away mid-request releases the upstream connection at once', async () => {
     const client = new RawClient(port);

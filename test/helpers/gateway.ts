@@ -32,7 +32,12 @@ export function tempDir(prefix = 'gatewayctl-test-'): { dir: string; remove(): v
 
 export async function startGateway(
   yaml: string,
-  options: { configFile?: string; watch?: boolean; admin?: { host: string; port: number } } = {},
+  options: {
+    configFile?: string;
+    watch?: boolean;
+    watchOptions?: { debounceMs?: number; pollMs?: number; settleMs?: number };
+    admin?: { host: string; port: number };
+  } = {},
 ): Promise<TestGateway> {
   const tmp = tempDir();
   const configFile = options.configFile ?? join(tmp.dir, 'gateway.yaml');
@@ -45,7 +50,8 @@ export async function startGateway(
     listen: { host: '127.0.0.1', port: 0 },
     admin: options.admin ?? { host: '127.0.0.1', port: 0 },
     watch: options.watch ?? true,
-    watchOptions: { debounceMs: 100, pollMs: 1000 },
+    // A short settle window keeps reload tests quick; the default is tested on its own.
+    watchOptions: options.watchOptions ?? { debounceMs: 100, pollMs: 1000, settleMs: 50 },
   });
   const addresses = gateway.addresses!;
   return {

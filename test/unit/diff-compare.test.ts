@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import { compareJson, type RawDifference } from '../../src/diff/compare.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from '../../src/diff/compare-pair.js';
 import { compareHeaders, ignoredHeaders } from '../../src/diff/headers.js';
+import { LearnedNoise } from '../../src/diff/noise.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
 import type { DiffConfig } from '../../src/config/types.js';
 import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/shadow/pair.js';
@@ -109,7 +110,7 @@ describe('structural JSON comparison', () => {
 
 // ---- whole pairs ----------------------------------------------------------
 
-const DIFF: DiffConfig = { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 * 1024 };
+const DIFF: DiffConfig = { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 * 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } };
 
 function response(body: string | Buffer, headers: IncomingHttpHeaders = { 'content-type': 'application/json' }, status = 200): CapturedResponse {
   const buffer = typeof body === 'string' ? Buffer.from(body) : body;
@@ -238,15 +239,15 @@ describe('comparing mirrored pairs', () => {
     assert.deepEqual(event.primary, { upstream: 'v1', status: 200, latencyMs: 5, bytes: text.length });
     assert.equal(event.shadow.upstream, 'v3');
     assert.deepEqual(event.differences, [
-      { kind: 'body', path: '/items/0/qty', template: '/items/*/qty', change: 'value', primary: 1, shadow: 2 },
+      { kind: 'body', path: '/items/0/qty', endpoint: '/shop/items', template: '/items/*/qty', change: 'value', primary: 1, shadow: 2 },
     ]);
     assert.equal(event.differenceCount, 1);
     assert.equal(event.noise, 0);
     assert.equal(event.truncated, false);
     assert.equal(outcome.counts.compared, 1);
     assert.equal(outcome.counts.differing, 1);
-    assert.deepEqual(outcome.counts.kinds, { status: 0, header: 0, body: 1, error: 0, call: 0 });
-    assert.deepEqual(outcome.counts.paths, [{ kind: 'body', path: '/items/*/qty', differing: 1, noise: 0, masked: 0 }]);
+    assert.deepEqual(outcome.counts.kinds, { status: 0, header: 0, body: 1, error: 0, call: 0, latency: 0 });
+    assert.deepEqual(outcome.counts.paths, [{ kind: 'body', path: '/items/*/qty', differing: 1, noise: 0, masked: 0, raw: 1, example: 'req-1' }]);
     assert.deepEqual(JSON.parse(JSON.stringify(outcome)), outcome, 'outcomes are plain JSON');
   });
 
@@ -343,8 +344,8 @@ describe('noise, against a baseline', () => {
       ['/id', '/ts'],
     );
     const byPath = Object.fromEntries(outcome.counts.paths.map((x) => [x.path, x]));
-    assert.deepEqual(byPath['/id'], { kind: 'body', path: '/id', differing: 0, noise: 1, masked: 1 });
-    assert.deepEqual(byPath['/item/price'], { kind: 'body', path: '/item/price', differing: 1, noise: 0, masked: 0 });
+    assert.deepEqual(byPath['/id'], { kind: 'body', path: '/id', differing: 0, noise: 1, masked: 1, raw: 1 });
+    assert.deepEqual(byPath['/item/price'], { kind: 'body', path: '/item/price', differing: 1, noise: 0, masked: 0, raw: 1, example: 'req-1' });
     assert.equal(outcome.counts.baselined, 1);
   });
 
@@ -360,8 +361,10 @@ describe('noise, against a baseline', () => {
 
   test('learned noise masks a path even when primary and baseline agree once', () => {
     const p = pair(response(doc('a', 1, 10)), response(doc('a', 2, 10)), { baseline: response(doc('a', 1, 10)) });
-    const model = { isNoisy: (_route: string, kind: string, template: string) => kind === 'body' && template === '/ts' };
-    assert.equal(comparePair(p, DEFAULT_COMPARE_SETTINGS, model).outcomes[0]!.event, undefined);
+    const model = new LearnedNoise();
+    const endpoint = { endpoint: '/e' };
+    for (let i = 0; i < 5; i++) model.observe(p.route, '/e', 'baseline', [{ kind: 'body', template: '/ts', change: 'value' }], []);
+    assert.equal(comparePair(p, DEFAULT_COMPARE_SETTINGS, model, endpoint).outcomes[0]!.event, undefined);
     assert.ok(comparePair(p).outcomes[0]!.event, 'without the model it is reported');
   });
 

@@ -21,7 +21,7 @@ const completed = (r: CapturedResponse): ShadowResult => ({ outcome: 'completed'
 function mirrored(primary: CapturedResponse, shadow: ShadowResult, baseline?: CapturedResponse, diff: Partial<DiffConfig> = {}): MirroredPair {
   return {
     route: 'shop',
-    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 * 1024, ...diff },
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 * 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 }, ...diff },
     method: 'GET',
     path: '/shop/1',
     requestId: 'req-1',

@@ -62,15 +62,31 @@ describe('statistics', () => {
     assert.equal(verdict({ differing: 3, noise: 0, masked: 0 }, 20, 0), 'unverified');
   });
 
-  test('learned noise needs repeated noise and a clear rate', () => {
+  test('learned noise needs repeated noise, and loses to a clearly higher shadow rate', () => {
     const learned = new LearnedNoise();
-    learned.observe('r', [{ kind: 'body', template: '/ts' }]);
-    assert.equal(learned.isNoisy('r', 'body', '/ts'), false, 'one sighting is not enough');
-    for (let i = 0; i < 5; i++) learned.observe('r', [{ kind: 'body', template: '/ts' }]);
-    assert.equal(learned.isNoisy('r', 'body', '/ts'), true);
-    assert.equal(learned.isNoisy('other', 'body', '/ts'), false);
-    for (let i = 0; i < 200; i++) learned.observe('r', []);
-    assert.equal(learned.isNoisy('r', 'body', '/ts'), false, 'rare noise is not masked');
+    const ts = { kind: 'body' as const, template: '/ts', change: 'value' as const };
+    const d = { ...ts, primary: 'a', shadow: 'b' };
+    learned.observe('r', '/e', 'baseline', [ts], []);
+    assert.equal(learned.judge('r', '/e', d, false, 'baseline'), 'real', 'one sighting is not enough');
+    for (let i = 0; i < 5; i++) learned.observe('r', '/e', 'baseline', [ts], [ts]);
+    assert.equal(learned.judge('r', '/e', d, false, 'baseline'), 'noise');
+    assert.equal(learned.judge('other', '/e', d, false, 'baseline'), 'real', 'per route');
+    assert.equal(learned.judge('r', '/other', d, false, 'baseline'), 'real', 'per endpoint');
+    // Noisy on 6 of 206 baseline pairs, but the shadow differs on all of them: a regression.
+    for (let i = 0; i < 200; i++) learned.observe('r', '/e', 'baseline', [], [ts]);
+    assert.equal(learned.judge('r', '/e', d, true, 'baseline'), 'real', 'even where this request was noisy');
+  });
+
+  test('learned numeric noise has a size; learned sets are reordered only', () => {
+    const learned = new LearnedNoise();
+    const rating = { kind: 'body' as const, template: '/rating', change: 'value' as const };
+    for (let i = 0; i < 20; i++) learned.observe('r', '/p', 'baseline', [{ ...rating, relative: 0.0001 * ((i % 5) + 1) }], [rating]);
+    assert.equal(learned.judge('r', '/p', { ...rating, primary: 4.5, shadow: 4.5009 }, true, 'baseline'), 'tolerated');
+    assert.equal(learned.judge('r', '/p', { ...rating, primary: 4.5, shadow: 3.9 }, true, 'baseline'), 'beyond');
+    const tags = { kind: 'body' as const, template: '/tags', change: 'order' as const };
+    for (let i = 0; i < 3; i++) learned.observe('r', '/p', 'baseline', [tags], []);
+    assert.deepEqual([...(learned.reordered('r', '/p') ?? [])], ['/tags']);
+    assert.equal(learned.judge('r', '/p', { ...tags, primary: [], shadow: [] }, false, 'baseline'), 'reordered');
   });
 });
 
@@ -186,7 +202,7 @@ describe('the diff store', () => {
   });
 });
 
-const DIFF: DiffConfig = { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 };
+const DIFF: DiffConfig = { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } };
 
 function mirrored(body: string): MirroredPair {
   const r = { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(body), truncated: false, bodyBytes: body.length, latencyMs: 1 };

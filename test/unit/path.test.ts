@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { normalizeTarget } from '../../src/proxy/path.js';
+import { isValidHost, normalizeTarget } from '../../src/proxy/path.js';
 
 describe('request target normalization', () => {
   const accepted: [string, string][] = [
@@ -65,4 +65,11 @@ describe('request target normalization', () => {
   for (const input of refused) {
     test(`refuses ${input}`, () => assert.equal(normalizeTarget(input).ok, false));
   }
+});
+
+describe('Host values', () => {
+  const valid = ['', 'a', 'shop.example', 'shop.example:8080', 'a:', 'a:0', 'a:65535', '127.0.0.1:80', '[::1]', '[::1]:8080', '[2001:db8::1]', '[::ffff:10.0.0.1]:1', 'xn--bcher-kva.example', 'a%20b'];
+  const invalid = ['a:99999', 'a:65536', 'a:123456', 'a:80:90', 'a::80', '[::1', '[::1]x', '[::1]:8x', '[]', '[::1]]', 'a]', 'a[', '[a', '[zz::1]', '[::1]:99999', 'a:-1', 'a:+80', 'a b', 'a@b', 'a/b', 'a\\b', 'caf\u00e9'];
+  for (const host of valid) test(`${JSON.stringify(host)} is a host`, () => assert.equal(isValidHost(host), true));
+  for (const host of invalid) test(`${JSON.stringify(host)} is not`, () => assert.equal(isValidHost(host), false));
 });

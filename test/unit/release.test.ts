@@ -239,7 +239,7 @@ describe('traffic overlay', () => {
     backends: [{ upstream: 'v1', weight: 3 }, { upstream: 'v1b', weight: 1 }],
     sticky: { header: 'x-user-id' },
     shadow: [],
-    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024 },
+    diff: { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } },
     release: release({ steps: ['shadow', 1, 5, 25, 50, 100] }),
     escapedSlashes: 'reject',
   };
@@ -264,8 +264,8 @@ describe('traffic overlay', () => {
     accessLog: undefined,
     trustedProxies: [],
     stateDir: '/tmp',
-    limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, compareQueue: 10, recordBytes: 1e6 },
-    timeouts: { headerMs: 1, idleMs: 1, bodyMs: 1, upstreamMs: 1, shadowMs: 1, drainMs: 1, websocketIdleMs: 1, recordMs: 1 },
+    limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, shadowInflightBytes: 1e7, compareQueue: 10, recordBytes: 1e6 },
+    timeouts: { headerMs: 1, idleMs: 1, bodyMs: 1, upstreamMs: 1, configSettleMs: 1, shadowMs: 1, drainMs: 1, websocketIdleMs: 1, recordMs: 1 },
   } as GatewayConfig;
   const at = (stepIndex: number, status: ReleaseState['status'] = 'running'): ReleaseState => ({
     ...initialState('shop', route.release!, 0),
