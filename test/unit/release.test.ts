@@ -115,6 +115,21 @@ describe('gates', () => {
     const ok = judgeStep(10, r, ['v1'], evidence({ v1: [2000, 0, 0.01], v2: [300, 0, 0.0105] }), 'shop', 60_000);
     assert.equal(ok.gates.find((g) => g.gate === 'latencyRatio')!.status, 'pass');
   });
+  test('latency: a ratio over the limit only by the width of one histogram bucket passes, not fails', () => {
+    // Seen on an identical build: p98 2.0 ms against 1.5 ms is 1.34x, but
+    // those are neighbouring buckets; 1.25x stable (1.9 ms) lies in the same one.
+    const e = evidence({ v1: [500, 0, 0.0015], v2: [490, 0, 0.002] });
+    e.routes['shop']!.backends['v2']!.latency[LATENCY_BUCKETS.indexOf(0.003)] = 10;
+    e.routes['shop']!.backends['v2']!.requests += 10;
+    const gate = judgeStep(50, release({ minRequests: 30 }), ['v1'], e, 'shop', 60_000).gates.find((g) => g.gate === 'latencyRatio')!;
+    assert.ok(gate.value! > 1.25, gate.detail);
+    assert.equal(gate.status, 'pass', gate.detail);
+    assert.match(gate.detail, /not resolvable/);
+    // Two buckets beyond is evidence: the same shape one bucket slower fails.
+    const slower = evidence({ v1: [500, 0, 0.0015], v2: [500, 0, 0.003] });
+    const failed = judgeStep(50, release({ minRequests: 30 }), ['v1'], slower, 'shop', 60_000).gates.find((g) => g.gate === 'latencyRatio')!;
+    assert.equal(failed.status, 'fail', failed.detail);
+  });
   test('latency: a small sample is judged on a lower quantile, so two slow requests do not stall it', () => {
     const e = evidence({ v1: [940, 0, 0.01], v2: [120, 0, 0.01] });
     e.routes['shop']!.backends['v1']!.latency[LATENCY_BUCKETS.indexOf(0.0125)] = 4;
