@@ -193,6 +193,13 @@ export interface LatencyHistograms {
 /** Fewer paired requests than this are never judged slower. */
 export const MIN_LATENCY_PAIRS = 30;
 
+/**
+ * A shadow is never judged slower by less than this, whatever the ratio:
+ * at sub-millisecond latencies the two sides' own client stacks differ by
+ * fractions of a millisecond, which doubles a ratio and means nothing to users.
+ */
+export const MIN_LATENCY_DELTA_MS = 1;
+
 export function compareLatency(h: LatencyHistograms, maxRatio: number): LatencyComparison {
   const ratio = quantileInterval(h.ratio, 0.5);
   const baseline = quantileInterval(h.baselineRatio, 0.5);
@@ -205,7 +212,11 @@ export function compareLatency(h: LatencyHistograms, maxRatio: number): LatencyC
   // the shadow must be slower than that drift too.
   const drift = Math.max(1, baseline?.ci[1] ?? 1);
   const limit = maxRatio * drift;
-  const slower = pairs >= MIN_LATENCY_PAIRS && ((ratio !== null && ratio.ci[0] > limit) || (p95RatioCi !== null && p95RatioCi[0] > limit));
+  const sp50 = quantileInterval(h.shadow, 0.5);
+  const pp50 = quantileInterval(h.primary, 0.5);
+  const medianSlower = ratio !== null && ratio.ci[0] > limit && sp50 !== null && pp50 !== null && sp50.value - pp50.value >= MIN_LATENCY_DELTA_MS;
+  const tailSlower = p95RatioCi !== null && p95RatioCi[0] > limit && sp95!.value - pp95!.value >= MIN_LATENCY_DELTA_MS;
+  const slower = pairs >= MIN_LATENCY_PAIRS && (medianSlower || tailSlower);
   return {
     pairs,
     ratio: ratio ? round(ratio.value, 3) : null,

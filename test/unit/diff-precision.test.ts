@@ -247,6 +247,12 @@ describe('latency statistics', () => {
     assert.equal(few.slower, false);
   });
 
+  test('a sub-millisecond gap is never a latency regression, however large the ratio', () => {
+    const tiny = compareLatency(latency(spread(2, 200, 0.2), spread(0.3, 200), spread(0.6, 200)), 1.5);
+    assert.ok(tiny.ratioCi![0] > 1.5, JSON.stringify(tiny));
+    assert.equal(tiny.slower, false, 'the shadow is 0.3 ms slower: the two sides\' own client stacks, not the service');
+  });
+
   test('the baseline drift is the noise reference: a shadow as slow as a second primary instance is not slower', () => {
     const withDrift = compareLatency(latency(spread(1.8, 200, 0.1), spread(20, 200), spread(36, 200), spread(1.7, 200, 0.1)), 1.5);
     assert.equal(withDrift.slower, false);
