@@ -52,7 +52,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 /**
  * The admin API's own connection rules, apart from the gateway listener's:
  * a flood of the gateway cannot take its slots, and its descriptors are
- * among those the gateway's default cap leaves over (runtime/descriptors.ts).
+ * among those the gateway's default cap leaves over (serving/descriptors.ts).
  */
 export const ADMIN_CONNECTIONS: ConnectionSettings = { headerMs: 10_000, idleMs: 5_000, maxConnections: 128, maxPerClient: 0 };
 

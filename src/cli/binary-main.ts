@@ -5,5 +5,5 @@
  */
 import cluster from 'node:cluster';
 
-if (cluster.isWorker) void import('../runtime/worker-main.js');
+if (cluster.isWorker) void import('../control/worker-main.js');
 else void import('./main.js');

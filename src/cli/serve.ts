@@ -9,10 +9,10 @@ import { resolveConfigPath } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
-import type { Gateway } from '../runtime/gateway.js';
-import { startServer } from '../runtime/server-factory.js';
-import { serviceNotifier } from '../runtime/service-notify.js';
-import { autoWorkers, cgroupMemoryLimit } from '../runtime/worker-count.js';
+import type { Gateway } from '../control/gateway.js';
+import { startServer } from '../control/server-factory.js';
+import { serviceNotifier } from '../control/service-notify.js';
+import { autoWorkers, cgroupMemoryLimit } from '../control/worker-count.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 

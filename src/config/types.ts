@@ -197,7 +197,7 @@ export interface LimitsConfig {
   readonly shadowBodyBytes: number;
   readonly shadowInflightBytes: number;
   readonly compareQueue: number;
-  /** Undefined: derived from the descriptor limit (runtime/descriptors.ts). */
+  /** Undefined: derived from the descriptor limit (serving/descriptors.ts). */
   readonly maxConnections?: number | undefined;
   readonly maxConnectionsPerClient?: number | undefined;
   /** Live egress calls kept for pairing, in bytes. */

@@ -16,7 +16,7 @@ import { EMBEDDED } from '../embedded.js';
 import { validateConfigSource } from '../config/validate.js';
 import { ConfigInvalidError, ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { composeServer, type Server } from '../runtime/server-factory.js';
+import { composeServer, type Server } from '../control/server-factory.js';
 import { startCheckout, startPaymentProvider, type CheckoutVersion, type DemoService } from './checkout.js';
 import { startShop, type ShopService, type ShopVersion } from './shop-service.js';
 import { TrafficGenerator } from './traffic.js';

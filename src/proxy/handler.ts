@@ -25,7 +25,7 @@ import type { CompiledRoute, CompiledUpstream } from '../config/compile.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
-import type { ActiveConfig } from '../runtime/active.js';
+import type { ActiveConfig } from './active.js';
 import type { MirrorSession, ShadowService } from '../shadow/service.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import type { Endpoint } from '../upstream/endpoint.js';

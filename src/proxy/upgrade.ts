@@ -29,7 +29,7 @@ import { TLSSocket } from 'node:tls';
 import type { CompiledUpstream } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { ActiveConfig } from '../runtime/active.js';
+import type { ActiveConfig } from './active.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { upstreamPath } from './path.js';
 import type { Endpoint } from '../upstream/endpoint.js';

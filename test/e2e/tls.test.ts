@@ -13,7 +13,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import type { LocalDataPlane } from '../../src/runtime/local-data-plane.js';
+import type { LocalDataPlane } from '../../src/serving/local-data-plane.js';
 import { spawnServe } from '../helpers/cli.js';
 import { startGateway, tempDir } from '../helpers/gateway.js';
 import { request, requestLoop } from '../helpers/http.js';

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger, type LogRecord } from '../../src/log/logger.js';
-import type { Gateway } from '../../src/runtime/gateway.js';
-import { composeServer, type Server } from '../../src/runtime/server-factory.js';
+import type { Gateway } from '../../src/control/gateway.js';
+import { composeServer, type Server } from '../../src/control/server-factory.js';
 
 export interface TestGateway {
   readonly gateway: Gateway;

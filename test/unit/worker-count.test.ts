@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { autoWorkers, cgroupMemoryLimit } from '../../src/runtime/worker-count.js';
+import { autoWorkers, cgroupMemoryLimit } from '../../src/control/worker-count.js';
 
 const MiB = 1024 * 1024;
 

@@ -13,7 +13,7 @@ import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
-import { ProxyRuntime } from './proxy-runtime.js';
+import { ProxyRuntime } from '../serving/proxy-runtime.js';
 
 const workerId = Number(process.env['GATEWAYCTL_WORKER_ID'] ?? '0');
 const level = (process.env['GATEWAYCTL_LOG_LEVEL'] ?? 'info') as LogLevel;

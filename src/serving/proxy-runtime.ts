@@ -21,7 +21,7 @@ import { UpgradeHandler, upgradeWanted } from '../proxy/upgrade.js';
 import type { PairSink } from '../shadow/pair.js';
 import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
-import { ActiveConfig } from './active.js';
+import { ActiveConfig } from '../proxy/active.js';
 import { derivedMaxConnections } from './descriptors.js';
 
 export interface ProxyRuntimeOptions {

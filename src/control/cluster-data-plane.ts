@@ -12,7 +12,7 @@ import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { ListenerMaterial } from '../tls/listener.js';
 import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
-import type { Address, DataPlane } from './gateway.js';
+import type { Address, DataPlane } from '../serving/data-plane.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
 
 export interface ClusterOptions {

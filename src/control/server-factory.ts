@@ -23,7 +23,7 @@ import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
 import { Gateway, type Address, type GatewayOptions } from './gateway.js';
-import { LocalDataPlane } from './local-data-plane.js';
+import { LocalDataPlane } from '../serving/local-data-plane.js';
 
 export interface ServerOptions {
   readonly configFile: string;
