@@ -22,6 +22,7 @@
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { ErrorCodes, GatewayError } from '../errors.js';
 
 export const SWEEP_MS = 50;
 
@@ -35,10 +36,10 @@ const MESSAGES: Record<DeadlinePhase, string> = {
   body: 'upstream body stalled',
 };
 
-export class UpstreamTimeoutError extends Error {
-  readonly code = 'GW_UPSTREAM_TIMEOUT';
+export class UpstreamTimeoutError extends GatewayError {
   constructor(readonly phase: DeadlinePhase) {
-    super(MESSAGES[phase]);
+    super(ErrorCodes.UPSTREAM_TIMEOUT, MESSAGES[phase]);
+    this.name = 'UpstreamTimeoutError';
   }
 }
 

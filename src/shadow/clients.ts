@@ -13,6 +13,7 @@ import { undiciConnector } from '../tls/upstream.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { UpstreamPools } from '../upstream/pools.js';
+import { ErrorCodes, GatewayError } from '../errors.js';
 
 export interface CopyRequest {
   readonly method: string;
@@ -22,11 +23,10 @@ export interface CopyRequest {
   readonly timeoutMs: number;
 }
 
-export class ShadowTimeoutError extends Error {
-  readonly code = 'GW_SHADOW_TIMEOUT';
-  override readonly name = 'TimeoutError';
+export class ShadowTimeoutError extends GatewayError {
   constructor(ms: number) {
-    super(`shadow copy timed out after ${ms}ms`);
+    super(ErrorCodes.SHADOW_TIMEOUT, `shadow copy timed out after ${ms}ms`);
+    this.name = 'TimeoutError';
   }
 }
 

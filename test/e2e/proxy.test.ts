@@ -90,7 +90,7 @@ routes:
   test('no route: 404 with {error, requestId}', async () => {
     const r = await request(gw.url + '/nowhere', { headers: { 'x-request-id': 'abc-123' } });
     assert.equal(r.status, 404);
-    assert.deepEqual(r.json(), { error: 'no route matches this request', requestId: 'abc-123' });
+    assert.deepEqual(r.json(), { error: 'no route matches this request', code: 'GW_NOT_FOUND', requestId: 'abc-123' });
     assert.equal(r.headers['content-type'], 'application/json');
   });
 
