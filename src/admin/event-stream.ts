@@ -6,6 +6,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { AdminRequestError } from '../errors.js';
+import { unreachable, type AdminAccess } from './http-client.js';
 import { SseParser, type SseMessage } from './sse.js';
 
 export interface EventStream {
@@ -16,9 +17,7 @@ export interface EventStream {
   close(): void;
 }
 
-export interface StreamOptions {
-  /** Bearer token, for gateways with admin.token set. */
-  readonly token?: string;
+export interface StreamOptions extends AdminAccess {
   /** Resume after this event: the gateway replays what came since. */
   readonly lastEventId?: string;
   /** Time allowed until the stream is open. */
@@ -30,6 +29,7 @@ function connect(url: URL, options: StreamOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? https : http).request(url, {
       agent: false,
+      ...(options.ca ? { ca: options.ca } : {}),
       headers: {
         accept: 'text/event-stream',
         ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}),
@@ -41,9 +41,7 @@ function connect(url: URL, options: StreamOptions): Promise<IncomingMessage> {
       req.setTimeout(0);
       resolve(res);
     });
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new AdminRequestError(`cannot reach the admin API at ${url.origin}: ${err.code ?? err.message}`, undefined, { cause: err })),
-    );
+    req.on('error', (err) => reject(unreachable(url, err)));
     req.end();
   });
 }

@@ -45,7 +45,7 @@ Examples:
 }
 
 export async function showCommand(id: string | undefined, flags: ShowFlags, inherited: AdminFlags = {}): Promise<number> {
-  const { urls, token } = adminTargets(flags, inherited);
+  const { urls, access } = adminTargets(flags, inherited);
   const finding = flags.route !== undefined || flags.shadow !== undefined || flags.kind !== undefined || flags.path !== undefined;
   if (id !== undefined && finding) throw new UsageError('give an event id or --route/--shadow/--kind/--path, not both');
   if (id === undefined && !(flags.route && flags.shadow && flags.kind && flags.path !== undefined)) {
@@ -59,7 +59,7 @@ export async function showCommand(id: string | undefined, flags: ShowFlags, inhe
   let lastError: AdminRequestError | undefined;
   for (const url of urls) {
     try {
-      found = await adminJson<StoredExample>(url.href, path, token ? { token } : {});
+      found = await adminJson<StoredExample>(url.href, path, access);
       break;
     } catch (err) {
       if (!(err instanceof AdminRequestError) || err.status !== 404) throw err;

@@ -1,10 +1,11 @@
 /**
  * Terminal output: colour (off with NO_COLOR or when not a TTY), diagnostic
- * rendering, and the log sinks `serve` writes through.
+ * rendering, and the logger (with its sinks) `serve` and `release run` write through.
  */
 import { Chalk, type ChalkInstance } from 'chalk';
 import { codeFrame, formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
-import { jsonLine, type LogRecord, type LogSink } from '../log/logger.js';
+import { UsageError } from '../errors.js';
+import { jsonLine, Logger, LOG_LEVELS, type LogLevel, type LogRecord, type LogSink } from '../log/logger.js';
 
 export interface Output {
   readonly color: ChalkInstance;
@@ -86,4 +87,16 @@ export function table(rows: readonly (readonly string[])[], paint?: (text: strin
       .join('  ')
       .trimEnd(),
   );
+}
+
+export function defaultLogFormat(): string {
+  return process.stdout.isTTY ? 'pretty' : 'json';
+}
+
+export function makeLogger(flags: { logFormat?: string; logLevel?: string }): Logger {
+  const format = flags.logFormat ?? defaultLogFormat();
+  if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${format}"`);
+  const level = (flags.logLevel ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
+  return new Logger(format === 'json' ? jsonSink() : prettySink(), level);
 }

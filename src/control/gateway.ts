@@ -6,18 +6,18 @@
  * port 0.
  */
 import { compileSnapshot, type Snapshot } from '../config/compile.js';
-import type { Diagnostic } from '../config/diagnostics.js';
 import { ConfigWatcher, type ConfigWatcherOptions } from '../config/watch.js';
-import { AdminServer, type AdminReply, type AdminRoute } from '../admin/server.js';
+import { describeSnapshot, reloadReply } from '../admin/routes/config.js';
+import { releaseAdminRoutes } from '../admin/routes/releases.js';
+import type { AdminRoute } from '../admin/routes/reply.js';
+import { AdminServer } from '../admin/server.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
-import { releaseAdminRoutes } from '../release/admin-routes.js';
 import { ReleaseController } from '../release/controller.js';
 import { evidenceFrom, samplesFromJson } from '../release/evidence.js';
 import { applyReleases } from '../release/overlay.js';
 import { TlsManager } from '../tls/manager.js';
-import { digest } from '../tls/pem.js';
 import type { Address, DataPlane, DataPlaneFactory } from '../serving/data-plane.js';
 import { ConfigManager, type ReloadResult } from './config-manager.js';
 
@@ -43,54 +43,6 @@ export interface GatewayOptions {
 export interface GatewayAddresses {
   readonly listen: Address;
   readonly admin: Address;
-}
-
-/** JSON view of a snapshot for GET /config; secrets redacted. */
-export function describeSnapshot(snapshot: Snapshot): unknown {
-  const config = snapshot.config;
-  return {
-    generation: snapshot.generation,
-    hash: snapshot.hash,
-    loadedAt: snapshot.loadedAt.toISOString(),
-    source: snapshot.source,
-    config: {
-      ...config,
-      admin: { ...config.admin, token: config.admin.token ? '(set)' : undefined },
-      upstreams: withoutCaText(config.upstreams),
-    },
-  };
-}
-
-/** CA bundles are shown by path and digest, not as pages of PEM. */
-function withoutCaText(upstreams: Snapshot['config']['upstreams']): unknown {
-  const out: Record<string, unknown> = {};
-  for (const [name, u] of Object.entries(upstreams)) {
-    out[name] = u.tls?.caPem ? { ...u, tls: { ...u.tls, caPem: `sha256:${digest(u.tls.caPem)}` } } : u;
-  }
-  return out;
-}
-
-export function reloadReply(result: ReloadResult): AdminReply {
-  switch (result.status) {
-    case 'applied':
-      return {
-        status: 200,
-        body: {
-          generation: result.snapshot.generation,
-          changed: result.change.summary,
-          restartRequired: result.change.restartRequired,
-          warnings: result.warnings.map(diagnosticJson),
-        },
-      };
-    case 'unchanged':
-      return { status: 200, body: { generation: result.snapshot.generation, changed: [], unchanged: true } };
-    case 'rejected':
-      return { status: 422, body: { error: result.message, errors: result.diagnostics.map(diagnosticJson) } };
-  }
-}
-
-export function diagnosticJson(d: Diagnostic): Record<string, unknown> {
-  return { severity: d.severity, message: d.message, path: d.path, line: d.line, column: d.column, code: d.code };
 }
 
 export class Gateway {

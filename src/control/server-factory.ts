@@ -9,13 +9,15 @@
  *   services' dependency calls ─▶ EgressService (this process) ─calls─▶ each pair, before comparison
  *   web/console/ ─────────────────────────────────────────────────▶ GET /ui (reads the endpoints above)
  */
-import { consoleRoutes } from '../admin/console.js';
+import { consoleRoutes } from '../admin/routes/console.js';
+import { diffRoutes } from '../admin/routes/diffs.js';
+import { egressAdminRoutes } from '../admin/routes/egress.js';
+import { statusRoutes } from '../admin/routes/status.js';
 import { StatusView } from '../admin/status.js';
-import { diffRoutes } from '../diff/endpoints.js';
 import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
-import { egressAdminRoutes, withEgressCalls } from '../egress/admin.js';
+import { withEgressCalls } from '../egress/pair-calls.js';
 import { answerCallQuestions, CALLS_CHANNEL } from '../egress/remote.js';
 import { EgressService } from '../egress/service.js';
 import { SimulationWatchers } from '../egress/watch.js';
@@ -83,7 +85,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
       ...(options.reloadPhases ? { reloadPhases: options.reloadPhases } : {}),
-      adminRoutes: [...diffRoutes(store), ...status.routes(), ...egressAdminRoutes(() => egress, served), ...consoleRoutes()],
+      adminRoutes: [...diffRoutes(store), ...statusRoutes(status), ...egressAdminRoutes(() => egress, served), ...consoleRoutes()],
       dataPlane: (m, logger) => {
         if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served));
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
