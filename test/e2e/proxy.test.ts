@@ -244,6 +244,7 @@ routes:
     const r = await request(gw.url + '/dead');
     assert.equal(r.status, 502);
     assert.equal(r.json().error, 'upstream unavailable');
+    assert.equal(r.json().code, 'GW_UPSTREAM_FAILED');
     assert.ok(r.json().requestId);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
     assert.equal(metricValue(metrics, 'gatewayctl_upstream_errors_total', { route: 'dead', reason: 'connect' }), 1);
@@ -254,6 +255,7 @@ routes:
     const started = Date.now();
     const r = await request(gw.url + '/slow');
     assert.equal(r.status, 504);
+    assert.equal(r.json().code, 'GW_UPSTREAM_TIMEOUT');
     assert.ok(Date.now() - started < 1200, 'answered at the timeout, not when the upstream did');
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
     assert.equal(metricValue(metrics, 'gatewayctl_upstream_errors_total', { route: 'slow', reason: 'timeout' }), 1);
