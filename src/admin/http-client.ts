@@ -53,27 +53,41 @@ export function adminUrl(base: string, path: string): URL {
   throw new AdminRequestError(`"${base}" is not an admin URL (expected e.g. ${DEFAULT_ADMIN_URL})`);
 }
 
+/**
+ * One connection's worth of client for one call, closed after it: a CLI run
+ * or a controller's check never leaves a pool open. `bodyTimeoutMs` 0 lets
+ * a stream stay quiet as long as the server wants.
+ */
+export function adminDispatcher(access: AdminAccess, timeoutMs: number, bodyTimeoutMs = timeoutMs): Agent {
+  return new Agent({
+    connect: { timeout: timeoutMs, ...(access.ca ? { ca: access.ca } : {}) },
+    headersTimeout: timeoutMs,
+    bodyTimeout: bodyTimeoutMs,
+    pipelining: 0,
+  });
+}
+
+/** The headers of every admin call: the token, and the CLI's cross-site defence marker. */
+export function adminHeaders(access: AdminAccess, accept: string): Record<string, string> {
+  return {
+    accept,
+    // Not a browser form: the admin API's cross-site request defence (csrf.ts).
+    [CSRF_HEADER]: 'gatewayctl',
+    ...(access.token ? { authorization: `Bearer ${access.token}` } : {}),
+  };
+}
+
 export async function adminRequest(base: string, path: string, options: AdminCall = {}): Promise<AdminResponse> {
   const url = adminUrl(base, path);
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-  const timeout = options.timeoutMs ?? 10_000;
-  // One connection per call, closed after: a CLI run or a controller's check, never a pool left open.
-  const dispatcher = new Agent({
-    connect: { timeout, ...(options.ca ? { ca: options.ca } : {}) },
-    headersTimeout: timeout,
-    bodyTimeout: timeout,
-    pipelining: 0,
-  });
+  const dispatcher = adminDispatcher(options, options.timeoutMs ?? 10_000);
   try {
     const response = await request(url, {
       method: (options.method ?? 'GET') as Dispatcher.HttpMethod,
       dispatcher,
       headers: {
-        accept: 'application/json',
-        // Not a browser form: the admin API's cross-site request defence (csrf.ts).
-        [CSRF_HEADER]: 'gatewayctl',
+        ...adminHeaders(options, 'application/json'),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
       },
       ...(body !== undefined ? { body } : {}),
     });
