@@ -15,6 +15,7 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { BIN, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { request } from '../helpers/http.js';
 import { releaseConfig } from '../helpers/release.js';
 import { fixture, makeCertificate } from '../helpers/tls.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -58,10 +59,17 @@ describe('gatewayctl admin client and flags', () => {
   before(async () => {
     v1 = await startUpstream('v1');
     v2 = await startUpstream('v2');
-    const config = releaseConfig(v1, v2, tmp.dir, '{ candidate: v2, steps: [10, 100], interval: 1h, minRequests: 1000000 }').replace(
-      'admin: 127.0.0.1:0',
-      `admin: { listen: 127.0.0.1:0, token: ${TOKEN} }`,
-    );
+    const config =
+      releaseConfig(v1, v2, tmp.dir, '{ candidate: v2, steps: [10, 100], interval: 1h, minRequests: 1000000 }').replace(
+        'admin: 127.0.0.1:0',
+        `admin: { listen: 127.0.0.1:0, token: ${TOKEN} }`,
+      ) +
+      // v1 and v2 answer with their own names: every mirrored pair differs.
+      `  - name: mirror
+    match: { prefix: /mirror }
+    backends: [{ upstream: v1 }]
+    shadow: [{ upstream: v2 }]
+`;
     gw = await startGateway(config, { watch: false });
     adminPort = Number(new URL(gw.adminUrl).port);
     front = await tlsFront(adminPort, makeCertificate(tmp.dir, 'admin', ['127.0.0.1'], 30));
@@ -79,7 +87,7 @@ describe('gatewayctl admin client and flags', () => {
     const ok = await runCli(['status', '--admin', url, '--admin-ca', fixture('ca.pem'), '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     const status = JSON.parse(ok.stdout) as { routes: { name: string }[] };
-    assert.deepEqual(status.routes.map((r) => r.name), ['shop']);
+    assert.deepEqual(status.routes.map((r) => r.name), ['shop', 'mirror']);
 
     const untrusted = await runCli(['status', '--admin', url]);
     assert.equal(untrusted.code, 1);
@@ -91,10 +99,25 @@ describe('gatewayctl admin client and flags', () => {
     assert.match(missingCa.stderr, /--admin-ca .*no-such-ca\.pem: cannot read it \(ENOENT\)/);
   });
 
-  test('the diff stream follows over https too', async () => {
-    const r = await runCli(['diff', 'summary', '--admin', `https://127.0.0.1:${front.port}`, '--admin-ca', fixture('ca.pem'), '--token', TOKEN, '--json']);
+  test('the diff stream and the diff summary over https', async () => {
+    const admin = ['--admin', `https://127.0.0.1:${front.port}`, '--admin-ca', fixture('ca.pem'), '--token', TOKEN];
+    const following = runCli(['diff', ...admin, '--route', 'mirror', '--count', '1', '--json'], { timeoutMs: 30_000 });
+    let done = false;
+    void following.finally(() => (done = true));
+    // Mirrored requests until the follower has printed one difference (bounded).
+    for (let i = 0; i < 200 && !done; i++) {
+      await request(`${gw.url}/mirror/${i}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const r = await following;
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(JSON.parse(r.stdout));
+    const event = JSON.parse(r.stdout.trim().split('\n')[0]!) as { route: string };
+    assert.equal(event.route, 'mirror');
+
+    const summary = await runCli(['diff', 'summary', ...admin, '--json']);
+    assert.equal(summary.code, 0, summary.stderr);
+    const routes = (JSON.parse(summary.stdout) as { routes: { route: string }[] }).routes;
+    assert.ok(routes.some((x) => x.route === 'mirror'), summary.stdout);
   });
 
   test('release takes the shared admin flags: HOST:PORT shorthand and --token on status and actions', async () => {
