@@ -140,7 +140,9 @@ export function liftGrpc(
   const streaming = method ? (direction === 'request' ? method.requestStream : method.responseStream) : false;
   if (context.schemaProblem) notes.push(`descriptor set not used: ${context.schemaProblem}; fields by number`);
   else if (context.schema && !method) notes.push(`${context.method} is not in the descriptor set; fields by number`);
-  const wireLimits: WireLimits = { maxSteps: limits.maxNodes * 4, maxDepth: MAX_MESSAGE_DEPTH };
+  // One budget for the whole answer: a stream of many small messages costs what one large one does.
+  let steps = limits.maxNodes * 4;
+  const wireLimits = (): WireLimits => ({ maxSteps: steps, maxDepth: MAX_MESSAGE_DEPTH });
   const encoding = String(answer.headers['grpc-encoding'] ?? 'identity');
   let budget = limits.maxDecodedBytes;
   const messages: unknown[] = [];
@@ -158,19 +160,21 @@ export function liftGrpc(
       data = decoded.body;
     }
     budget -= data.length;
-    if (budget < 0) {
-      notes.push(`messages beyond ${limits.maxDecodedBytes} decoded bytes not compared`);
+    if (budget < 0 || steps <= 0) {
+      notes.push(budget < 0 ? `messages beyond ${limits.maxDecodedBytes} decoded bytes not compared` : 'messages beyond the decoding budget not compared');
       break;
     }
     if (type) {
-      const typed = decodeTyped(type, data, wireLimits);
+      const typed = decodeTyped(type, data, wireLimits());
+      steps -= typed.used;
       if (typed.value !== undefined) {
         messages.push(typed.value);
         continue;
       }
       problem ??= `message ${messages.length + 1} ${typed.problem}; fields by number`;
     }
-    const generic = decodeWire(data, wireLimits);
+    const generic = decodeWire(data, wireLimits());
+    steps -= generic.used;
     limited ||= generic.limited;
     if (generic.value !== undefined) messages.push(generic.value);
     else {

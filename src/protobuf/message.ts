@@ -38,6 +38,10 @@ class Scan {
   cost = 0;
   tooDeep = false;
 
+  get used(): number {
+    return Math.min(this.limits.maxSteps, this.cost + this.wire.used);
+  }
+
   constructor(private readonly limits: WireLimits) {
     this.wire = new WireDecoder(limits);
     this.budget = { steps: limits.maxSteps };
@@ -75,6 +79,8 @@ export interface TypedResult {
   /** undefined when the bytes do not decode as this type. */
   readonly value: Record<string, unknown> | undefined;
   readonly problem?: string;
+  /** Steps of the budget spent. */
+  readonly used: number;
 }
 
 function place(root: Record<string, unknown>, u: Unknown): void {
@@ -103,15 +109,15 @@ export function decodeTyped(type: protobuf.Type, buf: Uint8Array, limits: WireLi
   const scan = new Scan(limits);
   if (!scan.walk(type, buf, [], 0)) {
     const why = scan.tooDeep ? `nested deeper than ${limits.maxDepth}` : scan.cost > limits.maxSteps || scan.budget.steps < 0 ? 'too large to decode' : 'malformed';
-    return { value: undefined, problem: `does not decode as ${type.fullName.replace(/^\./, '')}: ${why}` };
+    return { value: undefined, problem: `does not decode as ${type.fullName.replace(/^\./, '')}: ${why}`, used: scan.used };
   }
   let value: Record<string, unknown>;
   try {
     value = type.toObject(type.decode(buf), CONVERSION);
   } catch (err) {
-    return { value: undefined, problem: `does not decode as ${type.fullName.replace(/^\./, '')}: ${(err as Error).message}` };
+    return { value: undefined, problem: `does not decode as ${type.fullName.replace(/^\./, '')}: ${(err as Error).message}`, used: scan.used };
   }
   markTyped(type, value);
   for (const u of scan.unknown) place(value, u);
-  return { value };
+  return { value, used: scan.used };
 }

@@ -172,6 +172,11 @@ export class WireDecoder {
   private readonly budget: { steps: number };
   limited = false;
 
+  /** Steps spent so far. */
+  get used(): number {
+    return this.limits.maxSteps - Math.max(0, this.budget.steps);
+  }
+
   constructor(private readonly limits: WireLimits) {
     this.budget = { steps: limits.maxSteps };
   }
@@ -224,8 +229,8 @@ export function addField(target: WireObject, key: string, value: WireValue): voi
 }
 
 /** Decodes a message without a schema. Never throws. */
-export function decodeWire(buf: Uint8Array, limits: WireLimits): { value: WireObject | undefined; limited: boolean } {
+export function decodeWire(buf: Uint8Array, limits: WireLimits): { value: WireObject | undefined; limited: boolean; used: number } {
   const decoder = new WireDecoder(limits);
   const value = decoder.message(buf);
-  return { value, limited: decoder.limited };
+  return { value, limited: decoder.limited, used: decoder.used };
 }

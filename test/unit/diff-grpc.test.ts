@@ -251,6 +251,34 @@ describe('gRPC status and trailers', () => {
   });
 });
 
+describe('bounds', () => {
+  test('a stream past the decoding budget is compared up to it, with a note', () => {
+    const reply = encode(ListReply, { items: Array.from({ length: 20 }, (_, i) => ({ name: `item ${i}`, tags: ['a', 'b'] })) });
+    const body = answer(Array.from({ length: 50 }, () => reply));
+    for (const schemaUsed of [schema, undefined]) {
+      const lifted = liftGrpc(body, { method: '/shop.Catalog/List', ...(schemaUsed ? { schema: schemaUsed } : {}) }, { maxDecodedBytes: 1 << 20, maxNodes: 500 });
+      assert.equal(lifted.format, 'json');
+      const messages = (lifted as { value: unknown[] }).value;
+      assert.ok(messages.length > 0 && messages.length < 50, String(messages.length));
+      assert.match(lifted.note ?? '', /beyond the decoding budget/);
+    }
+  });
+
+  test('random bytes, framed or not, never throw', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 500; i++) {
+      const bytes = Buffer.from(Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256)));
+      const framed = i % 2 === 0 ? frame(bytes) : bytes;
+      const r: CapturedResponse = { ...answer([]), body: framed, bodyBytes: framed.length };
+      for (const context of [{ method: '/shop.Catalog/List', schema }, { method: '/x.Y/Z' }]) {
+        const lifted = liftGrpc(r, context, { maxDecodedBytes: 1 << 20, maxNodes: 1000 });
+        assert.ok(['json', 'empty'].includes(lifted.format));
+      }
+    }
+  });
+});
+
 describe('the pure entry point', () => {
   test('compareGrpcAnswers: plain data in, differences out', () => {
     const a: GrpcAnswer = { headers: GRPC_HEADERS, trailers: OK, body: frame(encode(ListReply, v1)), truncated: false };
