@@ -32,26 +32,17 @@ const codec = (type: protobuf.Type) => ({
   deserialize: (bytes: Buffer) => type.toObject(type.decode(bytes)),
 });
 
-const CATALOG: grpc.ServiceDefinition = {
-  List: {
-    path: '/shop.Catalog/List',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: codec(ListRequest).serialize,
-    requestDeserialize: codec(ListRequest).deserialize,
-    responseSerialize: codec(ListReply).serialize,
-    responseDeserialize: codec(ListReply).deserialize,
-  },
-  Watch: {
-    path: '/shop.Catalog/Watch',
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: codec(ListRequest).serialize,
-    requestDeserialize: codec(ListRequest).deserialize,
-    responseSerialize: codec(Item).serialize,
-    responseDeserialize: codec(Item).deserialize,
-  },
-};
+const method = (name: string, response: protobuf.Type, responseStream: boolean) => ({
+  path: `/shop.Catalog/${name}`,
+  requestStream: false,
+  responseStream,
+  requestSerialize: codec(ListRequest).serialize,
+  requestDeserialize: codec(ListRequest).deserialize,
+  responseSerialize: codec(response).serialize,
+  responseDeserialize: codec(response).deserialize,
+});
+
+const CATALOG: grpc.ServiceDefinition = { List: method('List', ListReply, false), Watch: method('Watch', Item, true) };
 
 /** A catalog version: `rename` is what it calls the first item. */
 async function startCatalog(firstName: string): Promise<{ port: number; server: grpc.Server }> {
