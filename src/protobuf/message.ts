@@ -11,7 +11,7 @@
  * only then handed to protobufjs.
  */
 import protobuf from 'protobufjs';
-import { addField, markMessage, splitFields, WIRE_LEN, WireDecoder, type WireLimits, type WireObject } from './wire.js';
+import { addField, markMessage, splitFields, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireDecoder, type WireLimits, type WireObject } from './wire.js';
 
 const CONVERSION: protobuf.IConversionOptions = {
   enums: String,
@@ -22,6 +22,30 @@ const CONVERSION: protobuf.IConversionOptions = {
   objects: true,
   json: true,
 };
+
+const SCALAR_WIRE: Readonly<Record<string, number>> = {
+  int32: WIRE_VARINT,
+  int64: WIRE_VARINT,
+  uint32: WIRE_VARINT,
+  uint64: WIRE_VARINT,
+  sint32: WIRE_VARINT,
+  sint64: WIRE_VARINT,
+  bool: WIRE_VARINT,
+  fixed64: WIRE_FIXED64,
+  sfixed64: WIRE_FIXED64,
+  double: WIRE_FIXED64,
+  fixed32: WIRE_FIXED32,
+  sfixed32: WIRE_FIXED32,
+  float: WIRE_FIXED32,
+};
+
+/** Whether a declared field may arrive with this wire type (repeated scalars packed or not). */
+function wireTypeFits(field: protobuf.Field, wireType: number): boolean {
+  if (field.map || field.resolvedType instanceof protobuf.Type) return wireType === WIRE_LEN;
+  const scalar = field.resolvedType instanceof protobuf.Enum ? WIRE_VARINT : SCALAR_WIRE[field.type];
+  if (scalar === undefined) return wireType === WIRE_LEN; // string, bytes
+  return wireType === scalar || (field.repeated && wireType === WIRE_LEN);
+}
 
 interface Unknown {
   /** Where in the decoded object: field names and repeated indices. */
@@ -37,6 +61,8 @@ class Scan {
   /** Declared fields the decoded object will carry (defaults included). */
   cost = 0;
   tooDeep = false;
+  /** A declared field that came with another wire type: the type does not describe these bytes. */
+  mismatch: string | undefined;
 
   get used(): number {
     return Math.min(this.limits.maxSteps, this.cost + this.wire.used);
@@ -64,7 +90,11 @@ class Scan {
         this.unknown.push({ at, number: f.number, value: this.wire.value(buf, f, depth) });
         continue;
       }
-      if (field.map || f.wireType !== WIRE_LEN || !(field.resolvedType instanceof protobuf.Type)) continue;
+      if (!wireTypeFits(field, f.wireType)) {
+        this.mismatch = `field ${field.name} (${f.number}) came with wire type ${f.wireType}`;
+        return false;
+      }
+      if (field.map || !(field.resolvedType instanceof protobuf.Type)) continue;
       const seen = occurrences.get(f.number) ?? 0;
       occurrences.set(f.number, seen + 1);
       // A repeated message's k-th occurrence is element k; a singular one merges, so its unknowns sit under it once.
@@ -108,7 +138,8 @@ function markTyped(type: protobuf.Type, value: Record<string, unknown>): void {
 export function decodeTyped(type: protobuf.Type, buf: Uint8Array, limits: WireLimits): TypedResult {
   const scan = new Scan(limits);
   if (!scan.walk(type, buf, [], 0)) {
-    const why = scan.tooDeep ? `nested deeper than ${limits.maxDepth}` : scan.cost > limits.maxSteps || scan.budget.steps < 0 ? 'too large to decode' : 'malformed';
+    const why =
+      scan.mismatch ?? (scan.tooDeep ? `nested deeper than ${limits.maxDepth}` : scan.cost > limits.maxSteps || scan.budget.steps < 0 ? 'too large to decode' : 'malformed');
     return { value: undefined, problem: `does not decode as ${type.fullName.replace(/^\./, '')}: ${why}`, used: scan.used };
   }
   let value: Record<string, unknown>;

@@ -191,6 +191,15 @@ describe('decoding with the descriptor set', () => {
     assert.match(lifted.note ?? '', /does not decode as shop\.ListReply/);
   });
 
+  test('a field whose wire type contradicts the set: by number, with the reason, never misread', () => {
+    // v2 made name (field 1, a string) a number: varint 7.
+    const item = Buffer.from([0x08, 0x07]);
+    const reply = Buffer.concat([Buffer.from([0x0a, item.length]), item]);
+    const lifted = liftGrpc(answer([reply]), { method: '/shop.Catalog/List', schema }, { maxDecodedBytes: 1 << 20, maxNodes: 1000 });
+    assert.deepEqual(JSON.parse(JSON.stringify((lifted as { value: unknown }).value)), { 1: { 1: 7 } });
+    assert.match(lifted.note ?? '', /field name \(1\) came with wire type 0/);
+  });
+
   test('streaming answers: one array element per message', () => {
     const a = answer([encode(Item, { name: 'Widget' }), encode(Item, { name: 'Gadget' })]);
     const b = answer([encode(Item, { name: 'Widget' }), encode(Item, { name: 'Gizmo' })]);
