@@ -30,8 +30,8 @@ const root = import.meta.dirname;
  *   diff/secrets.ts decides which headers and parameters are secret; the
  *   access log, the validator and the shadows redact with it, so it sits
  *   here although it lives in diff/.
- * - model: the config pipeline, routing, metrics and statistics: pure
- *   functions of the config and the numbers.
+ * - model: the config pipeline, routing, metrics, statistics and protobuf
+ *   decoding: pure functions of the config, the numbers and the bytes.
  * - clients: what talks to one upstream or judges one pair: TLS material and
  *   contexts, the upstream pools, the diff engine.
  * - request: what one request causes: the proxy (request path), shadows,
@@ -43,7 +43,7 @@ const root = import.meta.dirname;
  */
 const FLOORS = [
   ['base', ['errors.ts', 'embedded.ts', 'log', 'config/types.ts', 'config/units.ts', 'config/diagnostics.ts', 'config/regular-file.ts', 'diff/secrets.ts']],
-  ['model', ['config', 'routing', 'metrics', 'stats']],
+  ['model', ['config', 'routing', 'metrics', 'stats', 'protobuf']],
   ['clients', ['tls', 'upstream', 'diff']],
   ['request', ['proxy', 'shadow', 'egress', 'release']],
   ['serving', ['serving']],
