@@ -21,8 +21,7 @@
  * (RFC 9110 section 7.8); on older Node they are refused with 400.
  */
 import { randomUUID } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import { STATUS_CODES, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -32,11 +31,23 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ActiveConfig } from './active.js';
 import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
 import { upstreamPath } from './path.js';
-import type { Endpoint } from '../upstream/endpoint.js';
+import { UpstreamDeadlines, WatchedRequest } from '../upstream/deadlines.js';
+import { classifyUpstreamError } from '../upstream/faults.js';
+import { openUpstreamRequest } from '../upstream/http1.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from './responses.js';
 import { escapedSlashRefused, screenRequest } from './screen.js';
-import { armUpstreamTimeouts, classifyUpstreamError } from './upstream-faults.js';
+
+/** An upgrade's request to the upstream, watched by the upstream sweep until it is answered. */
+class UpgradeAttempt extends WatchedRequest {
+  constructor(
+    readonly outgoing: ClientRequest,
+    upstream: CompiledUpstream,
+  ) {
+    super();
+    this.timeoutsOf(upstream);
+  }
+}
 
 export interface UpgradeHandlerOptions {
   readonly metrics: GatewayMetrics;
@@ -71,6 +82,8 @@ export class UpgradeHandler {
   private readonly draining: () => boolean;
   /** Client sockets of open tunnels. */
   private readonly tunnels = new Set<Duplex>();
+  /** Until the upstream answers; an open tunnel has its idle timeout instead. */
+  private readonly deadlines = new UpstreamDeadlines<UpgradeAttempt>((attempt, error) => attempt.outgoing.destroy(error));
 
   constructor(options: UpgradeHandlerOptions) {
     this.metrics = options.metrics;
@@ -142,12 +155,21 @@ export class UpgradeHandler {
       if (held) pool.finish(endpoint);
       held = false;
     };
-    const upReq = this.request(endpoint, screened.path + screened.query, req);
+    const upReq = openUpstreamRequest(endpoint, 'GET', upstreamPath(endpoint.url, screened.path + screened.query), req.headers);
+    upReq.end();
+    const attempt = new UpgradeAttempt(upReq, upstream);
+    this.deadlines.watch(attempt);
     upReq.once('close', () => {
+      this.deadlines.unwatch(attempt);
       // The tunnel's socket was handed over: it is released when that closes.
       if (!tunnelled) release();
     });
-    upReq.on('socket', () => armUpstreamTimeouts(upReq, upstream, state));
+    upReq.once('socket', (upstreamSocket: Socket) => {
+      attempt.upstreamRequest = upReq;
+      if (!upstreamSocket.connecting) state.connected = true;
+      else upstreamSocket.once('connect', () => (state.connected = true));
+    });
+    upReq.once('finish', () => (attempt.requestSentAt = Date.now()));
     // The client left during the handshake: drop the upstream request at once.
     const onClientGone = () => {
       upReq.destroy();
@@ -169,6 +191,7 @@ export class UpgradeHandler {
 
     upReq.on('response', (res: IncomingMessage) => {
       // Not switched: pass the answer back, then close; no tunnel.
+      this.deadlines.unwatch(attempt);
       socket.off('close', onClientGone);
       res.on('error', noop);
       const status = res.statusCode ?? 502;
@@ -189,6 +212,7 @@ export class UpgradeHandler {
     });
 
     upReq.on('upgrade', (res: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
+      this.deadlines.unwatch(attempt);
       socket.off('close', onClientGone);
       upSocket.on('error', noop);
       const switched = res.headers.upgrade;
@@ -216,20 +240,9 @@ export class UpgradeHandler {
     for (const socket of this.tunnels) socket.destroy();
   }
 
-  private request(endpoint: Endpoint, pathAndQuery: string, req: IncomingMessage): ClientRequest {
-    const target = endpoint.url;
-    const https_ = target.protocol === 'https:';
-    const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
-    const request = (https_ ? https : http).request({
-      hostname,
-      port: target.port || (https_ ? 443 : 80),
-      method: 'GET',
-      path: upstreamPath(target, pathAndQuery),
-      headers: req.headers,
-      agent: endpoint.agent,
-    });
-    request.end();
-    return request;
+  close(): void {
+    this.closeAll();
+    this.deadlines.close();
   }
 
   private tunnel(client: Duplex, server: Socket, head: Buffer, upHead: Buffer, idleMs: number): void {
@@ -268,7 +281,7 @@ function noop(): void {}
 
 /** A status line and headers, for a response written on a raw socket. */
 function responseHead(status: number, message: string | undefined, headers: string[], extra: string): string {
-  let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || ''}\r\n`;
+  let head = `HTTP/1.1 ${status} ${message || STATUS_CODES[status] || ''}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${head}${extra}\r\n`;
 }
