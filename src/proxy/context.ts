@@ -15,7 +15,28 @@ import type { Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { ActiveConfig } from './active.js';
 
-export class RequestContext extends WatchedRequest {
+/** What the steps (steps.ts) read and fill in: a plain request's context, or an upgrade's. */
+export interface StepContext {
+  readonly req: IncomingMessage;
+  readonly active: ActiveConfig;
+  readonly requestId: string;
+  path: string;
+  query: string;
+  hasBody: boolean;
+  chunked: boolean;
+  route: CompiledRoute | undefined;
+  upstream: CompiledUpstream | undefined;
+  stats: RequestStats | undefined;
+  pool: UpstreamPool | undefined;
+  mirror: MirrorSession | undefined;
+}
+
+/** A fresh StepContext, for a request that is not a RequestContext (an upgrade). */
+export function stepContext(req: IncomingMessage, active: ActiveConfig, requestId: string): StepContext {
+  return { req, active, requestId, path: '', query: '', hasBody: false, chunked: false, route: undefined, upstream: undefined, stats: undefined, pool: undefined, mirror: undefined };
+}
+
+export class RequestContext extends WatchedRequest implements StepContext {
   // screen
   /** The canonical path and query the request is routed on and forwarded with. */
   path = '';

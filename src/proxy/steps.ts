@@ -1,13 +1,15 @@
 /**
  * The steps of the user's path before forwarding, in order, each over the
  * request's context (context.ts): screen → route → pick → headers → mirror.
+ * Plain requests (handler.ts) take them all; upgrades (upgrade.ts) the
+ * first four, so both reach an upstream with the same preamble.
  * A step that refuses the request returns a Rejection (the handler answers
  * it); the others fill in the context. Forwarding itself is the handler's.
  */
 import { TLSSocket } from 'node:tls';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { ShadowService } from '../shadow/service.js';
-import type { RequestContext } from './context.js';
+import type { StepContext } from './context.js';
 import { prepareUpstreamHeaders } from './headers.js';
 import { escapedSlashRefused, screenRequest } from './screen.js';
 
@@ -26,7 +28,7 @@ const NO_ROUTE: Rejection = { status: 404, message: 'no route matches this reque
 const ESCAPED_SLASH: Rejection = { status: 400, message: 'bad request: encoded slash or backslash in path', reason: 'bad_path' };
 
 /** Framing, limits and the request target (screen.ts); the canonical path and query. */
-export function screen(ctx: RequestContext): Rejection | undefined {
+export function screen(ctx: StepContext): Rejection | undefined {
   const screened = screenRequest(ctx.req, ctx.active.snapshot.config.limits, ctx.active.snapshot.keepEscapedSlashes);
   if (!screened.ok) return screened;
   ctx.path = screened.path;
@@ -37,9 +39,9 @@ export function screen(ctx: RequestContext): Rejection | undefined {
 }
 
 /** The route the request matches. */
-export function route(ctx: RequestContext): Rejection | undefined {
+export function route(ctx: StepContext): Rejection | undefined {
   const { req, active } = ctx;
-  const matched = active.snapshot.route({ method: ctx.method, path: ctx.path, host: active.hostOf(req), headers: req.headers });
+  const matched = active.snapshot.route({ method: req.method ?? 'GET', path: ctx.path, host: active.hostOf(req), headers: req.headers });
   if (!matched) return NO_ROUTE;
   if (escapedSlashRefused(active.snapshot, matched, ctx.path)) return ESCAPED_SLASH;
   ctx.route = matched;
@@ -47,7 +49,7 @@ export function route(ctx: RequestContext): Rejection | undefined {
 }
 
 /** The backend (primary or canary) that serves it, its statistics and its endpoint pool. */
-export function pick(ctx: RequestContext, pools: UpstreamPools): undefined {
+export function pick(ctx: StepContext, pools: UpstreamPools): undefined {
   const upstream = ctx.route!.pickBackend(ctx.req.headers);
   ctx.upstream = upstream;
   ctx.stats = ctx.active.statsFor(ctx.route!, upstream);
@@ -56,7 +58,7 @@ export function pick(ctx: RequestContext, pools: UpstreamPools): undefined {
 }
 
 /** The request as the upstream gets it: headers (headers.ts), and the canonical target. */
-export function headers(ctx: RequestContext): undefined {
+export function headers(ctx: StepContext): undefined {
   const { req } = ctx;
   const socket = req.socket;
   prepareUpstreamHeaders(req, {
@@ -71,7 +73,7 @@ export function headers(ctx: RequestContext): undefined {
 }
 
 /** Hands the request (method, target, headers, a tee of the body) to the shadow service when the route has shadows. */
-export function mirror(ctx: RequestContext, shadow: ShadowService | undefined): undefined {
+export function mirror(ctx: StepContext, shadow: ShadowService | undefined): undefined {
   if (shadow && ctx.route!.shadows.length > 0) ctx.mirror = shadow.begin(ctx.req, ctx.route!, ctx.requestId, ctx.upstream!);
   return undefined;
 }
