@@ -176,7 +176,11 @@ export class ProxyHandler {
     upstreamReq.once('finish', () => {
       if (ctx.upstreamRequest === upstreamReq) ctx.requestSentAt = Date.now();
     });
-    if (ctx.hasBody && pool.retry.attempts > 1) {
+    if (!ctx.hasBody) {
+      // Nothing to stream: Node reads the empty request to its end itself
+      // once the response is done, and a pipe would cost listeners both ways.
+      upstreamReq.end();
+    } else if (pool.retry.attempts > 1) {
       ctx.bodyGate?.destroy();
       ctx.bodyGate = new PassThrough();
       ctx.bodyGate.pipe(upstreamReq);
