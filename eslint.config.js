@@ -138,19 +138,14 @@ const layering = [
 
 /*
  * Private fields of libraries and of Node: a patch release may rename them.
- * Other work removes the last uses; until it lands they are exceptions below.
  */
 const PRIVATE_FIELDS = {
   webPasses: "MemberExpression[property.name='webPasses']",
   _httpMessage: "MemberExpression[property.name='_httpMessage']",
   'parser.incoming': "MemberExpression[property.name='incoming'][object.property.name='parser']",
 };
-const PRIVATE_FIELD_EXCEPTIONS = {
-  // http-proxy-3's pass list (issue 21, item 1): goes with the upstream adapter.
-  'proxy/handler.ts': ['webPasses'],
-  // Which request a keep-alive socket is busy with (issue 21, item 1).
-  'serving/proxy-runtime.ts': ['_httpMessage', 'parser.incoming'],
-};
+/** Files allowed one of the fields above, with why. None today. */
+const PRIVATE_FIELD_EXCEPTIONS = {};
 // An exception naming a file that is gone has done its job: say so, so that
 // it is deleted rather than left to excuse a future file of the same name.
 for (const file of [...Object.entries(EXCEPTIONS).flat(2), ...Object.keys(PRIVATE_FIELD_EXCEPTIONS)]) {

@@ -23,7 +23,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ConnectionCloseReason, GatewayMetrics } from '../metrics/registry.js';
-import { Sweep } from './deadlines.js';
+import { Sweep } from '../upstream/deadlines.js';
 import { sendRawError } from './responses.js';
 
 /** Coarser than the upstream sweep: these deadlines are seconds long. */

@@ -60,6 +60,12 @@ export function connectionSettings(config: GatewayConfig, processes = 1): Connec
  */
 const backstopMs = (ms: number) => ms + 500;
 
+/** The responses begun on one client connection: the latest, and the one before it. */
+interface SocketResponses {
+  previous: ServerResponse | undefined;
+  latest: ServerResponse;
+}
+
 export class ProxyRuntime {
   readonly server: http.Server;
   readonly shadow: ShadowService;
@@ -72,6 +78,8 @@ export class ProxyRuntime {
   private active: ActiveConfig;
   private draining = false;
   private readonly sockets = new Set<Duplex>();
+  /** The last two responses begun on each client connection, for onClientError. */
+  private readonly exchanges = new WeakMap<Duplex, SocketResponses>();
   private readonly tls: TlsTermination | undefined;
   private readonly connections: ConnectionGuard;
   private readonly processes: number;
@@ -141,7 +149,10 @@ export class ProxyRuntime {
     // which sends 100 Continue only once the request is accepted and routed.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
     // Any other Expect: 417, through the same refusal path.
-    this.server.on('checkExpectation', this.handler.refuseExpectation);
+    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      this.track(req, res);
+      this.handler.refuseExpectation(req, res);
+    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     // Without a listener Node would just drop CONNECT connections.
@@ -210,9 +221,10 @@ export class ProxyRuntime {
     this.pools.retain(snapshot.upstreams.values());
     this.active = next;
     this.configureAccessLog(snapshot);
-    const { limits, timeouts } = snapshot.config;
-    // Read by Node for each new connection.
-    (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
+    const { timeouts } = snapshot.config;
+    // limits.maxHeaderBytes is a server option only (Node has no public
+    // setter), so a change to it is reported as needing a restart
+    // (config/describe-change.ts) rather than written into the server.
     this.server.keepAliveTimeout = backstopMs(timeouts.idleMs);
     this.server.headersTimeout = backstopMs(timeouts.headerMs);
     const before = this.connectionRules;
@@ -262,7 +274,17 @@ export class ProxyRuntime {
     this.accessLog?.reopen();
   }
 
+  /** Notes the response begun on the request's connection (see onClientError). */
+  private track(req: IncomingMessage, res: ServerResponse): void {
+    const seen = this.exchanges.get(req.socket);
+    if (seen) {
+      seen.previous = seen.latest;
+      seen.latest = res;
+    } else this.exchanges.set(req.socket, { previous: undefined, latest: res });
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+    this.track(req, res);
     if (this.draining) res.shouldKeepAlive = false;
     try {
       this.handler.handle(req, res, expectContinue);
@@ -302,10 +324,14 @@ export class ProxyRuntime {
     // an earlier pipelined request, an error answer would be taken for that
     // request's: the connection is closed instead (Node's default would
     // answer it).
-    const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    // parser.incoming is the request being read, or still the last complete one.
-    const reading = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
-    const ownRequest = !!busy && !busy.headersSent && busy.req === reading && reading?.complete === false;
+    // Responses on a connection finish in order, so the latest one unfinished
+    // means a response is in progress, and the one before it finished means
+    // that response is the latest request's, whose body is still being read.
+    const seen = this.exchanges.get(socket);
+    const latest = seen?.latest;
+    const busy = latest !== undefined && !latest.writableFinished;
+    const ownRequest =
+      busy && (seen!.previous === undefined || seen!.previous.writableFinished) && !latest.headersSent && latest.req.complete === false;
     if (code === 'ECONNRESET' || !socket.writable || (busy && !ownRequest)) {
       socket.destroy();
       return;
@@ -349,7 +375,7 @@ export class ProxyRuntime {
   async close(): Promise<void> {
     await this.tls?.closeRedirect();
     this.server.closeAllConnections();
-    this.upgrades.closeAll();
+    this.upgrades.close();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();
     this.connections.close();

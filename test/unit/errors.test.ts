@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { exitCodeFor } from '../../src/cli/exit-codes.js';
 import { answerCode, ERROR_CATALOGUE, ErrorCodes, GatewayError, httpStatusOf, isGatewayError, type ErrorCode } from '../../src/errors.js';
-import { UpstreamTimeoutError } from '../../src/proxy/deadlines.js';
+import { UpstreamTimeoutError } from '../../src/upstream/deadlines.js';
 import { ShadowTimeoutError } from '../../src/shadow/clients.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
