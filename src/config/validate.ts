@@ -116,7 +116,10 @@ class MeaningChecker {
 
   normalize(raw: Raw): GatewayConfig | undefined {
     this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
-    const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
+    const listenRaw = raw['listen'];
+    const listenForm = listenRaw !== null && typeof listenRaw === 'object' && 'address' in (listenRaw as Raw) ? (listenRaw as Raw) : undefined;
+    const listenAddress = withHost((listenForm ? listenForm['address'] : listenRaw) as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
+    const listen = listenForm?.['h2c'] === true ? { ...listenAddress, h2c: true } : listenAddress;
     const admin = this.admin(raw['admin']);
     if (addressesClash(listen, admin)) {
       this.error('admin', 'address-clash', `admin address ${formatAddress(admin)} clashes with listen ${formatAddress(listen)}`);
@@ -209,10 +212,22 @@ class MeaningChecker {
         connectTimeoutMs,
         maxSockets: spec['maxSockets'] ?? MAX_SOCKETS_DEFAULT,
         ...(tls ? { tls } : {}),
+        ...(spec['protocol'] && spec['protocol'] !== 'http1' ? { protocol: spec['protocol'] } : {}),
       };
+      this.checkProtocol(spec['protocol'], url, path);
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
+  }
+
+  /** HTTP/2 over TLS needs an https:// URL; cleartext h2c an http:// one. */
+  private checkProtocol(protocol: unknown, url: string, path: string): void {
+    const secure = url.startsWith('https:');
+    if (protocol === 'h2' && !secure) {
+      this.error(childPath(path, 'protocol'), 'protocol', `${path}.protocol: h2 is HTTP/2 over TLS and needs an https:// URL (use h2c for cleartext HTTP/2)`);
+    } else if (protocol === 'h2c' && secure) {
+      this.error(childPath(path, 'protocol'), 'protocol', `${path}.protocol: h2c is cleartext HTTP/2 and needs an http:// URL (use h2 over TLS)`);
+    }
   }
 
   /**
@@ -575,7 +590,8 @@ class MeaningChecker {
       }
     }
     const host = typeof m['host'] === 'string' ? m['host'].toLowerCase() : undefined;
-    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host };
+    const grpc = typeof m['grpc'] === 'boolean' ? m['grpc'] : undefined;
+    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host, ...(grpc !== undefined ? { grpc } : {}) };
   }
 
   private diff(
@@ -668,6 +684,9 @@ class MeaningChecker {
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
       recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
+      h2MaxConcurrentStreams: l['h2MaxConcurrentStreams'] ?? 100,
+      h2MaxResetsPerSecond: l['h2MaxResetsPerSecond'] ?? 200,
+      h2MaxSessionMemory: l['h2MaxSessionMemory'] ?? 10 * 1024 * 1024,
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
@@ -750,6 +769,7 @@ export function covers(earlier: RouteMatchConfig, later: RouteMatchConfig): bool
       if (!later.host.endsWith(suffix) || later.host.length <= suffix.length) return false;
     }
   }
+  if (earlier.grpc !== undefined && earlier.grpc !== later.grpc) return false;
   if (earlier.headers !== undefined) {
     for (const [name, value] of Object.entries(earlier.headers)) {
       if (later.headers?.[name] !== value) return false;
