@@ -41,8 +41,10 @@ import type { GatewayConfig } from '../config/types.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const MB = 1024 * 1024;
-/** Resets are counted over this many seconds' worth of tokens. */
-const RESET_WINDOW_S = 10;
+/** The reset budget's burst: this many seconds' worth of cancels. */
+const RESET_WINDOW_S = 1;
+/** After an idle GOAWAY, how long streams may still finish. */
+const IDLE_GRACE_MS = 1000;
 
 export interface H2Limits {
   readonly maxConcurrentStreams: number;
@@ -104,28 +106,56 @@ export class H2Front {
 
   /** Serves `socket` (a TLS socket that chose h2, or a cleartext one that began with the preface) as HTTP/2. */
   accept(socket: Socket): void {
-    this.server.emit('connection', socket);
+    this.accepting = socket;
+    try {
+      this.server.emit('connection', socket);
+    } finally {
+      this.accepting = undefined;
+    }
   }
+
+  /** The connection being handed over: its session is made while it is. */
+  private accepting: Socket | undefined;
 
   private watch(session: ServerHttp2Session): void {
     const limits = this.limits();
+    // The listener's sockets allow half-open connections (HTTP/1.1 needs
+    // them); HTTP/2 has no use for one: a client that ends its side is gone.
+    // After a connection error of its own (FRAME_SIZE_ERROR, say) nghttp2
+    // stops reading, so such a session is only ended by the idle timeout below.
+    const socket = this.accepting;
+    const over = () => {
+      if (!session.destroyed) session.destroy();
+    };
+    socket?.once('end', over);
+    socket?.once('close', over);
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', () => this.onFault('h2_session_error'));
     if (this.draining) session.close();
-    session.setTimeout(limits.idleMs, () => session.close());
+    // Idle: GOAWAY, and streams still open a moment later (a dead peer's) are ended too.
+    session.setTimeout(limits.idleMs, () => {
+      session.close();
+      setTimeout(() => session.destroy(), IDLE_GRACE_MS).unref();
+    });
     // A token bucket: a burst of a window's worth of cancels, refilled at the rate.
     const rate = limits.maxResetsPerSecond;
     let tokens = rate * RESET_WINDOW_S;
     let last = Date.now();
+    let cut = false;
     session.on('stream', (stream) => {
-      stream.once('aborted', () => {
+      // Every stream that ends reset (by the client, mostly) spends a token.
+      stream.once('close', () => {
+        if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || stream.rstCode === undefined) return;
         const now = Date.now();
         tokens = Math.min(rate * RESET_WINDOW_S, tokens + ((now - last) / 1000) * rate);
         last = now;
-        if (--tokens >= 0 || session.destroyed) return;
+        if (--tokens >= 0 || cut) return;
+        cut = true;
         this.onFault('h2_rapid_reset');
-        session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        // Once the GOAWAY is on its way: nothing more is read from this client.
+        setImmediate(() => session.destroy());
       });
     });
   }
@@ -190,6 +220,10 @@ export function divertPreface(server: Server, front: H2Front, enabled: () => boo
       if (h2) {
         front.accept(socket);
         handedOver(socket);
+        // HTTP/2 reads the connection natively, taking the bytes put back on
+        // the next tick; the stream must flow again after that, or the
+        // connection's end would never be seen (and its session never closed).
+        setImmediate(() => socket.resume());
       } else {
         http1(socket);
         socket.resume();
