@@ -129,6 +129,7 @@ class MeaningChecker {
     const paths = { escapedSlashes: (obj(raw['paths'])['escapedSlashes'] ?? 'reject') as EscapedSlashes };
     this.escapedSlashes = paths.escapedSlashes;
     const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
+    this.checkHttp2Reach(routes, upstreams);
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
     const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
@@ -218,6 +219,23 @@ class MeaningChecker {
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
+  }
+
+  /**
+   * HTTP/2 upstreams are reached by HTTP/2 requests only, for now: an
+   * HTTP/1.1 request to one gets 502, and shadow copies to one fail.
+   */
+  private checkHttp2Reach(routes: readonly RouteConfig[], upstreams: Record<string, UpstreamConfig>): void {
+    const h2 = (name: string) => upstreams[name]?.protocol !== undefined && upstreams[name]?.protocol !== 'http1';
+    routes.forEach((route, i) => {
+      const path = `routes[${i}]`;
+      if (route.backends.some((b) => h2(b.upstream)) && route.match.grpc !== true) {
+        this.warn(path, 'http2-only', `${path}: route "${route.name}" has an h2/h2c backend: only HTTP/2 clients (h2c or TLS listener) reach it; HTTP/1.1 requests get 502`);
+      }
+      if (route.shadow.some((s) => h2(s.upstream))) {
+        this.warn(path, 'http2-shadow', `${path}: route "${route.name}" mirrors to an h2/h2c upstream: shadow copies are sent over HTTP/1.1 and will fail`);
+      }
+    });
   }
 
   /** HTTP/2 over TLS needs an https:// URL; cleartext h2c an http:// one. */
