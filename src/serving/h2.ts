@@ -107,6 +107,8 @@ export class H2Front {
   /** Serves `socket` (a TLS socket that chose h2, or a cleartext one that began with the preface) as HTTP/2. */
   accept(socket: Socket): void {
     this.accepting = socket;
+    // Node's HTTP/1.1 server sets this on its connections as it takes them; these it never takes.
+    socket.setNoDelay(true);
     try {
       this.server.emit('connection', socket);
     } finally {

@@ -40,7 +40,10 @@ export class H2Sessions {
   session(endpoint: Endpoint): PooledSession {
     const pooled = this.sessions.get(endpoint);
     if (pooled && !pooled.session.closed && !pooled.session.destroyed) return pooled;
-    const options: http2.SecureClientSessionOptions = endpoint.tls ? { ...agentTlsOptions(endpoint.tls), ALPNProtocols: ['h2'] } : {};
+    // noDelay: many small frames (HEADERS, WINDOW_UPDATE) from many streams; Nagle's algorithm would hold them back.
+    const options: http2.SecureClientSessionOptions & { noDelay: boolean } = endpoint.tls
+      ? { ...agentTlsOptions(endpoint.tls), ALPNProtocols: ['h2'], noDelay: true }
+      : { noDelay: true };
     const session = http2.connect(endpoint.origin, options);
     const entry: PooledSession = { session, connected: false, error: undefined };
     const forget = () => {
