@@ -129,7 +129,8 @@ function sideLines(role: string, side: ExampleSide, mark: (kind: string, path: s
     color.bold(`${role}: ${side.upstream}`) + color.dim(`  ${side.latencyMs}ms${side.clipped ? ', clipped' : ''}${side.note ? `, ${side.note}` : ''}`),
     paint(statusMark, side.status === null ? 'no answer' : `HTTP ${side.status}`),
   ];
-  for (const [name, value] of Object.entries(side.headers)) lines.push(paint(mark('header', name), `${name}: ${value}`));
+  // A gRPC answer's status is its grpc-status, shown among the headers and trailers.
+  for (const [name, value] of Object.entries(side.headers)) lines.push(paint(name === 'grpc-status' ? mark('status', name) : mark('header', name), `${name}: ${value}`));
   lines.push('');
   for (const line of bodyLines(side.body, (pointer) => mark('body', pointer))) lines.push(paint(line.mark, line.text));
   return lines;
