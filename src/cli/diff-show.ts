@@ -9,6 +9,7 @@ import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { adminJson } from '../admin/http-client.js';
 import type { StoredExample } from '../diff/examples.js';
+import { escapeSegment } from '../diff/paths.js';
 import type { ExampleBody, ExampleSide, JsonValue, PairExample } from '../diff/types.js';
 import { AdminRequestError, UsageError } from '../errors.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
@@ -80,8 +81,6 @@ function marker(example: PairExample): (kind: string, path: string) => Mark {
   const noise = new Set(example.noise.map((m) => `${m.kind}\u0000${m.path}`));
   return (kind, path) => (differing.has(`${kind}\u0000${path}`) ? '!' : noise.has(`${kind}\u0000${path}`) ? '~' : ' ');
 }
-
-const escapeSegment = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Pretty JSON, one line per node; a marked node marks all its lines. */
 function jsonLines(value: JsonValue, markOf: (pointer: string) => Mark): { mark: Mark; text: string }[] {

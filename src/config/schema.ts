@@ -875,9 +875,4 @@ export const configSpec: ObjectSpec = {
   },
 };
 
-/** Built-in default values, keyed by the property names above. */
-export function specDefault<T>(spec: ObjectSpec, key: string): T {
-  return spec.properties[key]!.default as T;
-}
-
 export { DURATION_PATTERN, SIZE_PATTERN };

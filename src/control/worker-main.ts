@@ -6,7 +6,7 @@
  * /diffs.
  */
 import { compileSnapshot } from '../config/compile.js';
-import { jsonSink, prettySink } from '../cli/output.js';
+import { jsonSink, prettySink } from '../log/sinks.js';
 import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
