@@ -112,8 +112,9 @@ export class H2RequestHandler {
     const method = req.method;
     const url = req.url;
     const log = this.accessLog();
-    let exchange: H2Exchange | undefined;
-    if (log) res.once('close', () => this.log(log, req, res, requestId, started, exchange));
+    // The exchange, once the request is routed: what the access log line names.
+    const routed: { exchange?: H2Exchange } = {};
+    if (log) res.once('close', () => this.log(log, req, res, requestId, started, routed.exchange));
 
     const limits = active.snapshot.config.limits;
     const hasBody = !req.stream.endAfterHeaders;
@@ -146,14 +147,14 @@ export class H2RequestHandler {
     const peer = session?.socket?.remoteAddress ?? '';
     cleanUpstreamHeaders(headers, { requestId, peer, trustedPeer: active.isTrusted(peer), encrypted: session?.encrypted === true });
     const pool = this.options.pools.poolFor(upstream);
-    exchange = new H2Exchange(active, requestId, started, route, upstream, stats, pool, req, res, grpc, method, screened.path + screened.query, headers, hasBody);
+    const exchange = new H2Exchange(active, requestId, started, route, upstream, stats, pool, req, res, grpc, method, screened.path + screened.query, headers, hasBody);
     const timeout = grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
     if (timeout !== undefined) exchange.callDeadline = Date.now() + timeout;
+    routed.exchange = exchange;
     active.inflight++;
-    const current = exchange;
-    res.once('close', () => this.closed(current));
-    if (hasBody) guardBody(current, limits.maxBodyBytes, this.options.metrics);
-    this.send(current, undefined);
+    res.once('close', () => this.closed(exchange));
+    if (hasBody) guardBody(exchange, limits.maxBodyBytes, this.options.metrics);
+    this.send(exchange, undefined);
   };
 
   /** One try: an endpoint from the pool, the request forwarded over the upstream's protocol. */

@@ -127,18 +127,22 @@ export async function startEchoServer(name: string, tls?: { cert: string; key: s
   return state;
 }
 
+/** A generated client's method, called by name (the generic constructor has no static types). */
+type ClientMethod = (this: grpc.Client, ...args: unknown[]) => unknown;
+const clientMethod = (client: grpc.Client, name: string) => (client as unknown as Record<string, ClientMethod>)[name]!;
+
 /** Promise forms of the four call kinds. */
 export function unary(client: grpc.Client, request: EchoRequest, options: { metadata?: grpc.Metadata; deadlineMs?: number } = {}): Promise<EchoReply> {
   return new Promise((resolve, reject) => {
     const deadline = options.deadlineMs ? Date.now() + options.deadlineMs : Infinity;
-    (client as unknown as Record<string, Function>)['unary']!.call(client, request, options.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, reply: EchoReply) =>
+    clientMethod(client, 'unary').call(client, request, options.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, reply: EchoReply) =>
       err ? reject(err) : resolve(reply),
     );
   });
 }
 
 export function serverStream(client: grpc.Client, request: EchoRequest): grpc.ClientReadableStream<EchoReply> {
-  return (client as unknown as Record<string, Function>)['serverStream']!.call(client, request) as grpc.ClientReadableStream<EchoReply>;
+  return clientMethod(client, 'serverStream').call(client, request) as grpc.ClientReadableStream<EchoReply>;
 }
 
 export function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
@@ -151,12 +155,12 @@ export function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
 }
 
 export function bidi(client: grpc.Client): grpc.ClientDuplexStream<EchoRequest, EchoReply> {
-  return (client as unknown as Record<string, Function>)['bidi']!.call(client) as grpc.ClientDuplexStream<EchoRequest, EchoReply>;
+  return clientMethod(client, 'bidi').call(client) as grpc.ClientDuplexStream<EchoRequest, EchoReply>;
 }
 
 export function clientStream(client: grpc.Client, requests: EchoRequest[]): Promise<EchoReply> {
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as Record<string, Function>)['clientStream']!.call(client, (err: grpc.ServiceError | null, reply: EchoReply) =>
+    const call = clientMethod(client, 'clientStream').call(client, (err: grpc.ServiceError | null, reply: EchoReply) =>
       err ? reject(err) : resolve(reply),
     ) as grpc.ClientWritableStream<EchoRequest>;
     for (const r of requests) call.write(r);
