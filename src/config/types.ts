@@ -59,7 +59,11 @@ export interface UpstreamConfig {
   readonly maxSockets: number;
   /** How an https:// upstream is verified; absent: system CAs, the URL's host. */
   readonly tls?: UpstreamTlsConfig;
+  /** How requests reach it; absent means http1. */
+  readonly protocol?: UpstreamProtocol;
 }
+
+export type UpstreamProtocol = 'http1' | 'h2' | 'h2c';
 
 /** Settings for verifying an https:// upstream (see src/tls/upstream.ts). */
 export interface UpstreamTlsConfig {
@@ -98,6 +102,8 @@ export interface RouteMatchConfig {
   readonly headers: Readonly<Record<string, string>> | undefined;
   /** Lower-cased; may start with "*.". */
   readonly host: string | undefined;
+  /** true: gRPC calls only; false: anything else; absent: both. */
+  readonly grpc?: boolean | undefined;
 }
 
 export interface BackendConfig {
@@ -204,6 +210,10 @@ export interface LimitsConfig {
   readonly maxConnectionsPerClient?: number | undefined;
   /** Live egress calls kept for pairing, in bytes. */
   readonly recordBytes: number;
+  /** HTTP/2 clients (serving/h2.ts); absent in hand-built configs: the defaults. */
+  readonly h2MaxConcurrentStreams?: number;
+  readonly h2MaxResetsPerSecond?: number;
+  readonly h2MaxSessionMemory?: number;
 }
 
 export interface TimeoutsConfig {
@@ -279,7 +289,8 @@ export interface DependencyConfig {
 
 export interface GatewayConfig {
   readonly version: 1;
-  readonly listen: ListenAddress;
+  /** `h2c`: cleartext HTTP/2 beside HTTP/1.1 on the listener (absent: off). */
+  readonly listen: ListenAddress & { readonly h2c?: boolean };
   readonly admin: AdminConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];

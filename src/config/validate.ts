@@ -118,7 +118,10 @@ class MeaningChecker {
 
   normalize(raw: Raw): GatewayConfig | undefined {
     this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
-    const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
+    const listenRaw = raw['listen'];
+    const listenForm = listenRaw !== null && typeof listenRaw === 'object' && 'address' in (listenRaw as Raw) ? (listenRaw as Raw) : undefined;
+    const listenAddress = withHost((listenForm ? listenForm['address'] : listenRaw) as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
+    const listen = listenForm?.['h2c'] === true ? { ...listenAddress, h2c: true } : listenAddress;
     const admin = this.admin(raw['admin']);
     if (addressesClash(listen, admin)) {
       this.error('admin', 'address-clash', `admin address ${formatAddress(admin)} clashes with listen ${formatAddress(listen)}`);
@@ -128,6 +131,7 @@ class MeaningChecker {
     const paths = { escapedSlashes: (obj(raw['paths'])['escapedSlashes'] ?? 'reject') as EscapedSlashes };
     this.escapedSlashes = paths.escapedSlashes;
     const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
+    this.checkHttp2Reach(routes, upstreams);
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
     const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
@@ -211,10 +215,39 @@ class MeaningChecker {
         connectTimeoutMs,
         maxSockets: spec['maxSockets'] ?? MAX_SOCKETS_DEFAULT,
         ...(tls ? { tls } : {}),
+        ...(spec['protocol'] && spec['protocol'] !== 'http1' ? { protocol: spec['protocol'] } : {}),
       };
+      this.checkProtocol(spec['protocol'], url, path);
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
+  }
+
+  /**
+   * HTTP/2 upstreams are reached by HTTP/2 requests only, for now: an
+   * HTTP/1.1 request to one gets 502, and shadow copies to one fail.
+   */
+  private checkHttp2Reach(routes: readonly RouteConfig[], upstreams: Record<string, UpstreamConfig>): void {
+    const h2 = (name: string) => upstreams[name]?.protocol !== undefined && upstreams[name]?.protocol !== 'http1';
+    routes.forEach((route, i) => {
+      const path = `routes[${i}]`;
+      if (route.backends.some((b) => h2(b.upstream)) && route.match.grpc !== true) {
+        this.warn(path, 'http2-only', `${path}: route "${route.name}" has an h2/h2c backend: only HTTP/2 clients (h2c or TLS listener) reach it; HTTP/1.1 requests get 502`);
+      }
+      if (route.shadow.some((s) => h2(s.upstream))) {
+        this.warn(path, 'http2-shadow', `${path}: route "${route.name}" mirrors to an h2/h2c upstream: shadow copies are sent over HTTP/1.1 and will fail`);
+      }
+    });
+  }
+
+  /** HTTP/2 over TLS needs an https:// URL; cleartext h2c an http:// one. */
+  private checkProtocol(protocol: unknown, url: string, path: string): void {
+    const secure = url.startsWith('https:');
+    if (protocol === 'h2' && !secure) {
+      this.error(childPath(path, 'protocol'), 'protocol', `${path}.protocol: h2 is HTTP/2 over TLS and needs an https:// URL (use h2c for cleartext HTTP/2)`);
+    } else if (protocol === 'h2c' && secure) {
+      this.error(childPath(path, 'protocol'), 'protocol', `${path}.protocol: h2c is cleartext HTTP/2 and needs an http:// URL (use h2 over TLS)`);
+    }
   }
 
   /**
@@ -577,7 +610,8 @@ class MeaningChecker {
       }
     }
     const host = typeof m['host'] === 'string' ? m['host'].toLowerCase() : undefined;
-    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host };
+    const grpc = typeof m['grpc'] === 'boolean' ? m['grpc'] : undefined;
+    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host, ...(grpc !== undefined ? { grpc } : {}) };
   }
 
   private diff(
@@ -696,6 +730,9 @@ class MeaningChecker {
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
       recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
+      h2MaxConcurrentStreams: l['h2MaxConcurrentStreams'] ?? 100,
+      h2MaxResetsPerSecond: l['h2MaxResetsPerSecond'] ?? 200,
+      h2MaxSessionMemory: l['h2MaxSessionMemory'] ?? 10 * 1024 * 1024,
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
@@ -778,6 +815,7 @@ export function covers(earlier: RouteMatchConfig, later: RouteMatchConfig): bool
       if (!later.host.endsWith(suffix) || later.host.length <= suffix.length) return false;
     }
   }
+  if (earlier.grpc !== undefined && earlier.grpc !== later.grpc) return false;
   if (earlier.headers !== undefined) {
     for (const [name, value] of Object.entries(earlier.headers)) {
       if (later.headers?.[name] !== value) return false;

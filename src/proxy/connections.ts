@@ -243,6 +243,11 @@ export class ConnectionGuard {
     this.sweep.add(c);
   }
 
+  /** Taken over by another protocol (HTTP/2): timed by its own rules from now on, still counted. */
+  handOver(socket: Duplex): void {
+    this.detach(socket);
+  }
+
   private detach(socket: Duplex): void {
     const c = (socket as Tracked)[kConnection];
     if (!c) return;

@@ -23,6 +23,10 @@ import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from '../proxy/active.js';
 import { derivedMaxConnections } from './descriptors.js';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { H2RequestHandler } from '../proxy/h2-handler.js';
+import { H2Sessions } from '../upstream/h2.js';
+import { H2Front, divertAlpn, divertPreface, h2Limits } from './h2.js';
 
 export interface ProxyRuntimeOptions {
   readonly snapshot: Snapshot;
@@ -70,6 +74,9 @@ export class ProxyRuntime {
   readonly server: http.Server;
   readonly shadow: ShadowService;
   private readonly handler: ProxyHandler;
+  private readonly h2Handler: H2RequestHandler;
+  private readonly h2: H2Front;
+  private readonly h2Sessions = new H2Sessions();
   private readonly upgrades: UpgradeHandler;
   private readonly pools: UpstreamPools;
   private readonly statsCache = new Map<string, RequestStats>();
@@ -142,6 +149,23 @@ export class ProxyRuntime {
       } as http.ServerOptions,
       (req, res) => this.onRequest(req, res, false),
     );
+    // HTTP/2 beside HTTP/1.1 on the same port: by ALPN with TLS, by the preface with h2c.
+    this.h2Handler = new H2RequestHandler({
+      metrics: this.metrics,
+      logger: this.logger,
+      pools: this.pools,
+      sessions: this.h2Sessions,
+      current: () => this.active,
+      accessLog: () => this.accessLog,
+    });
+    this.h2 = new H2Front(
+      () => h2Limits(this.active.snapshot.config),
+      (req, res) => this.onH2Request(req, res),
+      (reason) => this.metrics.rejectedRequests.inc({ reason }),
+    );
+    const handedOver = (socket: Duplex) => this.connections.handOver(socket);
+    if (this.tls) divertAlpn(this.server, this.h2, handedOver);
+    else divertPreface(this.server, this.h2, () => this.active.snapshot.config.listen.h2c === true, handedOver);
     // Node's own header cap silently drops extra headers but still frames
     // the body with them; count them ourselves instead (limits.maxHeaderCount).
     this.server.maxHeadersCount = 0;
@@ -221,6 +245,7 @@ export class ProxyRuntime {
     this.pools.retain(snapshot.upstreams.values());
     this.active = next;
     this.configureAccessLog(snapshot);
+    this.h2.apply();
     const { timeouts } = snapshot.config;
     // limits.maxHeaderBytes is a server option only (Node has no public
     // setter), so a change to it is reported as needing a restart
@@ -298,6 +323,18 @@ export class ProxyRuntime {
     }
   }
 
+  private onH2Request(req: Http2ServerRequest, res: Http2ServerResponse): void {
+    try {
+      this.h2Handler.handle(req, res);
+    } catch (err) {
+      this.logger.error('request.crash', `HTTP/2 request handling failed: ${(err as Error).stack ?? err}`);
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'internal error' }));
+      } else res.destroy();
+    }
+  }
+
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     try {
       this.upgrades.handle(req, socket, head);
@@ -353,6 +390,7 @@ export class ProxyRuntime {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    this.h2.drain();
     void this.tls?.closeRedirect();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
@@ -378,6 +416,9 @@ export class ProxyRuntime {
     this.upgrades.close();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();
+    this.h2.close();
+    this.h2Handler.close();
+    this.h2Sessions.closeAll();
     this.connections.close();
     this.pools.destroy();
     await this.shadow.close();
