@@ -1,8 +1,8 @@
 /**
  * Every error the core raises carries a stable `code`. Only the CLI turns a
  * code into an exit status (see cli/exit-codes.ts); the admin API turns it
- * into an HTTP status. The catalogue is listed in docs/errors.md, and a test
- * keeps the two in agreement.
+ * into an HTTP status. The catalogue is listed in the README ("Errors"),
+ * and a test keeps the two in agreement.
  */
 import type { Diagnostic } from './config/diagnostics.js';
 

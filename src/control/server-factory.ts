@@ -12,7 +12,8 @@
 import { consoleRoutes } from '../admin/console.js';
 import { StatusView } from '../admin/status.js';
 import { diffRoutes } from '../diff/endpoints.js';
-import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { defaultsAt } from '../config/defaults.js';
+import { DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
 import { egressAdminRoutes, withEgressCalls } from '../egress/admin.js';
@@ -61,7 +62,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     sink: store,
     metrics,
     logger: options.logger,
-    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? defaultsAt('limits')['compareQueue'],
   });
   const status = new StatusView({
     metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
@@ -104,7 +105,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     throw err;
   }
   const running = egress;
-  if (options.watch !== false) simulations.sync(gateway.config.current);
+  if (options.watch !== false) simulations.sync(gateway.served());
   gateway.onReload((snapshot) => {
     running.apply(snapshot);
     if (options.watch !== false) simulations.sync(snapshot);
