@@ -12,7 +12,8 @@ import { UsageError } from '../errors.js';
 import { Logger } from '../log/logger.js';
 import { renderEvent } from './diff.js';
 import { EXIT_OK } from './exit-codes.js';
-import { prettySink, terminalOutput } from './output.js';
+import { prettySink } from '../log/sinks.js';
+import { terminalOutput } from './output.js';
 
 interface DemoFlags {
   port: string;

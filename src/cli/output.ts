@@ -1,21 +1,15 @@
 /**
- * Terminal output: colour (off with NO_COLOR or when not a TTY), diagnostic
- * rendering, and the log sinks `serve` writes through.
+ * Terminal output: colour (off with NO_COLOR or when not a TTY, see
+ * log/sinks.ts), diagnostic rendering and tables.
  */
 import { Chalk, type ChalkInstance } from 'chalk';
 import { codeFrame, formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
-import { jsonLine, type LogRecord, type LogSink } from '../log/logger.js';
+import { colorEnabled } from '../log/sinks.js';
 
 export interface Output {
   readonly color: ChalkInstance;
   out(line: string): void;
   err(line: string): void;
-}
-
-export function colorEnabled(stream: NodeJS.WriteStream): boolean {
-  if (process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '') return false;
-  if (process.env['FORCE_COLOR'] !== undefined && process.env['FORCE_COLOR'] !== '0') return true;
-  return Boolean(stream.isTTY);
 }
 
 export function terminalOutput(): Output {
@@ -45,29 +39,6 @@ export function summaryLine(diagnostics: readonly Diagnostic[]): string {
   if (errors) parts.push(`${errors} error${errors === 1 ? '' : 's'}`);
   if (warnings) parts.push(`${warnings} warning${warnings === 1 ? '' : 's'}`);
   return parts.join(', ');
-}
-
-/** JSON lines on stdout: for journald and log shippers. */
-export function jsonSink(stream: NodeJS.WritableStream = process.stdout): LogSink {
-  return (record) => {
-    stream.write(jsonLine(record) + '\n');
-  };
-}
-
-/** One readable line per event, coloured on a terminal. */
-export function prettySink(stream: NodeJS.WriteStream = process.stdout): LogSink {
-  const color = new Chalk({ level: colorEnabled(stream) ? 1 : 0 });
-  const levelColor = { debug: color.gray, info: color.cyan, warn: color.yellow, error: color.red };
-  return (record: LogRecord) => {
-    const time = record.time.toISOString().slice(11, 23);
-    const fields = Object.entries(record.fields)
-      .filter(([, v]) => v !== undefined && (typeof v !== 'object' || v === null))
-      .map(([k, v]) => color.dim(`${k}=`) + String(v))
-      .join(' ');
-    stream.write(
-      `${color.dim(time)} ${levelColor[record.level](record.level.toUpperCase().padEnd(5))} ${record.message}${fields ? '  ' + fields : ''}\n`,
-    );
-  };
 }
 
 /**

@@ -14,7 +14,8 @@ import { startServer } from '../control/server-factory.js';
 import { serviceNotifier } from '../control/service-notify.js';
 import { autoWorkers, cgroupMemoryLimit } from '../control/worker-count.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
-import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
+import { jsonSink, prettySink } from '../log/sinks.js';
+import { renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 
 export interface ServeFlags {
   config?: string;

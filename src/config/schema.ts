@@ -432,6 +432,13 @@ const diffSettings: ObjectSpec = {
     },
     baseline: name('A second instance of the primary version; differences it shows too are noise.'),
     maxBodyBytes: size('Largest response body captured per side for comparison.', '1mb'),
+    protoDescriptors: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description:
+        'FileDescriptorSet (protoc --include_imports --descriptor_set_out) declaring the services this route serves: gRPC answers are compared with field names ("/items/0/name"), else by field number ("/1/3"); relative to the config file.',
+    },
   },
 };
 

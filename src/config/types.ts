@@ -129,6 +129,8 @@ export interface DiffConfig {
   /** JSON Pointer patterns of arrays compared as multisets. */
   readonly unordered: readonly string[];
   readonly latency: { readonly maxRatio: number };
+  /** Absolute path of a FileDescriptorSet: gRPC answers are compared with field names. */
+  readonly protoDescriptors?: string;
 }
 
 export interface NumberTolerance {

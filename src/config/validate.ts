@@ -11,6 +11,8 @@ import { checkDependencies, checkEgress, type EgressReporter } from '../egress/c
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
+import { readDescriptorSet } from './descriptor-file.js';
+import { serviceOfPrefix } from '../protobuf/descriptors.js';
 import { isSecretHeader } from '../diff/secrets.js';
 import { compileMatcher, type RequestFacts } from '../routing/matcher.js';
 import { defaultsAt, outlierDetectionConfig, retryConfig } from './defaults.js';
@@ -447,7 +449,7 @@ class MeaningChecker {
 
     const releaseRaw = obj(r['release']);
     const releaseShadows = r['release'] !== undefined && list(withDefaults('routes.*.release', releaseRaw)['steps']).includes('shadow');
-    const diff = this.diff(withDefaults('routes.*.diff', obj(r['diff'])), childPath(path, 'diff'), upstreams, backends, shadow, releaseShadows);
+    const diff = this.diff(withDefaults('routes.*.diff', obj(r['diff'])), childPath(path, 'diff'), upstreams, backends, shadow, releaseShadows, match?.prefix);
     const sticky = r['sticky'] !== null && typeof r['sticky'] === 'object' ? (r['sticky'] as StickyConfig) : undefined;
     const normalizedSticky: StickyConfig | undefined = sticky
       ? 'header' in sticky
@@ -576,6 +578,7 @@ class MeaningChecker {
     backends: BackendConfig[],
     shadow: ShadowConfig[],
     releaseShadows: boolean,
+    prefix: string | undefined,
   ): DiffConfig {
     const baseline = d['baseline'] as string | undefined;
     if (baseline !== undefined) {
@@ -624,7 +627,32 @@ class MeaningChecker {
       }),
       unordered: strings(d['unordered']),
       latency: { maxRatio: withDefaults('routes.*.diff.latency', obj(d['latency']))['maxRatio'] },
+      ...(typeof d['protoDescriptors'] === 'string' ? { protoDescriptors: this.protoDescriptors(d['protoDescriptors'], childPath(path, 'protoDescriptors'), prefix) } : {}),
     };
+  }
+
+  /** The descriptor set must parse and declare the service (and method) the route's prefix names. */
+  private protoDescriptors(file: string, path: string, prefix: string | undefined): string {
+    const absolute = resolve(this.baseDir, file);
+    const loaded = readDescriptorSet(absolute);
+    if ('problem' in loaded) {
+      this.error(path, 'proto-descriptors', `${path}: "${file}" ${loaded.problem}`);
+      return absolute;
+    }
+    const service = prefix === undefined ? undefined : serviceOfPrefix(prefix);
+    if (service === undefined) return absolute;
+    const declared = loaded.schema.services;
+    const matchPath = path.replace(/\.diff\.protoDescriptors$/, '.match.prefix');
+    if (!declared.includes(service)) {
+      const known = declared.length > 0 ? `it declares ${declared.slice(0, 10).join(', ')}${declared.length > 10 ? ', ...' : ''}` : 'it declares no services';
+      this.error(matchPath, 'proto-descriptors', `${matchPath}: service "${service}" is not in ${path} ("${file}"); ${known}${didYouMean(service, [...declared])}`);
+      return absolute;
+    }
+    const method = prefix!.slice(service.length + 2).split('/')[0];
+    if (method && !loaded.schema.method(`/${service}/${method}`)) {
+      this.error(matchPath, 'proto-descriptors', `${matchPath}: method "${service}/${method}" is not in ${path} ("${file}")`);
+    }
+    return absolute;
   }
 
   /** Warns about routes an earlier route fully covers (routing's own matcher decides): they can never match. */

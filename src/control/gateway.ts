@@ -298,10 +298,6 @@ export class Gateway {
     this.withdrawn = true;
   }
 
-  get isStopping(): boolean {
-    return this.stopping;
-  }
-
   /** SIGUSR1: the access log file was rotated; reopen it. */
   reopenLogs(): void {
     this.logger.info('gateway.reopen-logs', 'reopening the access log');

@@ -33,7 +33,6 @@ export type FromWorker =
   | { readonly type: 'applied'; readonly servedGeneration: number }
   | { readonly type: 'tls-applied'; readonly generation: number }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown[] }
-  | { readonly type: 'inflight'; readonly count: number }
   | { readonly type: 'event'; readonly channel: string; readonly payload: unknown };
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

@@ -6,7 +6,7 @@
  * /diffs.
  */
 import { compileSnapshot } from '../config/compile.js';
-import { jsonSink, prettySink } from '../cli/output.js';
+import { jsonSink, prettySink } from '../log/sinks.js';
 import { defaultsAt } from '../config/defaults.js';
 import { DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';

@@ -72,5 +72,3 @@ export function jsonLine(record: LogRecord): string {
     ...record.fields,
   });
 }
-
-export const silentLogger = new Logger(() => {}, 'error');

@@ -56,10 +56,6 @@ export class Endpoint {
     return this.checkedHealthy && this.ejectedUntil <= now;
   }
 
-  closeIdle(): void {
-    for (const sockets of Object.values(this.agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
-  }
-
   destroy(): void {
     this.agent.destroy();
   }
