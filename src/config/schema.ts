@@ -8,7 +8,7 @@ import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 
 interface BaseSpec {
   readonly description?: string;
-  /** Default shown in the JSON Schema and the docs; applied in normalize.ts. */
+  /** The built-in value: shown in the JSON Schema and the docs, applied by validate.ts (through defaults.ts). */
   readonly default?: unknown;
 }
 

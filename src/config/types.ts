@@ -37,12 +37,6 @@ export interface RetryConfig {
   readonly budgetPercent: number;
 }
 
-/** Defaults of an upstream's settings, shared by the validator and by upstreams made from a plain URL. */
-export const OUTLIER_DEFAULTS: OutlierDetectionConfig = { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 };
-export const RETRY_DEFAULTS: RetryConfig = { attempts: 2, on: ['connect', 'reset'], budgetPercent: 20 };
-export const CONNECT_TIMEOUT_DEFAULT_MS = 5000;
-export const MAX_SOCKETS_DEFAULT = 256;
-
 export interface UpstreamConfig {
   readonly name: string;
   /** The first endpoint's URL (scheme and base path are shared by all endpoints). */

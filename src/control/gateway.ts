@@ -19,7 +19,7 @@ import { evidenceFrom, samplesFromJson } from '../release/evidence.js';
 import { applyReleases } from '../release/overlay.js';
 import { TlsManager } from '../tls/manager.js';
 import type { Address, DataPlane, DataPlaneFactory } from '../serving/data-plane.js';
-import { ConfigManager, type ReloadResult } from './config-manager.js';
+import { ConfigManager, type AcceptedConfig, type ReloadResult } from './config-manager.js';
 
 export type { Address, DataPlane, DataPlaneFactory };
 
@@ -57,6 +57,9 @@ export class Gateway {
   private stopping = false;
   private withdrawn = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
+  /** What the data plane serves: the config in effect with running releases applied, compiled once. */
+  private servedSnapshot: Snapshot | undefined;
+  private servedGeneration = 0;
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
   addresses: GatewayAddresses | undefined;
@@ -106,17 +109,18 @@ export class Gateway {
   }
 
   private async startServing(): Promise<void> {
-    const { snapshot, warnings, text } = this.config.loadInitial();
+    const { accepted, warnings, text } = this.config.loadInitial();
     for (const w of warnings) this.logger.warn('config.warning', `${w.file}:${w.line}:${w.column}: warning: ${w.message}`);
-    this.admin.setToken(snapshot.config.admin.token);
-    this.admin.setAllowedHosts(snapshot.config.admin.allowedHosts);
-    this.releases.sync(snapshot.config);
+    this.admin.setToken(accepted.config.admin.token);
+    this.admin.setAllowedHosts(accepted.config.admin.allowedHosts);
+    this.releases.sync(accepted.config);
+    const snapshot = this.serve(accepted);
     const listen = this.options.listen ?? snapshot.config.listen;
     const adminAddress = this.options.admin ?? snapshot.config.admin;
     const certificates = this.tls.load(snapshot.config);
     try {
       const boundAdmin = await this.admin.listen(adminAddress.host, adminAddress.port);
-      const boundListen = await this.dataPlane.start(this.effective(snapshot), listen, certificates);
+      const boundListen = await this.dataPlane.start(snapshot, listen, certificates);
       this.addresses = { listen: boundListen, admin: boundAdmin };
     } catch (err) {
       await this.close();
@@ -146,23 +150,29 @@ export class Gateway {
 
   /** What is being served now: the current config with running releases applied. */
   served(): Snapshot {
-    return this.effective(this.config.current);
+    if (!this.servedSnapshot) throw new Error('config not loaded');
+    return this.servedSnapshot;
   }
 
-  /** The snapshot as served: the config with running releases applied. */
-  private effective(snapshot: Snapshot): Snapshot {
-    if (!snapshot.config.routes.some((r) => r.release)) return snapshot;
-    return compileSnapshot(applyReleases(snapshot.config, this.releases.current), {
-      generation: snapshot.generation,
-      source: snapshot.source,
-      loadedAt: snapshot.loadedAt,
+  /**
+   * Compiles what the data plane is to serve: the accepted config with
+   * running releases applied. Once per accepted config or release move; a
+   * validated config always compiles (compile.ts only builds from it).
+   */
+  private serve(accepted: AcceptedConfig): Snapshot {
+    this.servedSnapshot = compileSnapshot(applyReleases(accepted.config, this.releases.current), {
+      generation: accepted.generation,
+      servedGeneration: ++this.servedGeneration,
+      source: accepted.source,
+      loadedAt: accepted.loadedAt,
     });
+    return this.servedSnapshot;
   }
 
   /** Re-applies the current config (a release moved), in reload order. */
   refresh(): Promise<void> {
     const next = this.reloadChain.then(async () => {
-      if (!this.stopping) await this.dataPlane.apply(this.effective(this.config.current));
+      if (!this.stopping) await this.dataPlane.apply(this.serve(this.config.current));
     });
     this.reloadChain = next.catch(() => undefined);
     return next;
@@ -202,7 +212,7 @@ export class Gateway {
   }
 
   private async reloadNow(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
-    if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
+    if (this.stopping) return { status: 'unchanged', snapshot: this.served() };
     this.options.reloadPhases?.begin();
     try {
       return await this.applyReload(trigger, text, force);
@@ -212,19 +222,24 @@ export class Gateway {
   }
 
   private async applyReload(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
-    const result = await this.config.reload(trigger, text, force);
-    if (result.status === 'applied') {
-      this.releases.sync(result.snapshot.config);
-      await this.dataPlane.apply(this.effective(result.snapshot));
-      this.admin.setToken(result.snapshot.config.admin.token);
-      this.admin.setAllowedHosts(result.snapshot.config.admin.allowedHosts);
-      for (const hook of this.reloadHooks) hook(result.snapshot);
+    const decision = await this.config.reload(trigger, text, force);
+    if (decision.status === 'rejected') return decision;
+    // The watcher hands over only content other than what it last saw: a
+    // reload through the admin API or a signal tells it what is in effect.
+    this.watcher?.acknowledge(decision.text);
+    if (decision.status === 'unchanged') {
+      await this.tls.update(decision.accepted.config);
+      return { status: 'unchanged', snapshot: this.served() };
     }
-    if (result.status !== 'rejected') {
-      this.watcher?.acknowledge(this.config.currentText);
-      await this.tls.update(this.config.current.config);
-    }
-    return result;
+    const { config } = decision.accepted;
+    this.releases.sync(config);
+    const snapshot = this.serve(decision.accepted);
+    await this.dataPlane.apply(snapshot);
+    this.admin.setToken(config.admin.token);
+    this.admin.setAllowedHosts(config.admin.allowedHosts);
+    for (const hook of this.reloadHooks) hook(snapshot);
+    await this.tls.update(config);
+    return { status: 'applied', snapshot, change: decision.change, warnings: decision.warnings };
   }
 
   /**

@@ -14,7 +14,8 @@ import { diffRoutes } from '../admin/routes/diffs.js';
 import { egressAdminRoutes } from '../admin/routes/egress.js';
 import { statusRoutes } from '../admin/routes/status.js';
 import { StatusView } from '../admin/status.js';
-import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { defaultsAt } from '../config/defaults.js';
+import { DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
 import { withEgressCalls } from '../egress/pair-calls.js';
@@ -63,7 +64,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     sink: store,
     metrics,
     logger: options.logger,
-    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? defaultsAt('limits')['compareQueue'],
   });
   const status = new StatusView({
     metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
@@ -106,7 +107,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     throw err;
   }
   const running = egress;
-  if (options.watch !== false) simulations.sync(gateway.config.current);
+  if (options.watch !== false) simulations.sync(gateway.served());
   gateway.onReload((snapshot) => {
     running.apply(snapshot);
     if (options.watch !== false) simulations.sync(snapshot);

@@ -25,9 +25,6 @@ import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
 import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
 
-/** limits.compareQueue's default, for when no config is loaded yet. */
-export const DEFAULT_COMPARE_QUEUE = 1000;
-
 /** Where outcomes go: the store, or a forwarder to it. */
 export interface OutcomeSink {
   ingest(outcome: CompareOutcome): void;

@@ -16,8 +16,11 @@ export type ReloadOutcome =
   | { readonly status: 'unchanged'; readonly snapshot: Snapshot }
   | { readonly status: 'rejected'; readonly diagnostics: readonly Diagnostic[]; readonly message: string };
 
-/** JSON view of a snapshot for GET /config; secrets redacted. */
-export function describeSnapshot(snapshot: Snapshot): unknown {
+/** The config in effect, as GET /config shows it (the control plane's accepted config fits). */
+export type ConfigInEffect = Pick<Snapshot, 'config' | 'generation' | 'hash' | 'loadedAt' | 'source'>;
+
+/** JSON view of the config in effect for GET /config; secrets redacted. */
+export function describeSnapshot(snapshot: ConfigInEffect): unknown {
   const config = snapshot.config;
   return {
     generation: snapshot.generation,
