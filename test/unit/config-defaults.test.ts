@@ -42,6 +42,8 @@ const ms = (key: string) => `${key}Ms`;
 const APPLIED: Record<string, Read> = {
   version: (c) => c.version,
   listen: (c) => c.listen,
+  // Off is held as absence: the plain address form and `h2c: false` compile alike.
+  'listen.h2c': (c) => c.listen.h2c ?? false,
   admin: (c) => ({ host: c.admin.host, port: c.admin.port }),
   stateDir: (c) => c.stateDir,
   'paths.escapedSlashes': (c) => c.paths.escapedSlashes,
@@ -51,6 +53,8 @@ const APPLIED: Record<string, Read> = {
   'dependencies.*.tls.insecureSkipVerify': (c) => c.dependencies!['mail']!.tls!.insecureSkipVerify,
   'upstreams.*.connectTimeout': (c) => upstream(c).connectTimeoutMs,
   'upstreams.*.maxSockets': (c) => upstream(c).maxSockets,
+  // http1 is held as absence, as the compiled upstream tells the two apart by it.
+  'upstreams.*.protocol': (c) => upstream(c).protocol ?? 'http1',
   'upstreams.*.endpoints.*.weight': (c) => upstream(c).endpoints[0]!.weight,
   'upstreams.*.healthCheck.interval': (c) => upstream(c).healthCheck!.intervalMs,
   'upstreams.*.healthCheck.timeout': (c) => upstream(c).healthCheck!.timeoutMs,
@@ -81,7 +85,7 @@ const APPLIED: Record<string, Read> = {
     ['maxErrorRate', 'maxErrorRateIncrease', 'maxLatencyRatio', 'maxDiffRate'].map((k) => [`routes.*.release.gates.${k}`, (c: GatewayConfig) => (route(c).release!.gates as unknown as Record<string, unknown>)[k]]),
   ),
   ...Object.fromEntries(
-    ['maxHeaderCount', 'maxHeaderBytes', 'maxBodyBytes', 'shadowInflight', 'shadowBodyBytes', 'shadowInflightBytes', 'compareQueue', 'recordBytes'].map((k) => [
+    ['maxHeaderCount', 'maxHeaderBytes', 'maxBodyBytes', 'shadowInflight', 'shadowBodyBytes', 'shadowInflightBytes', 'compareQueue', 'recordBytes', 'h2MaxConcurrentStreams', 'h2MaxResetsPerSecond', 'h2MaxSessionMemory'].map((k) => [
       `limits.${k}`,
       (c: GatewayConfig) => (c.limits as unknown as Record<string, unknown>)[k],
     ]),
