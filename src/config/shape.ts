@@ -218,6 +218,10 @@ export function shapeDocument(doc: Document.Parsed, lines: LineCounter, spec: Sp
           report(node, path, 'range', `${path}: must be at least ${spec.minimum} bytes`);
           return INVALID;
         }
+        if (spec.maximum !== undefined && parsed.value > spec.maximum) {
+          report(node, path, 'range', `${path}: must be at most ${spec.maximum} bytes`);
+          return INVALID;
+        }
         return parsed.value;
       }
       case 'address': {

@@ -665,6 +665,7 @@ class MeaningChecker {
       shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
       shadowInflightBytes: l['shadowInflightBytes'] ?? 64 * 1024 * 1024,
       compareQueue: l['compareQueue'] ?? 1000,
+      compareThreads: l['compareThreads'] ?? 0,
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
       recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,

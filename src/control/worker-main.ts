@@ -7,7 +7,8 @@
  */
 import { compileSnapshot } from '../config/compile.js';
 import { jsonSink, prettySink } from '../cli/output.js';
-import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { ComparePool, DEFAULT_HANDOVER_BYTES } from '../diff/compare-pool.js';
+import { DEFAULT_COMPARE_QUEUE } from '../diff/engine.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
@@ -28,11 +29,17 @@ function send(message: FromWorker, sent?: () => void): void {
 }
 
 const outcomes = new Forwarder((batch, sent) => send({ type: 'event', channel: DIFF_CHANNEL, payload: batch }, sent));
-const engine = new DiffEngine({
+const processes = Number(process.env['GATEWAYCTL_WORKERS'] ?? '1') || 1;
+const limits = () => runtime?.snapshot.config.limits;
+// Each serving process has its own comparing threads, the cores shared out among them.
+const engine = new ComparePool({
   sink: outcomes,
   metrics,
   logger,
-  queueLimit: () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+  queueLimit: () => limits()?.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+  byteLimit: () => limits()?.shadowInflightBytes ?? DEFAULT_HANDOVER_BYTES,
+  threads: () => limits()?.compareThreads ?? 0,
+  processes,
 });
 
 // Each pair's dependency calls are held by the primary's egress: fetched before comparing.
@@ -42,11 +49,11 @@ const pairs = new RemoteCallsSink(
   () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
 );
 
-/** Compares what is queued, hands the outcomes to the primary, and exits. */
-function finish(): void {
+/** Compares what is handed over (briefly), hands the outcomes to the primary, and exits. */
+async function finish(): Promise<void> {
   pairs.flush();
-  engine.flush();
-  engine.close();
+  await engine.drain(1000);
+  await engine.close();
   setTimeout(() => process.exit(0), 1000).unref();
   outcomes.flush(() => process.exit(0));
 }
@@ -68,7 +75,7 @@ process.on('message', (raw: unknown) => {
         metrics,
         logger,
         pairSink: pairs,
-        processes: Number(process.env['GATEWAYCTL_WORKERS'] ?? '1') || 1,
+        processes,
         ...(raw.tls ? { tls: raw.tls } : {}),
       });
       runtime.listen(raw.host, raw.port).then(
@@ -109,10 +116,9 @@ send({ type: 'ready' });
 
 // The primary went away: nobody can drain us any more.
 process.on('disconnect', () => {
-  void (runtime?.drain(1000) ?? Promise.resolve()).then(() => {
-    engine.close();
-    process.exit(0);
-  });
+  void (runtime?.drain(1000) ?? Promise.resolve())
+    .then(() => engine.close())
+    .then(() => process.exit(0));
 });
 // Signals go to the primary, which drains the workers itself.
 process.on('SIGINT', () => undefined);

@@ -18,7 +18,7 @@ import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
 import { exampleSide, MarkList } from './examples.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
-import { lift, type Lifted } from './lift.js';
+import { lift, wholeBody, type Lifted } from './lift.js';
 import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
 import { ignoreRulesFor, type IgnoreRules } from './paths.js';
 import { redactTarget } from './secrets.js';
@@ -118,11 +118,16 @@ class PairComparison {
   }
 
   primaryBody(): Lifted {
-    return (this.primaryLifted ??= lift(this.pair.primary, this.maxDecoded, this.settings.maxNodes));
+    return (this.primaryLifted ??= this.liftOne(this.pair.primary));
   }
   /** The other answer's body, lifted as for comparison. */
   lifted(other: CapturedResponse, compared: ResponseComparison): Lifted {
-    return compared.lifted ?? lift(other, this.maxDecoded, this.settings.maxNodes);
+    return compared.lifted ?? this.liftOne(other);
+  }
+
+  /** A truncated prefix is never parsed as if it were the body. */
+  private liftOne(r: CapturedResponse): Lifted {
+    return r.truncated ? wholeBody(r) : lift(r, this.maxDecoded, this.settings.maxNodes);
   }
 
 
@@ -134,10 +139,21 @@ class PairComparison {
       found.push({ kind: 'status', pointer: 'status', template: 'status', change: 'value', primary: primary.status, shadow: other.status });
     }
     for (const d of compareHeaders(primary.headers, other.headers, this.headerIgnores)) found.push({ ...d, kind: 'header' });
-    // Same bytes under the same encoding: same body, nothing to parse.
-    if (primary.body.equals(other.body) && contentEncoding(primary) === contentEncoding(other)) return { found };
-    const lifted = lift(other, this.maxDecoded, this.settings.maxNodes);
-    const body = compareBodies(this.primaryBody(), lifted, this.rules, this.settings, this.values);
+    const sameEncoding = contentEncoding(primary) === contentEncoding(other);
+    let mine: Lifted;
+    let lifted: Lifted;
+    if (primary.truncated || other.truncated) {
+      // Past the capture limit on either side: both by length and whole-body hash.
+      mine = wholeBody(primary);
+      lifted = wholeBody(other);
+      if (sameEncoding && mine.format === 'binary' && lifted.format === 'binary' && mine.bytes === lifted.bytes && mine.sha256 === lifted.sha256) return { found };
+    } else {
+      // Same bytes under the same encoding: same body, nothing to parse.
+      if (sameEncoding && primary.body.equals(other.body)) return { found };
+      mine = this.primaryBody();
+      lifted = lift(other, this.maxDecoded, this.settings.maxNodes);
+    }
+    const body = compareBodies(mine, lifted, this.rules, this.settings, this.values);
     for (const d of body.differences) found.push({ ...d, kind: 'body' });
     return body.limited ? { found, limited: body.limited, lifted } : { found, lifted };
   }

@@ -48,6 +48,7 @@ export class GatewayMetrics {
   readonly shadowInflight: Gauge;
   readonly shadowLatencyRatio: Gauge<'route' | 'upstream'>;
   readonly compareDropped: Counter<'route'>;
+  readonly compareThreadRestarts: Counter;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccessful: Gauge;
   readonly configLastReloadTimestamp: Gauge;
@@ -186,6 +187,11 @@ export class GatewayMetrics {
       name: 'gatewayctl_shadow_compare_dropped_total',
       help: 'Mirrored pairs not compared because comparison fell behind.',
       labelNames: ['route'],
+      registers,
+    });
+    this.compareThreadRestarts = new client.Counter({
+      name: 'gatewayctl_shadow_compare_thread_restarts_total',
+      help: 'Comparing threads that stopped (a failure, their heap bound) and were replaced; their pairs were not compared.',
       registers,
     });
     this.configReloads = new client.Counter({

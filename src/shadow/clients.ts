@@ -58,7 +58,7 @@ class CopyHandler implements Dispatcher.DispatchHandler {
     private readonly resolve: (answer: CopyAnswer) => void,
     private readonly reject: (err: Error) => void,
   ) {
-    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes);
+    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, true);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -201,14 +201,7 @@ export class ShadowService {
         maxCaptureBytes,
       );
       const latencyMs = performance.now() - started;
-      const captured: CapturedResponse | undefined = answer.capture && {
-        status: answer.status,
-        headers: answer.headers,
-        body: answer.capture.concat(),
-        truncated: answer.capture.overflowed,
-        bodyBytes: answer.capture.total,
-        latencyMs,
-      };
+      const captured: CapturedResponse | undefined = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs);
       return { outcome: 'completed', latencyMs, response: captured, status: answer.status };
     } catch (err) {
       const timedOut = isTimeout(err);
@@ -349,22 +342,16 @@ class Session implements MirrorSession {
 
   primaryResponse(response: IncomingMessage, started: number): void {
     if (!this.comparable || this.abandoned) return;
-    const capture = new BodyCapture(this.options.maxCaptureBytes);
+    const capture = new BodyCapture(this.options.maxCaptureBytes, true);
     response.on('data', (chunk: Buffer) => {
-      if (!this.comparable || capture.overflowed) return;
-      const before = capture.total;
+      if (!this.comparable) return;
+      const before = capture.keptBytes;
+      // Past the limit the rest is only hashed: nothing more is held.
       capture.push(chunk);
-      this.keepCaptured(Math.min(capture.total, this.options.maxCaptureBytes) - Math.min(before, this.options.maxCaptureBytes));
+      if (capture.keptBytes > before) this.keepCaptured(capture.keptBytes - before);
     });
     response.once('end', () => {
-      this.primary = {
-        status: response.statusCode ?? 0,
-        headers: response.headers,
-        body: capture.concat(),
-        truncated: capture.overflowed,
-        bodyBytes: capture.total,
-        latencyMs: performance.now() - started,
-      };
+      this.primary = captureOf(response.statusCode ?? 0, response.headers, capture, performance.now() - started);
       this.maybeCompare();
     });
   }
@@ -462,6 +449,20 @@ class Session implements MirrorSession {
       baseline: this.baseline && this.route.baseline ? { upstream: this.route.baseline.name, result: this.baseline } : undefined,
     });
   }
+}
+
+/** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash. */
+function captureOf(status: number, headers: IncomingHttpHeaders, capture: BodyCapture, latencyMs: number): CapturedResponse {
+  const sha256 = capture.sha256();
+  return {
+    status,
+    headers,
+    body: capture.concat(),
+    truncated: capture.overflowed,
+    bodyBytes: capture.total,
+    latencyMs,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+  };
 }
 
 /** The headers as sent to the primary, frozen for the copies. */
