@@ -6,9 +6,23 @@
  * acknowledgement per pair go back to the serving thread, which counts them
  * in its metrics and adds them to its store (or forwards them).
  */
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { DiffEngine } from './engine.js';
 import { fromThread, type FromComparing, type ToComparing } from './thread-wire.js';
+
+// On a machine with few cores a comparing thread competes with the serving
+// thread for CPU (a 150 KB pair costs milliseconds). At the lowest priority
+// it only takes what serving leaves; when that is not enough the hand-over
+// queue fills and pairs are dropped and counted. Linux keeps a nice value
+// per thread; elsewhere this call would lower the whole process, so only there.
+if (process.platform === 'linux') {
+  try {
+    setPriority(19);
+  } catch {
+    // Not allowed here: compare at normal priority.
+  }
+}
 
 const port = parentPort!;
 const post = (message: FromComparing) => port.postMessage(message);

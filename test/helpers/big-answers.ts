@@ -8,7 +8,7 @@
  *   node dist/test/helpers/big-answers.js --bytes 6291456
  *   → stdout: {"primary":PORT,"shadow":PORT,"bytes":N}
  *
- * Also the bench's upstream (bench/heavy-shadow.mjs). Exits with its parent.
+ * Also the bench's upstream (bench/heavy-shadow.mjs). Stop it with a signal.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,9 +45,6 @@ async function main(): Promise<void> {
   const [primary, shadow] = await Promise.all([listen(bigJson(bytes, false)), listen(bigJson(bytes, true))]);
   const port = (s: http.Server) => (s.address() as AddressInfo).port;
   process.stdout.write(`${JSON.stringify({ primary: port(primary), shadow: port(shadow), bytes })}\n`);
-  // Ends with the process that started it.
-  process.stdin.resume();
-  process.stdin.on('end', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
 }
 
