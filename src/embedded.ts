@@ -13,4 +13,6 @@ export const EMBEDDED: {
   readonly validateWorker?: string;
   /** The comparing thread (diff/compare-thread.ts), bundled likewise. */
   readonly compareWorker?: string;
+  /** The copying thread (shadow/copy-thread.ts), bundled likewise. */
+  readonly copyWorker?: string;
 } = {};

@@ -201,7 +201,7 @@ export class ComparePool implements PairSink {
     this.threads[index] = undefined;
     this.restarts++;
     this.failed += thread.waiting.length;
-    this.options.metrics?.compareThreadRestarts.inc();
+    this.options.metrics?.shadowThreadRestarts.labels('compare').inc();
     this.options.logger?.error('diff.thread', `a comparing thread stopped (${error?.message ?? 'no reason given'}); ${thread.waiting.length} pairs were not compared; a new thread takes over`);
     this.release(thread.waiting.length, thread.waitingBytes);
   };

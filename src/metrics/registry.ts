@@ -48,7 +48,7 @@ export class GatewayMetrics {
   readonly shadowInflight: Gauge;
   readonly shadowLatencyRatio: Gauge<'route' | 'upstream'>;
   readonly compareDropped: Counter<'route'>;
-  readonly compareThreadRestarts: Counter;
+  readonly shadowThreadRestarts: Counter<'role'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccessful: Gauge;
   readonly configLastReloadTimestamp: Gauge;
@@ -189,9 +189,10 @@ export class GatewayMetrics {
       labelNames: ['route'],
       registers,
     });
-    this.compareThreadRestarts = new client.Counter({
-      name: 'gatewayctl_shadow_compare_thread_restarts_total',
-      help: 'Comparing threads that stopped (a failure, their heap bound) and were replaced; their pairs were not compared.',
+    this.shadowThreadRestarts = new client.Counter({
+      name: 'gatewayctl_shadow_thread_restarts_total',
+      help: 'Shadow threads that stopped (a failure, a heap bound) and were replaced, by role: copy (their copies in flight failed) or compare (their pairs were not compared).',
+      labelNames: ['role'],
       registers,
     });
     this.configReloads = new client.Counter({

@@ -7,6 +7,16 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 
+/** A body as captured: the kept bytes (memory of their own), and whether there was more. */
+export interface Captured {
+  readonly body: Buffer;
+  readonly truncated: boolean;
+  /** Bytes received in all. */
+  readonly total: number;
+  /** SHA-256 (hex) of the whole body: set when truncated and hashing. */
+  readonly sha256?: string;
+}
+
 export class BodyCapture {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
@@ -62,6 +72,12 @@ export class BodyCapture {
     let at = 0;
     for (const chunk of this.chunks) at += chunk.copy(out, at);
     return out;
+  }
+
+  /** The body once it has ended. */
+  result(): Captured {
+    const sha256 = this.sha256();
+    return { body: this.concat(), truncated: this.overflowed, total: this.total, ...(sha256 !== undefined ? { sha256 } : {}) };
   }
 
   /** SHA-256 (hex) of the whole body, once it has ended; undefined unless it passed the limit while hashing. */
