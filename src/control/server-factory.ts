@@ -10,9 +10,10 @@
  *   web/console/ ─────────────────────────────────────────────────▶ GET /ui (reads the endpoints above)
  */
 import { consoleRoutes } from '../admin/console.js';
+import type { Snapshot } from '../config/compile.js';
 import { StatusView } from '../admin/status.js';
 import { diffRoutes } from '../diff/endpoints.js';
-import { ComparePool, DEFAULT_HANDOVER_BYTES } from '../diff/compare-pool.js';
+import { ComparePool, comparesAny, DEFAULT_HANDOVER_BYTES } from '../diff/compare-pool.js';
 import { DEFAULT_COMPARE_QUEUE } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
@@ -108,8 +109,14 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     throw err;
   }
   const running = egress;
+  // With workers, each compares its own pairs; this process's threads stay idle.
+  const warm = (snapshot: Snapshot) => {
+    if (workers <= 1 && comparesAny(snapshot)) engine.warm();
+  };
+  warm(gateway.config.current);
   if (options.watch !== false) simulations.sync(gateway.config.current);
   gateway.onReload((snapshot) => {
+    warm(snapshot);
     running.apply(snapshot);
     if (options.watch !== false) simulations.sync(snapshot);
   });

@@ -7,7 +7,7 @@
  */
 import { compileSnapshot } from '../config/compile.js';
 import { jsonSink, prettySink } from '../cli/output.js';
-import { ComparePool, DEFAULT_HANDOVER_BYTES } from '../diff/compare-pool.js';
+import { ComparePool, comparesAny, DEFAULT_HANDOVER_BYTES } from '../diff/compare-pool.js';
 import { DEFAULT_COMPARE_QUEUE } from '../diff/engine.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
@@ -70,8 +70,10 @@ process.on('message', (raw: unknown) => {
   if (!isMessage<ToWorker>(raw)) return;
   switch (raw.type) {
     case 'start': {
+      const snapshot = compile(raw.snapshot);
+      if (comparesAny(snapshot)) engine.warm();
       runtime = new ProxyRuntime({
-        snapshot: compile(raw.snapshot),
+        snapshot,
         metrics,
         logger,
         pairSink: pairs,
@@ -87,10 +89,13 @@ process.on('message', (raw: unknown) => {
       );
       return;
     }
-    case 'apply':
-      runtime?.apply(compile(raw.snapshot));
+    case 'apply': {
+      const snapshot = compile(raw.snapshot);
+      if (comparesAny(snapshot)) engine.warm();
+      runtime?.apply(snapshot);
       send({ type: 'applied', generation: raw.snapshot.generation });
       return;
+    }
     case 'tls':
       runtime?.applyTls(raw.material);
       send({ type: 'tls-applied', generation: raw.material.generation });

@@ -21,6 +21,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { Snapshot } from '../config/compile.js';
 import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
@@ -48,7 +49,12 @@ export interface ComparePoolOptions {
   readonly threads: () => number;
   /** Serving processes on this machine (serve --workers N): the cores are shared out among their pools. */
   readonly processes?: number;
+  /** Heap bound of each thread, MB (default 256). */
+  readonly heapMb?: number;
 }
+
+/** Whether a snapshot compares anything: its comparing threads are then started before the first pair. */
+export const comparesAny = (snapshot: Snapshot): boolean => snapshot.routes.some((r) => r.shadows.length > 0 && r.diff.enabled);
 
 /** Threads for `configured` (0: automatic): the cores this process may count on, less the one serving, at least 1, at most 4. */
 export function compareThreads(configured: number, processes = 1, cores = availableParallelism()): number {
@@ -62,18 +68,28 @@ class ComparingThread {
   readonly waiting: number[] = [];
   waitingBytes = 0;
 
-  constructor(onMessage: (thread: ComparingThread, message: FromComparing) => void, onExit: (thread: ComparingThread, error: Error | undefined) => void) {
+  constructor(
+    heapMb: number,
+    onMessage: (thread: ComparingThread, message: FromComparing) => void,
+    onExit: (thread: ComparingThread, error: Error | undefined) => void,
+  ) {
     // The single-file binary carries the thread's code; the source tree has its file.
     this.worker = new Worker(EMBEDDED.compareWorker ?? THREAD, {
       eval: EMBEDDED.compareWorker !== undefined,
-      resourceLimits: { maxOldGenerationSizeMb: THREAD_HEAP_MB },
+      resourceLimits: { maxOldGenerationSizeMb: heapMb },
     });
-    // Closing the gateway ends the threads; they alone must not keep a process alive.
-    this.worker.unref();
     let failure: Error | undefined;
     this.worker.on('message', (message: FromComparing) => onMessage(this, message));
     this.worker.on('error', (err) => (failure = err));
     this.worker.once('exit', (code) => onExit(this, failure ?? (code !== 0 ? new Error(`exited with code ${code}`) : undefined)));
+  }
+
+  /** A thread with pairs keeps its process alive until they are compared; an idle one does not. */
+  busy(): void {
+    if (this.waiting.length === 1) this.worker.ref();
+  }
+  idle(): void {
+    if (this.waiting.length === 0) this.worker.unref();
   }
 }
 
@@ -131,6 +147,17 @@ export class ComparePool implements PairSink {
     this.outstandingBytes += bytes;
     thread.waiting.push(bytes);
     thread.waitingBytes += bytes;
+    thread.busy();
+  }
+
+  /**
+   * Starts the threads now: a thread takes a while to load its code (seconds
+   * on a busy machine), which the first pairs should not wait for.
+   */
+  warm(): void {
+    if (this.closed) return;
+    if (this.threads.length === 0) this.threads = new Array(compareThreads(this.options.threads(), this.options.processes)).fill(undefined);
+    for (let i = 0; i < this.threads.length; i++) this.threads[i] ??= this.startThread();
   }
 
   /** Resolves once every pair handed over is compared (or lost with its thread). */
@@ -167,7 +194,11 @@ export class ComparePool implements PairSink {
     let h = 0;
     for (let i = 0; i < route.length; i++) h = (h * 31 + route.charCodeAt(i)) | 0;
     const index = Math.abs(h) % this.threads.length;
-    return (this.threads[index] ??= new ComparingThread(this.onMessage, this.onExit));
+    return (this.threads[index] ??= this.startThread());
+  }
+
+  private startThread(): ComparingThread {
+    return new ComparingThread(this.options.heapMb ?? THREAD_HEAP_MB, this.onMessage, this.onExit);
   }
 
   private readonly onMessage = (thread: ComparingThread, message: FromComparing): void => {
@@ -187,6 +218,7 @@ export class ComparePool implements PairSink {
       case 'done': {
         const bytes = thread.waiting.shift() ?? 0;
         thread.waitingBytes -= bytes;
+        thread.idle();
         this.release(1, bytes);
         this.compared++;
         return;

@@ -60,6 +60,9 @@ export function connectionSettings(config: GatewayConfig, processes = 1): Connec
  */
 const backstopMs = (ms: number) => ms + 500;
 
+/** The upstreams a snapshot sends shadow copies to. */
+const shadowedUpstreams = (snapshot: Snapshot) => snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
+
 export class ProxyRuntime {
   readonly server: http.Server;
   readonly shadow: ShadowService;
@@ -97,6 +100,7 @@ export class ProxyRuntime {
       },
       pools: this.pools,
     });
+    this.shadow.retainOnly(shadowedUpstreams(options.snapshot));
     this.handler = new ProxyHandler({
       metrics: this.metrics,
       logger: this.logger,
@@ -218,8 +222,7 @@ export class ProxyRuntime {
     const before = this.connectionRules;
     this.connectionRules = connectionSettings(snapshot.config, this.processes);
     if (before.maxConnections !== this.connectionRules.maxConnections || before.maxPerClient !== this.connectionRules.maxPerClient) this.logConnectionRules();
-    const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
-    this.shadow.retainOnly(shadowed);
+    this.shadow.retainOnly(shadowedUpstreams(snapshot));
     previous.retire(() => {
       this.pools.release(previous.snapshot.upstreams.values());
       // Once the old config's requests are done, its removed names' series go.

@@ -62,12 +62,15 @@ export class ThreadedCopies implements CopySender {
         return;
       }
       this.waiting.set(id, { resolve, reject, settle });
+      if (this.waiting.size === 1) this.worker?.ref();
     });
   }
 
+  /** The upstreams shadowed now; with any, the thread starts (loading its code takes a while the first copies should not wait for). */
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
     this.kept = [...keptKeys(this.upstreams, upstreams)];
-    this.worker?.postMessage({ type: 'retain', keys: this.kept } satisfies ToCopying);
+    if (this.kept.length > 0 && !this.closed) this.thread().postMessage({ type: 'retain', keys: this.kept } satisfies ToCopying);
+    else this.worker?.postMessage({ type: 'retain', keys: this.kept } satisfies ToCopying);
   }
 
   async close(): Promise<void> {
@@ -83,7 +86,7 @@ export class ThreadedCopies implements CopySender {
     if (this.closed) throw new Error('the gateway is closing');
     if (this.worker) return this.worker;
     const worker = new Worker(EMBEDDED.copyWorker ?? THREAD, { eval: EMBEDDED.copyWorker !== undefined });
-    // Closing the gateway ends it; it alone must not keep a process alive.
+    // Only copies in flight keep a process alive; closing the gateway ends the thread.
     worker.unref();
     let failure: Error | undefined;
     worker.on('message', (message: FromCopying) => this.onMessage(message));
@@ -105,6 +108,7 @@ export class ThreadedCopies implements CopySender {
     const waiting = this.waiting.get(message.id);
     if (!waiting) return;
     this.waiting.delete(message.id);
+    if (this.waiting.size === 0) this.worker?.unref();
     if (message.type === 'failed') {
       waiting.settle(false);
       waiting.reject(errorFromWire(message.error));

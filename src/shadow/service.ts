@@ -11,6 +11,9 @@
  * dropped and counted, never queued; bodies over the limit are skipped;
  * every failure is caught and counted. Both responses of a mirrored pair are
  * captured, bounded, and handed to the comparison sink off the user's path.
+ * The copies themselves are sent, and their answers read and captured, in a
+ * copying thread (copy-threads.ts): the serving thread never reads a
+ * shadow's bytes; it captures only the primary's, which it serves anyway.
  *
  * The in-flight budget is a count (limits.shadowInflight) and a number of
  * bytes (limits.shadowInflightBytes): request copies and captured answers
