@@ -110,13 +110,12 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
   }
   const running = egress;
   // With workers, each compares its own pairs; this process's threads stay idle.
-  const warm = (snapshot: Snapshot) => {
-    if (workers <= 1 && comparesAny(snapshot)) engine.warm();
-  };
-  warm(gateway.config.current);
+  const warm = (snapshot: Snapshot) => (workers <= 1 && comparesAny(snapshot) ? engine.warm() : Promise.resolve());
+  // The first pairs must not wait for the threads to load their code.
+  await warm(gateway.config.current);
   if (options.watch !== false) simulations.sync(gateway.config.current);
   gateway.onReload((snapshot) => {
-    warm(snapshot);
+    void warm(snapshot);
     running.apply(snapshot);
     if (options.watch !== false) simulations.sync(snapshot);
   });

@@ -71,8 +71,9 @@ process.on('message', (raw: unknown) => {
   switch (raw.type) {
     case 'start': {
       const snapshot = compile(raw.snapshot);
-      if (comparesAny(snapshot)) engine.warm();
-      runtime = new ProxyRuntime({
+      // Listening waits for the comparing threads to load, as the primary's own do.
+      const warmed = comparesAny(snapshot) ? engine.warm() : Promise.resolve();
+      const serving = new ProxyRuntime({
         snapshot,
         metrics,
         logger,
@@ -80,7 +81,8 @@ process.on('message', (raw: unknown) => {
         processes,
         ...(raw.tls ? { tls: raw.tls } : {}),
       });
-      runtime.listen(raw.host, raw.port).then(
+      runtime = serving;
+      warmed.then(() => serving.listen(raw.host, raw.port)).then(
         (address) => send({ type: 'listening', port: address.port }),
         (err: NodeJS.ErrnoException) => {
           send({ type: 'listen-failed', code: err.code ?? '', message: err.message });
@@ -91,7 +93,7 @@ process.on('message', (raw: unknown) => {
     }
     case 'apply': {
       const snapshot = compile(raw.snapshot);
-      if (comparesAny(snapshot)) engine.warm();
+      if (comparesAny(snapshot)) void engine.warm();
       runtime?.apply(snapshot);
       send({ type: 'applied', generation: raw.snapshot.generation });
       return;

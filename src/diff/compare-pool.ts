@@ -67,10 +67,13 @@ class ComparingThread {
   /** Bytes of each pair handed over, oldest first: the thread compares in order. */
   readonly waiting: number[] = [];
   waitingBytes = 0;
+  /** Resolves once the thread has loaded its code (or stopped). */
+  readonly ready: Promise<void>;
+  private loaded!: () => void;
 
   constructor(
     heapMb: number,
-    onMessage: (thread: ComparingThread, message: FromComparing) => void,
+    onMessage: (thread: ComparingThread, message: Exclude<FromComparing, { type: 'ready' }>) => void,
     onExit: (thread: ComparingThread, error: Error | undefined) => void,
   ) {
     // The single-file binary carries the thread's code; the source tree has its file.
@@ -79,9 +82,13 @@ class ComparingThread {
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
     });
     let failure: Error | undefined;
-    this.worker.on('message', (message: FromComparing) => onMessage(this, message));
+    this.ready = new Promise((resolve) => (this.loaded = resolve));
+    this.worker.on('message', (message: FromComparing) => (message.type === 'ready' ? this.loaded() : onMessage(this, message)));
     this.worker.on('error', (err) => (failure = err));
-    this.worker.once('exit', (code) => onExit(this, failure ?? (code !== 0 ? new Error(`exited with code ${code}`) : undefined)));
+    this.worker.once('exit', (code) => {
+      this.loaded();
+      onExit(this, failure ?? (code !== 0 ? new Error(`exited with code ${code}`) : undefined));
+    });
   }
 
   /** A thread with pairs keeps its process alive until they are compared; an idle one does not. */
@@ -154,10 +161,11 @@ export class ComparePool implements PairSink {
    * Starts the threads now: a thread takes a while to load its code (seconds
    * on a busy machine), which the first pairs should not wait for.
    */
-  warm(): void {
+  async warm(): Promise<void> {
     if (this.closed) return;
     if (this.threads.length === 0) this.threads = new Array(compareThreads(this.options.threads(), this.options.processes)).fill(undefined);
     for (let i = 0; i < this.threads.length; i++) this.threads[i] ??= this.startThread();
+    await Promise.all(this.threads.map((t) => t?.ready));
   }
 
   /** Resolves once every pair handed over is compared (or lost with its thread). */
@@ -201,7 +209,7 @@ export class ComparePool implements PairSink {
     return new ComparingThread(this.options.heapMb ?? THREAD_HEAP_MB, this.onMessage, this.onExit);
   }
 
-  private readonly onMessage = (thread: ComparingThread, message: FromComparing): void => {
+  private readonly onMessage = (thread: ComparingThread, message: Exclude<FromComparing, { type: 'ready' }>): void => {
     if (this.closed) return;
     switch (message.type) {
       case 'outcome':

@@ -40,3 +40,6 @@ const engine = new DiffEngine({
 port.on('message', (message: ToComparing) => {
   if (message.type === 'pair') engine.submit(fromThread(message.pair));
 });
+
+// Loaded: pairs no longer wait for the code.
+post({ type: 'ready' });

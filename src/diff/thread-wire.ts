@@ -11,6 +11,7 @@ import type { CompareOutcome } from './types.js';
 export type ToComparing = { readonly type: 'pair'; readonly pair: MirroredPair };
 
 export type FromComparing =
+  | { readonly type: 'ready' }
   | { readonly type: 'outcome'; readonly outcome: CompareOutcome }
   | { readonly type: 'latency'; readonly route: string; readonly shadow: string; readonly ratio: number }
   | { readonly type: 'done' };

@@ -185,7 +185,9 @@ export class ProxyRuntime {
     return this.active.inflight;
   }
 
-  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    // The first mirrored requests must not wait for the shadow threads to load their code.
+    await this.shadow.ready();
     const listening = new Promise<{ host: string; port: number }>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host, port, exclusive: false }, () => {

@@ -212,6 +212,8 @@ export class OriginPools {
 
 /** What sends copies for the shadow path (in this thread, or in a copying thread). */
 export interface CopySender {
+  /** Resolves once it can send without loading anything first. */
+  ready(): Promise<void>;
   send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer>;
   retainOnly(upstreams: Iterable<CompiledUpstream>): void;
   close(): Promise<void>;
@@ -234,6 +236,10 @@ export class ShadowClients implements CopySender {
     const endpoint = pool.pick();
     pool.begin(endpoint);
     return this.origins.send(copyTarget(upstream, endpoint), copy, captureBytes, (ok) => settleEndpoint(pool, endpoint, ok));
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
 
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {

@@ -31,3 +31,6 @@ port.on('message', (message: ToCopying) => {
       return;
   }
 });
+
+// Loaded: copies no longer wait for the code.
+post({ type: 'ready' });

@@ -36,12 +36,18 @@ export class ThreadedCopies implements CopySender {
   private readonly waiting = new Map<number, Waiting>();
   private kept: string[] | undefined;
   private closed = false;
+  private started: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly upstreams: UpstreamPools,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {}
+
+  /** Resolves once the thread started (if one was) has loaded its code, or stopped. */
+  ready(): Promise<void> {
+    return this.started;
+  }
 
   send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer> {
     const pool = this.upstreams.poolFor(upstream);
@@ -89,9 +95,12 @@ export class ThreadedCopies implements CopySender {
     // Only copies in flight keep a process alive; closing the gateway ends the thread.
     worker.unref();
     let failure: Error | undefined;
-    worker.on('message', (message: FromCopying) => this.onMessage(message));
+    let loaded!: () => void;
+    this.started = new Promise((resolve) => (loaded = resolve));
+    worker.on('message', (message: FromCopying) => (message.type === 'ready' ? loaded() : this.onMessage(message)));
     worker.on('error', (err) => (failure = err));
     worker.once('exit', (code) => {
+      loaded();
       if (this.worker !== worker) return;
       this.worker = undefined;
       if (this.closed) return;
@@ -104,7 +113,7 @@ export class ThreadedCopies implements CopySender {
     return (this.worker = worker);
   }
 
-  private onMessage(message: FromCopying): void {
+  private onMessage(message: Exclude<FromCopying, { type: 'ready' }>): void {
     const waiting = this.waiting.get(message.id);
     if (!waiting) return;
     this.waiting.delete(message.id);

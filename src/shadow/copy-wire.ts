@@ -6,6 +6,7 @@ export type ToCopying =
   | { readonly type: 'retain'; readonly keys: string[] };
 
 export type FromCopying =
+  | { readonly type: 'ready' }
   | { readonly type: 'answer'; readonly id: number; readonly ok: boolean; readonly answer: CopyAnswer }
   | { readonly type: 'failed'; readonly id: number; readonly error: WireError };
 

@@ -86,6 +86,11 @@ export class ShadowService {
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 
+  /** Resolves once the threads the config in service needs have started (at once when none). */
+  ready(): Promise<void> {
+    return this.copies.ready();
+  }
+
   get inFlight(): number {
     return this.inflight;
   }
