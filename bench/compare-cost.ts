@@ -31,7 +31,7 @@ import zlib from 'node:zlib';
 import { DiffEngine } from '../src/diff/engine.js';
 import { DiffStore } from '../src/diff/store.js';
 import { GatewayMetrics } from '../src/metrics/registry.js';
-import type { CapturedResponse, MirroredPair } from '../src/shadow/pair.js';
+import type { CapturedResponse, MirroredPair } from '../src/diff/pair.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 

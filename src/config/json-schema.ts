@@ -54,7 +54,7 @@ function convert(spec: Spec): JsonSchema {
       return doc;
     case 'size':
       doc['oneOf'] = [
-        { type: 'integer', minimum: spec.minimum ?? 0 },
+        { type: 'integer', minimum: spec.minimum ?? 0, ...(spec.maximum !== undefined ? { maximum: spec.maximum } : {}) },
         { type: 'string', pattern: SIZE_PATTERN },
       ];
       return doc;

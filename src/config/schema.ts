@@ -61,6 +61,7 @@ export interface DurationSpec extends BaseSpec {
 export interface SizeSpec extends BaseSpec {
   readonly type: 'size';
   readonly minimum?: number;
+  readonly maximum?: number;
 }
 /** `host:port` or a port number. */
 export interface AddressSpec extends BaseSpec {
@@ -438,7 +439,13 @@ const diffSettings: ObjectSpec = {
       },
     },
     baseline: name('A second instance of the primary version; differences it shows too are noise.'),
-    maxBodyBytes: size('Largest response body captured per side for comparison.', '1mb'),
+    maxBodyBytes: {
+      ...size(
+        'Largest response body captured per side for comparison; a longer answer is compared by its length and a SHA-256 of the whole body. At most 16mb: parsing one pair happens in a comparing thread whose heap is bounded (256 MB), and a 16 MB JSON body already takes about a hundred MB to parse.',
+        '1mb',
+      ),
+      maximum: 16 * 1024 * 1024,
+    },
     protoDescriptors: {
       type: 'string',
       minLength: 1,
@@ -685,6 +692,14 @@ const limits: ObjectSpec = {
       maximum: 1_000_000,
       default: 1000,
       description: 'Mirrored pairs waiting for comparison; beyond it pairs are dropped and counted.',
+    },
+    compareThreads: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 64,
+      default: 0,
+      description:
+        'Threads comparing mirrored pairs off the serving thread, per serving process; 0 sizes them to the cores (the cores per process less one, 1 to 4). Read when comparison first starts; a change takes effect on restart.',
     },
     maxConnections: {
       type: 'integer',

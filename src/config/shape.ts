@@ -149,6 +149,9 @@ class Shaper {
         if (size !== INVALID && spec.minimum !== undefined && (size as number) < spec.minimum) {
           return this.refuse(node, path, 'range', `${path}: must be at least ${spec.minimum} bytes`);
         }
+        if (size !== INVALID && spec.maximum !== undefined && (size as number) > spec.maximum) {
+          return this.refuse(node, path, 'range', `${path}: must be at most ${spec.maximum} bytes`);
+        }
         return size;
       }
       case 'address':

@@ -199,6 +199,8 @@ export interface LimitsConfig {
   readonly shadowBodyBytes: number;
   readonly shadowInflightBytes: number;
   readonly compareQueue: number;
+  /** Comparing threads per serving process; 0: sized to the cores. */
+  readonly compareThreads: number;
   /** Undefined: derived from the descriptor limit (serving/descriptors.ts). */
   readonly maxConnections?: number | undefined;
   readonly maxConnectionsPerClient?: number | undefined;

@@ -721,6 +721,7 @@ class MeaningChecker {
       shadowBodyBytes: l['shadowBodyBytes'],
       shadowInflightBytes: l['shadowInflightBytes'],
       compareQueue: l['compareQueue'],
+      compareThreads: l['compareThreads'],
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
       recordBytes: l['recordBytes'],

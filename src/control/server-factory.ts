@@ -3,8 +3,8 @@
  * a data plane in this process or in worker processes, plus the pieces that
  * hang off them (comparison of mirrored pairs, diff streams, status).
  *
- *   shadow path ─MirroredPair─▶ DiffEngine ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
- *   (with --workers N, each worker runs its own engine and forwards outcomes over IPC)
+ *   shadow path ─MirroredPair─▶ ComparePool (DiffEngines in threads) ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
+ *   (with --workers N, each worker runs its own pool and forwards outcomes over IPC)
  *   metrics of every process ─────────────▶ StatusView ──────────▶ GET /status
  *   services' dependency calls ─▶ EgressService (this process) ─calls─▶ each pair, before comparison
  *   web/console/ ─────────────────────────────────────────────────▶ GET /ui (reads the endpoints above)
@@ -15,7 +15,8 @@ import { egressAdminRoutes } from '../admin/routes/egress.js';
 import { statusRoutes } from '../admin/routes/status.js';
 import { StatusView } from '../admin/status.js';
 import { defaultsAt } from '../config/defaults.js';
-import { DiffEngine } from '../diff/engine.js';
+import type { Snapshot } from '../config/compile.js';
+import { ComparePool, comparesAny } from '../diff/compare-pool.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
 import { withEgressCalls } from '../egress/pair-calls.js';
@@ -44,8 +45,8 @@ export interface ServerOptions {
 
 export interface Server {
   readonly gateway: Gateway;
-  /** The diff store behind /diffs, and this process's comparison engine (idle with workers). */
-  readonly diffs: { readonly store: DiffStore; readonly engine: DiffEngine };
+  /** The diff store behind /diffs, and this process's comparing threads (idle with workers). */
+  readonly diffs: { readonly store: DiffStore; readonly engine: ComparePool };
   readonly status: StatusView;
   readonly egress: EgressService;
 }
@@ -60,11 +61,14 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
   let egress: EgressService | undefined;
   const served = () => gateway?.served();
   const store = new DiffStore();
-  const engine = new DiffEngine({
+  const limits = () => gateway?.config.current.config.limits;
+  const engine = new ComparePool({
     sink: store,
     metrics,
     logger: options.logger,
-    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? defaultsAt('limits')['compareQueue'],
+    queueLimit: () => limits()?.compareQueue ?? defaultsAt('limits')['compareQueue'],
+    byteLimit: () => limits()?.shadowInflightBytes ?? defaultsAt('limits')['shadowInflightBytes'],
+    threads: () => limits()?.compareThreads ?? defaultsAt('limits')['compareThreads'],
   });
   const status = new StatusView({
     metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
@@ -101,24 +105,29 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     await status.start();
   } catch (err) {
     status.close();
-    engine.close();
+    await engine.close();
     await egress?.close();
     await gateway?.close();
     throw err;
   }
   const running = egress;
+  // With workers, each compares its own pairs; this process's threads stay idle.
+  const warm = (snapshot: Snapshot) => (workers <= 1 && comparesAny(snapshot) ? engine.warm() : Promise.resolve());
+  // The first pairs must not wait for the threads to load their code.
+  await warm(gateway.served());
   if (options.watch !== false) simulations.sync(gateway.served());
   gateway.onReload((snapshot) => {
+    void warm(snapshot);
     running.apply(snapshot);
     if (options.watch !== false) simulations.sync(snapshot);
   });
-  gateway.onClose(() => {
+  gateway.onClose(async () => {
     status.close();
-    engine.close();
     simulations.close();
     // The data plane has drained, so the live calls are over; calls still in
-    // flight (dark copies finishing) get a short grace.
-    return running.drain(EGRESS_DRAIN_MS);
+    // flight (dark copies finishing) get a short grace, and so do the pairs
+    // handed over for comparison.
+    await Promise.all([engine.drain(EGRESS_DRAIN_MS).then(() => engine.close()), running.drain(EGRESS_DRAIN_MS)]);
   });
   return { gateway, diffs: { store, engine }, status, egress: running };
 }

@@ -8,7 +8,7 @@
 import { compileSnapshot } from '../config/compile.js';
 import { jsonSink, prettySink } from '../log/sinks.js';
 import { defaultsAt } from '../config/defaults.js';
-import { DiffEngine } from '../diff/engine.js';
+import { ComparePool, comparesAny } from '../diff/compare-pool.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
@@ -29,9 +29,21 @@ function send(message: FromWorker, sent?: () => void): void {
 }
 
 const outcomes = new Forwarder((batch, sent) => send({ type: 'event', channel: DIFF_CHANNEL, payload: batch }, sent));
-/** limits.compareQueue, or its default before the first config arrives. */
-const compareQueue = (): number => runtime?.snapshot.config.limits.compareQueue ?? defaultsAt('limits')['compareQueue'];
-const engine = new DiffEngine({ sink: outcomes, metrics, logger, queueLimit: compareQueue });
+const processes = Number(process.env['GATEWAYCTL_WORKERS'] ?? '1') || 1;
+/** The limits in effect, or undefined before the first config arrives (then the schema's defaults hold). */
+const limits = () => runtime?.snapshot.config.limits;
+const limitDefaults = defaultsAt('limits');
+const compareQueue = (): number => limits()?.compareQueue ?? limitDefaults['compareQueue'];
+// Each serving process has its own comparing threads, the cores shared out among them.
+const engine = new ComparePool({
+  sink: outcomes,
+  metrics,
+  logger,
+  queueLimit: compareQueue,
+  byteLimit: () => limits()?.shadowInflightBytes ?? limitDefaults['shadowInflightBytes'],
+  threads: () => limits()?.compareThreads ?? limitDefaults['compareThreads'],
+  processes,
+});
 
 // Each pair's dependency calls are held by the primary's egress: fetched before comparing.
 const pairs = new RemoteCallsSink(
@@ -40,11 +52,11 @@ const pairs = new RemoteCallsSink(
   compareQueue,
 );
 
-/** Compares what is queued, hands the outcomes to the primary, and exits. */
-function finish(): void {
+/** Compares what is handed over (briefly), hands the outcomes to the primary, and exits. */
+async function finish(): Promise<void> {
   pairs.flush();
-  engine.flush();
-  engine.close();
+  await engine.drain(1000);
+  await engine.close();
   setTimeout(() => process.exit(0), 1000).unref();
   outcomes.flush(() => process.exit(0));
 }
@@ -67,15 +79,19 @@ process.on('message', (raw: unknown) => {
   if (!isMessage<ToWorker>(raw)) return;
   switch (raw.type) {
     case 'start': {
-      runtime = new ProxyRuntime({
-        snapshot: compile(raw.snapshot),
+      const snapshot = compile(raw.snapshot);
+      // Listening waits for the comparing threads to load, as the primary's own do.
+      const warmed = comparesAny(snapshot) ? engine.warm() : Promise.resolve();
+      const serving = new ProxyRuntime({
+        snapshot,
         metrics,
         logger,
         pairSink: pairs,
-        processes: Number(process.env['GATEWAYCTL_WORKERS'] ?? '1') || 1,
+        processes,
         ...(raw.tls ? { tls: raw.tls } : {}),
       });
-      runtime.listen(raw.host, raw.port).then(
+      runtime = serving;
+      warmed.then(() => serving.listen(raw.host, raw.port)).then(
         (address) => send({ type: 'listening', port: address.port }),
         (err: NodeJS.ErrnoException) => {
           send({ type: 'listen-failed', code: err.code ?? '', message: err.message });
@@ -84,10 +100,13 @@ process.on('message', (raw: unknown) => {
       );
       return;
     }
-    case 'apply':
-      runtime?.apply(compile(raw.snapshot));
+    case 'apply': {
+      const snapshot = compile(raw.snapshot);
+      if (comparesAny(snapshot)) void engine.warm();
+      runtime?.apply(snapshot);
       send({ type: 'applied', servedGeneration: raw.snapshot.servedGeneration });
       return;
+    }
     case 'tls':
       runtime?.applyTls(raw.material);
       send({ type: 'tls-applied', generation: raw.material.generation });
@@ -113,10 +132,9 @@ send({ type: 'ready' });
 
 // The primary went away: nobody can drain us any more.
 process.on('disconnect', () => {
-  void (runtime?.drain(1000) ?? Promise.resolve()).then(() => {
-    engine.close();
-    process.exit(0);
-  });
+  void (runtime?.drain(1000) ?? Promise.resolve())
+    .then(() => engine.close())
+    .then(() => process.exit(0));
 });
 // Signals go to the primary, which drains the workers itself.
 process.on('SIGINT', () => undefined);

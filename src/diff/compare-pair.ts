@@ -16,13 +16,13 @@
  * grpc-status as the status) and their decoded messages instead.
  */
 import { callDifferences, type CallRef } from '../egress/call-diff.js';
-import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
+import type { CapturedResponse, MirroredPair } from './pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
 import { exampleSide, MarkList } from './examples.js';
 import { compareGrpcMetadata, grpcMetadata, isGrpc, type GrpcContext } from './grpc.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
-import { lift, type Lifted } from './lift.js';
+import { lift, wholeBody, type Lifted } from './lift.js';
 import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
 import { ignoreRulesFor, type IgnoreRules } from './paths.js';
 import type { ProtoSchema } from '../protobuf/descriptors.js';
@@ -136,7 +136,14 @@ class PairComparison {
       : undefined;
   }
 
+  /**
+   * A truncated prefix is never parsed as if it were the body: it is taken by
+   * length and whole-body hash. gRPC is the exception: its framing says where
+   * each message ends, so the whole messages before the cut are compared and
+   * the cut is noted (grpc.ts).
+   */
   private lift(r: CapturedResponse): Lifted {
+    if (r.truncated && !this.grpc) return wholeBody(r);
     return lift(r, this.maxDecoded, this.settings.maxNodes, this.grpc);
   }
   primaryBody(): Lifted {
@@ -161,10 +168,21 @@ class PairComparison {
     }
     if (this.grpc) found.push(...compareGrpcMetadata(primary, other, this.headerIgnores));
     else for (const d of compareHeaders(primary.headers, other.headers, this.headerIgnores)) found.push({ ...d, kind: 'header' });
-    // Same bytes under the same encoding: same body, nothing to parse.
-    if (primary.body.equals(other.body) && contentEncoding(primary) === contentEncoding(other)) return { found };
-    const lifted = this.lift(other);
-    const body = compareBodies(this.primaryBody(), lifted, this.rules, this.settings, this.values);
+    const sameEncoding = contentEncoding(primary) === contentEncoding(other);
+    let mine: Lifted;
+    let lifted: Lifted;
+    if (!this.grpc && (primary.truncated || other.truncated)) {
+      // Past the capture limit on either side: both by length and whole-body hash.
+      mine = wholeBody(primary);
+      lifted = wholeBody(other);
+      if (sameEncoding && mine.format === 'binary' && lifted.format === 'binary' && mine.bytes === lifted.bytes && mine.sha256 === lifted.sha256) return { found };
+    } else {
+      // Same bytes under the same encoding: same body, nothing to parse.
+      if (sameEncoding && primary.body.equals(other.body)) return { found };
+      mine = this.primaryBody();
+      lifted = this.lift(other);
+    }
+    const body = compareBodies(mine, lifted, this.rules, this.settings, this.values);
     for (const d of body.differences) found.push({ ...d, kind: 'body' });
     return body.limited ? { found, limited: body.limited, lifted } : { found, lifted };
   }

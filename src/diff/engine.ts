@@ -12,7 +12,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { MirroredPair, PairSink } from '../shadow/pair.js';
+import type { MirroredPair, PairSink } from './pair.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './compare-pair.js';
 import { emptyCounts } from './counts.js';
 import { DescriptorSets } from './descriptor-sets.js';
@@ -39,6 +39,18 @@ export interface DiffEngineOptions {
   readonly settings?: CompareSettings;
   /** Time one slice may spend comparing before yielding to the event loop. */
   readonly sliceBudgetMs?: number;
+  /** Where a route's latency ratio goes; by default the metrics' gauge (a comparing thread posts it to its process). */
+  readonly latencyRatio?: (route: string, shadow: string, ratio: number) => void;
+  /** Called once per pair taken from the queue, compared or failed (a comparing thread acknowledges it). */
+  readonly onPairDone?: () => void;
+}
+
+/** Adds one outcome to the comparison metrics. */
+export function countOutcome(metrics: GatewayMetrics, outcome: CompareOutcome): void {
+  const { route, shadow, compared, differing, kinds } = outcome.counts;
+  // A latency finding is no compared pair: it must not move the diff rate the release gates read.
+  if (compared > 0) metrics.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
+  for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) metrics.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
 }
 
 export class DiffEngine implements PairSink {
@@ -48,6 +60,8 @@ export class DiffEngine implements PairSink {
   private readonly queueLimit: () => number;
   private readonly settings: CompareSettings;
   private readonly sliceBudgetMs: number;
+  private readonly latencyRatio: (route: string, shadow: string, ratio: number) => void;
+  private readonly onPairDone: (() => void) | undefined;
   readonly learned = new LearnedNoise();
   private readonly endpoints = new EndpointBook();
   private readonly repeats = new RepeatMemory();
@@ -70,6 +84,8 @@ export class DiffEngine implements PairSink {
     this.queueLimit = options.queueLimit;
     this.settings = options.settings ?? DEFAULT_COMPARE_SETTINGS;
     this.sliceBudgetMs = options.sliceBudgetMs ?? 4;
+    this.latencyRatio = options.latencyRatio ?? ((route, shadow, ratio) => this.metrics?.shadowLatencyRatio.labels(route, shadow).set(ratio));
+    this.onPairDone = options.onPairDone;
   }
 
   get pending(): number {
@@ -152,7 +168,7 @@ export class DiffEngine implements PairSink {
         const latency = outcome.counts.endpoints?.[0]?.latency;
         if (!latency) continue;
         const judged = this.latency.add(pair.route, outcome.counts.shadow, endpoint, latency);
-        if (judged.worst !== undefined) this.metrics?.shadowLatencyRatio.labels(pair.route, outcome.counts.shadow).set(judged.worst);
+        if (judged.worst !== undefined) this.latencyRatio(pair.route, outcome.counts.shadow, judged.worst);
         if (judged.alarm) this.reportLatency(judged.alarm, pair);
       }
       this.compared++;
@@ -163,6 +179,7 @@ export class DiffEngine implements PairSink {
         requestId: pair.requestId,
       });
     }
+    this.onPairDone?.();
   }
 
   /** An endpoint just became confidently slower: one event with a `latency` difference. */
@@ -209,26 +226,12 @@ export class DiffEngine implements PairSink {
   }
 
   private count(outcome: CompareOutcome): void {
-    const m = this.metrics;
-    if (!m) return;
-    const { route, shadow, compared, differing, kinds } = outcome.counts;
-    // A latency finding is no compared pair: it must not move the diff rate the release gates read.
-    if (compared > 0) m.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
-    for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) m.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
+    if (this.metrics) countOutcome(this.metrics, outcome);
   }
 
   private drop(pair: MirroredPair): void {
     this.dropped++;
-    this.metrics?.compareDropped.labels(pair.route).inc();
-    for (const target of pair.shadows) {
-      const counts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
-      counts.dropped = 1;
-      try {
-        this.sink.ingest({ counts });
-      } catch {
-        // Counting a drop must not fail the shadow path.
-      }
-    }
+    countDropped(pair, this.sink, this.metrics);
   }
 
   private settle(): void {
@@ -238,5 +241,19 @@ export class DiffEngine implements PairSink {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
+  }
+}
+
+/** A pair that found no room: counted in the metrics and, per target, in the store's counts. */
+export function countDropped(pair: MirroredPair, sink: OutcomeSink, metrics: GatewayMetrics | undefined): void {
+  metrics?.compareDropped.labels(pair.route).inc();
+  for (const target of pair.shadows) {
+    const counts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
+    counts.dropped = 1;
+    try {
+      sink.ingest({ counts });
+    } catch {
+      // Counting a drop must not fail the shadow path.
+    }
   }
 }

@@ -6,7 +6,7 @@
  * kind, template path), within fixed bounds.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { CapturedResponse } from '../shadow/pair.js';
+import type { CapturedResponse } from './pair.js';
 import type { Lifted } from './lift.js';
 import type { IgnoreRules } from './paths.js';
 import { isSecretHeader, REDACTED } from './secrets.js';

@@ -55,6 +55,20 @@ export function binaryOf(body: Buffer, note?: string): Lifted {
   return note === undefined ? { format: 'binary', bytes: body.length, sha256 } : { format: 'binary', bytes: body.length, sha256, note };
 }
 
+/** What a body past its capture limit is compared by. */
+export const PAST_LIMIT_NOTE = 'past diff.maxBodyBytes: compared by length and SHA-256 of the whole body, not parsed';
+
+/**
+ * A body as its length and a SHA-256 of all its bytes (as received, still
+ * encoded). For answers past the capture limit, whose prefix must never be
+ * parsed as if it were the body; the other side of such a pair is taken
+ * the same way, so the two are comparable.
+ */
+export function wholeBody(input: { readonly body: Buffer; readonly truncated: boolean; readonly bodyBytes: number; readonly sha256?: string | undefined }): Lifted {
+  if (!input.truncated) return binaryOf(input.body);
+  return { format: 'binary', bytes: input.bodyBytes, sha256: input.sha256 ?? 'unknown', note: PAST_LIMIT_NOTE };
+}
+
 /**
  * Decodes, then lifts. `maxDecodedBytes` bounds the decoded size, `maxNodes` an HTML tree.
  * gRPC bodies (given the call's context) become their decoded messages. Never throws.

@@ -4,7 +4,7 @@
  * with its answer now, and what differs is noise of the primary's own
  * version. Bounded: a few hundred recent requests, small bodies only.
  */
-import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
+import type { CapturedResponse, MirroredPair } from './pair.js';
 
 export interface RepeatMemoryOptions {
   readonly maxEntries: number;

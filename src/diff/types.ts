@@ -82,7 +82,7 @@ export interface DiffEventBody {
   readonly differenceCount: number;
   /** Differences masked as noise (seen between primary and baseline too). */
   readonly noise: number;
-  /** A captured body was cut at diff.maxBodyBytes: only the prefix was compared. */
+  /** A body was past diff.maxBodyBytes: both were compared by length and a SHA-256 of the whole body, never parsed. */
   readonly truncated: boolean;
   /** Set when comparison stopped at a bound: "nodes", "depth" or "bytes". */
   readonly limited?: string;

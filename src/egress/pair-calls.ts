@@ -3,7 +3,7 @@
  * pair the dependency calls both of its sides made, for comparison.
  */
 import type { Snapshot } from '../config/compile.js';
-import type { MirroredPair, PairSink } from '../shadow/pair.js';
+import type { MirroredPair, PairSink } from '../diff/pair.js';
 import { takePairCalls } from './remote.js';
 import type { EgressService } from './service.js';
 

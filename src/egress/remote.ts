@@ -8,7 +8,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Snapshot } from '../config/compile.js';
-import type { MirroredPair, PairSink } from '../shadow/pair.js';
+import type { MirroredPair, PairSink } from '../diff/pair.js';
 import type { PairCalls } from './call-diff.js';
 import type { DarkCall, EgressCall, LiveCall } from './recordings.js';
 import type { EgressService } from './service.js';

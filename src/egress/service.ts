@@ -340,12 +340,12 @@ export class EgressService {
         { method: arrived.call.method, path: arrived.target, headers, body: body.length > 0 ? body : undefined, timeoutMs: upstream.timeoutMs },
         snapshot.config.limits.maxBodyBytes,
       );
-      if (answer.capture?.overflowed) {
+      if (answer.capture?.truncated) {
         return { response: gatewayAnswer(502, `response of ${dependency.name} larger than limits.maxBodyBytes`, requestId), outcome: 'error' };
       }
       const kept: IncomingHttpHeaders = {};
       for (const [k, v] of Object.entries(answer.headers)) if (!isHopByHop(k) && k !== 'content-length') kept[k] = v;
-      return { response: { status: answer.status, headers: kept, body: answer.capture?.concat() ?? Buffer.alloc(0) }, outcome };
+      return { response: { status: answer.status, headers: kept, body: answer.capture?.body ?? Buffer.alloc(0) }, outcome };
     } catch (err) {
       const timedOut = err instanceof ShadowTimeoutError || /TIMEOUT/.test((err as { code?: string }).code ?? '');
       this.logger.warn('egress.dependency', `${dependency.name}: ${(err as Error).message}`, { dependency: dependency.name, requestId });

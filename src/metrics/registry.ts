@@ -49,6 +49,7 @@ export class GatewayMetrics {
   readonly shadowInflight: Gauge;
   readonly shadowLatencyRatio: Gauge<'route' | 'upstream'>;
   readonly compareDropped: Counter<'route'>;
+  readonly shadowThreadRestarts: Counter<'role'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccessful: Gauge;
   readonly configLastReloadTimestamp: Gauge;
@@ -193,6 +194,12 @@ export class GatewayMetrics {
       name: 'gatewayctl_shadow_compare_dropped_total',
       help: 'Mirrored pairs not compared because comparison fell behind.',
       labelNames: ['route'],
+      registers,
+    });
+    this.shadowThreadRestarts = new client.Counter({
+      name: 'gatewayctl_shadow_thread_restarts_total',
+      help: 'Shadow threads that stopped (a failure, a heap bound) and were replaced, by role: copy (their copies in flight failed) or compare (their pairs were not compared).',
+      labelNames: ['role'],
       registers,
     });
     this.configReloads = new client.Counter({

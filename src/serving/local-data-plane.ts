@@ -4,7 +4,7 @@
 import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
-import type { PairSink } from '../shadow/pair.js';
+import type { PairSink } from '../diff/pair.js';
 import type { ListenerMaterial } from '../tls/listener.js';
 import type { Address, DataPlane } from './data-plane.js';
 import { ProxyRuntime } from './proxy-runtime.js';

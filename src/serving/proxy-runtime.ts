@@ -18,7 +18,7 @@ import { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from '../proxy/responses.js';
 import { ALLOW } from '../proxy/screen.js';
 import { UpgradeHandler, upgradeWanted } from '../proxy/upgrade.js';
-import type { PairSink } from '../shadow/pair.js';
+import type { PairSink } from '../diff/pair.js';
 import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from '../proxy/active.js';
@@ -70,6 +70,9 @@ interface SocketResponses {
   latest: ServerResponse;
 }
 
+/** The upstreams a snapshot sends shadow copies to. */
+const shadowedUpstreams = (snapshot: Snapshot) => snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
+
 export class ProxyRuntime {
   readonly server: http.Server;
   readonly shadow: ShadowService;
@@ -112,6 +115,7 @@ export class ProxyRuntime {
       },
       pools: this.pools,
     });
+    this.shadow.retainOnly(shadowedUpstreams(options.snapshot));
     this.handler = new ProxyHandler({
       metrics: this.metrics,
       logger: this.logger,
@@ -216,7 +220,9 @@ export class ProxyRuntime {
     return this.active.inflight;
   }
 
-  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    // The first mirrored requests must not wait for the shadow threads to load their code.
+    await this.shadow.ready();
     const listening = new Promise<{ host: string; port: number }>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host, port, exclusive: false }, () => {
@@ -255,8 +261,7 @@ export class ProxyRuntime {
     const before = this.connectionRules;
     this.connectionRules = connectionSettings(snapshot.config, this.processes);
     if (before.maxConnections !== this.connectionRules.maxConnections || before.maxPerClient !== this.connectionRules.maxPerClient) this.logConnectionRules();
-    const shadowed = snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
-    this.shadow.retainOnly(shadowed);
+    this.shadow.retainOnly(shadowedUpstreams(snapshot));
     previous.retire(() => {
       this.pools.release(previous.snapshot.upstreams.values());
       // Once the old config's requests are done, its removed names' series go.

@@ -1,19 +1,43 @@
 /**
  * Collects a body up to a byte limit. Past the limit it keeps the prefix,
  * counts the rest, and says so: memory stays bounded whatever the peer sends.
+ * An answer being compared also gets a SHA-256 of its whole body, computed
+ * as it streams past the limit: it is then compared by length and hash,
+ * never by a prefix parsed as if it were the body.
  */
+import { createHash, type Hash } from 'node:crypto';
+
+/** A body as captured: the kept bytes (memory of their own), and whether there was more. */
+export interface Captured {
+  readonly body: Buffer;
+  readonly truncated: boolean;
+  /** Bytes received in all. */
+  readonly total: number;
+  /** SHA-256 (hex) of the whole body: set when truncated and hashing. */
+  readonly sha256?: string;
+}
+
 export class BodyCapture {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
+  private hash: Hash | undefined;
+  private digested: string | undefined;
   total = 0;
   overflowed = false;
 
-  constructor(private readonly limit: number) {}
+  /** `digest`: hash the whole body once it passes the limit. */
+  constructor(
+    private readonly limit: number,
+    private readonly digest = false,
+  ) {}
 
-  /** Returns false once the limit is passed (callers may stop feeding). */
+  /** Returns false once the limit is passed (callers may stop feeding unless hashing). */
   push(chunk: Buffer): boolean {
     this.total += chunk.length;
-    if (this.overflowed) return false;
+    if (this.overflowed) {
+      this.hash?.update(chunk);
+      return false;
+    }
     const room = this.limit - this.kept;
     if (chunk.length <= room) {
       this.chunks.push(chunk);
@@ -25,10 +49,40 @@ export class BodyCapture {
       this.kept += room;
     }
     this.overflowed = true;
+    if (this.digest) {
+      this.hash = createHash('sha256');
+      for (const kept of this.chunks) this.hash.update(kept);
+      this.hash.update(chunk.subarray(Math.max(0, room)));
+    }
     return false;
   }
 
+  /** Bytes kept so far. */
+  get keptBytes(): number {
+    return this.kept;
+  }
+
+  /**
+   * The kept bytes in memory of their own (not a slice of Node's shared pool,
+   * nor a chunk still queued for the user's socket): it can be transferred
+   * to a comparing thread without copying again.
+   */
   concat(): Buffer {
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept);
+    const out = Buffer.allocUnsafeSlow(this.kept);
+    let at = 0;
+    for (const chunk of this.chunks) at += chunk.copy(out, at);
+    return out;
+  }
+
+  /** The body once it has ended. */
+  result(): Captured {
+    const sha256 = this.sha256();
+    return { body: this.concat(), truncated: this.overflowed, total: this.total, ...(sha256 !== undefined ? { sha256 } : {}) };
+  }
+
+  /** SHA-256 (hex) of the whole body, once it has ended; undefined unless it passed the limit while hashing. */
+  sha256(): string | undefined {
+    if (this.hash && this.digested === undefined) this.digested = this.hash.digest('hex');
+    return this.digested;
   }
 }

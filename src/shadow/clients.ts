@@ -7,9 +7,10 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
-import { BodyCapture } from './capture.js';
+import { BodyCapture, type Captured } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
-import { undiciConnector } from '../tls/upstream.js';
+import { undiciConnector, type ClientTls } from '../tls/upstream.js';
+import { Sweep } from '../upstream/deadlines.js';
 import { connectionKey, FREE_SOCKET_TIMEOUT_MS, type Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { UpstreamPools } from '../upstream/pools.js';
@@ -21,6 +22,8 @@ export interface CopyRequest {
   readonly headers: Record<string, string | string[]>;
   readonly body: Buffer | undefined;
   readonly timeoutMs: number;
+  /** Nothing else will use the body: a copying thread may take its memory instead of a copy. */
+  readonly handOver?: boolean;
 }
 
 export class ShadowTimeoutError extends GatewayError {
@@ -30,15 +33,32 @@ export class ShadowTimeoutError extends GatewayError {
   }
 }
 
-/** How often the overall shadow deadline is checked (its resolution). */
-const SWEEP_MS = 50;
-
 export interface CopyAnswer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   /** Present when the answer was captured. */
-  readonly capture: BodyCapture | undefined;
+  readonly capture: Captured | undefined;
+  /** From sending to the answer's end, measured where the copy was sent. */
+  readonly latencyMs: number;
 }
+
+/** Where a copy goes: one endpoint's origin and how to connect to it. */
+export interface CopyTarget {
+  readonly origin: string;
+  readonly tls: ClientTls | undefined;
+  readonly connectTimeoutMs: number;
+  readonly maxSockets: number;
+}
+
+export const copyTarget = (upstream: CompiledUpstream, endpoint: Endpoint): CopyTarget => ({
+  origin: endpoint.origin,
+  tls: endpoint.tls,
+  connectTimeoutMs: upstream.config.connectTimeoutMs,
+  maxSockets: upstream.config.maxSockets,
+});
+
+/** Connections are shared by endpoints with the same origin, TLS and pool settings. */
+export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
 /** Collects one copy's answer; settles its promise exactly once. */
 class CopyHandler implements Dispatcher.DispatchHandler {
@@ -46,19 +66,20 @@ class CopyHandler implements Dispatcher.DispatchHandler {
   private status = 0;
   private headers: IncomingHttpHeaders = {};
   private readonly capture: BodyCapture | undefined;
+  private readonly started = performance.now();
   private settled = false;
 
   constructor(
-    private readonly pool: UpstreamPool,
-    private readonly endpoint: Endpoint,
-    private readonly inflight: Set<CopyHandler>,
+    private readonly inflight: Sweep<CopyHandler>,
     readonly deadline: number,
     private readonly timeoutMs: number,
     captureBytes: number | undefined,
+    /** Called once, with whether the endpoint answered well (for its health). */
+    private readonly onSettled: (ok: boolean) => void,
     private readonly resolve: (answer: CopyAnswer) => void,
     private readonly reject: (err: Error) => void,
   ) {
-    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes);
+    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, true);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -76,7 +97,9 @@ class CopyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.settle(this.status < 500)) this.resolve({ status: this.status, headers: this.headers, capture: this.capture });
+    if (this.settle(this.status < 500)) {
+      this.resolve({ status: this.status, headers: this.headers, capture: this.capture?.result(), latencyMs: performance.now() - this.started });
+    }
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
@@ -95,32 +118,35 @@ class CopyHandler implements Dispatcher.DispatchHandler {
     if (this.settled) return false;
     this.settled = true;
     this.inflight.delete(this);
-    this.pool.finish(this.endpoint);
-    this.pool.record(this.endpoint, ok ? 'ok' : 'failure');
+    this.onSettled(ok);
     return true;
   }
 }
 
-/** Connections are shared by endpoints with the same origin, TLS and pool settings. */
-const poolKey = (upstream: CompiledUpstream, endpoint: Endpoint) => connectionKey(endpoint, upstream.config);
-
-export class ShadowClients {
+/**
+ * undici pools by origin, and the copies in flight on them: what sends a
+ * copy and reads its answer, in whichever thread holds it.
+ */
+export class OriginPools {
   private readonly pools = new Map<string, Pool>();
+  /** The copies in flight, swept for their overall deadline. */
+  private readonly inflight = new Sweep<CopyHandler>((handler, now) => {
+    if (handler.deadline > now) return true;
+    handler.expire();
+    return false;
+  });
 
-  /** `upstreams`: the gateway's endpoint pools; a client of its own (egress) keeps its own. */
-  constructor(private readonly upstreams: UpstreamPools = new UpstreamPools()) {}
-
-  private connectionsFor(upstream: CompiledUpstream, endpoint: Endpoint): Pool {
-    const key = poolKey(upstream, endpoint);
+  private connectionsFor(target: CopyTarget): Pool {
+    const key = targetKey(target);
     let pool = this.pools.get(key);
     if (!pool) {
-      const timeout = upstream.config.connectTimeoutMs;
-      pool = new Pool(endpoint.origin, {
-        connections: Math.max(16, Math.min(upstream.config.maxSockets, 1024)),
+      const timeout = target.connectTimeoutMs;
+      pool = new Pool(target.origin, {
+        connections: Math.max(16, Math.min(target.maxSockets, 1024)),
         pipelining: 1,
         keepAliveTimeout: FREE_SOCKET_TIMEOUT_MS,
         keepAliveMaxTimeout: FREE_SOCKET_TIMEOUT_MS,
-        connect: endpoint.tls ? undiciConnector(endpoint.tls, timeout) : { timeout },
+        connect: target.tls ? undiciConnector(target.tls, timeout) : { timeout },
       });
       this.pools.set(key, pool);
     }
@@ -134,16 +160,12 @@ export class ShadowClients {
    * and one sweep over the copies in flight enforces the overall deadline,
    * so a copy costs no timer or AbortController of its own.
    */
-  send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer> {
+  send(target: CopyTarget, copy: CopyRequest, captureBytes: number | undefined, onSettled: (ok: boolean) => void): Promise<CopyAnswer> {
     return new Promise((resolve, reject) => {
-      const pool = this.upstreams.poolFor(upstream);
-      const endpoint = pool.pick();
-      pool.begin(endpoint);
-      const handler = new CopyHandler(pool, endpoint, this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, captureBytes, resolve, reject);
+      const handler = new CopyHandler(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, captureBytes, onSettled, resolve, reject);
       this.inflight.add(handler);
-      this.sweepSoon();
       try {
-        this.connectionsFor(upstream, endpoint).dispatch(
+        this.connectionsFor(target).dispatch(
           {
             method: copy.method as Dispatcher.HttpMethod,
             path: copy.path,
@@ -160,24 +182,8 @@ export class ShadowClients {
     });
   }
 
-  private readonly inflight = new Set<CopyHandler>();
-  private sweep: NodeJS.Timeout | undefined;
-
-  private sweepSoon(): void {
-    if (this.sweep) return;
-    this.sweep = setInterval(() => {
-      const now = Date.now();
-      for (const h of this.inflight) if (h.deadline <= now) h.expire();
-      if (this.inflight.size === 0) {
-        clearInterval(this.sweep);
-        this.sweep = undefined;
-      }
-    }, SWEEP_MS);
-    this.sweep.unref();
-  }
-
-  retainOnly(upstreams: Iterable<CompiledUpstream>): void {
-    const keep = new Set([...upstreams].flatMap((u) => this.upstreams.poolFor(u).endpoints.map((e) => poolKey(u, e))));
+  /** Closes the pools whose keys are not kept. */
+  retainOnly(keep: ReadonlySet<string>): void {
     for (const [key, pool] of this.pools) {
       if (keep.has(key)) continue;
       this.pools.delete(key);
@@ -189,5 +195,53 @@ export class ShadowClients {
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+    this.inflight.close();
   }
+}
+
+/** What sends copies for the shadow path (in this thread, or in a copying thread). */
+export interface CopySender {
+  /** Resolves once it can send without loading anything first. */
+  ready(): Promise<void>;
+  send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer>;
+  retainOnly(upstreams: Iterable<CompiledUpstream>): void;
+  close(): Promise<void>;
+}
+
+/** The pool keys of these upstreams' endpoints. */
+export function keptKeys(pools: UpstreamPools, upstreams: Iterable<CompiledUpstream>): Set<string> {
+  return new Set([...upstreams].flatMap((u) => pools.poolFor(u).endpoints.map((e) => targetKey(copyTarget(u, e)))));
+}
+
+/** Copies sent from this thread. */
+export class ShadowClients implements CopySender {
+  private readonly origins = new OriginPools();
+
+  /** `upstreams`: the gateway's endpoint pools; a client of its own (egress) keeps its own. */
+  constructor(private readonly upstreams: UpstreamPools = new UpstreamPools()) {}
+
+  send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<CopyAnswer> {
+    const pool = this.upstreams.poolFor(upstream);
+    const endpoint = pool.pick();
+    pool.begin(endpoint);
+    return this.origins.send(copyTarget(upstream, endpoint), copy, captureBytes, (ok) => settleEndpoint(pool, endpoint, ok));
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  retainOnly(upstreams: Iterable<CompiledUpstream>): void {
+    this.origins.retainOnly(keptKeys(this.upstreams, upstreams));
+  }
+
+  close(): Promise<void> {
+    return this.origins.close();
+  }
+}
+
+/** A copy's outcome, into its endpoint's health. */
+export function settleEndpoint(pool: UpstreamPool, endpoint: Endpoint, ok: boolean): void {
+  pool.finish(endpoint);
+  pool.record(endpoint, ok ? 'ok' : 'failure');
 }

@@ -11,6 +11,9 @@
  * dropped and counted, never queued; bodies over the limit are skipped;
  * every failure is caught and counted. Both responses of a mirrored pair are
  * captured, bounded, and handed to the comparison sink off the user's path.
+ * The copies themselves are sent, and their answers read and captured, in a
+ * copying thread (copy-threads.ts): the serving thread never reads a
+ * shadow's bytes; it captures only the primary's, which it serves anyway.
  *
  * The in-flight budget is a count (limits.shadowInflight) and a number of
  * bytes (limits.shadowInflightBytes): request copies and captured answers
@@ -24,11 +27,12 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/registry.js';
 import { BASELINE_ID_SUFFIX, REQUEST_ID, SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
-import { BodyCapture } from './capture.js';
+import { BodyCapture, type Captured } from './capture.js';
 import type { UpstreamPools } from '../upstream/pools.js';
-import { ShadowClients } from './clients.js';
+import type { CopySender } from './clients.js';
+import { ThreadedCopies } from './copy-threads.js';
 import { stripCredentials } from './credentials.js';
-import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from './pair.js';
+import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from '../diff/pair.js';
 
 export interface MirrorSession {
   /** The primary's response head arrived; capture its body if comparing. */
@@ -67,7 +71,8 @@ export class ShadowService {
   private readonly logger: Logger;
   private readonly sink: PairSink | undefined;
   private readonly settings: () => ShadowSettings;
-  readonly clients: ShadowClients;
+  /** Sends the copies and reads their answers, in a thread of its own. */
+  private readonly copies: CopySender;
   private inflight = 0;
   private inflightBytes = 0;
   private drainWaiters: (() => void)[] = [];
@@ -77,8 +82,13 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
-    this.clients = new ShadowClients(options.pools);
+    this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger);
     this.metrics.shadowInflightSource = () => this.inflight;
+  }
+
+  /** Resolves once the threads the config in service needs have started (at once when none). */
+  ready(): Promise<void> {
+    return this.copies.ready();
   }
 
   get inFlight(): number {
@@ -167,6 +177,8 @@ export class ShadowService {
     body: Buffer | undefined,
     timeoutMs: number,
     maxCaptureBytes: number | undefined,
+    /** The body's last copy: its memory may be handed over rather than copied. */
+    lastUse = false,
   ): Promise<ShadowResult> {
     const started = performance.now();
     // The shared copy already carries the marker; a target with its own
@@ -184,7 +196,7 @@ export class ShadowService {
       copyHeaders[SHADOW_MARKER] = '1';
     }
     try {
-      const answer = await this.clients.send(
+      const answer = await this.copies.send(
         upstream,
         {
           method,
@@ -192,18 +204,13 @@ export class ShadowService {
           headers: copyHeaders,
           body: body && body.length > 0 ? body : undefined,
           timeoutMs,
+          ...(lastUse ? { handOver: true } : {}),
         },
         maxCaptureBytes,
       );
-      const latencyMs = performance.now() - started;
-      const captured: CapturedResponse | undefined = answer.capture && {
-        status: answer.status,
-        headers: answer.headers,
-        body: answer.capture.concat(),
-        truncated: answer.capture.overflowed,
-        bodyBytes: answer.capture.total,
-        latencyMs,
-      };
+      // Measured where the copy was sent, like the primary's: no hop between threads in it.
+      const latencyMs = answer.latencyMs;
+      const captured: CapturedResponse | undefined = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs);
       return { outcome: 'completed', latencyMs, response: captured, status: answer.status };
     } catch (err) {
       const timedOut = isTimeout(err);
@@ -273,11 +280,11 @@ export class ShadowService {
 
   /** Closes pools of upstreams no longer shadowed. */
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
-    this.clients.retainOnly(upstreams);
+    this.copies.retainOnly(upstreams);
   }
 
   async close(): Promise<void> {
-    await this.clients.close();
+    await this.copies.close();
   }
 }
 
@@ -344,22 +351,16 @@ class Session implements MirrorSession {
 
   primaryResponse(response: IncomingMessage, started: number): void {
     if (!this.comparable || this.abandoned) return;
-    const capture = new BodyCapture(this.options.maxCaptureBytes);
+    const capture = new BodyCapture(this.options.maxCaptureBytes, true);
     response.on('data', (chunk: Buffer) => {
-      if (!this.comparable || capture.overflowed) return;
-      const before = capture.total;
+      if (!this.comparable) return;
+      const before = capture.keptBytes;
+      // Past the limit the rest is only hashed: nothing more is held.
       capture.push(chunk);
-      this.keepCaptured(Math.min(capture.total, this.options.maxCaptureBytes) - Math.min(before, this.options.maxCaptureBytes));
+      if (capture.keptBytes > before) this.keepCaptured(capture.keptBytes - before);
     });
     response.once('end', () => {
-      this.primary = {
-        status: response.statusCode ?? 0,
-        headers: response.headers,
-        body: capture.concat(),
-        truncated: capture.overflowed,
-        bodyBytes: capture.total,
-        latencyMs: performance.now() - started,
-      };
+      this.primary = captureOf(response.statusCode ?? 0, response.headers, capture.result(), performance.now() - started);
       this.maybeCompare();
     });
   }
@@ -402,9 +403,12 @@ class Session implements MirrorSession {
     if (this.sent || this.abandoned) return;
     this.sent = true;
     const capture = this.options.comparing ? this.options.maxCaptureBytes : undefined;
+    const baseline = this.route.baseline;
+    const withBaseline = this.options.comparing && baseline !== undefined;
     this.targets.forEach((target, i) => {
+      const last = !withBaseline && i === this.targets.length - 1;
       void this.service
-        .exchange(target.upstream, target, this.method, this.path, this.headers, body, this.options.shadowTimeoutMs, capture)
+        .exchange(target.upstream, target, this.method, this.path, this.headers, body, this.options.shadowTimeoutMs, capture, last)
         .then((result) => {
           this.service.count(this.route, target.upstream, result.outcome, result.latencyMs / 1000);
           this.service.finished(1);
@@ -416,10 +420,9 @@ class Session implements MirrorSession {
           this.maybeCompare();
         });
     });
-    const baseline = this.route.baseline;
-    if (this.options.comparing && baseline) {
+    if (withBaseline) {
       void this.service
-        .exchange(baseline, undefined, this.method, this.path, this.baselineHeaders(), body, this.options.shadowTimeoutMs, capture)
+        .exchange(baseline, undefined, this.method, this.path, this.baselineHeaders(), body, this.options.shadowTimeoutMs, capture, true)
         .then((result) => {
           if (result.response) this.keepCaptured(result.response.body.length);
           this.baseline = result;
@@ -457,6 +460,19 @@ class Session implements MirrorSession {
       baseline: this.baseline && this.route.baseline ? { upstream: this.route.baseline.name, result: this.baseline } : undefined,
     });
   }
+}
+
+/** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash. */
+function captureOf(status: number, headers: IncomingHttpHeaders, capture: Captured, latencyMs: number): CapturedResponse {
+  return {
+    status,
+    headers,
+    body: capture.body,
+    truncated: capture.truncated,
+    bodyBytes: capture.total,
+    latencyMs,
+    ...(capture.sha256 !== undefined ? { sha256: capture.sha256 } : {}),
+  };
 }
 
 /** The headers as sent to the primary, frozen for the copies. */

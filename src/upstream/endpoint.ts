@@ -16,7 +16,7 @@ export const FREE_SOCKET_TIMEOUT_MS = 4000;
  * identity and connection settings. The upstream pool's own key
  * (CompiledUpstream.poolKey) is wider: health belongs to one upstream.
  */
-export function connectionKey(endpoint: Endpoint, config: Pick<UpstreamConfig, 'connectTimeoutMs' | 'maxSockets'>): string {
+export function connectionKey(endpoint: Pick<Endpoint, 'origin' | 'tls'>, config: Pick<UpstreamConfig, 'connectTimeoutMs' | 'maxSockets'>): string {
   return `${endpoint.origin}|${endpoint.tls?.identity ?? ''}|${config.connectTimeoutMs}|${config.maxSockets}`;
 }
 

@@ -18,7 +18,7 @@ import { DiffEngine } from '../../src/diff/engine.js';
 import type { CompareOutcome } from '../../src/diff/types.js';
 import type { DiffConfig } from '../../src/config/types.js';
 import { frame } from '../../src/protobuf/frames.js';
-import type { CapturedResponse, MirroredPair } from '../../src/shadow/pair.js';
+import type { CapturedResponse, MirroredPair } from '../../src/diff/pair.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/grpc');

@@ -15,6 +15,8 @@ import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { percentile, request, runConcurrently } from '../helpers/http.js';
 import { hungShadowConfig } from '../helpers/configs.js';
 import { metricValue } from '../helpers/metrics.js';
+import { openSse } from '../helpers/sse.js';
+import type { DiffEvent } from '../../src/diff/types.js';
 import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -429,6 +431,136 @@ routes:
       agent.destroy();
       await serve.stop('SIGKILL');
       await big.close();
+    }
+  });
+});
+
+/** Starts test/helpers/big-answers.ts in its own process: its upstreams' writes cost this process nothing. */
+async function startBigAnswers(bytes: number): Promise<{ primary: string; shadow: string; close(): void }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/big-answers.js', import.meta.url)), '--bytes', String(bytes)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0]!);
+    });
+    child.once('exit', (code) => reject(new Error(`big-answers exited with ${code}`)));
+  });
+  const ports = JSON.parse(line) as { primary: number; shadow: number };
+  return {
+    primary: `http://127.0.0.1:${ports.primary}`,
+    shadow: `http://127.0.0.1:${ports.shadow}`,
+    close: () => child.kill('SIGKILL'),
+  };
+}
+
+// Reported: with 6 MB shadow answers at 100 req/s an unrelated route's
+// requests took 40–180 ms instead of 2.5 ms: the shadow's answers were
+// captured, decoded and compared on the thread that serves users.
+describe('shadow isolation: heavy shadow answers', () => {
+  let upstreams: Awaited<ReturnType<typeof startBigAnswers>>;
+  let serve: ServeProcess;
+  const tmp = tempDir();
+  before(async () => {
+    upstreams = await startBigAnswers(6 * 1024 * 1024);
+    const file = join(tmp.dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+upstreams: { primary: ${upstreams.primary}, shadow: ${upstreams.shadow} }
+routes:
+  - { name: light, match: { prefix: /light }, backends: [{ upstream: primary }] }
+  - { name: plain, match: { prefix: /plain }, backends: [{ upstream: primary }] }
+  - { name: shadowed, match: { prefix: /shadowed }, backends: [{ upstream: primary }], shadow: [{ upstream: shadow }] }
+`,
+    );
+    serve = await spawnServe(['-c', file]);
+  });
+  after(async () => {
+    await serve.stop('SIGKILL');
+    upstreams.close();
+    tmp.remove();
+  });
+
+  test('an unrelated route keeps its p95 within 1.5x (+5 ms) while another route mirrors 6 MB answers', async (t) => {
+    const heavyAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    const lightAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const latencies: Record<'plain' | 'shadowed', number[]> = { plain: [], shadowed: [] };
+    let heavyFailed = 0;
+    // Rounds alternate between the heavy route without and with its shadow,
+    // so whatever else the machine does hits both alike.
+    for (let round = 0; round < 6; round++) {
+      const heavy = round % 2 === 0 ? 'plain' : 'shadowed';
+      const loads: Promise<void>[] = [];
+      // 8 heavy requests a second, answers drained unread.
+      const pace = setInterval(() => {
+        loads.push(
+          new Promise<void>((resolve) => {
+            const req = http.get(`${serve.url}/${heavy}/export`, { agent: heavyAgent }, (res) => {
+              if (res.statusCode !== 200) heavyFailed++;
+              res.resume();
+              res.once('end', resolve);
+              res.once('error', () => resolve());
+            });
+            req.setTimeout(20_000, () => req.destroy());
+            req.once('error', () => {
+              heavyFailed++;
+              resolve();
+            });
+          }),
+        );
+      }, 125);
+      const until = performance.now() + 2000;
+      while (performance.now() < until) {
+        const started = performance.now();
+        const r = await request(`${serve.url}/light/item`, { agent: lightAgent });
+        latencies[heavy].push(performance.now() - started);
+        assert.equal(r.status, 200);
+        await sleep(20);
+      }
+      clearInterval(pace);
+      await Promise.all(loads);
+    }
+    heavyAgent.destroy();
+    lightAgent.destroy();
+    const p95 = { plain: percentile(latencies.plain, 95), shadowed: percentile(latencies.shadowed, 95) };
+    const metrics = (await request(serve.adminUrl + '/metrics')).text;
+    const completed = metricValue(metrics, 'gatewayctl_shadow_requests_total', { route: 'shadowed', outcome: 'completed' });
+    const compared = metricValue(metrics, 'gatewayctl_shadow_comparisons_total', { route: 'shadowed' });
+    t.diagnostic(
+      `light p95 ms: heavy route unshadowed ${p95.plain.toFixed(2)}, shadowed ${p95.shadowed.toFixed(2)} ` +
+        `(${latencies.plain.length}/${latencies.shadowed.length} probes); shadow copies completed ${completed}, compared ${compared}`,
+    );
+    assert.equal(heavyFailed, 0);
+    // The property needs the shadow to have really carried and compared 6 MB answers.
+    assert.ok(completed >= 20, `shadow copies completed: ${completed}`);
+    assert.ok(compared >= 10, `pairs compared: ${compared}`);
+    assert.ok(p95.shadowed <= p95.plain * 1.5 + 5, `light p95 ${p95.shadowed.toFixed(2)} ms with the shadow vs ${p95.plain.toFixed(2)} ms without`);
+  });
+
+  test('answers past diff.maxBodyBytes are compared by length and whole-body hash, and the event says so', async () => {
+    const metrics = (await request(serve.adminUrl + '/metrics')).text;
+    // The shadow's body differs (one price in a thousand), also past the first megabyte: every pair differs, by body.
+    assert.ok(metricValue(metrics, 'gatewayctl_shadow_comparisons_total', { route: 'shadowed', result: 'diff' }) >= 10);
+    assert.equal(metricValue(metrics, 'gatewayctl_shadow_comparisons_total', { route: 'shadowed', result: 'match' }), 0);
+    const stream = await openSse(serve.adminUrl + '/diffs?route=shadowed&replay=1');
+    try {
+      const [message] = await stream.waitFor(1);
+      const event = JSON.parse(message!.data) as DiffEvent;
+      assert.equal(event.truncated, true);
+      assert.ok(event.primary.bytes! >= 6 * 1024 * 1024);
+      assert.equal(event.differences.length, 1);
+      const body = event.differences[0]!;
+      assert.equal(body.kind, 'body');
+      assert.equal(body.change, 'binary');
+      assert.match(String(body.primary), new RegExp(`^${event.primary.bytes} bytes, sha256 [0-9a-f]{16}$`));
+      assert.match(body.note ?? '', /compared by length and SHA-256 of the whole body, not parsed/);
+    } finally {
+      stream.close();
     }
   });
 });

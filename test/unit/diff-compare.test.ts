@@ -14,7 +14,7 @@ import { compareHeaders, ignoredHeaders } from '../../src/diff/headers.js';
 import { LearnedNoise } from '../../src/diff/noise.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
 import type { DiffConfig } from '../../src/config/types.js';
-import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/shadow/pair.js';
+import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/diff/pair.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
 const LIMITS = { maxNodes: 10_000, maxDepth: 64 };
@@ -308,13 +308,24 @@ describe('comparing mirrored pairs', () => {
     );
   });
 
-  test('a truncated capture is compared as far as it goes and flagged', () => {
-    const full = JSON.stringify({ a: 'x'.repeat(100) });
-    const cut = { ...response(full.slice(0, 50)), truncated: true, bodyBytes: full.length };
-    const event = only(pair(cut, response(full))).event!;
+  test('answers past the capture limit are compared by length and whole-body hash, never parsed', () => {
+    const full = JSON.stringify({ a: 'x'.repeat(100), b: 1 });
+    const other = JSON.stringify({ a: 'x'.repeat(100), b: 2 });
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    // The same 50-byte prefix on both sides: only the hash of the whole body tells them apart.
+    const cut = (text: string) => ({ ...response(text.slice(0, 50)), truncated: true, bodyBytes: text.length, sha256: sha(text) });
+    assert.equal(only(pair(cut(full), cut(full))).event, undefined);
+    const event = only(pair(cut(full), cut(other))).event!;
     assert.equal(event.truncated, true);
-    assert.equal(event.differences[0]!.kind, 'body');
-    assert.match(event.differences[0]!.note ?? '', /primary: not valid JSON \(cut at diff.maxBodyBytes\)/);
+    assert.equal(event.differences.length, 1);
+    const body = event.differences[0]!;
+    assert.equal(body.kind, 'body');
+    assert.equal(body.change, 'binary');
+    assert.equal(body.primary, `${full.length} bytes, sha256 ${sha(full).slice(0, 16)}`);
+    assert.match(body.note ?? '', /compared by length and SHA-256 of the whole body, not parsed/);
+    // One side complete, the other past the limit: compared the same way, not as JSON.
+    const mixed = only(pair(cut(full), response(full))).event;
+    assert.equal(mixed, undefined);
   });
 
   test('a body that cannot be decoded is compared raw, with the reason', () => {

@@ -10,7 +10,7 @@ import type { DiffConfig } from '../../src/config/types.js';
 import { comparePair } from '../../src/diff/compare-pair.js';
 import { ExampleStore } from '../../src/diff/examples.js';
 import type { DiffEvent, PairExample } from '../../src/diff/types.js';
-import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/shadow/pair.js';
+import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/diff/pair.js';
 
 const reply = (body: unknown, headers: IncomingHttpHeaders = {}, status = 200): CapturedResponse => {
   const buffer = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));

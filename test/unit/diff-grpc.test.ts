@@ -23,7 +23,7 @@ import type { DiffConfig } from '../../src/config/types.js';
 import { frame, readFrames } from '../../src/protobuf/frames.js';
 import { loadDescriptorSet, serviceOfPrefix, type ProtoSchema } from '../../src/protobuf/descriptors.js';
 import { decodeWire } from '../../src/protobuf/wire.js';
-import type { CapturedResponse, MirroredPair } from '../../src/shadow/pair.js';
+import type { CapturedResponse, MirroredPair } from '../../src/diff/pair.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/grpc');

@@ -15,7 +15,7 @@ import { compareHtml, NodeRules, parseHtml } from '../../src/diff/html.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
 import { addLog, compareLatency, mergeLog, quantileInterval, type LogHistogram } from '../../src/diff/stats.js';
 import { describeCounts, mergeSummaries } from '../../src/diff/summary.js';
-import type { CapturedResponse, MirroredPair } from '../../src/shadow/pair.js';
+import type { CapturedResponse, MirroredPair } from '../../src/diff/pair.js';
 
 const LIMITS = { maxNodes: 10_000, maxDepth: 64 };
 const brief = (d: RawDifference) => [d.pointer, d.template, d.change];

@@ -15,7 +15,7 @@ import { wilson, verdict } from '../../src/diff/stats.js';
 import { DiffStore } from '../../src/diff/store.js';
 import { mergeSummaries } from '../../src/diff/summary.js';
 import type { CompareOutcome, DiffEventBody } from '../../src/diff/types.js';
-import type { MirroredPair } from '../../src/shadow/pair.js';
+import type { MirroredPair } from '../../src/diff/pair.js';
 
 describe('JSON Pointers and ignore rules', () => {
   test('escaping round-trips', () => {

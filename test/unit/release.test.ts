@@ -279,7 +279,7 @@ describe('traffic overlay', () => {
     accessLog: undefined,
     trustedProxies: [],
     stateDir: '/tmp',
-    limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, shadowInflightBytes: 1e7, compareQueue: 10, recordBytes: 1e6 },
+    limits: { maxHeaderCount: 100, maxHeaderBytes: 16384, maxBodyBytes: 1e7, shadowInflight: 10, shadowBodyBytes: 1e6, shadowInflightBytes: 1e7, compareQueue: 10, compareThreads: 0, recordBytes: 1e6 },
     timeouts: { headerMs: 1, idleMs: 1, bodyMs: 1, upstreamMs: 1, configSettleMs: 1, shadowMs: 1, drainMs: 1, websocketIdleMs: 1, recordMs: 1 },
   } as GatewayConfig;
   const at = (stepIndex: number, status: ReleaseState['status'] = 'running'): ReleaseState => ({

@@ -14,6 +14,8 @@ export interface CapturedResponse {
   readonly body: Buffer;
   readonly truncated: boolean;
   readonly bodyBytes: number;
+  /** SHA-256 (hex) of the whole body, computed while it streamed: set when `truncated`. */
+  readonly sha256?: string;
   readonly latencyMs: number;
   /** HTTP/2 trailers, when the answer had any (gRPC's grpc-status, grpc-message). */
   readonly trailers?: IncomingHttpHeaders;

@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+// An unrelated route's latency while another route mirrors heavy answers.
+//
+//   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--workers 2] [--no-write]
+//
+// Per answer size: one upstream process (test/helpers/big-answers.js: a
+// primary and a shadow answering JSON of that size, the shadow's differing
+// in one value per thousand items) and one gateway process with three
+// routes: light (small answers, never shadowed), plain (the heavy answers,
+// unshadowed) and shadowed (the same, mirrored at 100% and compared with
+// the default diff settings). Rounds alternate the phases "no shadow" and
+// "shadow": a paced loader in its own process sends --rate req/s to the
+// heavy route while this process probes /light every 10 ms, one request at
+// a time. Reported: light p50/p95 per phase, their ratio, the peak RSS of
+// each gateway process, and the shadow's outcomes and comparisons.
+import http from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start } from './lib/procs.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '150kb,6mb' },
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '100' },
+    workers: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const rounds = Number(opts.rounds);
+const seconds = Number(opts.seconds);
+const rate = Number(opts.rate);
+const UNITS = { kb: 1024, mb: 1024 * 1024 };
+const sizes = opts.sizes.split(',').map((s) => {
+  const m = /^(\d+)(kb|mb)$/.exec(s.trim());
+  if (!m) throw new Error(`--sizes: "${s}" is not like 150kb or 6mb`);
+  return { label: s.trim(), bytes: Number(m[1]) * UNITS[m[2]] };
+});
+
+installCleanup();
+const say = (m) => process.stderr.write(`${m}\n`);
+
+function firstJsonLine(handle, predicate, timeoutMs = 20_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${handle.name}: no ready line in ${timeoutMs} ms\n${handle.tail.join('\n')}`)), timeoutMs);
+    handle.onJson = (record) => {
+      if (!predicate(record)) return;
+      clearTimeout(timer);
+      resolve(record);
+    };
+  });
+}
+
+function startJson(name, args) {
+  const handle = start(name, process.execPath, args, {
+    cwd: root,
+    onLine(line) {
+      try {
+        handle.onJson?.(JSON.parse(line));
+      } catch {
+        // not JSON
+      }
+    },
+  });
+  return handle;
+}
+
+function get(url, agent) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('probe timed out')));
+    req.once('error', reject);
+  });
+}
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+};
+
+async function metricsText(adminPort) {
+  return new Promise((resolve, reject) => {
+    http.get(`http://127.0.0.1:${adminPort}/metrics`, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve(text));
+    }).once('error', reject);
+  });
+}
+
+const sumMetric = (text, name, filter) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith(name + '{') && filter.every((f) => l.includes(f)))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+
+async function runSize(size, tmp) {
+  const upstream = startJson(`big-answers ${size.label}`, [join(root, 'dist/test/helpers/big-answers.js'), '--bytes', String(size.bytes)]);
+  const ports = await firstJsonLine(upstream, (r) => typeof r.primary === 'number');
+  const adminPort = await freePort();
+  const dir = join(tmp, size.label);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    `listen: 127.0.0.1:0
+admin: 127.0.0.1:${adminPort}
+upstreams: { primary: http://127.0.0.1:${ports.primary}, shadow: http://127.0.0.1:${ports.shadow} }
+routes:
+  - { name: light, match: { prefix: /light }, backends: [{ upstream: primary }] }
+  - { name: plain, match: { prefix: /plain }, backends: [{ upstream: primary }] }
+  - { name: shadowed, match: { prefix: /shadowed }, backends: [{ upstream: primary }], shadow: [{ upstream: shadow }] }
+`,
+  );
+  const gwArgs = [join(root, 'bin/gatewayctl'), 'serve', '-c', file, '--log-format', 'json'];
+  if (opts.workers) gwArgs.push('--workers', opts.workers);
+  const gateway = startJson('gatewayctl', gwArgs);
+  const listening = await firstJsonLine(gateway, (r) => r.event === 'gateway.listening');
+  const port = listening.listen?.port;
+  await sleep(opts.workers ? 2000 : 300);
+  const phases = { 'no shadow': { route: 'plain', latencies: [], rss: 0, rssTotal: 0, load: [] }, shadow: { route: 'shadowed', latencies: [], rss: 0, rssTotal: 0, load: [] } };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const idleRss = Math.max(...groupMembers([gateway.pid]).map(rssBytes));
+  for (let round = 0; round < rounds * 2; round++) {
+    const phase = phases[round % 2 === 0 ? 'no shadow' : 'shadow'];
+    const rss = sampleRss(groupMembers([gateway.pid]));
+    const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
+    const loaded = firstJsonLine(loader, (r) => typeof r.sent === 'number', (seconds + 60) * 1000);
+    const until = performance.now() + seconds * 1000;
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      await get(`http://127.0.0.1:${port}/light/item`, agent);
+      phase.latencies.push(performance.now() - t0);
+      await sleep(10);
+    }
+    phase.load.push(await loaded);
+    const peak = rss.stop();
+    phase.rss = Math.max(phase.rss, peak.peakOne);
+    phase.rssTotal = Math.max(phase.rssTotal, peak.peakTotal);
+    await sleep(500);
+  }
+  agent.destroy();
+  const metrics = await metricsText(adminPort);
+  const shadow = {
+    completed: sumMetric(metrics, 'gatewayctl_shadow_requests_total', ['route="shadowed"', 'outcome="completed"']),
+    dropped: sumMetric(metrics, 'gatewayctl_shadow_requests_total', ['route="shadowed"', 'outcome="dropped"']),
+    compared: sumMetric(metrics, 'gatewayctl_shadow_comparisons_total', ['route="shadowed"']),
+    compareDropped: sumMetric(metrics, 'gatewayctl_shadow_compare_dropped_total', ['route="shadowed"']),
+  };
+  await gateway.stop(3000);
+  await upstream.stop(1000);
+  return { size: size.label, idleRss, phases, shadow };
+}
+
+const mb = (b) => (b / 1048576).toFixed(0);
+const tmp = mkdtempSync(join(os.tmpdir(), 'gatewayctl-heavy-shadow-'));
+const results = [];
+try {
+  for (const size of sizes) {
+    say(`heavy-shadow: ${size.label} answers at ${rate} req/s, ${rounds} rounds × ${seconds} s per phase`);
+    results.push(await runSize(size, tmp));
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const lines = [
+  `# Unrelated-route latency with heavy shadow answers`,
+  '',
+  `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; ` +
+    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase, interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}.`,
+  '',
+  '| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+];
+for (const r of results) {
+  const base = percentile(r.phases['no shadow'].latencies, 95);
+  for (const [name, phase] of Object.entries(r.phases)) {
+    const p95 = percentile(phase.latencies, 95);
+    const ok = phase.load.reduce((s, l) => s + l.ok, 0);
+    const sent = phase.load.reduce((s, l) => s + l.sent, 0);
+    const shadowCols = name === 'shadow' ? `${r.shadow.completed} / ${r.shadow.dropped} | ${r.shadow.compared} / ${r.shadow.compareDropped}` : '— | —';
+    lines.push(
+      `| ${r.size} | ${name} | ${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}× | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(r.idleRss)} | ${shadowCols} |`,
+    );
+  }
+}
+const report = lines.join('\n') + '\n';
+process.stdout.write(report);
+if (!opts['no-write']) {
+  const out = join(root, 'bench/results', `${new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}-heavy-shadow.md`);
+  writeFileSync(out, report);
+  say(`wrote ${out}`);
+}

@@ -1,0 +1,45 @@
+/**
+ * The body of one comparing thread (compare-pool.ts): a DiffEngine of its
+ * own, fed the pairs of the routes assigned to this thread, so each route's
+ * learned noise, repeats and latency statistics live in one place. Bodies
+ * arrive as transferred bytes; outcomes, latency ratios and one
+ * acknowledgement per pair go back to the serving thread, which counts them
+ * in its metrics and adds them to its store (or forwards them).
+ */
+import { setPriority } from 'node:os';
+import { parentPort } from 'node:worker_threads';
+import { DiffEngine } from './engine.js';
+import { fromThread, type FromComparing, type ToComparing } from './thread-wire.js';
+
+// On a machine with few cores a comparing thread competes with the serving
+// thread for CPU (a 150 KB pair costs milliseconds). At the lowest priority
+// it only takes what serving leaves; when that is not enough the hand-over
+// queue fills and pairs are dropped and counted. Linux keeps a nice value
+// per thread; elsewhere this call would lower the whole process, so only there.
+if (process.platform === 'linux') {
+  try {
+    setPriority(19);
+  } catch {
+    // Not allowed here: compare at normal priority.
+  }
+}
+
+const port = parentPort!;
+const post = (message: FromComparing) => port.postMessage(message);
+
+const engine = new DiffEngine({
+  sink: { ingest: (outcome) => post({ type: 'outcome', outcome }) },
+  // Bounded by the serving thread's hand-over queue: whatever arrives is compared.
+  queueLimit: () => Number.POSITIVE_INFINITY,
+  // Nobody is served on this thread: longer slices, fewer turns of the loop.
+  sliceBudgetMs: 50,
+  latencyRatio: (route, shadow, ratio) => post({ type: 'latency', route, shadow, ratio }),
+  onPairDone: () => post({ type: 'done' }),
+});
+
+port.on('message', (message: ToComparing) => {
+  if (message.type === 'pair') engine.submit(fromThread(message.pair));
+});
+
+// Loaded: pairs no longer wait for the code.
+post({ type: 'ready' });

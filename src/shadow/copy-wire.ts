@@ -1,0 +1,33 @@
+/** Messages between the serving thread and the copying thread. */
+import type { CopyAnswer, CopyRequest, CopyTarget } from './clients.js';
+
+export type ToCopying =
+  | { readonly type: 'send'; readonly id: number; readonly target: CopyTarget; readonly copy: CopyRequest; readonly captureBytes: number | undefined }
+  | { readonly type: 'retain'; readonly keys: string[] };
+
+export type FromCopying =
+  | { readonly type: 'ready' }
+  | { readonly type: 'answer'; readonly id: number; readonly ok: boolean; readonly answer: CopyAnswer }
+  | { readonly type: 'failed'; readonly id: number; readonly error: WireError };
+
+/** What the shadow path reads of an error (outcome and description), as plain data. */
+export interface WireError {
+  readonly name?: string;
+  readonly code?: string;
+  readonly message: string;
+  readonly cause?: { readonly code?: string; readonly message?: string };
+}
+
+export function errorToWire(err: unknown): WireError {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const cause = e?.cause && typeof e.cause === 'object' ? { code: e.cause.code, message: e.cause.message } : undefined;
+  return { name: e?.name, code: e?.code, message: e?.message ?? String(err), ...(cause ? { cause } : {}) };
+}
+
+export function errorFromWire(wire: WireError): Error {
+  const error = new Error(wire.message) as Error & { code?: string; cause?: unknown };
+  if (wire.name) error.name = wire.name;
+  if (wire.code) error.code = wire.code;
+  if (wire.cause) error.cause = wire.cause;
+  return error;
+}
