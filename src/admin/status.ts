@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../config/compile.js';
 import type { MetricJson } from '../metrics/registry.js';
-import { histogramQuantile } from '../release/stats.js';
+import { histogramQuantile } from '../stats/histogram.js';
 import { sendJson, type AdminRoute } from './server.js';
 
 type Counts = Map<string, number>;
