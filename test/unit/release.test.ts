@@ -8,7 +8,8 @@ import type { GatewayConfig, RouteConfig } from '../../src/config/types.js';
 import { releaseSettings as release } from '../helpers/release.js';
 import { compileSnapshot } from '../../src/config/compile.js';
 import { LATENCY_BUCKETS } from '../../src/metrics/registry.js';
-import { evidenceFrom, evidenceSince, samplesFromText, type Evidence } from '../../src/release/evidence.js';
+import { samplesFromText } from '../../src/metrics/read.js';
+import { evidenceFrom, evidenceSince, type Evidence } from '../../src/release/evidence.js';
 import { windowCoverage } from '../../src/release/coverage.js';
 import { judgeStep, latencyQuantile, unjudgeable, type Judgement } from '../../src/release/judge.js';
 import { parseSelector, stepQueries } from '../../src/release/promql.js';
@@ -16,6 +17,7 @@ import { parseHeader } from '../../src/release/prometheus.js';
 import { vectorSamples } from '../../src/release/sources.js';
 import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
 import { applyReleases } from '../../src/release/overlay.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 
 /** Latency counts: `n` requests all in the bucket whose bound is `seconds`. */
@@ -292,11 +294,11 @@ gatewayctl_shadow_comparisons_total{route="shop",upstream="v2",result="diff"} 3
   });
   test('Prometheus query results read like the replicas\' own /metrics, counts rounded', () => {
     const fromPrometheus = evidenceFrom([
-      ...vectorSamples('gatewayctl_requests_total', [
+      ...vectorSamples(METRIC.requests, [
         { metric: { route: 'shop', upstream: 'v2', code: '200' }, value: [0, '100.4'] },
         { metric: { route: 'shop', upstream: 'v2', code: '503' }, value: [0, '3.6'] },
       ]),
-      ...vectorSamples('gatewayctl_shadow_comparisons_total', [{ metric: { route: 'shop', upstream: 'v2', result: 'match' }, value: [0, '7'] }]),
+      ...vectorSamples(METRIC.shadowComparisons, [{ metric: { route: 'shop', upstream: 'v2', result: 'match' }, value: [0, '7'] }]),
     ]);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.requests, 104);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.errors, 4);
