@@ -129,6 +129,8 @@ const hundredths = (v: number) => Math.round(v * 100) / 100;
 const perSecond = (n: number, seconds: number): number => (seconds > 0 ? hundredths(n / seconds) : 0);
 const sum = <T>(items: readonly T[], pick: (item: T) => number) => items.reduce((a, x) => a + pick(x), 0);
 const SHADOW_OUTCOMES = ['completed', 'error', 'timeout', 'dropped', 'skipped'];
+/** The metrics a status sample reads. */
+const READ: ReadonlySet<string> = new Set([METRIC.requests, METRIC.requestDuration, METRIC.shadowRequests, METRIC.shadowComparisons, METRIC.endpointHealthy]);
 
 type BackendFigures = Pick<BackendStatus, 'requests' | 'errors' | 'latencySumMs' | 'rps' | 'errorRate' | 'meanLatencyMs' | 'p50Ms' | 'p99Ms' | 'latency'>;
 type ShadowFigures = Pick<ShadowStatus, 'outcomes' | 'compared' | 'differing' | 'rps' | 'diffRate'>;
@@ -227,7 +229,7 @@ export class StatusView {
   }
 
   private async sample(): Promise<Sample> {
-    const all = samplesFromJson(await this.metrics());
+    const all = samplesFromJson(await this.metrics(), READ);
     return {
       at: performance.now(),
       requests: sumBy(all, METRIC.requests, ['route', 'upstream', 'code']),

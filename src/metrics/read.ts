@@ -19,11 +19,15 @@ interface MetricJson {
   values: readonly { labels: Partial<Record<string, string | number>>; value: number; metricName?: string }[];
 }
 
-/** The gateway's own samples (gatewayctl_*) of prom-client's JSON; label values as strings. */
-export function samplesFromJson(metrics: readonly MetricJson[]): Sample[] {
+/**
+ * The gateway's own samples (gatewayctl_*) of prom-client's JSON, label
+ * values as strings; only those of the metrics named in `only`, when given
+ * (a periodic reader need not copy every histogram).
+ */
+export function samplesFromJson(metrics: readonly MetricJson[], only?: ReadonlySet<string>): Sample[] {
   const out: Sample[] = [];
   for (const metric of metrics) {
-    if (!metric.name.startsWith(METRIC_PREFIX)) continue;
+    if (!metric.name.startsWith(METRIC_PREFIX) || (only && !only.has(metric.name))) continue;
     for (const v of metric.values) {
       const labels: Record<string, string> = {};
       for (const [k, value] of Object.entries(v.labels)) if (value !== undefined) labels[k] = String(value);

@@ -60,6 +60,12 @@ describe('metrics reader', () => {
     assert.deepEqual(evidence.routes['shop']!.comparisons['v3'], { match: 0, diff: 2 });
   });
 
+  test('JSON: only the metrics asked for, when a set is given', async () => {
+    const json = await busyRegistry().registry.getMetricsAsJSON();
+    const names = new Set(samplesFromJson(json, new Set([METRIC.requestDuration, METRIC.shadowRequests])).map((s) => s.name));
+    assert.deepEqual([...names].sort(), [bucketsOf(METRIC.requestDuration), 'gatewayctl_request_duration_seconds_count', sumOf(METRIC.requestDuration), METRIC.shadowRequests].sort());
+  });
+
   test('sums by label values, a missing label reading as empty', async () => {
     const samples = samplesFromJson(await busyRegistry().registry.getMetricsAsJSON());
     const requests = sumBy(samples, METRIC.requests, ['upstream', 'code']);
