@@ -1,11 +1,12 @@
 /**
  * Following a gateway's Server-Sent Event stream (GET /diffs), for the CLI.
- * JSON calls go through http-client.ts; this is its streaming sibling, with
- * the same errors: AdminRequestError naming the address.
+ * JSON calls go through http-client.ts; this is its streaming sibling, on
+ * the same undici client (http or https, token, CA), with the same errors:
+ * AdminRequestError naming the address.
  */
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import { request, type Dispatcher } from 'undici';
 import { AdminRequestError } from '../errors.js';
+import { adminDispatcher, adminHeaders, unreachable, type AdminAccess } from './http-client.js';
 import { SseParser, type SseMessage } from './sse.js';
 
 export interface EventStream {
@@ -16,9 +17,7 @@ export interface EventStream {
   close(): void;
 }
 
-export interface StreamOptions {
-  /** Bearer token, for gateways with admin.token set. */
-  readonly token?: string;
+export interface StreamOptions extends AdminAccess {
   /** Resume after this event: the gateway replays what came since. */
   readonly lastEventId?: string;
   /** Time allowed until the stream is open. */
@@ -26,32 +25,9 @@ export interface StreamOptions {
   readonly onMessage: (message: SseMessage) => void;
 }
 
-function connect(url: URL, options: StreamOptions): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? https : http).request(url, {
-      agent: false,
-      headers: {
-        accept: 'text/event-stream',
-        ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}),
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      },
-    });
-    req.setTimeout(options.timeoutMs ?? 10_000, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.once('response', (res) => {
-      req.setTimeout(0);
-      resolve(res);
-    });
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new AdminRequestError(`cannot reach the admin API at ${url.origin}: ${err.code ?? err.message}`, undefined, { cause: err })),
-    );
-    req.end();
-  });
-}
-
-async function refusal(url: URL, res: IncomingMessage): Promise<AdminRequestError> {
-  const status = res.statusCode ?? 0;
+async function refusal(url: URL, status: number, body: Dispatcher.ResponseData['body']): Promise<AdminRequestError> {
   let text = '';
-  for await (const chunk of res) {
+  for await (const chunk of body) {
     if (text.length < 64 * 1024) text += String(chunk);
   }
   let detail: string;
@@ -81,27 +57,40 @@ export async function openEventStream(
     throw new AdminRequestError(`"${base}" is not an admin URL`);
   }
   for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-  const res = await connect(url, options);
-  if (res.statusCode !== 200) throw await refusal(url, res);
-  if (!String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-    res.destroy();
-    throw new AdminRequestError(`${url.origin}${url.pathname}: not an event stream`);
+  // The time allowed covers the opening; once open, the stream may stay quiet.
+  const dispatcher = adminDispatcher(options, options.timeoutMs ?? 10_000, 0);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, {
+      dispatcher,
+      headers: { ...adminHeaders(options, 'text/event-stream'), ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) },
+    });
+  } catch (err) {
+    void dispatcher.destroy();
+    throw unreachable(url, err);
   }
+  const opened = res.statusCode === 200 && String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
+  if (!opened) {
+    const error = res.statusCode !== 200 ? await refusal(url, res.statusCode, res.body) : new AdminRequestError(`${url.origin}${url.pathname}: not an event stream`);
+    void dispatcher.destroy();
+    throw error;
+  }
+  const body = res.body;
   const parser = new SseParser();
-  res.setEncoding('utf8');
+  body.setEncoding('utf8');
   const ended = new Promise<void>((resolve) => {
-    res.on('data', (chunk: string) => {
+    body.on('data', (chunk: string) => {
       for (const message of parser.push(chunk)) options.onMessage(message);
     });
-    res.once('end', resolve);
-    res.once('close', resolve);
-    res.once('error', () => resolve());
-  });
+    body.once('end', resolve);
+    body.once('close', resolve);
+    body.once('error', () => resolve());
+  }).finally(() => void dispatcher.destroy());
   return {
     ended,
     get lastEventId() {
       return parser.lastId;
     },
-    close: () => res.destroy(),
+    close: () => body.destroy(),
   };
 }

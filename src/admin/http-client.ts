@@ -1,65 +1,112 @@
 /**
  * A client for gateways' admin APIs, used by the CLI and by external
- * controllers. Failures become AdminRequestError with the URL in the message.
+ * controllers, on undici: http:// and https:// (an admin API behind a TLS
+ * terminator; `ca` names the PEM bundle that signed its certificate).
+ * Failures become AdminRequestError with the URL in the message.
  */
-import http from 'node:http';
-import { AdminRequestError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { Agent, request, type Dispatcher } from 'undici';
+import { AdminRequestError, UsageError } from '../errors.js';
+import { isCertificateError } from '../tls/upstream.js';
 import { CSRF_HEADER } from './csrf.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9901';
+
+/** How to reach and be let in: the same for every call to a set of gateways. */
+export interface AdminAccess {
+  /** Bearer token, for gateways with admin.token set. */
+  readonly token?: string;
+  /** PEM CA bundle (the text) that signed an https admin's certificate; else the system's. */
+  readonly ca?: string;
+}
+
+export interface AdminCall extends AdminAccess {
+  readonly method?: string;
+  readonly body?: unknown;
+  readonly timeoutMs?: number;
+}
 
 export interface AdminResponse {
   readonly status: number;
   readonly text: string;
 }
 
-export function adminRequest(
-  base: string,
-  path: string,
-  options: { method?: string; body?: unknown; token?: string; timeoutMs?: number } = {},
-): Promise<AdminResponse> {
-  let url: URL;
+/** Why a call got no answer, as people read it. */
+export function unreachable(url: URL, err: unknown): AdminRequestError {
+  const e = err as NodeJS.ErrnoException;
+  const code = e?.code ?? '';
+  const why = /^UND_ERR_(CONNECT|HEADERS|BODY)_TIMEOUT$/.test(code)
+    ? 'timed out'
+    : isCertificateError(err)
+      ? `${code} (the admin API's certificate is not trusted: pass --admin-ca FILE)`
+      : code || e?.message || String(err);
+  return new AdminRequestError(`cannot reach the admin API at ${url.origin}: ${why}`, undefined, { cause: err });
+}
+
+export function adminUrl(base: string, path: string): URL {
   try {
-    url = new URL(path, base.endsWith('/') ? base : base + '/');
+    const url = new URL(path, base.endsWith('/') ? base : base + '/');
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url;
   } catch {
-    return Promise.reject(new AdminRequestError(`"${base}" is not an admin URL (expected e.g. ${DEFAULT_ADMIN_URL})`));
+    // reported below
   }
-  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: options.method ?? 'GET',
-        agent: false,
-        headers: {
-          accept: 'application/json',
-          // Not a browser form: the admin API's cross-site request defence (csrf.ts).
-          [CSRF_HEADER]: 'gatewayctl',
-          ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => reject(new AdminRequestError(`${url.href}: ${err.message}`, undefined, { cause: err })));
-      },
-    );
-    req.setTimeout(options.timeoutMs ?? 10_000, () => req.destroy(new Error('timed out')));
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new AdminRequestError(`cannot reach the admin API at ${url.origin}: ${err.code ?? err.message}`, undefined, { cause: err })),
-    );
-    req.end(body);
+  throw new AdminRequestError(`"${base}" is not an admin URL (expected e.g. ${DEFAULT_ADMIN_URL})`);
+}
+
+/**
+ * One connection's worth of client for one call, closed after it: a CLI run
+ * or a controller's check never leaves a pool open. `bodyTimeoutMs` 0 lets
+ * a stream stay quiet as long as the server wants.
+ */
+export function adminDispatcher(access: AdminAccess, timeoutMs: number, bodyTimeoutMs = timeoutMs): Agent {
+  return new Agent({
+    connect: { timeout: timeoutMs, ...(access.ca ? { ca: access.ca } : {}) },
+    headersTimeout: timeoutMs,
+    bodyTimeout: bodyTimeoutMs,
+    pipelining: 0,
   });
 }
 
+/** The headers of every admin call: the token, and the CLI's cross-site defence marker. */
+export function adminHeaders(access: AdminAccess, accept: string): Record<string, string> {
+  return {
+    accept,
+    // Not a browser form: the admin API's cross-site request defence (csrf.ts).
+    [CSRF_HEADER]: 'gatewayctl',
+    ...(access.token ? { authorization: `Bearer ${access.token}` } : {}),
+  };
+}
+
+export async function adminRequest(base: string, path: string, options: AdminCall = {}): Promise<AdminResponse> {
+  const url = adminUrl(base, path);
+  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const dispatcher = adminDispatcher(options, options.timeoutMs ?? 10_000);
+  try {
+    const response = await request(url, {
+      method: (options.method ?? 'GET') as Dispatcher.HttpMethod,
+      dispatcher,
+      headers: {
+        ...adminHeaders(options, 'application/json'),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body } : {}),
+    });
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (err) {
+      throw new AdminRequestError(`${url.href}: ${(err as Error).message}`, undefined, { cause: err });
+    }
+    return { status: response.statusCode, text };
+  } catch (err) {
+    throw err instanceof AdminRequestError ? err : unreachable(url, err);
+  } finally {
+    await dispatcher.close();
+  }
+}
+
 /** GET or POST returning parsed JSON; non-2xx answers are errors with the server's message. */
-export async function adminJson<T>(
-  base: string,
-  path: string,
-  options: { method?: string; body?: unknown; token?: string; timeoutMs?: number } = {},
-): Promise<T> {
+export async function adminJson<T>(base: string, path: string, options: AdminCall = {}): Promise<T> {
   const response = await adminRequest(base, path, options);
   let parsed: unknown;
   try {
@@ -76,4 +123,13 @@ export async function adminJson<T>(
 
 export function adminToken(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
   return flag ?? env['GATEWAYCTL_ADMIN_TOKEN'] ?? undefined;
+}
+
+/** The CA bundle a --admin-ca flag names, read once. */
+export function readAdminCa(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--admin-ca ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

@@ -14,40 +14,10 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import { ConnectionGuard, type ConnectionSettings } from '../proxy/connections.js';
 import { normalizeTarget } from '../proxy/path.js';
 import { hostLines } from '../proxy/screen.js';
+import { ErrorCodes, isGatewayError } from '../errors.js';
 import { crossSiteRefusal } from './csrf.js';
-
-export interface AdminReply {
-  readonly status: number;
-  readonly body: unknown;
-}
-
-export interface AdminBackend {
-  readonly ready: () => boolean;
-  readonly metrics: () => Promise<{ contentType: string; text: string }>;
-  readonly config: () => unknown;
-  /** `force`: apply even what a guard would refuse (POST /reload?force=true). */
-  readonly reload: (force: boolean) => Promise<AdminReply>;
-  /** Extra routes (diffs, releases): return false when not handled. */
-  readonly extraRoutes?: readonly AdminRoute[];
-}
-
-export interface AdminRoute {
-  readonly method: string;
-  /** Exact path, or a prefix ending in "/" matched by startsWith. */
-  readonly path: string;
-  readonly changesState: boolean;
-  handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
-  res.end(text);
-}
+import { coreRoutes, type AdminBackend } from './routes/core.js';
+import { sendAdminError, type AdminRoute } from './routes/reply.js';
 
 /**
  * The admin API's own connection rules, apart from the gateway listener's:
@@ -61,20 +31,18 @@ export class AdminServer {
   private token: string | undefined;
   private allowedHosts = new Set<string>();
   private readonly connections: ConnectionGuard | undefined;
+  private readonly routes: readonly AdminRoute[];
 
   constructor(
-    private readonly backend: AdminBackend,
+    backend: AdminBackend,
     private readonly logger: Logger,
     token: string | undefined,
     metrics?: GatewayMetrics,
   ) {
     this.token = token;
+    this.routes = [...coreRoutes(backend), ...(backend.extraRoutes ?? [])];
     this.server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
-      this.handle(req, res).catch((err) => {
-        this.logger.error('admin.error', `admin request failed: ${(err as Error).message}`);
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
+      this.handle(req, res).catch((err) => this.fail(res, err));
     });
     this.server.on('clientError', (_err, socket) => socket.destroy());
     if (metrics) {
@@ -135,68 +103,37 @@ export class AdminServer {
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    res.on('error', () => undefined);
-    if (!this.hostAllowed(req)) {
-      sendJson(res, 403, { error: 'admin API refuses requests for a foreign Host' });
+  /** The one error handler: a catalogue error answers with its code's status; anything else is ours, logged. */
+  private fail(res: ServerResponse, err: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
       return;
     }
+    if (isGatewayError(err)) return sendAdminError(res, err.code, err.message);
+    this.logger.error('admin.error', `admin request failed: ${(err as Error).message}`);
+    sendAdminError(res, ErrorCodes.INTERNAL, 'internal error');
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.on('error', () => undefined);
+    if (!this.hostAllowed(req)) return sendAdminError(res, ErrorCodes.FORBIDDEN, 'admin API refuses requests for a foreign Host');
     const url = new URL(req.url ?? '/', 'http://admin.local');
     const method = req.method ?? 'GET';
     const path = url.pathname;
     if (method !== 'GET' && method !== 'HEAD') {
       const refusal = crossSiteRefusal(req);
-      if (refusal) return sendJson(res, 403, { error: refusal });
+      if (refusal) return sendAdminError(res, ErrorCodes.FORBIDDEN, refusal);
     }
-
-    const route = this.backend.extraRoutes?.find((r) =>
-      r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path,
-    );
-    if (route) {
-      if (route.method !== method && !(route.method === 'GET' && method === 'HEAD')) return methodNotAllowed(res, route.method);
-      if (route.changesState && !this.authorized(req)) return unauthorized(res);
-      await route.handle(req, res, url);
-      return;
+    const route = this.routes.find((r) => (r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path));
+    if (!route) return sendAdminError(res, ErrorCodes.NOT_FOUND, `no admin endpoint ${path}`);
+    if (route.method !== method && !(route.method === 'GET' && method === 'HEAD')) {
+      res.setHeader('allow', route.method);
+      return sendAdminError(res, ErrorCodes.METHOD_NOT_ALLOWED, `method not allowed; use ${route.method}`);
     }
-
-    switch (path) {
-      case '/healthz':
-        if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
-        return sendJson(res, 200, { status: 'ok' });
-      case '/readyz': {
-        if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
-        const ready = this.backend.ready();
-        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'draining' });
-      }
-      case '/metrics': {
-        if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
-        const { contentType, text } = await this.backend.metrics();
-        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
-        res.end(method === 'HEAD' ? undefined : text);
-        return;
-      }
-      case '/config':
-        if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
-        return sendJson(res, 200, this.backend.config());
-      case '/reload': {
-        if (method !== 'POST') return methodNotAllowed(res, 'POST');
-        if (!this.authorized(req)) return unauthorized(res);
-        req.resume();
-        const reply = await this.backend.reload(url.searchParams.get('force') === 'true');
-        return sendJson(res, reply.status, reply.body);
-      }
-      default:
-        return sendJson(res, 404, { error: `no admin endpoint ${path}` });
+    if (route.requiresToken && !this.authorized(req)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return sendAdminError(res, ErrorCodes.UNAUTHORIZED, 'this admin call needs "Authorization: Bearer <admin.token>"');
     }
+    await route.handle(req, res, url);
   }
-}
-
-function methodNotAllowed(res: ServerResponse, allow: string): void {
-  res.setHeader('allow', allow);
-  sendJson(res, 405, { error: `method not allowed; use ${allow}` });
-}
-
-function unauthorized(res: ServerResponse): void {
-  res.setHeader('www-authenticate', 'Bearer');
-  sendJson(res, 401, { error: 'this admin call needs "Authorization: Bearer <admin.token>"' });
 }

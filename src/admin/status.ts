@@ -8,13 +8,11 @@
  * The JSON carries the window's raw counts next to the rates, so several
  * replicas merge by summing (mergeStatus).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../config/compile.js';
 import { bucketsOf, METRIC, sumOf } from '../metrics/names.js';
 import { labelKey as key, samplesFromJson, sumBy } from '../metrics/read.js';
 import type { MetricJson } from '../metrics/registry.js';
 import { histogramQuantile } from '../stats/histogram.js';
-import { sendJson, type AdminRoute } from './server.js';
 
 type Counts = Map<string, number>;
 
@@ -314,21 +312,6 @@ export class StatusView {
       upstreams,
       ...(dependencies && Object.keys(dependencies).length > 0 ? { dependencies } : {}),
     };
-  }
-
-  routes(): AdminRoute[] {
-    return [
-      {
-        method: 'GET',
-        path: '/status',
-        changesState: false,
-        handle: async (_req: IncomingMessage, res: ServerResponse) => {
-          const status = await this.describe();
-          if (!status) return sendJson(res, 503, { error: 'the gateway is starting' });
-          sendJson(res, 200, status);
-        },
-      },
-    ];
   }
 }
 

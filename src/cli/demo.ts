@@ -6,13 +6,13 @@
 import type { Command } from 'commander';
 import { formatAddress } from '../config/units.js';
 import type { Snapshot } from '../config/compile.js';
-import { startDemo } from '../demo/run.js';
 import type { DiffEvent } from '../diff/types.js';
 import { UsageError } from '../errors.js';
 import { Logger } from '../log/logger.js';
 import { renderEvent } from './diff.js';
 import { EXIT_OK } from './exit-codes.js';
-import { prettySink, terminalOutput } from './output.js';
+import { prettySink } from '../log/sinks.js';
+import { terminalOutput } from './output.js';
 
 interface DemoFlags {
   port: string;
@@ -58,6 +58,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   if (!Number.isFinite(rate) || rate < 0 || rate > 1000) throw new UsageError('--rate must be 0 to 1000');
   // Only warnings and errors: the demo's own screen says what happens.
   const logger = new Logger(prettySink(process.stderr), 'warn');
+  const { startDemo } = await import('../demo/run.js');
   const demo = await startDemo({ port: port(flags.port, '--port'), adminPort: port(flags.adminPort, '--admin-port'), logger, rate });
   const snapshot = demo.server.gateway.served();
   const admin = formatAddress(demo.server.gateway.addresses!.admin);

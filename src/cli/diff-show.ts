@@ -9,6 +9,7 @@ import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { adminJson } from '../admin/http-client.js';
 import type { StoredExample } from '../diff/examples.js';
+import { escapeSegment } from '../diff/paths.js';
 import type { ExampleBody, ExampleSide, JsonValue, PairExample } from '../diff/types.js';
 import { AdminRequestError, UsageError } from '../errors.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
@@ -45,7 +46,7 @@ Examples:
 }
 
 export async function showCommand(id: string | undefined, flags: ShowFlags, inherited: AdminFlags = {}): Promise<number> {
-  const { urls, token } = adminTargets(flags, inherited);
+  const { urls, access } = adminTargets(flags, inherited);
   const finding = flags.route !== undefined || flags.shadow !== undefined || flags.kind !== undefined || flags.path !== undefined;
   if (id !== undefined && finding) throw new UsageError('give an event id or --route/--shadow/--kind/--path, not both');
   if (id === undefined && !(flags.route && flags.shadow && flags.kind && flags.path !== undefined)) {
@@ -59,7 +60,7 @@ export async function showCommand(id: string | undefined, flags: ShowFlags, inhe
   let lastError: AdminRequestError | undefined;
   for (const url of urls) {
     try {
-      found = await adminJson<StoredExample>(url.href, path, token ? { token } : {});
+      found = await adminJson<StoredExample>(url.href, path, access);
       break;
     } catch (err) {
       if (!(err instanceof AdminRequestError) || err.status !== 404) throw err;
@@ -80,8 +81,6 @@ function marker(example: PairExample): (kind: string, path: string) => Mark {
   const noise = new Set(example.noise.map((m) => `${m.kind}\u0000${m.path}`));
   return (kind, path) => (differing.has(`${kind}\u0000${path}`) ? '!' : noise.has(`${kind}\u0000${path}`) ? '~' : ' ');
 }
-
-const escapeSegment = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Pretty JSON, one line per node; a marked node marks all its lines. */
 function jsonLines(value: JsonValue, markOf: (pointer: string) => Mark): { mark: Mark; text: string }[] {
@@ -129,7 +128,8 @@ function sideLines(role: string, side: ExampleSide, mark: (kind: string, path: s
     color.bold(`${role}: ${side.upstream}`) + color.dim(`  ${side.latencyMs}ms${side.clipped ? ', clipped' : ''}${side.note ? `, ${side.note}` : ''}`),
     paint(statusMark, side.status === null ? 'no answer' : `HTTP ${side.status}`),
   ];
-  for (const [name, value] of Object.entries(side.headers)) lines.push(paint(mark('header', name), `${name}: ${value}`));
+  // A gRPC answer's status is its grpc-status, shown among the headers and trailers.
+  for (const [name, value] of Object.entries(side.headers)) lines.push(paint(name === 'grpc-status' ? mark('status', name) : mark('header', name), `${name}: ${value}`));
   lines.push('');
   for (const line of bodyLines(side.body, (pointer) => mark('body', pointer))) lines.push(paint(line.mark, line.text));
   return lines;

@@ -6,7 +6,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { adminJson } from '../admin/http-client.js';
-import { followDiffs } from '../diff/follow.js';
+import { followDiffs } from '../admin/follow-diffs.js';
 import { mergeSummaries, type DiffSummary, type Finding, type PathSummary, type ShadowSummary } from '../diff/summary.js';
 import type { DiffEvent, Difference, JsonValue } from '../diff/types.js';
 import { addAdminOptions, adminTargets, wholeNumber, type AdminFlags } from './admin-options.js';
@@ -90,7 +90,7 @@ Examples:
 }
 
 export async function followCommand(flags: FollowFlags): Promise<number> {
-  const { urls, token } = adminTargets(flags);
+  const { urls, access } = adminTargets(flags);
   const limit = wholeNumber(flags.count, '--count', 1);
   const replay = wholeNumber(flags.replay, '--replay') ?? 0;
   const io = terminalOutput();
@@ -99,7 +99,7 @@ export async function followCommand(flags: FollowFlags): Promise<number> {
   const finished = new Promise<number>((resolve) => (finish = resolve));
 
   const follower = await followDiffs(urls, {
-    ...(token ? { token } : {}),
+    ...(access),
     ...(flags.route ? { route: flags.route } : {}),
     ...(flags.shadow ? { shadow: flags.shadow } : {}),
     ...(replay ? { replay } : {}),
@@ -126,10 +126,10 @@ export async function followCommand(flags: FollowFlags): Promise<number> {
 }
 
 export async function summaryCommand(flags: SummaryFlags, inherited: AdminFlags = {}): Promise<number> {
-  const { urls, token } = adminTargets(flags, inherited);
+  const { urls, access } = adminTargets(flags, inherited);
   const top = wholeNumber(flags.top, '--top') ?? 10;
   const path = '/diffs/summary' + queryString({ route: flags.route, shadow: flags.shadow });
-  const summaries = await Promise.all(urls.map((url) => adminJson<DiffSummary>(url.href, path, token ? { token } : {})));
+  const summaries = await Promise.all(urls.map((url) => adminJson<DiffSummary>(url.href, path, access)));
   const merged = urls.length === 1 ? summaries[0]! : mergeSummaries(summaries);
   const io = terminalOutput();
   if (flags.json) io.out(JSON.stringify(merged, null, 2));

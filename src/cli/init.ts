@@ -17,15 +17,25 @@ export function registerInit(program: Command, run: (action: () => Promise<numbe
     .action((flags: { config?: string }) => run(async () => initCommand(flags)));
 }
 
+const WRITE_FAILURES: Record<string, string> = {
+  EACCES: 'permission denied (EACCES)',
+  EPERM: 'operation not permitted (EPERM)',
+  ENOENT: 'its directory does not exist (ENOENT)',
+  ENOTDIR: 'a part of its path is not a directory (ENOTDIR)',
+  EISDIR: 'it is a directory (EISDIR)',
+  ENOSPC: 'no space left on the device (ENOSPC)',
+  EROFS: 'read-only file system (EROFS)',
+};
+
 export function initCommand(flags: { config?: string }): number {
   const file = resolveConfigPath(flags.config);
   try {
     writeFileSync(file, STARTER_CONFIG, { flag: 'wx' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new GatewayError(ErrorCodes.FILE_EXISTS, `${file} already exists; not overwriting it`);
-    }
-    throw new GatewayError(ErrorCodes.FILE_EXISTS, `cannot write ${file}: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new GatewayError(ErrorCodes.FILE_EXISTS, `${file} already exists; not overwriting it`);
+    // The real cause (EACCES, ENOENT for a missing directory, ENOSPC...), not "exists".
+    throw new GatewayError(ErrorCodes.FILE_WRITE_FAILED, `cannot write ${file}: ${WRITE_FAILURES[code ?? ''] ?? (err as Error).message}`, { cause: err });
   }
   const io = terminalOutput();
   io.out(`wrote ${file}`);

@@ -1,21 +1,18 @@
 /**
- * Terminal output: colour (off with NO_COLOR or when not a TTY), diagnostic
- * rendering, and the log sinks `serve` writes through.
+ * Terminal output: colour (off with NO_COLOR or when not a TTY, see
+ * log/sinks.ts), diagnostic rendering, tables, and the logger `serve` and
+ * `release run` write through.
  */
 import { Chalk, type ChalkInstance } from 'chalk';
 import { codeFrame, formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
-import { jsonLine, type LogRecord, type LogSink } from '../log/logger.js';
+import { UsageError } from '../errors.js';
+import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import { colorEnabled, jsonSink, prettySink } from '../log/sinks.js';
 
 export interface Output {
   readonly color: ChalkInstance;
   out(line: string): void;
   err(line: string): void;
-}
-
-export function colorEnabled(stream: NodeJS.WriteStream): boolean {
-  if (process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '') return false;
-  if (process.env['FORCE_COLOR'] !== undefined && process.env['FORCE_COLOR'] !== '0') return true;
-  return Boolean(stream.isTTY);
 }
 
 export function terminalOutput(): Output {
@@ -47,29 +44,6 @@ export function summaryLine(diagnostics: readonly Diagnostic[]): string {
   return parts.join(', ');
 }
 
-/** JSON lines on stdout: for journald and log shippers. */
-export function jsonSink(stream: NodeJS.WritableStream = process.stdout): LogSink {
-  return (record) => {
-    stream.write(jsonLine(record) + '\n');
-  };
-}
-
-/** One readable line per event, coloured on a terminal. */
-export function prettySink(stream: NodeJS.WriteStream = process.stdout): LogSink {
-  const color = new Chalk({ level: colorEnabled(stream) ? 1 : 0 });
-  const levelColor = { debug: color.gray, info: color.cyan, warn: color.yellow, error: color.red };
-  return (record: LogRecord) => {
-    const time = record.time.toISOString().slice(11, 23);
-    const fields = Object.entries(record.fields)
-      .filter(([, v]) => v !== undefined && (typeof v !== 'object' || v === null))
-      .map(([k, v]) => color.dim(`${k}=`) + String(v))
-      .join(' ');
-    stream.write(
-      `${color.dim(time)} ${levelColor[record.level](record.level.toUpperCase().padEnd(5))} ${record.message}${fields ? '  ' + fields : ''}\n`,
-    );
-  };
-}
-
 /**
  * Rows as aligned columns, two spaces apart. Widths come from the plain
  * text; `paint` colours a cell after padding so escapes never skew them.
@@ -86,4 +60,16 @@ export function table(rows: readonly (readonly string[])[], paint?: (text: strin
       .join('  ')
       .trimEnd(),
   );
+}
+
+export function defaultLogFormat(): string {
+  return process.stdout.isTTY ? 'pretty' : 'json';
+}
+
+export function makeLogger(flags: { logFormat?: string; logLevel?: string }): Logger {
+  const format = flags.logFormat ?? defaultLogFormat();
+  if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${format}"`);
+  const level = (flags.logLevel ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
+  return new Logger(format === 'json' ? jsonSink() : prettySink(), level);
 }

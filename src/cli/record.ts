@@ -31,9 +31,9 @@ Examples:
 }
 
 export async function recordExport(dependency: string, flags: AdminFlags): Promise<number> {
-  const { urls, token } = adminTargets(flags);
+  const { urls, access } = adminTargets(flags);
   const path = `/egress/recordings?dependency=${encodeURIComponent(dependency)}`;
-  const all = await Promise.all(urls.map((url) => adminJson<Simulation>(url.href, path, token ? { token } : {})));
+  const all = await Promise.all(urls.map((url) => adminJson<Simulation>(url.href, path, access)));
   const merged = all[0]!;
   for (const other of all.slice(1)) merged.data.pairs.push(...other.data.pairs);
   terminalOutput().out(JSON.stringify(merged, null, 2));

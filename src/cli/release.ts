@@ -1,47 +1,42 @@
 /**
  * `gatewayctl release`: see and steer progressive releases.
- *   release status  [--admin URL]... [--json]
- *   release pause|resume|promote|rollback ROUTE [--admin URL]...
+ *   release status  [--admin URL]... [--token T] [--json]
+ *   release pause|resume|promote|rollback ROUTE [--admin URL]... [--token T]
  *   release run     --admin URL... | --admin-dns NAME:PORT  [--prometheus URL [--selector S] [--header K:V]...] [--until-done]
+ * Every subcommand takes the shared admin flags (admin-options.ts).
  */
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
-import { adminJson, adminToken, DEFAULT_ADMIN_URL } from '../admin/http-client.js';
+import { adminJson, type AdminAccess } from '../admin/http-client.js';
 import { UsageError } from '../errors.js';
 import type { ReleaseView } from '../release/controller.js';
-import { ExternalReleaseRunner, releasesDone } from '../release/external.js';
-import { parseHeader, PrometheusClient } from '../release/prometheus.js';
-import { parseSelector } from '../release/promql.js';
-import { PrometheusEvidence, type EvidenceSource } from '../release/sources.js';
+import type { EvidenceSource } from '../release/sources.js';
 import type { ReleaseAction } from '../release/machine.js';
 import { parseDuration } from '../config/units.js';
+import { addAdminOptions, adminAccess, adminTargets, adminUrls, type AdminFlags } from './admin-options.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
-import { terminalOutput } from './output.js';
-import { makeLogger } from './serve.js';
+import { makeLogger, terminalOutput } from './output.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-interface AdminFlags {
-  admin?: string[];
-  token?: string;
+interface ReleaseFlags extends AdminFlags {
   json?: boolean;
 }
+
+/** An admin URL as given back to people and joined with paths: no trailing slash. */
+const base = (url: URL) => url.href.replace(/\/$/, '');
 
 export function registerRelease(program: Command, run: (action: () => Promise<number>) => void): void {
   const release = program
     .command('release')
     .description('progressive delivery: dark launch, canary steps, promotion, gated on live evidence');
 
-  release
-    .command('status')
-    .description('per route: step, weight, time in step, each gate against its limit, verdict')
-    .option('--admin <url>', `admin API of a gateway; repeat for each replica (default ${DEFAULT_ADMIN_URL})`, collect)
+  addAdminOptions(release.command('status').description('per route: step, weight, time in step, each gate against its limit, verdict'))
     .option('--json', 'print JSON')
-    .action((flags: AdminFlags) => run(() => statusCommand(flags)));
+    .action((flags: ReleaseFlags) => run(() => statusCommand(flags)));
 
   for (const action of ['pause', 'resume', 'promote', 'rollback'] as const) {
-    release
-      .command(`${action} <route>`)
+    addAdminOptions(release.command(`${action} <route>`))
       .description(
         {
           pause: 'hold the current step; nothing is judged until resumed',
@@ -50,15 +45,13 @@ export function registerRelease(program: Command, run: (action: () => Promise<nu
           rollback: 'send nothing to the candidate and stop mirroring to it',
         }[action],
       )
-      .option('--admin <url>', `admin API of a gateway; repeat for each replica (default ${DEFAULT_ADMIN_URL})`, collect)
-      .option('--token <token>', 'admin token (default $GATEWAYCTL_ADMIN_TOKEN)')
-      .action((route: string, flags: AdminFlags) => run(() => actionCommand(action, route, flags)));
+      .action((route: string, flags: ReleaseFlags) => run(() => actionCommand(action, route, flags)));
   }
 
-  release
-    .command('run')
-    .description('drive releases with "controller: external" across replicas, so all are on the same step')
-    .option('--admin <url>', 'admin API of each replica (repeat; the first leads)', collect)
+  addAdminOptions(
+    release.command('run').description('drive releases with "controller: external" across replicas, so all are on the same step'),
+    'admin API of each replica, URL or HOST:PORT (repeat; the first leads)',
+  )
     .option('--admin-dns <name:port>', 'find the replicas: every address NAME resolves to, on each check (e.g. a headless Service)', collect)
     .option('--prometheus <url>', 'read the evidence from Prometheus (or Mimir, Thanos...) instead of the replicas; a path prefix is kept')
     .option('--selector <matchers>', 'scope every Prometheus query, e.g. \'{job="gatewayctl",namespace="prod"}\'')
@@ -67,7 +60,6 @@ export function registerRelease(program: Command, run: (action: () => Promise<nu
     .option('--prometheus-ca <file>', 'PEM CA that signed the Prometheus certificate (https)')
     .option('--prometheus-insecure', 'do not verify the Prometheus certificate (testing only)')
     .option('--scrape-interval <duration>', "Prometheus' scrape interval of the gateways (default: learnt from the samples)")
-    .option('--token <token>', 'admin token (default $GATEWAYCTL_ADMIN_TOKEN)')
     .option('--every <duration>', 'how often to check', '2s')
     .option('--until-done', 'exit once every external release is finished: 0 if all were promoted, 1 if any was rolled back or stopped')
     .option('--log-format <format>', 'json or pretty', process.stdout.isTTY ? 'pretty' : 'json')
@@ -88,7 +80,7 @@ Examples:
     .action((flags: RunFlags) => run(() => runCommand(flags)));
 }
 
-interface RunFlags extends AdminFlags {
+interface RunFlags extends ReleaseFlags {
   adminDns?: string[];
   prometheus?: string;
   selector?: string;
@@ -103,10 +95,11 @@ interface RunFlags extends AdminFlags {
   logLevel: string;
 }
 
-async function statusCommand(flags: AdminFlags): Promise<number> {
-  const admins = flags.admin?.length ? flags.admin : [DEFAULT_ADMIN_URL];
+async function statusCommand(flags: ReleaseFlags): Promise<number> {
+  const { urls, access } = adminTargets(flags);
+  const admins = urls.map(base);
   const io = terminalOutput();
-  const replies = await Promise.all(admins.map(async (admin) => ({ admin, ...(await adminJson<{ releases: ReleaseView[] }>(admin, '/releases')) })));
+  const replies = await Promise.all(admins.map(async (admin) => ({ admin, ...(await adminJson<{ releases: ReleaseView[] }>(admin, '/releases', access)) })));
   if (flags.json) {
     io.out(JSON.stringify(admins.length === 1 ? replies[0]!.releases : replies, null, 2));
     return EXIT_OK;
@@ -147,15 +140,11 @@ function formatMs(ms: number): string {
   return `${Math.round(ms / 60_000)}m`;
 }
 
-async function actionCommand(action: ReleaseAction, route: string, flags: AdminFlags): Promise<number> {
-  const admins = flags.admin?.length ? flags.admin : [DEFAULT_ADMIN_URL];
-  const token = adminToken(flags.token);
+async function actionCommand(action: ReleaseAction, route: string, flags: ReleaseFlags): Promise<number> {
+  const { urls, access } = adminTargets(flags);
   const io = terminalOutput();
-  for (const admin of admins) {
-    const view = await adminJson<ReleaseView>(admin, `/releases/${encodeURIComponent(route)}/${action}`, {
-      method: 'POST',
-      ...(token ? { token } : {}),
-    });
+  for (const admin of urls.map(base)) {
+    const view = await adminJson<ReleaseView>(admin, `/releases/${encodeURIComponent(route)}/${action}`, { ...access, method: 'POST' });
     const where = view.status === 'running' || view.status === 'paused' ? ` at ${view.step}` : '';
     io.out(`${admin}: ${view.route} ${view.status}${where} (weight ${view.weight}%)`);
   }
@@ -168,7 +157,7 @@ function durationFlag(flag: string, value: string): number {
   return parsed.value;
 }
 
-function evidenceSource(flags: RunFlags): EvidenceSource | undefined {
+async function evidenceSource(flags: RunFlags): Promise<EvidenceSource | undefined> {
   if (!flags.prometheus) {
     for (const [flag, given] of [
       ['--selector', flags.selector],
@@ -181,6 +170,11 @@ function evidenceSource(flags: RunFlags): EvidenceSource | undefined {
     }
     return undefined;
   }
+  const [{ parseHeader, PrometheusClient }, { parseSelector }, { PrometheusEvidence }] = await Promise.all([
+    import('../release/prometheus.js'),
+    import('../release/promql.js'),
+    import('../release/sources.js'),
+  ]);
   const headers: Record<string, string> = {};
   for (const h of flags.header ?? []) {
     const parsed = parseHeader(h);
@@ -204,16 +198,19 @@ async function runCommand(flags: RunFlags): Promise<number> {
   }
   const every = durationFlag('--every', flags.every);
   const logger = makeLogger({ logFormat: flags.json ? 'json' : flags.logFormat, logLevel: flags.logLevel });
-  const token = adminToken(flags.token);
-  const evidence = evidenceSource(flags);
+  const access: AdminAccess = adminAccess(flags);
+  const admins = adminUrls(flags.admin ?? []).map(base);
+  const evidence = await evidenceSource(flags);
+  // The runner is loaded for `release run` alone: the other commands never load it.
+  const { ExternalReleaseRunner, releasesDone } = await import('../release/external.js');
   const runner = new ExternalReleaseRunner({
-    admins: flags.admin ?? [],
+    admins,
     ...(flags.adminDns?.length ? { adminDns: flags.adminDns } : {}),
     ...(evidence ? { evidence } : {}),
-    ...(token ? { token } : {}),
+    access,
     logger,
   });
-  const where = [...(flags.admin ?? []), ...(flags.adminDns ?? []).map((d) => `${d} (DNS)`)].join(', ');
+  const where = [...admins, ...(flags.adminDns ?? []).map((d) => `${d} (DNS)`)].join(', ');
   logger.info('release.run', `driving external releases on ${where} every ${flags.every}, evidence from ${evidence?.description ?? "the replicas' /metrics"}`);
   let stopped = false;
   let wake: (() => void) | undefined;

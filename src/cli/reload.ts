@@ -52,12 +52,12 @@ Examples:
 }
 
 export async function reloadCommand(flags: ReloadFlags): Promise<number> {
-  const { urls, token } = adminTargets(flags);
+  const { urls, access } = adminTargets(flags);
   const io = terminalOutput();
   let refused = 0;
   for (const url of urls) {
     // A JSON body: state-changing admin calls may require application/json.
-    const response = await adminRequest(url.href, flags.force ? '/reload?force=true' : '/reload', { method: 'POST', body: {}, ...(token ? { token } : {}) });
+    const response = await adminRequest(url.href, flags.force ? '/reload?force=true' : '/reload', { method: 'POST', body: {}, ...(access) });
     let body: ReloadReplyBody;
     try {
       body = JSON.parse(response.text) as ReloadReplyBody;

@@ -8,13 +8,10 @@ import { availableParallelism } from 'node:os';
 import { resolveConfigPath } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
-import { Logger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import { LOG_LEVELS, type Logger } from '../log/logger.js';
 import type { Gateway } from '../control/gateway.js';
-import { startServer } from '../control/server-factory.js';
-import { serviceNotifier } from '../control/service-notify.js';
-import { autoWorkers, cgroupMemoryLimit } from '../control/worker-count.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
-import { jsonSink, prettySink, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
+import { defaultLogFormat, makeLogger, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 
 export interface ServeFlags {
   config?: string;
@@ -52,21 +49,10 @@ Examples:
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
 }
 
-function defaultLogFormat(): string {
-  return process.stdout.isTTY ? 'pretty' : 'json';
-}
-
-export function makeLogger(flags: { logFormat?: string; logLevel?: string }): Logger {
-  const format = flags.logFormat ?? defaultLogFormat();
-  if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${format}"`);
-  const level = (flags.logLevel ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
-  return new Logger(format === 'json' ? jsonSink() : prettySink(), level);
-}
-
-export function parseWorkers(value: string | undefined, logger?: Logger): number {
+async function parseWorkers(value: string | undefined, logger?: Logger): Promise<number> {
   if (value === undefined) return 1;
   if (value === 'auto') {
+    const { autoWorkers, cgroupMemoryLimit } = await import('../control/worker-count.js');
     const budget = autoWorkers(availableParallelism(), cgroupMemoryLimit());
     if (budget.limitedByMemory) {
       const mib = Math.round(budget.memoryLimitBytes! / 1048576);
@@ -82,10 +68,12 @@ export function parseWorkers(value: string | undefined, logger?: Logger): number
 
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const logger = makeLogger(flags);
-  const workers = parseWorkers(flags.workers, logger);
+  const workers = await parseWorkers(flags.workers, logger);
   const drainDelay = flags.drainDelay === undefined ? { ok: true as const, value: 0 } : parseDuration(flags.drainDelay);
   if (!drainDelay.ok) throw new UsageError(`--drain-delay: ${drainDelay.error}`);
   const file = resolveConfigPath(flags.config);
+  // Loaded here, not at the top: the other commands (validate above all) never load the gateway.
+  const [{ startServer }, { serviceNotifier }] = await Promise.all([import('../control/server-factory.js'), import('../control/service-notify.js')]);
   const notifier = serviceNotifier(logger);
   let gateway: Gateway;
   try {

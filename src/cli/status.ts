@@ -31,8 +31,8 @@ Examples:
 }
 
 export async function statusCommand(flags: StatusFlags): Promise<number> {
-  const { urls, token } = adminTargets(flags);
-  const all = await Promise.all(urls.map((url) => adminJson<GatewayStatus>(url.href, '/status', token ? { token } : {})));
+  const { urls, access } = adminTargets(flags);
+  const all = await Promise.all(urls.map((url) => adminJson<GatewayStatus>(url.href, '/status', access)));
   const status = mergeStatus(all);
   const io = terminalOutput();
   if (flags.json) io.out(JSON.stringify(status, null, 2));

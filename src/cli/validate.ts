@@ -4,9 +4,9 @@
  */
 import type { Command } from 'commander';
 import { compileSnapshot } from '../config/compile.js';
+import { diagnosticJson } from '../config/diagnostics.js';
 import { resolveConfigPath } from '../config/load.js';
 import { validateConfigFile } from '../config/validate.js';
-import { diagnosticJson } from '../control/gateway.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 

@@ -11,7 +11,7 @@ import { StickyPicker } from '../routing/sticky.js';
 import { SmoothWeightedPicker } from '../routing/weighted.js';
 import { clientTls, type ClientTls } from '../tls/upstream.js';
 import type { DependencyConfig, DiffConfig, GatewayConfig, RouteConfig, ShadowConfig, UpstreamConfig, UpstreamTlsConfig } from './types.js';
-import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETRY_DEFAULTS } from './types.js';
+import { defaultsAt, outlierDetectionConfig, retryConfig } from './defaults.js';
 
 export interface CompiledUpstream {
   readonly name: string;
@@ -76,6 +76,7 @@ export interface CompiledRoute {
 }
 
 export interface SnapshotMeta {
+  /** Generation of the config it serves (gatewayctl_config_generation, GET /config). */
   readonly generation: number;
   /** Path of the config file it came from. */
   readonly source: string;
@@ -83,6 +84,13 @@ export interface SnapshotMeta {
 }
 
 export interface Snapshot extends SnapshotMeta {
+  /**
+   * Counts the snapshots compiled for serving, a release's moves included
+   * (they keep the config generation): unique per applied snapshot, so a
+   * worker's acknowledgement names exactly the snapshot it took. 0 outside
+   * serving (validate).
+   */
+  readonly servedGeneration: number;
   readonly config: GatewayConfig;
   /** sha256 of the normalized config: equal hashes mean equal behaviour. */
   readonly hash: string;
@@ -95,11 +103,18 @@ export interface Snapshot extends SnapshotMeta {
   route(facts: RequestFacts): CompiledRoute | undefined;
 }
 
+/** Hashes of frozen (validated) configs: the reload decision and the snapshot share one. */
+const hashes = new WeakMap<GatewayConfig, string>();
+
 export function configHash(config: GatewayConfig): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+  const known = hashes.get(config);
+  if (known !== undefined) return known;
+  const hash = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+  if (Object.isFrozen(config)) hashes.set(config, hash);
+  return hash;
 }
 
-export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snapshot {
+export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta & { readonly servedGeneration?: number }): Snapshot {
   const upstreams = new Map<string, CompiledUpstream>();
   for (const u of Object.values(config.upstreams)) upstreams.set(u.name, compileUpstream(u, config.timeouts.upstreamMs));
   const dependencies = new Map<string, CompiledDependency>();
@@ -119,7 +134,10 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
   const routes = config.routes.map((route, index) => compileRoute(route, index, upstream));
   const routeCount = routes.length;
   const snapshot: Snapshot = {
-    ...meta,
+    generation: meta.generation,
+    servedGeneration: meta.servedGeneration ?? 0,
+    source: meta.source,
+    loadedAt: meta.loadedAt,
     config,
     hash: configHash(config),
     routes,
@@ -139,17 +157,18 @@ export function compileSnapshot(config: GatewayConfig, meta: SnapshotMeta): Snap
 
 /** An upstream of one URL with every default (an egress dependency's). */
 function singleUrlUpstream(name: string, url: string, tls: UpstreamTlsConfig | undefined): UpstreamConfig {
+  const defaults = defaultsAt('upstreams.*');
   return {
     name,
     url,
-    endpoints: [{ name: '0', url, weight: 1 }],
+    endpoints: [{ name: '0', url, weight: defaultsAt('upstreams.*.endpoints.*')['weight'] }],
     healthCheck: undefined,
-    outlierDetection: OUTLIER_DEFAULTS,
-    retry: RETRY_DEFAULTS,
-    poolTimeoutMs: CONNECT_TIMEOUT_DEFAULT_MS,
+    outlierDetection: outlierDetectionConfig(),
+    retry: retryConfig(),
+    poolTimeoutMs: defaults['connectTimeout'],
     timeoutMs: undefined,
-    connectTimeoutMs: CONNECT_TIMEOUT_DEFAULT_MS,
-    maxSockets: MAX_SOCKETS_DEFAULT,
+    connectTimeoutMs: defaults['connectTimeout'],
+    maxSockets: defaults['maxSockets'],
     ...(tls ? { tls } : {}),
   };
 }

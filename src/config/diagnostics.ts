@@ -90,3 +90,8 @@ export function didYouMean(name: string, candidates: Iterable<string>): string {
   const hint = closest(name, candidates);
   return hint ? ` (did you mean "${hint}"?)` : '';
 }
+
+/** A diagnostic as JSON (validate --json, the admin API's reload answers). */
+export function diagnosticJson(d: Diagnostic): Record<string, unknown> {
+  return { severity: d.severity, message: d.message, path: d.path, line: d.line, column: d.column, code: d.code };
+}

@@ -8,7 +8,7 @@ import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 
 interface BaseSpec {
   readonly description?: string;
-  /** Default shown in the JSON Schema and the docs; applied in normalize.ts. */
+  /** The built-in value: shown in the JSON Schema and the docs, applied by validate.ts (through defaults.ts). */
   readonly default?: unknown;
 }
 
@@ -293,6 +293,13 @@ const upstreamObject: ObjectSpec = {
       description: 'Most connections open to this upstream at once (keep-alive pool size).',
       default: 256,
     },
+    protocol: {
+      type: 'string',
+      enum: ['http1', 'h2', 'h2c'],
+      default: 'http1',
+      description:
+        'How requests reach this upstream: http1 (HTTP/1.1, WebSocket too); h2 (HTTP/2 over TLS, an https:// URL); h2c (cleartext HTTP/2, an http:// URL). gRPC upstreams need h2 or h2c. HTTP/2 uses one pooled session per endpoint and carries trailers both ways.',
+    },
     tls: upstreamTls,
   },
 };
@@ -432,6 +439,13 @@ const diffSettings: ObjectSpec = {
     },
     baseline: name('A second instance of the primary version; differences it shows too are noise.'),
     maxBodyBytes: size('Largest response body captured per side for comparison.', '1mb'),
+    protoDescriptors: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description:
+        'FileDescriptorSet (protoc --include_imports --descriptor_set_out) declaring the services this route serves: gRPC answers are compared with field names ("/items/0/name"), else by field number ("/1/3"); relative to the config file.',
+    },
   },
 };
 
@@ -606,6 +620,10 @@ const route: ObjectSpec = {
           patternHint: 'a host name, or *.example.com',
           description: 'Host header (port ignored, case-insensitive); "*.example.com" matches subdomains.',
         },
+        grpc: {
+          type: 'boolean',
+          description: 'true: only gRPC calls (content-type application/grpc, application/grpc+proto, ...); false: only other requests. Match a service or method with prefix: /package.Service or /package.Service/Method.',
+        },
       },
     },
     paths: pathsSpec('How this route treats request paths; default: the top-level paths.'),
@@ -682,6 +700,24 @@ const limits: ObjectSpec = {
       description: 'Client connections open at once from one peer address; beyond it refused (429). trustedProxies are exempt. Default: no limit.',
     },
     recordBytes: size('Live egress calls kept for pairing with dark ones; beyond it the oldest go first (counted).', '64mb'),
+    h2MaxConcurrentStreams: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+      default: 100,
+      description: 'HTTP/2 clients: streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM, and a client that keeps opening them loses the connection (GOAWAY).',
+    },
+    h2MaxResetsPerSecond: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100000,
+      default: 200,
+      description: 'HTTP/2 clients: streams a connection may cancel (RST_STREAM) per second, averaged over 10 s; beyond it the connection is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487).',
+    },
+    h2MaxSessionMemory: size(
+      'HTTP/2 clients: memory one connection may hold in its protocol state (header tables, queued frames); beyond it new streams are refused with ENHANCE_YOUR_CALM. Header size and count are bounded by maxHeaderBytes and maxHeaderCount, as for HTTP/1.1.',
+      '10mb',
+    ),
   },
 };
 
@@ -740,16 +776,18 @@ const dependency: ObjectSpec = {
   },
 };
 
+const hostPort: AddressSpec = { type: 'address', description: '"host:port" or a port number.' };
+
 const admin: UnionSpec = {
   type: 'union',
   description: 'Admin API address, loopback unless you say otherwise.',
   default: '127.0.0.1:9901',
-  scalar: { type: 'address', description: '"host:port" or a port number.' },
+  scalar: hostPort,
   map: {
     type: 'object',
     required: ['listen'],
     properties: {
-      listen: { type: 'address', description: '"host:port" or a port number.' },
+      listen: hostPort,
       token: {
         type: 'string',
         minLength: 16,
@@ -773,7 +811,25 @@ export const configSpec: ObjectSpec = {
   required: ['upstreams', 'routes'],
   properties: {
     version: { type: 'integer', minimum: 1, maximum: 1, default: 1, description: 'Config format version.' },
-    listen: { type: 'address', default: '0.0.0.0:8080', description: 'Gateway address: "host:port" or a port.' },
+    listen: {
+      type: 'union',
+      default: '0.0.0.0:8080',
+      description: 'Gateway address: "host:port" or a port, or {address, h2c}.',
+      scalar: hostPort,
+      map: {
+        type: 'object',
+        required: ['address'],
+        properties: {
+          address: hostPort,
+          h2c: {
+            type: 'boolean',
+            default: false,
+            description:
+              'Also serve cleartext HTTP/2 (prior knowledge, as gRPC clients speak it) on this listener, beside HTTP/1.1. With tls, HTTP/2 is offered by ALPN whatever this says.',
+          },
+        },
+      },
+    },
     admin,
     upstreams: {
       type: 'map',
@@ -818,10 +874,5 @@ export const configSpec: ObjectSpec = {
     },
   },
 };
-
-/** Built-in default values, keyed by the property names above. */
-export function specDefault<T>(spec: ObjectSpec, key: string): T {
-  return spec.properties[key]!.default as T;
-}
 
 export { DURATION_PATTERN, SIZE_PATTERN };

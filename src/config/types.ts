@@ -37,12 +37,6 @@ export interface RetryConfig {
   readonly budgetPercent: number;
 }
 
-/** Defaults of an upstream's settings, shared by the validator and by upstreams made from a plain URL. */
-export const OUTLIER_DEFAULTS: OutlierDetectionConfig = { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 };
-export const RETRY_DEFAULTS: RetryConfig = { attempts: 2, on: ['connect', 'reset'], budgetPercent: 20 };
-export const CONNECT_TIMEOUT_DEFAULT_MS = 5000;
-export const MAX_SOCKETS_DEFAULT = 256;
-
 export interface UpstreamConfig {
   readonly name: string;
   /** The first endpoint's URL (scheme and base path are shared by all endpoints). */
@@ -59,7 +53,11 @@ export interface UpstreamConfig {
   readonly maxSockets: number;
   /** How an https:// upstream is verified; absent: system CAs, the URL's host. */
   readonly tls?: UpstreamTlsConfig;
+  /** How requests reach it; absent means http1. */
+  readonly protocol?: UpstreamProtocol;
 }
+
+export type UpstreamProtocol = 'http1' | 'h2' | 'h2c';
 
 /** Settings for verifying an https:// upstream (see src/tls/upstream.ts). */
 export interface UpstreamTlsConfig {
@@ -98,6 +96,8 @@ export interface RouteMatchConfig {
   readonly headers: Readonly<Record<string, string>> | undefined;
   /** Lower-cased; may start with "*.". */
   readonly host: string | undefined;
+  /** true: gRPC calls only; false: anything else; absent: both. */
+  readonly grpc?: boolean | undefined;
 }
 
 export interface BackendConfig {
@@ -135,6 +135,8 @@ export interface DiffConfig {
   /** JSON Pointer patterns of arrays compared as multisets. */
   readonly unordered: readonly string[];
   readonly latency: { readonly maxRatio: number };
+  /** Absolute path of a FileDescriptorSet: gRPC answers are compared with field names. */
+  readonly protoDescriptors?: string;
 }
 
 export interface NumberTolerance {
@@ -202,6 +204,10 @@ export interface LimitsConfig {
   readonly maxConnectionsPerClient?: number | undefined;
   /** Live egress calls kept for pairing, in bytes. */
   readonly recordBytes: number;
+  /** HTTP/2 clients (serving/h2.ts); absent in hand-built configs: the defaults. */
+  readonly h2MaxConcurrentStreams?: number;
+  readonly h2MaxResetsPerSecond?: number;
+  readonly h2MaxSessionMemory?: number;
 }
 
 export interface TimeoutsConfig {
@@ -277,7 +283,8 @@ export interface DependencyConfig {
 
 export interface GatewayConfig {
   readonly version: 1;
-  readonly listen: ListenAddress;
+  /** `h2c`: cleartext HTTP/2 beside HTTP/1.1 on the listener (absent: off). */
+  readonly listen: ListenAddress & { readonly h2c?: boolean };
   readonly admin: AdminConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];

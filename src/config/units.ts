@@ -106,10 +106,3 @@ export function addressesClash(a: ListenAddress, b: ListenAddress): boolean {
   if (a.port === 0 || b.port === 0 || a.port !== b.port) return false;
   return a.host === b.host || isWildcardHost(a.host) || isWildcardHost(b.host);
 }
-
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0 && ms > 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}

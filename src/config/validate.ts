@@ -11,7 +11,11 @@ import { checkDependencies, checkEgress, type EgressReporter } from '../egress/c
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
+import { readDescriptorSet } from './descriptor-file.js';
+import { serviceOfPrefix } from '../protobuf/descriptors.js';
 import { isSecretHeader } from '../diff/secrets.js';
+import { compileMatcher, type RequestFacts } from '../routing/matcher.js';
+import { defaultsAt, outlierDetectionConfig, retryConfig } from './defaults.js';
 import { ACCESS_LOG_FIELDS, configSpec } from './schema.js';
 import { INVALID, childPath, shapeDocument, type Position } from './shape.js';
 import type {
@@ -33,14 +37,11 @@ import type {
   EscapedSlashes,
   EndpointConfig,
   HealthCheckConfig,
-  OutlierDetectionConfig,
-  RetryConfig,
-  RetryOn,
 } from './types.js';
-import { CONNECT_TIMEOUT_DEFAULT_MS, MAX_SOCKETS_DEFAULT, OUTLIER_DEFAULTS, RETRY_DEFAULTS } from './types.js';
 import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from './units.js';
 
-export const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+/** Methods mirrored by default: those without side effects. */
+export const SAFE_METHODS: readonly string[] = defaultsAt('routes.*.shadow.*')['methods'];
 
 /** Routes in one config: far above a real one; every route is compared with those before it. */
 export const MAX_ROUTES = 5_000;
@@ -70,6 +71,11 @@ export function validateConfigSource(source: ConfigSource, env: NodeJS.ProcessEn
 }
 
 type Raw = Record<string, any>;
+
+/** A mapping's written values over the schema's defaults for it. */
+function withDefaults(path: string, written: Raw): Raw {
+  return { ...defaultsAt(path), ...written };
+}
 
 class MeaningChecker {
   /** Relative file paths in the config (certificates) are relative to the config file. */
@@ -116,19 +122,24 @@ class MeaningChecker {
 
   normalize(raw: Raw): GatewayConfig | undefined {
     this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
-    const listen = withHost(raw['listen'] as ListenAddress | undefined, '0.0.0.0', { host: '0.0.0.0', port: 8080 });
+    const top = defaultsAt('');
+    const listenRaw = raw['listen'];
+    const listenForm = listenRaw !== null && typeof listenRaw === 'object' && 'address' in (listenRaw as Raw) ? (listenRaw as Raw) : undefined;
+    const listenAddress = withHost((listenForm ? listenForm['address'] : listenRaw) as ListenAddress | undefined, '0.0.0.0', top['listen']);
+    const listen = listenForm?.['h2c'] === true ? { ...listenAddress, h2c: true } : listenAddress;
     const admin = this.admin(raw['admin']);
     if (addressesClash(listen, admin)) {
       this.error('admin', 'address-clash', `admin address ${formatAddress(admin)} clashes with listen ${formatAddress(listen)}`);
     }
     const upstreams = this.upstreams(obj(raw['upstreams']), raw['upstreams'] !== undefined);
     const trustedProxies = this.trustedProxies(list(raw['trustedProxies']));
-    const paths = { escapedSlashes: (obj(raw['paths'])['escapedSlashes'] ?? 'reject') as EscapedSlashes };
+    const paths = { escapedSlashes: withDefaults('paths', obj(raw['paths']))['escapedSlashes'] as EscapedSlashes };
     this.escapedSlashes = paths.escapedSlashes;
     const routes = this.routes(list(raw['routes']), upstreams, raw['routes'] !== undefined);
+    this.checkHttp2Reach(routes, upstreams);
     const limits = this.limits(obj(raw['limits']));
     const timeouts = this.timeouts(obj(raw['timeouts']));
-    const stateDir = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : './state';
+    const stateDir: string = typeof raw['stateDir'] === 'string' ? raw['stateDir'] : top['stateDir'];
     const tls = raw['tls'] !== undefined ? checkListenerTls(obj(raw['tls']), this.baseDir, { listen, admin }, this.reporter) : undefined;
     if (tls) checkRouteHosts(list(raw['routes']), tls.names, this.reporter);
     const egressReporter: EgressReporter = {
@@ -163,7 +174,7 @@ class MeaningChecker {
   }
 
   private admin(raw: unknown): AdminConfig {
-    const fallback = { host: '127.0.0.1', port: 9901 };
+    const fallback: ListenAddress = defaultsAt('')['admin'];
     let address: ListenAddress;
     let token: string | undefined;
     let allowedHosts: string[] = [];
@@ -191,28 +202,57 @@ class MeaningChecker {
     const out: Record<string, UpstreamConfig> = Object.create(null);
     for (const [name, value] of Object.entries(raw)) {
       const path = childPath('upstreams', name);
-      const spec = typeof value === 'string' ? { url: value } : obj(value);
+      const spec = withDefaults('upstreams.*', typeof value === 'string' ? { url: value } : obj(value));
       const endpoints = this.endpoints(spec, typeof value === 'string' ? path : undefined, path);
       if (!endpoints) continue;
       const url = endpoints[0]!.url;
       const tls = checkUpstreamTls(spec['tls'], new URL(url), path, this.baseDir, this.reporter);
-      const connectTimeoutMs = spec['connectTimeout'] ?? CONNECT_TIMEOUT_DEFAULT_MS;
+      const connectTimeoutMs: number = spec['connectTimeout'];
       out[name] = {
         name,
         url,
         endpoints,
         healthCheck: this.healthCheck(spec['healthCheck']),
-        outlierDetection: this.outlierDetection(obj(spec['outlierDetection'])),
-        retry: this.retry(obj(spec['retry'])),
+        outlierDetection: outlierDetectionConfig(obj(spec['outlierDetection'])),
+        retry: retryConfig(obj(spec['retry'])),
         poolTimeoutMs: spec['poolTimeout'] ?? connectTimeoutMs,
         timeoutMs: spec['timeout'],
         connectTimeoutMs,
-        maxSockets: spec['maxSockets'] ?? MAX_SOCKETS_DEFAULT,
+        maxSockets: spec['maxSockets'],
         ...(tls ? { tls } : {}),
+        ...(spec['protocol'] && spec['protocol'] !== 'http1' ? { protocol: spec['protocol'] } : {}),
       };
+      this.checkProtocol(spec['protocol'], url, path);
     }
     if (present && Object.keys(raw).length === 0) this.error('upstreams', 'range', 'upstreams: define at least one upstream');
     return out;
+  }
+
+  /**
+   * HTTP/2 upstreams are reached by HTTP/2 requests only, for now: an
+   * HTTP/1.1 request to one gets 502, and shadow copies to one fail.
+   */
+  private checkHttp2Reach(routes: readonly RouteConfig[], upstreams: Record<string, UpstreamConfig>): void {
+    const h2 = (name: string) => upstreams[name]?.protocol !== undefined && upstreams[name]?.protocol !== 'http1';
+    routes.forEach((route, i) => {
+      const path = `routes[${i}]`;
+      if (route.backends.some((b) => h2(b.upstream)) && route.match.grpc !== true) {
+        this.warn(path, 'http2-only', `${path}: route "${route.name}" has an h2/h2c backend: only HTTP/2 clients (h2c or TLS listener) reach it; HTTP/1.1 requests get 502`);
+      }
+      if (route.shadow.some((s) => h2(s.upstream))) {
+        this.warn(path, 'http2-shadow', `${path}: route "${route.name}" mirrors to an h2/h2c upstream: shadow copies are sent over HTTP/1.1 and will fail`);
+      }
+    });
+  }
+
+  /** HTTP/2 over TLS needs an https:// URL; cleartext h2c an http:// one. */
+  private checkProtocol(protocol: unknown, url: string, path: string): void {
+    const secure = url.startsWith('https:');
+    if (protocol === 'h2' && !secure) {
+      this.error(childPath(path, 'protocol'), 'protocol', `${path}.protocol: h2 is HTTP/2 over TLS and needs an https:// URL (use h2c for cleartext HTTP/2)`);
+    } else if (protocol === 'h2c' && secure) {
+      this.error(childPath(path, 'protocol'), 'protocol', `${path}.protocol: h2c is cleartext HTTP/2 and needs an http:// URL (use h2 over TLS)`);
+    }
   }
 
   /**
@@ -222,14 +262,14 @@ class MeaningChecker {
   private endpoints(spec: Raw, scalarPath: string | undefined, path: string): EndpointConfig[] | undefined {
     if (typeof spec['url'] === 'string') {
       const url = this.upstreamUrl(spec['url'], scalarPath ?? childPath(path, 'url'));
-      return url ? [{ name: '0', url, weight: 1 }] : undefined;
+      return url ? [{ name: '0', url, weight: defaultsAt('upstreams.*.endpoints.*')['weight'] }] : undefined;
     }
     const out: EndpointConfig[] = [];
     const names = new Set<string>();
     let invalid = false;
     list(spec['endpoints']).forEach((item, i) => {
       const ep = childPath(childPath(path, 'endpoints'), i);
-      const entry = typeof item === 'string' ? { url: item } : obj(item);
+      const entry = withDefaults('upstreams.*.endpoints.*', typeof item === 'string' ? { url: item } : obj(item));
       if (typeof entry['url'] !== 'string') return void (invalid = true);
       const url = this.upstreamUrl(entry['url'], typeof item === 'string' ? ep : childPath(ep, 'url'));
       if (!url) return void (invalid = true);
@@ -248,12 +288,13 @@ class MeaningChecker {
           invalid = true;
         }
       }
-      out.push({ name, url, weight: (entry['weight'] as number | undefined) ?? 1 });
+      out.push({ name, url, weight: entry['weight'] });
     });
     return invalid || out.length === 0 ? undefined : out;
   }
 
-  private accessLog(a: Raw): AccessLogConfig | undefined {
+  private accessLog(written: Raw): AccessLogConfig | undefined {
+    const a = withDefaults('accessLog', written);
     if (typeof a['path'] !== 'string') return undefined;
     const headers = strings(a['headers']).map((h) => h.toLowerCase());
     headers.forEach((h, i) => {
@@ -263,7 +304,7 @@ class MeaningChecker {
     });
     return {
       path: a['path'] === 'stdout' ? 'stdout' : resolve(this.baseDir, a['path']),
-      format: a['format'] ?? 'json',
+      format: a['format'],
       fields: a['fields'] ? [...new Set(strings(a['fields']))] : [...ACCESS_LOG_FIELDS],
       headers: [...new Set(headers)],
     };
@@ -271,30 +312,15 @@ class MeaningChecker {
 
   private healthCheck(raw: unknown): HealthCheckConfig | undefined {
     if (raw === undefined) return undefined;
-    const h = obj(raw);
+    const h = withDefaults('upstreams.*.healthCheck', obj(raw));
     if (typeof h['path'] !== 'string') return undefined;
     return {
       path: h['path'],
-      intervalMs: h['interval'] ?? 5000,
-      timeoutMs: h['timeout'] ?? 1000,
-      healthyThreshold: h['healthyThreshold'] ?? 2,
-      unhealthyThreshold: h['unhealthyThreshold'] ?? 3,
+      intervalMs: h['interval'],
+      timeoutMs: h['timeout'],
+      healthyThreshold: h['healthyThreshold'],
+      unhealthyThreshold: h['unhealthyThreshold'],
     };
-  }
-
-  private outlierDetection(o: Raw): OutlierDetectionConfig {
-    return {
-      consecutiveFailures: o['consecutiveFailures'] ?? OUTLIER_DEFAULTS.consecutiveFailures,
-      baseEjectionMs: o['baseEjectionTime'] ?? OUTLIER_DEFAULTS.baseEjectionMs,
-      maxEjectionPercent: o['maxEjectionPercent'] ?? OUTLIER_DEFAULTS.maxEjectionPercent,
-    };
-  }
-
-  private retry(r: Raw): RetryConfig {
-    const on = Array.isArray(r['on'])
-      ? [...new Set((r['on'] as unknown[]).filter((x): x is RetryOn => x === 'connect' || x === 'reset' || typeof x === 'number'))]
-      : RETRY_DEFAULTS.on;
-    return { attempts: r['attempts'] ?? RETRY_DEFAULTS.attempts, on, budgetPercent: r['budgetPercent'] ?? RETRY_DEFAULTS.budgetPercent };
   }
 
   private upstreamUrl(text: string, path: string): string | undefined {
@@ -390,7 +416,7 @@ class MeaningChecker {
         return;
       }
       seenBackends.add(upstream);
-      backends.push({ upstream, weight: ((b as Raw)['weight'] as number | undefined) ?? 1 });
+      backends.push({ upstream, weight: withDefaults('routes.*.backends.*', b as Raw)['weight'] });
     });
     if (backends.length > 0 && backends.every((b) => b.weight === 0)) {
       this.error(backendsPath, 'weights', `${backendsPath}: every weight is 0, so no backend can take a request`);
@@ -401,7 +427,7 @@ class MeaningChecker {
     list(r['shadow']).forEach((s, j) => {
       if (s === INVALID || s === null || typeof s !== 'object') return;
       const sp = childPath(childPath(path, 'shadow'), j);
-      const raw = s as Raw;
+      const raw = withDefaults('routes.*.shadow.*', s as Raw);
       const upstream = raw['upstream'] as string | undefined;
       if (upstream === undefined) return;
       this.reference(upstream, childPath(sp, 'upstream'), upstreams);
@@ -417,7 +443,7 @@ class MeaningChecker {
           `${sp}.upstream: "${upstream}" is also a backend of this route; it will receive some requests twice`,
         );
       }
-      const methods = upper((raw['methods'] as string[] | undefined) ?? SAFE_METHODS);
+      const methods = upper(raw['methods']);
       const unsafe = methods.filter((m) => !SAFE_METHODS.includes(m));
       // With a dark egress the copies' side effects go through it, answered and compared.
       if (unsafe.length > 0 && !this.darkEgress) {
@@ -429,7 +455,7 @@ class MeaningChecker {
             'it receives "x-shadow-request: 1" to tell',
         );
       }
-      const percent = (raw['percent'] as number | undefined) ?? 100;
+      const percent: number = raw['percent'];
       if (percent === 0) this.warn(childPath(sp, 'percent'), 'never', `${sp}.percent: 0 mirrors nothing`);
       const headers = obj(raw['headers']);
       const setHeaders: Record<string, string> = {};
@@ -450,20 +476,20 @@ class MeaningChecker {
         setHeaders,
         removeHeaders: strings(headers['remove']).map((h) => h.toLowerCase()),
         host: raw['host'] as string | undefined,
-        credentials: (raw['credentials'] as 'forward' | 'strip' | undefined) ?? 'forward',
+        credentials: raw['credentials'],
       });
     });
 
     const releaseRaw = obj(r['release']);
-    const releaseShadows = r['release'] !== undefined && list(releaseRaw['steps'] ?? ['shadow']).includes('shadow');
-    const diff = this.diff(obj(r['diff']), childPath(path, 'diff'), upstreams, backends, shadow, releaseShadows);
+    const releaseShadows = r['release'] !== undefined && list(withDefaults('routes.*.release', releaseRaw)['steps']).includes('shadow');
+    const diff = this.diff(withDefaults('routes.*.diff', obj(r['diff'])), childPath(path, 'diff'), upstreams, backends, shadow, releaseShadows, match?.prefix);
     const sticky = r['sticky'] !== null && typeof r['sticky'] === 'object' ? (r['sticky'] as StickyConfig) : undefined;
     const normalizedSticky: StickyConfig | undefined = sticky
       ? 'header' in sticky
         ? { header: sticky.header.toLowerCase() }
         : { cookie: sticky.cookie }
       : undefined;
-    const release = r['release'] !== undefined ? this.release(obj(r['release']), childPath(path, 'release'), upstreams, backends, shadow, diff) : undefined;
+    const release = r['release'] !== undefined ? this.release(withDefaults('routes.*.release', releaseRaw), childPath(path, 'release'), upstreams, backends, shadow, diff) : undefined;
     if (typeof r['name'] !== 'string' || !match) return undefined;
     const escapedSlashes = (obj(r['paths'])['escapedSlashes'] ?? this.escapedSlashes) as EscapedSlashes;
     return { name: r['name'], match, backends, sticky: normalizedSticky, shadow, diff, release, escapedSlashes };
@@ -491,7 +517,7 @@ class MeaningChecker {
     }
     const steps: ReleaseStep[] = [];
     const sp = childPath(path, 'steps');
-    list(r['steps'] ?? ['shadow', 10, 50, 100]).forEach((step, i) => {
+    list(r['steps']).forEach((step, i) => {
       const at = childPath(sp, i);
       if (step === 'shadow') {
         if (i !== 0) this.error(at, 'release', `${at}: "shadow" can only be the first step (a dark launch comes before any canary)`);
@@ -510,8 +536,8 @@ class MeaningChecker {
     if (steps[0] === 'shadow' && !diff.enabled) {
       this.error(sp, 'release', `${sp}: the shadow step is judged on response differences; ${path.replace(/\.release$/, '')}.diff.enabled must stay true`);
     }
-    const g = obj(r['gates']);
-    const intervalMs = (r['interval'] as number | undefined) ?? 120_000;
+    const g = withDefaults('routes.*.release.gates', obj(r['gates']));
+    const intervalMs: number = r['interval'];
     const maxStepDurationMs = r['maxStepDuration'] as number | undefined;
     if (maxStepDurationMs !== undefined && maxStepDurationMs < intervalMs) {
       const mp = childPath(path, 'maxStepDuration');
@@ -521,19 +547,19 @@ class MeaningChecker {
     return {
       candidate,
       steps,
-      shadowPercent: (r['shadowPercent'] as number | undefined) ?? 100,
+      shadowPercent: r['shadowPercent'],
       intervalMs,
-      minRequests: (r['minRequests'] as number | undefined) ?? 200,
+      minRequests: r['minRequests'],
       gates: {
-        maxErrorRate: (g['maxErrorRate'] as number | undefined) ?? 0.01,
-        maxErrorRateIncrease: (g['maxErrorRateIncrease'] as number | undefined) ?? 0.005,
-        maxLatencyRatio: (g['maxLatencyRatio'] as number | undefined) ?? 1.25,
-        maxDiffRate: (g['maxDiffRate'] as number | undefined) ?? 0.02,
+        maxErrorRate: g['maxErrorRate'],
+        maxErrorRateIncrease: g['maxErrorRateIncrease'],
+        maxLatencyRatio: g['maxLatencyRatio'],
+        maxDiffRate: g['maxDiffRate'],
       },
-      onFailure: (r['onFailure'] as 'rollback' | 'pause' | undefined) ?? 'rollback',
-      controller: (r['controller'] as 'gateway' | 'external' | undefined) ?? 'gateway',
+      onFailure: r['onFailure'],
+      controller: r['controller'],
       maxStepDurationMs,
-      onTimeout: (r['onTimeout'] as 'pass' | 'pause' | undefined) ?? 'pause',
+      onTimeout: r['onTimeout'],
     };
   }
 
@@ -575,7 +601,8 @@ class MeaningChecker {
       }
     }
     const host = typeof m['host'] === 'string' ? m['host'].toLowerCase() : undefined;
-    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host };
+    const grpc = typeof m['grpc'] === 'boolean' ? m['grpc'] : undefined;
+    return { prefix: prefix === '/' ? undefined : prefix, methods, headers, host, ...(grpc !== undefined ? { grpc } : {}) };
   }
 
   private diff(
@@ -585,6 +612,7 @@ class MeaningChecker {
     backends: BackendConfig[],
     shadow: ShadowConfig[],
     releaseShadows: boolean,
+    prefix: string | undefined,
   ): DiffConfig {
     const baseline = d['baseline'] as string | undefined;
     if (baseline !== undefined) {
@@ -618,11 +646,11 @@ class MeaningChecker {
       return true;
     }) as string[];
     return {
-      enabled: (d['enabled'] as boolean | undefined) ?? true,
+      enabled: d['enabled'],
       ignoreHeaders: strings(d['ignoreHeaders']).map((h) => h.toLowerCase()),
       ignorePaths,
       baseline,
-      maxBodyBytes: (d['maxBodyBytes'] as number | undefined) ?? 1024 * 1024,
+      maxBodyBytes: d['maxBodyBytes'],
       endpoints: strings(d['endpoints']),
       tolerance: Object.entries(obj(d['tolerance'])).flatMap(([p, v]): NumberTolerance[] => {
         if (typeof v === 'number') return [{ path: p, mode: 'relative', value: v }];
@@ -632,16 +660,43 @@ class MeaningChecker {
         return [];
       }),
       unordered: strings(d['unordered']),
-      latency: { maxRatio: (obj(d['latency'])['maxRatio'] as number | undefined) ?? 1.5 },
+      latency: { maxRatio: withDefaults('routes.*.diff.latency', obj(d['latency']))['maxRatio'] },
+      ...(typeof d['protoDescriptors'] === 'string' ? { protoDescriptors: this.protoDescriptors(d['protoDescriptors'], childPath(path, 'protoDescriptors'), prefix) } : {}),
     };
   }
 
-  /** Warns about routes an earlier route fully covers: they can never match. */
+  /** The descriptor set must parse and declare the service (and method) the route's prefix names. */
+  private protoDescriptors(file: string, path: string, prefix: string | undefined): string {
+    const absolute = resolve(this.baseDir, file);
+    const loaded = readDescriptorSet(absolute);
+    if ('problem' in loaded) {
+      this.error(path, 'proto-descriptors', `${path}: "${file}" ${loaded.problem}`);
+      return absolute;
+    }
+    const service = prefix === undefined ? undefined : serviceOfPrefix(prefix);
+    if (service === undefined) return absolute;
+    const declared = loaded.schema.services;
+    const matchPath = path.replace(/\.diff\.protoDescriptors$/, '.match.prefix');
+    if (!declared.includes(service)) {
+      const known = declared.length > 0 ? `it declares ${declared.slice(0, 10).join(', ')}${declared.length > 10 ? ', ...' : ''}` : 'it declares no services';
+      this.error(matchPath, 'proto-descriptors', `${matchPath}: service "${service}" is not in ${path} ("${file}"); ${known}${didYouMean(service, [...declared])}`);
+      return absolute;
+    }
+    const method = prefix!.slice(service.length + 2).split('/')[0];
+    if (method && !loaded.schema.method(`/${service}/${method}`)) {
+      this.error(matchPath, 'proto-descriptors', `${matchPath}: method "${service}/${method}" is not in ${path} ("${file}")`);
+    }
+    return absolute;
+  }
+
+  /** Warns about routes an earlier route fully covers (routing's own matcher decides): they can never match. */
   private coverage(routes: RouteConfig[], raw: unknown[]): void {
     const index = (route: RouteConfig) => raw.findIndex((r) => r && typeof r === 'object' && (r as Raw)['name'] === route.name);
+    const matchers = routes.map((r) => compileMatcher(r.match));
     for (let j = 1; j < routes.length; j++) {
+      const widest = widestRequests(routes[j]!.match);
       for (let i = 0; i < j; i++) {
-        if (covers(routes[i]!.match, routes[j]!.match)) {
+        if (widest.every(matchers[i]!)) {
           const earlier = index(routes[i]!);
           const later = index(routes[j]!);
           const earlierLine = this.at(childPath('routes', earlier)).line;
@@ -656,18 +711,22 @@ class MeaningChecker {
     }
   }
 
-  private limits(l: Raw): LimitsConfig {
+  private limits(written: Raw): LimitsConfig {
+    const l = withDefaults('limits', written);
     const limits: LimitsConfig = {
-      maxHeaderCount: l['maxHeaderCount'] ?? 100,
-      maxHeaderBytes: l['maxHeaderBytes'] ?? 16 * 1024,
-      maxBodyBytes: l['maxBodyBytes'] ?? 10 * 1024 * 1024,
-      shadowInflight: l['shadowInflight'] ?? 1000,
-      shadowBodyBytes: l['shadowBodyBytes'] ?? 1024 * 1024,
-      shadowInflightBytes: l['shadowInflightBytes'] ?? 64 * 1024 * 1024,
-      compareQueue: l['compareQueue'] ?? 1000,
+      maxHeaderCount: l['maxHeaderCount'],
+      maxHeaderBytes: l['maxHeaderBytes'],
+      maxBodyBytes: l['maxBodyBytes'],
+      shadowInflight: l['shadowInflight'],
+      shadowBodyBytes: l['shadowBodyBytes'],
+      shadowInflightBytes: l['shadowInflightBytes'],
+      compareQueue: l['compareQueue'],
       maxConnections: l['maxConnections'],
       maxConnectionsPerClient: l['maxConnectionsPerClient'],
-      recordBytes: l['recordBytes'] ?? 64 * 1024 * 1024,
+      recordBytes: l['recordBytes'],
+      h2MaxConcurrentStreams: l['h2MaxConcurrentStreams'],
+      h2MaxResetsPerSecond: l['h2MaxResetsPerSecond'],
+      h2MaxSessionMemory: l['h2MaxSessionMemory'],
     };
     if (limits.maxHeaderBytes < 1024) {
       this.error('limits.maxHeaderBytes', 'range', 'limits.maxHeaderBytes: must be at least 1kb');
@@ -675,17 +734,18 @@ class MeaningChecker {
     return limits;
   }
 
-  private timeouts(t: Raw): TimeoutsConfig {
+  private timeouts(written: Raw): TimeoutsConfig {
+    const t = withDefaults('timeouts', written);
     return {
-      headerMs: t['header'] ?? 10_000,
-      idleMs: t['idle'] ?? 60_000,
-      bodyMs: t['body'] ?? 30_000,
-      websocketIdleMs: t['websocketIdle'] ?? 300_000,
-      upstreamMs: t['upstream'] ?? 30_000,
-      configSettleMs: t['configSettle'] ?? 2000,
-      shadowMs: t['shadow'] ?? 10_000,
-      drainMs: t['drain'] ?? 30_000,
-      recordMs: t['record'] ?? 30_000,
+      headerMs: t['header'],
+      idleMs: t['idle'],
+      bodyMs: t['body'],
+      websocketIdleMs: t['websocketIdle'],
+      upstreamMs: t['upstream'],
+      configSettleMs: t['configSettle'],
+      shadowMs: t['shadow'],
+      drainMs: t['drain'],
+      recordMs: t['record'],
     };
   }
 }
@@ -732,31 +792,24 @@ function list(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** Whether every request that `later` matches is also matched by `earlier`. */
-export function covers(earlier: RouteMatchConfig, later: RouteMatchConfig): boolean {
-  if (earlier.prefix !== undefined) {
-    if (later.prefix === undefined) return false;
-    if (!(later.prefix === earlier.prefix || later.prefix.startsWith(earlier.prefix + '/'))) return false;
-  }
-  if (earlier.methods !== undefined) {
-    if (later.methods === undefined) return false;
-    if (!later.methods.every((m) => earlier.methods!.includes(m))) return false;
-  }
-  if (earlier.host !== undefined) {
-    if (later.host === undefined) return false;
-    if (earlier.host !== later.host) {
-      if (!earlier.host.startsWith('*.')) return false;
-      const suffix = earlier.host.slice(1);
-      if (!later.host.endsWith(suffix) || later.host.length <= suffix.length) return false;
-    }
-  }
-  if (earlier.headers !== undefined) {
-    for (const [name, value] of Object.entries(earlier.headers)) {
-      if (later.headers?.[name] !== value) return false;
-    }
-  }
-  return true;
+/**
+ * The most general requests a match block takes: its prefix as the path,
+ * its host pattern as the host, its headers, one request per method (or a
+ * method no config can name, when any goes), as a gRPC call and as a plain
+ * one unless `grpc` picks one. Whatever route matcher takes all of them
+ * takes every request the block matches.
+ */
+function widestRequests(match: RouteMatchConfig): RequestFacts[] {
+  const base = { path: match.prefix ?? '/', host: match.host ?? '', headers: match.headers ?? {} };
+  const kinds = match.grpc === undefined ? [false, true] : [match.grpc];
+  return kinds.flatMap((grpc) => {
+    const headers = grpc ? { ...base.headers, 'content-type': 'application/grpc' } : base.headers;
+    return (match.methods ?? [ANY_METHOD]).map((method) => ({ ...base, headers, method }));
+  });
 }
+
+/** Not an HTTP token, so no match block lists it. */
+const ANY_METHOD = ' ';
 
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {

@@ -1,7 +1,8 @@
 /**
  * The data plane in N worker processes sharing the listening port
  * (`serve --workers N`). The primary validates each config once and sends
- * the normalized result to every worker, which compiles and applies it.
+ * the normalized result, releases applied, to every worker, which compiles
+ * it once and applies it.
  * /metrics aggregates all workers with the primary's own metrics; a worker
  * that dies is replaced (with back-off) and counted.
  */
@@ -146,7 +147,7 @@ export class ClusterDataPlane implements DataPlane {
     this.snapshot = snapshot;
     await this.broadcast(
       { type: 'apply', snapshot: toMessage(snapshot) },
-      (reply) => reply.type === 'applied' && reply.generation === snapshot.generation,
+      (reply) => reply.type === 'applied' && reply.servedGeneration === snapshot.servedGeneration,
     );
   }
 
@@ -256,6 +257,7 @@ function toMessage(snapshot: Snapshot): SnapshotMessage {
   return {
     config: snapshot.config,
     generation: snapshot.generation,
+    servedGeneration: snapshot.servedGeneration,
     source: snapshot.source,
     loadedAt: snapshot.loadedAt.toISOString(),
   };

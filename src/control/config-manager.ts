@@ -1,14 +1,17 @@
 /**
  * Owns the config file: loads it, validates it with exactly the code
- * `gatewayctl validate` runs, compiles it, and on reload decides whether the
- * new snapshot replaces the running one. A bad config never replaces a good
- * one; an unchanged config is a no-op. Reload metrics are set here.
+ * `gatewayctl validate` runs, and on reload decides, in this one place,
+ * whether the result replaces the config in effect. A bad config never
+ * replaces a good one; an unchanged config is a no-op. Compiling what is
+ * served is the gateway's (control/gateway.ts), once per accepted config.
+ * Reload metrics are set here.
  */
 import { absoluteConfigPath } from '../config/load.js';
-import { compileSnapshot, configHash, type Snapshot } from '../config/compile.js';
+import { configHash, type Snapshot, type SnapshotMeta } from '../config/compile.js';
 import { describeChange, type ConfigChange } from '../config/describe-change.js';
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import { validateOffThread } from '../config/offthread.js';
+import type { GatewayConfig } from '../config/types.js';
 import { validateConfigFile } from '../config/validate.js';
 import { ConfigInvalidError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -26,17 +29,31 @@ export function removesMostRoutes(before: number, after: number): boolean {
   return before - after >= 2 && after * 2 < before;
 }
 
+/** A validated config in effect, not compiled. */
+export interface AcceptedConfig extends SnapshotMeta {
+  readonly config: GatewayConfig;
+  /** sha256 of the normalized config: equal hashes mean equal behaviour. */
+  readonly hash: string;
+}
+
+type Rejected = { readonly status: 'rejected'; readonly diagnostics: readonly Diagnostic[]; readonly message: string };
+
+/** What a reload did, with the snapshot served afterwards. */
 export type ReloadResult =
   | { readonly status: 'applied'; readonly snapshot: Snapshot; readonly change: ConfigChange; readonly warnings: readonly Diagnostic[] }
   | { readonly status: 'unchanged'; readonly snapshot: Snapshot }
-  | { readonly status: 'rejected'; readonly diagnostics: readonly Diagnostic[]; readonly message: string };
+  | Rejected;
+
+/** The config manager's decision; `text` is the file content it was made on (for the file watcher). */
+export type ConfigDecision =
+  | { readonly status: 'applied'; readonly accepted: AcceptedConfig; readonly change: ConfigChange; readonly warnings: readonly Diagnostic[]; readonly text: string }
+  | { readonly status: 'unchanged'; readonly accepted: AcceptedConfig; readonly text: string }
+  | Rejected;
 
 export class ConfigManager {
   readonly file: string;
-  private snapshot: Snapshot | undefined;
+  private accepted: AcceptedConfig | undefined;
   private generation = 0;
-  /** Text of the config in effect (what the file watcher compares against). */
-  currentText = '';
 
   constructor(
     file: string,
@@ -46,34 +63,34 @@ export class ConfigManager {
     this.file = file;
   }
 
-  get current(): Snapshot {
-    if (!this.snapshot) throw new Error('config not loaded');
-    return this.snapshot;
+  /** The config in effect. */
+  get current(): AcceptedConfig {
+    if (!this.accepted) throw new Error('config not loaded');
+    return this.accepted;
+  }
+
+  private accept(config: GatewayConfig): AcceptedConfig {
+    this.accepted = { config, hash: configHash(config), generation: ++this.generation, source: absoluteConfigPath(this.file), loadedAt: new Date() };
+    this.metrics.configLastReloadSuccessful.set(1);
+    this.metrics.configLastReloadTimestamp.set(Date.now() / 1000);
+    this.metrics.configGeneration.set(this.generation);
+    return this.accepted;
   }
 
   /** The first load: throws ConfigInvalidError or ConfigUnreadableError. */
-  loadInitial(): { snapshot: Snapshot; warnings: readonly Diagnostic[]; text: string } {
+  loadInitial(): { accepted: AcceptedConfig; warnings: readonly Diagnostic[]; text: string } {
     const result = validateConfigFile(this.file);
     if (!result.config) throw new ConfigInvalidError(result.diagnostics);
-    this.currentText = result.source.text;
-    this.snapshot = compileSnapshot(result.config, {
-      generation: ++this.generation,
-      source: absoluteConfigPath(this.file),
-      loadedAt: new Date(),
-    });
-    this.metrics.configGeneration.set(this.generation);
-    this.metrics.configLastReloadSuccessful.set(1);
-    this.metrics.configLastReloadTimestamp.set(Date.now() / 1000);
-    return { snapshot: this.snapshot, warnings: result.diagnostics, text: this.currentText };
+    return { accepted: this.accept(result.config), warnings: result.diagnostics, text: result.source.text };
   }
 
   /**
-   * Reads the file again and, when valid and different, compiles the new
-   * snapshot and makes it current. The caller applies it to the proxies.
+   * Reads the file again and, when valid and different, makes it the config
+   * in effect. The caller compiles and serves it.
    * Validation runs in a worker thread (config/offthread.ts): requests keep
    * being served meanwhile.
    */
-  async reload(trigger: string, text?: string, force = false): Promise<ReloadResult> {
+  async reload(trigger: string, text?: string, force = false): Promise<ConfigDecision> {
     const previous = this.current;
     let diagnostics: readonly Diagnostic[];
     let config;
@@ -96,38 +113,29 @@ export class ConfigManager {
       return this.rejected(trigger, [diagnostic], message);
     }
 
-    this.currentText = sourceText;
     if (configHash(config) === previous.hash) {
       // A valid file is a successful reload even when it changes nothing: a
       // bad edit reverted byte for byte must clear the failure.
       this.metrics.configLastReloadSuccessful.set(1);
       this.logger.debug('config.unchanged', `config unchanged (${trigger}); nothing to do`, { trigger });
-      return { status: 'unchanged', snapshot: previous };
+      return { status: 'unchanged', accepted: previous, text: sourceText };
     }
-    const snapshot = compileSnapshot(config, {
-      generation: ++this.generation,
-      source: absoluteConfigPath(this.file),
-      loadedAt: new Date(),
-    });
     const change = describeChange(previous.config, config);
-    this.snapshot = snapshot;
+    const accepted = this.accept(config);
     this.metrics.configReloads.inc({ result: 'success' });
-    this.metrics.configLastReloadSuccessful.set(1);
-    this.metrics.configLastReloadTimestamp.set(Date.now() / 1000);
-    this.metrics.configGeneration.set(snapshot.generation);
     this.logger.info(
       'config.reloaded',
-      `config generation ${snapshot.generation} applied (${trigger}): ${change.summary.join('; ') || 'no routing changes'}`,
-      { trigger, generation: snapshot.generation, changes: change.summary },
+      `config generation ${accepted.generation} applied (${trigger}): ${change.summary.join('; ') || 'no routing changes'}`,
+      { trigger, generation: accepted.generation, changes: change.summary },
     );
     for (const item of change.restartRequired) {
       this.logger.warn('config.restart_required', `${item}: takes effect after a restart; the running value is kept`, { trigger });
     }
     for (const d of diagnostics) this.logger.warn('config.warning', formatDiagnostic(d));
-    return { status: 'applied', snapshot, change, warnings: diagnostics };
+    return { status: 'applied', accepted, change, warnings: diagnostics, text: sourceText };
   }
 
-  private rejected(trigger: string, diagnostics: readonly Diagnostic[], message: string): ReloadResult {
+  private rejected(trigger: string, diagnostics: readonly Diagnostic[], message: string): Rejected {
     this.metrics.configReloads.inc({ result: 'failure' });
     this.metrics.configLastReloadSuccessful.set(0);
     this.logger.error('config.reload_failed', `config reload (${trigger}) rejected: ${message}`, {

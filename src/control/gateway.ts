@@ -6,21 +6,21 @@
  * port 0.
  */
 import { compileSnapshot, type Snapshot } from '../config/compile.js';
-import type { Diagnostic } from '../config/diagnostics.js';
 import { ConfigWatcher, type ConfigWatcherOptions } from '../config/watch.js';
-import { AdminServer, type AdminReply, type AdminRoute } from '../admin/server.js';
+import { describeSnapshot, reloadReply } from '../admin/routes/config.js';
+import { releaseAdminRoutes } from '../admin/routes/releases.js';
+import type { AdminRoute } from '../admin/routes/reply.js';
+import { AdminServer } from '../admin/server.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
-import { releaseAdminRoutes } from '../release/admin-routes.js';
 import { ReleaseController } from '../release/controller.js';
 import { samplesFromJson } from '../metrics/read.js';
 import { evidenceFrom } from '../release/evidence.js';
 import { applyReleases } from '../release/overlay.js';
 import { TlsManager } from '../tls/manager.js';
-import { digest } from '../tls/pem.js';
 import type { Address, DataPlane, DataPlaneFactory } from '../serving/data-plane.js';
-import { ConfigManager, type ReloadResult } from './config-manager.js';
+import { ConfigManager, type AcceptedConfig, type ReloadResult } from './config-manager.js';
 
 export type { Address, DataPlane, DataPlaneFactory };
 
@@ -46,54 +46,6 @@ export interface GatewayAddresses {
   readonly admin: Address;
 }
 
-/** JSON view of a snapshot for GET /config; secrets redacted. */
-export function describeSnapshot(snapshot: Snapshot): unknown {
-  const config = snapshot.config;
-  return {
-    generation: snapshot.generation,
-    hash: snapshot.hash,
-    loadedAt: snapshot.loadedAt.toISOString(),
-    source: snapshot.source,
-    config: {
-      ...config,
-      admin: { ...config.admin, token: config.admin.token ? '(set)' : undefined },
-      upstreams: withoutCaText(config.upstreams),
-    },
-  };
-}
-
-/** CA bundles are shown by path and digest, not as pages of PEM. */
-function withoutCaText(upstreams: Snapshot['config']['upstreams']): unknown {
-  const out: Record<string, unknown> = {};
-  for (const [name, u] of Object.entries(upstreams)) {
-    out[name] = u.tls?.caPem ? { ...u, tls: { ...u.tls, caPem: `sha256:${digest(u.tls.caPem)}` } } : u;
-  }
-  return out;
-}
-
-export function reloadReply(result: ReloadResult): AdminReply {
-  switch (result.status) {
-    case 'applied':
-      return {
-        status: 200,
-        body: {
-          generation: result.snapshot.generation,
-          changed: result.change.summary,
-          restartRequired: result.change.restartRequired,
-          warnings: result.warnings.map(diagnosticJson),
-        },
-      };
-    case 'unchanged':
-      return { status: 200, body: { generation: result.snapshot.generation, changed: [], unchanged: true } };
-    case 'rejected':
-      return { status: 422, body: { error: result.message, errors: result.diagnostics.map(diagnosticJson) } };
-  }
-}
-
-export function diagnosticJson(d: Diagnostic): Record<string, unknown> {
-  return { severity: d.severity, message: d.message, path: d.path, line: d.line, column: d.column, code: d.code };
-}
-
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly config: ConfigManager;
@@ -106,6 +58,9 @@ export class Gateway {
   private stopping = false;
   private withdrawn = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
+  /** What the data plane serves: the config in effect with running releases applied, compiled once. */
+  private servedSnapshot: Snapshot | undefined;
+  private servedGeneration = 0;
   private readonly reloadHooks: ((snapshot: Snapshot) => void)[] = [];
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
   addresses: GatewayAddresses | undefined;
@@ -155,17 +110,18 @@ export class Gateway {
   }
 
   private async startServing(): Promise<void> {
-    const { snapshot, warnings, text } = this.config.loadInitial();
+    const { accepted, warnings, text } = this.config.loadInitial();
     for (const w of warnings) this.logger.warn('config.warning', `${w.file}:${w.line}:${w.column}: warning: ${w.message}`);
-    this.admin.setToken(snapshot.config.admin.token);
-    this.admin.setAllowedHosts(snapshot.config.admin.allowedHosts);
-    this.releases.sync(snapshot.config);
+    this.admin.setToken(accepted.config.admin.token);
+    this.admin.setAllowedHosts(accepted.config.admin.allowedHosts);
+    this.releases.sync(accepted.config);
+    const snapshot = this.serve(accepted);
     const listen = this.options.listen ?? snapshot.config.listen;
     const adminAddress = this.options.admin ?? snapshot.config.admin;
     const certificates = this.tls.load(snapshot.config);
     try {
       const boundAdmin = await this.admin.listen(adminAddress.host, adminAddress.port);
-      const boundListen = await this.dataPlane.start(this.effective(snapshot), listen, certificates);
+      const boundListen = await this.dataPlane.start(snapshot, listen, certificates);
       this.addresses = { listen: boundListen, admin: boundAdmin };
     } catch (err) {
       await this.close();
@@ -195,23 +151,29 @@ export class Gateway {
 
   /** What is being served now: the current config with running releases applied. */
   served(): Snapshot {
-    return this.effective(this.config.current);
+    if (!this.servedSnapshot) throw new Error('config not loaded');
+    return this.servedSnapshot;
   }
 
-  /** The snapshot as served: the config with running releases applied. */
-  private effective(snapshot: Snapshot): Snapshot {
-    if (!snapshot.config.routes.some((r) => r.release)) return snapshot;
-    return compileSnapshot(applyReleases(snapshot.config, this.releases.current), {
-      generation: snapshot.generation,
-      source: snapshot.source,
-      loadedAt: snapshot.loadedAt,
+  /**
+   * Compiles what the data plane is to serve: the accepted config with
+   * running releases applied. Once per accepted config or release move; a
+   * validated config always compiles (compile.ts only builds from it).
+   */
+  private serve(accepted: AcceptedConfig): Snapshot {
+    this.servedSnapshot = compileSnapshot(applyReleases(accepted.config, this.releases.current), {
+      generation: accepted.generation,
+      servedGeneration: ++this.servedGeneration,
+      source: accepted.source,
+      loadedAt: accepted.loadedAt,
     });
+    return this.servedSnapshot;
   }
 
   /** Re-applies the current config (a release moved), in reload order. */
   refresh(): Promise<void> {
     const next = this.reloadChain.then(async () => {
-      if (!this.stopping) await this.dataPlane.apply(this.effective(this.config.current));
+      if (!this.stopping) await this.dataPlane.apply(this.serve(this.config.current));
     });
     this.reloadChain = next.catch(() => undefined);
     return next;
@@ -251,7 +213,7 @@ export class Gateway {
   }
 
   private async reloadNow(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
-    if (this.stopping) return { status: 'unchanged', snapshot: this.config.current };
+    if (this.stopping) return { status: 'unchanged', snapshot: this.served() };
     this.options.reloadPhases?.begin();
     try {
       return await this.applyReload(trigger, text, force);
@@ -261,19 +223,24 @@ export class Gateway {
   }
 
   private async applyReload(trigger: string, text: string | undefined, force: boolean): Promise<ReloadResult> {
-    const result = await this.config.reload(trigger, text, force);
-    if (result.status === 'applied') {
-      this.releases.sync(result.snapshot.config);
-      await this.dataPlane.apply(this.effective(result.snapshot));
-      this.admin.setToken(result.snapshot.config.admin.token);
-      this.admin.setAllowedHosts(result.snapshot.config.admin.allowedHosts);
-      for (const hook of this.reloadHooks) hook(result.snapshot);
+    const decision = await this.config.reload(trigger, text, force);
+    if (decision.status === 'rejected') return decision;
+    // The watcher hands over only content other than what it last saw: a
+    // reload through the admin API or a signal tells it what is in effect.
+    this.watcher?.acknowledge(decision.text);
+    if (decision.status === 'unchanged') {
+      await this.tls.update(decision.accepted.config);
+      return { status: 'unchanged', snapshot: this.served() };
     }
-    if (result.status !== 'rejected') {
-      this.watcher?.acknowledge(this.config.currentText);
-      await this.tls.update(this.config.current.config);
-    }
-    return result;
+    const { config } = decision.accepted;
+    this.releases.sync(config);
+    const snapshot = this.serve(decision.accepted);
+    await this.dataPlane.apply(snapshot);
+    this.admin.setToken(config.admin.token);
+    this.admin.setAllowedHosts(config.admin.allowedHosts);
+    for (const hook of this.reloadHooks) hook(snapshot);
+    await this.tls.update(config);
+    return { status: 'applied', snapshot, change: decision.change, warnings: decision.warnings };
   }
 
   /**
@@ -282,10 +249,6 @@ export class Gateway {
    */
   withdraw(): void {
     this.withdrawn = true;
-  }
-
-  get isStopping(): boolean {
-    return this.stopping;
   }
 
   /** SIGUSR1: the access log file was rotated; reopen it. */

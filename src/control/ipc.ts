@@ -1,7 +1,9 @@
 /**
  * Messages between the primary process (control plane) and its workers.
- * Config travels already validated and normalized: validated once, compiled
- * by each worker, applied by all.
+ * Config travels already validated and normalized, releases applied:
+ * validated and overlaid once in the primary, compiled by each worker (a
+ * compiled snapshot holds functions and pickers, which cannot cross
+ * processes), applied by all.
  */
 import type { GatewayConfig } from '../config/types.js';
 import type { ListenerMaterial } from '../tls/listener.js';
@@ -9,6 +11,8 @@ import type { ListenerMaterial } from '../tls/listener.js';
 export interface SnapshotMessage {
   readonly config: GatewayConfig;
   readonly generation: number;
+  /** Unique per snapshot the primary serves: what `applied` acknowledges. */
+  readonly servedGeneration: number;
   readonly source: string;
   readonly loadedAt: string;
 }
@@ -26,10 +30,9 @@ export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
-  | { readonly type: 'applied'; readonly generation: number }
+  | { readonly type: 'applied'; readonly servedGeneration: number }
   | { readonly type: 'tls-applied'; readonly generation: number }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown[] }
-  | { readonly type: 'inflight'; readonly count: number }
   | { readonly type: 'event'; readonly channel: string; readonly payload: unknown };
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

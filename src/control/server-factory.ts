@@ -9,13 +9,16 @@
  *   services' dependency calls ─▶ EgressService (this process) ─calls─▶ each pair, before comparison
  *   web/console/ ─────────────────────────────────────────────────▶ GET /ui (reads the endpoints above)
  */
-import { consoleRoutes } from '../admin/console.js';
+import { consoleRoutes } from '../admin/routes/console.js';
+import { diffRoutes } from '../admin/routes/diffs.js';
+import { egressAdminRoutes } from '../admin/routes/egress.js';
+import { statusRoutes } from '../admin/routes/status.js';
 import { StatusView } from '../admin/status.js';
-import { diffRoutes } from '../diff/endpoints.js';
-import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { defaultsAt } from '../config/defaults.js';
+import { DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
-import { egressAdminRoutes, withEgressCalls } from '../egress/admin.js';
+import { withEgressCalls } from '../egress/pair-calls.js';
 import { answerCallQuestions, CALLS_CHANNEL } from '../egress/remote.js';
 import { EgressService } from '../egress/service.js';
 import { SimulationWatchers } from '../egress/watch.js';
@@ -61,7 +64,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     sink: store,
     metrics,
     logger: options.logger,
-    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+    queueLimit: () => gateway?.config.current.config.limits.compareQueue ?? defaultsAt('limits')['compareQueue'],
   });
   const status = new StatusView({
     metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
@@ -83,7 +86,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.watchOptions ? { watchOptions: options.watchOptions } : {}),
       ...(options.reloadPhases ? { reloadPhases: options.reloadPhases } : {}),
-      adminRoutes: [...diffRoutes(store), ...status.routes(), ...egressAdminRoutes(() => egress, served), ...consoleRoutes()],
+      adminRoutes: [...diffRoutes(store), ...statusRoutes(status), ...egressAdminRoutes(() => egress, served), ...consoleRoutes()],
       dataPlane: (m, logger) => {
         if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served));
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
@@ -104,7 +107,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     throw err;
   }
   const running = egress;
-  if (options.watch !== false) simulations.sync(gateway.config.current);
+  if (options.watch !== false) simulations.sync(gateway.served());
   gateway.onReload((snapshot) => {
     running.apply(snapshot);
     if (options.watch !== false) simulations.sync(snapshot);

@@ -6,8 +6,9 @@
  * /diffs.
  */
 import { compileSnapshot } from '../config/compile.js';
-import { jsonSink, prettySink } from '../cli/output.js';
-import { DEFAULT_COMPARE_QUEUE, DiffEngine } from '../diff/engine.js';
+import { jsonSink, prettySink } from '../log/sinks.js';
+import { defaultsAt } from '../config/defaults.js';
+import { DiffEngine } from '../diff/engine.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
@@ -28,18 +29,15 @@ function send(message: FromWorker, sent?: () => void): void {
 }
 
 const outcomes = new Forwarder((batch, sent) => send({ type: 'event', channel: DIFF_CHANNEL, payload: batch }, sent));
-const engine = new DiffEngine({
-  sink: outcomes,
-  metrics,
-  logger,
-  queueLimit: () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
-});
+/** limits.compareQueue, or its default before the first config arrives. */
+const compareQueue = (): number => runtime?.snapshot.config.limits.compareQueue ?? defaultsAt('limits')['compareQueue'];
+const engine = new DiffEngine({ sink: outcomes, metrics, logger, queueLimit: compareQueue });
 
 // Each pair's dependency calls are held by the primary's egress: fetched before comparing.
 const pairs = new RemoteCallsSink(
   engine,
   (question) => send({ type: 'event', channel: CALLS_CHANNEL, payload: question }),
-  () => runtime?.snapshot.config.limits.compareQueue ?? DEFAULT_COMPARE_QUEUE,
+  compareQueue,
 );
 
 /** Compares what is queued, hands the outcomes to the primary, and exits. */
@@ -51,9 +49,15 @@ function finish(): void {
   outcomes.flush(() => process.exit(0));
 }
 
+/**
+ * A worker compiles what it is sent, once per message: matchers, pickers and
+ * samplers are functions and state, which cannot cross processes, so the
+ * primary sends the validated config (releases applied) instead.
+ */
 function compile(message: SnapshotMessage) {
   return compileSnapshot(message.config, {
     generation: message.generation,
+    servedGeneration: message.servedGeneration,
     source: message.source,
     loadedAt: new Date(message.loadedAt),
   });
@@ -82,7 +86,7 @@ process.on('message', (raw: unknown) => {
     }
     case 'apply':
       runtime?.apply(compile(raw.snapshot));
-      send({ type: 'applied', generation: raw.snapshot.generation });
+      send({ type: 'applied', servedGeneration: raw.snapshot.servedGeneration });
       return;
     case 'tls':
       runtime?.applyTls(raw.material);

@@ -11,16 +11,21 @@
  *                                                        one, vs its own earlier answer to
  *                                                        the same request) → noise
  *   each difference judged against the noise (noise.ts), per endpoint and path
+ *
+ * gRPC answers (grpc.ts) compare their metadata (headers and trailers,
+ * grpc-status as the status) and their decoded messages instead.
  */
 import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from '../shadow/pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
 import { exampleSide, MarkList } from './examples.js';
+import { compareGrpcMetadata, grpcMetadata, isGrpc, type GrpcContext } from './grpc.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, type Lifted } from './lift.js';
 import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
 import { ignoreRulesFor, type IgnoreRules } from './paths.js';
+import type { ProtoSchema } from '../protobuf/descriptors.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
 import { clipString, keepValue } from './values.js';
@@ -64,6 +69,10 @@ export type { NoiseModel } from './noise.js';
 export interface PairContext {
   readonly endpoint: string;
   readonly previous?: CapturedResponse;
+  /** The route's diff.protoDescriptors, loaded (gRPC answers are then decoded with field names). */
+  readonly protoSchema?: ProtoSchema;
+  /** Why the route's descriptor set could not be loaded. */
+  readonly protoSchemaProblem?: string;
 }
 
 export interface PairResult {
@@ -104,25 +113,42 @@ class PairComparison {
   private readonly headerIgnores: ReadonlySet<string>;
   private readonly maxDecoded: number;
   private primaryLifted: Lifted | undefined;
+  /** Set when the primary answered gRPC. */
+  readonly grpc: GrpcContext | undefined;
 
   constructor(
     readonly pair: MirroredPair,
     readonly settings: CompareSettings,
     learnedUnordered: ReadonlySet<string> | undefined,
+    context: PairContext,
   ) {
     this.rules = ignoreRulesFor(pair.diff.ignorePaths);
     const values = valueRulesFor(pair.diff);
     this.values = learnedUnordered ? { ...values, learnedUnordered } : values;
     this.headerIgnores = ignoredHeaders(pair.diff.ignoreHeaders);
     this.maxDecoded = Math.min(MAX_DECODED, Math.max(1024 * 1024, pair.diff.maxBodyBytes * DECODE_FACTOR));
+    this.grpc = isGrpc(pair.primary.headers)
+      ? {
+          method: pair.path.split('?')[0] ?? '/',
+          ...(context.protoSchema ? { schema: context.protoSchema } : {}),
+          ...(context.protoSchemaProblem ? { schemaProblem: context.protoSchemaProblem } : {}),
+        }
+      : undefined;
   }
 
+  private lift(r: CapturedResponse): Lifted {
+    return lift(r, this.maxDecoded, this.settings.maxNodes, this.grpc);
+  }
   primaryBody(): Lifted {
-    return (this.primaryLifted ??= lift(this.pair.primary, this.maxDecoded, this.settings.maxNodes));
+    return (this.primaryLifted ??= this.lift(this.pair.primary));
   }
   /** The other answer's body, lifted as for comparison. */
   lifted(other: CapturedResponse, compared: ResponseComparison): Lifted {
-    return compared.lifted ?? lift(other, this.maxDecoded, this.settings.maxNodes);
+    return compared.lifted ?? this.lift(other);
+  }
+  /** An answer as examples show it: a gRPC answer's trailers among its headers. */
+  shown(r: CapturedResponse): CapturedResponse {
+    return this.grpc && r.trailers ? { ...r, headers: grpcMetadata(r) } : r;
   }
 
 
@@ -133,10 +159,11 @@ class PairComparison {
     if (primary.status !== other.status) {
       found.push({ kind: 'status', pointer: 'status', template: 'status', change: 'value', primary: primary.status, shadow: other.status });
     }
-    for (const d of compareHeaders(primary.headers, other.headers, this.headerIgnores)) found.push({ ...d, kind: 'header' });
+    if (this.grpc) found.push(...compareGrpcMetadata(primary, other, this.headerIgnores));
+    else for (const d of compareHeaders(primary.headers, other.headers, this.headerIgnores)) found.push({ ...d, kind: 'header' });
     // Same bytes under the same encoding: same body, nothing to parse.
     if (primary.body.equals(other.body) && contentEncoding(primary) === contentEncoding(other)) return { found };
-    const lifted = lift(other, this.maxDecoded, this.settings.maxNodes);
+    const lifted = this.lift(other);
     const body = compareBodies(this.primaryBody(), lifted, this.rules, this.settings, this.values);
     for (const d of body.differences) found.push({ ...d, kind: 'body' });
     return body.limited ? { found, limited: body.limited, lifted } : { found, lifted };
@@ -238,7 +265,7 @@ export function comparePair(
   context: PairContext = { endpoint: pair.path.split('?')[0] ?? '/' },
 ): PairResult {
   const endpoint = context.endpoint;
-  const comparison = new PairComparison(pair, settings, learned?.reordered(pair.route, endpoint));
+  const comparison = new PairComparison(pair, settings, learned?.reordered(pair.route, endpoint), context);
   const maxTemplate = settings.maxPathChars;
 
   let mask: NoiseMask | undefined;
@@ -388,11 +415,11 @@ export function comparePair(
         ...(compared.limited ? { limited: compared.limited } : {}),
       },
       example: {
-        primary: exampleSide(pair.primaryUpstream, { response: pair.primary, lifted: comparison.primaryBody() }, comparison.rules),
+        primary: exampleSide(pair.primaryUpstream, { response: comparison.shown(pair.primary), lifted: comparison.primaryBody() }, comparison.rules),
         shadow: exampleSide(
           target.upstream,
           result.response
-            ? { response: result.response, lifted: comparison.lifted(result.response, compared) }
+            ? { response: comparison.shown(result.response), lifted: comparison.lifted(result.response, compared) }
             : { error: result.error ?? (result.outcome === 'timeout' ? 'timed out' : 'failed'), latencyMs: result.latencyMs },
           comparison.rules,
         ),

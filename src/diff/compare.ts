@@ -9,6 +9,7 @@
  * a difference is stored (values.ts).
  */
 import type { NumberTolerance } from '../config/types.js';
+import { isMessage } from '../protobuf/wire.js';
 import { compareHtml, NodeRules } from './html.js';
 import type { Lifted } from './lift.js';
 import { ANY, escapeSegment, isMapLike, PointerPatterns, type IgnoreRules, type RuleState } from './paths.js';
@@ -159,7 +160,8 @@ class JsonWalk {
       const [a, b] = container;
       const keysA = Object.keys(a);
       const keysB = Object.keys(b);
-      map = isMapLike(keysA) || (keysB.length !== keysA.length && isMapLike(keysB));
+      // Decoded protobuf messages are keyed by field names or numbers, never by data.
+      map = !isMessage(a) && (isMapLike(keysA) || (keysB.length !== keysA.length && isMapLike(keysB)));
       this.mapLike.set(container, map);
     }
     return map;

@@ -15,16 +15,15 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink } from '../shadow/pair.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './compare-pair.js';
 import { emptyCounts } from './counts.js';
+import { DescriptorSets } from './descriptor-sets.js';
 import { EndpointBook, endpointTemplatesFor } from './endpoint-template.js';
+import { isGrpc } from './grpc.js';
 import { LatencyWatch, type LatencyAlarm } from './latency-watch.js';
 import { LearnedNoise } from './noise.js';
 import { RepeatMemory } from './repeats.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
 import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
-
-/** limits.compareQueue's default, for when no config is loaded yet. */
-export const DEFAULT_COMPARE_QUEUE = 1000;
 
 /** Where outcomes go: the store, or a forwarder to it. */
 export interface OutcomeSink {
@@ -53,6 +52,7 @@ export class DiffEngine implements PairSink {
   private readonly endpoints = new EndpointBook();
   private readonly repeats = new RepeatMemory();
   private readonly latency = new LatencyWatch();
+  private readonly descriptorSets = new DescriptorSets();
   private queue: (MirroredPair | undefined)[] = [];
   private head = 0;
   private scheduled: NodeJS.Immediate | undefined;
@@ -132,9 +132,19 @@ export class DiffEngine implements PairSink {
       this.head = 0;
     }
     try {
-      const endpoint = this.endpoints.admit(pair.route, endpointTemplatesFor(pair.diff.endpoints).endpointOf(pair.path));
+      const grpc = isGrpc(pair.primary.headers);
+      // A gRPC call's endpoint is its method path as it stands: /pkg.Service/Method names no data.
+      const template = grpc ? pair.path.split('?')[0]! : endpointTemplatesFor(pair.diff.endpoints).endpointOf(pair.path);
+      const endpoint = this.endpoints.admit(pair.route, template);
       const previous = pair.baseline || !this.learned.wantsRepeat(pair.route, endpoint) ? undefined : this.repeats.exchange(pair);
-      const result = comparePair(pair, this.settings, this.learned, previous ? { endpoint, previous } : { endpoint });
+      const descriptors = grpc && pair.diff.protoDescriptors !== undefined ? this.descriptorSets.get(pair.diff.protoDescriptors) : undefined;
+      const context = {
+        endpoint,
+        ...(previous ? { previous } : {}),
+        ...(descriptors && 'schema' in descriptors ? { protoSchema: descriptors.schema } : {}),
+        ...(descriptors && 'problem' in descriptors ? { protoSchemaProblem: descriptors.problem } : {}),
+      };
+      const result = comparePair(pair, this.settings, this.learned, context);
       this.learned.observe(pair.route, endpoint, result.evidence, result.noise, result.shadowPaths);
       for (const outcome of result.outcomes) {
         this.count(outcome);

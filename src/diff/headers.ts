@@ -43,6 +43,9 @@ export const BUILTIN_IGNORED_HEADERS: readonly string[] = [
   'te',
   'trailer',
   'upgrade',
+  // gRPC message compression: messages are compared decompressed
+  'grpc-encoding',
+  'grpc-accept-encoding',
 ];
 
 const builtin = new Set(BUILTIN_IGNORED_HEADERS);

@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
+import { isGrpc, liftGrpc, type GrpcContext } from './grpc.js';
 import { parseHtml, type HtmlNode } from './html.js';
 import { parseXml } from './xml.js';
 
@@ -54,8 +55,12 @@ export function binaryOf(body: Buffer, note?: string): Lifted {
   return note === undefined ? { format: 'binary', bytes: body.length, sha256 } : { format: 'binary', bytes: body.length, sha256, note };
 }
 
-/** Decodes, then lifts. `maxDecodedBytes` bounds the decoded size, `maxNodes` an HTML tree. Never throws. */
-export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000): Lifted {
+/**
+ * Decodes, then lifts. `maxDecodedBytes` bounds the decoded size, `maxNodes` an HTML tree.
+ * gRPC bodies (given the call's context) become their decoded messages. Never throws.
+ */
+export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000, grpc?: GrpcContext): Lifted {
+  if (grpc && isGrpc(input.headers)) return liftGrpc(input, grpc, { maxDecodedBytes, maxNodes });
   const decoded = decodeBody(input.body, input.headers, maxDecodedBytes);
   const body = decoded.body;
   if (decoded.error !== undefined) return binaryOf(body, decoded.error);

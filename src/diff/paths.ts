@@ -14,12 +14,6 @@ export function unescapeSegment(segment: string): string {
 }
 
 /** "" is the whole document; "/a/0" is key a, element 0. */
-export function toPointer(segments: readonly string[]): string {
-  let out = '';
-  for (const s of segments) out += '/' + escapeSegment(s);
-  return out;
-}
-
 export function parsePointer(pointer: string): string[] {
   if (pointer === '') return [];
   if (!pointer.startsWith('/')) throw new Error(`not a JSON Pointer: "${pointer}"`);
@@ -29,13 +23,7 @@ export function parsePointer(pointer: string): string[] {
 /** The template segment for every array index and id-like key. */
 export const ANY = '*';
 
-const ID_LIKE = /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[0-9a-f]*\d)[0-9a-f]{16,})$/i;
 const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$-]*$/;
-
-/** Keys that name data rather than fields: numbers, UUIDs, long hex ids. */
-export function isIdLike(key: string): boolean {
-  return ID_LIKE.test(key);
-}
 
 /**
  * An object used as a map (Diffy's cardinality guard): many keys, or keys

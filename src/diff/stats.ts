@@ -110,12 +110,6 @@ function sortedBins(histogram: Readonly<LogHistogram>): [number, number][] {
     .sort((a, b) => a[0] - b[0]);
 }
 
-export function logCount(histogram: Readonly<LogHistogram>): number {
-  let n = 0;
-  for (const bin in histogram) n += histogram[bin] ?? 0;
-  return n;
-}
-
 /** The value at 1-based rank `rank` (clamped) of a sorted histogram. */
 function atRank(bins: readonly [number, number][], rank: number): number {
   let seen = 0;

@@ -5,6 +5,7 @@
  * process serves the same pairs and a bad file never replaces a good one.
  */
 import { isAbsolute, relative, resolve } from 'node:path';
+import { defaultsAt } from '../config/defaults.js';
 import type { Diagnostic } from '../config/diagnostics.js';
 import type { DependencyConfig, EgressConfig } from '../config/types.js';
 import { addressesClash, formatAddress, isLoopbackHost, type ListenAddress } from '../config/units.js';
@@ -19,8 +20,6 @@ export interface EgressReporter extends Reporter {
   /** The upstream URL check (normalizes the base path), shared with upstreams. */
   url(text: string, path: string): string | undefined;
 }
-
-export const DEFAULT_WAIT_MS = 2000;
 
 export function checkEgress(
   raw: Raw | undefined,
@@ -92,7 +91,7 @@ export function checkDependencies(raw: Raw | undefined, baseDir: string, reporte
       simulation,
       passthrough: ((spec['passthrough'] as string[] | undefined) ?? []).map((m) => m.toUpperCase()),
       ignoreBody,
-      waitMs: (spec['wait'] as number | undefined) ?? DEFAULT_WAIT_MS,
+      waitMs: (spec['wait'] as number | undefined) ?? defaultsAt('dependencies.*')['wait'],
     };
   }
   return out;

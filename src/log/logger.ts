@@ -24,7 +24,7 @@ export class Logger {
   private readonly minimum: number;
   constructor(
     private readonly sink: LogSink,
-    level: LogLevel = 'info',
+    private readonly level: LogLevel = 'info',
     private readonly base: LogFields = {},
   ) {
     this.minimum = RANK[level];
@@ -35,9 +35,7 @@ export class Logger {
   }
 
   child(fields: LogFields): Logger {
-    const child = new Logger(this.sink, 'debug', { ...this.base, ...fields });
-    (child as unknown as { minimum: number }).minimum = this.minimum;
-    return child;
+    return new Logger(this.sink, this.level, { ...this.base, ...fields });
   }
 
   log(level: LogLevel, event: string, message: string, fields: LogFields = {}): void {
@@ -72,5 +70,3 @@ export function jsonLine(record: LogRecord): string {
     ...record.fields,
   });
 }
-
-export const silentLogger = new Logger(() => {}, 'error');

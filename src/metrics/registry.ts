@@ -39,6 +39,7 @@ export class GatewayMetrics {
   readonly requestDuration: FastHistogram;
   readonly upstreamErrors: FastCounter;
   readonly upstreamRetries: FastCounter;
+  readonly grpcRequests: FastCounter;
   readonly endpointHealthy: Gauge<'upstream' | 'endpoint'>;
   readonly endpointEjections: Counter<'upstream' | 'endpoint'>;
   readonly accessLogDropped: Counter;
@@ -99,6 +100,12 @@ export class GatewayMetrics {
       METRIC.upstreamRetries,
       'Requests sent again, to another endpoint when there is one, after a connect failure, a reset or a retryable status.',
       ['route', 'upstream'],
+      registry,
+    );
+    this.grpcRequests = new FastCounter(
+      'gatewayctl_grpc_requests_total',
+      'gRPC calls answered, by route, upstream and grpc_code: the call\'s final grpc-status by name (OK, Canceled, DeadlineExceeded, Unavailable... as go-grpc-prometheus names them), from the upstream\'s trailers or the gateway\'s own answer. Canceled when the client left before a status.',
+      ['route', 'upstream', 'grpc_code'],
       registry,
     );
     this.shadowRequests = new FastCounter(
@@ -313,7 +320,7 @@ export class GatewayMetrics {
         (upstream === undefined || upstream === 'none' || upstreams.has(String(upstream)))
       );
     };
-    const fast = [this.requests, this.requestDuration, this.upstreamErrors, this.upstreamRetries, this.shadowRequests, this.shadowDuration, this.shadowComparisons, this.shadowDifferences];
+    const fast = [this.requests, this.requestDuration, this.upstreamErrors, this.upstreamRetries, this.grpcRequests, this.shadowRequests, this.shadowDuration, this.shadowComparisons, this.shadowDifferences];
     for (const metric of fast) metric.retain(keep);
     for (const metric of [this.compareDropped, this.endpointHealthy, this.endpointEjections] as const) {
       for (const { labels } of (await metric.get()).values) if (!keep(labels)) metric.remove(labels as never);

@@ -23,7 +23,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ConnectionCloseReason, GatewayMetrics } from '../metrics/registry.js';
-import { Sweep } from './deadlines.js';
+import { Sweep } from '../upstream/deadlines.js';
 import { sendRawError } from './responses.js';
 
 /** Coarser than the upstream sweep: these deadlines are seconds long. */
@@ -241,6 +241,11 @@ export class ConnectionGuard {
     this.resting.delete(c);
     this.resting.add(c);
     this.sweep.add(c);
+  }
+
+  /** Taken over by another protocol (HTTP/2): timed by its own rules from now on, still counted. */
+  handOver(socket: Duplex): void {
+    this.detach(socket);
   }
 
   private detach(socket: Duplex): void {

@@ -88,7 +88,11 @@ export interface ForwardContext extends ForwardingPeer {
  * upstream request; this is the only per-request header work.
  */
 export function prepareUpstreamHeaders(req: IncomingMessage, ctx: ForwardContext): void {
-  const h = req.headers;
+  cleanUpstreamHeaders(req.headers, ctx);
+}
+
+/** The same rewrite on a headers object (HTTP/2 requests carry no IncomingMessage). */
+export function cleanUpstreamHeaders(h: IncomingHttpHeaders, ctx: ForwardContext): void {
   for (const name of connectionTokens(h.connection)) {
     if (!NEVER_NOMINATED.has(name)) delete h[name];
   }

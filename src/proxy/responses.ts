@@ -1,12 +1,14 @@
 /**
  * Answers the gateway gives itself (no route, bad request, upstream failure):
- * a status and a small JSON body `{error, requestId}`, through a
+ * a status and a small JSON body `{error, code, requestId}` (the code from
+ * the error catalogue, by status), through a
  * ServerResponse or, where there is none (parse errors, upgrades, CONNECT),
  * written raw on the socket and followed by closing it.
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { answerCode } from '../errors.js';
 
 const kCondemned = Symbol('gatewayctl.condemned');
 
@@ -26,12 +28,13 @@ export function isCondemned(socket: Duplex): boolean {
  * (the parser refused the head, the connection was refused at a cap).
  */
 function errorParts(
+  status: number,
   error: string,
   requestId: string | undefined,
   extra: Record<string, string> | undefined,
 ): { body: string; headers: Record<string, string | number> } {
   const id = requestId ?? randomUUID();
-  const body = JSON.stringify({ error, requestId: id });
+  const body = JSON.stringify({ error, code: answerCode(status), requestId: id });
   return {
     body,
     headers: {
@@ -56,7 +59,7 @@ export function sendError(
     res.destroy();
     return;
   }
-  const { body, headers } = errorParts(error, requestId, options.headers);
+  const { body, headers } = errorParts(status, error, requestId, options.headers);
   if (options.close) headers['connection'] = 'close';
   try {
     res.writeHead(status, headers);
@@ -82,7 +85,7 @@ export function sendRawError(
     socket.destroy();
     return;
   }
-  const { body, headers } = errorParts(error, requestId, extraHeaders);
+  const { body, headers } = errorParts(status, error, requestId, extraHeaders);
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}connection: close\r\n\r\n${body}`);

@@ -21,7 +21,7 @@
  * leading zeros, `transfer-encoding: chunked`. A well-formed request costs
  * a few comparisons and one pass over the header names.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { LimitsConfig } from '../config/types.js';
 import { isValidHost, normalizeTarget } from './path.js';
 
@@ -124,4 +124,34 @@ export function screenRequest(req: IncomingMessage, limits: LimitsConfig, keepEs
 /** Paths were screened with %2F kept because some route keeps it; this route does not. */
 export function escapedSlashRefused(snapshot: { keepEscapedSlashes: boolean }, route: { keepEscapedSlashes: boolean }, path: string): boolean {
   return snapshot.keepEscapedSlashes && !route.keepEscapedSlashes && path.includes('%2F');
+}
+
+/**
+ * The same screen for an HTTP/2 request. Framing is HTTP/2's (nghttp2 has
+ * refused malformed frames, connection-specific headers and a
+ * content-length that disagrees with the DATA frames), so what is left:
+ * the method, the header count, a declared body over the limit, the
+ * authority, and the target.
+ */
+export function screenH2Request(
+  method: string,
+  url: string,
+  headers: IncomingHttpHeaders,
+  headerCount: number,
+  hasBody: boolean,
+  limits: LimitsConfig,
+  keepEscapedSlashes = false,
+): Admitted | Refusal {
+  if (method === 'TRACE' || method === 'CONNECT') return refusal(405, `method ${method} is not allowed`, 'method', { allow: ALLOW });
+  if (headerCount > limits.maxHeaderCount) return TOO_MANY_HEADERS;
+  const cl = headers['content-length'];
+  if (cl !== undefined && (!/^\d{1,15}$/.test(cl) || Number(cl) > limits.maxBodyBytes)) return /^\d+$/.test(cl) ? TOO_LARGE : BAD_LENGTH;
+  const authority = headers[':authority'] ?? headers.host;
+  if (typeof authority === 'string' && !isValidHost(authority)) return BAD_HOST;
+  const target = normalizeTarget(url, keepEscapedSlashes);
+  if (!target.ok) {
+    if (url === '*') return method === 'OPTIONS' ? SERVER_OPTIONS : refusal(400, 'bad request: "*" is a target for OPTIONS only', 'bad_path');
+    return refusal(400, `bad request: ${target.reason}`, 'bad_path');
+  }
+  return { ok: true, path: target.path, query: target.query, hasBody, chunked: cl === undefined && hasBody };
 }

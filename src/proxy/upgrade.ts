@@ -4,8 +4,8 @@
  * normalization), the same routing and backend pick, the same header
  * hygiene, then a tunnel.
  *
- *   screen → route → pick backend → GET with Connection: upgrade ─┬→ 101: tunnel both ways
- *                                                                 └→ other: relayed, connection closed
+ *   screen → route → pick → headers (steps.ts, as plain requests) → GET with Connection: upgrade ─┬→ 101: tunnel both ways
+ *                                                                                                  └→ other: relayed, connection closed
  *
  * The tunnel opens only when the upstream itself answers 101 with the
  * protocol the client asked for; any other answer is passed back and the
@@ -21,22 +21,33 @@
  * (RFC 9110 section 7.8); on older Node they are refused with 400.
  */
 import { randomUUID } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import { STATUS_CODES, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
 import type { CompiledUpstream } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ActiveConfig } from './active.js';
-import { clientRequestId, downstreamHeaders, prepareUpstreamHeaders } from './headers.js';
+import { stepContext } from './context.js';
+import { clientRequestId, downstreamHeaders } from './headers.js';
 import { upstreamPath } from './path.js';
-import type { Endpoint } from '../upstream/endpoint.js';
+import { UpstreamDeadlines, WatchedRequest } from '../upstream/deadlines.js';
+import { classifyUpstreamError } from '../upstream/faults.js';
+import { openUpstreamRequest } from '../upstream/http1.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import { sendRawError } from './responses.js';
-import { escapedSlashRefused, screenRequest } from './screen.js';
-import { armUpstreamTimeouts, classifyUpstreamError } from './upstream-faults.js';
+import { headers, pick, route, screen } from './steps.js';
+
+/** An upgrade's request to the upstream, watched by the upstream sweep until it is answered. */
+class UpgradeAttempt extends WatchedRequest {
+  constructor(
+    readonly outgoing: ClientRequest,
+    upstream: CompiledUpstream,
+  ) {
+    super();
+    this.timeoutsOf(upstream);
+  }
+}
 
 export interface UpgradeHandlerOptions {
   readonly metrics: GatewayMetrics;
@@ -71,6 +82,8 @@ export class UpgradeHandler {
   private readonly draining: () => boolean;
   /** Client sockets of open tunnels. */
   private readonly tunnels = new Set<Duplex>();
+  /** Until the upstream answers; an open tunnel has its idle timeout instead. */
+  private readonly deadlines = new UpstreamDeadlines<UpgradeAttempt>((attempt, error) => attempt.outgoing.destroy(error));
 
   constructor(options: UpgradeHandlerOptions) {
     this.metrics = options.metrics;
@@ -97,31 +110,24 @@ export class UpgradeHandler {
     };
     if (this.draining()) return refuse(503, 'the gateway is shutting down', 'draining');
 
-    const screened = screenRequest(req, active.snapshot.config.limits, active.snapshot.keepEscapedSlashes);
-    if (!screened.ok) return refuse(screened.status === 200 ? 400 : screened.status, screened.message || 'bad request', screened.reason, screened.headers);
-    if (!upgradeWanted(req) || screened.hasBody) {
+    const ctx = stepContext(req, active, requestId);
+    const screenRefused = screen(ctx);
+    if (screenRefused) return refuse(screenRefused.status === 200 ? 400 : screenRefused.status, screenRefused.message || 'bad request', screenRefused.reason, screenRefused.headers);
+    if (!upgradeWanted(req) || ctx.hasBody) {
       return refuse(400, 'bad request: an upgrade must be a GET on HTTP/1.1 without a body', 'upgrade');
     }
     const protocol = req.headers.upgrade ?? '';
     if (!UPGRADE_VALUE.test(protocol)) return refuse(400, 'bad request: malformed Upgrade header', 'upgrade');
-
-    const route = active.snapshot.route({ method: 'GET', path: screened.path, host: active.hostOf(req), headers: req.headers });
-    if (!route) {
-      active.unmatchedStats.observe(404, (performance.now() - started) / 1000);
-      return refuse(404, 'no route matches this request', 'no_route');
+    const refused = route(ctx) ?? pick(ctx, this.pools);
+    if (refused) {
+      if (refused.unmatched) active.unmatchedStats.observe(refused.status, (performance.now() - started) / 1000);
+      return refuse(refused.status, refused.message, refused.reason, refused.headers);
     }
-    if (escapedSlashRefused(active.snapshot, route, screened.path)) return refuse(400, 'bad request: encoded slash or backslash in path', 'bad_path');
-    const upstream = route.pickBackend(req.headers);
-    const stats = active.statsFor(route, upstream);
-    const peer = (socket as Socket).remoteAddress;
-    prepareUpstreamHeaders(req, {
-      requestId,
-      peer: peer ?? '',
-      trustedPeer: active.isTrusted(peer),
-      encrypted: socket instanceof TLSSocket,
-    });
+    headers(ctx);
     req.headers.connection = 'upgrade';
     req.headers.upgrade = protocol;
+    const upstream = ctx.upstream!;
+    const stats = ctx.stats!;
 
     active.inflight++;
     let settled = false;
@@ -133,7 +139,7 @@ export class UpgradeHandler {
     };
     const state = { connected: false };
     // The endpoint carries this exchange, tunnel included, until it closes.
-    const pool = this.pools.poolFor(upstream);
+    const pool = ctx.pool!;
     const endpoint = pool.pick();
     pool.begin(endpoint);
     let held = true;
@@ -142,12 +148,21 @@ export class UpgradeHandler {
       if (held) pool.finish(endpoint);
       held = false;
     };
-    const upReq = this.request(endpoint, screened.path + screened.query, req);
+    const upReq = openUpstreamRequest(endpoint, 'GET', upstreamPath(endpoint.url, ctx.path + ctx.query), req.headers);
+    upReq.end();
+    const attempt = new UpgradeAttempt(upReq, upstream);
+    this.deadlines.watch(attempt);
     upReq.once('close', () => {
+      this.deadlines.unwatch(attempt);
       // The tunnel's socket was handed over: it is released when that closes.
       if (!tunnelled) release();
     });
-    upReq.on('socket', () => armUpstreamTimeouts(upReq, upstream, state));
+    upReq.once('socket', (upstreamSocket: Socket) => {
+      attempt.upstreamRequest = upReq;
+      if (!upstreamSocket.connecting) state.connected = true;
+      else upstreamSocket.once('connect', () => (state.connected = true));
+    });
+    upReq.once('finish', () => (attempt.requestSentAt = Date.now()));
     // The client left during the handshake: drop the upstream request at once.
     const onClientGone = () => {
       upReq.destroy();
@@ -169,6 +184,7 @@ export class UpgradeHandler {
 
     upReq.on('response', (res: IncomingMessage) => {
       // Not switched: pass the answer back, then close; no tunnel.
+      this.deadlines.unwatch(attempt);
       socket.off('close', onClientGone);
       res.on('error', noop);
       const status = res.statusCode ?? 502;
@@ -189,6 +205,7 @@ export class UpgradeHandler {
     });
 
     upReq.on('upgrade', (res: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
+      this.deadlines.unwatch(attempt);
       socket.off('close', onClientGone);
       upSocket.on('error', noop);
       const switched = res.headers.upgrade;
@@ -216,20 +233,9 @@ export class UpgradeHandler {
     for (const socket of this.tunnels) socket.destroy();
   }
 
-  private request(endpoint: Endpoint, pathAndQuery: string, req: IncomingMessage): ClientRequest {
-    const target = endpoint.url;
-    const https_ = target.protocol === 'https:';
-    const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
-    const request = (https_ ? https : http).request({
-      hostname,
-      port: target.port || (https_ ? 443 : 80),
-      method: 'GET',
-      path: upstreamPath(target, pathAndQuery),
-      headers: req.headers,
-      agent: endpoint.agent,
-    });
-    request.end();
-    return request;
+  close(): void {
+    this.closeAll();
+    this.deadlines.close();
   }
 
   private tunnel(client: Duplex, server: Socket, head: Buffer, upHead: Buffer, idleMs: number): void {
@@ -268,7 +274,7 @@ function noop(): void {}
 
 /** A status line and headers, for a response written on a raw socket. */
 function responseHead(status: number, message: string | undefined, headers: string[], extra: string): string {
-  let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || ''}\r\n`;
+  let head = `HTTP/1.1 ${status} ${message || STATUS_CODES[status] || ''}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${head}${extra}\r\n`;
 }

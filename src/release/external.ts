@@ -12,7 +12,7 @@
  * restart, a missed write) is set to it.
  */
 import { promises as dns } from 'node:dns';
-import { adminJson } from '../admin/http-client.js';
+import { adminJson, type AdminAccess } from '../admin/http-client.js';
 import type { GatewayConfig, ReleaseConfig } from '../config/types.js';
 import { AdminRequestError, UsageError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -26,7 +26,8 @@ export interface ExternalRunnerOptions {
   /** NAME:PORT, resolved to every address on each check (a headless Service). */
   readonly adminDns?: readonly string[];
   readonly evidence?: EvidenceSource;
-  readonly token?: string;
+  /** Token and CA for the replicas' admin APIs. */
+  readonly access?: AdminAccess;
   readonly logger: Logger;
   readonly now?: () => number;
   readonly resolve?: (name: string) => Promise<string[]>;
@@ -58,6 +59,7 @@ export class ExternalReleaseRunner {
   private readonly windows = new Map<string, StepWindow>();
   private readonly now: () => number;
   private readonly evidence: EvidenceSource;
+  private readonly access: AdminAccess;
 
   constructor(private readonly options: ExternalRunnerOptions) {
     if (options.admins.length === 0 && !options.adminDns?.length) {
@@ -65,7 +67,8 @@ export class ExternalReleaseRunner {
     }
     for (const entry of options.adminDns ?? []) splitNamePort(entry);
     this.now = options.now ?? Date.now;
-    this.evidence = options.evidence ?? new ReplicaMetricsEvidence();
+    this.access = options.access ?? {};
+    this.evidence = options.evidence ?? new ReplicaMetricsEvidence(this.access);
   }
 
   /** The replicas' admin URLs: the given ones, then every address of each DNS name. */
@@ -92,11 +95,11 @@ export class ExternalReleaseRunner {
   async tick(): Promise<CheckOutcome> {
     const admins = await this.replicas();
     const leader = admins[0]!;
-    const config = (await adminJson<{ config: GatewayConfig }>(leader, '/config')).config;
+    const config = (await adminJson<{ config: GatewayConfig }>(leader, '/config', this.access)).config;
     const replicas: Replica[] = await Promise.all(
       admins.map(async (admin) => ({
         admin,
-        releases: (await adminJson<{ releases: ReleaseView[] }>(admin, '/releases')).releases,
+        releases: (await adminJson<{ releases: ReleaseView[] }>(admin, '/releases', this.access)).releases,
       })),
     );
     const external = config.routes.filter((r) => r.release?.controller === 'external');
@@ -175,9 +178,9 @@ export class ExternalReleaseRunner {
         if (same && !judgement) return;
         try {
           await adminJson(admin, `/releases/${encodeURIComponent(route)}/state`, {
+            ...this.access,
             method: 'POST',
             body: { state: next, ...(judgement ? { judgement } : {}) },
-            ...(this.options.token ? { token: this.options.token } : {}),
           });
         } catch (err) {
           this.options.logger.error('release.apply', `admin API ${admin}: cannot set ${route} to ${describePosition(next, release)}: ${(err as Error).message}`, {

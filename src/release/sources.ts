@@ -3,7 +3,7 @@
  * (windowed, scoped queries; see promql.ts), or the replicas' own /metrics
  * (readings at the window's start subtracted from the current ones).
  */
-import { adminRequest } from '../admin/http-client.js';
+import { adminRequest, type AdminAccess } from '../admin/http-client.js';
 import { AdminRequestError } from '../errors.js';
 import { windowCoverage, type Coverage } from './coverage.js';
 import { bucketsOf, METRIC } from '../metrics/names.js';
@@ -83,10 +83,12 @@ export class ReplicaMetricsEvidence implements EvidenceSource {
   private current: Evidence = { bounds: [], routes: {} };
   private readonly bases = new Map<string, { startMs: number; evidence: Evidence }>();
 
+  constructor(private readonly access: AdminAccess = {}) {}
+
   async refresh(admins: readonly string[]): Promise<void> {
     const texts = await Promise.all(
       admins.map(async (admin) => {
-        const r = await adminRequest(admin, '/metrics');
+        const r = await adminRequest(admin, '/metrics', this.access);
         if (r.status !== 200) throw new AdminRequestError(`admin API ${admin}/metrics answered ${r.status}`, r.status);
         return r.text;
       }),

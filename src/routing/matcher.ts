@@ -31,13 +31,14 @@ export function hostMatches(pattern: string, host: string): boolean {
 
 export function compileMatcher(match: RouteMatchConfig): Matcher {
   const checks: Matcher[] = [];
-  const { prefix, methods, headers, host } = match;
+  const { prefix, methods, headers, host, grpc } = match;
   if (methods) {
     const set = new Set(methods);
     checks.push((f) => set.has(f.method));
   }
   if (prefix !== undefined) checks.push((f) => prefixMatches(prefix, f.path));
   if (host !== undefined) checks.push((f) => hostMatches(host, f.host));
+  if (grpc !== undefined) checks.push((f) => isGrpc(f.headers) === grpc);
   if (headers) {
     const pairs = Object.entries(headers);
     checks.push((f) => {
@@ -60,6 +61,12 @@ export function compileMatcher(match: RouteMatchConfig): Matcher {
     default:
       return (f) => checks.every((check) => check(f));
   }
+}
+
+/** A gRPC call: content-type application/grpc, or application/grpc+proto, +json, ... */
+export function isGrpc(headers: IncomingHttpHeaders): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && type.startsWith('application/grpc') && (type.length === 16 || type[16] === '+' || type[16] === ';');
 }
 
 /** Host header → lower-case host without port or trailing dot. */

@@ -23,6 +23,10 @@ import { ShadowService } from '../shadow/service.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from '../proxy/active.js';
 import { derivedMaxConnections } from './descriptors.js';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { H2RequestHandler } from '../proxy/h2-handler.js';
+import { H2Sessions } from '../upstream/h2.js';
+import { H2Front, divertAlpn, divertPreface, h2Limits } from './h2.js';
 
 export interface ProxyRuntimeOptions {
   readonly snapshot: Snapshot;
@@ -60,10 +64,19 @@ export function connectionSettings(config: GatewayConfig, processes = 1): Connec
  */
 const backstopMs = (ms: number) => ms + 500;
 
+/** The responses begun on one client connection: the latest, and the one before it. */
+interface SocketResponses {
+  previous: ServerResponse | undefined;
+  latest: ServerResponse;
+}
+
 export class ProxyRuntime {
   readonly server: http.Server;
   readonly shadow: ShadowService;
   private readonly handler: ProxyHandler;
+  private readonly h2Handler: H2RequestHandler;
+  private readonly h2: H2Front;
+  private readonly h2Sessions = new H2Sessions();
   private readonly upgrades: UpgradeHandler;
   private readonly pools: UpstreamPools;
   private readonly statsCache = new Map<string, RequestStats>();
@@ -72,6 +85,8 @@ export class ProxyRuntime {
   private active: ActiveConfig;
   private draining = false;
   private readonly sockets = new Set<Duplex>();
+  /** The last two responses begun on each client connection, for onClientError. */
+  private readonly exchanges = new WeakMap<Duplex, SocketResponses>();
   private readonly tls: TlsTermination | undefined;
   private readonly connections: ConnectionGuard;
   private readonly processes: number;
@@ -134,6 +149,23 @@ export class ProxyRuntime {
       } as http.ServerOptions,
       (req, res) => this.onRequest(req, res, false),
     );
+    // HTTP/2 beside HTTP/1.1 on the same port: by ALPN with TLS, by the preface with h2c.
+    this.h2Handler = new H2RequestHandler({
+      metrics: this.metrics,
+      logger: this.logger,
+      pools: this.pools,
+      sessions: this.h2Sessions,
+      current: () => this.active,
+      accessLog: () => this.accessLog,
+    });
+    this.h2 = new H2Front(
+      () => h2Limits(this.active.snapshot.config),
+      (req, res) => this.onH2Request(req, res),
+      (reason) => this.metrics.rejectedRequests.inc({ reason }),
+    );
+    const handedOver = (socket: Duplex) => this.connections.handOver(socket);
+    if (this.tls) divertAlpn(this.server, this.h2, handedOver);
+    else divertPreface(this.server, this.h2, () => this.active.snapshot.config.listen.h2c === true, handedOver);
     // Node's own header cap silently drops extra headers but still frames
     // the body with them; count them ourselves instead (limits.maxHeaderCount).
     this.server.maxHeadersCount = 0;
@@ -141,7 +173,10 @@ export class ProxyRuntime {
     // which sends 100 Continue only once the request is accepted and routed.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
     // Any other Expect: 417, through the same refusal path.
-    this.server.on('checkExpectation', this.handler.refuseExpectation);
+    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      this.track(req, res);
+      this.handler.refuseExpectation(req, res);
+    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     // Without a listener Node would just drop CONNECT connections.
@@ -210,9 +245,11 @@ export class ProxyRuntime {
     this.pools.retain(snapshot.upstreams.values());
     this.active = next;
     this.configureAccessLog(snapshot);
-    const { limits, timeouts } = snapshot.config;
-    // Read by Node for each new connection.
-    (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
+    this.h2.apply();
+    const { timeouts } = snapshot.config;
+    // limits.maxHeaderBytes is a server option only (Node has no public
+    // setter), so a change to it is reported as needing a restart
+    // (config/describe-change.ts) rather than written into the server.
     this.server.keepAliveTimeout = backstopMs(timeouts.idleMs);
     this.server.headersTimeout = backstopMs(timeouts.headerMs);
     const before = this.connectionRules;
@@ -262,7 +299,17 @@ export class ProxyRuntime {
     this.accessLog?.reopen();
   }
 
+  /** Notes the response begun on the request's connection (see onClientError). */
+  private track(req: IncomingMessage, res: ServerResponse): void {
+    const seen = this.exchanges.get(req.socket);
+    if (seen) {
+      seen.previous = seen.latest;
+      seen.latest = res;
+    } else this.exchanges.set(req.socket, { previous: undefined, latest: res });
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+    this.track(req, res);
     if (this.draining) res.shouldKeepAlive = false;
     try {
       this.handler.handle(req, res, expectContinue);
@@ -271,6 +318,18 @@ export class ProxyRuntime {
       this.logger.error('request.crash', `request handling failed: ${(err as Error).stack ?? err}`);
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json', connection: 'close' });
+        res.end(JSON.stringify({ error: 'internal error' }));
+      } else res.destroy();
+    }
+  }
+
+  private onH2Request(req: Http2ServerRequest, res: Http2ServerResponse): void {
+    try {
+      this.h2Handler.handle(req, res);
+    } catch (err) {
+      this.logger.error('request.crash', `HTTP/2 request handling failed: ${(err as Error).stack ?? err}`);
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: 'internal error' }));
       } else res.destroy();
     }
@@ -302,10 +361,14 @@ export class ProxyRuntime {
     // an earlier pipelined request, an error answer would be taken for that
     // request's: the connection is closed instead (Node's default would
     // answer it).
-    const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    // parser.incoming is the request being read, or still the last complete one.
-    const reading = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
-    const ownRequest = !!busy && !busy.headersSent && busy.req === reading && reading?.complete === false;
+    // Responses on a connection finish in order, so the latest one unfinished
+    // means a response is in progress, and the one before it finished means
+    // that response is the latest request's, whose body is still being read.
+    const seen = this.exchanges.get(socket);
+    const latest = seen?.latest;
+    const busy = latest !== undefined && !latest.writableFinished;
+    const ownRequest =
+      busy && (seen!.previous === undefined || seen!.previous.writableFinished) && !latest.headersSent && latest.req.complete === false;
     if (code === 'ECONNRESET' || !socket.writable || (busy && !ownRequest)) {
       socket.destroy();
       return;
@@ -327,6 +390,7 @@ export class ProxyRuntime {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    this.h2.drain();
     void this.tls?.closeRedirect();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
@@ -349,9 +413,12 @@ export class ProxyRuntime {
   async close(): Promise<void> {
     await this.tls?.closeRedirect();
     this.server.closeAllConnections();
-    this.upgrades.closeAll();
+    this.upgrades.close();
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.handler.close();
+    this.h2.close();
+    this.h2Handler.close();
+    this.h2Sessions.closeAll();
     this.connections.close();
     this.pools.destroy();
     await this.shadow.close();

@@ -10,9 +10,10 @@ import { Pool, type Dispatcher } from 'undici';
 import { BodyCapture } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
 import { undiciConnector } from '../tls/upstream.js';
-import type { Endpoint } from '../upstream/endpoint.js';
+import { connectionKey, FREE_SOCKET_TIMEOUT_MS, type Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { UpstreamPools } from '../upstream/pools.js';
+import { ErrorCodes, GatewayError } from '../errors.js';
 
 export interface CopyRequest {
   readonly method: string;
@@ -22,11 +23,10 @@ export interface CopyRequest {
   readonly timeoutMs: number;
 }
 
-export class ShadowTimeoutError extends Error {
-  readonly code = 'GW_SHADOW_TIMEOUT';
-  override readonly name = 'TimeoutError';
+export class ShadowTimeoutError extends GatewayError {
   constructor(ms: number) {
-    super(`shadow copy timed out after ${ms}ms`);
+    super(ErrorCodes.SHADOW_TIMEOUT, `shadow copy timed out after ${ms}ms`);
+    this.name = 'TimeoutError';
   }
 }
 
@@ -102,8 +102,7 @@ class CopyHandler implements Dispatcher.DispatchHandler {
 }
 
 /** Connections are shared by endpoints with the same origin, TLS and pool settings. */
-const poolKey = (upstream: CompiledUpstream, endpoint: Endpoint) =>
-  `${endpoint.origin}|${endpoint.tls?.identity ?? ''}|${upstream.config.connectTimeoutMs}|${upstream.config.maxSockets}`;
+const poolKey = (upstream: CompiledUpstream, endpoint: Endpoint) => connectionKey(endpoint, upstream.config);
 
 export class ShadowClients {
   private readonly pools = new Map<string, Pool>();
@@ -119,8 +118,8 @@ export class ShadowClients {
       pool = new Pool(endpoint.origin, {
         connections: Math.max(16, Math.min(upstream.config.maxSockets, 1024)),
         pipelining: 1,
-        keepAliveTimeout: 4000,
-        keepAliveMaxTimeout: 4000,
+        keepAliveTimeout: FREE_SOCKET_TIMEOUT_MS,
+        keepAliveMaxTimeout: FREE_SOCKET_TIMEOUT_MS,
         connect: endpoint.tls ? undiciConnector(endpoint.tls, timeout) : { timeout },
       });
       this.pools.set(key, pool);

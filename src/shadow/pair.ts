@@ -15,6 +15,8 @@ export interface CapturedResponse {
   readonly truncated: boolean;
   readonly bodyBytes: number;
   readonly latencyMs: number;
+  /** HTTP/2 trailers, when the answer had any (gRPC's grpc-status, grpc-message). */
+  readonly trailers?: IncomingHttpHeaders;
 }
 
 export interface ShadowResult {

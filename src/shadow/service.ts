@@ -85,11 +85,6 @@ export class ShadowService {
     return this.inflight;
   }
 
-  /** Bytes held for shadowing now (request copies and captured answers). */
-  get inFlightBytes(): number {
-    return this.inflightBytes;
-  }
-
   /**
    * Decides which of the route's shadow targets take this request and starts
    * teeing its body. Returns undefined (and costs nothing more) when none do.

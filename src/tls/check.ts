@@ -5,6 +5,7 @@
  * config/validate.ts, so `validate`, `serve` and every reload check alike.
  */
 import { resolve } from 'node:path';
+import { defaultsAt } from '../config/defaults.js';
 import type { TlsConfig, TlsVersion, UpstreamTlsConfig } from '../config/types.js';
 import { addressesClash, formatAddress, type ListenAddress } from '../config/units.js';
 import { namesCoverRouteHost } from './names.js';
@@ -96,7 +97,7 @@ export function checkListenerTls(
   return {
     config: {
       certificates: entries.map((e) => ({ cert: resolve(baseDir, e.cert), key: resolve(baseDir, e.key) })),
-      minVersion: (text(raw['minVersion']) ?? 'TLSv1.2') as TlsVersion,
+      minVersion: (text(raw['minVersion']) ?? defaultsAt('tls')['minVersion']) as TlsVersion,
       redirectHttp,
     },
     names,

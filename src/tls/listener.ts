@@ -90,6 +90,8 @@ export class TlsTermination {
         cert: first.cert,
         key: first.key,
         handshakeTimeout: this.handshakeTimeoutMs,
+        // HTTP/2 first; connections that choose h2 are taken over by serving/h2.ts.
+        ALPNProtocols: ['h2', 'http/1.1'],
         // Clients without SNI (an IP address) never reach this: they get the default.
         SNICallback: (servername, callback) => callback(null, this.index.lookup(servername)),
       },

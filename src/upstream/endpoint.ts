@@ -5,15 +5,28 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { EndpointConfig } from '../config/types.js';
+import type { EndpointConfig, UpstreamConfig } from '../config/types.js';
 import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
 
-/** Idle pooled sockets close before a typical upstream's 5 s keep-alive ends. */
-const FREE_SOCKET_TIMEOUT_MS = 4000;
+/** Idle pooled sockets close before a typical upstream's 5 s keep-alive ends (every client of an endpoint). */
+export const FREE_SOCKET_TIMEOUT_MS = 4000;
+
+/**
+ * Which connections an endpoint's requests may share: the same origin, TLS
+ * identity and connection settings. The upstream pool's own key
+ * (CompiledUpstream.poolKey) is wider: health belongs to one upstream.
+ */
+export function connectionKey(endpoint: Endpoint, config: Pick<UpstreamConfig, 'connectTimeoutMs' | 'maxSockets'>): string {
+  return `${endpoint.origin}|${endpoint.tls?.identity ?? ''}|${config.connectTimeoutMs}|${config.maxSockets}`;
+}
 
 export class Endpoint {
   readonly name: string;
   readonly url: URL;
+  /** Where to connect: the host without IPv6 brackets, the port with the scheme's default. */
+  readonly hostname: string;
+  readonly port: number;
+  readonly secure: boolean;
   /** scheme://host:port, for clients that pool by origin (undici). */
   readonly origin: string;
   readonly weight: number;
@@ -39,6 +52,9 @@ export class Endpoint {
   ) {
     this.name = config.name;
     this.url = new URL(config.url);
+    this.secure = this.url.protocol === 'https:';
+    this.hostname = this.url.hostname.startsWith('[') ? this.url.hostname.slice(1, -1) : this.url.hostname;
+    this.port = Number(this.url.port) || (this.secure ? 443 : 80);
     this.origin = this.url.origin;
     this.weight = config.weight;
     const options: http.AgentOptions = {
@@ -54,10 +70,6 @@ export class Endpoint {
   /** In rotation: not failed by the health checks, not ejected. */
   available(now: number): boolean {
     return this.checkedHealthy && this.ejectedUntil <= now;
-  }
-
-  closeIdle(): void {
-    for (const sockets of Object.values(this.agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
   }
 
   destroy(): void {

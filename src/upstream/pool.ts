@@ -198,10 +198,6 @@ export class UpstreamPool {
     }));
   }
 
-  closeIdle(): void {
-    for (const e of this.endpoints) e.closeIdle();
-  }
-
   destroy(): void {
     this.destroyed = true;
     this.health?.stop();

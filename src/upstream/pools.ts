@@ -55,10 +55,6 @@ export class UpstreamPools {
     return this.pools.values();
   }
 
-  closeIdle(): void {
-    for (const pool of this.pools.values()) pool.closeIdle();
-  }
-
   destroy(): void {
     for (const pool of this.pools.values()) pool.destroy();
     this.pools.clear();

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import { AdminServer } from '../../src/admin/server.js';
 import { SseParser } from '../../src/admin/sse.js';
-import { diffRoutes } from '../../src/diff/endpoints.js';
+import { diffRoutes } from '../../src/admin/routes/diffs.js';
 import { DiffStore } from '../../src/diff/store.js';
 import type { DiffEvent } from '../../src/diff/types.js';
 import { Logger } from '../../src/log/logger.js';

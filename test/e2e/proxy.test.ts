@@ -91,7 +91,7 @@ routes:
   test('no route: 404 with {error, requestId}', async () => {
     const r = await request(gw.url + '/nowhere', { headers: { 'x-request-id': 'abc-123' } });
     assert.equal(r.status, 404);
-    assert.deepEqual(r.json(), { error: 'no route matches this request', requestId: 'abc-123' });
+    assert.deepEqual(r.json(), { error: 'no route matches this request', code: 'GW_NOT_FOUND', requestId: 'abc-123' });
     assert.equal(r.headers['content-type'], 'application/json');
   });
 
@@ -245,6 +245,7 @@ routes:
     const r = await request(gw.url + '/dead');
     assert.equal(r.status, 502);
     assert.equal(r.json().error, 'upstream unavailable');
+    assert.equal(r.json().code, 'GW_UPSTREAM_FAILED');
     assert.ok(r.json().requestId);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
     assert.equal(metricValue(metrics, METRIC.upstreamErrors, { route: 'dead', reason: 'connect' }), 1);
@@ -255,6 +256,7 @@ routes:
     const started = Date.now();
     const r = await request(gw.url + '/slow');
     assert.equal(r.status, 504);
+    assert.equal(r.json().code, 'GW_UPSTREAM_TIMEOUT');
     assert.ok(Date.now() - started < 1200, 'answered at the timeout, not when the upstream did');
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
     assert.equal(metricValue(metrics, METRIC.upstreamErrors, { route: 'slow', reason: 'timeout' }), 1);

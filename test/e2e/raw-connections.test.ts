@@ -149,7 +149,7 @@ timeouts: { header: 1s, idle: 1s }
       assert.equal(got.first.status, 400, got.text);
       const id = got.first.header('x-request-id');
       assert.match(id ?? '', /^[0-9a-f-]{36}$/, got.text);
-      assert.deepEqual(JSON.parse(got.first.body.toString()), { error: 'bad request', requestId: id });
+      assert.deepEqual(JSON.parse(got.first.body.toString()), { error: 'bad request', code: 'GW_BAD_REQUEST', requestId: id });
     }
   });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { CONSOLE_DIR, consoleRoutes, loadConsole } from '../../src/admin/console.js';
+import { CONSOLE_DIR, consoleRoutes, loadConsole } from '../../src/admin/routes/console.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 describe('web console files', () => {

@@ -10,7 +10,7 @@ import type { DiffConfig } from '../../src/config/types.js';
 import { emptyCounts } from '../../src/diff/counts.js';
 import { DiffEngine } from '../../src/diff/engine.js';
 import { LearnedNoise } from '../../src/diff/noise.js';
-import { IgnoreRules, parsePointer, toPointer } from '../../src/diff/paths.js';
+import { escapeSegment, IgnoreRules, parsePointer } from '../../src/diff/paths.js';
 import { verdict } from '../../src/diff/stats.js';
 import { DiffStore } from '../../src/diff/store.js';
 import { mergeSummaries } from '../../src/diff/summary.js';
@@ -19,6 +19,7 @@ import type { MirroredPair } from '../../src/shadow/pair.js';
 
 describe('JSON Pointers and ignore rules', () => {
   test('escaping round-trips', () => {
+    const toPointer = (segments: readonly string[]) => segments.map((s) => '/' + escapeSegment(s)).join('');
     for (const segments of [[], ['a'], ['a/b', 'm~n', ''], ['0', '*']]) {
       assert.deepEqual(parsePointer(toPointer(segments)), segments);
     }

@@ -1,6 +1,6 @@
 /**
  * The README must not drift from the code: the config reference is what the
- * spec generates, every error code and every metric is documented, and
+ * spec generates, every metric is documented (error codes: errors.test.ts), and
  * every command has its line in the CLI section.
  */
 import assert from 'node:assert/strict';
@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { withReference } from '../../src/config/reference.js';
-import { ErrorCodes } from '../../src/errors.js';
 import { GatewayMetrics } from '../../src/metrics/registry.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
@@ -17,9 +16,6 @@ const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 describe('README', () => {
   test('the config reference is current (npm run docs)', () => {
     assert.equal(readme, withReference(readme));
-  });
-  test('every error code is documented', () => {
-    for (const code of Object.values(ErrorCodes)) assert.ok(readme.includes(`\`${code}\``), code);
   });
   test('every gatewayctl_ metric is documented', async () => {
     const metrics = new GatewayMetrics({ collectDefaults: false });

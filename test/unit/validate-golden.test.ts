@@ -1,7 +1,8 @@
 /**
  * Golden files: each test/fixtures/validate/NAME.yaml is run through the real
  * `gatewayctl validate`; its exit status and stdout must equal NAME.expected.
- * UPDATE_GOLDEN=1 rewrites the expected files.
+ * UPDATE_GOLDEN=1 writes the expected files; without it a missing one
+ * fails, so a new fixture cannot pass on a result nobody has read.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -26,8 +27,10 @@ describe('validate golden files', () => {
       assert.equal(result.signal, null);
       const actual = `exit: ${result.code}\n${result.stdout}`;
       const expectedFile = join(REPO_ROOT, DIR, fixture.replace(/\.yaml$/, '.expected'));
-      if (process.env['UPDATE_GOLDEN'] === '1' || !existsSync(expectedFile)) writeFileSync(expectedFile, actual);
-      assert.equal(actual, readFileSync(expectedFile, 'utf8'));
+      if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(expectedFile, actual);
+      const expected = readExpected(fixture);
+      assert.ok(expected !== undefined, `${DIR}/${fixture}: no expected file; write it with UPDATE_GOLDEN=1 and review it`);
+      assert.equal(actual, expected);
       // Every problem line is compiler-style with a real position.
       for (const line of result.stdout.split('\n').filter(Boolean)) {
         assert.match(line, /^test\/fixtures\/validate\/[\w.-]+\.yaml:\d+:\d+: (error|warning): \S/);

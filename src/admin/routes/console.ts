@@ -16,10 +16,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { EMBEDDED } from '../embedded.js';
-import { sendJson, type AdminRoute } from './server.js';
+import { EMBEDDED } from '../../embedded.js';
+import { ErrorCodes, GatewayError } from '../../errors.js';
+import type { AdminRoute } from './reply.js';
 
-export const CONSOLE_DIR = fileURLToPath(new URL('../../../web/console/', import.meta.url));
+export const CONSOLE_DIR = fileURLToPath(new URL('../../../../web/console/', import.meta.url));
 
 export const CONSOLE_CSP = [
   "default-src 'none'",
@@ -100,27 +101,28 @@ export function consoleRoutes(dir = CONSOLE_DIR): AdminRoute[] {
     loaded = loadConsole(dir);
   } catch (err) {
     // A broken install loses the page, never the gateway.
-    const missing = (_req: IncomingMessage, res: ServerResponse) =>
-      sendJson(res, 503, { error: `the web console's files cannot be read (${(err as Error).message})` });
+    const missing = () => {
+      throw new GatewayError(ErrorCodes.UNAVAILABLE, `the web console's files cannot be read (${(err as Error).message})`);
+    };
     return [
-      { method: 'GET', path: '/ui', changesState: false, handle: missing },
-      { method: 'GET', path: '/ui/', changesState: false, handle: missing },
+      { method: 'GET', path: '/ui', requiresToken: false, handle: missing },
+      { method: 'GET', path: '/ui/', requiresToken: false, handle: missing },
     ];
   }
   const { version, page, assets } = loaded;
   const prefix = `/ui/${version}/`;
   return [
-    { method: 'GET', path: '/ui', changesState: false, handle: (req, res) => send(req, res, page, 'no-cache') },
+    { method: 'GET', path: '/ui', requiresToken: false, handle: (req, res) => send(req, res, page, 'no-cache') },
     {
       method: 'GET',
       path: '/ui/',
-      changesState: false,
+      requiresToken: false,
       handle: (req, res, url) => {
         if (url.pathname === '/ui/') return send(req, res, page, 'no-cache');
         const asset = url.pathname.startsWith(prefix) ? assets.get(url.pathname.slice(prefix.length)) : undefined;
         if (!asset) {
           res.setHeader('content-security-policy', CONSOLE_CSP);
-          return sendJson(res, 404, { error: `no console file ${url.pathname}` });
+          throw new GatewayError(ErrorCodes.NOT_FOUND, `no console file ${url.pathname}`);
         }
         send(req, res, asset, 'public, max-age=31536000, immutable');
       },

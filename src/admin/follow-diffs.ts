@@ -4,12 +4,12 @@
  * restarting) is reopened with backoff, resuming from its last event id so
  * nothing in the replica's ring is missed or repeated.
  */
-import { openEventStream, type EventStream } from '../admin/event-stream.js';
-import type { SseMessage } from '../admin/sse.js';
-import type { DiffEvent } from './types.js';
+import type { DiffEvent } from '../diff/types.js';
+import { openEventStream, type EventStream } from './event-stream.js';
+import type { AdminAccess } from './http-client.js';
+import type { SseMessage } from './sse.js';
 
-export interface FollowOptions {
-  readonly token?: string;
+export interface FollowOptions extends AdminAccess {
   readonly route?: string;
   readonly shadow?: string;
   /** Recent events each replica sends first. */
@@ -64,6 +64,7 @@ export async function followDiffs(urls: readonly URL[], options: FollowOptions):
     };
     const stream = await openEventStream(url.href, '/diffs', lastEventId ? { ...query, replay: undefined } : query, {
       ...(options.token ? { token: options.token } : {}),
+      ...(options.ca ? { ca: options.ca } : {}),
       ...(lastEventId ? { lastEventId } : {}),
       onMessage,
     });

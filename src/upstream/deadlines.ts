@@ -1,6 +1,8 @@
 /**
- * Upstream deadlines for the user's path, enforced by one sweep instead of
- * a timer per request (the client connections' deadlines use the same Sweep). Re-arming a socket timer for every request (and
+ * The gateway's one deadline mechanism: a Sweep, one interval timer over
+ * the items it watches, instead of a timer per request. Upstream deadlines
+ * for the user's path (forwarded requests and upgrades) are enforced by it,
+ * and the client connections' deadlines use the same Sweep. Re-arming a socket timer for every request (and
  * again when the socket goes back to the pool) costs more than the whole
  * of the gateway's own request handling; a sweep every 50 ms over the
  * exchanges in flight costs nothing per request.
@@ -11,7 +13,7 @@
  * - connect: a new connection must be up within the upstream's connectTimeout;
  * - upload: while the request body streams there is no deadline on the
  *   upload as a whole (a long upload is no fault); the client's pauses are
- *   bounded by timeouts.body (handler.ts), and an upstream that stops taking
+ *   bounded by timeouts.body (proxy/handler.ts), and an upstream that stops taking
  *   the body (the request is held back by it) for the upstream's timeout is
  *   given up on;
  * - response: the response head must arrive within the upstream's timeout,
@@ -22,6 +24,8 @@
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { CompiledUpstream } from '../config/compile.js';
+import { ErrorCodes, GatewayError } from '../errors.js';
 
 export const SWEEP_MS = 50;
 
@@ -35,10 +39,10 @@ const MESSAGES: Record<DeadlinePhase, string> = {
   body: 'upstream body stalled',
 };
 
-export class UpstreamTimeoutError extends Error {
-  readonly code = 'GW_UPSTREAM_TIMEOUT';
+export class UpstreamTimeoutError extends GatewayError {
   constructor(readonly phase: DeadlinePhase) {
-    super(MESSAGES[phase]);
+    super(ErrorCodes.UPSTREAM_TIMEOUT, MESSAGES[phase]);
+    this.name = 'UpstreamTimeoutError';
   }
 }
 
@@ -64,11 +68,32 @@ export interface Watched {
   expired: UpstreamTimeoutError | undefined;
 }
 
+/** A request to an upstream as the sweep watches it: extended by the request path's context and by upgrades. */
+export class WatchedRequest implements Watched {
+  watchedSince = 0;
+  poolTimeoutMs = 0;
+  connectTimeoutMs = 0;
+  responseTimeoutMs = 0;
+  upstreamRequest: ClientRequest | undefined;
+  upstreamResponse: IncomingMessage | undefined;
+  requestSentAt = 0;
+  lastBytes = 0;
+  lastProgress = 0;
+  expired: UpstreamTimeoutError | undefined;
+
+  /** Takes the upstream's pool, connect and response timeouts. */
+  timeoutsOf(upstream: CompiledUpstream): void {
+    this.poolTimeoutMs = upstream.config.poolTimeoutMs;
+    this.connectTimeoutMs = upstream.config.connectTimeoutMs;
+    this.responseTimeoutMs = upstream.timeoutMs;
+  }
+}
+
 /**
  * One interval timer over a set of watched items, running only while the
  * set is not empty. `visit` returns false to stop watching an item.
  * Shared by the upstream deadlines here and the client connections'
- * deadlines (connections.ts).
+ * deadlines (proxy/connections.ts).
  */
 export class Sweep<T> {
   private readonly items = new Set<T>();

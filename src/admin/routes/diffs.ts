@@ -19,10 +19,11 @@
  * `event: lag` frame with `{"skipped": N}` tells it so once it catches up.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJson, type AdminRoute } from '../admin/server.js';
-import { sseComment, sseFrame } from '../admin/sse.js';
-import type { DiffStore, EventFilter } from './store.js';
-import type { DiffEvent } from './types.js';
+import type { DiffStore, EventFilter } from '../../diff/store.js';
+import type { DiffEvent } from '../../diff/types.js';
+import { ErrorCodes, GatewayError } from '../../errors.js';
+import { sseComment, sseFrame } from '../sse.js';
+import { sendJson, type AdminRoute } from './reply.js';
 
 export interface DiffRoutesOptions {
   /** Interval of keep-alive comments on idle streams. */
@@ -33,8 +34,6 @@ export interface DiffRoutesOptions {
   readonly retryMs?: number;
 }
 
-class BadQuery extends Error {}
-
 function filterOf(url: URL): EventFilter {
   const route = url.searchParams.get('route') ?? undefined;
   const shadow = url.searchParams.get('shadow') ?? undefined;
@@ -44,7 +43,7 @@ function filterOf(url: URL): EventFilter {
 function count(url: URL, name: string, max: number): number | undefined {
   const raw = url.searchParams.get(name);
   if (raw === null || raw === '') return undefined;
-  if (!/^\d{1,9}$/.test(raw)) throw new BadQuery(`?${name} must be a whole number, not "${raw}"`);
+  if (!/^\d{1,9}$/.test(raw)) throw new GatewayError(ErrorCodes.BAD_REQUEST, `?${name} must be a whole number, not "${raw}"`);
   return Math.min(Number(raw), max);
 }
 
@@ -69,12 +68,7 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
   const retryMs = options.retryMs ?? 2000;
 
   const stream = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
-    let replay: number | undefined;
-    try {
-      replay = count(url, 'replay', store.capacity);
-    } catch (err) {
-      return sendJson(res, 400, { error: (err as Error).message });
-    }
+    const replay = count(url, 'replay', store.capacity);
     const filter = filterOf(url);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -124,13 +118,7 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
   };
 
   const summary = (_req: IncomingMessage, res: ServerResponse, url: URL): void => {
-    try {
-      const top = count(url, 'top', 100_000);
-      sendJson(res, 200, store.summary(filterOf(url), top));
-    } catch (err) {
-      if (err instanceof BadQuery) return sendJson(res, 400, { error: err.message });
-      throw err;
-    }
+    sendJson(res, 200, store.summary(filterOf(url), count(url, 'top', 100_000)));
   };
 
   const example = (_req: IncomingMessage, res: ServerResponse, url: URL): void => {
@@ -141,15 +129,15 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
       : store.examples.forFinding(q('route'), q('shadow'), q('kind'), q('path'));
     if (found) return sendJson(res, 200, found);
     const what = byId ? 'that event (only recent ones and the latest of each finding are kept)' : 'that finding (route, shadow, kind, path)';
-    sendJson(res, 404, { error: `no example pair kept for ${what}` });
+    throw new GatewayError(ErrorCodes.NOT_FOUND, `no example pair kept for ${what}`);
   };
 
   return [
     // The stream and the example pairs carry response values: with
-    // admin.token set they need the token, like the calls that change state.
-    { method: 'GET', path: '/diffs', changesState: true, handle: stream },
-    { method: 'GET', path: '/diffs/summary', changesState: false, handle: summary },
-    { method: 'GET', path: '/diffs/examples', changesState: true, handle: example },
-    { method: 'GET', path: '/diffs/examples/', changesState: true, handle: example },
+    // admin.token set they need it, like the calls that change state.
+    { method: 'GET', path: '/diffs', requiresToken: true, handle: stream },
+    { method: 'GET', path: '/diffs/summary', requiresToken: false, handle: summary },
+    { method: 'GET', path: '/diffs/examples', requiresToken: true, handle: example },
+    { method: 'GET', path: '/diffs/examples/', requiresToken: true, handle: example },
   ];
 }

@@ -1,0 +1,79 @@
+/**
+ * A FileDescriptorSet (what `protoc --descriptor_set_out` writes) loaded
+ * with protobufjs: its services and the message types of each method, by
+ * the `/package.Service/Method` path gRPC requests carry. Field names are
+ * kept as the .proto declares them (`unit_price`, not `unitPrice`).
+ */
+import protobuf from 'protobufjs';
+import 'protobufjs/ext/descriptor.js';
+
+export interface ProtoMethod {
+  /** "/pkg.Service/Method" */
+  readonly path: string;
+  readonly request: protobuf.Type;
+  readonly response: protobuf.Type;
+  readonly requestStream: boolean;
+  readonly responseStream: boolean;
+}
+
+export interface ProtoSchema {
+  /** Fully qualified service names ("shop.Catalog"). */
+  readonly services: readonly string[];
+  /** The method a request path names, if the set declares it. */
+  method(path: string): ProtoMethod | undefined;
+}
+
+/** Thrown when the bytes are not a usable descriptor set. */
+export class DescriptorSetError extends Error {
+  readonly code = 'EDESCRIPTORS';
+}
+
+function servicesOf(ns: protobuf.NamespaceBase, out: protobuf.Service[]): void {
+  for (const nested of ns.nestedArray) {
+    if (nested instanceof protobuf.Service) out.push(nested);
+    if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type || nested instanceof protobuf.Service) servicesOf(nested, out);
+  }
+}
+
+const qualified = (o: protobuf.ReflectionObject) => o.fullName.replace(/^\./, '');
+
+/** Parses and resolves a descriptor set. Throws DescriptorSetError. */
+export function loadDescriptorSet(bytes: Uint8Array): ProtoSchema {
+  let root: protobuf.Root;
+  try {
+    root = protobuf.Root.fromDescriptor(bytes, { keepCase: true });
+    root.resolveAll();
+  } catch (err) {
+    const message = (err as Error).message;
+    // protoc leaves imported files out unless told to include them.
+    if (/no such (?:type|enum)/i.test(message)) throw new DescriptorSetError(`${message} (was it written with protoc --include_imports?)`);
+    throw new DescriptorSetError(`not a FileDescriptorSet (${message})`);
+  }
+  if (root.nestedArray.length === 0) throw new DescriptorSetError('the descriptor set declares nothing');
+  const services: protobuf.Service[] = [];
+  servicesOf(root, services);
+  const methods = new Map<string, ProtoMethod>();
+  for (const service of services) {
+    for (const m of service.methodsArray) {
+      const path = `/${qualified(service)}/${m.name}`;
+      methods.set(path, {
+        path,
+        request: m.resolvedRequestType!,
+        response: m.resolvedResponseType!,
+        requestStream: m.requestStream === true,
+        responseStream: m.responseStream === true,
+      });
+    }
+  }
+  const names = services.map(qualified);
+  return {
+    services: names,
+    method: (path) => methods.get(path.split('?')[0]!),
+  };
+}
+
+/** The service a route's match prefix names ("/shop.Catalog/..." → "shop.Catalog"), if it names one. */
+export function serviceOfPrefix(prefix: string): string | undefined {
+  const m = /^\/([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+)(?:\/|$)/.exec(prefix);
+  return m ? m[1] : undefined;
+}
