@@ -6,6 +6,7 @@
  */
 export const METRIC = {
   requests: 'gatewayctl_requests_total',
+  grpcRequests: 'gatewayctl_grpc_requests_total',
   requestDuration: 'gatewayctl_request_duration_seconds',
   upstreamErrors: 'gatewayctl_upstream_errors_total',
   upstreamRetries: 'gatewayctl_upstream_retries_total',

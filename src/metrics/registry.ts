@@ -103,7 +103,7 @@ export class GatewayMetrics {
       registry,
     );
     this.grpcRequests = new FastCounter(
-      'gatewayctl_grpc_requests_total',
+      METRIC.grpcRequests,
       'gRPC calls answered, by route, upstream and grpc_code: the call\'s final grpc-status by name (OK, Canceled, DeadlineExceeded, Unavailable... as go-grpc-prometheus names them), from the upstream\'s trailers or the gateway\'s own answer. Canceled when the client left before a status.',
       ['route', 'upstream', 'grpc_code'],
       registry,
