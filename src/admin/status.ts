@@ -9,8 +9,10 @@
  * replicas merge by summing (mergeStatus).
  */
 import type { Snapshot } from '../config/compile.js';
+import { bucketsOf, METRIC, sumOf } from '../metrics/names.js';
+import { labelKey as key, samplesFromJson, sumBy } from '../metrics/read.js';
 import type { MetricJson } from '../metrics/registry.js';
-import { histogramQuantile } from '../release/stats.js';
+import { histogramQuantile } from '../stats/histogram.js';
 
 type Counts = Map<string, number>;
 
@@ -105,21 +107,6 @@ export interface GatewayStatus {
   readonly replicas?: number;
 }
 
-const key = (...parts: string[]) => parts.join('\u0000');
-
-/** Sums the values of one metric (by name; histograms by series name) keyed by the given labels. */
-function read(all: readonly MetricJson[], name: string, labels: readonly string[], series = name): Counts {
-  const out: Counts = new Map();
-  const metric = all.find((m) => m.name === name);
-  for (const v of metric?.values ?? []) {
-    const value = v as { labels: Record<string, string | number>; value: number; metricName?: string };
-    if ((value.metricName ?? name) !== series) continue;
-    const k = key(...labels.map((l) => String(value.labels[l] ?? '')));
-    out.set(k, (out.get(k) ?? 0) + value.value);
-  }
-  return out;
-}
-
 function delta(now: Counts, then: Counts, k: string): number {
   return Math.max(0, (now.get(k) ?? 0) - (then.get(k) ?? 0));
 }
@@ -140,6 +127,8 @@ const hundredths = (v: number) => Math.round(v * 100) / 100;
 const perSecond = (n: number, seconds: number): number => (seconds > 0 ? hundredths(n / seconds) : 0);
 const sum = <T>(items: readonly T[], pick: (item: T) => number) => items.reduce((a, x) => a + pick(x), 0);
 const SHADOW_OUTCOMES = ['completed', 'error', 'timeout', 'dropped', 'skipped'];
+/** The metrics a status sample reads. */
+const READ: ReadonlySet<string> = new Set([METRIC.requests, METRIC.requestDuration, METRIC.shadowRequests, METRIC.shadowComparisons, METRIC.endpointHealthy]);
 
 type BackendFigures = Pick<BackendStatus, 'requests' | 'errors' | 'latencySumMs' | 'rps' | 'errorRate' | 'meanLatencyMs' | 'p50Ms' | 'p99Ms' | 'latency'>;
 type ShadowFigures = Pick<ShadowStatus, 'outcomes' | 'compared' | 'differing' | 'rps' | 'diffRate'>;
@@ -238,15 +227,15 @@ export class StatusView {
   }
 
   private async sample(): Promise<Sample> {
-    const all = await this.metrics();
+    const all = samplesFromJson(await this.metrics(), READ);
     return {
       at: performance.now(),
-      requests: read(all, 'gatewayctl_requests_total', ['route', 'upstream', 'code']),
-      durationSum: read(all, 'gatewayctl_request_duration_seconds', ['route', 'upstream'], 'gatewayctl_request_duration_seconds_sum'),
-      durationBuckets: read(all, 'gatewayctl_request_duration_seconds', ['route', 'upstream', 'le'], 'gatewayctl_request_duration_seconds_bucket'),
-      shadow: read(all, 'gatewayctl_shadow_requests_total', ['route', 'upstream', 'outcome']),
-      comparisons: read(all, 'gatewayctl_shadow_comparisons_total', ['route', 'upstream', 'result']),
-      healthy: read(all, 'gatewayctl_upstream_endpoint_healthy', ['upstream', 'endpoint']),
+      requests: sumBy(all, METRIC.requests, ['route', 'upstream', 'code']),
+      durationSum: sumBy(all, sumOf(METRIC.requestDuration), ['route', 'upstream']),
+      durationBuckets: sumBy(all, bucketsOf(METRIC.requestDuration), ['route', 'upstream', 'le']),
+      shadow: sumBy(all, METRIC.shadowRequests, ['route', 'upstream', 'outcome']),
+      comparisons: sumBy(all, METRIC.shadowComparisons, ['route', 'upstream', 'result']),
+      healthy: sumBy(all, METRIC.endpointHealthy, ['upstream', 'endpoint']),
     };
   }
 

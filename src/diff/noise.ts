@@ -17,7 +17,7 @@
  *   even on the requests where the baseline happened to differ too;
  * - otherwise a path with noise evidence is noise.
  */
-import { wilson } from './stats.js';
+import { wilson } from '../stats/rates.js';
 import type { ChangeKind, DifferenceKind, Evidence } from './types.js';
 
 export type { Evidence } from './types.js';
@@ -225,7 +225,7 @@ export class LearnedNoise implements NoiseModel {
     }
     if (d.change === 'order' && p.orders >= this.options.minNoisy && p.orders === noisy) return 'reordered';
     const evidenceNoise = evidence === 'baseline' ? p.noise : p.repeat;
-    if (p.raw >= this.options.minRaw && trials > 0 && wilson(p.raw, scope.compared)[0] > wilson(evidenceNoise, trials)[1]) return 'real';
+    if (p.raw >= this.options.minRaw && trials > 0 && wilson(p.raw, scope.compared).low > wilson(evidenceNoise, trials).high) return 'real';
     if (noisyHere) return 'noise';
     return evidenceNoise >= this.options.minNoisy ? 'noise' : 'real';
   }

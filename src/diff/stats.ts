@@ -1,25 +1,12 @@
 /**
- * Small statistics for the summary: Wilson score intervals for rates, a
- * verdict per path from the intervals of its difference and noise rates,
- * and latency histograms with fixed bounds (additive across replicas).
+ * The diff's statistics over the shared ones (stats/): a verdict per path
+ * from the Wilson intervals of its difference and noise rates, latency
+ * histograms with fixed bounds (additive across replicas), and paired
+ * latency comparisons over fine log-scale histograms.
  */
-
-/** 95% two-sided. */
-const Z = 1.959964;
-
-/**
- * Wilson score interval for k successes in n trials: sound for small n and
- * for rates near 0 or 1, where the normal approximation is not.
- */
-export function wilson(k: number, n: number, z = Z): [number, number] {
-  if (n <= 0) return [0, 1];
-  const p = Math.min(1, Math.max(0, k / n));
-  const z2 = z * z;
-  const denominator = 1 + z2 / n;
-  const centre = (p + z2 / (2 * n)) / denominator;
-  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / denominator;
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
-}
+import { orderStatisticRanks, quantileBucket } from '../stats/histogram.js';
+import { Z95 } from '../stats/normal.js';
+import { wilson } from '../stats/rates.js';
 
 /**
  * What a path's counts say, against the noise evidence (the baseline's, or
@@ -52,12 +39,12 @@ export function verdict(path: VerdictCounts, compared: number, baselined: number
   const noise = baselined > 0 ? path.noise : (path.repeatNoise ?? 0);
   if (trials === 0) return path.differing > 0 ? 'unverified' : 'noise';
   const raw = Math.max(path.raw ?? 0, path.differing);
-  const [, noiseHigh] = wilson(noise, trials);
-  if (path.differing > 0 && wilson(raw, compared)[0] > noiseHigh) return 'regression';
+  const noiseHigh = wilson(noise, trials).high;
+  if (path.differing > 0 && wilson(raw, compared).low > noiseHigh) return 'regression';
   // The noise never touched this path over enough pairs: no share of real differences is explained.
   if (noise === 0 && path.masked === 0 && path.differing >= MIN_UNEXPLAINED && trials >= MIN_NOISE_TRIALS) return 'regression';
   const beyond = path.beyond ?? 0;
-  if (beyond >= 3 && wilson(beyond, compared)[0] > wilson(0, trials)[1]) return 'regression';
+  if (beyond >= 3 && wilson(beyond, compared).low > wilson(0, trials).high) return 'regression';
   if (noise > 0 || path.masked > 0) return 'noise';
   return baselined > 0 || path.differing === 0 ? 'uncertain' : 'unverified';
 }
@@ -76,17 +63,10 @@ export function latencyBucket(ms: number): number {
  * for no observations. Past the last bound it is the last bound ("or more").
  */
 export function quantileMs(buckets: readonly number[], q: number): number | null {
-  let total = 0;
-  for (const c of buckets) total += c;
-  if (total === 0) return null;
-  const rank = Math.ceil(q * total);
-  let seen = 0;
-  let i = 0;
-  for (; i < buckets.length; i++) {
-    seen += buckets[i]!;
-    if (seen >= rank) break;
-  }
-  return LATENCY_BOUNDS_MS[Math.min(i, LATENCY_BOUNDS_MS.length - 1)]!;
+  const at = quantileBucket(q, buckets);
+  if (!at) return null;
+  const last = LATENCY_BOUNDS_MS.length - 1;
+  return LATENCY_BOUNDS_MS[at.index < 0 ? last : Math.min(at.index, last)]!;
 }
 
 export function round(value: number, digits = 4): number {
@@ -148,16 +128,14 @@ export interface QuantileEstimate {
 }
 
 /** A quantile and its interval; null for an empty histogram. */
-export function quantileInterval(histogram: Readonly<LogHistogram>, q: number, z = Z): QuantileEstimate | null {
+export function quantileInterval(histogram: Readonly<LogHistogram>, q: number, z = Z95): QuantileEstimate | null {
   const bins = sortedBins(histogram);
   let n = 0;
   for (const [, c] of bins) n += c;
   if (n === 0) return null;
-  const centre = n * q;
-  const half = z * Math.sqrt(n * q * (1 - q));
-  const low = Math.max(1, Math.floor(centre - half));
-  const high = Math.min(n, Math.ceil(centre + half) + 1);
-  return { value: atRank(bins, Math.max(1, Math.ceil(centre))), ci: [atRank(bins, low), atRank(bins, high)], n };
+  const ranks = orderStatisticRanks(n, q, z);
+  // One rank further up: the upper bound errs on the slow side.
+  return { value: atRank(bins, Math.max(1, Math.ceil(n * q))), ci: [atRank(bins, ranks.low), atRank(bins, Math.min(n, ranks.high + 1))], n };
 }
 
 export interface LatencyComparison {

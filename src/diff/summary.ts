@@ -12,11 +12,11 @@ import {
   quantileMs,
   round,
   verdict,
-  wilson,
   type LatencyComparison,
   type LogHistogram,
   type Verdict,
 } from './stats.js';
+import { wilson } from '../stats/rates.js';
 import {
   DIFFERENCE_KINDS,
   type CauseCounts,
@@ -185,7 +185,7 @@ export interface DiffSummary {
 }
 
 const ci = (k: number, n: number): [number, number] => {
-  const [low, high] = wilson(k, n);
+  const { low, high } = wilson(k, n);
   return [round(low), round(high)];
 };
 

@@ -6,6 +6,7 @@
  */
 import client, { type Counter, type Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './fast.js';
+import { METRIC } from './names.js';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 
 /** prom-client's JSON form of one metric: what workers send and gates read. */
@@ -78,87 +79,87 @@ export class GatewayMetrics {
     if (options.collectDefaults !== false) client.collectDefaultMetrics({ register: registry });
     const registers = [registry];
     this.requests = new FastCounter(
-      'gatewayctl_requests_total',
+      METRIC.requests,
       'Requests answered, by route, upstream and status code.',
       ['route', 'upstream', 'code'],
       registry,
     );
     this.requestDuration = new FastHistogram(
-      'gatewayctl_request_duration_seconds',
+      METRIC.requestDuration,
       'Time from request to the end of the response, by route and upstream.',
       ['route', 'upstream'],
       LATENCY_BUCKETS,
       registry,
     );
     this.upstreamErrors = new FastCounter(
-      'gatewayctl_upstream_errors_total',
+      METRIC.upstreamErrors,
       'Upstream failures on the user path: connect, timeout, reset, or pool_exhausted (no pooled connection came free in time: the gateway\'s limit, not the upstream\'s fault).',
       ['route', 'upstream', 'reason'],
       registry,
     );
     this.upstreamRetries = new FastCounter(
-      'gatewayctl_upstream_retries_total',
+      METRIC.upstreamRetries,
       'Requests sent again, to another endpoint when there is one, after a connect failure, a reset or a retryable status.',
       ['route', 'upstream'],
       registry,
     );
     this.grpcRequests = new FastCounter(
-      'gatewayctl_grpc_requests_total',
+      METRIC.grpcRequests,
       'gRPC calls answered, by route, upstream and grpc_code: the call\'s final grpc-status by name (OK, Canceled, DeadlineExceeded, Unavailable... as go-grpc-prometheus names them), from the upstream\'s trailers or the gateway\'s own answer. Canceled when the client left before a status.',
       ['route', 'upstream', 'grpc_code'],
       registry,
     );
     this.shadowRequests = new FastCounter(
-      'gatewayctl_shadow_requests_total',
+      METRIC.shadowRequests,
       'Shadow copies by outcome: completed, error, timeout, dropped (over budget), skipped (body too large).',
       ['route', 'upstream', 'outcome'],
       registry,
     );
     this.shadowDuration = new FastHistogram(
-      'gatewayctl_shadow_duration_seconds',
+      METRIC.shadowDuration,
       "Shadow copies' whole exchange time.",
       ['route', 'upstream'],
       LATENCY_BUCKETS,
       registry,
     );
     this.egressRequests = new FastCounter(
-      'gatewayctl_egress_requests_total',
+      METRIC.egressRequests,
       'Calls through the egress by dependency, side (live, dark) and outcome: forwarded, replayed, simulated, passthrough, refused, error.',
       ['dependency', 'side', 'outcome'],
       registry,
     );
     this.egressDuration = new FastHistogram(
-      'gatewayctl_egress_duration_seconds',
+      METRIC.egressDuration,
       'Time from an egress call to the end of its answer, by dependency and side.',
       ['dependency', 'side'],
       LATENCY_BUCKETS,
       registry,
     );
     this.egressRecordedBytes = new client.Gauge({
-      name: 'gatewayctl_egress_recorded_bytes',
+      name: METRIC.egressRecordedBytes,
       help: 'Bytes of egress calls held for pairing live and dark calls (bounded by limits.recordBytes).',
       registers,
     });
     this.egressRecordingsDropped = new client.Counter({
-      name: 'gatewayctl_egress_recordings_dropped_total',
+      name: METRIC.egressRecordingsDropped,
       help: 'Recorded egress calls let go before pairing: over limits.recordBytes or older than timeouts.record.',
       registers,
     });
     this.shadowComparisons = new FastCounter(
-      'gatewayctl_shadow_comparisons_total',
+      METRIC.shadowComparisons,
       'Compared primary/shadow pairs by result: match or diff.',
       ['route', 'upstream', 'result'],
       registry,
     );
     this.shadowDifferences = new FastCounter(
-      'gatewayctl_shadow_differences_total',
+      METRIC.shadowDifferences,
       'Compared pairs with at least one real (non-noise) difference of each kind: status, header, body, error.',
       ['route', 'upstream', 'kind'],
       registry,
     );
     const metrics = this;
     this.shadowInflight = new client.Gauge({
-      name: 'gatewayctl_shadow_inflight',
+      name: METRIC.shadowInflight,
       help: 'Shadow copies in flight.',
       registers,
       // Read at scrape time from the shadow path's own count.
@@ -167,31 +168,31 @@ export class GatewayMetrics {
       },
     });
     this.shadowLatencyRatio = new client.Gauge({
-      name: 'gatewayctl_shadow_latency_ratio',
+      name: METRIC.shadowLatencyRatio,
       help: "The slowest endpoint's median shadow/primary latency ratio, per route and shadow target (endpoints are in /diffs/summary, not in labels).",
       labelNames: ['route', 'upstream'],
       registers,
     });
     this.endpointHealthy = new client.Gauge({
-      name: 'gatewayctl_upstream_endpoint_healthy',
+      name: METRIC.endpointHealthy,
       help: 'Whether an endpoint is in rotation (1): passing its health checks and not ejected. Endpoints by config name or position.',
       labelNames: ['upstream', 'endpoint'],
       registers,
       aggregator: 'min',
     });
     this.endpointEjections = new client.Counter({
-      name: 'gatewayctl_upstream_ejections_total',
+      name: METRIC.endpointEjections,
       help: 'Endpoints taken out of rotation after failing requests in a row (outlier detection).',
       labelNames: ['upstream', 'endpoint'],
       registers,
     });
     this.accessLogDropped = new client.Counter({
-      name: 'gatewayctl_access_log_dropped_total',
+      name: METRIC.accessLogDropped,
       help: 'Access log lines not written: the disk was full or the writer fell too far behind.',
       registers,
     });
     this.compareDropped = new client.Counter({
-      name: 'gatewayctl_shadow_compare_dropped_total',
+      name: METRIC.compareDropped,
       help: 'Mirrored pairs not compared because comparison fell behind.',
       labelNames: ['route'],
       registers,
@@ -203,40 +204,40 @@ export class GatewayMetrics {
       registers,
     });
     this.configReloads = new client.Counter({
-      name: 'gatewayctl_config_reloads_total',
+      name: METRIC.configReloads,
       help: 'Config reload attempts by result.',
       labelNames: ['result'],
       registers,
     });
     this.configLastReloadSuccessful = new client.Gauge({
-      name: 'gatewayctl_config_last_reload_successful',
+      name: METRIC.configLastReloadSuccessful,
       help: '1 when the last reload attempt succeeded.',
       registers,
     });
     this.configLastReloadTimestamp = new client.Gauge({
-      name: 'gatewayctl_config_last_reload_success_timestamp_seconds',
+      name: METRIC.configLastReloadTimestamp,
       help: 'Unix time of the last successful config load.',
       registers,
     });
     this.configGeneration = new client.Gauge({
-      name: 'gatewayctl_config_generation',
+      name: METRIC.configGeneration,
       help: 'Generation of the running config; rises by one per successful reload.',
       registers,
     });
     this.rejectedRequests = new client.Counter({
-      name: 'gatewayctl_rejected_requests_total',
+      name: METRIC.rejectedRequests,
       help: 'Requests refused before routing, by reason.',
       labelNames: ['reason'],
       registers,
     });
     this.connections = new client.Gauge({
-      name: 'gatewayctl_connections',
+      name: METRIC.connections,
       help: 'Client connections open, by listener (gateway, admin, redirect).',
       labelNames: ['listener'],
       registers,
     });
     this.connectionsClosed = new client.Counter({
-      name: 'gatewayctl_connections_closed_total',
+      name: METRIC.connectionsClosed,
       help:
         'Client connections the gateway closed or refused, by listener and reason: header_timeout (no complete request head in time, from accept), ' +
         'idle (keep-alive), evicted (resting connection closed to make room at the cap), cap (refused: every connection busy), per_client_cap.',
@@ -244,61 +245,61 @@ export class GatewayMetrics {
       registers,
     });
     this.connectionsLimit = new client.Gauge({
-      name: 'gatewayctl_connections_limit',
+      name: METRIC.connectionsLimit,
       help: 'The connection cap in effect, by listener (limits.maxConnections, or the one derived from the descriptor limit).',
       labelNames: ['listener'],
       registers,
     });
     this.workerRestarts = new client.Counter({
-      name: 'gatewayctl_worker_restarts_total',
+      name: METRIC.workerRestarts,
       help: 'Worker processes that died and were restarted (serve --workers N).',
       registers,
     });
     this.releaseStep = new client.Gauge({
-      name: 'gatewayctl_release_step',
+      name: METRIC.releaseStep,
       help: 'Current release step, 1-based; 0 after a rollback, the number of steps once promoted.',
       labelNames: ['route', 'candidate'],
       registers,
     });
     this.releaseWeight = new client.Gauge({
-      name: 'gatewayctl_release_weight',
+      name: METRIC.releaseWeight,
       help: "The release candidate's share of user traffic, percent.",
       labelNames: ['route', 'candidate'],
       registers,
     });
     this.releaseTransitions = new client.Counter({
-      name: 'gatewayctl_release_transitions_total',
+      name: METRIC.releaseTransitions,
       help: 'Release state changes, by what they changed to (a step, promoted, rolled-back, paused).',
       labelNames: ['route', 'to'],
       registers,
     });
     this.releaseGateValue = new client.Gauge({
-      name: 'gatewayctl_release_gate_value',
+      name: METRIC.releaseGateValue,
       help: "The current step's figure for each release gate.",
       labelNames: ['route', 'candidate', 'gate'],
       registers,
     });
     this.releaseGateLimit = new client.Gauge({
-      name: 'gatewayctl_release_gate_limit',
+      name: METRIC.releaseGateLimit,
       help: 'The limit of each release gate.',
       labelNames: ['route', 'candidate', 'gate'],
       registers,
     });
     this.tlsCertificateExpiry = new client.Gauge({
-      name: 'gatewayctl_tls_certificate_expiry_seconds',
+      name: METRIC.tlsCertificateExpiry,
       help: "Unix time when the listener's certificate for each name expires (the earliest, when several share a name).",
       labelNames: ['name'],
       registers,
       aggregator: 'min',
     });
     this.tlsReloads = new client.Counter({
-      name: 'gatewayctl_tls_reloads_total',
+      name: METRIC.tlsReloads,
       help: 'Certificate reloads after their files changed, by result; a failure keeps the previous certificates.',
       labelNames: ['result'],
       registers,
     });
     this.tlsHandshakeErrors = new client.Counter({
-      name: 'gatewayctl_tls_handshake_errors_total',
+      name: METRIC.tlsHandshakeErrors,
       help: 'Client connections that failed the TLS handshake (old versions, no shared cipher, resets).',
       registers,
     });

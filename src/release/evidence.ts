@@ -1,15 +1,13 @@
 /**
  * Evidence for release gates, read from the gateway's own request metrics:
  * per-upstream request and 5xx counts and latency histograms, and per-shadow
- * comparison counts. The same reader takes prom-client's JSON (this process,
- * or all workers aggregated), Prometheus text (several replicas' /metrics,
- * summed), or Prometheus query results, so every controller judges alike.
+ * comparison counts, from samples (metrics/read.ts) of prom-client's JSON
+ * (this process, or all workers aggregated), Prometheus text (several
+ * replicas' /metrics, summed), or Prometheus query results, so every
+ * controller judges alike.
  */
-export interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
+import { bucketsOf, METRIC } from '../metrics/names.js';
+import type { Sample } from '../metrics/read.js';
 
 export interface BackendEvidence {
   requests: number;
@@ -35,52 +33,9 @@ export interface Evidence {
   routes: Record<string, RouteEvidence>;
 }
 
-const REQUESTS = 'gatewayctl_requests_total';
-const LATENCY_BUCKET = 'gatewayctl_request_duration_seconds_bucket';
-const COMPARISONS = 'gatewayctl_shadow_comparisons_total';
-const UPSTREAM_ERRORS = 'gatewayctl_upstream_errors_total';
 /** 503s the gateway answers when its own connection pool is full: not the candidate's fault. */
 const GATEWAY_OWN = 'pool_exhausted';
-
-interface MetricJson {
-  name: string;
-  values: { labels: Partial<Record<string, string | number>>; value: number; metricName?: string }[];
-}
-
-export function samplesFromJson(metrics: readonly MetricJson[]): Sample[] {
-  const out: Sample[] = [];
-  for (const metric of metrics) {
-    if (!metric.name.startsWith('gatewayctl_')) continue;
-    for (const v of metric.values) {
-      const labels: Record<string, string> = {};
-      for (const [k, value] of Object.entries(v.labels)) if (value !== undefined) labels[k] = String(value);
-      out.push({ name: v.metricName ?? metric.name, labels, value: v.value });
-    }
-  }
-  return out;
-}
-
-/** Parses the Prometheus text exposition format (the parts we need). */
-export function samplesFromText(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('gatewayctl_')) continue;
-    const brace = line.indexOf('{');
-    const space = line.lastIndexOf(' ');
-    if (space < 0) continue;
-    const name = brace >= 0 && brace < space ? line.slice(0, brace) : line.slice(0, space);
-    const labels: Record<string, string> = {};
-    if (brace >= 0 && brace < space) {
-      const body = line.slice(brace + 1, line.lastIndexOf('}'));
-      const pattern = /([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-      let m: RegExpExecArray | null;
-      while ((m = pattern.exec(body))) labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-    }
-    const value = Number(line.slice(space + 1));
-    if (Number.isFinite(value)) out.push({ name, labels, value });
-  }
-  return out;
-}
+const LATENCY_BUCKET_SERIES = bucketsOf(METRIC.requestDuration);
 
 /** Builds evidence from samples, summing across replicas and workers. */
 export function evidenceFrom(samples: readonly Sample[]): Evidence {
@@ -94,11 +49,11 @@ export function evidenceFrom(samples: readonly Sample[]): Evidence {
     const r = s.labels['route'];
     const u = s.labels['upstream'];
     if (r === undefined || u === undefined) continue;
-    if (s.name === REQUESTS) {
+    if (s.name === METRIC.requests) {
       const b = backend(route(r), u);
       b.requests += s.value;
       if ((s.labels['code'] ?? '').startsWith('5')) b.errors += s.value;
-    } else if (s.name === LATENCY_BUCKET) {
+    } else if (s.name === LATENCY_BUCKET_SERIES) {
       const le = s.labels['le'] === '+Inf' ? Infinity : Number(s.labels['le']);
       if (!Number.isFinite(le) && le !== Infinity) continue;
       if (le !== Infinity) boundSet.add(le);
@@ -106,10 +61,10 @@ export function evidenceFrom(samples: readonly Sample[]): Evidence {
       let byBound = cumulative.get(key);
       if (!byBound) cumulative.set(key, (byBound = new Map()));
       byBound.set(le, (byBound.get(le) ?? 0) + s.value);
-    } else if (s.name === UPSTREAM_ERRORS && s.labels['reason'] === GATEWAY_OWN) {
+    } else if (s.name === METRIC.upstreamErrors && s.labels['reason'] === GATEWAY_OWN) {
       const b = backend(route(r), u);
       gatewayOwn.set(b, (gatewayOwn.get(b) ?? 0) + s.value);
-    } else if (s.name === COMPARISONS) {
+    } else if (s.name === METRIC.shadowComparisons) {
       const c = (route(r).comparisons[u] ??= { match: 0, diff: 0 });
       if (s.labels['result'] === 'diff') c.diff += s.value;
       else if (s.labels['result'] === 'match') c.match += s.value;

@@ -10,7 +10,10 @@
  */
 import type { ReleaseConfig, ReleaseStep } from '../config/types.js';
 import type { BackendEvidence, Evidence, RouteEvidence } from './evidence.js';
-import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, quantileBounds, scaleBinned, wilson } from './stats.js';
+import { histogramQuantile, quantileBounds, scaleBinned } from '../stats/histogram.js';
+import { mannWhitney } from '../stats/rank.js';
+import { differenceLowerBound, wilson } from '../stats/rates.js';
+import { sequentialZ } from '../stats/sequential.js';
 
 export type GateName = 'errorRate' | 'errorRateIncrease' | 'latencyRatio' | 'diffRate';
 export type GateStatus = 'pass' | 'fail' | 'wait' | 'n/a';
@@ -158,14 +161,46 @@ function bucketOf(bounds: readonly number[], x: number): number {
 const quantileName = (q: number) => `p${Math.round(q * 1000) / 10}`;
 
 /**
- * Latency: a high quantile's ratio against its limit (p99 when the sample
- * is large enough, see latencyQuantile). Over the limit fails only with
- * confidence, from either of two tests:
- * - the tail: the candidate's quantile lower bound over the stable
- *   quantile's upper bound (order-statistic bounds) is above the limit;
- * - the body: a rank test says the candidate is slower even than the stable
- *   latencies stretched by the limit (Kayenta's tolerance).
+ * The latency gate is checked again on every check of a step (every few
+ * seconds), each time on more of the step's requests. At a fixed critical
+ * value (p < 0.01, or 95 % bounds) those repeated looks add up: a candidate
+ * exactly at the limit, or a healthy one on a noisy host, crosses the line
+ * by chance sooner or later, and a longer step or a faster controller makes
+ * it likelier. Both latency tests therefore use a sequential boundary
+ * (stats/sequential.ts, the normal-mixture boundary), valid over every look
+ * at once, whatever their number or timing.
+ *
+ * The budget: a candidate whose latencies are exactly the stable ones
+ * stretched by the limit fails a step by chance at most LATENCY_ALPHA of the
+ * time over all of that step's checks, split between the rank test (half)
+ * and the tail test's two quantile bounds (a quarter each: a false tail
+ * failure needs the candidate's lower bound or the stable upper bound to be
+ * wrong). A candidate within the limit fails less often still; a healthy
+ * one (ratio 1) practically never. Four traffic steps: at most 4 % of
+ * releases of a candidate right at the limit, by the union bound.
+ *
+ * Why not "fail only after N consecutive failing checks": consecutive
+ * checks share almost all their requests, so N confirmations are nearly one,
+ * and the rate they leave depends on the check frequency and step length;
+ * it cannot be stated, only measured per setup. The boundary's rate can.
+ * Its cost is power: a candidate must be further over the limit, or
+ * observed longer, to fail (|z| ≥ about 3.6-4.4 instead of 2.33);
+ * a clearly slower build still fails within a few checks.
+ *
+ * Caveats: the guarantee is asymptotic (the rank statistic and the binomial
+ * counts behind the quantile bounds are treated as normal, which is close
+ * from the tens of requests on where judging starts); the quantile judged
+ * moves with the sample size (latencyQuantile), which the per-quantile
+ * boundary does not cover exactly (the measured rate at the limit is in
+ * test/unit/release-sequential.test.ts); a window restarted after a scrape
+ * gap starts a new sequence.
  */
+export const LATENCY_ALPHA = 0.01;
+const RANK_ALPHA = LATENCY_ALPHA / 2;
+const BOUND_ALPHA = LATENCY_ALPHA / 4;
+/** Information (≈ candidate requests) at which the boundary is tightest: the default minRequests. */
+const PLANNED_INFORMATION = 200;
+
 function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds: number[], limit: number, min: number): GateFigure {
   const gate: GateName = 'latencyRatio';
   if (stable.requests < MIN_STABLE_FOR_COMPARISON || bounds.length === 0) {
@@ -178,12 +213,16 @@ function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds
   if (candidate.requests < min || value === null) {
     return { gate, value, limit, status: 'wait', detail: `judged from ${min} candidate requests` };
   }
-  const tail = quantileBounds(q, bounds, candidate.latency).low / quantileBounds(q, bounds, stable.latency).high;
-  const p = mannWhitneyGreater(candidate.latency, scaleBinned(bounds, stable.latency, limit));
+  const candidateZ = sequentialZ(candidate.requests, BOUND_ALPHA, PLANNED_INFORMATION);
+  const stableZ = sequentialZ(stable.requests, BOUND_ALPHA, PLANNED_INFORMATION);
+  const tail = quantileBounds(q, bounds, candidate.latency, candidateZ).low / quantileBounds(q, bounds, stable.latency, stableZ).high;
+  const rank = mannWhitney(candidate.latency, scaleBinned(bounds, stable.latency, limit));
+  const rankZ = sequentialZ(rank.information, RANK_ALPHA, PLANNED_INFORMATION);
   const name = quantileName(q);
   const figure =
     `${name} ${(qc * 1000).toFixed(1)} ms vs ${(qs * 1000).toFixed(1)} ms = ${value.toFixed(2)}x ` +
-    `(tail at least ${tail.toFixed(2)}x with 95% confidence; slower than ${limit}x stable: rank test p=${p.toFixed(3)}), limit ${limit}x` +
+    `(tail at least ${tail.toFixed(2)}x; slower than ${limit}x stable: rank test z=${rank.z.toFixed(2)}, fails from ${rankZ.toFixed(2)}; ` +
+    `${LATENCY_ALPHA * 100}% false-failure budget over all checks), limit ${limit}x` +
     (q < 0.99 ? `; ${name}, not p99, on ${Math.min(candidate.requests, stable.requests)} requests` : '');
   if (value <= limit) return { gate, value, limit, status: 'pass', detail: figure };
   // The histogram cannot tell the candidate's quantile from the stable one
@@ -193,6 +232,6 @@ function latencyGate(candidate: BackendEvidence, stable: BackendEvidence, bounds
   if (bucketOf(bounds, qc) <= bucketOf(bounds, qs * limit)) {
     return { gate, value, limit, status: 'pass', detail: `${figure}: within one histogram bucket of the limit, not resolvable` };
   }
-  if (tail > limit || p < 0.01) return { gate, value, limit, status: 'fail', detail: figure };
+  if (tail > limit || rank.z >= rankZ) return { gate, value, limit, status: 'fail', detail: figure };
   return { gate, value, limit, status: 'wait', detail: `${figure}: not yet conclusive` };
 }

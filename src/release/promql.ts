@@ -6,6 +6,7 @@
  * and sums the series. docs/releases.md shows the same queries for Grafana.
  */
 import { UsageError } from '../errors.js';
+import { bucketsOf, METRIC } from '../metrics/names.js';
 
 const MATCHER = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*/y;
 
@@ -66,11 +67,11 @@ export function stepQueries(selector: readonly string[], route: string, windowMs
   const range = promRange(windowMs);
   const all = `{${selector.join(',')}}`;
   return {
-    requests: `sum by (route, upstream, code) (increase(${scoped('gatewayctl_requests_total', selector, route)}[${range}]))`,
-    latency: `sum by (route, upstream, le) (increase(${scoped('gatewayctl_request_duration_seconds_bucket', selector, route)}[${range}]))`,
-    comparisons: `sum by (route, upstream, result) (increase(${scoped('gatewayctl_shadow_comparisons_total', selector, route)}[${range}]))`,
-    gatewayErrors: `sum by (route, upstream, reason) (increase(${scoped('gatewayctl_upstream_errors_total', [...selector, 'reason="pool_exhausted"'], route)}[${range}]))`,
+    requests: `sum by (route, upstream, code) (increase(${scoped(METRIC.requests, selector, route)}[${range}]))`,
+    latency: `sum by (route, upstream, le) (increase(${scoped(bucketsOf(METRIC.requestDuration), selector, route)}[${range}]))`,
+    comparisons: `sum by (route, upstream, result) (increase(${scoped(METRIC.shadowComparisons, selector, route)}[${range}]))`,
+    gatewayErrors: `sum by (route, upstream, reason) (increase(${scoped(METRIC.upstreamErrors, [...selector, 'reason="pool_exhausted"'], route)}[${range}]))`,
     // Every gateway exports its config generation on every successful scrape.
-    scrapes: `gatewayctl_config_generation${selector.length ? all : ''}[${range}]`,
+    scrapes: `${METRIC.configGeneration}${selector.length ? all : ''}[${range}]`,
   };
 }

@@ -6,7 +6,9 @@
 import { adminRequest, type AdminAccess } from '../admin/http-client.js';
 import { AdminRequestError } from '../errors.js';
 import { windowCoverage, type Coverage } from './coverage.js';
-import { evidenceFrom, evidenceSince, samplesFromText, type Evidence, type Sample } from './evidence.js';
+import { bucketsOf, METRIC } from '../metrics/names.js';
+import { samplesFromText, type Sample } from '../metrics/read.js';
+import { evidenceFrom, evidenceSince, type Evidence } from './evidence.js';
 import type { PrometheusClient, VectorSample } from './prometheus.js';
 import { stepQueries } from './promql.js';
 
@@ -54,10 +56,10 @@ export class PrometheusEvidence implements EvidenceSource {
       this.scrapeIntervalMs,
     );
     const samples = [
-      ...vectorSamples('gatewayctl_requests_total', requests),
-      ...vectorSamples('gatewayctl_request_duration_seconds_bucket', latency),
-      ...vectorSamples('gatewayctl_shadow_comparisons_total', comparisons),
-      ...vectorSamples('gatewayctl_upstream_errors_total', gatewayErrors),
+      ...vectorSamples(METRIC.requests, requests),
+      ...vectorSamples(bucketsOf(METRIC.requestDuration), latency),
+      ...vectorSamples(METRIC.shadowComparisons, comparisons),
+      ...vectorSamples(METRIC.upstreamErrors, gatewayErrors),
     ];
     return { evidence: evidenceFrom(samples), coverage };
   }

@@ -15,6 +15,7 @@ import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { request } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const lines = (file: string) =>
   existsSync(file)
@@ -144,7 +145,7 @@ routes:
 `);
     try {
       for (let i = 0; i < 20; i++) assert.equal((await request(gw.url + '/x')).status, 200);
-      const dropped = async () => metricValue((await request(gw.adminUrl + '/metrics')).text, 'gatewayctl_access_log_dropped_total');
+      const dropped = async () => metricValue((await request(gw.adminUrl + '/metrics')).text, METRIC.accessLogDropped);
       const end = Date.now() + 5000;
       while ((await dropped()) < 20 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       assert.equal(await dropped(), 20);

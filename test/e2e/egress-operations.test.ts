@@ -13,6 +13,7 @@ import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { fixture, startTlsUpstream, type TlsUpstream } from '../helpers/tls.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -91,8 +92,8 @@ dependencies:
     assert.ok(recordings.size < 10_000 && recordings.size > 100, `held ${recordings.size} groups`);
     assert.equal(recordings.dropped + recordings.size, 10_000);
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
-    assert.ok(metricValue(metrics, 'gatewayctl_egress_recorded_bytes') <= 1024 * 1024);
-    assert.equal(metricValue(metrics, 'gatewayctl_egress_recordings_dropped_total'), recordings.dropped);
+    assert.ok(metricValue(metrics, METRIC.egressRecordedBytes) <= 1024 * 1024);
+    assert.equal(metricValue(metrics, METRIC.egressRecordingsDropped), recordings.dropped);
     assert.equal(fast.received.length, 10_000);
     // The oldest went first.
     assert.ok(recordings.take('unpaired-9999'));

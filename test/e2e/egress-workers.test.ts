@@ -12,6 +12,7 @@ import { tempDir } from '../helpers/gateway.js';
 import { checkoutWorld, ORDERS, type CheckoutWorld } from '../helpers/checkout.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,7 +73,7 @@ dependencies:
     }
     assert.equal(shadow.compared, orders.length);
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), orders.length - 1);
+    assert.equal(metricValue(metrics, METRIC.egressRequests, { dependency: 'payments', side: 'dark', outcome: 'replayed' }), orders.length - 1);
     // Three books charged 12 instead of 10, one free order never charged.
     assert.equal(shadow.kinds.call, 4);
     assert.ok(shadow.paths.some((p: any) => p.kind === 'call' && p.path === 'payments POST /charges /amount' && p.differing === 3), JSON.stringify(shadow.paths));

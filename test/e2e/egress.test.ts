@@ -12,6 +12,7 @@ import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import type { DiffEvent } from '../../src/diff/types.js';
 import { call, checkoutWorld, ORDERS, type CheckoutWorld } from '../helpers/checkout.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -101,8 +102,8 @@ dependencies:
     assert.equal(world.charges.length, orders.length, 'one charge per user checkout: the dark version charged nobody');
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
     // Every dark charge but the skipped one was answered with its live twin's answer.
-    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), orders.length - 1);
-    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'live', outcome: 'forwarded' }), orders.length);
+    assert.equal(metricValue(metrics, METRIC.egressRequests, { dependency: 'payments', side: 'dark', outcome: 'replayed' }), orders.length - 1);
+    assert.equal(metricValue(metrics, METRIC.egressRequests, { dependency: 'payments', side: 'live', outcome: 'forwarded' }), orders.length);
     // v2 returned the same charge ids as v1: no response difference on /charge but where it charged nothing.
     for (const e of events.filter((x) => x.requestId !== ids.get('free-user'))) assert.ok(!e.differences.some((d) => d.kind === 'body' && d.path === '/charge'), JSON.stringify(e));
   });
@@ -152,7 +153,7 @@ dependencies:
     assert.equal(answer.egress, 'refused');
     assert.equal(answer.json.requestId, 'lonely-1');
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'refused' }), 1);
+    assert.equal(metricValue(metrics, METRIC.egressRequests, { dependency: 'payments', side: 'dark', outcome: 'refused' }), 1);
     const status = (await request(`${gw.adminUrl}/status`)).json();
     assert.equal(status.dependencies.payments.dark.refused, 1);
     assert.equal(status.dependencies.payments.live, orders.length);
@@ -277,7 +278,7 @@ describe('egress: a route with a diff baseline', () => {
     await until(async () => (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0]?.shadows[0]?.compared === orders.length);
     assert.equal(world.charges.length, orders.length, 'neither the candidate nor the baseline charged anyone');
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_egress_requests_total', { dependency: 'payments', side: 'dark', outcome: 'replayed' }), 2 * orders.length);
+    assert.equal(metricValue(metrics, METRIC.egressRequests, { dependency: 'payments', side: 'dark', outcome: 'replayed' }), 2 * orders.length);
     const shadow = (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0].shadows[0];
     assert.equal(shadow.differing, 2, 'the two books, and nothing for the baseline\'s calls or the tips');
     assert.ok(!shadow.paths.some((p: any) => p.kind === 'call' && p.path === 'payments POST /charges'), JSON.stringify(shadow.paths));

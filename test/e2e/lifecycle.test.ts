@@ -13,6 +13,7 @@ import { tempDir } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -125,7 +126,7 @@ describe('process lifecycle', () => {
       const first = await runConcurrently(200, 8, async () => (await request(serve.url + '/x')).json().upstream);
       assert.ok(first.every((u) => u === 'a'));
       let metrics = (await request(serve.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', upstream: 'a', code: '200' }), 200);
+      assert.equal(metricValue(metrics, METRIC.requests, { route: 'app', upstream: 'a', code: '200' }), 200);
 
       writeFileSync(file, config(b, slow));
       const reload = await request(serve.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });
@@ -133,13 +134,13 @@ describe('process lifecycle', () => {
       const second = await runConcurrently(100, 8, async () => (await request(serve.url + '/x')).json().upstream);
       assert.ok(second.every((u) => u === 'b'), 'every worker applied the reload before it was acknowledged');
       metrics = (await request(serve.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', upstream: 'b', code: '200' }), 100);
+      assert.equal(metricValue(metrics, METRIC.requests, { route: 'app', upstream: 'b', code: '200' }), 100);
       // Upstream a left the config: every worker forgot its series.
       for (const until = Date.now() + 5000; metrics.includes('upstream="a"') && Date.now() < until; await sleep(50)) {
         metrics = (await request(serve.adminUrl + '/metrics')).text;
       }
       assert.equal(metrics.includes('upstream="a"'), false);
-      assert.equal(metricValue(metrics, 'gatewayctl_config_generation'), 2);
+      assert.equal(metricValue(metrics, METRIC.configGeneration), 2);
 
       // A worker that dies is replaced and counted; the gateway keeps serving.
       process.kill(workers[0]!, 'SIGKILL');
@@ -151,7 +152,7 @@ describe('process lifecycle', () => {
       const third = await runConcurrently(50, 4, async () => (await request(serve.url + '/x', { agent })).status);
       assert.ok(third.every((s) => s === 200));
       metrics = (await request(serve.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_worker_restarts_total'), 1);
+      assert.equal(metricValue(metrics, METRIC.workerRestarts), 1);
     } finally {
       assert.equal(await serve.stop(), 0);
     }

@@ -15,6 +15,7 @@ import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { runCli } from '../helpers/cli.js';
 import { deadPort } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 /** An instance that can be killed and brought back on the same port. */
 class Instance {
@@ -99,7 +100,7 @@ describe('upstream pools', () => {
     retry: { attempts: 3, on: [connect, reset, 502, 503] }
 `);
     const healthy = async (endpoint: string) =>
-      metricValue(await metrics(gw), 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint });
+      metricValue(await metrics(gw), METRIC.endpointHealthy, { upstream: 'app', endpoint });
 
     const failures: string[] = [];
     let ok = 0;
@@ -133,8 +134,8 @@ describe('upstream pools', () => {
 
     assert.deepEqual(failures, [], 'no user request failed');
     assert.ok(ok > 600, `requests served: ${ok}`);
-    assert.equal(metricValue(text, 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint: '0' }), 1);
-    assert.equal(metricValue(text, 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint: '2' }), 1);
+    assert.equal(metricValue(text, METRIC.endpointHealthy, { upstream: 'app', endpoint: '0' }), 1);
+    assert.equal(metricValue(text, METRIC.endpointHealthy, { upstream: 'app', endpoint: '2' }), 1);
     const status = (await request(gw.adminUrl + '/status')).json();
     const app = status.upstreams.find((u: { name: string }) => u.name === 'app');
     assert.deepEqual(
@@ -156,11 +157,11 @@ describe('upstream pools', () => {
     endpoints: [${a.url}, { url: ${b.url}, name: b }]
     healthCheck: { path: /healthz, interval: 100ms, timeout: 300ms, healthyThreshold: 1, unhealthyThreshold: 2 }
 `);
-    const healthy = async () => metricValue(await metrics(gw), 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint: 'b' });
+    const healthy = async () => metricValue(await metrics(gw), METRIC.endpointHealthy, { upstream: 'app', endpoint: 'b' });
     await until('b healthy', async () => (await healthy()) === 1);
     await b.kill();
     await until('b out of rotation', async () => (await healthy()) === 0);
-    assert.equal(metricValue(await metrics(gw), 'gatewayctl_upstream_ejections_total', { upstream: 'app' }), 0, 'no request was involved');
+    assert.equal(metricValue(await metrics(gw), METRIC.endpointEjections, { upstream: 'app' }), 0, 'no request was involved');
     for (let i = 0; i < 10; i++) assert.equal((await request(gw.url + '/x')).text, 'a', 'only a serves');
     await b.start();
     await until('b back in rotation', async () => (await healthy()) === 1);
@@ -213,7 +214,7 @@ describe('upstream pools', () => {
     healthCheck: { path: /healthz, interval: 100ms, timeout: 500ms, unhealthyThreshold: 1 }`);
     assert.equal((await request(gw.url + '/x')).text, 'app');
     await new Promise((r) => setTimeout(r, 400));
-    assert.equal(metricValue(await metrics(gw), 'gatewayctl_upstream_endpoint_healthy', { upstream: 'app', endpoint: '0' }), 1);
+    assert.equal(metricValue(await metrics(gw), METRIC.endpointHealthy, { upstream: 'app', endpoint: '0' }), 1);
   });
 
   test('a retry on connect failure is invisible; a POST body reaches the live endpoint whole', async () => {
@@ -236,8 +237,8 @@ describe('upstream pools', () => {
     );
     for (const [i, a] of answers.entries()) assert.equal(a.text, i % 2 ? `POST ${body.length}` : 'GET 0');
     const text = await metrics(gw);
-    assert.ok(metricValue(text, 'gatewayctl_upstream_retries_total', { route: 'all', upstream: 'app' }) >= 10, 'requests were retried');
-    assert.equal(metricValue(text, 'gatewayctl_upstream_errors_total', { route: 'all', upstream: 'app' }), 0);
+    assert.ok(metricValue(text, METRIC.upstreamRetries, { route: 'all', upstream: 'app' }) >= 10, 'requests were retried');
+    assert.equal(metricValue(text, METRIC.upstreamErrors, { route: 'all', upstream: 'app' }), 0);
   });
 
   test('a POST is never retried once its bytes were sent', async () => {
@@ -311,7 +312,7 @@ routes:
     // Copies only: the dead endpoint fails them until it is ejected.
     for (let i = 0; i < 10; i++) assert.equal((await request(gw.url + '/dark/x')).status, 200);
     await until('the dead endpoint ejected by the copies', async () =>
-      metricValue(await metrics(gw), 'gatewayctl_upstream_ejections_total', { upstream: 'v2', endpoint: '0' }) === 1,
+      metricValue(await metrics(gw), METRIC.endpointEjections, { upstream: 'v2', endpoint: '0' }) === 1,
     );
     // Without retries, a user request to v2 would fail on the dead endpoint: none does, it is out for everyone.
     for (let i = 0; i < 20; i++) assert.equal((await request(gw.url + '/x')).status, 200);
@@ -348,10 +349,10 @@ timeouts: { body: 2s }`);
     await until('the pool to serve again', async () => (await request(gw.url + '/ping')).status === 200);
     for (const s of stalled) s.destroy();
     const text = await metrics(gw);
-    assert.ok(metricValue(text, 'gatewayctl_upstream_errors_total', { upstream: 'app', reason: 'pool_exhausted' }) > 0);
+    assert.ok(metricValue(text, METRIC.upstreamErrors, { upstream: 'app', reason: 'pool_exhausted' }) > 0);
     for (const reason of ['connect', 'timeout', 'reset']) {
-      assert.equal(metricValue(text, 'gatewayctl_upstream_errors_total', { upstream: 'app', reason }), 0, reason);
+      assert.equal(metricValue(text, METRIC.upstreamErrors, { upstream: 'app', reason }), 0, reason);
     }
-    assert.equal(metricValue(text, 'gatewayctl_upstream_ejections_total', { upstream: 'app' }), 0, 'the endpoint is not blamed either');
+    assert.equal(metricValue(text, METRIC.endpointEjections, { upstream: 'app' }), 0, 'the endpoint is not blamed either');
   });
 });

@@ -8,6 +8,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 
 describe('forwarding', () => {
@@ -143,8 +144,8 @@ routes:
   test('upstream statuses pass through and are counted by route, upstream and code', async () => {
     for (const code of [201, 404, 503]) assert.equal((await request(gw.url + `/shop/status/${code}`)).status, code);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'shop', upstream: 'v1', code: '503' }), 1);
-    assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'unmatched', upstream: 'none', code: '404' }) >= 1, true);
+    assert.equal(metricValue(metrics, METRIC.requests, { route: 'shop', upstream: 'v1', code: '503' }), 1);
+    assert.equal(metricValue(metrics, METRIC.requests, { route: 'unmatched', upstream: 'none', code: '404' }) >= 1, true);
     assert.ok(!metrics.includes('/shop/status'), 'raw paths never become labels');
     assert.match(metrics, /process_cpu_seconds_total/);
   });
@@ -247,8 +248,8 @@ routes:
     assert.equal(r.json().code, 'GW_UPSTREAM_FAILED');
     assert.ok(r.json().requestId);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_upstream_errors_total', { route: 'dead', reason: 'connect' }), 1);
-    assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'dead', code: '502' }), 1);
+    assert.equal(metricValue(metrics, METRIC.upstreamErrors, { route: 'dead', reason: 'connect' }), 1);
+    assert.equal(metricValue(metrics, METRIC.requests, { route: 'dead', code: '502' }), 1);
   });
 
   test('response timeout: 504, counted as timeout', async () => {
@@ -258,14 +259,14 @@ routes:
     assert.equal(r.json().code, 'GW_UPSTREAM_TIMEOUT');
     assert.ok(Date.now() - started < 1200, 'answered at the timeout, not when the upstream did');
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_upstream_errors_total', { route: 'slow', reason: 'timeout' }), 1);
+    assert.equal(metricValue(metrics, METRIC.upstreamErrors, { route: 'slow', reason: 'timeout' }), 1);
   });
 
   test('reset before the response: 502, counted as reset', async () => {
     const r = await request(gw.url + '/reset/early');
     assert.equal(r.status, 502);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_upstream_errors_total', { route: 'reset', reason: 'reset' }), 1);
+    assert.equal(metricValue(metrics, METRIC.upstreamErrors, { route: 'reset', reason: 'reset' }), 1);
   });
 
   test('reset mid-body: the client connection is cut, not given a short body as complete', async () => {

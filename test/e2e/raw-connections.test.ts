@@ -24,6 +24,7 @@ import { FLOOD_SCRIPT } from '../helpers/flood.js';
 import { metricValue } from '../helpers/metrics.js';
 import { exchange, ok, RawClient, sleep, startCapture, withClient, type CaptureUpstream } from '../helpers/raw.js';
 import { CA, fixture } from '../helpers/tls.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const H = 'Host: gw.test\r\n';
 type Serve = Awaited<ReturnType<typeof spawnServeYaml>>;
@@ -88,7 +89,7 @@ timeouts: { header: 1s, idle: 1s }
 `);
 
   test('500 connections that never send a byte are all closed within timeouts.header + 1 s', async () => {
-    const before = metricValue(await metricsOf(gw.serve), 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'header_timeout' });
+    const before = metricValue(await metricsOf(gw.serve), METRIC.connectionsClosed, { listener: 'gateway', reason: 'header_timeout' });
     const conns = Array.from({ length: 500 }, () => silent(gw.serve.port));
     try {
       const connected = await Promise.all(conns.map((c) => c.connectedAt));
@@ -99,8 +100,8 @@ timeouts: { header: 1s, idle: 1s }
       // (Connect times are noted when this busy process gets to them, so a little late.)
       assert.ok(Math.min(...held) >= 500, `closed after ${Math.min(...held)} ms at the earliest, not long before the timeout`);
       const metrics = await metricsOf(gw.serve);
-      assert.equal(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'header_timeout' }) - before, 500);
-      assert.equal(metricValue(metrics, 'gatewayctl_connections', { listener: 'gateway' }), 0);
+      assert.equal(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'header_timeout' }) - before, 500);
+      assert.equal(metricValue(metrics, METRIC.connections, { listener: 'gateway' }), 0);
     } finally {
       for (const c of conns) c.socket.destroy();
     }
@@ -124,7 +125,7 @@ timeouts: { header: 1s, idle: 1s }
   });
 
   test('keep-alive: timeouts.idle counts from the last response', async () => {
-    const before = metricValue(await metricsOf(gw.serve), 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'idle' });
+    const before = metricValue(await metricsOf(gw.serve), METRIC.connectionsClosed, { listener: 'gateway', reason: 'idle' });
     await withClient(gw.serve.port, async (client) => {
       // Well within the header timeout of accept, and again within the idle timeout of the answer.
       for (let i = 0; i < 3; i++) {
@@ -139,7 +140,7 @@ timeouts: { header: 1s, idle: 1s }
       assert.ok(idle >= 200 && idle <= 1500, `closed ${idle + 700} ms after the last response (idle 1 s)`);
     });
     const metrics = await metricsOf(gw.serve);
-    assert.equal(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'idle' }) - before, 1);
+    assert.equal(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'idle' }) - before, 1);
   });
 
   test("the parser's own 400 carries a request id", async () => {
@@ -192,8 +193,8 @@ timeouts: { header: 1s }
       assert.ok(Math.max(...rawHeld) <= 2000, `silent TCP held up to ${Math.max(...rawHeld)} ms`);
       assert.ok(Math.max(...shookHeld) <= 2000, `silent after the handshake: held up to ${Math.max(...shookHeld)} ms`);
       const metrics = await metricsOf(gw.serve);
-      assert.ok(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'header_timeout' }) >= 250);
-      assert.equal(metricValue(metrics, 'gatewayctl_connections', { listener: 'gateway' }), 0);
+      assert.ok(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'header_timeout' }) >= 250);
+      assert.equal(metricValue(metrics, METRIC.connections, { listener: 'gateway' }), 0);
     } finally {
       for (const c of [...raw, ...shook]) c.socket.destroy();
     }
@@ -235,7 +236,7 @@ timeouts: { header: 20s, idle: 20s }
       const before = mine.filter((c) => c.closed).length;
       assert.equal(before, 1, 'only the refused one was closed');
       const metrics = await metricsOf(gw.serve);
-      assert.equal(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'per_client_cap' }), 1);
+      assert.equal(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'per_client_cap' }), 1);
     } finally {
       for (const c of [...mine, ...others]) c.close();
     }
@@ -249,7 +250,7 @@ timeouts: { header: 20s, idle: 20s }
       // 40 resting connections fill the cap (10 from each of four addresses, within the per-client cap).
       for (let i = 0; i < 40; i++) resting.push(await restingClient(`127.0.0.${5 + (i % 4)}`, i));
       await sleep(50);
-      assert.equal(metricValue(await metricsOf(gw.serve), 'gatewayctl_connections', { listener: 'gateway' }), 40);
+      assert.equal(metricValue(await metricsOf(gw.serve), METRIC.connections, { listener: 'gateway' }), 40);
       // Three new clients, which stay: each is served, and the three oldest resting connections made room.
       for (let i = 0; i < 3; i++) {
         const client = new RawClient(gw.serve.port);
@@ -271,8 +272,8 @@ timeouts: { header: 20s, idle: 20s }
       assert.match(refused.first.header('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
       assert.ok(resting.slice(3).every((c) => !c.closed) && busy.slice(0, 3).every((c) => !c.closed), 'no busy connection was closed');
       const metrics = await metricsOf(gw.serve);
-      assert.equal(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'evicted' }), 3);
-      assert.ok(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'cap' }) >= 1);
+      assert.equal(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'evicted' }), 3);
+      assert.ok(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'cap' }) >= 1);
       assert.equal((await request(gw.serve.adminUrl + '/healthz')).status, 200, 'the admin API has its own connections');
     } finally {
       for (const c of [...resting, ...busy]) c.close();
@@ -372,7 +373,7 @@ timeouts: { header: 10s }
     // flood's own CPU is in the figure on a shared machine, so no tighter bound here.
     assert.ok(p95During < 2000, `p95 ${p95During.toFixed(1)} ms during the flood, ${p95Before.toFixed(1)} ms before`);
     assert.ok(maxDescriptors <= descriptorsBefore + 1000 + 50, `descriptors: ${maxDescriptors} at most, ${descriptorsBefore} before`);
-    assert.ok(metricValue(metrics, 'gatewayctl_connections_closed_total', { listener: 'gateway', reason: 'evicted' }) >= 4000);
+    assert.ok(metricValue(metrics, METRIC.connectionsClosed, { listener: 'gateway', reason: 'evicted' }) >= 4000);
     await sleep(300);
     assert.ok(openDescriptors(pid) <= descriptorsBefore + 20, `descriptors after: ${openDescriptors(pid)}, before: ${descriptorsBefore}`);
   });

@@ -11,6 +11,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { exchange, ok, RawClient, runRawCase, sleep, startCapture, withClient, type CaptureUpstream, type Chunk, type RawCase } from '../helpers/raw.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const H = 'Host: gw.test\r\n';
 const BIG = 8 * 1024 * 1024;
@@ -131,7 +132,7 @@ routes:
       for (const c of slow) assert.match(c.text(), /^HTTP\/1\.1 408 /, c.text());
       assert.ok(Math.max(...latencies) < 1000, `other requests took ${latencies.join(', ')} ms`);
       const metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.ok(metricValue(metrics, 'gatewayctl_rejected_requests_total', { reason: 'header_timeout' }) >= 30);
+      assert.ok(metricValue(metrics, METRIC.rejectedRequests, { reason: 'header_timeout' }) >= 30);
     } finally {
       for (const c of [...slow, silent]) c.close();
     }

@@ -13,6 +13,7 @@ import { request, runConcurrently } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { deadPort } from '../helpers/upstream.js';
 import { exchange, ok, openTcpHandles, RawClient, sleep, startCapture, withClient, type CaptureUpstream, type Reply } from '../helpers/raw.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const H = 'Host: gw.test\r\n';
 
@@ -147,7 +148,7 @@ routes:
     test(`${c.path} -> ${c.status === 0 ? 'connection cut' : c.status}`, async () => {
       const metrics = async () => (await request(gw.adminUrl + '/metrics')).text;
       const route = c.path.split('/')[1]!;
-      const errorsBefore = c.reason ? metricValue(await metrics(), 'gatewayctl_upstream_errors_total', { route, reason: c.reason }) : 0;
+      const errorsBefore = c.reason ? metricValue(await metrics(), METRIC.upstreamErrors, { route, reason: c.reason }) : 0;
       const connsBefore = faulty.connections.length;
       const started = Date.now();
       const got = await exchange(port, `GET ${c.path} HTTP/1.1\r\n${H}\r\n`, { timeoutMs: 4000 });
@@ -163,7 +164,7 @@ routes:
       }
       if (c.reason === 'timeout') assert.ok(Date.now() - started < 2500, `answered after ${Date.now() - started} ms (timeout 600 ms)`);
       if (c.reason) {
-        const after = metricValue(await metrics(), 'gatewayctl_upstream_errors_total', { route, reason: c.reason });
+        const after = metricValue(await metrics(), METRIC.upstreamErrors, { route, reason: c.reason });
         assert.equal(after, errorsBefore + 1, `counted as ${c.reason}`);
       }
       if (c.upstreamClosed) {
@@ -295,7 +296,7 @@ routes:
     while (openTcpHandles() > handlesBefore && Date.now() < deadline) await sleep(20);
     assert.ok(openTcpHandles() <= handlesBefore, `TCP handles: ${openTcpHandles()} now, ${handlesBefore} before`);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_connections', { listener: 'gateway' }), 0);
+    assert.equal(metricValue(metrics, METRIC.connections, { listener: 'gateway' }), 0);
     // and the gateway still serves
     assert.equal((await request(`${gw.url}/fault/fine`)).status, 200);
   });

@@ -17,6 +17,7 @@ import { request } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { deadPort } from '../helpers/upstream.js';
 import { exchange, ok, RawClient, withClient, sleep, startCapture, type CaptureUpstream, type Reply } from '../helpers/raw.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const ACCEPT = createHash('sha1').update(KEY + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
@@ -138,7 +139,7 @@ routes:
       await client.write('ping-1');
       assert.ok(await client.until(() => client.text(mark) === 'ping-1', 2000), client.text(mark));
       const metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.ok(metricValue(metrics, 'gatewayctl_requests_total', { route: 'ws', code: '101' }) >= 1);
+      assert.ok(metricValue(metrics, METRIC.requests, { route: 'ws', code: '101' }) >= 1);
     });
   });
 

@@ -15,6 +15,7 @@ import { request } from '../helpers/http.js';
 import { releaseConfig, releases, traffic, waitFor } from '../helpers/release.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const config = releaseConfig;
 
@@ -53,8 +54,8 @@ minRequests: 30
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => request(gw.url + '/shop/x', { headers: { 'x-user-id': `u${i}` } })));
       assert.ok(answers.every((a) => a.json().upstream === 'v2'));
       const metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_release_weight', { route: 'shop' }), 100);
-      assert.equal(metricValue(metrics, 'gatewayctl_release_transitions_total', { route: 'shop', to: 'promoted' }), 1);
+      assert.equal(metricValue(metrics, METRIC.releaseWeight, { route: 'shop' }), 100);
+      assert.equal(metricValue(metrics, METRIC.releaseTransitions, { route: 'shop', to: 'promoted' }), 1);
       assert.ok(gw.logs.some((l) => l.event === 'release.transition' && /50% -> 100%: 50% passed/.test(l.message)));
     } finally {
       await stop();
@@ -130,7 +131,7 @@ onTimeout: pass
       assert.match(passed.reason, /^10% (passed after|reached its deadline \(maxStepDuration 4s\) with no gate failing on \d+ requests; passed)/);
       assert.ok(passed.at - left[0].history[0].at <= 4000 + 1500, `left 10% after ${passed.at - left[0].history[0].at}ms`);
       const metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.ok(metricValue(metrics, 'gatewayctl_release_weight', { route: 'shop', candidate: 'v2' }) >= 10, 'release gauges carry the candidate');
+      assert.ok(metricValue(metrics, METRIC.releaseWeight, { route: 'shop', candidate: 'v2' }) >= 10, 'release gauges carry the candidate');
     } finally {
       await stop();
       await gw.close();
@@ -164,7 +165,7 @@ routes:
       assert.deepEqual(done[0].history.map((h: any) => h.to), ['shadow', '50%', '100%', 'promoted']);
       assert.match(done[0].history[1].reason, /shadow passed after \d+s and \d+ requests/);
       const metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.ok(metricValue(metrics, 'gatewayctl_shadow_comparisons_total', { route: 'shop', upstream: 'v2', result: 'match' }) >= 30);
+      assert.ok(metricValue(metrics, METRIC.shadowComparisons, { route: 'shop', upstream: 'v2', result: 'match' }) >= 30);
     } finally {
       await stop();
       await gw.close();

@@ -13,6 +13,7 @@ import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { request, requestLoop } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -162,15 +163,15 @@ describe('config reload', () => {
       assert.equal(body.errors[0].path, 'routes[0].backends[0].upstream');
       assert.equal(body.errors[0].line, 10);
       let metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_config_last_reload_successful'), 0);
-      assert.ok(metricValue(metrics, 'gatewayctl_config_reloads_total', { result: 'failure' }) >= 2);
+      assert.equal(metricValue(metrics, METRIC.configLastReloadSuccessful), 0);
+      assert.ok(metricValue(metrics, METRIC.configReloads, { result: 'failure' }) >= 2);
       assert.ok(gw.logs.some((l) => l.event === 'config.error' && /gateway\.yaml:10:\d+: error: .*"nope" is not defined/.test(l.message)));
       // A good config after the bad ones is applied.
       gw.writeConfig(configFor(b, a, 2));
       await waitForUpstream(gw, 'b');
       metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_config_last_reload_successful'), 1);
-      assert.equal(metricValue(metrics, 'gatewayctl_config_generation'), 2);
+      assert.equal(metricValue(metrics, METRIC.configLastReloadSuccessful), 1);
+      assert.equal(metricValue(metrics, METRIC.configGeneration), 2);
       assert.ok(gw.logs.some((l) => l.event === 'config.reloaded' && /route app weights a=1 -> b=1/.test(l.message)));
     } finally {
       await gw.close();
@@ -381,7 +382,7 @@ describe('config reload', () => {
       await request(gw.url + '/old/x');
       await request(gw.url + '/x');
       let metrics = (await request(gw.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'old', upstream: 'b' }), 1);
+      assert.equal(metricValue(metrics, METRIC.requests, { route: 'old', upstream: 'b' }), 1);
       gw.writeConfig(configFor(a, a, 1).replace(`  ${a.name}: ${a.url}\n  ${a.name}: ${a.url}`, `  ${a.name}: ${a.url}`));
       assert.equal((await request(gw.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } })).status, 200);
       await request(gw.url + '/x');
@@ -393,7 +394,7 @@ describe('config reload', () => {
       } while (Date.now() < deadline);
       assert.equal(metrics.includes('route="old"'), false, 'the removed route\'s series are gone');
       assert.equal(metrics.includes('upstream="b"'), false, 'the removed upstream\'s series are gone');
-      assert.equal(metricValue(metrics, 'gatewayctl_requests_total', { route: 'app', upstream: 'a' }), 2, 'the rest keep counting');
+      assert.equal(metricValue(metrics, METRIC.requests, { route: 'app', upstream: 'a' }), 2, 'the rest keep counting');
     } finally {
       await gw.close();
     }

@@ -14,6 +14,7 @@ import { request } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { notifyUnavailable, startNotifySocket, type NotifySocket } from '../helpers/notify.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const configFor = (upstream: TestUpstream, prefix: string) => `listen: 127.0.0.1:0
 admin: 127.0.0.1:0
@@ -27,7 +28,7 @@ routes:
 
 async function reloadGauge(serve: ServeProcess): Promise<number> {
   const text = (await request(serve.adminUrl + '/metrics')).body.toString();
-  return metricValue(text, 'gatewayctl_config_last_reload_successful');
+  return metricValue(text, METRIC.configLastReloadSuccessful);
 }
 
 describe('gatewayctl reload and the service manager', () => {

@@ -18,6 +18,7 @@ import { metricValue } from '../helpers/metrics.js';
 import { openSse } from '../helpers/sse.js';
 import type { DiffEvent } from '../../src/diff/types.js';
 import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -84,7 +85,7 @@ routes:
     await sleep(100);
     assert.equal(shadowed('/half').length, 100);
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_shadow_requests_total', { route: 'half', outcome: 'completed' }), 100);
+    assert.equal(metricValue(metrics, METRIC.shadowRequests, { route: 'half', outcome: 'completed' }), 100);
   });
 
   test('by default only GET, HEAD and OPTIONS are mirrored', async () => {
@@ -131,7 +132,7 @@ routes:
     assert.equal(shadowed('/writes/big').length, 0);
     assert.ok(primary.received.find((x) => x.url === '/writes/big-chunked')!.body.equals(big), 'the primary still got all of it');
     const metrics = (await request(gw.adminUrl + '/metrics')).text;
-    assert.equal(metricValue(metrics, 'gatewayctl_shadow_requests_total', { route: 'writes', outcome: 'skipped' }), 2);
+    assert.equal(metricValue(metrics, METRIC.shadowRequests, { route: 'writes', outcome: 'skipped' }), 2);
   });
 
   test('copies carry x-shadow-request: 1 and the same x-request-id; Host is unchanged', async () => {
@@ -289,12 +290,12 @@ routes:
   test('outcomes are counted: completed, timeout, error', async () => {
     await sleep(3200); // let the hung copies reach the shadow timeout
     const metrics = (await request(serve.adminUrl + '/metrics')).text;
-    const outcome = (route: string, o: string) => metricValue(metrics, 'gatewayctl_shadow_requests_total', { route, outcome: o });
+    const outcome = (route: string, o: string) => metricValue(metrics, METRIC.shadowRequests, { route, outcome: o });
     assert.equal(outcome('slow', 'completed'), 300);
     assert.equal(outcome('hung', 'timeout'), 300);
     assert.equal(outcome('dead', 'error'), 300);
     assert.equal(outcome('reset', 'error'), 300);
-    assert.equal(metricValue(metrics, 'gatewayctl_shadow_inflight'), 0);
+    assert.equal(metricValue(metrics, METRIC.shadowInflight), 0);
   });
 });
 
@@ -350,7 +351,7 @@ describe('shadow in-flight budget', () => {
       const rssSeen: number[] = [];
       for (let batch = 0; batch < 4; batch++) {
         await run(500);
-        inflightSeen.push(metricValue((await request(serve.adminUrl + '/metrics')).text, 'gatewayctl_shadow_inflight'));
+        inflightSeen.push(metricValue((await request(serve.adminUrl + '/metrics')).text, METRIC.shadowInflight));
         rssSeen.push(await rss());
       }
       const rssAtEnd = rssSeen.at(-1)!;
@@ -358,7 +359,7 @@ describe('shadow in-flight budget', () => {
       assert.equal(failed, 0, 'every user response is correct');
       assert.ok(inflightSeen.every((v) => v <= 200), `in-flight gauge ${inflightSeen.join(',')}`);
       assert.equal(Math.max(...inflightSeen), 200);
-      const dropped = metricValue(metrics, 'gatewayctl_shadow_requests_total', { outcome: 'dropped' });
+      const dropped = metricValue(metrics, METRIC.shadowRequests, { outcome: 'dropped' });
       assert.equal(dropped, 3000 - 200);
       const mb = (bytes: number) => (bytes / 1048576).toFixed(1);
       t.diagnostic(`RSS after 1000 requests: ${mb(rssAfterWarmup)} MB, then ${rssSeen.map(mb).join(', ')} MB; in-flight ${inflightSeen.join(',')}; dropped ${dropped}`);
@@ -421,9 +422,9 @@ routes:
       });
       const metrics = await metricsText();
       rssPeak = Math.max(rssPeak, metricValue(metrics, 'process_resident_memory_bytes'));
-      const dropped = metricValue(metrics, 'gatewayctl_shadow_requests_total', { outcome: 'dropped' });
+      const dropped = metricValue(metrics, METRIC.shadowRequests, { outcome: 'dropped' });
       const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
-      t.diagnostic(`RSS ${mb(rssBefore)} MB before, peak ${mb(rssPeak)} MB; dropped ${dropped} copies, in flight ${metricValue(metrics, 'gatewayctl_shadow_inflight')}`);
+      t.diagnostic(`RSS ${mb(rssBefore)} MB before, peak ${mb(rssPeak)} MB; dropped ${dropped} copies, in flight ${metricValue(metrics, METRIC.shadowInflight)}`);
       assert.equal(failed, 0, `every user response is correct: ${[...failures].join('; ')}`);
       assert.ok(dropped > 500, `copies beyond the byte budget are dropped: ${dropped}`);
       assert.ok(rssPeak / 1048576 < 300, `RSS peak ${mb(rssPeak)} MB`);

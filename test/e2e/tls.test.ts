@@ -20,6 +20,7 @@ import { request, requestLoop } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { fixture, fingerprintOf, pem, startTlsUpstream, tlsRequest, type TlsUpstream } from '../helpers/tls.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -129,7 +130,7 @@ describe('HTTPS listener', () => {
       // Plain HTTP on the HTTPS port gets no answer from a backend.
       await assert.rejects(request(`http://127.0.0.1:${port}/x`, { timeoutMs: 2000 }));
       await sleep(50);
-      assert.ok(metricValue(await metrics(gw), 'gatewayctl_tls_handshake_errors_total') >= 2);
+      assert.ok(metricValue(await metrics(gw), METRIC.tlsHandshakeErrors) >= 2);
       // The plain-HTTP path is untouched.
       assert.equal(app.received.filter((q) => q.headers['x-forwarded-proto'] !== 'https').length, 0);
     } finally {
@@ -214,7 +215,7 @@ describe('HTTPS listener', () => {
       const closed = await new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
       assert.ok(closed - opened < 2000, `closed after ${closed - opened} ms`);
       const text = await metrics(gw);
-      assert.equal(metricValue(text, 'gatewayctl_connections_closed_total', { listener: 'redirect', reason: 'header_timeout' }), 1);
+      assert.equal(metricValue(text, METRIC.connectionsClosed, { listener: 'redirect', reason: 'header_timeout' }), 1);
     } finally {
       await gw.close();
     }
@@ -227,8 +228,8 @@ describe('HTTPS listener', () => {
     try {
       const text = await metrics(gw);
       const notAfter = (name: string) => Date.parse(new X509Certificate(pem(name)).validTo) / 1000;
-      assert.equal(metricValue(text, 'gatewayctl_tls_certificate_expiry_seconds', { name: 'example.com' }), notAfter('example.pem'));
-      assert.equal(metricValue(text, 'gatewayctl_tls_certificate_expiry_seconds', { name: 'other.test' }), notAfter('other.pem'));
+      assert.equal(metricValue(text, METRIC.tlsCertificateExpiry, { name: 'example.com' }), notAfter('example.pem'));
+      assert.equal(metricValue(text, METRIC.tlsCertificateExpiry, { name: 'other.test' }), notAfter('other.pem'));
     } finally {
       await gw.close();
     }
@@ -299,7 +300,7 @@ describe('certificate rotation', () => {
       assert.match(failed.message, /tls\.key" is not the private key of the certificate in ".*tls\.crt"; |tls\.key" is not the private key of the certificate in ".*tls\.crt"$/);
       assert.match(failed.message, /still serving generation 1/);
       let text = await metrics(gw);
-      assert.equal(metricValue(text, 'gatewayctl_tls_reloads_total', { result: 'failure' }), 1);
+      assert.equal(metricValue(text, METRIC.tlsReloads, { result: 'failure' }), 1);
       assert.equal((await tlsRequest(gw.url + '/', { servername: 'example.com' })).fingerprint, EXAMPLE);
       // Garbage is refused the same way.
       writeFileSync(join(tmp.dir, 'tls.crt'), 'not a certificate\n');
@@ -310,13 +311,13 @@ describe('certificate rotation', () => {
       await sleep(1800);
       assert.equal((await tlsRequest(gw.url + '/', { servername: 'example.com' })).fingerprint, EXAMPLE);
       text = await metrics(gw);
-      assert.ok(metricValue(text, 'gatewayctl_tls_reloads_total', { result: 'failure' }) >= 2);
+      assert.ok(metricValue(text, METRIC.tlsReloads, { result: 'failure' }) >= 2);
       assert.ok(gw.logs.some((l) => l.event === 'tls.reload_failed' && /expired on 2001-01-01/.test(l.message)));
       // Then a good pair.
       rotateByRename(tmp.dir, 'example-next');
       await waitForCertificate(gw.url, NEXT);
       text = await metrics(gw);
-      assert.equal(metricValue(text, 'gatewayctl_tls_reloads_total', { result: 'success' }), 1);
+      assert.equal(metricValue(text, METRIC.tlsReloads, { result: 'success' }), 1);
     } finally {
       await gw.close();
       tmp.remove();
@@ -416,7 +417,7 @@ ${routes}
       assert.equal(bad.status, 502);
       assert.equal(bad.json().error, 'upstream certificate rejected');
       const text = await metrics(gw);
-      assert.equal(metricValue(text, 'gatewayctl_upstream_errors_total', { route: 'wrong-ca', reason: 'connect' }), 1);
+      assert.equal(metricValue(text, METRIC.upstreamErrors, { route: 'wrong-ca', reason: 'connect' }), 1);
       assert.ok(gw.logs.some((l) => l.event === 'upstream.error' && /certificate rejected/.test(l.message)));
     } finally {
       await gw.close();
@@ -480,13 +481,13 @@ ${routes}
       while (Date.now() < deadline) {
         text = await metrics(gw);
         const done = (upstream: string) =>
-          metricValue(text, 'gatewayctl_shadow_requests_total', { route: 'mirrored', upstream, outcome: 'completed' }) +
-          metricValue(text, 'gatewayctl_shadow_requests_total', { route: 'mirrored', upstream, outcome: 'error' });
+          metricValue(text, METRIC.shadowRequests, { route: 'mirrored', upstream, outcome: 'completed' }) +
+          metricValue(text, METRIC.shadowRequests, { route: 'mirrored', upstream, outcome: 'error' });
         if (done('right-ca') === 3 && done('wrong-ca') === 3) break;
         await sleep(50);
       }
-      assert.equal(metricValue(text, 'gatewayctl_shadow_requests_total', { upstream: 'right-ca', outcome: 'completed' }), 3);
-      assert.equal(metricValue(text, 'gatewayctl_shadow_requests_total', { upstream: 'wrong-ca', outcome: 'error' }), 3);
+      assert.equal(metricValue(text, METRIC.shadowRequests, { upstream: 'right-ca', outcome: 'completed' }), 3);
+      assert.equal(metricValue(text, METRIC.shadowRequests, { upstream: 'wrong-ca', outcome: 'error' }), 3);
       assert.equal(localhost.received.length - before, 3, 'only the verified copies arrived');
       assert.equal(localhost.received.at(-1)!.headers['x-shadow-request'], '1');
     } finally {
@@ -542,9 +543,9 @@ describe('TLS with --workers 2', () => {
       const seen = await Promise.all(Array.from({ length: 16 }, () => tlsRequest(url + '/', { servername: 'example.com' })));
       assert.deepEqual([...new Set(seen.map((r) => r.fingerprint))], [NEXT]);
       const text = (await request(serve.adminUrl + '/metrics')).text;
-      assert.equal(metricValue(text, 'gatewayctl_tls_reloads_total', { result: 'success' }), 1);
+      assert.equal(metricValue(text, METRIC.tlsReloads, { result: 'success' }), 1);
       const notAfter = Date.parse(new X509Certificate(pem('example-next.pem')).validTo) / 1000;
-      assert.equal(metricValue(text, 'gatewayctl_tls_certificate_expiry_seconds', { name: 'example.com' }), notAfter);
+      assert.equal(metricValue(text, METRIC.tlsCertificateExpiry, { name: 'example.com' }), notAfter);
     } finally {
       await load.finish();
       assert.equal(await serve.stop(), 0);

@@ -1,14 +1,11 @@
-/** Reads values out of Prometheus text for assertions. */
+import { samplesFromText } from '../../src/metrics/read.js';
+
+/** Reads values out of Prometheus text for assertions: the sum of the series `name` over samples with these labels; 0 when there is none. */
 export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const want = Object.entries(labels);
   let total = 0;
-  let found = false;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    if (want.every((w) => line.includes(w))) {
-      total += Number(line.slice(line.lastIndexOf(' ') + 1));
-      found = true;
-    }
+  for (const s of samplesFromText(text)) {
+    if (s.name === name && want.every(([k, v]) => s.labels[k] === v)) total += s.value;
   }
-  return found ? total : 0;
+  return total;
 }

@@ -598,8 +598,8 @@ export async function runRawCase(port: number, upstream: CaptureUpstream, c: Raw
   return { got, received };
 }
 
-/** A small seeded generator (mulberry32): `next(n)` is an integer in [0, n). */
-export function prng(seed: number): { next(n: number): number; pick<T>(items: readonly T[]): T } {
+/** A small seeded generator (mulberry32): `next(n)` is an integer in [0, n), `float()` a number in [0, 1). */
+export function prng(seed: number): { next(n: number): number; float(): number; pick<T>(items: readonly T[]): T } {
   let a = seed >>> 0;
   const float = () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -609,7 +609,7 @@ export function prng(seed: number): { next(n: number): number; pick<T>(items: re
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const next = (n: number) => Math.floor(float() * n);
-  return { next, pick: (items) => items[next(items.length)]! };
+  return { next, float, pick: (items) => items[next(items.length)]! };
 }
 
 /** TCP sockets this process holds open (client and server side). */

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import { request } from './http.js';
+import type { ReleaseConfig } from '../../src/config/types.js';
 import type { TestUpstream } from './upstream.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,3 +62,18 @@ ${release
   .map((l) => '      ' + l)
   .join('\n')}
 `;
+
+/** A compiled release with the schema's default gates, for judging synthetic evidence. */
+export const releaseSettings = (over: Partial<ReleaseConfig> = {}): ReleaseConfig => ({
+  candidate: 'v2',
+  steps: ['shadow', 10, 50, 100],
+  shadowPercent: 100,
+  intervalMs: 60_000,
+  minRequests: 200,
+  gates: { maxErrorRate: 0.01, maxErrorRateIncrease: 0.005, maxLatencyRatio: 1.25, maxDiffRate: 0.02 },
+  onFailure: 'rollback',
+  controller: 'gateway',
+  maxStepDurationMs: undefined,
+  onTimeout: 'pause',
+  ...over,
+});

@@ -11,7 +11,7 @@ import { emptyCounts } from '../../src/diff/counts.js';
 import { DiffEngine } from '../../src/diff/engine.js';
 import { LearnedNoise } from '../../src/diff/noise.js';
 import { escapeSegment, IgnoreRules, parsePointer } from '../../src/diff/paths.js';
-import { wilson, verdict } from '../../src/diff/stats.js';
+import { verdict } from '../../src/diff/stats.js';
 import { DiffStore } from '../../src/diff/store.js';
 import { mergeSummaries } from '../../src/diff/summary.js';
 import type { CompareOutcome, DiffEventBody } from '../../src/diff/types.js';
@@ -47,15 +47,6 @@ describe('JSON Pointers and ignore rules', () => {
 });
 
 describe('statistics', () => {
-  test('Wilson intervals', () => {
-    const [low, high] = wilson(5, 10);
-    assert.ok(Math.abs(low - 0.2366) < 1e-3 && Math.abs(high - 0.7634) < 1e-3);
-    assert.deepEqual(wilson(0, 0), [0, 1]);
-    assert.equal(wilson(0, 100)[0], 0);
-    assert.ok(wilson(0, 100)[1] < 0.04);
-    assert.equal(wilson(100, 100)[1], 1);
-  });
-
   test('verdicts compare the difference rate with the noise rate', () => {
     assert.equal(verdict({ differing: 20, noise: 0, masked: 0 }, 20, 20), 'regression');
     assert.equal(verdict({ differing: 2, noise: 0, masked: 0 }, 3, 3), 'uncertain');

@@ -12,6 +12,7 @@ import { parseAllDocuments, parse } from 'yaml';
 import { validateConfigSource } from '../../src/config/validate.js';
 import { GatewayMetrics } from '../../src/metrics/registry.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { bucketsOf, METRIC } from '../../src/metrics/names.js';
 
 async function exportedNames(): Promise<Set<string>> {
   const metrics = new GatewayMetrics({ collectDefaults: false });
@@ -35,7 +36,7 @@ describe('monitoring and deployment examples', () => {
     assert.ok(exprs.length >= 10);
     for (const expr of exprs) for (const m of queriedMetrics(expr)) assert.ok(names.has(m), `${m} in ${expr}`);
     const covered = new Set(exprs.flatMap(queriedMetrics));
-    for (const needed of ['gatewayctl_requests_total', 'gatewayctl_request_duration_seconds_bucket', 'gatewayctl_shadow_requests_total', 'gatewayctl_shadow_comparisons_total', 'gatewayctl_config_reloads_total']) {
+    for (const needed of [METRIC.requests, bucketsOf(METRIC.requestDuration), METRIC.shadowRequests, METRIC.shadowComparisons, METRIC.configReloads]) {
       assert.ok(covered.has(needed), `dashboard shows ${needed}`);
     }
   });

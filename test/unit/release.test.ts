@@ -1,13 +1,15 @@
 /**
- * Release logic without sockets: statistics, gates, the state machine with a
+ * Release logic without sockets: gates, the state machine with a
  * fake clock and synthetic evidence, and the traffic overlay.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { GatewayConfig, ReleaseConfig, RouteConfig } from '../../src/config/types.js';
+import type { GatewayConfig, RouteConfig } from '../../src/config/types.js';
+import { releaseSettings as release } from '../helpers/release.js';
 import { compileSnapshot } from '../../src/config/compile.js';
 import { LATENCY_BUCKETS } from '../../src/metrics/registry.js';
-import { evidenceFrom, evidenceSince, samplesFromText, type Evidence } from '../../src/release/evidence.js';
+import { samplesFromText } from '../../src/metrics/read.js';
+import { evidenceFrom, evidenceSince, type Evidence } from '../../src/release/evidence.js';
 import { windowCoverage } from '../../src/release/coverage.js';
 import { judgeStep, latencyQuantile, unjudgeable, type Judgement } from '../../src/release/judge.js';
 import { parseSelector, stepQueries } from '../../src/release/promql.js';
@@ -15,21 +17,8 @@ import { parseHeader } from '../../src/release/prometheus.js';
 import { vectorSamples } from '../../src/release/sources.js';
 import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
 import { applyReleases } from '../../src/release/overlay.js';
-import { differenceLowerBound, histogramQuantile, mannWhitneyGreater, quantileBounds, scaleBinned, wilson } from '../../src/release/stats.js';
+import { METRIC } from '../../src/metrics/names.js';
 
-const release = (over: Partial<ReleaseConfig> = {}): ReleaseConfig => ({
-  candidate: 'v2',
-  steps: ['shadow', 10, 50, 100],
-  shadowPercent: 100,
-  intervalMs: 60_000,
-  minRequests: 200,
-  gates: { maxErrorRate: 0.01, maxErrorRateIncrease: 0.005, maxLatencyRatio: 1.25, maxDiffRate: 0.02 },
-  onFailure: 'rollback',
-  controller: 'gateway',
-  maxStepDurationMs: undefined,
-  onTimeout: 'pause',
-  ...over,
-});
 
 /** Latency counts: `n` requests all in the bucket whose bound is `seconds`. */
 function latency(n: number, seconds: number): number[] {
@@ -51,38 +40,6 @@ function evidence(parts: {
   const comparisons: Evidence['routes'][string]['comparisons'] = parts.compared ? { v2: { match: parts.compared[0], diff: parts.compared[1] } } : {};
   return { bounds: [...LATENCY_BUCKETS], routes: { shop: { backends, comparisons } } };
 }
-
-describe('statistics', () => {
-  test('Wilson interval: known values and small samples', () => {
-    const ci = wilson(0, 200);
-    assert.equal(ci.low, 0);
-    assert.ok(Math.abs(ci.high - 0.0188) < 0.001);
-    const wide = wilson(1, 5);
-    assert.ok(wide.low < 0.04 && wide.high > 0.6, 'five requests say almost nothing');
-  });
-  test('difference bound: clearly worse vs. noise', () => {
-    assert.ok(differenceLowerBound(100, 1000, 5, 1000) > 0.05);
-    assert.ok(differenceLowerBound(6, 1000, 5, 1000) < 0);
-  });
-  test('Mann-Whitney on binned samples', () => {
-    const fast = latency(500, 0.01);
-    const slow = latency(500, 0.05);
-    assert.ok(mannWhitneyGreater(slow, fast) < 1e-6);
-    assert.ok(mannWhitneyGreater(fast, slow) > 0.999);
-    assert.ok(mannWhitneyGreater(fast, fast) > 0.4, 'identical samples: no evidence');
-  });
-  test('quantile bounds widen with fewer samples; scaling moves samples up', () => {
-    const few = quantileBounds(0.99, [1, 2, 3, 4], [0, 50, 40, 10, 0]);
-    const many = quantileBounds(0.99, [1, 2, 3, 4], [0, 5000, 4000, 1000, 0]);
-    assert.ok(few.high - few.low >= many.high - many.low);
-    assert.deepEqual(scaleBinned([1, 2, 4, 8], [0, 10, 0, 0, 0], 2), [0, 0, 10, 0, 0]);
-  });
-  test('histogram quantile interpolates inside the bucket', () => {
-    const q = histogramQuantile(0.5, [1, 2, 4], [0, 10, 0, 0]);
-    assert.equal(q, 1.5);
-    assert.ok(Number.isNaN(histogramQuantile(0.99, [1], [0, 0])));
-  });
-});
 
 describe('gates', () => {
   const r = release();
@@ -337,11 +294,11 @@ gatewayctl_shadow_comparisons_total{route="shop",upstream="v2",result="diff"} 3
   });
   test('Prometheus query results read like the replicas\' own /metrics, counts rounded', () => {
     const fromPrometheus = evidenceFrom([
-      ...vectorSamples('gatewayctl_requests_total', [
+      ...vectorSamples(METRIC.requests, [
         { metric: { route: 'shop', upstream: 'v2', code: '200' }, value: [0, '100.4'] },
         { metric: { route: 'shop', upstream: 'v2', code: '503' }, value: [0, '3.6'] },
       ]),
-      ...vectorSamples('gatewayctl_shadow_comparisons_total', [{ metric: { route: 'shop', upstream: 'v2', result: 'match' }, value: [0, '7'] }]),
+      ...vectorSamples(METRIC.shadowComparisons, [{ metric: { route: 'shop', upstream: 'v2', result: 'match' }, value: [0, '7'] }]),
     ]);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.requests, 104);
     assert.deepEqual(fromPrometheus.routes['shop']!.backends['v2']!.errors, 4);
