@@ -20,6 +20,7 @@ export const METRIC = {
   shadowInflight: 'gatewayctl_shadow_inflight',
   shadowLatencyRatio: 'gatewayctl_shadow_latency_ratio',
   compareDropped: 'gatewayctl_shadow_compare_dropped_total',
+  shadowThreadRestarts: 'gatewayctl_shadow_thread_restarts_total',
   configReloads: 'gatewayctl_config_reloads_total',
   configLastReloadSuccessful: 'gatewayctl_config_last_reload_successful',
   configLastReloadTimestamp: 'gatewayctl_config_last_reload_success_timestamp_seconds',

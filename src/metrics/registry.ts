@@ -198,7 +198,7 @@ export class GatewayMetrics {
       registers,
     });
     this.shadowThreadRestarts = new client.Counter({
-      name: 'gatewayctl_shadow_thread_restarts_total',
+      name: METRIC.shadowThreadRestarts,
       help: 'Shadow threads that stopped (a failure, a heap bound) and were replaced, by role: copy (their copies in flight failed) or compare (their pairs were not compared).',
       labelNames: ['role'],
       registers,
