@@ -445,8 +445,21 @@ class MeaningChecker {
       }
       const methods = upper(raw['methods']);
       const unsafe = methods.filter((m) => !SAFE_METHODS.includes(m));
+      // gRPC calls are all POST: the method says nothing of whether a call writes.
+      const grpcRoute = match?.grpc === true;
+      if (grpcRoute && !methods.includes('POST')) {
+        this.warn(childPath(sp, 'methods'), 'never', `${sp}.methods: gRPC calls are POST; without POST this shadow mirrors no call`);
+      }
       // With a dark egress the copies' side effects go through it, answered and compared.
-      if (unsafe.length > 0 && !this.darkEgress) {
+      if (grpcRoute && unsafe.length > 0 && !this.darkEgress) {
+        this.warn(
+          childPath(sp, 'methods'),
+          'unsafe-shadow',
+          `${sp}.methods: gRPC calls are all POST, so every call of this route is mirrored to "${upstream}", reads and writes alike; ` +
+            'a call that writes (a second charge, a second order) is repeated unless it runs a dark profile that discards writes; ' +
+            'copies carry the metadata "x-shadow-request: 1" to tell',
+        );
+      } else if (unsafe.length > 0 && !this.darkEgress) {
         this.warn(
           childPath(sp, 'methods'),
           'unsafe-shadow',

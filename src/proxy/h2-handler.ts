@@ -29,7 +29,8 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
 import { hostOf, isGrpc } from '../routing/matcher.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { openH2Stream, h2ResponseRaw, type H2Sessions } from '../upstream/h2.js';
+import { openH2Stream, h2HeaderObject, h2ResponseRaw, type H2Sessions } from '../upstream/h2.js';
+import type { MirrorSession, ShadowService } from '../shadow/service.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { ActiveConfig } from './active.js';
@@ -46,6 +47,8 @@ export interface H2HandlerOptions {
   readonly logger: Logger;
   readonly pools: UpstreamPools;
   readonly sessions: H2Sessions;
+  /** Shadow copies of routes with shadow targets (gRPC calls compared field by field). */
+  readonly shadow?: ShadowService;
   readonly current: () => ActiveConfig;
   readonly accessLog?: () => AccessLog | undefined;
 }
@@ -69,6 +72,10 @@ class H2Exchange {
   upstreamEndedAt = 0;
   bytes = 0;
   cancelUpstream: (() => void) | undefined;
+  /** The request's shadow copies, when the route mirrors it. */
+  mirror: MirrorSession | undefined;
+  /** The HTTP/2 upstream's trailers, once they came. */
+  upstreamTrailers: IncomingHttpHeaders | undefined;
 
   constructor(
     readonly active: ActiveConfig,
@@ -142,7 +149,6 @@ export class H2RequestHandler {
     }
     const upstream = route.pickBackend(headers);
     const stats = active.statsFor(route, upstream);
-    if (route.shadows.length > 0) this.unmirrored(route);
     const session = req.stream.session;
     const peer = session?.socket?.remoteAddress ?? '';
     cleanUpstreamHeaders(headers, { requestId, peer, trustedPeer: active.isTrusted(peer), encrypted: session?.encrypted === true });
@@ -151,6 +157,8 @@ export class H2RequestHandler {
     const timeout = grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
     if (timeout !== undefined) exchange.callDeadline = Date.now() + timeout;
     routed.exchange = exchange;
+    // After the headers were cleaned: the copies carry what the primary gets, marked x-shadow-request.
+    if (route.shadows.length > 0) exchange.mirror = this.options.shadow?.begin(req, route, requestId, upstream, { headers, hasBody });
     active.inflight++;
     res.once('close', () => this.closed(exchange));
     if (hasBody) guardBody(exchange, limits.maxBodyBytes, this.options.metrics);
@@ -197,9 +205,11 @@ export class H2RequestHandler {
     stream.once('response', (headers, flags) => {
       const status = Number(headers[':status'] ?? 502);
       const headOnly = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      exchange.mirror?.primaryAnswer(status, h2HeaderObject(headers), stream, exchange.sentAt, () => exchange.upstreamTrailers);
       this.relay(exchange, status, h2ResponseRaw(headers), stream, headers['grpc-status'] as string | undefined, headOnly);
     });
     stream.once('trailers', (trailers) => {
+      exchange.upstreamTrailers = h2HeaderObject(trailers);
       const clean = trailerObject(h2ResponseRaw(trailers));
       if (clean['grpc-status'] !== undefined) exchange.grpcStatus = String(clean['grpc-status']);
       if (!exchange.res.writableEnded && !exchange.failed) exchange.res.addTrailers(clean);
@@ -241,6 +251,7 @@ export class H2RequestHandler {
         const trailers = trailerObject(response.rawTrailers);
         if (Object.keys(trailers).length > 0 && !exchange.res.writableEnded) exchange.res.addTrailers(trailers);
       });
+      exchange.mirror?.primaryResponse(response, exchange.sentAt);
       response.once('close', () => {
         if (!response.complete && !exchange.done && !exchange.failed) this.upstreamFailed(exchange, Object.assign(new Error('upstream response cut'), { code: 'ECONNRESET' }), true);
       });
@@ -284,18 +295,6 @@ export class H2RequestHandler {
     body.pipe(res);
   }
 
-  /**
-   * The mirror step is not built for HTTP/2 requests yet: shadow copies (and
-   * gRPC comparison) need an HTTP/2 sender in shadow/ and a capture of body
-   * and trailers for the pair. Said once per route, not per request.
-   */
-  private readonly unmirroredRoutes = new WeakSet<CompiledRoute>();
-  private unmirrored(route: CompiledRoute): void {
-    if (this.unmirroredRoutes.has(route)) return;
-    this.unmirroredRoutes.add(route);
-    this.options.logger.warn('shadow.h2_unsupported', `route ${route.name}: HTTP/2 requests are not mirrored yet; only HTTP/1.1 requests get shadow copies`, { route: route.name });
-  }
-
   private upstreamFailed(exchange: H2Exchange, err: unknown, connected: boolean): void {
     if (exchange.done || exchange.failed) return;
     const fault = classifyUpstreamError(err, connected);
@@ -336,6 +335,7 @@ export class H2RequestHandler {
     exchange.cancelUpstream?.();
     exchange.upstreamEndedAt ||= performance.now();
     exchange.stats.upstreamError(reason);
+    exchange.mirror?.primaryFailed(status, exchange.started);
     if (this.options.logger.enabled('warn')) {
       this.options.logger.warn('upstream.error', `${exchange.upstream.name}: ${message}`, {
         route: exchange.route.name,
@@ -372,6 +372,7 @@ export class H2RequestHandler {
     // A stream the client reset also counts as finished for the compat response: the reset code tells.
     const finished = res.writableFinished && (res.stream.rstCode ?? 0) === http2.constants.NGHTTP2_NO_ERROR;
     if (!finished) exchange.cancelUpstream?.();
+    exchange.mirror?.clientClosed(finished);
     exchange.release();
     const code = res.headersSent && finished ? res.statusCode : 499;
     exchange.stats.observe(code, (performance.now() - exchange.started) / 1000);

@@ -114,6 +114,7 @@ export class ProxyRuntime {
         return { limits: config.limits, timeouts: config.timeouts, darkEgress: config.egress?.dark !== undefined };
       },
       pools: this.pools,
+      h2Sessions: this.h2Sessions,
     });
     this.shadow.retainOnly(shadowedUpstreams(options.snapshot));
     this.handler = new ProxyHandler({
@@ -159,6 +160,7 @@ export class ProxyRuntime {
       logger: this.logger,
       pools: this.pools,
       sessions: this.h2Sessions,
+      shadow: this.shadow,
       current: () => this.active,
       accessLog: () => this.accessLog,
     });

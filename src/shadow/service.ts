@@ -29,7 +29,9 @@ import { BASELINE_ID_SUFFIX, REQUEST_ID, SHADOW_MARKER } from '../proxy/headers.
 import { upstreamPath } from '../proxy/path.js';
 import { BodyCapture, type Captured } from './capture.js';
 import type { UpstreamPools } from '../upstream/pools.js';
+import type { H2Sessions } from '../upstream/h2.js';
 import type { CopySender } from './clients.js';
+import { H2Copies } from './h2-copies.js';
 import { ThreadedCopies } from './copy-threads.js';
 import { stripCredentials } from './credentials.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from '../diff/pair.js';
@@ -37,12 +39,34 @@ import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from '../
 export interface MirrorSession {
   /** The primary's response head arrived; capture its body if comparing. */
   primaryResponse(response: IncomingMessage, started: number): void;
+  /**
+   * The primary's answer from an HTTP/2 upstream: its body streams past on
+   * `body`; `trailers` reads them once it has ended (gRPC's grpc-status).
+   */
+  primaryAnswer(status: number, headers: IncomingHttpHeaders, body: AnswerBody, started: number, trailers: () => IncomingHttpHeaders | undefined): void;
   /** The gateway answered for the primary (502/504). */
   primaryFailed(status: number, started: number): void;
   /** The user's response is over (finished, or cut short). */
   clientClosed(completed: boolean): void;
   /** Calls back once every copy has an outcome: "completed", or one per target ("completed,timeout"). */
   whenSettled(callback: (outcomes: string) => void): void;
+}
+
+/** What a captured answer's body is read from: a response or an HTTP/2 stream. */
+export interface AnswerBody {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  once(event: 'end', listener: () => void): unknown;
+}
+
+/** A request to mirror: an HTTP/1.1 request or an HTTP/2 one (its headers cleaned, pseudo-headers gone). */
+export interface MirrorableRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly complete: boolean;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  off(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  once(event: 'end' | 'close', listener: () => void): unknown;
 }
 
 export interface ShadowSettings {
@@ -61,6 +85,8 @@ export interface ShadowServiceOptions {
   readonly settings: () => ShadowSettings;
   /** Endpoint pools shared with primary traffic: one choice of endpoint, one view of health. */
   readonly pools: UpstreamPools;
+  /** Pooled HTTP/2 sessions of the serving thread: copies to h2/h2c upstreams go on them. */
+  readonly h2Sessions?: H2Sessions;
 }
 
 /** Request headers a copy never carries as they are: undici frames the body itself. */
@@ -73,6 +99,8 @@ export class ShadowService {
   private readonly settings: () => ShadowSettings;
   /** Sends the copies and reads their answers, in a thread of its own. */
   private readonly copies: CopySender;
+  /** Sends copies to HTTP/2 upstreams, from this thread (h2-copies.ts says why). */
+  private readonly h2Copies: H2Copies | undefined;
   private inflight = 0;
   private inflightBytes = 0;
   private drainWaiters: (() => void)[] = [];
@@ -83,6 +111,7 @@ export class ShadowService {
     this.sink = options.sink;
     this.settings = options.settings;
     this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger);
+    this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools) : undefined;
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 
@@ -100,7 +129,14 @@ export class ShadowService {
    * teeing its body. Returns undefined (and costs nothing more) when none do.
    * Call after the request's headers were prepared for the upstream.
    */
-  begin(req: IncomingMessage, route: CompiledRoute, requestId: string, primary: CompiledUpstream): MirrorSession | undefined {
+  begin(
+    req: MirrorableRequest,
+    route: CompiledRoute,
+    requestId: string,
+    primary: CompiledUpstream,
+    /** An HTTP/2 request: its cleaned headers, and whether it has a body (it need not declare one). */
+    h2?: { readonly headers: IncomingHttpHeaders; readonly hasBody: boolean },
+  ): MirrorSession | undefined {
     const method = req.method ?? 'GET';
     let chosen: CompiledShadow[] | undefined;
     for (const shadow of route.shadows) {
@@ -111,8 +147,9 @@ export class ShadowService {
     const { limits, timeouts, darkEgress } = this.settings();
 
     // Bodies: a declared length over the limit is skipped before reading.
-    const declared = req.headers['content-length'];
-    const hasBody = (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
+    const requestHeaders = h2?.headers ?? req.headers;
+    const declared = requestHeaders['content-length'];
+    const hasBody = h2 ? h2.hasBody : (declared !== undefined && declared !== '0') || requestHeaders['transfer-encoding'] !== undefined;
     if (declared !== undefined && Number(declared) > limits.shadowBodyBytes) {
       for (const s of chosen) this.count(route, s.upstream, 'skipped');
       return undefined;
@@ -129,7 +166,7 @@ export class ShadowService {
     if (admitted.length === 0) return undefined;
 
     const comparing = this.sink !== undefined && route.diff.enabled;
-    const session = new Session(this, route, requestId, primary, admitted, snapshotHeaders(req.headers), method, req.url ?? '/', {
+    const session = new Session(this, route, requestId, primary, admitted, snapshotHeaders(requestHeaders), method, req.url ?? '/', {
       comparing,
       maxCaptureBytes: route.diff.maxBodyBytes,
       shadowTimeoutMs: timeouts.shadowMs,
@@ -196,7 +233,8 @@ export class ShadowService {
       copyHeaders[SHADOW_MARKER] = '1';
     }
     try {
-      const answer = await this.copies.send(
+      const h2 = this.h2Copies && H2Copies.speaks(upstream) ? this.h2Copies : undefined;
+      const answer = await (h2 ?? this.copies).send(
         upstream,
         {
           method,
@@ -210,7 +248,8 @@ export class ShadowService {
       );
       // Measured where the copy was sent, like the primary's: no hop between threads in it.
       const latencyMs = answer.latencyMs;
-      const captured: CapturedResponse | undefined = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs);
+      const trailers = 'trailers' in answer ? (answer.trailers as IncomingHttpHeaders | undefined) : undefined;
+      const captured: CapturedResponse | undefined = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs, trailers);
       return { outcome: 'completed', latencyMs, response: captured, status: answer.status };
     } catch (err) {
       const timedOut = isTimeout(err);
@@ -350,6 +389,10 @@ class Session implements MirrorSession {
   }
 
   primaryResponse(response: IncomingMessage, started: number): void {
+    this.primaryAnswer(response.statusCode ?? 0, response.headers, response, started, () => undefined);
+  }
+
+  primaryAnswer(status: number, headers: IncomingHttpHeaders, response: AnswerBody, started: number, trailers: () => IncomingHttpHeaders | undefined): void {
     if (!this.comparable || this.abandoned) return;
     const capture = new BodyCapture(this.options.maxCaptureBytes, true);
     response.on('data', (chunk: Buffer) => {
@@ -360,7 +403,7 @@ class Session implements MirrorSession {
       if (capture.keptBytes > before) this.keepCaptured(capture.keptBytes - before);
     });
     response.once('end', () => {
-      this.primary = captureOf(response.statusCode ?? 0, response.headers, capture.result(), performance.now() - started);
+      this.primary = captureOf(status, headers, capture.result(), performance.now() - started, trailers());
       this.maybeCompare();
     });
   }
@@ -463,8 +506,9 @@ class Session implements MirrorSession {
 }
 
 /** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash. */
-function captureOf(status: number, headers: IncomingHttpHeaders, capture: Captured, latencyMs: number): CapturedResponse {
+function captureOf(status: number, headers: IncomingHttpHeaders, capture: Captured, latencyMs: number, trailers?: IncomingHttpHeaders): CapturedResponse {
   return {
+    ...(trailers !== undefined ? { trailers } : {}),
     status,
     headers,
     body: capture.body,

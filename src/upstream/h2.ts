@@ -121,6 +121,13 @@ export function h2ResponseRaw(headers: H2Headers): string[] {
   return raw;
 }
 
+/** HTTP/2 headers or trailers without pseudo-headers, as a plain object (what a captured answer holds). */
+export function h2HeaderObject(headers: H2Headers): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const name in headers) if (name.charCodeAt(0) !== 58) out[name] = headers[name];
+  return out;
+}
+
 /**
  * Opens one stream for `request`. The body is piped with backpressure;
  * the caller listens for 'response', 'trailers', 'error' and 'close' on

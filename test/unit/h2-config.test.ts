@@ -35,6 +35,20 @@ describe('HTTP/2 and gRPC config', () => {
     assert.equal(warned.length, 1);
   });
 
+  test('the shadow of a gRPC route: without POST it mirrors nothing; with POST every call is mirrored, and the warning says so', () => {
+    const route = (methods: string) =>
+      `upstreams:\n  a: { url: "http://h:1", protocol: h2c }\n  b: { url: "http://h:2", protocol: h2c }\n` +
+      `routes: [{ name: r, match: { prefix: /shop.Catalog, grpc: true }, backends: [{ upstream: a }], shadow: [{ upstream: b${methods} }] }]\n`;
+    const warnings = (text: string) => check(text).diagnostics.filter((d) => d.severity === 'warning');
+    const none = warnings(route(''));
+    assert.ok(none.some((d) => d.code === 'never' && /gRPC calls are POST/.test(d.message)), none.map((d) => d.message).join('\n'));
+    const post = warnings(route(', methods: [POST]'));
+    assert.ok(!post.some((d) => d.code === 'never'));
+    const unsafe = post.filter((d) => d.code === 'unsafe-shadow');
+    assert.equal(unsafe.length, 1);
+    assert.match(unsafe[0]!.message, /gRPC calls are all POST, so every call of this route is mirrored to "b"/);
+  });
+
   test('limits: HTTP/2 defaults and bounds', () => {
     const config = check('upstreams: { a: "http://h:1" }\nroutes: [{ name: r, backends: [{ upstream: a }] }]\n').config!;
     assert.equal(config.limits.h2MaxConcurrentStreams, 100);
