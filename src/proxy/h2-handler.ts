@@ -385,7 +385,7 @@ export class H2RequestHandler {
 
   private log(log: AccessLog, req: Http2ServerRequest, res: Http2ServerResponse, requestId: string, started: number, exchange: H2Exchange | undefined): void {
     const ended = performance.now();
-    log.write({
+    const entry = {
       requestId,
       client: req.stream.session?.socket?.remoteAddress ?? '',
       route: exchange?.route.name ?? '',
@@ -401,7 +401,10 @@ export class H2RequestHandler {
       retries: exchange ? Math.max(0, exchange.tries - 1) : 0,
       shadow: '',
       headers: req.headers,
-    });
+    };
+    // A mirrored request's line waits for its copies' outcomes, as on HTTP/1.1.
+    if (exchange?.mirror) exchange.mirror.whenSettled((shadow) => log.write({ ...entry, shadow }));
+    else log.write(entry);
   }
 
   close(): void {

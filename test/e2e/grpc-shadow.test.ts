@@ -12,7 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { DiffEvent } from '../../src/diff/types.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { readFileSync } from 'node:fs';
+import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { deadPort } from '../helpers/upstream.js';
 
@@ -77,6 +78,8 @@ describe('gRPC dark launch through the gateway', () => {
   let v2: Awaited<ReturnType<typeof startCatalog>>;
   let gw: TestGateway;
   let client: grpc.Client;
+  const logs = tempDir();
+  const logFile = join(logs.dir, 'access.log');
 
   before(async () => {
     v1 = await startCatalog('Widget');
@@ -84,6 +87,7 @@ describe('gRPC dark launch through the gateway', () => {
     gw = await startGateway(`
 listen: { address: 127.0.0.1:0, h2c: true }
 admin: 127.0.0.1:0
+accessLog: { path: ${logFile}, format: json }
 upstreams:
   v1: { url: http://127.0.0.1:${v1.port}, protocol: h2c }
   v2: { url: http://127.0.0.1:${v2.port}, protocol: h2c }
@@ -111,6 +115,7 @@ routes:
     await gw?.close();
     v1?.server.forceShutdown();
     v2?.server.forceShutdown();
+    logs.remove();
   });
 
   const callWith = (variant: string) =>
@@ -150,5 +155,16 @@ routes:
       if (!counted.test(text)) await new Promise((r) => setTimeout(r, 50));
     }
     assert.match(text, counted);
+    // The access log line of a mirrored HTTP/2 call carries its copy's outcome.
+    const brokenLines = () =>
+      readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"broken"'))
+        .map((l) => JSON.parse(l) as { route: string; shadow: string | null });
+    await until(() => brokenLines().length >= 3);
+    assert.deepEqual(
+      brokenLines().map((l) => [l.route, l.shadow]),
+      [0, 1, 2].map(() => ['broken', 'error']),
+    );
   });
 });
