@@ -20,7 +20,7 @@ import type { CapturedResponse, MirroredPair } from './pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
 import { exampleSide, MarkList } from './examples.js';
-import { compareGrpcMetadata, grpcMetadata, isGrpc, type GrpcContext } from './grpc.js';
+import { compareGrpcMetadata, grpcMetadata, isProtobufGrpc, type GrpcContext } from './grpc.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, wholeBody, type Lifted } from './lift.js';
 import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
@@ -127,7 +127,7 @@ class PairComparison {
     this.values = learnedUnordered ? { ...values, learnedUnordered } : values;
     this.headerIgnores = ignoredHeaders(pair.diff.ignoreHeaders);
     this.maxDecoded = Math.min(MAX_DECODED, Math.max(1024 * 1024, pair.diff.maxBodyBytes * DECODE_FACTOR));
-    this.grpc = isGrpc(pair.primary.headers)
+    this.grpc = isProtobufGrpc(pair.primary.headers)
       ? {
           method: pair.path.split('?')[0] ?? '/',
           ...(context.protoSchema ? { schema: context.protoSchema } : {}),

@@ -17,7 +17,7 @@ import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './c
 import { emptyCounts } from './counts.js';
 import { DescriptorSets } from './descriptor-sets.js';
 import { EndpointBook, endpointTemplatesFor } from './endpoint-template.js';
-import { isGrpc } from './grpc.js';
+import { isProtobufGrpc } from './grpc.js';
 import { LatencyWatch, type LatencyAlarm } from './latency-watch.js';
 import { LearnedNoise } from './noise.js';
 import { RepeatMemory } from './repeats.js';
@@ -148,7 +148,7 @@ export class DiffEngine implements PairSink {
       this.head = 0;
     }
     try {
-      const grpc = isGrpc(pair.primary.headers);
+      const grpc = isProtobufGrpc(pair.primary.headers);
       // A gRPC call's endpoint is its method path as it stands: /pkg.Service/Method names no data.
       const template = grpc ? pair.path.split('?')[0]! : endpointTemplatesFor(pair.diff.endpoints).endpointOf(pair.path);
       const endpoint = this.endpoints.admit(pair.route, template);

@@ -45,8 +45,12 @@ export interface GrpcAnswer {
 
 const GRPC_TYPE = /^application\/grpc(?:[+;]|$)/i;
 
-/** application/grpc, application/grpc+proto (grpc-web frames differently and is not this). */
-export function isGrpc(headers: IncomingHttpHeaders): boolean {
+/**
+ * application/grpc, application/grpc+proto: the answers this module decodes as
+ * protobuf. Not routing's isGrpc, which takes every gRPC call (+json too).
+ * grpc-web frames differently and is not this.
+ */
+export function isProtobufGrpc(headers: IncomingHttpHeaders): boolean {
   const value = headers['content-type'];
   const type = (Array.isArray(value) ? value[0] : value)?.trim() ?? '';
   return GRPC_TYPE.test(type) && !/^application\/grpc\+json/i.test(type);

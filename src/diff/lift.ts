@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
-import { isGrpc, liftGrpc, type GrpcContext } from './grpc.js';
+import { isProtobufGrpc, liftGrpc, type GrpcContext } from './grpc.js';
 import { parseHtml, type HtmlNode } from './html.js';
 import { parseXml } from './xml.js';
 
@@ -74,7 +74,7 @@ export function wholeBody(input: { readonly body: Buffer; readonly truncated: bo
  * gRPC bodies (given the call's context) become their decoded messages. Never throws.
  */
 export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000, grpc?: GrpcContext): Lifted {
-  if (grpc && isGrpc(input.headers)) return liftGrpc(input, grpc, { maxDecodedBytes, maxNodes });
+  if (grpc && isProtobufGrpc(input.headers)) return liftGrpc(input, grpc, { maxDecodedBytes, maxNodes });
   const decoded = decodeBody(input.body, input.headers, maxDecodedBytes);
   const body = decoded.body;
   if (decoded.error !== undefined) return binaryOf(body, decoded.error);
