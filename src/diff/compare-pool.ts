@@ -26,7 +26,7 @@ import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink } from './pair.js';
-import { countDropped, countOutcome, type OutcomeSink } from './engine.js';
+import { countDropped, countOutcome, type OutcomeSink } from './outcome-metrics.js';
 import { pairBytes, transferables, type FromComparing, type ToComparing } from './thread-wire.js';
 
 const THREAD = new URL('./compare-thread.js', import.meta.url);

@@ -23,12 +23,9 @@ import { LearnedNoise } from './noise.js';
 import { RepeatMemory } from './repeats.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
-import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
+import type { CompareOutcome } from './types.js';
+import { countDropped, countOutcome, type OutcomeSink } from './outcome-metrics.js';
 
-/** Where outcomes go: the store, or a forwarder to it. */
-export interface OutcomeSink {
-  ingest(outcome: CompareOutcome): void;
-}
 
 export interface DiffEngineOptions {
   readonly sink: OutcomeSink;
@@ -43,14 +40,6 @@ export interface DiffEngineOptions {
   readonly latencyRatio?: (route: string, shadow: string, ratio: number) => void;
   /** Called once per pair taken from the queue, compared or failed (a comparing thread acknowledges it). */
   readonly onPairDone?: () => void;
-}
-
-/** Adds one outcome to the comparison metrics. */
-export function countOutcome(metrics: GatewayMetrics, outcome: CompareOutcome): void {
-  const { route, shadow, compared, differing, kinds } = outcome.counts;
-  // A latency finding is no compared pair: it must not move the diff rate the release gates read.
-  if (compared > 0) metrics.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
-  for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) metrics.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
 }
 
 export class DiffEngine implements PairSink {
@@ -241,19 +230,5 @@ export class DiffEngine implements PairSink {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
-  }
-}
-
-/** A pair that found no room: counted in the metrics and, per target, in the store's counts. */
-export function countDropped(pair: MirroredPair, sink: OutcomeSink, metrics: GatewayMetrics | undefined): void {
-  metrics?.compareDropped.labels(pair.route).inc();
-  for (const target of pair.shadows) {
-    const counts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
-    counts.dropped = 1;
-    try {
-      sink.ingest({ counts });
-    } catch {
-      // Counting a drop must not fail the shadow path.
-    }
   }
 }
