@@ -19,7 +19,7 @@ import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from './pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
-import { exampleSide, MarkList } from './examples.js';
+import { exampleSide, MarkList, packExample } from './examples.js';
 import { compareGrpcMetadata, grpcMetadata, isProtobufGrpc, type GrpcContext } from './grpc.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, wholeBody, type Lifted } from './lift.js';
@@ -432,7 +432,7 @@ export function comparePair(
         truncated,
         ...(compared.limited ? { limited: compared.limited } : {}),
       },
-      example: {
+      example: packExample({
         primary: exampleSide(pair.primaryUpstream, { response: comparison.shown(pair.primary), lifted: comparison.primaryBody() }, comparison.rules),
         shadow: exampleSide(
           target.upstream,
@@ -443,7 +443,7 @@ export function comparePair(
         ),
         differing: differingMarks.marks,
         noise: noiseMarks.marks,
-      },
+      }),
     });
   }
   return { outcomes, endpoint, evidence, noise, shadowPaths: [...shadowPaths.values()] };

@@ -11,7 +11,7 @@ import type { Lifted } from './lift.js';
 import type { IgnoreRules } from './paths.js';
 import { isSecretHeader, REDACTED } from './secrets.js';
 import { round } from './stats.js';
-import type { DiffEvent, ExampleBody, ExampleMark, ExampleSide, PairExample } from './types.js';
+import type { DiffEvent, ExampleBody, ExampleMark, ExampleSide, PackedExample, PairExample } from './types.js';
 import { clipString, keepValue } from './values.js';
 
 export interface ExampleLimits {
@@ -112,6 +112,14 @@ export interface StoredExample {
   readonly example: PairExample;
 }
 
+export function packExample(example: PairExample): PackedExample {
+  return { differing: example.differing, noise: example.noise, json: JSON.stringify(example) };
+}
+
+export function unpackExample(packed: PackedExample): PairExample {
+  return JSON.parse(packed.json) as PairExample;
+}
+
 export const findingKey = (route: string, shadow: string, kind: string, template: string) => [route, shadow, kind, template].join('\u0000');
 
 /**
@@ -120,7 +128,7 @@ export const findingKey = (route: string, shadow: string, kind: string, template
  * nothing refers to it any more.
  */
 export class ExampleStore {
-  private readonly byId = new Map<string, { stored: StoredExample; refs: number }>();
+  private readonly byId = new Map<string, { event: DiffEvent; packed: PackedExample; refs: number }>();
   private readonly recentIds: string[] = [];
   private readonly latest = new Map<string, { id: string; noise: boolean }>();
   private readonly maxRecent: number;
@@ -135,8 +143,8 @@ export class ExampleStore {
     return this.byId.size;
   }
 
-  keep(event: DiffEvent, example: PairExample): void {
-    const entry = { stored: { event, example }, refs: 0 };
+  keep(event: DiffEvent, example: PackedExample): void {
+    const entry = { event, packed: example, refs: 0 };
     this.byId.set(event.id, entry);
     this.recentIds.push(event.id);
     entry.refs++;
@@ -162,7 +170,8 @@ export class ExampleStore {
   }
 
   get(id: string): StoredExample | undefined {
-    return this.byId.get(id)?.stored;
+    const entry = this.byId.get(id);
+    return entry && { event: entry.event, example: unpackExample(entry.packed) };
   }
 
   /** The latest example of a finding, as `diff summary` names it. */
