@@ -151,8 +151,8 @@ describe('gatewayctl diff, diff summary and status', () => {
   });
 
   test('diff summary merges replicas; --json is the merged summary', async () => {
-    await a.diffs.engine.idle();
-    await b.diffs.engine.idle();
+    await a.settled();
+    await b.settled();
     const compared = (g: TestGateway) => g.diffs.store.summary().routes[0]!.shadows[0]!.compared;
     const r = await runCli(['diff', 'summary', '--admin', a.adminUrl, '--admin', b.adminUrl, '--json']);
     assert.equal(r.code, 0, r.stderr);

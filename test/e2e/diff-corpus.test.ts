@@ -90,7 +90,7 @@ async function run(config: string, ids: number): Promise<Run> {
       const r = await request(gw.url + target, { headers: { 'x-request-id': `r${i}` } });
       assert.ok(r.status === 200 || r.status === 500, `${target}: ${r.status}`);
     });
-    await gw.diffs.engine.idle();
+    await gw.settled();
     const failures = gw.logs.filter((l) => l.level === 'error');
     assert.deepEqual(failures, [], 'no comparison failed');
     const metrics = (await request(gw.adminUrl + '/metrics')).text;

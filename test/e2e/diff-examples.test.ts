@@ -36,7 +36,7 @@ routes:
     shadow: [{ upstream: v2 }]
 `);
     await request(`${gw.url}/shop/1`, { headers: { 'x-request-id': 'req-example-1' } });
-    await gw.diffs.engine.idle();
+    await gw.settled();
     for (let i = 0; i < 50 && gw.diffs.store.recent({}, { limit: 1 }).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   });
   after(async () => {

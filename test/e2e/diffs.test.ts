@@ -179,7 +179,7 @@ routes:
       await runConcurrently(requests, 4, (i) => request(gw.url + `/noisy/clean/${i}`));
       await runConcurrently(requests, 4, (i) => request(gw.url + `/noisy/regressed/${i}`, { headers: { 'x-request-id': `reg-${i}` } }));
       const events = (await stream.waitFor(requests)).map((m) => parse(m.data));
-      await gw.diffs.engine.idle();
+      await gw.settled();
       await new Promise((r) => setTimeout(r, 50));
       const all = stream.messages.filter((m) => m.event === 'diff').map((m) => parse(m.data));
       assert.equal(all.length, requests, 'one event per regressed request, none for the clean ones');
@@ -211,7 +211,7 @@ routes:
 
   test('GET /diffs/summary: per route and shadow target, with rates, intervals and paths', async () => {
     await runConcurrently(10, 5, (i) => request(gw.url + `/shop/s/${i}`));
-    await gw.diffs.engine.idle();
+    await gw.settled();
     const summary = (await request(gw.adminUrl + '/diffs/summary?route=shop')).json();
     assert.equal(summary.routes.length, 1);
     const s = summary.routes[0].shadows[0];
@@ -240,7 +240,7 @@ routes:
 
   test('GET /status: routes, weights, shadows and live rates', async () => {
     await runConcurrently(10, 5, () => request(gw.url + '/shop/status-check'));
-    await gw.diffs.engine.idle();
+    await gw.settled();
     const status = (await request(gw.adminUrl + '/status')).json();
     assert.equal(status.generation, 1);
     assert.ok(status.windowSeconds > 0);

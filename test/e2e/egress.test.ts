@@ -97,7 +97,7 @@ dependencies:
     });
     await until(() => gw.diffs.store.recent({}, { limit: 100 }).length >= 5 && gw.diffs.engine.pending === 0);
     await sleep(300);
-    await gw.diffs.engine.idle();
+    await gw.settled();
     events = gw.diffs.store.recent({}, { limit: 100 });
     assert.equal(world.charges.length, orders.length, 'one charge per user checkout: the dark version charged nobody');
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;

@@ -134,7 +134,7 @@ routes:
     await until(() => v2.marks.length > before);
     assert.equal(v2.marks.at(-1), '1', 'the copy is marked x-shadow-request: 1');
     await until(() => gw.diffs.store.recent({ route: 'named' }, { limit: 10 }).length > 0);
-    await gw.diffs.engine.idle();
+    await gw.settled();
     assert.deepEqual(paths(gw.diffs.store.recent({ route: 'named' }, { limit: 10 })), [['body', '/items/0/name', 'Widget', 'Widget Pro']]);
   });
 

@@ -119,7 +119,7 @@ routes:
     await until(() => v2.marks.length === 5 && v1b.marks.length === 5);
     assert.deepEqual(v2.marks, ['1', '1', '1', '1', '1'], 'copies over TLS h2 are marked');
     await until(() => gw.diffs.store.recent({ route: 'tls' }, { limit: 10 }).length === 5);
-    await gw.diffs.engine.idle();
+    await gw.settled();
     const events = gw.diffs.store.recent({ route: 'tls' }, { limit: 10 });
     for (const event of events) {
       assert.deepEqual(

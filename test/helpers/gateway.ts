@@ -5,9 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type LogRecord } from '../../src/log/logger.js';
 import type { Gateway } from '../../src/control/gateway.js';
 import { composeServer, type Server } from '../../src/control/server-factory.js';
+import { METRIC } from '../../src/metrics/names.js';
+import { metricValue } from './metrics.js';
 
 export interface TestGateway {
   readonly gateway: Gateway;
@@ -22,6 +25,12 @@ export interface TestGateway {
   readonly configFile: string;
   readonly logs: LogRecord[];
   writeConfig(yaml: string): void;
+  /**
+   * Resolves once no shadow copy is in flight (at most `timeoutMs`) and every
+   * pair handed over is compared: a busy machine may keep the copying
+   * thread waiting, and a pair is handed over only when its copy ends.
+   */
+  settled(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,6 +73,14 @@ export async function startGateway(
     configFile,
     logs,
     writeConfig: (text) => writeFileSync(configFile, text),
+    async settled(timeoutMs = 10_000) {
+      const metrics = new URL('/metrics', `http://127.0.0.1:${addresses.admin.port}`);
+      for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(20)) {
+        const text = await (await fetch(metrics)).text();
+        if (metricValue(text, METRIC.shadowInflight) === 0) break;
+      }
+      await diffs.engine.idle();
+    },
     async close() {
       await gateway.close();
       tmp.remove();
