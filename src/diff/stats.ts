@@ -129,7 +129,16 @@ export interface QuantileEstimate {
 
 /** A quantile and its interval; null for an empty histogram. */
 export function quantileInterval(histogram: Readonly<LogHistogram>, q: number, z = Z95): QuantileEstimate | null {
+  return quantileOfSorted(sortedBins(histogram), q, z);
+}
+
+/** Quantiles of one histogram, sorted once: judging latency takes two of the same histograms. */
+function quantilesOf(histogram: Readonly<LogHistogram>, ...qs: number[]): (QuantileEstimate | null)[] {
   const bins = sortedBins(histogram);
+  return qs.map((q) => quantileOfSorted(bins, q));
+}
+
+function quantileOfSorted(bins: readonly [number, number][], q: number, z = Z95): QuantileEstimate | null {
   let n = 0;
   for (const [, c] of bins) n += c;
   if (n === 0) return null;
@@ -175,8 +184,8 @@ export const MIN_LATENCY_DELTA_MS = 1;
 export function compareLatency(h: LatencyHistograms, maxRatio: number): LatencyComparison {
   const ratio = quantileInterval(h.ratio, 0.5);
   const baseline = quantileInterval(h.baselineRatio, 0.5);
-  const sp95 = quantileInterval(h.shadow, 0.95);
-  const pp95 = quantileInterval(h.primary, 0.95);
+  const [sp95, sp50] = quantilesOf(h.shadow, 0.95, 0.5);
+  const [pp95, pp50] = quantilesOf(h.primary, 0.95, 0.5);
   const p95Ratio = sp95 && pp95 ? sp95.value / pp95.value : null;
   const p95RatioCi: [number, number] | null = sp95 && pp95 ? [sp95.ci[0] / pp95.ci[1], sp95.ci[1] / pp95.ci[0]] : null;
   const pairs = ratio?.n ?? 0;
@@ -184,8 +193,6 @@ export function compareLatency(h: LatencyHistograms, maxRatio: number): LatencyC
   // the shadow must be slower than that drift too.
   const drift = Math.max(1, baseline?.ci[1] ?? 1);
   const limit = maxRatio * drift;
-  const sp50 = quantileInterval(h.shadow, 0.5);
-  const pp50 = quantileInterval(h.primary, 0.5);
   const medianSlower = ratio !== null && ratio.ci[0] > limit && sp50 !== null && pp50 !== null && sp50.value - pp50.value >= MIN_LATENCY_DELTA_MS;
   const tailSlower = p95RatioCi !== null && p95RatioCi[0] > limit && sp95!.value - pp95!.value >= MIN_LATENCY_DELTA_MS;
   const slower = pairs >= MIN_LATENCY_PAIRS && (medianSlower || tailSlower);
