@@ -71,6 +71,8 @@ class H2Exchange {
   sentAt = 0;
   upstreamEndedAt = 0;
   bytes = 0;
+  /** The answer's bytes, when the relay counts them itself (an HTTP/2 upstream's). */
+  relayedBytes: (() => number) | undefined;
   cancelUpstream: (() => void) | undefined;
   /** The request's shadow copies, when the route mirrors it. */
   mirror: MirrorSession | undefined;
@@ -209,15 +211,16 @@ export class H2RequestHandler {
           },
           // A reset before the answer's head is told as one on a connection not made (retried like a failed connect).
           failed: (err, connected) => this.upstreamFailed(exchange, err, connected && exchange.responded),
+          closed: () => {
+            exchange.upstreamEndedAt = performance.now();
+          },
         },
       );
     } catch (err) {
       return this.upstreamFailed(exchange, err, false);
     }
     exchange.cancelUpstream = () => upstream.destroy();
-    upstream.stream.once('close', () => {
-      exchange.upstreamEndedAt = performance.now();
-    });
+    exchange.relayedBytes = () => upstream.socket.bytesRead;
   }
 
   private sendHttp1(exchange: H2Exchange, endpoint: Endpoint): void {
@@ -266,8 +269,8 @@ export class H2RequestHandler {
     grpcStatus: string | undefined,
     /** The answer ended with its head (gRPC's trailers-only): it must end with it downstream too. */
     headOnly: boolean,
-    /** How the body reaches the client (an HTTP/2 upstream's ends the client's answer only if it came whole). */
-    pipe: (res: Http2ServerResponse) => void = (res) => body.pipe(res),
+    /** How an HTTP/2 upstream's body reaches the client (H2Forward.relay, which counts its bytes); else piped here. */
+    forward?: (res: Http2ServerResponse) => void,
   ): void {
     const { res } = exchange;
     if (exchange.done || exchange.failed || res.writableEnded || res.destroyed) return void body.destroy();
@@ -287,10 +290,11 @@ export class H2RequestHandler {
       body.destroy();
       return this.fail(exchange, 'reset', 502, 'upstream sent an invalid response', err);
     }
+    if (forward) return forward(res);
     body.on('data', (chunk: Buffer) => {
       exchange.bytes += chunk.length;
     });
-    pipe(res);
+    body.pipe(res);
   }
 
   private upstreamFailed(exchange: H2Exchange, err: unknown, connected: boolean): void {
@@ -393,7 +397,7 @@ export class H2RequestHandler {
       path: req.url,
       httpVersion: '2.0',
       status: res.headersSent ? res.statusCode : 499,
-      bytes: exchange?.bytes ?? 0,
+      bytes: exchange?.relayedBytes?.() ?? exchange?.bytes ?? 0,
       durationMs: ended - started,
       upstreamMs: exchange && exchange.sentAt > 0 ? (exchange.upstreamEndedAt || ended) - exchange.sentAt : undefined,
       retries: exchange ? Math.max(0, exchange.tries - 1) : 0,

@@ -355,6 +355,10 @@ export class ProxyHandler {
           response: (status, headers, headOnly) => this.onH2Response(ctx, upstream, status, headers, headOnly),
           trailers: (trailers) => this.onH2Trailers(ctx, upstream, trailers),
           failed: (err, connected) => this.onH2Failed(ctx, upstream, err, connected),
+          // Once its answer is being relayed: an answer that ends short cuts the client's too.
+          closed: () => {
+            if (ctx.upstreamResponse === upstream) this.onUpstreamResponseClose(ctx, upstream);
+          },
         },
       );
     } catch (err) {
@@ -400,7 +404,6 @@ export class ProxyHandler {
     ctx.lastBytes = 0;
     ctx.lastProgress = Date.now();
     ctx.mirror?.primaryAnswer(status, h2HeaderObject(headers), upstream.stream, ctx.started, () => ctx.upstreamTrailers);
-    upstream.stream.once('close', () => this.onUpstreamResponseClose(ctx, upstream));
     upstream.relay(res);
   }
 
