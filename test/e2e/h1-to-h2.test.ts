@@ -173,7 +173,7 @@ describe('HTTP/1.1 clients to HTTP/2 upstreams', () => {
     plain = await startUpstream('http1-upstream');
     const dead = await deadPort();
     gw = await startGateway(`
-listen: 127.0.0.1:0
+listen: { address: 127.0.0.1:0, h2c: true }
 admin: 127.0.0.1:0
 upstreams:
   clear: { url: http://127.0.0.1:${clear.port}/base, protocol: h2c }
@@ -334,6 +334,30 @@ routes:
     await assert.rejects(h1(gw.port, '/c/cut'), /aborted|socket hang up|ECONNRESET/);
     // The gateway and the pooled session go on serving.
     assert.equal((await h1(gw.port, '/c/after')).status, 200);
+  });
+
+  test('the HTTP/2 path relays the same way: a whole answer ends, a reset one is reset', async () => {
+    const session = http2.connect(`http://127.0.0.1:${gw.port}`);
+    session.on('error', () => undefined);
+    const fetch = (path: string) =>
+      new Promise<{ status: number; bytes: number; error?: string }>((resolve) => {
+        const stream = session.request({ ':path': path });
+        let status = 0;
+        let bytes = 0;
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', (c: Buffer) => (bytes += c.length));
+        stream.on('error', (err: NodeJS.ErrnoException) => resolve({ status, bytes, error: err.code ?? 'error' }));
+        stream.on('end', () => resolve({ status, bytes }));
+      });
+    try {
+      const whole = await fetch('/c/big');
+      assert.deepEqual(whole, { status: 200, bytes: FIVE_MB });
+      const cut = await fetch('/c/cut');
+      assert.equal(cut.status, 200);
+      assert.equal(cut.error, 'ERR_HTTP2_STREAM_ERROR');
+    } finally {
+      session.close();
+    }
   });
 
   test('a canary split between an HTTP/1.1 and an h2c upstream; a sticky key stays on one', async () => {
