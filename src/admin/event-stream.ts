@@ -4,9 +4,9 @@
  * the same undici client (http or https, token, CA), with the same errors:
  * AdminRequestError naming the address.
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { AdminRequestError } from '../errors.js';
-import { adminDispatcher, adminHeaders, unreachable, type AdminAccess } from './http-client.js';
+import { adminDispatcher, adminHeaders, undici, unreachable, type AdminAccess } from './http-client.js';
 import { SseParser, type SseMessage } from './sse.js';
 
 export interface EventStream {
@@ -58,7 +58,8 @@ export async function openEventStream(
   }
   for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
   // The time allowed covers the opening; once open, the stream may stay quiet.
-  const dispatcher = adminDispatcher(options, options.timeoutMs ?? 10_000, 0);
+  const dispatcher = await adminDispatcher(options, options.timeoutMs ?? 10_000, 0);
+  const { request } = await undici();
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, {

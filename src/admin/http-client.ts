@@ -5,7 +5,7 @@
  * Failures become AdminRequestError with the URL in the message.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { AdminRequestError, UsageError } from '../errors.js';
 import { isCertificateError } from '../tls/upstream.js';
 import { CSRF_HEADER } from './csrf.js';
@@ -54,11 +54,18 @@ export function adminUrl(base: string, path: string): URL {
 }
 
 /**
+ * undici, loaded on first use: a serving process that never calls an admin
+ * API (most of them) does not pay the client's memory (about 20 MB).
+ */
+export const undici = (): Promise<typeof import('undici')> => import('undici');
+
+/**
  * One connection's worth of client for one call, closed after it: a CLI run
  * or a controller's check never leaves a pool open. `bodyTimeoutMs` 0 lets
  * a stream stay quiet as long as the server wants.
  */
-export function adminDispatcher(access: AdminAccess, timeoutMs: number, bodyTimeoutMs = timeoutMs): Agent {
+export async function adminDispatcher(access: AdminAccess, timeoutMs: number, bodyTimeoutMs = timeoutMs): Promise<Agent> {
+  const { Agent } = await undici();
   return new Agent({
     connect: { timeout: timeoutMs, ...(access.ca ? { ca: access.ca } : {}) },
     headersTimeout: timeoutMs,
@@ -80,7 +87,8 @@ export function adminHeaders(access: AdminAccess, accept: string): Record<string
 export async function adminRequest(base: string, path: string, options: AdminCall = {}): Promise<AdminResponse> {
   const url = adminUrl(base, path);
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-  const dispatcher = adminDispatcher(options, options.timeoutMs ?? 10_000);
+  const dispatcher = await adminDispatcher(options, options.timeoutMs ?? 10_000);
+  const { request } = await undici();
   try {
     const response = await request(url, {
       method: (options.method ?? 'GET') as Dispatcher.HttpMethod,

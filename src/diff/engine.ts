@@ -13,7 +13,8 @@
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink } from './pair.js';
-import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './compare-pair.js';
+import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings, type PairContext } from './compare-pair.js';
+import { ExampleSampler } from './examples.js';
 import { emptyCounts } from './counts.js';
 import { DescriptorSets } from './descriptor-sets.js';
 import { EndpointBook, endpointTemplatesFor } from './endpoint-template.js';
@@ -23,12 +24,9 @@ import { LearnedNoise } from './noise.js';
 import { RepeatMemory } from './repeats.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
-import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
+import type { CompareOutcome } from './types.js';
+import { countDropped, countOutcome, type OutcomeSink } from './outcome-metrics.js';
 
-/** Where outcomes go: the store, or a forwarder to it. */
-export interface OutcomeSink {
-  ingest(outcome: CompareOutcome): void;
-}
 
 export interface DiffEngineOptions {
   readonly sink: OutcomeSink;
@@ -45,14 +43,6 @@ export interface DiffEngineOptions {
   readonly onPairDone?: () => void;
 }
 
-/** Adds one outcome to the comparison metrics. */
-export function countOutcome(metrics: GatewayMetrics, outcome: CompareOutcome): void {
-  const { route, shadow, compared, differing, kinds } = outcome.counts;
-  // A latency finding is no compared pair: it must not move the diff rate the release gates read.
-  if (compared > 0) metrics.shadowComparisons.labels(route, shadow, differing ? 'diff' : 'match').inc();
-  for (const kind of DIFFERENCE_KINDS) if (kinds[kind]) metrics.shadowDifferences.labels(route, shadow, kind).inc(kinds[kind]);
-}
-
 export class DiffEngine implements PairSink {
   private readonly sink: OutcomeSink;
   private readonly metrics: GatewayMetrics | undefined;
@@ -67,6 +57,8 @@ export class DiffEngine implements PairSink {
   private readonly repeats = new RepeatMemory();
   private readonly latency = new LatencyWatch();
   private readonly descriptorSets = new DescriptorSets();
+  /** Which differing pairs get an example: their cost lands on the serving thread that keeps them. */
+  private readonly examples = new ExampleSampler();
   private queue: (MirroredPair | undefined)[] = [];
   private head = 0;
   private scheduled: NodeJS.Immediate | undefined;
@@ -154,8 +146,9 @@ export class DiffEngine implements PairSink {
       const endpoint = this.endpoints.admit(pair.route, template);
       const previous = pair.baseline || !this.learned.wantsRepeat(pair.route, endpoint) ? undefined : this.repeats.exchange(pair);
       const descriptors = grpc && pair.diff.protoDescriptors !== undefined ? this.descriptorSets.get(pair.diff.protoDescriptors) : undefined;
-      const context = {
+      const context: PairContext = {
         endpoint,
+        wantsExample: (route, shadow, marks) => this.examples.wants(route, shadow, marks, Date.now()),
         ...(previous ? { previous } : {}),
         ...(descriptors && 'schema' in descriptors ? { protoSchema: descriptors.schema } : {}),
         ...(descriptors && 'problem' in descriptors ? { protoSchemaProblem: descriptors.problem } : {}),
@@ -241,19 +234,5 @@ export class DiffEngine implements PairSink {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
-  }
-}
-
-/** A pair that found no room: counted in the metrics and, per target, in the store's counts. */
-export function countDropped(pair: MirroredPair, sink: OutcomeSink, metrics: GatewayMetrics | undefined): void {
-  metrics?.compareDropped.labels(pair.route).inc();
-  for (const target of pair.shadows) {
-    const counts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
-    counts.dropped = 1;
-    try {
-      sink.ingest({ counts });
-    } catch {
-      // Counting a drop must not fail the shadow path.
-    }
   }
 }

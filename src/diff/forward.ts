@@ -3,7 +3,7 @@
  * its own pairs; a Forwarder batches the outcomes (plain JSON) to the
  * primary process, which serves /diffs and adds them to its store.
  */
-import type { OutcomeSink } from './engine.js';
+import type { OutcomeSink } from './outcome-metrics.js';
 import type { CompareOutcome } from './types.js';
 
 /** The IPC event channel diff outcomes travel on. */

@@ -1,15 +1,16 @@
 /**
- * Connection pools for shadow copies, one undici Pool per endpoint origin,
+ * Connection pools for shadow copies, one keep-alive agent per endpoint origin,
  * separate from the primary's agents so a slow or dead shadow can never
  * hold a connection the user's path needs. The endpoint itself is picked by
  * the upstream's pool (src/upstream/), as for primary traffic, and each
  * copy's outcome feeds the same endpoint health.
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import { Pool, type Dispatcher } from 'undici';
+import http, { type ClientRequest, type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { TLSSocket } from 'node:tls';
 import { BodyCapture, type Captured } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
-import { undiciConnector, type ClientTls } from '../tls/upstream.js';
+import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
 import { Sweep } from '../upstream/deadlines.js';
 import { connectionKey, FREE_SOCKET_TIMEOUT_MS, type Endpoint } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -27,8 +28,8 @@ export interface CopyRequest {
 }
 
 export class ShadowTimeoutError extends GatewayError {
-  constructor(ms: number) {
-    super(ErrorCodes.SHADOW_TIMEOUT, `shadow copy timed out after ${ms}ms`);
+  constructor(ms: number, phase: 'connect' | 'answer' = 'answer') {
+    super(ErrorCodes.SHADOW_TIMEOUT, phase === 'connect' ? `shadow copy could not connect within ${ms}ms` : `shadow copy timed out after ${ms}ms`);
     this.name = 'TimeoutError';
   }
 }
@@ -60,19 +61,20 @@ export const copyTarget = (upstream: CompiledUpstream, endpoint: Endpoint): Copy
 /** Connections are shared by endpoints with the same origin, TLS and pool settings. */
 export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
-/** Collects one copy's answer; settles its promise exactly once. */
-class CopyHandler implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | undefined;
-  private status = 0;
-  private headers: IncomingHttpHeaders = {};
+/** One copy on the wire: settles its promise exactly once. */
+class CopyExchange {
   private readonly capture: BodyCapture | undefined;
   private readonly started = performance.now();
+  private readonly startedAt = Date.now();
+  private request: ClientRequest | undefined;
+  private connected = false;
   private settled = false;
 
   constructor(
-    private readonly inflight: Sweep<CopyHandler>,
-    readonly deadline: number,
+    private readonly inflight: Sweep<CopyExchange>,
+    private readonly deadline: number,
     private readonly timeoutMs: number,
+    private readonly connectTimeoutMs: number,
     captureBytes: number | undefined,
     /** Called once, with whether the endpoint answered well (for its health). */
     private readonly onSettled: (ok: boolean) => void,
@@ -82,35 +84,57 @@ class CopyHandler implements Dispatcher.DispatchHandler {
     this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, true);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.settled) controller.abort(new ShadowTimeoutError(this.timeoutMs));
+  start(target: CopyTarget, agent: http.Agent, copy: CopyRequest): void {
+    const url = new URL(target.origin);
+    const request = (url.protocol === 'https:' ? https : http).request({
+      hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+      port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+      method: copy.method,
+      path: copy.path,
+      // Framed by its length whatever the method: node:http leaves a GET's body unframed.
+      headers: copy.body ? { ...copy.headers, 'content-length': String(copy.body.length) } : copy.headers,
+      agent,
+    });
+    this.request = request;
+    request.once('socket', (socket) => {
+      // A pooled socket is connected already; a new one says so when it is.
+      if (!socket.connecting) this.connected = true;
+      else socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => (this.connected = true));
+    });
+    request.once('error', (err) => this.fail(err));
+    request.once('response', (response) => {
+      response.on('data', (chunk: Buffer) => this.capture?.push(chunk));
+      response.once('error', (err) => this.fail(err));
+      response.once('aborted', () => this.fail(Object.assign(new Error('shadow answer cut short'), { code: 'ECONNRESET' })));
+      response.once('end', () => {
+        const status = response.statusCode ?? 0;
+        if (this.settle(status < 500)) {
+          this.resolve({ status, headers: response.headers, capture: this.capture?.result(), latencyMs: performance.now() - this.started });
+        }
+      });
+    });
+    request.end(copy.body);
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    this.status = statusCode;
-    this.headers = headers;
-  }
-
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.capture?.push(chunk);
-  }
-
-  onResponseEnd(): void {
-    if (this.settle(this.status < 500)) {
-      this.resolve({ status: this.status, headers: this.headers, capture: this.capture?.result(), latencyMs: performance.now() - this.started });
+  /** The sweep's visit: false once the exchange is over or given up on. */
+  watch(now: number): boolean {
+    if (this.settled) return false;
+    if (now >= this.deadline) this.expire(new ShadowTimeoutError(this.timeoutMs));
+    else if (!this.connected && this.request && now - this.startedAt >= this.connectTimeoutMs && this.connectTimeoutMs < this.timeoutMs) {
+      this.expire(new ShadowTimeoutError(this.connectTimeoutMs, 'connect'));
     }
+    return !this.settled;
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
-    if (this.settle(false)) this.reject(error);
-  }
-
-  /** The overall deadline passed. */
-  expire(): void {
-    const error = new ShadowTimeoutError(this.timeoutMs);
+  private expire(error: Error): void {
     if (!this.settle(false)) return;
-    this.controller?.abort(error);
+    this.request?.destroy(error);
+    this.reject(error);
+  }
+
+  fail(error: Error): void {
+    if (!this.settle(false)) return;
+    this.request?.destroy();
     this.reject(error);
   }
 
@@ -124,79 +148,78 @@ class CopyHandler implements Dispatcher.DispatchHandler {
 }
 
 /**
- * undici pools by origin, and the copies in flight on them: what sends a
- * copy and reads its answer, in whichever thread holds it.
+ * Keep-alive agents by origin, and the copies in flight on them: what sends
+ * a copy and reads its answer, in whichever thread holds it. node:http, as
+ * for primary traffic: the same TLS rules (tls/upstream.ts), and no second
+ * HTTP client loaded into every process and copying thread.
  */
-export class OriginPools {
-  private readonly pools = new Map<string, Pool>();
-  /** The copies in flight, swept for their overall deadline. */
-  private readonly inflight = new Sweep<CopyHandler>((handler, now) => {
-    if (handler.deadline > now) return true;
-    handler.expire();
-    return false;
-  });
+export class OriginAgents {
+  private readonly agents = new Map<string, OriginAgent>();
+  /** The copies in flight, swept for their deadlines: no timer of their own. */
+  private readonly inflight = new Sweep<CopyExchange>((exchange, now) => exchange.watch(now));
 
-  private connectionsFor(target: CopyTarget): Pool {
+  private agentFor(target: CopyTarget): OriginAgent {
     const key = targetKey(target);
-    let pool = this.pools.get(key);
-    if (!pool) {
-      const timeout = target.connectTimeoutMs;
-      pool = new Pool(target.origin, {
-        connections: Math.max(16, Math.min(target.maxSockets, 1024)),
-        pipelining: 1,
-        keepAliveTimeout: FREE_SOCKET_TIMEOUT_MS,
-        keepAliveMaxTimeout: FREE_SOCKET_TIMEOUT_MS,
-        connect: target.tls ? undiciConnector(target.tls, timeout) : { timeout },
-      });
-      this.pools.set(key, pool);
+    let entry = this.agents.get(key);
+    if (!entry) {
+      const options: http.AgentOptions = {
+        keepAlive: true,
+        maxSockets: Math.max(16, Math.min(target.maxSockets, 1024)),
+        maxFreeSockets: 256,
+        scheduling: 'lifo',
+        timeout: FREE_SOCKET_TIMEOUT_MS,
+      };
+      const agent = target.tls ? new https.Agent({ ...options, ...agentTlsOptions(target.tls) }) : new http.Agent(options);
+      entry = { agent, inflight: 0, retired: false };
+      this.agents.set(key, entry);
     }
-    return pool;
+    return entry;
   }
 
   /**
    * Sends one copy and reads its answer: captured up to `captureBytes`, or
    * counted and dropped when not comparing. The whole exchange is bounded by
-   * `timeoutMs`: undici bounds the wait for the head and each body pause,
-   * and one sweep over the copies in flight enforces the overall deadline,
-   * so a copy costs no timer or AbortController of its own.
+   * `timeoutMs`, and a new connection by the target's connect timeout.
    */
   send(target: CopyTarget, copy: CopyRequest, captureBytes: number | undefined, onSettled: (ok: boolean) => void): Promise<CopyAnswer> {
+    const entry = this.agentFor(target);
+    entry.inflight++;
+    const settled = (ok: boolean) => {
+      if (--entry.inflight === 0 && entry.retired) entry.agent.destroy();
+      onSettled(ok);
+    };
     return new Promise((resolve, reject) => {
-      const handler = new CopyHandler(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, captureBytes, onSettled, resolve, reject);
-      this.inflight.add(handler);
+      const exchange = new CopyExchange(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject);
+      this.inflight.add(exchange);
       try {
-        this.connectionsFor(target).dispatch(
-          {
-            method: copy.method as Dispatcher.HttpMethod,
-            path: copy.path,
-            headers: copy.headers,
-            body: copy.body ?? null,
-            headersTimeout: copy.timeoutMs,
-            bodyTimeout: copy.timeoutMs,
-          },
-          handler,
-        );
+        exchange.start(target, entry.agent, copy);
       } catch (err) {
-        handler.onResponseError(undefined, err as Error);
+        exchange.fail(err as Error);
       }
     });
   }
 
-  /** Closes the pools whose keys are not kept. */
+  /** Retires the agents whose keys are not kept: closed once their copies in flight are over. */
   retainOnly(keep: ReadonlySet<string>): void {
-    for (const [key, pool] of this.pools) {
+    for (const [key, entry] of this.agents) {
       if (keep.has(key)) continue;
-      this.pools.delete(key);
-      void pool.close().catch(() => undefined);
+      this.agents.delete(key);
+      entry.retired = true;
+      if (entry.inflight === 0) entry.agent.destroy();
     }
   }
 
   async close(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+    for (const entry of this.agents.values()) entry.agent.destroy();
+    this.agents.clear();
     this.inflight.close();
   }
+}
+
+interface OriginAgent {
+  readonly agent: http.Agent;
+  inflight: number;
+  retired: boolean;
 }
 
 /** What sends copies for the shadow path (in this thread, or in a copying thread). */
@@ -215,7 +238,7 @@ export function keptKeys(pools: UpstreamPools, upstreams: Iterable<CompiledUpstr
 
 /** Copies sent from this thread. */
 export class ShadowClients implements CopySender {
-  private readonly origins = new OriginPools();
+  private readonly origins = new OriginAgents();
 
   /** `upstreams`: the gateway's endpoint pools; a client of its own (egress) keeps its own. */
   constructor(private readonly upstreams: UpstreamPools = new UpstreamPools()) {}

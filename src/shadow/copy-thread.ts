@@ -5,11 +5,11 @@
  * copy's health verdict goes back with it.
  */
 import { parentPort } from 'node:worker_threads';
-import { OriginPools } from './clients.js';
+import { OriginAgents } from './clients.js';
 import { errorToWire, type FromCopying, type ToCopying } from './copy-wire.js';
 
 const port = parentPort!;
-const origins = new OriginPools();
+const origins = new OriginAgents();
 const post = (message: FromCopying, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 port.on('message', (message: ToCopying) => {

@@ -89,7 +89,7 @@ export interface ShadowServiceOptions {
   readonly h2Sessions?: H2Sessions;
 }
 
-/** Request headers a copy never carries as they are: undici frames the body itself. */
+/** Request headers a copy never carries as they are: the client frames the body itself. */
 const COPY_DROP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
 
 export class ShadowService {

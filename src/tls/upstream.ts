@@ -1,17 +1,16 @@
 /**
  * How the gateway connects to an https:// upstream, for primary traffic
- * (node:https agents) and shadow copies (undici pools) alike.
+ * and shadow copies alike (node:https agents).
  *
  * The certificate is verified against the system CAs, or only `tls.ca` when
  * given, and for the name in the upstream's URL, or `tls.serverName`. Never
- * for the client's Host header: both node:https and undici would otherwise
- * take the SNI name (and so the name verified) from the forwarded Host.
+ * for the client's Host header: node:https would otherwise take the SNI
+ * name (and so the name verified) from the forwarded Host.
  * With an IP address in the URL and no serverName, no SNI is sent and the
  * certificate must list that IP.
  */
 import type { AgentOptions } from 'node:https';
 import { isIP } from 'node:net';
-import { buildConnector } from 'undici';
 import type { UpstreamTlsConfig } from '../config/types.js';
 import { digest } from './pem.js';
 
@@ -51,20 +50,6 @@ export function agentTlsOptions(tls: ClientTls): AgentOptions {
     servername: tls.servername ?? '',
     rejectUnauthorized: tls.rejectUnauthorized,
     minVersion: UPSTREAM_MIN_VERSION,
-  };
-}
-
-/** An undici connector that always uses these settings, whatever the copy's Host. */
-export function undiciConnector(tls: ClientTls, timeoutMs: number): buildConnector.connector {
-  const base = buildConnector({
-    timeout: timeoutMs,
-    ...(tls.ca ? { ca: tls.ca } : {}),
-    rejectUnauthorized: tls.rejectUnauthorized,
-    minVersion: UPSTREAM_MIN_VERSION,
-  });
-  return (options, callback) => {
-    const { servername: _fromHost, ...rest } = options;
-    base(tls.servername ? { ...rest, servername: tls.servername } : rest, callback);
   };
 }
 

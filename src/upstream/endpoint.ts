@@ -27,7 +27,7 @@ export class Endpoint {
   readonly hostname: string;
   readonly port: number;
   readonly secure: boolean;
-  /** scheme://host:port, for clients that pool by origin (undici). */
+  /** scheme://host:port, for clients that pool by origin (shadow copies). */
   readonly origin: string;
   readonly weight: number;
   /** Primary traffic's connections. A DNS name is resolved for each new connection. */

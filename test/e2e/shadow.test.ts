@@ -375,7 +375,7 @@ describe('shadow in-flight budget', () => {
   // Reported: 1,000 GETs with 1 MB bodies to a hung shadow took the gateway
   // from 140 MB to 1,072 MB with default limits: each pending pair held its
   // request copy and its captured 1 MB primary answer. The byte budget
-  // (limits.shadowInflightBytes, default 64mb) bounds both.
+  // (limits.shadowInflightBytes, default 32mb) bounds both.
   test('1,000 requests with 1 MB bodies and 1 MB answers against a hung shadow, default limits: RSS under 300 MB', async (t) => {
     const answer = Buffer.alloc(1_000_000, 'a');
     const big = await startUpstream('big', (_req, res) => {
@@ -407,6 +407,9 @@ routes:
       let failed = 0;
       const failures = new Set<string>();
       let rssPeak = 0;
+      const copyBodies: number[] = [];
+      // The earlier test's copies (no bodies) went to the same upstream.
+      hung.received.length = 0;
       await runConcurrently(1000, 20, async (i) => {
         const r = await request(`${serve.url}/x/${i}`, { agent, body, timeoutMs: 30_000 });
         if (r.status !== 200 || r.body.length !== answer.length) {
@@ -414,6 +417,8 @@ routes:
           failures.add(`${r.status} ${r.body.length === answer.length ? '' : r.text.slice(0, 200)}`);
         }
         if (i % 100 === 99) {
+          // A GET copy carries its body framed by its length, whole.
+          for (const copy of hung.received) copyBodies.push(copy.body.length);
           // The test upstreams keep what they received; that is not the gateway's.
           big.received.length = 0;
           hung.received.length = 0;
@@ -424,9 +429,11 @@ routes:
       rssPeak = Math.max(rssPeak, metricValue(metrics, 'process_resident_memory_bytes'));
       const dropped = metricValue(metrics, METRIC.shadowRequests, { outcome: 'dropped' });
       const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
-      t.diagnostic(`RSS ${mb(rssBefore)} MB before, peak ${mb(rssPeak)} MB; dropped ${dropped} copies, in flight ${metricValue(metrics, METRIC.shadowInflight)}`);
+      const outcomes = ['completed', 'timeout', 'error'].map((outcome) => `${outcome} ${metricValue(metrics, METRIC.shadowRequests, { outcome })}`).join(', ');
+      t.diagnostic(`RSS ${mb(rssBefore)} MB before, peak ${mb(rssPeak)} MB; dropped ${dropped} copies, ${outcomes}, in flight ${metricValue(metrics, METRIC.shadowInflight)}`);
       assert.equal(failed, 0, `every user response is correct: ${[...failures].join('; ')}`);
       assert.ok(dropped > 500, `copies beyond the byte budget are dropped: ${dropped}`);
+      assert.ok(copyBodies.length > 0 && copyBodies.every((n) => n === body.length), `copies arrive whole: ${copyBodies.slice(0, 5).join(', ')}`);
       assert.ok(rssPeak / 1048576 < 300, `RSS peak ${mb(rssPeak)} MB`);
     } finally {
       agent.destroy();
