@@ -334,7 +334,7 @@ export function comparePair(
     const result = target.result;
     const counts: ShadowCounts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
     const b = pair.baseline?.result.response;
-    const sample = result.response
+    const sample = result.response && measuredLatency(result.response) && (!b || measuredLatency(b))
       ? {
           primaryMs,
           shadowMs: Math.max(MIN_LATENCY_MS, result.response.latencyMs),
@@ -454,6 +454,17 @@ export function comparePair(
     });
   }
   return { outcomes, endpoint, evidence, noise, shadowPaths: [...shadowPaths.values()] };
+}
+
+/**
+ * Whether an answer's latency is its upstream's: not when the thread that
+ * measured it was kept from running for more than a tenth of it (busy
+ * cores, a long garbage collection), which would make a shadow look slower
+ * than it was. Such a pair is compared, but gives no latency
+ * sample.
+ */
+function measuredLatency(response: CapturedResponse): boolean {
+  return (response.stalledMs ?? 0) <= Math.max(1, response.latencyMs / 10);
 }
 
 /** A real status change (or a failed shadow) explains the other differences of its request. */

@@ -249,7 +249,8 @@ export class ShadowService {
       // Measured where the copy was sent, like the primary's: no hop between threads in it.
       const latencyMs = answer.latencyMs;
       const trailers = 'trailers' in answer ? (answer.trailers as IncomingHttpHeaders | undefined) : undefined;
-      const captured: CapturedResponse | undefined = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs, trailers);
+      const measured = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs, trailers);
+      const captured: CapturedResponse | undefined = measured && answer.stalledMs ? { ...measured, stalledMs: answer.stalledMs } : measured;
       return { outcome: 'completed', latencyMs, response: captured, status: answer.status };
     } catch (err) {
       const timedOut = isTimeout(err);
