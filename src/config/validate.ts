@@ -228,17 +228,11 @@ class MeaningChecker {
     return out;
   }
 
-  /**
-   * HTTP/2 upstreams are reached by HTTP/2 requests only, for now: an
-   * HTTP/1.1 request to one gets 502, and shadow copies to one fail.
-   */
+  /** Shadow copies to HTTP/2 upstreams: sent over HTTP/1.1 and fail. */
   private checkHttp2Reach(routes: readonly RouteConfig[], upstreams: Record<string, UpstreamConfig>): void {
     const h2 = (name: string) => upstreams[name]?.protocol !== undefined && upstreams[name]?.protocol !== 'http1';
     routes.forEach((route, i) => {
       const path = `routes[${i}]`;
-      if (route.backends.some((b) => h2(b.upstream)) && route.match.grpc !== true) {
-        this.warn(path, 'http2-only', `${path}: route "${route.name}" has an h2/h2c backend: only HTTP/2 clients (h2c or TLS listener) reach it; HTTP/1.1 requests get 502`);
-      }
       if (route.shadow.some((s) => h2(s.upstream))) {
         this.warn(path, 'http2-shadow', `${path}: route "${route.name}" mirrors to an h2/h2c upstream: shadow copies are sent over HTTP/1.1 and will fail`);
       }

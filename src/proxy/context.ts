@@ -4,7 +4,7 @@
  * upstream event of the request reads and writes. Nothing rides on the
  * request or response objects themselves.
  */
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { PassThrough } from 'node:stream';
 import type { CompiledRoute, CompiledUpstream } from '../config/compile.js';
@@ -12,6 +12,7 @@ import type { RequestStats } from '../metrics/registry.js';
 import type { MirrorSession } from '../shadow/service.js';
 import { WatchedRequest } from '../upstream/deadlines.js';
 import type { Endpoint } from '../upstream/endpoint.js';
+import type { H2Forward } from '../upstream/h2.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { ActiveConfig } from './active.js';
 
@@ -36,7 +37,7 @@ export function stepContext(req: IncomingMessage, active: ActiveConfig, requestI
   return { req, active, requestId, path: '', query: '', hasBody: false, chunked: false, route: undefined, upstream: undefined, stats: undefined, pool: undefined, mirror: undefined };
 }
 
-export class RequestContext extends WatchedRequest implements StepContext {
+export class RequestContext extends WatchedRequest<ClientRequest | H2Forward, IncomingMessage | H2Forward> implements StepContext {
   // screen
   /** The canonical path and query the request is routed on and forwarded with. */
   path = '';
@@ -61,8 +62,12 @@ export class RequestContext extends WatchedRequest implements StepContext {
   tries = 0;
   endpoint: Endpoint | undefined;
   holding = false;
-  /** The current try's upstream request, from its creation (waiting for a pooled connection included). */
-  outgoing: ClientRequest | undefined;
+  /** The current try's upstream request, from its creation (waiting for a pooled connection included): HTTP/1.1, or a stream to an HTTP/2 upstream. */
+  outgoing: ClientRequest | H2Forward | undefined;
+  /** The client said `TE: trailers` (read before the hop-by-hop header goes): an HTTP/2 upstream's trailers reach it. */
+  acceptsTrailers = false;
+  /** An HTTP/2 upstream's trailers, once they came (the shadow comparison reads them). */
+  upstreamTrailers: IncomingHttpHeaders | undefined;
   /** The request body, let through to the current try once its connection is up (retryable bodies). */
   bodyGate: PassThrough | undefined;
   bodyStarted = false;
@@ -74,8 +79,6 @@ export class RequestContext extends WatchedRequest implements StepContext {
   sentAt = 0;
   upstreamEndedAt = 0;
 
-  /** The current try's upstream request, once it has a socket (WatchedRequest). */
-  declare upstreamRequest: ClientRequest | undefined;
 
   constructor(
     readonly req: IncomingMessage,

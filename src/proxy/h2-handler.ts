@@ -29,14 +29,14 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, RequestStats, UpstreamErrorReason } from '../metrics/registry.js';
 import { hostOf, isGrpc } from '../routing/matcher.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { openH2Stream, h2HeaderObject, h2ResponseRaw, type H2Sessions } from '../upstream/h2.js';
+import { H2Forward, h2HeaderObject, h2ResponseRaw, speaksH2, type H2Sessions } from '../upstream/h2.js';
 import type { MirrorSession, ShadowService } from '../shadow/service.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { ActiveConfig } from './active.js';
 import { Sweep, UpstreamTimeoutError } from '../upstream/deadlines.js';
 import { GrpcStatus, grpcCodeName, grpcFailureHeaders, grpcMessage, grpcStatusFor, grpcTimeoutMs } from './grpc.js';
-import { cleanUpstreamHeaders, clientRequestId, downstreamHeaders } from './headers.js';
+import { cleanUpstreamHeaders, clientRequestId, downstreamHeaders, headerObject } from './headers.js';
 import { upstreamPath } from './path.js';
 import { sendError } from './responses.js';
 import { ALLOW, SERVER_OPTIONS, escapedSlashRefused, screenH2Request } from './screen.js';
@@ -71,6 +71,8 @@ class H2Exchange {
   sentAt = 0;
   upstreamEndedAt = 0;
   bytes = 0;
+  /** The answer's bytes, when the relay counts them itself (an HTTP/2 upstream's). */
+  relayedBytes: (() => number) | undefined;
   cancelUpstream: (() => void) | undefined;
   /** The request's shadow copies, when the route mirrors it. */
   mirror: MirrorSession | undefined;
@@ -175,53 +177,50 @@ export class H2RequestHandler {
     exchange.pool.begin(endpoint);
     exchange.headDeadline = Date.now() + exchange.upstream.timeoutMs;
     this.sweep.add(exchange);
-    const protocol = exchange.upstream.config.protocol ?? 'http1';
-    if (protocol === 'http1') this.sendHttp1(exchange, endpoint);
-    else this.sendH2(exchange, endpoint);
+    if (speaksH2(exchange.upstream)) this.sendH2(exchange, endpoint);
+    else this.sendHttp1(exchange, endpoint);
   }
 
   private sendH2(exchange: H2Exchange, endpoint: Endpoint): void {
     const { req } = exchange;
     const announced = req.headers['trailer'] !== undefined;
-    let opened: ReturnType<typeof openH2Stream>;
+    let upstream: H2Forward;
     try {
-      opened = openH2Stream(this.options.sessions, endpoint, {
-        method: exchange.method,
-        path: upstreamPath(exchange.upstream.target, exchange.path),
-        authority: exchange.headers.host ?? exchange.upstream.target.host,
-        headers: exchange.headers,
-        trailers: req.headers['te'] === 'trailers' || exchange.grpc,
-        body: exchange.hasBody ? req : undefined,
-        ...(announced ? { bodyTrailers: () => req.trailers } : {}),
-      });
+      upstream = new H2Forward(
+        this.options.sessions,
+        endpoint,
+        {
+          method: exchange.method,
+          path: upstreamPath(exchange.upstream.target, exchange.path),
+          authority: exchange.headers.host ?? exchange.upstream.target.host,
+          headers: exchange.headers,
+          trailers: req.headers['te'] === 'trailers' || exchange.grpc,
+          body: exchange.hasBody ? req : undefined,
+          ...(announced ? { bodyTrailers: () => req.trailers } : {}),
+        },
+        {
+          response: (status, headers, headOnly) => {
+            exchange.mirror?.primaryAnswer(status, h2HeaderObject(headers), upstream.stream, exchange.sentAt, () => exchange.upstreamTrailers);
+            this.relay(exchange, status, h2ResponseRaw(headers), upstream.stream, headers['grpc-status'] as string | undefined, headOnly, (res) => upstream.relay(res));
+          },
+          trailers: (trailers) => {
+            exchange.upstreamTrailers = h2HeaderObject(trailers);
+            const clean = headerObject(h2ResponseRaw(trailers));
+            if (clean['grpc-status'] !== undefined) exchange.grpcStatus = String(clean['grpc-status']);
+            if (!exchange.res.writableEnded && !exchange.failed) exchange.res.addTrailers(clean);
+          },
+          // A reset before the answer's head is told as one on a connection not made (retried like a failed connect).
+          failed: (err, connected) => this.upstreamFailed(exchange, err, connected && exchange.responded),
+          closed: () => {
+            exchange.upstreamEndedAt = performance.now();
+          },
+        },
+      );
     } catch (err) {
       return this.upstreamFailed(exchange, err, false);
     }
-    const { stream, connected, cause } = opened;
-    exchange.cancelUpstream = () => {
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    };
-    stream.on('error', (err) => this.upstreamFailed(exchange, cause(err), connected()));
-    stream.once('response', (headers, flags) => {
-      const status = Number(headers[':status'] ?? 502);
-      const headOnly = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-      exchange.mirror?.primaryAnswer(status, h2HeaderObject(headers), stream, exchange.sentAt, () => exchange.upstreamTrailers);
-      this.relay(exchange, status, h2ResponseRaw(headers), stream, headers['grpc-status'] as string | undefined, headOnly);
-    });
-    stream.once('trailers', (trailers) => {
-      exchange.upstreamTrailers = h2HeaderObject(trailers);
-      const clean = trailerObject(h2ResponseRaw(trailers));
-      if (clean['grpc-status'] !== undefined) exchange.grpcStatus = String(clean['grpc-status']);
-      if (!exchange.res.writableEnded && !exchange.failed) exchange.res.addTrailers(clean);
-    });
-    stream.once('close', () => {
-      exchange.upstreamEndedAt = performance.now();
-      if (exchange.failed || exchange.done) return;
-      // Reset by the upstream (or its connection lost) before the answer was whole.
-      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR || !stream.readableEnded) {
-        this.upstreamFailed(exchange, Object.assign(new Error(`upstream stream reset (${stream.rstCode})`), { code: 'ECONNRESET' }), connected() && exchange.responded);
-      }
-    });
+    exchange.cancelUpstream = () => upstream.destroy();
+    exchange.relayedBytes = () => upstream.socket.bytesRead;
   }
 
   private sendHttp1(exchange: H2Exchange, endpoint: Endpoint): void {
@@ -248,7 +247,7 @@ export class H2RequestHandler {
       // Set before pipe() ends the client's answer on 'end'.
       response.once('end', () => {
         exchange.upstreamEndedAt = performance.now();
-        const trailers = trailerObject(response.rawTrailers);
+        const trailers = headerObject(response.rawTrailers);
         if (Object.keys(trailers).length > 0 && !exchange.res.writableEnded) exchange.res.addTrailers(trailers);
       });
       exchange.mirror?.primaryResponse(response, exchange.sentAt);
@@ -270,6 +269,8 @@ export class H2RequestHandler {
     grpcStatus: string | undefined,
     /** The answer ended with its head (gRPC's trailers-only): it must end with it downstream too. */
     headOnly: boolean,
+    /** How an HTTP/2 upstream's body reaches the client (H2Forward.relay, which counts its bytes); else piped here. */
+    forward?: (res: Http2ServerResponse) => void,
   ): void {
     const { res } = exchange;
     if (exchange.done || exchange.failed || res.writableEnded || res.destroyed) return void body.destroy();
@@ -278,7 +279,7 @@ export class H2RequestHandler {
     exchange.pool.record(exchange.endpoint!, status >= 500 ? 'failure' : 'ok');
     // A gRPC call has no deadline on its body beyond its own grpc-timeout.
     if (!exchange.callDeadline) this.sweep.delete(exchange);
-    const headers = trailerObject(downstreamHeaders(raw, exchange.requestId));
+    const headers = headerObject(downstreamHeaders(raw, exchange.requestId));
     try {
       if (headOnly) {
         body.resume();
@@ -289,6 +290,7 @@ export class H2RequestHandler {
       body.destroy();
       return this.fail(exchange, 'reset', 502, 'upstream sent an invalid response', err);
     }
+    if (forward) return forward(res);
     body.on('data', (chunk: Buffer) => {
       exchange.bytes += chunk.length;
     });
@@ -395,7 +397,7 @@ export class H2RequestHandler {
       path: req.url,
       httpVersion: '2.0',
       status: res.headersSent ? res.statusCode : 499,
-      bytes: exchange?.bytes ?? 0,
+      bytes: exchange?.relayedBytes?.() ?? exchange?.bytes ?? 0,
       durationMs: ended - started,
       upstreamMs: exchange && exchange.sentAt > 0 ? (exchange.upstreamEndedAt || ended) - exchange.sentAt : undefined,
       retries: exchange ? Math.max(0, exchange.tries - 1) : 0,
@@ -428,19 +430,6 @@ function endGrpc(res: Http2ServerResponse, status: number, message: string, requ
   } catch {
     res.destroy();
   }
-}
-
-/** A flat [name, value, ...] list as an object, repeated names kept as arrays, hop-by-hop gone. */
-function trailerObject(raw: readonly string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding' || name === 'trailer' || name === 'upgrade') continue;
-    const value = raw[i + 1]!;
-    const before = out[name];
-    out[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
-  }
-  return out;
 }
 
 /** An HTTP/2 request's headers for an HTTP/1.1 upstream: its body, of unknown length, goes chunked. */

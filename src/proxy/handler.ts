@@ -5,8 +5,21 @@
  *   screen (framing, limits, target) → route → pick (backend, pool) → headers → mirror → forward
  *      └───────────┴→ refused: a status with a small JSON body     (shadow/, when the route has shadows)
  *
- *   forward: endpoint from the pool → request on its keep-alive agent (upstream/http1.ts)
+ *   forward: endpoint from the pool → one try over the upstream's protocol:
+ *              http1     request on the endpoint's keep-alive agent (upstream/http1.ts)
+ *              h2 / h2c  a stream on the endpoint's pooled HTTP/2 session (upstream/h2.ts
+ *                        H2Forward, as the HTTP/2 path forwards): Host becomes :authority,
+ *                        connection-specific headers stay behind, TE passes only as
+ *                        "trailers", and the answer's trailers reach a client that said
+ *                        `TE: trailers` (in a chunked answer), else are dropped
  *            → response relayed as it streams; a failed try is sent again when retry.ts allows
+ *
+ * Both kinds of try share everything else: the sweep's deadlines (an HTTP/2
+ * stream's own bytes stand for a socket's progress), retries and passive
+ * health, the response relay, the shadow's capture of the primary answer,
+ * metrics and the access log. A client that leaves cancels the try (for
+ * HTTP/2, RST_STREAM CANCEL on that stream only); an upstream that fails
+ * mid-answer cuts the client's answer.
  *
  * Bodies stream both ways without buffering. The upstream's pool
  * (src/upstream/) picks the endpoint for each try and hears how it went; a
@@ -21,6 +34,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { AccessLog } from '../log/access-log.js';
@@ -29,10 +43,11 @@ import type { GatewayMetrics, UpstreamErrorReason } from '../metrics/registry.js
 import type { ActiveConfig } from './active.js';
 import type { ShadowService } from '../shadow/service.js';
 import { RequestContext } from './context.js';
-import { clientRequestId, downstreamHeaders } from './headers.js';
+import { clientRequestId, downstreamHeaders, headerObject } from './headers.js';
 import { upstreamPath } from './path.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { openUpstreamRequest } from '../upstream/http1.js';
+import { H2Forward, h2HeaderObject, h2ResponseRaw, speaksH2, type H2Sessions } from '../upstream/h2.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { RetryCause } from '../upstream/retry.js';
 import { UpstreamDeadlines, UpstreamTimeoutError } from '../upstream/deadlines.js';
@@ -57,6 +72,8 @@ export interface ProxyHandlerOptions {
   readonly draining: () => boolean;
   /** The access log, when the config asks for one. */
   readonly accessLog?: () => AccessLog | undefined;
+  /** Pooled sessions to HTTP/2 upstreams (`protocol: h2 | h2c`), shared with the HTTP/2 path. */
+  readonly sessions: H2Sessions;
 }
 
 export class ProxyHandler {
@@ -68,9 +85,11 @@ export class ProxyHandler {
   private readonly current: () => ActiveConfig;
   private readonly draining: () => boolean;
   private readonly accessLog: () => AccessLog | undefined;
+  private readonly sessions: H2Sessions;
 
   constructor(options: ProxyHandlerOptions) {
     this.accessLog = options.accessLog ?? (() => undefined);
+    this.sessions = options.sessions;
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.pools = options.pools;
@@ -85,6 +104,8 @@ export class ProxyHandler {
     if (!ctx) return;
     const refused = screen(ctx) ?? route(ctx) ?? pick(ctx, this.pools);
     if (refused) return refused === SERVER_OPTIONS ? answerServerOptions(ctx) : this.reject(ctx, refused);
+    // TE is hop-by-hop and goes with the headers step; an HTTP/2 upstream's trailers depend on it.
+    if (req.headers.te !== undefined) ctx.acceptsTrailers = acceptsTrailers(req.headers.te);
     headers(ctx);
     mirror(ctx, this.shadow);
     this.forward(ctx, expectContinue);
@@ -160,6 +181,7 @@ export class ProxyHandler {
     ctx.connected = false;
     ctx.expired = undefined;
     this.deadlines.watch(ctx);
+    if (speaksH2(ctx.upstream!)) return this.sendH2(ctx, endpoint);
     const { req } = ctx;
     const upstreamReq = openUpstreamRequest(endpoint, ctx.method, upstreamPath(endpoint.url, req.url!), req.headers);
     ctx.outgoing = upstreamReq;
@@ -194,7 +216,8 @@ export class ProxyHandler {
   private retry(ctx: RequestContext, cause: RetryCause, status = 0): boolean {
     const pool = ctx.pool!;
     if (ctx.tries >= pool.retry.attempts || ctx.res.headersSent || ctx.req.socket.destroyed || ctx.upstreamFailed) return false;
-    const written = ctx.upstreamSocket ? ctx.upstreamSocket.bytesWritten > ctx.writtenBefore : false;
+    // On an HTTP/2 session that is up, the request's head has gone (or goes) out.
+    const written = ctx.upstreamSocket ? ctx.upstreamSocket.bytesWritten > ctx.writtenBefore : ctx.connected;
     const facts = { method: ctx.method, hasBody: ctx.hasBody, requestWritten: written, bodyStarted: ctx.bodyStarted };
     if (!pool.retry.allows(cause, facts, status) || !pool.budget.tryRetry(Date.now())) return false;
     ctx.stats!.retries.inc();
@@ -301,8 +324,112 @@ export class ProxyHandler {
     proxyRes.pipe(res);
   }
 
+  /**
+   * One try to an HTTP/2 upstream: a stream on the endpoint's pooled
+   * session (upstream/h2.ts, as the HTTP/2 path forwards). Host becomes
+   * :authority and connection-specific headers stay behind; the sweep
+   * watches the stream as it watches a socket.
+   */
+  private sendH2(ctx: RequestContext, endpoint: Endpoint): void {
+    const { req } = ctx;
+    const pool = ctx.pool!;
+    const gated = ctx.hasBody && pool.retry.attempts > 1;
+    if (gated) {
+      ctx.bodyGate?.destroy();
+      ctx.bodyGate = new PassThrough();
+    }
+    let upstream: H2Forward;
+    try {
+      upstream = new H2Forward(
+        this.sessions,
+        endpoint,
+        {
+          method: ctx.method,
+          path: upstreamPath(endpoint.url, req.url!),
+          authority: req.headers.host ?? endpoint.url.host,
+          headers: req.headers,
+          trailers: ctx.acceptsTrailers,
+          body: ctx.hasBody ? (ctx.bodyGate ?? req) : undefined,
+        },
+        {
+          response: (status, headers, headOnly) => this.onH2Response(ctx, upstream, status, headers, headOnly),
+          trailers: (trailers) => this.onH2Trailers(ctx, upstream, trailers),
+          failed: (err, connected) => this.onH2Failed(ctx, upstream, err, connected),
+          // Once its answer is being relayed: an answer that ends short cuts the client's too.
+          closed: () => {
+            if (ctx.upstreamResponse === upstream) this.onUpstreamResponseClose(ctx, upstream);
+          },
+        },
+      );
+    } catch (err) {
+      ctx.release();
+      return this.failUpstream(ctx, 'connect', 502, 'upstream unavailable', err);
+    }
+    ctx.outgoing = upstream;
+    ctx.upstreamRequest = upstream;
+    // The stream has its id once the session is up: the body may flow (and can no longer be replayed).
+    const ready = () => {
+      if (ctx.outgoing !== upstream) return;
+      ctx.connected = true;
+      openBodyGate(ctx);
+    };
+    if (upstream.stream.pending) upstream.stream.once('ready', ready);
+    else ready();
+    upstream.stream.once('finish', () => {
+      if (ctx.upstreamRequest === upstream) ctx.requestSentAt = Date.now();
+    });
+  }
+
+  private onH2Response(ctx: RequestContext, upstream: H2Forward, status: number, headers: http2.IncomingHttpHeaders, headOnly: boolean): void {
+    const { req, res } = ctx;
+    if (ctx.closed || ctx.outgoing !== upstream || res.destroyed || res.writableEnded) return upstream.destroy();
+    if (this.draining()) res.shouldKeepAlive = false;
+    const pool = ctx.pool!;
+    pool.record(ctx.endpoint!, status >= 500 ? 'failure' : 'ok');
+    if (pool.retry.retriesStatus(status) && this.retry(ctx, 'status', status)) return upstream.destroy();
+    if (!req.complete) {
+      res.shouldKeepAlive = false;
+      condemn(req.socket);
+    }
+    const raw = downstreamHeaders(h2ResponseRaw(headers), ctx.requestId);
+    // Trailers travel only in a chunked answer: a client that takes them gets one when trailers are announced.
+    if (ctx.acceptsTrailers && !headOnly && (headers['trailer'] !== undefined || isGrpcAnswer(headers))) withoutLength(raw);
+    try {
+      res.writeHead(status, raw);
+    } catch (err) {
+      upstream.destroy();
+      return this.failUpstream(ctx, 'reset', 502, 'upstream sent an invalid response', err);
+    }
+    ctx.upstreamResponse = upstream;
+    ctx.lastBytes = 0;
+    ctx.lastProgress = Date.now();
+    ctx.mirror?.primaryAnswer(status, h2HeaderObject(headers), upstream.stream, ctx.started, () => ctx.upstreamTrailers);
+    upstream.relay(res);
+  }
+
+  /** Trailers reach an HTTP/1.1 client (in its chunked answer) only when it said `TE: trailers`. */
+  private onH2Trailers(ctx: RequestContext, upstream: H2Forward, trailers: http2.IncomingHttpHeaders): void {
+    if (ctx.outgoing !== upstream) return;
+    if (ctx.mirror) ctx.upstreamTrailers = h2HeaderObject(trailers);
+    const res = ctx.res;
+    if (!ctx.acceptsTrailers || res.writableEnded || ctx.upstreamFailed) return;
+    try {
+      res.addTrailers(headerObject(h2ResponseRaw(trailers)));
+    } catch {
+      // A trailer Node will not write on HTTP/1.1 is dropped; the answer stands.
+    }
+  }
+
+  /** The stream failed before its answer was relayed: the same verdicts as an HTTP/1.1 try's error. */
+  private onH2Failed(ctx: RequestContext, upstream: H2Forward, err: Error, connected: boolean): void {
+    // A superseded try, an answer over, or one being relayed (its close cuts the client's answer).
+    if (ctx.outgoing !== upstream || ctx.closed || ctx.upstreamResponse === upstream) return;
+    upstream.destroy();
+    this.tryFailed(ctx, err, connected);
+  }
+
   /** An upstream response that ends short cuts the client's response too. */
-  private onUpstreamResponseClose(ctx: RequestContext, proxyRes: IncomingMessage): void {
+  private onUpstreamResponseClose(ctx: RequestContext, proxyRes: IncomingMessage | H2Forward): void {
     this.deadlines.unwatch(ctx);
     ctx.release();
     ctx.upstreamEndedAt = performance.now();
@@ -316,8 +443,7 @@ export class ProxyHandler {
   }
 
   private onUpstreamError(ctx: RequestContext, upstreamReq: ClientRequest, err: Error): void {
-    const { req, res } = ctx;
-    if (req.socket.destroyed && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+    if (ctx.req.socket.destroyed && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
       // The client went away: the response's close has dealt with the rest.
       upstreamReq.destroy();
       return;
@@ -331,6 +457,12 @@ export class ProxyHandler {
       return;
     }
     upstreamReq.destroy();
+    this.tryFailed(ctx, err, ctx.connected);
+  }
+
+  /** The current try failed before its answer was relayed (either protocol): tried again, or answered for. */
+  private tryFailed(ctx: RequestContext, err: Error, connected: boolean): void {
+    const { req, res } = ctx;
     const held = ctx.holding;
     ctx.release();
     if (ctx.clientFault) return;
@@ -339,7 +471,7 @@ export class ProxyHandler {
       res.destroy();
       return;
     }
-    const fault = classifyUpstreamError(err, ctx.connected);
+    const fault = classifyUpstreamError(err, connected);
     if (held && fault.reason !== 'pool_exhausted') ctx.pool!.record(ctx.endpoint!, 'failure');
     if ((fault.reason === 'connect' || fault.reason === 'reset') && held && this.retry(ctx, fault.reason)) return;
     this.failUpstream(ctx, fault.reason, fault.status, fault.message, err);
@@ -426,6 +558,21 @@ function logOnClose(log: AccessLog, ctx: RequestContext): void {
     if (ctx.mirror) ctx.mirror.whenSettled((shadow) => log.write({ ...entry, shadow }));
     else log.write(entry);
   });
+}
+
+/** Whether a TE header lists "trailers" (RFC 9110 section 10.1.4). */
+function acceptsTrailers(te: string | string[]): boolean {
+  for (const part of String(te).split(',')) if (part.split(';', 1)[0]!.trim().toLowerCase() === 'trailers') return true;
+  return false;
+}
+
+function isGrpcAnswer(headers: http2.IncomingHttpHeaders): boolean {
+  return headers['content-type']?.startsWith('application/grpc') === true;
+}
+
+/** Drops Content-Length from a flat header list: the answer goes chunked. */
+function withoutLength(raw: string[]): void {
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === 'content-length') raw.splice(i, 2);
 }
 
 /** The try's connection is up: the body may flow to it now (and can no longer be replayed). */

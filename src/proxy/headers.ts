@@ -136,3 +136,16 @@ export function downstreamHeaders(rawHeaders: readonly string[], requestId: stri
   if (!hasRequestId) out.push(REQUEST_ID, requestId);
   return out;
 }
+
+/** A flat [name, value, ...] list as an object (trailers to set on an answer), repeated names kept as arrays, hop-by-hop gone. */
+export function headerObject(raw: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (isHopByHop(name)) continue;
+    const value = raw[i + 1]!;
+    const before = out[name];
+    out[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
+  }
+  return out;
+}

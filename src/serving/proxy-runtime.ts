@@ -125,6 +125,7 @@ export class ProxyRuntime {
       current: () => this.active,
       draining: () => this.draining,
       accessLog: () => this.accessLog,
+      sessions: this.h2Sessions,
     });
     this.upgrades = new UpgradeHandler({
       metrics: this.metrics,

@@ -23,7 +23,6 @@
  *   on its socket for the same timeout cuts the response.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { CompiledUpstream } from '../config/compile.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 
@@ -46,6 +45,19 @@ export class UpstreamTimeoutError extends GatewayError {
   }
 }
 
+/** What the sweep reads of a try's connection: a net.Socket, or an HTTP/2 stream's own counts (h2.ts). */
+export interface TryConnection {
+  readonly connecting: boolean;
+  readonly bytesWritten: number;
+  readonly bytesRead: number;
+}
+
+/** What the sweep reads of a try's request: a node:http ClientRequest, or a stream to an HTTP/2 upstream (h2.ts). */
+export interface TryRequest {
+  readonly socket: TryConnection | null;
+  readonly writableNeedDrain: boolean;
+}
+
 /** What the sweep needs to know of one exchange. */
 export interface Watched {
   /** When the exchange started waiting, ms (Date.now()). */
@@ -54,8 +66,9 @@ export interface Watched {
   poolTimeoutMs: number;
   connectTimeoutMs: number;
   responseTimeoutMs: number;
-  upstreamRequest: ClientRequest | undefined;
-  upstreamResponse: IncomingMessage | undefined;
+  upstreamRequest: TryRequest | undefined;
+  /** The answer's head is in (only whether there is one is read). */
+  upstreamResponse: object | undefined;
   /** When the request was sent whole (its 'finish'), ms; 0 until then. */
   requestSentAt: number;
   /**
@@ -69,13 +82,13 @@ export interface Watched {
 }
 
 /** A request to an upstream as the sweep watches it: extended by the request path's context and by upgrades. */
-export class WatchedRequest implements Watched {
+export class WatchedRequest<Request extends TryRequest = ClientRequest, Response extends object = IncomingMessage> implements Watched {
   watchedSince = 0;
   poolTimeoutMs = 0;
   connectTimeoutMs = 0;
   responseTimeoutMs = 0;
-  upstreamRequest: ClientRequest | undefined;
-  upstreamResponse: IncomingMessage | undefined;
+  upstreamRequest: Request | undefined;
+  upstreamResponse: Response | undefined;
   requestSentAt = 0;
   lastBytes = 0;
   lastProgress = 0;
@@ -174,7 +187,7 @@ function overdue(w: Watched, now: number): UpstreamTimeoutError | undefined {
   if (!w.upstreamRequest) {
     return now - w.watchedSince > Math.min(w.poolTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('queue') : undefined;
   }
-  const socket = w.upstreamRequest?.socket as Socket | null | undefined;
+  const socket = w.upstreamRequest.socket;
   if (socket && socket.connecting) {
     return now - w.watchedSince > Math.min(w.connectTimeoutMs, w.responseTimeoutMs) ? new UpstreamTimeoutError('connect') : undefined;
   }
