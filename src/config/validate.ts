@@ -230,7 +230,7 @@ class MeaningChecker {
 
   /**
    * HTTP/2 upstreams are reached by HTTP/2 requests only, for now: an
-   * HTTP/1.1 request to one gets 502, and shadow copies to one fail.
+   * HTTP/1.1 request to one gets 502. Streaming copies need one.
    */
   private checkHttp2Reach(routes: readonly RouteConfig[], upstreams: Record<string, UpstreamConfig>): void {
     const h2 = (name: string) => upstreams[name]?.protocol !== undefined && upstreams[name]?.protocol !== 'http1';
@@ -239,9 +239,12 @@ class MeaningChecker {
       if (route.backends.some((b) => h2(b.upstream)) && route.match.grpc !== true) {
         this.warn(path, 'http2-only', `${path}: route "${route.name}" has an h2/h2c backend: only HTTP/2 clients (h2c or TLS listener) reach it; HTTP/1.1 requests get 502`);
       }
-      if (route.shadow.some((s) => h2(s.upstream))) {
-        this.warn(path, 'http2-shadow', `${path}: route "${route.name}" mirrors to an h2/h2c upstream: shadow copies are sent over HTTP/1.1 and will fail`);
-      }
+      // A streaming copy is one more HTTP/2 stream on the upstream's session (shadow/h2-copies.ts).
+      route.shadow.forEach((s, j) => {
+        if (!s.streaming || h2(s.upstream)) return;
+        const sp = `${path}.shadow[${j}].streaming`;
+        this.warn(sp, 'never', `${sp}: streaming calls are mirrored to h2/h2c upstreams only; "${s.upstream}" speaks HTTP/1.1, so this shadow mirrors unary calls only`);
+      });
     });
   }
 
@@ -490,6 +493,7 @@ class MeaningChecker {
         removeHeaders: strings(headers['remove']).map((h) => h.toLowerCase()),
         host: raw['host'] as string | undefined,
         credentials: raw['credentials'],
+        streaming: raw['streaming'] === true,
       });
     });
 
