@@ -458,7 +458,8 @@ class MeaningChecker {
         this.warn(
           childPath(sp, 'methods'),
           'unsafe-shadow',
-          `${sp}.methods: gRPC calls are all POST, so every call of this route is mirrored to "${upstream}", reads and writes alike; ` +
+          `${sp}.methods: gRPC calls are all POST, so every call of this route is mirrored to "${upstream}" ` +
+            `(${raw['streaming'] === true ? 'streaming calls too, as streaming: true asks' : 'unary calls; streaming ones only with streaming: true'}), reads and writes alike; ` +
             'a call that writes (a second charge, a second order) is repeated unless it runs a dark profile that discards writes; ' +
             'copies carry the metadata "x-shadow-request: 1" to tell',
         );
