@@ -197,7 +197,9 @@ export class ShadowService {
       maxInflightBytes: limits.shadowInflightBytes,
       maxBodyBytes: limits.shadowBodyBytes,
       baselineRequestId: darkEgress ? requestId + BASELINE_ID_SUFFIX : undefined,
+      grpc,
       findShape: grpc && shape === undefined,
+      wholeOverH2: this.h2Copies !== undefined && plans.some((p) => p.mode === 'whole' && H2Copies.speaks(p.upstream)),
     });
     if (!hasBody) {
       queueMicrotask(() => {

@@ -16,7 +16,8 @@
  * it does), the call's shape is found as it flows: a request is unary when
  * its body ends as exactly one whole message; it streams when a second
  * message begins, when the primary answers before the request ended
- * (bidi), or when the request has not ended within the shadow timeout. The
+ * (bidi), or when the request has not ended within the shadow timeout (a
+ * bound every gRPC call's whole copies keep, descriptor set or not). The
  * answer streams when the primary's has more than one message. A whole copy
  * of a call found to stream is not sent, or, when found only from the
  * answer, cancelled and left out of the comparison: outcome "skipped".
@@ -26,7 +27,9 @@
  * a streamed copy holds only the chunks its stream has not taken yet, and is
  * cancelled when that would pass the budget ("dropped") or when the request
  * passes limits.shadowBodyBytes ("skipped"). Captured answers stop at
- * diff.maxBodyBytes (then hashed). Every copy ends by its timeout.
+ * diff.maxBodyBytes (then hashed). Every copy ends by its timeout. A
+ * streamed copy is cancelled when the user cancels the call: a reset
+ * HTTP/2 request still emits 'end', which would only half-close it.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/compile.js';
@@ -69,8 +72,12 @@ export interface SessionOptions {
   readonly maxInflightBytes: number;
   readonly maxBodyBytes: number;
   readonly baselineRequestId: string | undefined;
+  /** A gRPC call: its whole copies wait for its body no longer than the copy's timeout. */
+  readonly grpc: boolean;
   /** A gRPC call whose shape no descriptor set told: its whole copies wait to see it is unary. */
   readonly findShape: boolean;
+  /** The whole copies include one to an HTTP/2 upstream (sent from this thread, reading the body as it goes). */
+  readonly wholeOverH2: boolean;
 }
 
 export class Session implements MirrorSession {
@@ -107,8 +114,8 @@ export class Session implements MirrorSession {
     const whole = this.copies.some((c) => c.mode === 'whole');
     this.requestFrames = options.findShape && whole ? new FrameCounter() : undefined;
     this.wholeBody = whole ? new BodyCapture(options.maxBodyBytes) : undefined;
-    if (this.requestFrames) {
-      // A request still open after the copy's whole time is not a unary call's.
+    if (options.grpc && whole) {
+      // A request still open after the copy's whole time is not a unary call's (nor one worth its slot).
       this.shapeTimer = setTimeout(() => this.giveUpWhole('skipped'), options.shadowTimeoutMs);
       this.shapeTimer.unref();
     }
@@ -201,10 +208,13 @@ export class Session implements MirrorSession {
 
   private sendWhole(body: Buffer | undefined): void {
     const whole = this.live('whole');
+    // The last copy may hand the body's memory to the copying thread, unless an HTTP/2 copy still reads it here.
+    const handOver = !this.options.wholeOverH2;
     whole.forEach((copy, i) => {
       copy.abort = new AbortController();
+      const last = handOver && i === whole.length - 1;
       void this.service
-        .exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), i === whole.length - 1, copy.abort.signal)
+        .exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), last, copy.abort.signal)
         .then((result) => {
           if (copy.outcome !== undefined) return;
           if (!this.answerKnown) copy.waiting = result;
@@ -324,6 +334,8 @@ export class Session implements MirrorSession {
   }
 
   clientClosed(completed: boolean): void {
+    // The user cancelled: a streamed copy would only be half-closed (an HTTP/2 request that is reset still ends), so it is cancelled too.
+    if (!completed) for (const copy of this.copies) if (copy.mode === 'streamed') this.cancel(copy, 'skipped');
     if (!completed && this.primary === undefined) {
       this.primary = 'cut';
       this.answerSettled(false);

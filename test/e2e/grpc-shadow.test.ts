@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { deadPort } from '../helpers/upstream.js';
+import { startStuckH2Server } from '../helpers/grpc.js';
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/grpc');
 const root = protobuf.loadSync(join(FIXTURES, 'catalog.proto'));
@@ -59,6 +60,8 @@ interface Catalog {
   /** Streaming calls seen, by method, and the queries Chat calls sent. */
   calls: { Watch: number; Chat: number };
   chatQueries: string[];
+  /** Chat calls the caller cancelled. */
+  chatsCancelled: number;
 }
 
 /**
@@ -69,6 +72,7 @@ async function startCatalog(firstName: string, gadgetCents = 500): Promise<Catal
   const marks: string[] = [];
   const calls = { Watch: 0, Chat: 0 };
   const chatQueries: string[] = [];
+  const catalog = { marks, calls, chatQueries, chatsCancelled: 0 };
   const server = new grpc.Server();
   server.addService(CATALOG, {
     List: (call: grpc.ServerUnaryCall<{ query: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -90,13 +94,14 @@ async function startCatalog(firstName: string, gadgetCents = 500): Promise<Catal
         call.write({ name: req.query, priceCents: i++ === 1 ? gadgetCents : 100 });
       });
       call.on('end', () => call.end());
+      call.on('cancelled', () => catalog.chatsCancelled++);
       call.on('error', () => undefined);
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  return { port, server, marks, calls, chatQueries };
+  return Object.assign(catalog, { port, server });
 }
 
 function list(client: grpc.Client, query: string): Promise<{ items: { name: string }[] }> {
@@ -270,36 +275,10 @@ async function untilCount(gw: TestGateway, route: string, outcome: string, count
   }
 }
 
-/**
- * An HTTP/2 upstream that answers a stream's head and never reads its
- * body: the gateway's copy can only queue, and must stop at its bound.
- */
-async function startStuckShadow(): Promise<{ port: number; resets: number[]; close(): Promise<void> }> {
-  const resets: number[] = [];
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
-    stream.on('error', () => undefined);
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
-    stream.pause();
-    stream.once('close', () => resets.push(stream.rstCode));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
-    resets,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of [...(server as unknown as { sessions?: Set<http2.ServerHttp2Session> }).sessions ?? []]) s.destroy();
-      }),
-  };
-}
-
 describe('gRPC streaming calls and shadows', () => {
   let v1: Catalog;
   let v2: Catalog;
-  let stuck: Awaited<ReturnType<typeof startStuckShadow>>;
+  let stuck: Awaited<ReturnType<typeof startStuckH2Server>>;
   let gw: TestGateway;
   let client: grpc.Client;
   const descriptors = join(FIXTURES, 'catalog.pb');
@@ -312,7 +291,7 @@ describe('gRPC streaming calls and shadows', () => {
   before(async () => {
     v1 = await startCatalog('Widget');
     v2 = await startCatalog('Widget', 550);
-    stuck = await startStuckShadow();
+    stuck = await startStuckH2Server();
     gw = await startGateway(`
 listen: { address: 127.0.0.1:0, h2c: true }
 admin: 127.0.0.1:0
@@ -426,6 +405,22 @@ routes:${route('unary-only', '{ upstream: v2, methods: [POST] }', `{ protoDescri
     assert.deepEqual(v2.chatQueries.slice(before), queries, 'the copy carried every message, in order');
     const event = events('streaming').find((e) => e.path.startsWith('/shop.Catalog/Chat'))!;
     assert.deepEqual(paths([event]), [['body', '/1/price_cents', '500', '550']]);
+  });
+
+  test('with streaming: true, a call the user cancels has its copy cancelled too, counted as skipped', async () => {
+    const before = v2.chatsCancelled;
+    const skipped = await shadowCount(gw, 'streaming', 'skipped');
+    const call = client.makeBidiStreamRequest(CHAT.path, CHAT.requestSerialize, CHAT.responseDeserialize, variant('streaming'));
+    call.on('error', () => undefined);
+    const first = await new Promise<Record<string, unknown>>((resolve) => {
+      call.once('data', resolve);
+      call.write({ query: 'a' });
+    });
+    assert.equal(first['name'], 'a');
+    await until(() => v2.chatQueries.at(-1) === 'a');
+    call.cancel();
+    await untilCount(gw, 'streaming', 'skipped', skipped + 1);
+    await until(() => v2.chatsCancelled > before);
   });
 
   test('with streaming: true and no descriptor set, a bidi call is mirrored and compared by field number', async () => {
