@@ -25,6 +25,8 @@ import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { deadPort } from '../helpers/upstream.js';
 import { startStuckH2Server } from '../helpers/grpc.js';
+import { metricValue } from '../helpers/metrics.js';
+import { METRIC } from '../../src/metrics/names.js';
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/grpc');
 const root = protobuf.loadSync(join(FIXTURES, 'catalog.proto'));
@@ -49,7 +51,8 @@ const method = (name: string, response: protobuf.Type, requestStream: boolean, r
 const LIST = method('List', ListReply, false, false);
 const WATCH = method('Watch', Item, false, true);
 const CHAT = method('Chat', Item, true, true);
-const CATALOG: grpc.ServiceDefinition = { List: LIST, Watch: WATCH, Chat: CHAT };
+const COLLECT = method('Collect', ListReply, true, false);
+const CATALOG: grpc.ServiceDefinition = { List: LIST, Watch: WATCH, Chat: CHAT, Collect: COLLECT };
 const CatalogClient = grpc.makeGenericClientConstructor(CATALOG, 'Catalog');
 
 interface Catalog {
@@ -58,7 +61,7 @@ interface Catalog {
   /** x-shadow-request of each List call. */
   marks: string[];
   /** Streaming calls seen, by method, and the queries Chat calls sent. */
-  calls: { Watch: number; Chat: number };
+  calls: { Watch: number; Chat: number; Collect: number };
   chatQueries: string[];
   /** Chat calls the caller cancelled. */
   chatsCancelled: number;
@@ -70,7 +73,7 @@ interface Catalog {
  */
 async function startCatalog(firstName: string, gadgetCents = 500): Promise<Catalog> {
   const marks: string[] = [];
-  const calls = { Watch: 0, Chat: 0 };
+  const calls = { Watch: 0, Chat: 0, Collect: 0 };
   const chatQueries: string[] = [];
   const catalog = { marks, calls, chatQueries, chatsCancelled: 0 };
   const server = new grpc.Server();
@@ -85,6 +88,12 @@ async function startCatalog(firstName: string, gadgetCents = 500): Promise<Catal
       call.write({ name: 'Gadget', priceCents: gadgetCents });
       call.write({ name: 'Gizmo', priceCents: 200 });
       call.end();
+    },
+    Collect: (call: grpc.ServerReadableStream<{ query: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      calls.Collect++;
+      const names: string[] = [];
+      call.on('data', (req: { query: string }) => names.push(req.query));
+      call.on('end', () => callback(null, { items: names.map((name) => ({ name })), total: names.length }));
     },
     Chat: (call: grpc.ServerDuplexStream<{ query: string }, unknown>) => {
       calls.Chat++;
@@ -126,6 +135,17 @@ function watch(client: grpc.Client, name: string): Promise<Record<string, unknow
     call.on('data', (item: Record<string, unknown>) => out.push(item));
     call.on('error', reject);
     call.on('end', () => resolve(out));
+  });
+}
+
+/** A client-streaming Collect call: the queries, then its one answer. */
+function collect(client: grpc.Client, name: string, queries: string[]): Promise<{ items: { name: string }[]; total: number }> {
+  return new Promise((resolve, reject) => {
+    const call = client.makeClientStreamRequest(COLLECT.path, COLLECT.requestSerialize, COLLECT.responseDeserialize, variant(name), (err, reply) =>
+      err ? reject(err) : resolve(reply as unknown as { items: { name: string }[]; total: number }),
+    );
+    for (const query of queries) call.write({ query });
+    call.end();
   });
 }
 
@@ -259,12 +279,13 @@ routes:
   });
 });
 
-/** gatewayctl_shadow_requests_total of one route and outcome. */
-async function shadowCount(gw: TestGateway, route: string, outcome: string): Promise<number> {
-  const text = await (await fetch(gw.adminUrl + '/metrics')).text();
-  const line = text.split('\n').find((l) => l.startsWith('gatewayctl_shadow_requests_total{') && l.includes(`route="${route}"`) && l.includes(`outcome="${outcome}"`));
-  return line ? Number(line.split(' ').at(-1)) : 0;
+/** A metric of the gateway's, summed over the series with these labels. */
+async function metric(gw: TestGateway, name: string, labels: Record<string, string>): Promise<number> {
+  return metricValue(await (await fetch(gw.adminUrl + '/metrics')).text(), name, labels);
 }
+
+/** gatewayctl_shadow_requests_total of one route and outcome. */
+const shadowCount = (gw: TestGateway, route: string, outcome: string) => metric(gw, METRIC.shadowRequests, { route, outcome });
 
 async function untilCount(gw: TestGateway, route: string, outcome: string, count: number): Promise<void> {
   const end = Date.now() + 5000;
@@ -339,7 +360,8 @@ routes:${route('unary-only', '{ upstream: v2, methods: [POST] }', `{ protoDescri
         ['c', 100],
       ],
     );
-    await untilCount(gw, 'unary-only', 'skipped', 2);
+    assert.equal((await collect(client, 'unary-only', ['a'])).total, 1, 'one message, but the method streams');
+    await untilCount(gw, 'unary-only', 'skipped', 3);
     // Unary calls of the same route are still mirrored.
     const listed = await new Promise<unknown>((resolve, reject) =>
       client.makeUnaryRequest(LIST.path, LIST.requestSerialize, LIST.responseDeserialize, { query: 'all' }, variant('unary-only'), (err, reply) =>
@@ -349,7 +371,7 @@ routes:${route('unary-only', '{ upstream: v2, methods: [POST] }', `{ protoDescri
     assert.ok(listed);
     await untilCount(gw, 'unary-only', 'completed', 1);
     assert.deepEqual(v2.calls, before, 'the shadow saw no streaming call');
-    assert.equal(await shadowCount(gw, 'unary-only', 'skipped'), 2);
+    assert.equal(await shadowCount(gw, 'unary-only', 'skipped'), 3);
   });
 
   test('without streaming: true nor a descriptor set, a bidi call never reaches the shadow and a server stream is not compared; both counted as skipped', async () => {
@@ -360,12 +382,17 @@ routes:${route('unary-only', '{ upstream: v2, methods: [POST] }', `{ protoDescri
     );
     await untilCount(gw, 'unary-only-numbered', 'skipped', 1);
     assert.equal(v2.calls.Chat, chatsBefore, 'the bidi call was not copied');
+    // A client stream of more than one message is not a unary call's request.
+    const collectsBefore = v2.calls.Collect;
+    assert.equal((await collect(client, 'unary-only-numbered', ['a', 'b', 'c'])).total, 3);
+    await untilCount(gw, 'unary-only-numbered', 'skipped', 2);
+    assert.equal(v2.calls.Collect, collectsBefore, 'the client stream was not copied');
     // A server stream's request is one message, like a unary call's: the copy leaves, and is given up once the answer streams.
     assert.deepEqual(
       (await watch(client, 'unary-only-numbered')).map((i) => i['name']),
       NAMES,
     );
-    await untilCount(gw, 'unary-only-numbered', 'skipped', 2);
+    await untilCount(gw, 'unary-only-numbered', 'skipped', 3);
     await gw.diffs.engine.idle();
     assert.deepEqual(events('unary-only-numbered'), [], 'nothing compared');
     assert.equal(await shadowCount(gw, 'unary-only-numbered', 'completed'), 0);
@@ -405,6 +432,23 @@ routes:${route('unary-only', '{ upstream: v2, methods: [POST] }', `{ protoDescri
     assert.deepEqual(v2.chatQueries.slice(before), queries, 'the copy carried every message, in order');
     const event = events('streaming').find((e) => e.path.startsWith('/shop.Catalog/Chat'))!;
     assert.deepEqual(paths([event]), [['body', '/1/price_cents', '500', '550']]);
+  });
+
+  test('with streaming: true, a client stream is mirrored with every message, and its equal answers match', async () => {
+    const before = v2.calls.Collect;
+    const comparisons = () => gw.diffs.store.recent({ route: 'streaming' }, { limit: 50 }).length;
+    const differing = comparisons();
+    const matches = () => metric(gw, METRIC.shadowComparisons, { route: 'streaming', result: 'match' });
+    const matched = await matches();
+    const completed = await shadowCount(gw, 'streaming', 'completed');
+    assert.deepEqual((await collect(client, 'streaming', ['x', 'y', 'z'])).items.map((i) => i.name), ['x', 'y', 'z']);
+    await untilCount(gw, 'streaming', 'completed', completed + 1);
+    assert.equal(v2.calls.Collect, before + 1);
+    await gw.diffs.engine.idle();
+    assert.equal(comparisons(), differing, 'no difference reported');
+    const end = Date.now() + 5000;
+    while ((await matches()) <= matched && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await matches(), matched + 1, 'compared, and found equal');
   });
 
   test('with streaming: true, a call the user cancels has its copy cancelled too, counted as skipped', async () => {

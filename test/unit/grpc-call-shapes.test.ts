@@ -22,6 +22,7 @@ describe('call shapes from a descriptor set', () => {
         '/shop.Catalog/List': { requestStream: false, responseStream: false },
         '/shop.Catalog/Watch': { requestStream: false, responseStream: true },
         '/shop.Catalog/Chat': { requestStream: true, responseStream: true },
+        '/shop.Catalog/Collect': { requestStream: true, responseStream: false },
       });
     }
     const schema = loadDescriptorSet(readFileSync(join(FIXTURES, 'catalog.pb')));
