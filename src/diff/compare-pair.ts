@@ -19,7 +19,7 @@ import { callDifferences, type CallRef } from '../egress/call-diff.js';
 import type { CapturedResponse, MirroredPair } from './pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
-import { exampleSide, MarkList } from './examples.js';
+import { exampleSide, MarkList, packExample } from './examples.js';
 import { commonMessages, compareGrpcMetadata, grpcMetadata, isProtobufGrpc, type GrpcContext } from './grpc.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, wholeBody, type Lifted } from './lift.js';
@@ -35,6 +35,7 @@ import type {
   DifferenceKind,
   EndpointCounts,
   Evidence,
+  ExampleMark,
   PathCounts,
   ShadowCounts,
   SideView,
@@ -73,6 +74,8 @@ export interface PairContext {
   readonly protoSchema?: ProtoSchema;
   /** Why the route's descriptor set could not be loaded. */
   readonly protoSchemaProblem?: string;
+  /** Whether a differing pair with these marks gets its example made; without it, every one does. */
+  readonly wantsExample?: (route: string, shadow: string, marks: readonly ExampleMark[]) => boolean;
 }
 
 export interface PairResult {
@@ -338,7 +341,7 @@ export function comparePair(
     const result = target.result;
     const counts: ShadowCounts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);
     const b = pair.baseline?.result.response;
-    const sample = result.response
+    const sample = result.response && measuredLatency(result.response) && (!b || measuredLatency(b))
       ? {
           primaryMs,
           shadowMs: Math.max(MIN_LATENCY_MS, result.response.latencyMs),
@@ -420,6 +423,21 @@ export function comparePair(
       ? side(target.upstream, result.response)
       : { upstream: target.upstream, status: null, latencyMs: round(result.latencyMs, 1), ...(result.error ? { error: result.error } : {}) };
     const truncated = pair.primary.truncated || (result.response?.truncated ?? false);
+    const wanted = context.wantsExample?.(pair.route, target.upstream, [...differingMarks.marks, ...noiseMarks.marks]) ?? true;
+    const example = wanted
+      ? packExample({
+          primary: exampleSide(pair.primaryUpstream, { response: comparison.shown(pair.primary), lifted: comparison.primaryBody() }, comparison.rules),
+          shadow: exampleSide(
+            target.upstream,
+            result.response
+              ? { response: comparison.shown(result.response), lifted: comparison.lifted(result.response, compared) }
+              : { error: result.error ?? (result.outcome === 'timeout' ? 'timed out' : 'failed'), latencyMs: result.latencyMs },
+            comparison.rules,
+          ),
+          differing: differingMarks.marks,
+          noise: noiseMarks.marks,
+        })
+      : undefined;
     outcomes.push({
       counts,
       event: {
@@ -439,21 +457,21 @@ export function comparePair(
         truncated,
         ...(compared.limited ? { limited: compared.limited } : {}),
       },
-      example: {
-        primary: exampleSide(pair.primaryUpstream, { response: comparison.shown(pair.primary), lifted: comparison.primaryBody() }, comparison.rules),
-        shadow: exampleSide(
-          target.upstream,
-          result.response
-            ? { response: comparison.shown(result.response), lifted: comparison.lifted(result.response, compared) }
-            : { error: result.error ?? (result.outcome === 'timeout' ? 'timed out' : 'failed'), latencyMs: result.latencyMs },
-          comparison.rules,
-        ),
-        differing: differingMarks.marks,
-        noise: noiseMarks.marks,
-      },
+      ...(example ? { example } : {}),
     });
   }
   return { outcomes, endpoint, evidence, noise, shadowPaths: [...shadowPaths.values()] };
+}
+
+/**
+ * Whether an answer's latency is its upstream's: not when the thread that
+ * measured it was kept from running for more than a tenth of it (busy
+ * cores, a long garbage collection), which would make a shadow look slower
+ * than it was. Such a pair is compared, but gives no latency
+ * sample.
+ */
+function measuredLatency(response: CapturedResponse): boolean {
+  return (response.stalledMs ?? 0) <= Math.max(1, response.latencyMs / 10);
 }
 
 /** A real status change (or a failed shadow) explains the other differences of its request. */

@@ -13,7 +13,8 @@
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink } from './pair.js';
-import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from './compare-pair.js';
+import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings, type PairContext } from './compare-pair.js';
+import { ExampleSampler } from './examples.js';
 import { emptyCounts } from './counts.js';
 import { DescriptorSets } from './descriptor-sets.js';
 import { EndpointBook, endpointTemplatesFor } from './endpoint-template.js';
@@ -56,6 +57,8 @@ export class DiffEngine implements PairSink {
   private readonly repeats = new RepeatMemory();
   private readonly latency = new LatencyWatch();
   private readonly descriptorSets = new DescriptorSets();
+  /** Which differing pairs get an example: their cost lands on the serving thread that keeps them. */
+  private readonly examples = new ExampleSampler();
   private queue: (MirroredPair | undefined)[] = [];
   private head = 0;
   private scheduled: NodeJS.Immediate | undefined;
@@ -143,8 +146,9 @@ export class DiffEngine implements PairSink {
       const endpoint = this.endpoints.admit(pair.route, template);
       const previous = pair.baseline || !this.learned.wantsRepeat(pair.route, endpoint) ? undefined : this.repeats.exchange(pair);
       const descriptors = grpc && pair.diff.protoDescriptors !== undefined ? this.descriptorSets.get(pair.diff.protoDescriptors) : undefined;
-      const context = {
+      const context: PairContext = {
         endpoint,
+        wantsExample: (route, shadow, marks) => this.examples.wants(route, shadow, marks, Date.now()),
         ...(previous ? { previous } : {}),
         ...(descriptors && 'schema' in descriptors ? { protoSchema: descriptors.schema } : {}),
         ...(descriptors && 'problem' in descriptors ? { protoSchemaProblem: descriptors.problem } : {}),

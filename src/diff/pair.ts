@@ -17,6 +17,12 @@ export interface CapturedResponse {
   /** SHA-256 (hex) of the whole body, computed while it streamed: set when `truncated`. */
   readonly sha256?: string;
   readonly latencyMs: number;
+  /**
+   * The longest the thread that measured `latencyMs` was kept from running
+   * while the answer was in flight, ms: a latency taken across a long stall
+   * is the gateway's, not the upstream's.
+   */
+  readonly stalledMs?: number;
   /** HTTP/2 trailers, when the answer had any (gRPC's grpc-status, grpc-message). */
   readonly trailers?: IncomingHttpHeaders;
 }

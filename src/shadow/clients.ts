@@ -41,6 +41,8 @@ export interface CopyAnswer {
   readonly capture: Captured | undefined;
   /** From sending to the answer's end, measured where the copy was sent. */
   readonly latencyMs: number;
+  /** The longest the measuring thread was kept from running meanwhile, ms (stall-watch.ts). */
+  readonly stalledMs?: number;
 }
 
 /** Where a copy goes: one endpoint's origin and how to connect to it. */

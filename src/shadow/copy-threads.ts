@@ -24,6 +24,14 @@ import { errorFromWire, type FromCopying, type ToCopying } from './copy-wire.js'
 
 const THREAD = new URL('./copy-thread.js', import.meta.url);
 
+/**
+ * The copying thread's young generation. Its objects are a copy's request,
+ * socket and answer, which live as long as the shadow takes; with V8's
+ * default the thread's heap reached 58 MB under 1,000 copies in flight to a
+ * 500 ms shadow, at 8 MB 41 MB.
+ */
+const THREAD_YOUNG_MB = 8;
+
 interface Waiting {
   readonly resolve: (answer: CopyAnswer) => void;
   readonly reject: (err: Error) => void;
@@ -91,7 +99,10 @@ export class ThreadedCopies implements CopySender {
   private thread(): Worker {
     if (this.closed) throw new Error('the gateway is closing');
     if (this.worker) return this.worker;
-    const worker = new Worker(EMBEDDED.copyWorker ?? THREAD, { eval: EMBEDDED.copyWorker !== undefined });
+    const worker = new Worker(EMBEDDED.copyWorker ?? THREAD, {
+      eval: EMBEDDED.copyWorker !== undefined,
+      resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_MB },
+    });
     // Only copies in flight keep a process alive; closing the gateway ends the thread.
     worker.unref();
     let failure: Error | undefined;

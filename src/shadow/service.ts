@@ -366,7 +366,8 @@ async function resultOf(answer: Promise<CopyAnswer & { readonly trailers?: Incom
     const got = await answer;
     // Measured where the copy was sent, like the primary's: no hop between threads in it.
     const latencyMs = got.latencyMs;
-    const captured: CapturedResponse | undefined = got.capture && captureOf(got.status, got.headers, got.capture, latencyMs, got.trailers);
+    const measured = got.capture && captureOf(got.status, got.headers, got.capture, latencyMs, got.trailers);
+    const captured: CapturedResponse | undefined = measured && got.stalledMs ? { ...measured, stalledMs: got.stalledMs } : measured;
     return { outcome: 'completed', latencyMs, response: captured, status: got.status };
   } catch (err) {
     const timedOut = isTimeout(err);

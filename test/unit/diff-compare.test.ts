@@ -251,6 +251,17 @@ describe('comparing mirrored pairs', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(outcome)), outcome, 'outcomes are plain JSON');
   });
 
+  test('a latency measured across a long stall of the measuring thread gives no latency sample; the pair is still compared', () => {
+    const slow = (stalledMs: number): CapturedResponse => ({ ...response(text), latencyMs: 100, stalledMs });
+    const sampleOf = (r: CapturedResponse) => only(pair(response(text), r)).counts.endpoints?.[0]?.latency.sample;
+    assert.deepEqual(sampleOf(slow(5)), { primaryMs: 5, shadowMs: 100 });
+    assert.equal(sampleOf(slow(40)), undefined);
+    const stalled = only(pair(response(text), slow(40)));
+    assert.equal(stalled.counts.compared, 1);
+    // A baseline measured across a stall spoils the sample too: its ratio is part of it.
+    assert.equal(only(pair(response(text), response(text), { baseline: slow(40) })).counts.endpoints?.[0]?.latency.sample, undefined);
+  });
+
   test('a matching pair yields counts and no event', () => {
     const outcome = only(pair(response(text), response(text)));
     assert.equal(outcome.event, undefined);

@@ -8,8 +8,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { describe, test } from 'node:test';
 import type { DiffConfig } from '../../src/config/types.js';
 import { comparePair } from '../../src/diff/compare-pair.js';
-import { ExampleStore } from '../../src/diff/examples.js';
-import type { DiffEvent, PairExample } from '../../src/diff/types.js';
+import { ExampleSampler, ExampleStore, unpackExample } from '../../src/diff/examples.js';
+import type { DiffEvent, PackedExample, PairExample } from '../../src/diff/types.js';
 import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/diff/pair.js';
 
 const reply = (body: unknown, headers: IncomingHttpHeaders = {}, status = 200): CapturedResponse => {
@@ -36,7 +36,7 @@ function mirrored(primary: CapturedResponse, shadow: ShadowResult, baseline?: Ca
 function exampleOf(pair: MirroredPair): PairExample {
   const [outcome] = comparePair(pair).outcomes;
   assert.ok(outcome?.example, 'a differing pair has an example');
-  return outcome.example;
+  return unpackExample(outcome.example);
 }
 
 describe('example pairs', () => {
@@ -78,8 +78,8 @@ describe('example pairs', () => {
     const store = new ExampleStore({ recent: 3, findings: 2 });
     const event = (n: number): DiffEvent =>
       ({ id: `b-${n}`, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
-    const example = (template: string): PairExample =>
-      ({ differing: [{ kind: 'body', path: template.replace('*', '0'), template }], noise: [] }) as unknown as PairExample;
+    const example = (template: string): PackedExample =>
+      ({ differing: [{ kind: 'body', path: template.replace('*', '0'), template }], noise: [], json: '{}' }) as PackedExample;
     for (let n = 1; n <= 10; n++) {
       const template = `/f${n % 4}/*`;
       store.keep(event(n), example(template));
@@ -98,11 +98,31 @@ describe('example pairs', () => {
     const store = new ExampleStore({ recent: 1, findings: 10 });
     const event = (id: string) => ({ id, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
     const mark = (template: string) => ({ kind: 'body' as const, path: template, template });
-    store.keep(event('e-1'), { differing: [mark('/price')], noise: [mark('/nonce')] } as unknown as PairExample);
-    store.keep(event('e-2'), { differing: [mark('/name')], noise: [mark('/nonce'), mark('/price')] } as unknown as PairExample);
+    store.keep(event('e-1'), { differing: [mark('/price')], noise: [mark('/nonce')], json: '{}' } as PackedExample);
+    store.keep(event('e-2'), { differing: [mark('/name')], noise: [mark('/nonce'), mark('/price')], json: '{}' } as PackedExample);
     assert.equal(store.forFinding('shop', 'v2', 'body', '/nonce')?.event.id, 'e-2');
     assert.equal(store.forFinding('shop', 'v2', 'body', '/price')?.event.id, 'e-1');
     assert.equal(store.forFinding('shop', 'v2', 'body', '/name')?.event.id, 'e-2');
     assert.equal(store.size, 2);
+  });
+
+  test('examples are sampled: a new finding at once, a known one renewed after refreshMs, others within perSecond', () => {
+    const sampler = new ExampleSampler({ perSecond: 2, refreshMs: 10_000, maxFindings: 2 });
+    const mark = (template: string) => ({ kind: 'body' as const, path: template, template });
+    const wants = (template: string, at: number) => sampler.wants('shop', 'v2', [mark(template)], at);
+    // A second's worth of the same finding: its first, then two recent ones, then none.
+    const made = [0, 100, 200, 300, 400, 500].map((at) => wants('/price', at));
+    assert.deepEqual(made, [true, true, true, false, false, false]);
+    // A finding never seen is made though the recent allowance is spent.
+    assert.equal(wants('/name', 600), true);
+    // The allowance refills with time; the finding is renewed once refreshMs passed.
+    assert.equal(wants('/price', 1_600), true);
+    assert.equal(wants('/price', 12_000), true);
+    // Past maxFindings the oldest is forgotten, so it counts as new again.
+    assert.equal(wants('/sku', 12_001), true);
+    sampler.wants('shop', 'v2', [mark('/price')], 12_002);
+    assert.equal(wants('/name', 12_003), true, 'forgotten, so new');
+    // Another route or shadow target is another finding.
+    assert.equal(sampler.wants('shop', 'v3', [mark('/price')], 12_004), true);
   });
 });

@@ -17,6 +17,8 @@ import protobuf from 'protobufjs';
 import { readDescriptorSet } from '../../src/config/descriptor-file.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type PairContext } from '../../src/diff/compare-pair.js';
 import { NO_VALUE_RULES } from '../../src/diff/compare.js';
+import { unpackExample } from '../../src/diff/examples.js';
+import type { PackedExample } from '../../src/diff/types.js';
 import { compareGrpcAnswers, liftGrpc, type GrpcAnswer } from '../../src/diff/grpc.js';
 import { ignoredHeaders } from '../../src/diff/headers.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
@@ -26,6 +28,8 @@ import { loadDescriptorSet, serviceOfPrefix, type ProtoSchema } from '../../src/
 import { decodeWire } from '../../src/protobuf/wire.js';
 import type { CapturedResponse, MirroredPair } from '../../src/diff/pair.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+
+const unpack = (packed: PackedExample | undefined) => packed && unpackExample(packed);
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/grpc');
 const root = protobuf.loadSync(join(FIXTURES, 'catalog.proto'));
@@ -154,7 +158,7 @@ describe('a v2 that renames a value', () => {
   test('a method the set lacks falls back to field numbers, with a note on the example', () => {
     const { list, outcome } = differences(pair(answer([encode(ListReply, v1)]), answer([encode(ListReply, v2)]), '/shop.Orders/List'), { protoSchema: schema });
     assert.deepEqual(list, [['body', '/1/0/1', 'Widget', 'Widget Pro']]);
-    assert.match(outcome.example?.primary.note ?? '', /\/shop\.Orders\/List is not in the descriptor set; fields by number/);
+    assert.match(unpack(outcome.example)?.primary.note ?? '', /\/shop\.Orders\/List is not in the descriptor set; fields by number/);
   });
 
   test('equal answers: no event', () => {
@@ -272,7 +276,7 @@ describe('gRPC status and trailers', () => {
     const b = answer(body, { 'grpc-status': '0', 'x-served-by': 'b' });
     const { list, outcome } = differences(pair(a, b, '/shop.Catalog/List'));
     assert.deepEqual(list, [['header', 'x-served-by', 'a', 'b']]);
-    assert.equal(outcome.example?.shadow.headers['x-served-by'], 'b');
+    assert.equal(unpack(outcome.example)?.shadow.headers['x-served-by'], 'b');
     assert.equal(differences(pair(a, b, '/shop.Catalog/List', { ignoreHeaders: ['x-served-by'] })).outcome.event, undefined);
   });
 

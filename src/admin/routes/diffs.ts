@@ -128,7 +128,7 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
       ? store.examples.get(safeDecode(url.pathname.slice('/diffs/examples/'.length)))
       : store.examples.forFinding(q('route'), q('shadow'), q('kind'), q('path'));
     if (found) return sendJson(res, 200, found);
-    const what = byId ? 'that event (only recent ones and the latest of each finding are kept)' : 'that finding (route, shadow, kind, path)';
+    const what = byId ? 'that event (examples are sampled: recent ones, a few a second, and the latest of each finding are kept)' : 'that finding (route, shadow, kind, path)';
     throw new GatewayError(ErrorCodes.NOT_FOUND, `no example pair kept for ${what}`);
   };
 
