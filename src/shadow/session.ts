@@ -94,7 +94,8 @@ export class Session implements MirrorSession {
   /** The primary's answer is over, or known to stream: whole copies' results may be counted. */
   private answerKnown: boolean;
   private readonly requestFrames: FrameCounter | undefined;
-  private readonly wholeBody: BodyCapture | undefined;
+  /** The body the whole copies will carry; let go once they left (or gave up), as the budget no longer counts it. */
+  private wholeBody: BodyCapture | undefined;
   private shapeTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -125,8 +126,9 @@ export class Session implements MirrorSession {
     return this.copies.filter((c) => c.target !== undefined);
   }
 
+  /** Copies still taking the request: streamed ones not ended, whole ones not sent. */
   private live(mode: CopyMode): Copy[] {
-    return this.copies.filter((c) => c.mode === mode && c.outcome === undefined && c.result === undefined && c.waiting === undefined);
+    return this.copies.filter((c) => c.mode === mode && c.outcome === undefined && c.abort === undefined);
   }
 
   /** Takes bytes from the service's byte budget for as long as this pair is in flight. */
@@ -172,7 +174,7 @@ export class Session implements MirrorSession {
       this.requestFrames?.push(chunk);
       if (this.requestFrames && this.requestFrames.begun > 1) this.giveUpWhole('skipped');
       else if (!declared && !this.hold(chunk.length)) this.giveUpWhole('dropped');
-      else if (!this.wholeBody!.push(chunk)) this.giveUpWhole('skipped');
+      else if (!this.wholeBody?.push(chunk)) this.giveUpWhole('skipped');
     }
     return this.live('whole').length > 0 || this.live('streamed').length > 0;
   }
@@ -183,27 +185,23 @@ export class Session implements MirrorSession {
     this.clearShapeTimer();
     for (const copy of this.live('streamed')) copy.streamed!.end();
     if (this.live('whole').length === 0) return;
-    if (this.requestFrames && !this.requestFrames.single) this.giveUpWhole('skipped');
-    else this.sendWhole(this.wholeBody && this.wholeBody.total > 0 ? this.wholeBody.concat() : undefined);
+    if (this.requestFrames && !this.requestFrames.single) return this.giveUpWhole('skipped');
+    const body = this.wholeBody && this.wholeBody.total > 0 ? this.wholeBody.concat() : undefined;
+    this.wholeBody = undefined;
+    this.sendWhole(body);
   }
 
   /** The request ended before its body was complete (the client went away): no copy makes sense. */
   requestCut(): void {
     this.clearShapeTimer();
-    for (const copy of this.copies) if (copy.outcome === undefined && copy.result === undefined && copy.waiting === undefined) this.cancel(copy, 'skipped');
+    for (const copy of [...this.live('whole'), ...this.live('streamed')]) this.cancel(copy, 'skipped');
+    this.wholeBody = undefined;
   }
 
   /** Ends every copy not yet sent with `outcome` (the request could not be mirrored). */
   abandon(outcome: ShadowOutcome): void {
     this.clearShapeTimer();
     for (const copy of this.copies) if (copy.outcome === undefined) this.cancel(copy, outcome);
-  }
-
-  /** Sends the whole copies with a body-less request. */
-  sendWithoutBody(): void {
-    this.requestEnded = true;
-    this.clearShapeTimer();
-    this.sendWhole(undefined);
   }
 
   private sendWhole(body: Buffer | undefined): void {
@@ -227,6 +225,7 @@ export class Session implements MirrorSession {
   private giveUpWhole(outcome: ShadowOutcome): void {
     this.clearShapeTimer();
     for (const copy of this.copies) if (copy.mode === 'whole' && copy.outcome === undefined) this.cancel(copy, outcome);
+    this.wholeBody = undefined;
   }
 
   private cancel(copy: Copy, outcome: ShadowOutcome): void {
