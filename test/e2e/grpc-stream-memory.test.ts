@@ -4,7 +4,8 @@
  * The call carries many times limits.shadowBodyBytes and never ends by
  * itself (the client cancels it): the copy is cut at the bound and counted,
  * the user's call goes on whole, and the gateway's memory stays far below
- * what the call carried.
+ * what the call carried. A copy whose queue would pass the in-flight byte
+ * budget is cancelled the same way, as dropped.
  */
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
@@ -12,10 +13,26 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { bidi, startEchoServer, startStuckH2Server, EchoClient, type EchoReply, type EchoServer } from '../helpers/grpc.js';
 import { spawnServeYaml } from '../helpers/cli.js';
+import { startGateway } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
 import { METRIC } from '../../src/metrics/names.js';
 
 const MB = 1024 * 1024;
+
+/** A gateway config: every Echo call to `primary`, mirrored streaming calls and all to the stuck shadow. */
+const mirroredEcho = (primary: EchoServer, stuckPort: number, limits: string) => `
+listen: { address: 127.0.0.1:0, h2c: true }
+admin: 127.0.0.1:0
+limits: { ${limits} }
+upstreams:
+  primary: { url: ${primary.url}, protocol: h2c }
+  stuck: { url: http://127.0.0.1:${stuckPort}, protocol: h2c }
+routes:
+  - name: echo
+    match: { prefix: /test.Echo/, grpc: true }
+    backends: [{ upstream: primary }]
+    shadow: [{ upstream: stuck, methods: [POST], streaming: true }]
+`;
 
 describe('a long mirrored bidi call to a shadow that never reads', () => {
   let primary: EchoServer;
@@ -27,19 +44,7 @@ describe('a long mirrored bidi call to a shadow that never reads', () => {
     primary = await startEchoServer('primary');
     stuck = await startStuckH2Server();
     // Default shadow limits: shadowBodyBytes 1mb, shadowInflightBytes 32mb. The call's own bytes may run long.
-    serve = await spawnServeYaml(`
-listen: { address: 127.0.0.1:0, h2c: true }
-admin: 127.0.0.1:0
-limits: { maxBodyBytes: 1gb }
-upstreams:
-  primary: { url: ${primary.url}, protocol: h2c }
-  stuck: { url: http://127.0.0.1:${stuck.port}, protocol: h2c }
-routes:
-  - name: echo
-    match: { prefix: /test.Echo/, grpc: true }
-    backends: [{ upstream: primary }]
-    shadow: [{ upstream: stuck, methods: [POST], streaming: true }]
-`);
+    serve = await spawnServeYaml(mirroredEcho(primary, stuck.port, 'maxBodyBytes: 1gb'));
     client = new EchoClient(`127.0.0.1:${serve.port}`, grpc.credentials.createInsecure());
   });
 
@@ -101,5 +106,41 @@ routes:
     // Relaying alone grows RSS by about 40-55 MB whatever the call's length (32 to 256 MB measured);
     // a copy holding the call's bytes would add the 192 MB it carried.
     assert.ok(rssPeak - rssBefore < 128 * MB, `RSS grew ${((rssPeak - rssBefore) / MB).toFixed(0)} MB`);
+  });
+});
+
+describe('a mirrored stream past the in-flight byte budget', () => {
+  test('the copy is cancelled and counted as dropped; the user call goes on whole', async () => {
+    const primary = await startEchoServer('primary');
+    const stuck = await startStuckH2Server();
+    // The copy's queue passes the budget long before the request passes shadowBodyBytes.
+    const gw = await startGateway(mirroredEcho(primary, stuck.port, 'shadowInflightBytes: 32kb, shadowBodyBytes: 10mb'));
+    const client = new EchoClient(`127.0.0.1:${gw.port}`, grpc.credentials.createInsecure());
+    try {
+      const text = 'y'.repeat(4096);
+      const call = bidi(client);
+      const answers: EchoReply[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        call.on('data', (reply: EchoReply) => {
+          answers.push(reply);
+          if (answers.length < 100) call.write({ text });
+          else call.end();
+        });
+        call.on('error', reject);
+        call.on('end', resolve);
+      });
+      call.write({ text });
+      await done;
+      assert.ok(answers.length === 100 && answers.every((a, i) => a.server === 'primary' && a.index === i && a.text === text));
+      const m = await (await fetch(gw.adminUrl + '/metrics')).text();
+      assert.equal(metricValue(m, METRIC.shadowRequests, { route: 'echo', outcome: 'dropped' }), 1);
+      assert.equal(metricValue(m, METRIC.shadowRequests, { route: 'echo', outcome: 'skipped' }), 0);
+      assert.equal(metricValue(m, METRIC.shadowInflight), 0);
+    } finally {
+      client.close();
+      await gw.close();
+      await primary.close();
+      await stuck.close();
+    }
   });
 });
