@@ -27,7 +27,7 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink } from './pair.js';
 import { countDropped, countOutcome, type OutcomeSink } from './outcome-metrics.js';
-import { pairBytes, transferables, type FromComparing, type ToComparing } from './thread-wire.js';
+import { pairBytes, transferables, type FromComparing, type Reported, type ToComparing } from './thread-wire.js';
 
 const THREAD = new URL('./compare-thread.js', import.meta.url);
 
@@ -217,6 +217,10 @@ export class ComparePool implements PairSink {
   }
 
   private readonly onMessage = (thread: ComparingThread, message: Exclude<FromComparing, { type: 'ready' }>): void => {
+    for (const report of message.reports) this.onReport(thread, report);
+  };
+
+  private onReport(thread: ComparingThread, message: Reported): void {
     if (this.closed) return;
     switch (message.type) {
       case 'outcome':
@@ -239,7 +243,7 @@ export class ComparePool implements PairSink {
         return;
       }
     }
-  };
+  }
 
   private readonly onExit = (thread: ComparingThread, error: Error | undefined): void => {
     const index = this.threads.indexOf(thread);

@@ -9,7 +9,7 @@
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { DiffEngine } from './engine.js';
-import { fromThread, type FromComparing, type ToComparing } from './thread-wire.js';
+import { fromThread, type FromComparing, type Reported, type ToComparing } from './thread-wire.js';
 
 // On a machine with few cores a comparing thread competes with the serving
 // thread for CPU (a 150 KB pair costs milliseconds). At the lowest priority
@@ -25,7 +25,16 @@ if (process.platform === 'linux') {
 }
 
 const port = parentPort!;
-const post = (message: FromComparing) => port.postMessage(message);
+let reports: Reported[] = [];
+const post = (report: Reported) => {
+  if (reports.length === 0) setImmediate(flush);
+  reports.push(report);
+};
+function flush(): void {
+  const batch = reports;
+  reports = [];
+  port.postMessage({ type: 'reports', reports: batch } satisfies FromComparing);
+}
 
 const engine = new DiffEngine({
   sink: { ingest: (outcome) => post({ type: 'outcome', outcome }) },
@@ -42,4 +51,4 @@ port.on('message', (message: ToComparing) => {
 });
 
 // Loaded: pairs no longer wait for the code.
-post({ type: 'ready' });
+port.postMessage({ type: 'ready' } satisfies FromComparing);

@@ -10,11 +10,18 @@ import type { CompareOutcome } from './types.js';
 
 export type ToComparing = { readonly type: 'pair'; readonly pair: MirroredPair };
 
-export type FromComparing =
-  | { readonly type: 'ready' }
+/** What comparing reports of one pair: its outcomes, a route's latency ratio, that it is done. */
+export type Reported =
   | { readonly type: 'outcome'; readonly outcome: CompareOutcome }
   | { readonly type: 'latency'; readonly route: string; readonly shadow: string; readonly ratio: number }
   | { readonly type: 'done' };
+
+/**
+ * Reports travel together, once per turn of the thread's loop: one message
+ * per report (three a pair) cost the comparing thread more time posting
+ * than comparing small answers, and the serving thread one wake-up each.
+ */
+export type FromComparing = { readonly type: 'ready' } | { readonly type: 'reports'; readonly reports: readonly Reported[] };
 
 /** The memory of a pair's bodies that can move with it: each body's own whole buffer, once. */
 export function transferables(pair: MirroredPair): ArrayBuffer[] {

@@ -20,7 +20,7 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import { copyTarget, keptKeys, settleEndpoint, type CopyAnswer, type CopyRequest, type CopySender } from './clients.js';
-import { errorFromWire, type FromCopying, type ToCopying } from './copy-wire.js';
+import { errorFromWire, errorToWire, type CopyOrder, type CopySettled, type FromCopying, type ToCopying } from './copy-wire.js';
 
 const THREAD = new URL('./copy-thread.js', import.meta.url);
 
@@ -42,6 +42,9 @@ export class ThreadedCopies implements CopySender {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
+  /** Copies waiting for the end of this turn of the loop, and the bodies they hand over. */
+  private orders: CopyOrder[] = [];
+  private transfer: ArrayBuffer[] = [];
   private kept: string[] | undefined;
   private closed = false;
   private started: Promise<void> = Promise.resolve();
@@ -64,21 +67,37 @@ export class ThreadedCopies implements CopySender {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       const settle = (ok: boolean) => settleEndpoint(pool, endpoint, ok);
-      const message: ToCopying = { type: 'send', id, target: copyTarget(upstream, endpoint), copy, captureBytes };
+      let worker: Worker;
       try {
-        // A body shared with other copies is copied; its last copy takes the memory itself.
-        const buffer = copy.body?.buffer;
-        const whole = buffer instanceof ArrayBuffer && copy.body!.byteOffset === 0 && copy.body!.byteLength === buffer.byteLength;
-        this.thread().postMessage(message, copy.handOver && whole ? [buffer] : []);
+        worker = this.thread();
       } catch (err) {
         settle(false);
         reject(err as Error);
         return;
       }
       this.waiting.set(id, { resolve, reject, settle });
-      if (this.waiting.size === 1) this.worker?.ref();
+      if (this.waiting.size === 1) worker.ref();
+      if (this.orders.length === 0) setImmediate(this.flush);
+      this.orders.push({ id, target: copyTarget(upstream, endpoint), copy, captureBytes });
+      // A body shared with other copies is copied; its last copy takes the memory itself.
+      const buffer = copy.body?.buffer;
+      if (copy.handOver && buffer instanceof ArrayBuffer && copy.body!.byteOffset === 0 && copy.body!.byteLength === buffer.byteLength) this.transfer.push(buffer);
     });
   }
+
+  /** The copies of this turn of the loop, handed over in one message. */
+  private readonly flush = (): void => {
+    const copies = this.orders;
+    const transfer = this.transfer;
+    this.orders = [];
+    this.transfer = [];
+    if (copies.length === 0) return;
+    try {
+      this.thread().postMessage({ type: 'send', copies } satisfies ToCopying, transfer);
+    } catch (err) {
+      for (const order of copies) this.settled({ id: order.id, error: errorToWire(err) });
+    }
+  };
 
   /** The upstreams shadowed now; with any, the thread starts (loading its code takes a while the first copies should not wait for). */
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
@@ -125,17 +144,21 @@ export class ThreadedCopies implements CopySender {
   }
 
   private onMessage(message: Exclude<FromCopying, { type: 'ready' }>): void {
-    const waiting = this.waiting.get(message.id);
+    for (const copy of message.copies) this.settled(copy);
+  }
+
+  private settled(copy: CopySettled): void {
+    const waiting = this.waiting.get(copy.id);
     if (!waiting) return;
-    this.waiting.delete(message.id);
+    this.waiting.delete(copy.id);
     if (this.waiting.size === 0) this.worker?.unref();
-    if (message.type === 'failed') {
+    if ('error' in copy) {
       waiting.settle(false);
-      waiting.reject(errorFromWire(message.error));
+      waiting.reject(errorFromWire(copy.error));
       return;
     }
-    waiting.settle(message.ok);
-    const { answer } = message;
+    waiting.settle(copy.ok);
+    const { answer } = copy;
     const capture = answer.capture;
     // Structured cloning made the Buffer a Uint8Array over the transferred memory.
     waiting.resolve(capture ? { ...answer, capture: { ...capture, body: Buffer.from(capture.body.buffer, capture.body.byteOffset, capture.body.byteLength) } } : answer);
@@ -144,6 +167,8 @@ export class ThreadedCopies implements CopySender {
   private failAll(why: string): void {
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
+    this.orders = [];
+    this.transfer = [];
     for (const w of waiting) {
       w.settle(false);
       w.reject(new Error(why));

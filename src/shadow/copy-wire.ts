@@ -1,14 +1,26 @@
 /** Messages between the serving thread and the copying thread. */
 import type { CopyAnswer, CopyRequest, CopyTarget } from './clients.js';
 
-export type ToCopying =
-  | { readonly type: 'send'; readonly id: number; readonly target: CopyTarget; readonly copy: CopyRequest; readonly captureBytes: number | undefined }
-  | { readonly type: 'retain'; readonly keys: string[] };
+/** One copy to send. */
+export interface CopyOrder {
+  readonly id: number;
+  readonly target: CopyTarget;
+  readonly copy: CopyRequest;
+  readonly captureBytes: number | undefined;
+}
 
-export type FromCopying =
-  | { readonly type: 'ready' }
-  | { readonly type: 'answer'; readonly id: number; readonly ok: boolean; readonly answer: CopyAnswer }
-  | { readonly type: 'failed'; readonly id: number; readonly error: WireError };
+/** How one copy ended: its answer (and whether the endpoint answered well), or why not. */
+export type CopySettled = { readonly id: number; readonly ok: boolean; readonly answer: CopyAnswer } | { readonly id: number; readonly error: WireError };
+
+/**
+ * Both ways, what one turn of a thread's event loop produced travels as one
+ * message: a message wakes the other thread, and on a machine with few
+ * cores each wake-up of the copying thread took the serving thread's core
+ * for a while (83 µs a copy, in a profile at 2,500 copies a second).
+ */
+export type ToCopying = { readonly type: 'send'; readonly copies: readonly CopyOrder[] } | { readonly type: 'retain'; readonly keys: string[] };
+
+export type FromCopying = { readonly type: 'ready' } | { readonly type: 'settled'; readonly copies: readonly CopySettled[] };
 
 /** What the shadow path reads of an error (outcome and description), as plain data. */
 export interface WireError {
