@@ -339,6 +339,12 @@ const shadowTarget: ObjectSpec = {
       'HEAD',
       'OPTIONS',
     ]),
+    streaming: {
+      type: 'boolean',
+      default: false,
+      description:
+        'Also mirror streaming gRPC calls (client, server and bidi streaming) to this h2/h2c upstream: the request stream is copied as it flows, within limits.shadowBodyBytes and the in-flight byte budget, and the answers are compared message by message up to diff.maxBodyBytes. Off: only unary calls are mirrored; a call found to stream is not (outcome "skipped").',
+    },
     headers: {
       type: 'object',
       description: 'Header edits applied to the copy only.',

@@ -119,6 +119,8 @@ export interface ShadowConfig {
   readonly host: string | undefined;
   /** strip: credentials are removed from the copy (see shadow/credentials.ts). */
   readonly credentials: 'forward' | 'strip';
+  /** Streaming gRPC calls are mirrored too (shadow/streams.ts); otherwise unary calls only. */
+  readonly streaming: boolean;
 }
 
 export interface DiffConfig {

@@ -228,14 +228,16 @@ class MeaningChecker {
     return out;
   }
 
-  /** Shadow copies to HTTP/2 upstreams: sent over HTTP/1.1 and fail. */
+  /** Streaming calls are mirrored to HTTP/2 upstreams only: a streaming copy is one more stream on the upstream's session. */
   private checkHttp2Reach(routes: readonly RouteConfig[], upstreams: Record<string, UpstreamConfig>): void {
     const h2 = (name: string) => upstreams[name]?.protocol !== undefined && upstreams[name]?.protocol !== 'http1';
     routes.forEach((route, i) => {
       const path = `routes[${i}]`;
-      if (route.shadow.some((s) => h2(s.upstream))) {
-        this.warn(path, 'http2-shadow', `${path}: route "${route.name}" mirrors to an h2/h2c upstream: shadow copies are sent over HTTP/1.1 and will fail`);
-      }
+      route.shadow.forEach((s, j) => {
+        if (!s.streaming || h2(s.upstream)) return;
+        const sp = `${path}.shadow[${j}].streaming`;
+        this.warn(sp, 'never', `${sp}: streaming calls are mirrored to h2/h2c upstreams only; "${s.upstream}" speaks HTTP/1.1, so this shadow mirrors unary calls only`);
+      });
     });
   }
 
@@ -449,7 +451,8 @@ class MeaningChecker {
         this.warn(
           childPath(sp, 'methods'),
           'unsafe-shadow',
-          `${sp}.methods: gRPC calls are all POST, so every call of this route is mirrored to "${upstream}", reads and writes alike; ` +
+          `${sp}.methods: gRPC calls are all POST, so every call of this route is mirrored to "${upstream}" ` +
+            `(${raw['streaming'] === true ? 'streaming calls too, as streaming: true asks' : 'unary calls; streaming ones only with streaming: true'}), reads and writes alike; ` +
             'a call that writes (a second charge, a second order) is repeated unless it runs a dark profile that discards writes; ' +
             'copies carry the metadata "x-shadow-request: 1" to tell',
         );
@@ -484,6 +487,7 @@ class MeaningChecker {
         removeHeaders: strings(headers['remove']).map((h) => h.toLowerCase()),
         host: raw['host'] as string | undefined,
         credentials: raw['credentials'],
+        streaming: raw['streaming'] === true,
       });
     });
 

@@ -20,7 +20,7 @@ import type { CapturedResponse, MirroredPair } from './pair.js';
 import { compareBodies, valueRulesFor, type RawDifference, type ValueRules, type WalkLimits } from './compare.js';
 import { emptyCounts, emptyEndpoint, observeLatency } from './counts.js';
 import { exampleSide, MarkList, packExample } from './examples.js';
-import { compareGrpcMetadata, grpcMetadata, isProtobufGrpc, type GrpcContext } from './grpc.js';
+import { commonMessages, compareGrpcMetadata, grpcMetadata, isProtobufGrpc, type GrpcContext } from './grpc.js';
 import { compareHeaders, ignoredHeaders } from './headers.js';
 import { lift, wholeBody, type Lifted } from './lift.js';
 import { NoiseMask, relativeDifference, type NoiseModel, type NoiseObservation } from './noise.js';
@@ -142,8 +142,9 @@ class PairComparison {
   /**
    * A truncated prefix is never parsed as if it were the body: it is taken by
    * length and whole-body hash. gRPC is the exception: its framing says where
-   * each message ends, so the whole messages before the cut are compared and
-   * the cut is noted (grpc.ts).
+   * each message ends, so the whole messages before the cut are decoded and
+   * the cut is noted (grpc.ts); against() compares only those both sides
+   * have, and the rest by length and hash.
    */
   private lift(r: CapturedResponse): Lifted {
     if (r.truncated && !this.grpc) return wholeBody(r);
@@ -174,7 +175,13 @@ class PairComparison {
     const sameEncoding = contentEncoding(primary) === contentEncoding(other);
     let mine: Lifted;
     let lifted: Lifted;
-    if (!this.grpc && (primary.truncated || other.truncated)) {
+    const cut = primary.truncated || other.truncated;
+    const common = cut && this.grpc ? commonMessages(this.primaryBody(), this.lift(other)) : undefined;
+    if (common) {
+      // A stream past the capture limit: the messages both captured whole, then the rest by length and whole-body hash.
+      [mine, lifted] = common;
+      for (const d of compareBodies(wholeBody(primary), wholeBody(other), this.rules, this.settings, this.values).differences) found.push({ ...d, kind: 'body' });
+    } else if (cut) {
       // Past the capture limit on either side: both by length and whole-body hash.
       mine = wholeBody(primary);
       lifted = wholeBody(other);

@@ -194,6 +194,31 @@ export function liftGrpc(
   return { format: 'json', value: streaming || messages.length !== 1 ? messages : messages[0], note };
 }
 
+/**
+ * Two answers of which one or both passed the capture limit: only the
+ * messages both sides captured whole are compared one by one (a message
+ * missing on one side may only lie past its cut). What lies beyond is for
+ * the past-limit rule: the whole bodies' length and SHA-256. Undefined when
+ * either side is not a list of decoded messages.
+ */
+export function commonMessages(a: Lifted, b: Lifted): [Lifted, Lifted] | undefined {
+  const listA = messagesOf(a);
+  const listB = messagesOf(b);
+  if (!listA || !listB) return undefined;
+  const common = Math.min(listA.length, listB.length);
+  const trim = (l: Lifted, list: unknown[]): Lifted => {
+    const note = `${l.note ? `${l.note}; ` : ''}past the capture limit: messages 1-${common} compared, the rest by length and SHA-256 of the whole body`;
+    return common === 0 ? { format: 'empty', note } : { format: 'json', value: list.slice(0, common), note };
+  };
+  return [trim(a, listA), trim(b, listB)];
+}
+
+function messagesOf(l: Lifted): unknown[] | undefined {
+  if (l.format === 'empty') return [];
+  if (l.format !== 'json') return undefined;
+  return Array.isArray(l.value) ? l.value : [l.value];
+}
+
 export interface GrpcCompareOptions extends WalkLimits {
   readonly context: GrpcContext;
   /** Metadata names not compared (ignoredHeaders(diff.ignoreHeaders)). */

@@ -51,3 +51,47 @@ export function frame(message: Uint8Array, compressed = false): Buffer {
   out.set(message, PREFIX);
   return out;
 }
+
+/**
+ * Counts the messages of a body as it streams past, keeping none of its
+ * bytes: how the gateway tells a unary call (one message) from a
+ * streaming one without a descriptor set.
+ */
+export class FrameCounter {
+  /** Messages whose prefix has begun. */
+  begun = 0;
+  /** Messages received whole. */
+  complete = 0;
+  private readonly prefix = Buffer.alloc(PREFIX);
+  private prefixFill = 0;
+  /** Payload bytes of the current message still to come. */
+  private remaining = 0;
+
+  push(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, chunk.length - pos);
+        this.remaining -= take;
+        pos += take;
+        if (this.remaining === 0) this.complete++;
+        continue;
+      }
+      if (this.prefixFill === 0) this.begun++;
+      const take = Math.min(PREFIX - this.prefixFill, chunk.length - pos);
+      chunk.copy(this.prefix, this.prefixFill, pos, pos + take);
+      this.prefixFill += take;
+      pos += take;
+      if (this.prefixFill === PREFIX) {
+        this.prefixFill = 0;
+        this.remaining = this.prefix.readUInt32BE(1);
+        if (this.remaining === 0) this.complete++;
+      }
+    }
+  }
+
+  /** Exactly one message, whole, and nothing after it. */
+  get single(): boolean {
+    return this.begun === 1 && this.complete === 1;
+  }
+}

@@ -160,7 +160,7 @@ export class H2RequestHandler {
     if (timeout !== undefined) exchange.callDeadline = Date.now() + timeout;
     routed.exchange = exchange;
     // After the headers were cleaned: the copies carry what the primary gets, marked x-shadow-request.
-    if (route.shadows.length > 0) exchange.mirror = this.options.shadow?.begin(req, route, requestId, upstream, { headers, hasBody });
+    if (route.shadows.length > 0) exchange.mirror = this.options.shadow?.begin(req, route, requestId, upstream, { headers, hasBody, grpc });
     active.inflight++;
     res.once('close', () => this.closed(exchange));
     if (hasBody) guardBody(exchange, limits.maxBodyBytes, this.options.metrics);

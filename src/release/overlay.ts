@@ -53,6 +53,7 @@ function routeWithRelease(route: RouteConfig, state: ReleaseState, shadowMethods
           removeHeaders: [],
           credentials: 'forward',
           host: undefined,
+          streaming: false,
         },
       ]
     : route.shadow;

@@ -7,8 +7,11 @@
  * ever a stream of its own: its reset, timeout or dead upstream never
  * touches the primary's stream.
  *
- * The answer is captured bounded (DATA frames up to the capture limit, then
- * hashed) with its trailers, as gRPC comparison needs them.
+ * A copy either carries a whole body (send), or is opened before its body
+ * and written as the request streams (open: streaming gRPC calls). The
+ * answer is captured bounded (DATA frames up to the capture limit, then
+ * hashed) with its trailers, as gRPC comparison needs them. A copy may be
+ * cancelled (its stream reset) when it is no longer wanted.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import http2 from 'node:http2';
@@ -23,6 +26,25 @@ export interface H2CopyAnswer extends CopyAnswer {
   readonly trailers: IncomingHttpHeaders | undefined;
 }
 
+/** Why a copy's answer never came: it was cancelled on purpose. */
+export class CopyCancelledError extends Error {
+  readonly code = 'ECOPYCANCELLED';
+  constructor() {
+    super('shadow copy cancelled');
+  }
+}
+
+/** A copy whose body is written as the request streams. */
+export interface StreamedCopy {
+  /** Queues a chunk for the copy's stream; `flushed` runs once it left the queue (sent, or the copy ended). */
+  write(chunk: Buffer, flushed: () => void): void;
+  /** The request's body ended. */
+  end(): void;
+  /** Resets the copy's stream; the answer rejects with CopyCancelledError. */
+  cancel(): void;
+  readonly answer: Promise<H2CopyAnswer>;
+}
+
 export class H2Copies {
   constructor(
     private readonly sessions: H2Sessions,
@@ -34,25 +56,45 @@ export class H2Copies {
     return protocol === 'h2' || protocol === 'h2c';
   }
 
-  send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined): Promise<H2CopyAnswer> {
+  /** A copy with its whole body. `signal` cancels it. */
+  send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined, signal?: AbortSignal): Promise<H2CopyAnswer> {
+    const opened = this.start(upstream, copy, copy.body ? Readable.from([copy.body]) : undefined, captureBytes);
+    if (signal) {
+      if (signal.aborted) opened.cancel();
+      else signal.addEventListener('abort', opened.cancel, { once: true });
+    }
+    return opened.answer;
+  }
+
+  /** A copy opened before its body: the caller writes it and ends it. */
+  open(upstream: CompiledUpstream, copy: Omit<CopyRequest, 'body'>, captureBytes: number | undefined): StreamedCopy {
+    return this.start(upstream, copy, 'written', captureBytes);
+  }
+
+  private start(upstream: CompiledUpstream, copy: Omit<CopyRequest, 'body'>, body: Readable | 'written' | undefined, captureBytes: number | undefined): StreamedCopy {
     const started = performance.now();
     const pool = this.pools.poolFor(upstream);
     const endpoint = pool.pick();
-    return new Promise((resolve, reject) => {
+    let stream: http2.ClientHttp2Stream | undefined;
+    let settle: (err: Error | undefined, answer?: H2CopyAnswer) => void = () => {};
+    const close = () => {
+      if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    const answer = new Promise<H2CopyAnswer>((resolve, reject) => {
       let settled = false;
-      let stream: http2.ClientHttp2Stream | undefined;
       const timer = setTimeout(() => {
-        if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        close();
         settle(new ShadowTimeoutError(copy.timeoutMs));
       }, copy.timeoutMs);
       timer.unref();
-      const settle = (err: Error | undefined, answer?: H2CopyAnswer) => {
+      settle = (err, result) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        pool.record(endpoint, err ? 'failure' : 'ok');
+        // A cancelled copy says nothing of the endpoint's health.
+        if (!(err instanceof CopyCancelledError)) pool.record(endpoint, err ? 'failure' : 'ok');
         if (err) reject(err);
-        else resolve(answer!);
+        else resolve(result!);
       };
       try {
         const host = copy.headers['host'];
@@ -62,7 +104,7 @@ export class H2Copies {
           authority: typeof host === 'string' ? host : upstream.target.host,
           headers: copy.headers,
           trailers: true,
-          body: copy.body ? Readable.from([copy.body]) : undefined,
+          body,
         }));
       } catch (err) {
         return void settle(err as Error);
@@ -83,8 +125,23 @@ export class H2Copies {
       opened.on('data', (chunk: Buffer) => capture?.push(chunk));
       opened.once('end', () => settle(undefined, { status, headers, trailers, capture: capture?.result(), latencyMs: performance.now() - started }));
       opened.once('close', () => {
-        if (!settled) settle(Object.assign(new Error(`shadow stream reset (${opened.rstCode})`), { code: 'ECONNRESET' }));
+        if (!opened.readableEnded) settle(Object.assign(new Error(`shadow stream reset (${opened.rstCode})`), { code: 'ECONNRESET' }));
       });
     });
+    return {
+      answer,
+      write: (chunk, flushed) => {
+        if (!stream || stream.destroyed || stream.writableEnded) return flushed();
+        // Called once the chunk left the stream's queue, or with an error when the stream went first.
+        stream.write(chunk, () => flushed());
+      },
+      end: () => {
+        if (stream && !stream.destroyed && !stream.writableEnded) stream.end();
+      },
+      cancel: () => {
+        settle(new CopyCancelledError());
+        close();
+      },
+    };
   }
 }

@@ -7,6 +7,10 @@
  * complete, on its own connection pool, with its own timeout, marked
  * `x-shadow-request: 1` and carrying the primary's `x-request-id`.
  *
+ * gRPC calls are mirrored when unary; streaming ones only to targets with
+ * `streaming: true`, their request streamed to the copy as it flows
+ * (session.ts says how a call's shape is known, and the bounds).
+ *
  * Nothing here can reach the user: copies beyond the in-flight budget are
  * dropped and counted, never queued; bodies over the limit are skipped;
  * every failure is caught and counted. Both responses of a mirrored pair are
@@ -25,13 +29,14 @@ import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/
 import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/registry.js';
-import { BASELINE_ID_SUFFIX, REQUEST_ID, SHADOW_MARKER } from '../proxy/headers.js';
+import { BASELINE_ID_SUFFIX, SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
-import { BodyCapture, type Captured } from './capture.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { H2Sessions } from '../upstream/h2.js';
-import type { CopySender } from './clients.js';
-import { H2Copies } from './h2-copies.js';
+import { CallShapes } from './call-shapes.js';
+import type { CopyAnswer, CopySender } from './clients.js';
+import { H2Copies, type StreamedCopy } from './h2-copies.js';
+import { captureOf, Session, type CopyPlan } from './session.js';
 import { ThreadedCopies } from './copy-threads.js';
 import { stripCredentials } from './credentials.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from '../diff/pair.js';
@@ -101,6 +106,8 @@ export class ShadowService {
   private readonly copies: CopySender;
   /** Sends copies to HTTP/2 upstreams, from this thread (h2-copies.ts says why). */
   private readonly h2Copies: H2Copies | undefined;
+  /** Which gRPC methods stream, from the routes' descriptor sets. */
+  private readonly shapes = new CallShapes();
   private inflight = 0;
   private inflightBytes = 0;
   private drainWaiters: (() => void)[] = [];
@@ -134,13 +141,21 @@ export class ShadowService {
     route: CompiledRoute,
     requestId: string,
     primary: CompiledUpstream,
-    /** An HTTP/2 request: its cleaned headers, and whether it has a body (it need not declare one). */
-    h2?: { readonly headers: IncomingHttpHeaders; readonly hasBody: boolean },
+    /** An HTTP/2 request: its cleaned headers, whether it has a body (it need not declare one), and whether it is a gRPC call. */
+    h2?: { readonly headers: IncomingHttpHeaders; readonly hasBody: boolean; readonly grpc?: boolean },
   ): MirrorSession | undefined {
     const method = req.method ?? 'GET';
+    // gRPC: only unary calls, unless a target opts in to streaming ones (session.ts).
+    const grpc = h2?.grpc === true;
+    const shape = grpc ? this.shapes.of(route, req.url ?? '/') : undefined;
+    const streams = shape !== undefined && (shape.requestStream || shape.responseStream);
     let chosen: CompiledShadow[] | undefined;
     for (const shadow of route.shadows) {
       if (!shadow.methods.has(method) || !shadow.sampler.take()) continue;
+      if (streams && !this.streams(shadow.upstream, shadow)) {
+        this.count(route, shadow.upstream, 'skipped');
+        continue;
+      }
       (chosen ??= []).push(shadow);
     }
     if (!chosen) return undefined;
@@ -165,16 +180,32 @@ export class ShadowService {
     }
     if (admitted.length === 0) return undefined;
 
+    // A call that streams, or may, goes streamed to the targets that take streams.
+    const mayStream = grpc && (shape === undefined || streams);
+    const plans: CopyPlan[] = admitted.map((s) => ({ upstream: s.upstream, target: s, mode: mayStream && this.streams(s.upstream, s) ? 'streamed' : 'whole' }));
     const comparing = this.sink !== undefined && route.diff.enabled;
-    const session = new Session(this, route, requestId, primary, admitted, snapshotHeaders(requestHeaders), method, req.url ?? '/', {
+    const baseline = comparing ? route.baseline : undefined;
+    if (baseline) {
+      // The baseline goes the way the compared copies go; a stream it cannot take, it does not get.
+      const streamed = plans.some((p) => p.mode === 'streamed') && this.streams(baseline);
+      if (streamed || !streams) plans.push({ upstream: baseline, target: undefined, mode: streamed ? 'streamed' : 'whole' });
+    }
+    const session = new Session(this, route, requestId, primary, plans, snapshotHeaders(requestHeaders), method, req.url ?? '/', {
       comparing,
       maxCaptureBytes: route.diff.maxBodyBytes,
       shadowTimeoutMs: timeouts.shadowMs,
       maxInflightBytes: limits.shadowInflightBytes,
+      maxBodyBytes: limits.shadowBodyBytes,
       baselineRequestId: darkEgress ? requestId + BASELINE_ID_SUFFIX : undefined,
+      grpc,
+      findShape: grpc && shape === undefined,
+      wholeOverH2: this.h2Copies !== undefined && plans.some((p) => p.mode === 'whole' && H2Copies.speaks(p.upstream)),
     });
     if (!hasBody) {
-      queueMicrotask(() => session.send(undefined));
+      queueMicrotask(() => {
+        session.openStreams();
+        session.requestEnd();
+      });
       return session;
     }
     // A declared body takes its bytes from the budget before it is read.
@@ -182,42 +213,25 @@ export class ShadowService {
       session.abandon('dropped');
       return undefined;
     }
-    const body = new BodyCapture(limits.shadowBodyBytes);
+    session.openStreams();
     const onData = (chunk: Buffer) => {
-      if (declared === undefined && !session.hold(chunk.length)) {
-        req.off('data', onData);
-        session.abandon('dropped');
-        return;
-      }
-      if (!body.push(chunk)) {
-        req.off('data', onData);
-      }
+      if (!session.requestChunk(chunk, declared !== undefined)) req.off('data', onData);
     };
     req.on('data', onData);
-    req.once('end', () => {
-      if (body.overflowed) session.abandon('skipped');
-      else session.send(body.concat());
-    });
+    req.once('end', () => session.requestEnd());
     req.once('close', () => {
-      if (!req.complete) session.abandon('skipped');
+      if (!req.complete) session.requestCut();
     });
     return session;
   }
 
-  /** @internal Sends one copy; resolves with what happened, never rejects. */
-  async exchange(
-    upstream: CompiledUpstream,
-    shadow: CompiledShadow | undefined,
-    method: string,
-    path: string,
-    headers: Record<string, string | string[]>,
-    body: Buffer | undefined,
-    timeoutMs: number,
-    maxCaptureBytes: number | undefined,
-    /** The body's last copy: its memory may be handed over rather than copied. */
-    lastUse = false,
-  ): Promise<ShadowResult> {
-    const started = performance.now();
+  /** Streaming calls go to this upstream: the target opted in and it speaks HTTP/2 (a copy is a stream of its own). */
+  private streams(upstream: CompiledUpstream, shadow?: CompiledShadow): boolean {
+    return (shadow === undefined || shadow.config.streaming) && this.h2Copies !== undefined && H2Copies.speaks(upstream);
+  }
+
+  /** The copy's request as a target's edits make it. */
+  private copyRequest(shadow: CompiledShadow | undefined, path: string, headers: Record<string, string | string[]>): { headers: Record<string, string | string[]>; target: string } {
     // The shared copy already carries the marker; a target with its own
     // header edits gets a private copy of it.
     let copyHeaders = headers;
@@ -232,34 +246,52 @@ export class ShadowService {
       if (edits.host) copyHeaders['host'] = edits.host;
       copyHeaders[SHADOW_MARKER] = '1';
     }
-    try {
-      const h2 = this.h2Copies && H2Copies.speaks(upstream) ? this.h2Copies : undefined;
-      const answer = await (h2 ?? this.copies).send(
-        upstream,
-        {
-          method,
-          path: upstreamPath(upstream.target, target),
-          headers: copyHeaders,
-          body: body && body.length > 0 ? body : undefined,
-          timeoutMs,
-          ...(lastUse ? { handOver: true } : {}),
-        },
-        maxCaptureBytes,
-      );
-      // Measured where the copy was sent, like the primary's: no hop between threads in it.
-      const latencyMs = answer.latencyMs;
-      const trailers = 'trailers' in answer ? (answer.trailers as IncomingHttpHeaders | undefined) : undefined;
-      const measured = answer.capture && captureOf(answer.status, answer.headers, answer.capture, latencyMs, trailers);
-      const captured: CapturedResponse | undefined = measured && answer.stalledMs ? { ...measured, stalledMs: answer.stalledMs } : measured;
-      return { outcome: 'completed', latencyMs, response: captured, status: answer.status };
-    } catch (err) {
-      const timedOut = isTimeout(err);
-      return {
-        outcome: timedOut ? 'timeout' : 'error',
-        latencyMs: performance.now() - started,
-        error: describeError(err, timedOut, timeoutMs),
-      };
-    }
+    return { headers: copyHeaders, target };
+  }
+
+  /** @internal Sends one copy with its whole body; resolves with what happened, never rejects. */
+  exchange(
+    upstream: CompiledUpstream,
+    shadow: CompiledShadow | undefined,
+    method: string,
+    path: string,
+    headers: Record<string, string | string[]>,
+    body: Buffer | undefined,
+    timeoutMs: number,
+    maxCaptureBytes: number | undefined,
+    /** The body's last copy: its memory may be handed over rather than copied. */
+    lastUse = false,
+    /** Cancels a copy to an HTTP/2 upstream; other copies run to their end, their answer unused. */
+    signal?: AbortSignal,
+  ): Promise<ShadowResult> {
+    const started = performance.now();
+    const edited = this.copyRequest(shadow, path, headers);
+    const copy = {
+      method,
+      path: upstreamPath(upstream.target, edited.target),
+      headers: edited.headers,
+      body: body && body.length > 0 ? body : undefined,
+      timeoutMs,
+      ...(lastUse ? { handOver: true } : {}),
+    };
+    const h2 = this.h2Copies && H2Copies.speaks(upstream) ? this.h2Copies : undefined;
+    return resultOf(h2 ? h2.send(upstream, copy, maxCaptureBytes, signal) : this.copies.send(upstream, copy, maxCaptureBytes), started, timeoutMs);
+  }
+
+  /** @internal Opens a streamed copy (to an HTTP/2 upstream): its body is written as the request streams. */
+  openStreamed(
+    upstream: CompiledUpstream,
+    shadow: CompiledShadow | undefined,
+    method: string,
+    path: string,
+    headers: Record<string, string | string[]>,
+    timeoutMs: number,
+    maxCaptureBytes: number | undefined,
+  ): { copy: StreamedCopy; result: Promise<ShadowResult> } {
+    const started = performance.now();
+    const edited = this.copyRequest(shadow, path, headers);
+    const copy = this.h2Copies!.open(upstream, { method, path: upstreamPath(upstream.target, edited.target), headers: edited.headers, timeoutMs }, maxCaptureBytes);
+    return { copy, result: resultOf(copy.answer, started, timeoutMs) };
   }
 
   /** Metric children per route and target, bound once per compiled route. */
@@ -328,196 +360,23 @@ export class ShadowService {
   }
 }
 
-/** One mirrored request: its copies, and its pair when comparing. */
-class Session implements MirrorSession {
-  private primary: CapturedResponse | 'failed' | 'cut' | undefined;
-  private results: (ShadowResult | undefined)[];
-  private baseline: ShadowResult | undefined;
-  private pending: number;
-  private abandoned = false;
-  private sent = false;
-  /** Bytes this session holds from the budget; -1 once released for good. */
-  private held = 0;
-  /** False once a captured answer did not fit the byte budget: no comparison. */
-  private comparable: boolean;
-  private outcomes: string | undefined;
-  private readonly outcomeOf: (ShadowOutcome | undefined)[];
-  private onSettled: ((outcomes: string) => void) | undefined;
-
-  constructor(
-    private readonly service: ShadowService,
-    private readonly route: CompiledRoute,
-    private readonly requestId: string,
-    private readonly primaryUpstream: CompiledUpstream,
-    private readonly targets: CompiledShadow[],
-    private readonly headers: Record<string, string | string[]>,
-    private readonly method: string,
-    private readonly path: string,
-    private readonly options: {
-      comparing: boolean;
-      maxCaptureBytes: number;
-      shadowTimeoutMs: number;
-      maxInflightBytes: number;
-      baselineRequestId: string | undefined;
-    },
-  ) {
-    this.results = new Array(targets.length).fill(undefined);
-    this.outcomeOf = new Array(targets.length).fill(undefined);
-    this.pending = targets.length + (options.comparing && route.baseline ? 1 : 0);
-    this.comparable = options.comparing;
+/** A copy's answer as its result: completed with the captured answer, or why not. Never rejects. */
+async function resultOf(answer: Promise<CopyAnswer & { readonly trailers?: IncomingHttpHeaders | undefined }>, started: number, timeoutMs: number): Promise<ShadowResult> {
+  try {
+    const got = await answer;
+    // Measured where the copy was sent, like the primary's: no hop between threads in it.
+    const latencyMs = got.latencyMs;
+    const measured = got.capture && captureOf(got.status, got.headers, got.capture, latencyMs, got.trailers);
+    const captured: CapturedResponse | undefined = measured && got.stalledMs ? { ...measured, stalledMs: got.stalledMs } : measured;
+    return { outcome: 'completed', latencyMs, response: captured, status: got.status };
+  } catch (err) {
+    const timedOut = isTimeout(err);
+    return {
+      outcome: timedOut ? 'timeout' : 'error',
+      latencyMs: performance.now() - started,
+      error: describeError(err, timedOut, timeoutMs),
+    };
   }
-
-  /** Takes bytes from the service's byte budget for as long as this pair is in flight. */
-  hold(bytes: number): boolean {
-    if (this.held < 0 || !this.service.reserve(bytes, this.options.maxInflightBytes)) return false;
-    this.held += bytes;
-    return true;
-  }
-
-  /** Gives the bytes back once nothing more will be sent or compared. */
-  private releaseBytes(): void {
-    if (this.held < 0) return;
-    const copiesDone = this.pending <= 0;
-    const primaryDone = !this.comparable || this.primary !== undefined;
-    if (!this.abandoned && !(copiesDone && primaryDone)) return;
-    this.service.release(this.held);
-    this.held = -1;
-  }
-
-  /** A captured answer that does not fit the budget ends the pair's comparison. */
-  private keepCaptured(bytes: number): void {
-    if (this.comparable && !this.hold(bytes)) this.comparable = false;
-  }
-
-  primaryResponse(response: IncomingMessage, started: number): void {
-    this.primaryAnswer(response.statusCode ?? 0, response.headers, response, started, () => undefined);
-  }
-
-  primaryAnswer(status: number, headers: IncomingHttpHeaders, response: AnswerBody, started: number, trailers: () => IncomingHttpHeaders | undefined): void {
-    if (!this.comparable || this.abandoned) return;
-    const capture = new BodyCapture(this.options.maxCaptureBytes, true);
-    response.on('data', (chunk: Buffer) => {
-      if (!this.comparable) return;
-      const before = capture.keptBytes;
-      // Past the limit the rest is only hashed: nothing more is held.
-      capture.push(chunk);
-      if (capture.keptBytes > before) this.keepCaptured(capture.keptBytes - before);
-    });
-    response.once('end', () => {
-      this.primary = captureOf(status, headers, capture.result(), performance.now() - started, trailers());
-      this.maybeCompare();
-    });
-  }
-
-  primaryFailed(): void {
-    this.primary = 'failed';
-    this.maybeCompare();
-  }
-
-  clientClosed(completed: boolean): void {
-    if (!completed && this.primary === undefined) {
-      this.primary = 'cut';
-      this.maybeCompare();
-    }
-  }
-
-  /** The request body could not be mirrored: release every slot. */
-  whenSettled(callback: (outcomes: string) => void): void {
-    if (this.outcomes !== undefined) callback(this.outcomes);
-    else this.onSettled = callback;
-  }
-
-  private settled(outcomes: string): void {
-    this.outcomes = outcomes;
-    const callback = this.onSettled;
-    this.onSettled = undefined;
-    callback?.(outcomes);
-  }
-
-  abandon(outcome: ShadowOutcome): void {
-    if (this.sent || this.abandoned) return;
-    this.abandoned = true;
-    this.settled(this.targets.map(() => outcome).join(','));
-    for (const t of this.targets) this.service.count(this.route, t.upstream, outcome);
-    this.service.finished(this.targets.length);
-    this.releaseBytes();
-  }
-
-  send(body: Buffer | undefined): void {
-    if (this.sent || this.abandoned) return;
-    this.sent = true;
-    const capture = this.options.comparing ? this.options.maxCaptureBytes : undefined;
-    const baseline = this.route.baseline;
-    const withBaseline = this.options.comparing && baseline !== undefined;
-    this.targets.forEach((target, i) => {
-      const last = !withBaseline && i === this.targets.length - 1;
-      void this.service
-        .exchange(target.upstream, target, this.method, this.path, this.headers, body, this.options.shadowTimeoutMs, capture, last)
-        .then((result) => {
-          this.service.count(this.route, target.upstream, result.outcome, result.latencyMs / 1000);
-          this.service.finished(1);
-          if (result.response) this.keepCaptured(result.response.body.length);
-          this.results[i] = result;
-          this.outcomeOf[i] = result.outcome;
-          if (this.outcomeOf.every((o) => o !== undefined)) this.settled(this.outcomeOf.join(','));
-          this.pending--;
-          this.maybeCompare();
-        });
-    });
-    if (withBaseline) {
-      void this.service
-        .exchange(baseline, undefined, this.method, this.path, this.baselineHeaders(), body, this.options.shadowTimeoutMs, capture, true)
-        .then((result) => {
-          if (result.response) this.keepCaptured(result.response.body.length);
-          this.baseline = result;
-          this.pending--;
-          this.maybeCompare();
-        });
-    }
-  }
-
-  private baselineHeaders(): Record<string, string | string[]> {
-    const id = this.options.baselineRequestId;
-    return id ? { ...this.headers, [REQUEST_ID]: id } : this.headers;
-  }
-
-  private maybeCompare(): void {
-    this.compareOnce();
-    this.releaseBytes();
-  }
-
-  private compareOnce(): void {
-    if (!this.comparable || this.pending > 0 || this.primary === undefined || this.abandoned) return;
-    const primary = this.primary;
-    this.pending = -1; // compare once
-    if (primary === 'failed' || primary === 'cut') return;
-    this.service.submit({
-      route: this.route.name,
-      diff: this.route.diff,
-      method: this.method,
-      path: this.path,
-      requestId: this.requestId,
-      time: new Date(),
-      primaryUpstream: this.primaryUpstream.name,
-      primary,
-      shadows: this.targets.map((t, i) => ({ upstream: t.upstream.name, result: this.results[i]! })),
-      baseline: this.baseline && this.route.baseline ? { upstream: this.route.baseline.name, result: this.baseline } : undefined,
-    });
-  }
-}
-
-/** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash. */
-function captureOf(status: number, headers: IncomingHttpHeaders, capture: Captured, latencyMs: number, trailers?: IncomingHttpHeaders): CapturedResponse {
-  return {
-    ...(trailers !== undefined ? { trailers } : {}),
-    status,
-    headers,
-    body: capture.body,
-    truncated: capture.truncated,
-    bodyBytes: capture.total,
-    latencyMs,
-    ...(capture.sha256 !== undefined ? { sha256: capture.sha256 } : {}),
-  };
 }
 
 /** The headers as sent to the primary, frozen for the copies. */

@@ -99,8 +99,8 @@ export interface H2Request {
   readonly headers: IncomingHttpHeaders;
   /** Whether the client asked for trailers (gRPC always does). */
   readonly trailers: boolean;
-  /** The body, or undefined when the request has none. */
-  readonly body: Readable | undefined;
+  /** The body, or undefined when the request has none; 'written': the caller writes it to the stream and ends it. */
+  readonly body: Readable | 'written' | undefined;
   /**
    * The client's trailers once its body has ended, when it announced some
    * (a `trailer` request header): they follow the body upstream.
@@ -163,7 +163,7 @@ export function openH2Stream(
     waitForTrailers: trailersOf !== undefined && !endStream,
     ...DEFAULT_PRIORITY,
   });
-  if (request.body) {
+  if (request.body && request.body !== 'written') {
     const body = request.body;
     body.pipe(stream);
     stream.once('close', () => body.unpipe(stream));

@@ -4,6 +4,7 @@
  * is defined by hand: the wire framing, metadata, deadlines and status
  * handling are grpc-js's own.
  */
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 
 export interface EchoRequest {
@@ -166,4 +167,35 @@ export function clientStream(client: grpc.Client, requests: EchoRequest[]): Prom
     for (const r of requests) call.write(r);
     call.end();
   });
+}
+
+/**
+ * An HTTP/2 upstream that answers a stream's head and never reads its
+ * body (flow control stops the sender): a mirrored stream's copy can only
+ * queue. `resets` has each stream's RST_STREAM code once it closed.
+ */
+export async function startStuckH2Server(): Promise<{ port: number; resets: number[]; close(): Promise<void> }> {
+  const resets: number[] = [];
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createServer();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    stream.pause();
+    stream.once('close', () => resets.push(stream.rstCode));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    resets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -71,6 +71,7 @@ const APPLIED: Record<string, Read> = {
   'routes.*.shadow.*.percent': (c) => route(c).shadow[0]!.percent,
   'routes.*.shadow.*.methods': (c) => route(c).shadow[0]!.methods,
   'routes.*.shadow.*.credentials': (c) => route(c).shadow[0]!.credentials,
+  'routes.*.shadow.*.streaming': (c) => route(c).shadow[0]!.streaming,
   'routes.*.diff.enabled': (c) => route(c).diff.enabled,
   'routes.*.diff.maxBodyBytes': (c) => route(c).diff.maxBodyBytes,
   'routes.*.diff.latency.maxRatio': (c) => route(c).diff.latency.maxRatio,

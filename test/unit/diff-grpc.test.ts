@@ -7,6 +7,7 @@
  * trailers, compression, streaming and the bounds.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
@@ -211,6 +212,35 @@ describe('decoding with the descriptor set', () => {
     // Known to stream: even one message is element 0.
     const one = differences(pair(answer([encode(Item, { name: 'Widget' })]), answer([encode(Item, { name: 'Gizmo' })]), '/shop.Catalog/Watch'), { protoSchema: schema });
     assert.deepEqual(one.list, [['body', '/0/name', 'Widget', 'Gizmo']]);
+  });
+
+  test('streams past the capture limit: only messages both sides captured whole are compared, the rest by length and hash', () => {
+    const items = (names: string[]) => names.map((name) => encode(Item, { name }));
+    /** As the gateway captures it: the first `limit` bytes, the whole body's length and hash. */
+    const cut = (messages: Buffer[], limit: number): CapturedResponse => {
+      const whole = answer(messages);
+      const sha256 = createHash('sha256').update(whole.body).digest('hex');
+      return { ...whole, body: whole.body.subarray(0, limit), truncated: true, bodyBytes: whole.body.length, sha256 };
+    };
+    const names = ['Widget', 'Gadget', 'Gizmo', 'Doohickey', 'Thingamajig', 'Whatsit'];
+    const diffOf = (a: CapturedResponse, b: CapturedResponse) => differences(pair(a, b, '/shop.Catalog/Watch'), { protoSchema: schema });
+    // The same stream, cut at the same place: nothing differs.
+    assert.equal(diffOf(cut(items(names), 50), cut(items(names), 50)).outcome.event, undefined);
+    // v2 renames message 1 to a longer name: its cut falls one message earlier. Message 1 is compared,
+    // the message only the primary captured is not called missing, and the rest differs by length and hash.
+    const renamed = names.map((n, i) => (i === 1 ? 'Gadget Deluxe Edition' : n));
+    const found = diffOf(cut(items(names), 50), cut(items(renamed), 50));
+    assert.deepEqual(
+      found.list.map(([kind, path, primary]) => [kind, path, typeof primary === 'string' && /bytes, sha256/.test(primary) ? 'whole body' : primary]),
+      [
+        ['body', '', 'whole body'],
+        ['body', '/1/name', 'Gadget'],
+      ],
+    );
+    assert.equal(found.outcome.event?.truncated, true);
+    // Only beyond the cut: the whole-body difference alone.
+    const late = names.map((n, i) => (i === 5 ? 'Whatsit 2' : n));
+    assert.deepEqual(diffOf(cut(items(names), 50), cut(items(late), 50)).list.map(([kind, path]) => [kind, path]), [['body', '']]);
   });
 
   test('ignorePaths, by name or number, apply to decoded messages', () => {

@@ -48,6 +48,23 @@ describe('HTTP/2 and gRPC config', () => {
     assert.match(unsafe[0]!.message, /gRPC calls are all POST, so every call of this route is mirrored to "b"/);
   });
 
+  test('shadow[].streaming: a boolean, off by default; on an HTTP/1.1 upstream it is warned about at its line', () => {
+    const text = (upstream: string, streaming: string) =>
+      `upstreams:\n  a: { url: "http://h:1", protocol: h2c }\n  b: ${upstream}\n` +
+      `routes:\n  - name: r\n    match: { prefix: /shop.Catalog, grpc: true }\n    backends: [{ upstream: a }]\n    shadow:\n      - upstream: b\n        methods: [POST]${streaming}\n`;
+    assert.equal(check(text('{ url: "http://h:2", protocol: h2c }', '')).config!.routes[0]!.shadow[0]!.streaming, false);
+    const on = check(text('{ url: "http://h:2", protocol: h2c }', '\n        streaming: true'));
+    assert.equal(on.config!.routes[0]!.shadow[0]!.streaming, true);
+    assert.ok(!on.diagnostics.some((d) => d.path.endsWith('.streaming')));
+    assert.match(errors(text('{ url: "http://h:2", protocol: h2c }', '\n        streaming: yes please')), /routes\[0\]\.shadow\[0\]\.streaming/);
+    const http1 = check(text('"http://h:2"', '\n        streaming: true')).diagnostics.filter((d) => d.path === 'routes[0].shadow[0].streaming');
+    assert.deepEqual(
+      http1.map((d) => [d.severity, d.code, d.line, d.column]),
+      [['warning', 'never', 11, 20]],
+    );
+    assert.match(http1[0]!.message, /streaming calls are mirrored to h2\/h2c upstreams only; "b" speaks HTTP\/1\.1/);
+  });
+
   test('limits: HTTP/2 defaults and bounds', () => {
     const config = check('upstreams: { a: "http://h:1" }\nroutes: [{ name: r, backends: [{ upstream: a }] }]\n').config!;
     assert.equal(config.limits.h2MaxConcurrentStreams, 100);

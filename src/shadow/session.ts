@@ -1,0 +1,392 @@
+/**
+ * One mirrored request: its copies (one per shadow target, and the
+ * baseline's when comparing), the primary's captured answer, and the pair
+ * they make for comparison.
+ *
+ * A copy travels one of two ways:
+ *
+ *   whole     its body is teed while it streams to the primary and the copy
+ *             leaves once the body is complete (HTTP/1.1, unary gRPC);
+ *   streamed  the copy opens with the primary and the request's chunks are
+ *             written to it as they arrive (streaming gRPC calls, on targets
+ *             with `shadow[].streaming`).
+ *
+ * gRPC calls are mirrored whole only when unary. When the route's
+ * descriptor set does not say (the ShadowService decides it up front when
+ * it does), the call's shape is found as it flows: a request is unary when
+ * its body ends as exactly one whole message; it streams when a second
+ * message begins, when the primary answers before the request ended
+ * (bidi), or when the request has not ended within the shadow timeout (a
+ * bound every gRPC call's whole copies keep, descriptor set or not). The
+ * answer streams when the primary's has more than one message. A whole copy
+ * of a call found to stream is not sent, or, when found only from the
+ * answer, cancelled and left out of the comparison: outcome "skipped".
+ *
+ * Bounds: nothing here ever pauses the user's request or answer. A whole
+ * copy holds its body (within limits.shadowBodyBytes) from the byte budget;
+ * a streamed copy holds only the chunks its stream has not taken yet, and is
+ * cancelled when that would pass the budget ("dropped") or when the request
+ * passes limits.shadowBodyBytes ("skipped"). Captured answers stop at
+ * diff.maxBodyBytes (then hashed). Every copy ends by its timeout. A
+ * streamed copy is cancelled when the user cancels the call: a reset
+ * HTTP/2 request still emits 'end', which would only half-close it.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/compile.js';
+import type { ShadowOutcome } from '../metrics/registry.js';
+import { FrameCounter } from '../protobuf/frames.js';
+import { REQUEST_ID } from '../proxy/headers.js';
+import type { CapturedResponse, ShadowResult } from '../diff/pair.js';
+import { BodyCapture, type Captured } from './capture.js';
+import type { StreamedCopy } from './h2-copies.js';
+import type { AnswerBody, MirrorSession, ShadowService } from './service.js';
+
+export type CopyMode = 'whole' | 'streamed';
+
+/** One copy of the request: to a shadow target, or to the baseline (no target). */
+export interface CopyPlan {
+  readonly upstream: CompiledUpstream;
+  readonly target: CompiledShadow | undefined;
+  readonly mode: CopyMode;
+}
+
+interface Copy extends CopyPlan {
+  /** Set once: what became of the copy. */
+  outcome?: ShadowOutcome;
+  /** The answer or failure, when the copy was sent and not given up. */
+  result?: ShadowResult;
+  /** A whole copy's result, held until the call is known to be unary. */
+  waiting?: ShadowResult;
+  /** Cancels a whole copy in flight. */
+  abort?: AbortController;
+  streamed?: StreamedCopy;
+  /** A streamed copy's request bytes so far, and those written but not yet taken by its stream (held from the budget). */
+  teed: number;
+  queued: number;
+}
+
+export interface SessionOptions {
+  readonly comparing: boolean;
+  readonly maxCaptureBytes: number;
+  readonly shadowTimeoutMs: number;
+  readonly maxInflightBytes: number;
+  readonly maxBodyBytes: number;
+  readonly baselineRequestId: string | undefined;
+  /** A gRPC call: its whole copies wait for its body no longer than the copy's timeout. */
+  readonly grpc: boolean;
+  /** A gRPC call whose shape no descriptor set told: its whole copies wait to see it is unary. */
+  readonly findShape: boolean;
+  /** The whole copies include one to an HTTP/2 upstream (sent from this thread, reading the body as it goes). */
+  readonly wholeOverH2: boolean;
+}
+
+export class Session implements MirrorSession {
+  private primary: CapturedResponse | 'failed' | 'cut' | undefined;
+  private readonly copies: Copy[];
+  private compared = false;
+  /** Bytes this session holds from the budget (whole bodies, captures); -1 once released for good. */
+  private held = 0;
+  /** False once a captured answer did not fit the byte budget: no comparison. */
+  private comparable: boolean;
+  private outcomes: string | undefined;
+  private onSettled: ((outcomes: string) => void) | undefined;
+  private requestEnded = false;
+  /** The primary's answer is over, or known to stream: whole copies' results may be counted. */
+  private answerKnown: boolean;
+  private readonly requestFrames: FrameCounter | undefined;
+  /** The body the whole copies will carry; let go once they left (or gave up), as the budget no longer counts it. */
+  private wholeBody: BodyCapture | undefined;
+  private shapeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly service: ShadowService,
+    private readonly route: CompiledRoute,
+    private readonly requestId: string,
+    private readonly primaryUpstream: CompiledUpstream,
+    plans: readonly CopyPlan[],
+    private readonly headers: Record<string, string | string[]>,
+    private readonly method: string,
+    private readonly path: string,
+    private readonly options: SessionOptions,
+  ) {
+    this.copies = plans.map((p) => ({ ...p, teed: 0, queued: 0 }));
+    this.comparable = options.comparing;
+    this.answerKnown = !options.findShape;
+    const whole = this.copies.some((c) => c.mode === 'whole');
+    this.requestFrames = options.findShape && whole ? new FrameCounter() : undefined;
+    this.wholeBody = whole ? new BodyCapture(options.maxBodyBytes) : undefined;
+    if (options.grpc && whole) {
+      // A request still open after the copy's whole time is not a unary call's (nor one worth its slot).
+      this.shapeTimer = setTimeout(() => this.giveUpWhole('skipped'), options.shadowTimeoutMs);
+      this.shapeTimer.unref();
+    }
+  }
+
+  private get targets(): Copy[] {
+    return this.copies.filter((c) => c.target !== undefined);
+  }
+
+  /** Copies still taking the request: streamed ones not ended, whole ones not sent. */
+  private live(mode: CopyMode): Copy[] {
+    return this.copies.filter((c) => c.mode === mode && c.outcome === undefined && c.abort === undefined);
+  }
+
+  /** Takes bytes from the service's byte budget for as long as this pair is in flight. */
+  hold(bytes: number): boolean {
+    if (this.held < 0 || !this.service.reserve(bytes, this.options.maxInflightBytes)) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  /** Streamed copies start with the primary. */
+  openStreams(): void {
+    for (const copy of this.live('streamed')) {
+      const opened = this.service.openStreamed(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), this.options.shadowTimeoutMs, this.capture());
+      copy.streamed = opened.copy;
+      void opened.result.then((result) => this.settle(copy, result.outcome, result));
+    }
+  }
+
+  /**
+   * A chunk of the request body: written to the streamed copies, kept for
+   * the whole ones. Returns false once no copy wants more.
+   */
+  requestChunk(chunk: Buffer, declared: boolean): boolean {
+    for (const copy of this.live('streamed')) {
+      copy.teed += chunk.length;
+      if (copy.teed > this.options.maxBodyBytes) {
+        this.cancel(copy, 'skipped');
+        continue;
+      }
+      if (!this.service.reserve(chunk.length, this.options.maxInflightBytes)) {
+        this.cancel(copy, 'dropped');
+        continue;
+      }
+      copy.queued += chunk.length;
+      copy.streamed!.write(chunk, () => {
+        // After the copy settled, what it still held was given back at once.
+        if (copy.queued < chunk.length) return;
+        copy.queued -= chunk.length;
+        this.service.release(chunk.length);
+      });
+    }
+    if (this.live('whole').length > 0) {
+      this.requestFrames?.push(chunk);
+      if (this.requestFrames && this.requestFrames.begun > 1) this.giveUpWhole('skipped');
+      else if (!declared && !this.hold(chunk.length)) this.giveUpWhole('dropped');
+      else if (!this.wholeBody?.push(chunk)) this.giveUpWhole('skipped');
+    }
+    return this.live('whole').length > 0 || this.live('streamed').length > 0;
+  }
+
+  /** The request's body is complete. */
+  requestEnd(): void {
+    this.requestEnded = true;
+    this.clearShapeTimer();
+    for (const copy of this.live('streamed')) copy.streamed!.end();
+    if (this.live('whole').length === 0) return;
+    if (this.requestFrames && !this.requestFrames.single) return this.giveUpWhole('skipped');
+    const body = this.wholeBody && this.wholeBody.total > 0 ? this.wholeBody.concat() : undefined;
+    this.wholeBody = undefined;
+    this.sendWhole(body);
+  }
+
+  /** The request ended before its body was complete (the client went away): no copy makes sense. */
+  requestCut(): void {
+    this.clearShapeTimer();
+    for (const copy of [...this.live('whole'), ...this.live('streamed')]) this.cancel(copy, 'skipped');
+    this.wholeBody = undefined;
+  }
+
+  /** Ends every copy not yet sent with `outcome` (the request could not be mirrored). */
+  abandon(outcome: ShadowOutcome): void {
+    this.clearShapeTimer();
+    for (const copy of this.copies) if (copy.outcome === undefined) this.cancel(copy, outcome);
+  }
+
+  private sendWhole(body: Buffer | undefined): void {
+    const whole = this.live('whole');
+    // The last copy may hand the body's memory to the copying thread, unless an HTTP/2 copy still reads it here.
+    const handOver = !this.options.wholeOverH2;
+    whole.forEach((copy, i) => {
+      copy.abort = new AbortController();
+      const last = handOver && i === whole.length - 1;
+      void this.service
+        .exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), last, copy.abort.signal)
+        .then((result) => {
+          if (copy.outcome !== undefined) return;
+          if (!this.answerKnown) copy.waiting = result;
+          else this.settle(copy, result.outcome, result);
+        });
+    });
+  }
+
+  /** The call streams: its whole copies are not sent, or cancelled and left out. */
+  private giveUpWhole(outcome: ShadowOutcome): void {
+    this.clearShapeTimer();
+    for (const copy of this.copies) if (copy.mode === 'whole' && copy.outcome === undefined) this.cancel(copy, outcome);
+    this.wholeBody = undefined;
+  }
+
+  private cancel(copy: Copy, outcome: ShadowOutcome): void {
+    if (copy.outcome !== undefined) return;
+    copy.abort?.abort();
+    copy.streamed?.cancel();
+    this.settle(copy, outcome, undefined);
+  }
+
+  /** A copy's outcome, once: counted, its slot and queued bytes given back. */
+  private settle(copy: Copy, outcome: ShadowOutcome, result: ShadowResult | undefined): void {
+    if (copy.outcome !== undefined) return;
+    copy.outcome = outcome;
+    copy.waiting = undefined;
+    if (result && outcome !== 'skipped' && outcome !== 'dropped') copy.result = result;
+    if (copy.queued > 0) {
+      this.service.release(copy.queued);
+      copy.queued = 0;
+    }
+    if (copy.target) {
+      this.service.count(this.route, copy.upstream, outcome, copy.result ? copy.result.latencyMs / 1000 : undefined);
+      this.service.finished(1);
+    }
+    if (copy.result?.response) this.keepCaptured(copy.result.response.body.length);
+    const targets = this.targets;
+    if (this.outcomes === undefined && targets.every((c) => c.outcome !== undefined)) {
+      this.outcomes = targets.map((c) => c.outcome).join(',');
+      const callback = this.onSettled;
+      this.onSettled = undefined;
+      callback?.(this.outcomes);
+    }
+    this.maybeCompare();
+  }
+
+  /** The answer's shape is known: whole copies' held results count now. */
+  private answerSettled(streams: boolean): void {
+    if (this.answerKnown) return;
+    this.answerKnown = true;
+    if (streams) return this.giveUpWhole('skipped');
+    for (const copy of this.copies) if (copy.waiting) this.settle(copy, copy.waiting.outcome, copy.waiting);
+  }
+
+  private clearShapeTimer(): void {
+    if (this.shapeTimer) clearTimeout(this.shapeTimer);
+    this.shapeTimer = undefined;
+  }
+
+  private capture(): number | undefined {
+    return this.options.comparing ? this.options.maxCaptureBytes : undefined;
+  }
+
+  private copyHeaders(copy: Copy): Record<string, string | string[]> {
+    const id = this.options.baselineRequestId;
+    return copy.target === undefined && id ? { ...this.headers, [REQUEST_ID]: id } : this.headers;
+  }
+
+  /** Gives the bytes back once nothing more will be sent or compared. */
+  private releaseBytes(): void {
+    if (this.held < 0) return;
+    const copiesDone = this.copies.every((c) => c.outcome !== undefined);
+    const primaryDone = !this.comparable || this.primary !== undefined;
+    if (!(copiesDone && primaryDone)) return;
+    this.service.release(this.held);
+    this.held = -1;
+  }
+
+  /** A captured answer that does not fit the budget ends the pair's comparison. */
+  private keepCaptured(bytes: number): void {
+    if (this.comparable && !this.hold(bytes)) this.comparable = false;
+  }
+
+  primaryResponse(response: IncomingMessage, started: number): void {
+    this.primaryAnswer(response.statusCode ?? 0, response.headers, response, started, () => undefined);
+  }
+
+  primaryAnswer(status: number, headers: IncomingHttpHeaders, response: AnswerBody, started: number, trailers: () => IncomingHttpHeaders | undefined): void {
+    const sent = this.copies.some((c) => c.outcome === undefined || c.result !== undefined);
+    const capture = this.comparable && sent ? new BodyCapture(this.options.maxCaptureBytes, true) : undefined;
+    const frames = this.answerKnown ? undefined : new FrameCounter();
+    if (capture || frames || this.requestFrames) response.on('data', (chunk: Buffer) => {
+      // An answer before the request ended: the client streams (bidi).
+      if (this.requestFrames && !this.requestEnded) this.giveUpWhole('skipped');
+      if (frames) {
+        frames.push(chunk);
+        if (frames.begun > 1) this.answerSettled(true);
+      }
+      if (!capture || !this.comparable) return;
+      const before = capture.keptBytes;
+      // Past the limit the rest is only hashed: nothing more is held.
+      capture.push(chunk);
+      if (capture.keptBytes > before) this.keepCaptured(capture.keptBytes - before);
+    });
+    response.once('end', () => {
+      this.answerSettled(false);
+      // Without a capture there is nothing to compare: as if the answer had failed.
+      this.primary = capture ? captureOf(status, headers, capture.result(), performance.now() - started, trailers()) : 'failed';
+      this.maybeCompare();
+    });
+  }
+
+  primaryFailed(): void {
+    this.primary = 'failed';
+    this.answerSettled(false);
+    this.maybeCompare();
+  }
+
+  clientClosed(completed: boolean): void {
+    // The user cancelled: a streamed copy would only be half-closed (an HTTP/2 request that is reset still ends), so it is cancelled too.
+    if (!completed) for (const copy of this.copies) if (copy.mode === 'streamed') this.cancel(copy, 'skipped');
+    if (!completed && this.primary === undefined) {
+      this.primary = 'cut';
+      this.answerSettled(false);
+      this.maybeCompare();
+    }
+  }
+
+  whenSettled(callback: (outcomes: string) => void): void {
+    if (this.outcomes !== undefined) callback(this.outcomes);
+    else this.onSettled = callback;
+  }
+
+  private maybeCompare(): void {
+    this.compareOnce();
+    this.releaseBytes();
+  }
+
+  private compareOnce(): void {
+    if (this.compared || !this.comparable || this.primary === undefined) return;
+    if (!this.copies.every((c) => c.outcome !== undefined)) return;
+    this.compared = true;
+    const primary = this.primary;
+    if (primary === 'failed' || primary === 'cut') return;
+    // Copies not sent, or given up, are left out: they say nothing of the version under test.
+    const shadows = this.targets.filter((c) => c.result !== undefined).map((c) => ({ upstream: c.upstream.name, result: c.result! }));
+    if (shadows.length === 0) return;
+    const baseline = this.copies.find((c) => c.target === undefined);
+    this.service.submit({
+      route: this.route.name,
+      diff: this.route.diff,
+      method: this.method,
+      path: this.path,
+      requestId: this.requestId,
+      time: new Date(),
+      primaryUpstream: this.primaryUpstream.name,
+      primary,
+      shadows,
+      baseline: baseline?.result ? { upstream: baseline.upstream.name, result: baseline.result } : undefined,
+    });
+  }
+}
+
+/** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash. */
+export function captureOf(status: number, headers: IncomingHttpHeaders, capture: Captured, latencyMs: number, trailers?: IncomingHttpHeaders): CapturedResponse {
+  return {
+    ...(trailers !== undefined ? { trailers } : {}),
+    status,
+    headers,
+    body: capture.body,
+    truncated: capture.truncated,
+    bodyBytes: capture.total,
+    latencyMs,
+    ...(capture.sha256 !== undefined ? { sha256: capture.sha256 } : {}),
+  };
+}
