@@ -51,11 +51,6 @@ export class H2Copies {
     private readonly pools: UpstreamPools,
   ) {}
 
-  static speaks(upstream: CompiledUpstream): boolean {
-    const protocol = upstream.config.protocol ?? 'http1';
-    return protocol === 'h2' || protocol === 'h2c';
-  }
-
   /** A copy with its whole body. `signal` cancels it. */
   send(upstream: CompiledUpstream, copy: CopyRequest, captureBytes: number | undefined, signal?: AbortSignal): Promise<H2CopyAnswer> {
     const opened = this.start(upstream, copy, copy.body ? Readable.from([copy.body]) : undefined, captureBytes);

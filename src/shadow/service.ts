@@ -32,7 +32,7 @@ import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/regi
 import { BASELINE_ID_SUFFIX, SHADOW_MARKER } from '../proxy/headers.js';
 import { upstreamPath } from '../proxy/path.js';
 import type { UpstreamPools } from '../upstream/pools.js';
-import type { H2Sessions } from '../upstream/h2.js';
+import { speaksH2, type H2Sessions } from '../upstream/h2.js';
 import { CallShapes } from './call-shapes.js';
 import type { CopyAnswer, CopySender } from './clients.js';
 import { H2Copies, type StreamedCopy } from './h2-copies.js';
@@ -199,7 +199,7 @@ export class ShadowService {
       baselineRequestId: darkEgress ? requestId + BASELINE_ID_SUFFIX : undefined,
       grpc,
       findShape: grpc && shape === undefined,
-      wholeOverH2: this.h2Copies !== undefined && plans.some((p) => p.mode === 'whole' && H2Copies.speaks(p.upstream)),
+      wholeOverH2: this.h2Copies !== undefined && plans.some((p) => p.mode === 'whole' && speaksH2(p.upstream)),
     });
     if (!hasBody) {
       queueMicrotask(() => {
@@ -227,7 +227,7 @@ export class ShadowService {
 
   /** Streaming calls go to this upstream: the target opted in and it speaks HTTP/2 (a copy is a stream of its own). */
   private streams(upstream: CompiledUpstream, shadow?: CompiledShadow): boolean {
-    return (shadow === undefined || shadow.config.streaming) && this.h2Copies !== undefined && H2Copies.speaks(upstream);
+    return (shadow === undefined || shadow.config.streaming) && this.h2Copies !== undefined && speaksH2(upstream);
   }
 
   /** The copy's request as a target's edits make it. */
@@ -274,7 +274,7 @@ export class ShadowService {
       timeoutMs,
       ...(lastUse ? { handOver: true } : {}),
     };
-    const h2 = this.h2Copies && H2Copies.speaks(upstream) ? this.h2Copies : undefined;
+    const h2 = this.h2Copies && speaksH2(upstream) ? this.h2Copies : undefined;
     return resultOf(h2 ? h2.send(upstream, copy, maxCaptureBytes, signal) : this.copies.send(upstream, copy, maxCaptureBytes), started, timeoutMs);
   }
 

@@ -228,9 +228,13 @@ export class H2Forward implements TryRequest {
     this.connectedNow = opened.connected;
     this.socket = new StreamProgress(opened.pooled);
     const progress = this.socket;
-    request.body?.on('data', (chunk: Buffer) => {
-      progress.bytesWritten += chunk.length;
-    });
+    const body = request.body;
+    // A body the caller writes itself (a streaming shadow copy) is not a primary try's: no deadline watches its progress.
+    if (body && body !== 'written') {
+      body.on('data', (chunk: Buffer) => {
+        progress.bytesWritten += chunk.length;
+      });
+    }
     stream.on('error', (err) => this.fail(opened.cause(err), opened.connected()));
     stream.once('response', (headers, flags) => {
       answer.response(Number(headers[':status'] ?? 502), headers, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
