@@ -86,16 +86,15 @@ class CopyExchange {
     this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, true);
   }
 
-  start(target: CopyTarget, agent: http.Agent, copy: CopyRequest): void {
-    const url = new URL(target.origin);
-    const request = (url.protocol === 'https:' ? https : http).request({
-      hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
-      port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+  start(origin: OriginAgent, copy: CopyRequest): void {
+    const request = (origin.secure ? https : http).request({
+      hostname: origin.hostname,
+      port: origin.port,
       method: copy.method,
       path: copy.path,
       // Framed by its length whatever the method: node:http leaves a GET's body unframed.
       headers: copy.body ? { ...copy.headers, 'content-length': String(copy.body.length) } : copy.headers,
-      agent,
+      agent: origin.agent,
     });
     this.request = request;
     request.once('socket', (socket) => {
@@ -172,7 +171,11 @@ export class OriginAgents {
         timeout: FREE_SOCKET_TIMEOUT_MS,
       };
       const agent = target.tls ? new https.Agent({ ...options, ...agentTlsOptions(target.tls) }) : new http.Agent(options);
-      entry = { agent, inflight: 0, retired: false };
+      // The origin is parsed once per agent, not per copy.
+      const url = new URL(target.origin);
+      const secure = url.protocol === 'https:';
+      const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+      entry = { agent, hostname, port: Number(url.port) || (secure ? 443 : 80), secure, inflight: 0, retired: false };
       this.agents.set(key, entry);
     }
     return entry;
@@ -194,7 +197,7 @@ export class OriginAgents {
       const exchange = new CopyExchange(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject);
       this.inflight.add(exchange);
       try {
-        exchange.start(target, entry.agent, copy);
+        exchange.start(entry, copy);
       } catch (err) {
         exchange.fail(err as Error);
       }
@@ -220,6 +223,9 @@ export class OriginAgents {
 
 interface OriginAgent {
   readonly agent: http.Agent;
+  readonly hostname: string;
+  readonly port: number;
+  readonly secure: boolean;
   inflight: number;
   retired: boolean;
 }
