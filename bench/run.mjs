@@ -65,6 +65,7 @@ const { values: opts } = parseArgs({
     'keep-tmp': { type: 'boolean', default: false },
     gatewayctl: { type: 'string' },
     variant: { type: 'string', multiple: true },
+    'node-variant': { type: 'string', multiple: true },
     tag: { type: 'string' },
     render: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -141,6 +142,7 @@ async function startSetup(setup, ctx, dir, port, extra = {}) {
         accessLog: setup.accessLog,
         endpoints: setup.endpoints,
         ...extra,
+        nodeArgs: [...(setup.nodeArgs ?? []), ...(extra.nodeArgs ?? [])],
       });
       return { handle: g, port: g.port, adminPort: g.adminPort };
     }
@@ -179,6 +181,10 @@ if (opts.help) {
   --variant NAME=DIR   also run each selected gatewayctl setup from another built
                        checkout, as rows SETUP@NAME in the same interleaved rounds
                        (repeatable: compare a branch, or a patched build, in one run)
+  --node-variant NAME=FLAGS
+                       also run each selected gatewayctl setup from this checkout
+                       under node FLAGS (e.g. "--max-semi-space-size=4"), as rows
+                       SETUP@NAME: the price of a V8 or Node flag, in one run
 setups: ${setupNames()}
 `);
   process.exit(0);
@@ -200,6 +206,15 @@ for (const spec of opts.variant ?? []) {
   const extra = baseSetups
     .filter((s) => s.kind === 'gw')
     .map((s) => ({ ...s, name: `${s.name}@${name}`, label: `${s.label} [${name}]`, root: dir }));
+  setups = [...setups, ...extra];
+}
+for (const spec of opts['node-variant'] ?? []) {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) fail(`--node-variant wants NAME=FLAGS, not "${spec}"`, 2);
+  const [name, flags] = [spec.slice(0, eq), spec.slice(eq + 1).split(/\s+/).filter(Boolean)];
+  const extra = baseSetups
+    .filter((s) => s.kind === 'gw')
+    .map((s) => ({ ...s, name: `${s.name}@${name}`, label: `${s.label} [${name}: ${flags.join(' ')}]`, nodeArgs: flags }));
   setups = [...setups, ...extra];
 }
 

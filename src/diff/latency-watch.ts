@@ -12,6 +12,8 @@ import type { EndpointLatency } from './types.js';
 interface Watched {
   readonly latency: EndpointLatency;
   pairs: number;
+  /** The pair count at which it is judged next. */
+  next: number;
   slower: boolean;
   last: LatencyComparison | undefined;
 }
@@ -24,8 +26,14 @@ export interface LatencyAlarm {
   readonly maxRatio: number;
 }
 
-/** Re-judged every this many pairs per endpoint. */
+/**
+ * Re-judged every this many pairs per endpoint, or every 5% more pairs
+ * when that is more: a judgement sorts four histograms, and judging every
+ * ten pairs took a tenth of a comparing thread's time at 2,000 pairs a
+ * second, while 5% more evidence rarely moves a verdict.
+ */
 const EVERY = 10;
+const EVERY_SHARE = 0.05;
 
 export class LatencyWatch {
   /** route + shadow → endpoint → what was seen. */
@@ -47,11 +55,12 @@ export class LatencyWatch {
     if (!w) {
       if (this.size >= this.maxEndpoints) return {};
       this.size++;
-      w = { latency: { ratio: {}, baselineRatio: {}, primary: {}, shadow: {}, maxRatio: latency.maxRatio }, pairs: 0, slower: false, last: undefined };
+      w = { latency: { ratio: {}, baselineRatio: {}, primary: {}, shadow: {}, maxRatio: latency.maxRatio }, pairs: 0, next: EVERY, slower: false, last: undefined };
       target.set(endpoint, w);
     }
     addLatency(w.latency, latency);
-    if (++w.pairs % EVERY !== 0) return {};
+    if (++w.pairs < w.next) return {};
+    w.next = w.pairs + Math.max(EVERY, Math.floor(w.pairs * EVERY_SHARE));
     w.last = compareLatency(w.latency, latency.maxRatio);
     const became = w.last.slower && !w.slower;
     w.slower = w.last.slower;

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// CPU per request and peak RSS of gatewayctl at a fixed request rate, builds
+// or node flags side by side in interleaved rounds.
+//
+//   npm run build && node bench/fixed-rate.mjs --shadow fast --rate 2000 --seconds 5 --rounds 3 \
+//       --variant before=../base-checkout --node-variant semi8=--max-semi-space-size=8 [--threads]
+//
+// wrk (bench/run.mjs) saturates the machine: req/s then says as much about
+// whoever else runs on its cores as about the gateway, and a busier gateway
+// batches more, so its cost per request falls. At a fixed rate below
+// saturation the CPU time a request costs is steadier, and a flag that only
+// moves memory can be told from one that also costs CPU.
+//
+// Upstreams as in bench/run.mjs (nginx answering 300 bytes; the shadow's
+// differs in one field; `--shadow slow` answers after 500 ms). The paced
+// loader (bench/lib/paced-load.mjs) runs in its own process; a 3 s warm-up at
+// the same rate precedes each measured run. --threads prints the CPU of each
+// thread of the gateway process, in µs per request, by thread number within
+// the process (0 is the serving thread; V8's helper threads and the shadow
+// threads follow).
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cpuSeconds, freePort, groupMembers, installCleanup, killAll, sampleRss, start } from './lib/procs.mjs';
+import { startGateway, startSlowShadow, startUpstreams } from './lib/servers.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    shadow: { type: 'string', default: 'fast' },
+    rate: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    variant: { type: 'string', multiple: true },
+    'node-variant': { type: 'string', multiple: true },
+    threads: { type: 'boolean', default: false },
+  },
+});
+if (!['none', 'fast', 'slow'].includes(opts.shadow)) throw new Error('--shadow is none, fast or slow');
+
+const split = (spec, what) => {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new Error(`${what} wants NAME=VALUE, not "${spec}"`);
+  return [spec.slice(0, eq), spec.slice(eq + 1)];
+};
+const variants = [
+  { name: 'this', root, args: [] },
+  ...(opts.variant ?? []).map((s) => split(s, '--variant')).map(([name, dir]) => ({ name, root: resolve(dir), args: [] })),
+  ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, flags]) => ({ name, root, args: flags.split(/\s+/).filter(Boolean) })),
+];
+
+/** CPU ticks of each thread of a process. */
+function threadTicks(pid) {
+  const out = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid) - pid, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+function load(port, seconds) {
+  const url = `http://127.0.0.1:${port}/api/items/42?view=full`;
+  return new Promise((done, fail) => {
+    const handle = start('paced-load', process.execPath, [join(root, 'bench/lib/paced-load.mjs'), '--url', url, '--rate', opts.rate, '--seconds', String(seconds)], {
+      onLine(line) {
+        try {
+          const result = JSON.parse(line);
+          if (typeof result.sent === 'number') done(result);
+        } catch {
+          // not the result line
+        }
+      },
+    });
+    void handle.exited.then(({ code }) => code !== 0 && fail(new Error(`the loader exited with ${code}`)));
+  });
+}
+
+installCleanup();
+const tmp = mkdtempSync(join(os.tmpdir(), 'gatewayctl-fixed-rate-'));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const results = new Map(variants.map((v) => [v.name, []]));
+try {
+  const primaryPort = await freePort();
+  const shadowPort = await freePort();
+  await startUpstreams(join(tmp, 'upstreams'), { primaryPort, shadowPort, workers: 2 });
+  let shadow = opts.shadow === 'fast' ? shadowPort : undefined;
+  if (opts.shadow === 'slow') {
+    shadow = await freePort();
+    await startSlowShadow({ port: shadow, delayMs: 500 });
+  }
+  const rounds = Number(opts.rounds);
+  for (let round = 0; round < rounds; round++) {
+    // Rotated each round, so drift on a shared machine hits every variant alike.
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+    for (const v of order) {
+      const gateway = await startGateway(join(tmp, `${v.name}-${round}`), { root: v.root, port: await freePort(), adminPort: await freePort(), primaryPort, shadowPort: shadow, nodeArgs: v.args });
+      await load(gateway.port, 3);
+      const pids = groupMembers([gateway.pid]);
+      const rss = sampleRss(pids);
+      const ticks0 = threadTicks(gateway.pid);
+      const cpu0 = cpuSeconds(pids);
+      const got = await load(gateway.port, Number(opts.seconds));
+      const cpu = cpuSeconds(pids) - cpu0;
+      const ticks1 = threadTicks(gateway.pid);
+      const peak = rss.stop();
+      const row = { cpuUs: Math.round((cpu * 1e6) / got.ok), rssMb: Math.round(peak.peakTotal / 1048576), ok: got.ok, failed: got.failed };
+      results.get(v.name).push(row);
+      const perThread = opts.threads
+        ? ' threads ' + [...ticks1].map(([t, n]) => [t, Math.round(((n - (ticks0.get(t) ?? 0)) * 1e6) / 100 / got.ok)]).filter(([, us]) => us > 0).map(([t, us]) => `${t}:${us}`).join(' ')
+        : '';
+      process.stderr.write(`round ${round + 1}/${rounds} ${v.name.padEnd(10)} ${row.cpuUs} µs/req  rss ${row.rssMb} MB  ok ${row.ok} failed ${row.failed}${perThread}\n`);
+      await gateway.stop(3000);
+    }
+  }
+} finally {
+  killAll();
+  rmSync(tmp, { recursive: true, force: true });
+}
+const base = median(results.get('this').map((r) => r.cpuUs));
+console.log(`shadow ${opts.shadow}, ${opts.rate} req/s, ${opts.rounds} rounds × ${opts.seconds} s; node ${process.version}; ${os.availableParallelism()} cores`);
+console.log('| variant | CPU µs/req (median) | vs this | rounds | peak RSS MB |');
+console.log('| --- | ---: | ---: | --- | --- |');
+for (const v of variants) {
+  const rows = results.get(v.name);
+  const cpu = median(rows.map((r) => r.cpuUs));
+  console.log(`| ${v.name}${v.args.length ? ` (${v.args.join(' ')})` : ''} | ${cpu} | ${(cpu / base).toFixed(2)}× | ${rows.map((r) => r.cpuUs).join(', ')} | ${rows.map((r) => r.rssMb).join(', ')} |`);
+}
+process.exit(0);
