@@ -73,6 +73,9 @@ class ComparingThread {
   readonly worker: Worker;
   /** Bytes of each pair handed over, oldest first: the thread compares in order. */
   readonly waiting: number[] = [];
+  /** Pairs of this turn of the loop, not yet posted, and the memory they take along. */
+  outbox: MirroredPair[] = [];
+  outboxTransfer: ArrayBuffer[] = [];
   waitingBytes = 0;
   /** Resolves once the thread has loaded its code (or stopped). */
   readonly ready: Promise<void>;
@@ -148,20 +151,51 @@ export class ComparePool implements PairSink {
       return;
     }
     const thread = this.threadFor(pair.route);
-    const message: ToComparing = { type: 'pair', pair };
-    try {
-      thread.worker.postMessage(message, transferables(pair));
-    } catch (err) {
-      // Something in the pair cannot cross (a bug): this pair is lost, not the path.
-      this.failed++;
-      this.options.logger?.error('diff.failed', `handing a mirrored pair to comparison failed: ${(err as Error).message}`, { route: pair.route });
-      return;
-    }
+    if (this.flushing.size === 0) setImmediate(this.flush);
+    this.flushing.add(thread);
+    thread.outbox.push(pair);
+    thread.outboxTransfer.push(...transferables(pair));
     this.outstanding++;
     this.outstandingBytes += bytes;
     thread.waiting.push(bytes);
     thread.waitingBytes += bytes;
     thread.busy();
+  }
+
+  /** Threads with pairs waiting for the end of this turn of the loop. */
+  private readonly flushing = new Set<ComparingThread>();
+
+  /** The pairs of this turn, one message per thread. */
+  private readonly flush = (): void => {
+    const threads = [...this.flushing];
+    this.flushing.clear();
+    for (const thread of threads) {
+      const { outbox: pairs, outboxTransfer: transfer } = thread;
+      thread.outbox = [];
+      thread.outboxTransfer = [];
+      if (this.closed || this.threads.indexOf(thread) < 0) continue;
+      try {
+        thread.worker.postMessage({ type: 'pairs', pairs } satisfies ToComparing, transfer);
+      } catch {
+        // Something in one pair cannot cross (a bug): that pair is lost, not the others.
+        for (const pair of pairs) this.postOne(thread, pair);
+      }
+    }
+  };
+
+  private postOne(thread: ComparingThread, pair: MirroredPair): void {
+    try {
+      thread.worker.postMessage({ type: 'pairs', pairs: [pair] } satisfies ToComparing, transferables(pair));
+    } catch (err) {
+      this.failed++;
+      this.options.logger?.error('diff.failed', `handing a mirrored pair to comparison failed: ${(err as Error).message}`, { route: pair.route });
+      // It never reaches the thread: its place in the order is given back as if compared.
+      const at = thread.waiting.indexOf(pairBytes(pair));
+      const bytes = at >= 0 ? thread.waiting.splice(at, 1)[0]! : 0;
+      thread.waitingBytes -= bytes;
+      thread.idle();
+      this.release(1, bytes);
+    }
   }
 
   /**

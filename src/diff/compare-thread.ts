@@ -47,7 +47,7 @@ const engine = new DiffEngine({
 });
 
 port.on('message', (message: ToComparing) => {
-  if (message.type === 'pair') engine.submit(fromThread(message.pair));
+  if (message.type === 'pairs') for (const pair of message.pairs) engine.submit(fromThread(pair));
 });
 
 // Loaded: pairs no longer wait for the code.

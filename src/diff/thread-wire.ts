@@ -8,7 +8,8 @@
 import type { CapturedResponse, MirroredPair, ShadowResult } from './pair.js';
 import type { CompareOutcome } from './types.js';
 
-export type ToComparing = { readonly type: 'pair'; readonly pair: MirroredPair };
+/** The pairs handed over in one turn of the serving thread's loop: one message, one wake-up of the comparing thread. */
+export type ToComparing = { readonly type: 'pairs'; readonly pairs: readonly MirroredPair[] };
 
 /** What comparing reports of one pair: its outcomes, a route's latency ratio, that it is done. */
 export type Reported =

@@ -249,6 +249,11 @@ export class ShadowService {
     return { headers: copyHeaders, target };
   }
 
+  /** @internal Whether a copy to this upstream can be cancelled in flight (an HTTP/2 copy, sent from this thread). */
+  cancellable(upstream: CompiledUpstream): boolean {
+    return this.h2Copies !== undefined && speaksH2(upstream);
+  }
+
   /** @internal Sends one copy with its whole body; resolves with what happened, never rejects. */
   exchange(
     upstream: CompiledUpstream,

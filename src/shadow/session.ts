@@ -57,7 +57,9 @@ interface Copy extends CopyPlan {
   result?: ShadowResult;
   /** A whole copy's result, held until the call is known to be unary. */
   waiting?: ShadowResult;
-  /** Cancels a whole copy in flight. */
+  /** A whole copy has left (or is leaving): it no longer takes the request. */
+  sent?: true;
+  /** Cancels a whole copy in flight; only copies to HTTP/2 upstreams can be (see exchange()). */
   abort?: AbortController;
   streamed?: StreamedCopy;
   /** A streamed copy's request bytes so far, and those written but not yet taken by its stream (held from the budget). */
@@ -128,7 +130,7 @@ export class Session implements MirrorSession {
 
   /** Copies still taking the request: streamed ones not ended, whole ones not sent. */
   private live(mode: CopyMode): Copy[] {
-    return this.copies.filter((c) => c.mode === mode && c.outcome === undefined && c.abort === undefined);
+    return this.copies.filter((c) => c.mode === mode && c.outcome === undefined && c.sent === undefined);
   }
 
   /** Takes bytes from the service's byte budget for as long as this pair is in flight. */
@@ -209,10 +211,12 @@ export class Session implements MirrorSession {
     // The last copy may hand the body's memory to the copying thread, unless an HTTP/2 copy still reads it here.
     const handOver = !this.options.wholeOverH2;
     whole.forEach((copy, i) => {
-      copy.abort = new AbortController();
+      copy.sent = true;
+      // An AbortController per copy cost the serving thread microseconds a request; only HTTP/2 copies read it.
+      if (this.service.cancellable(copy.upstream)) copy.abort = new AbortController();
       const last = handOver && i === whole.length - 1;
       void this.service
-        .exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), last, copy.abort.signal)
+        .exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), last, copy.abort?.signal)
         .then((result) => {
           if (copy.outcome !== undefined) return;
           if (!this.answerKnown) copy.waiting = result;

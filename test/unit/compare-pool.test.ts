@@ -58,7 +58,8 @@ describe('comparing threads', () => {
     try {
       const pair = mirrored('r', '{"v":1}', '{"v":2}');
       compare.submit(pair);
-      // The memory went with the pair: nothing of it is left on this side.
+      // The pairs of a turn leave together at its end; the memory went with them: nothing of it is left on this side.
+      await new Promise((resolve) => setImmediate(resolve));
       assert.equal(pair.primary.body.byteLength, 0);
       assert.equal(compare.running, 1);
       compare.submit(mirrored('r', '{"v":1}', '{"v":1}'));
@@ -110,6 +111,23 @@ describe('comparing threads', () => {
       compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
       await compare.idle();
       assert.equal(compare.compared, 1);
+    } finally {
+      await compare.close();
+    }
+  });
+
+  test('pairs of one turn travel together; one that cannot cross is lost and counted, not the others', async () => {
+    const { compare } = pool({});
+    try {
+      const broken = { ...mirrored('r', '{"v":1}', '{"v":2}'), requestId: (() => 'not data') as unknown as string };
+      compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
+      compare.submit(broken);
+      compare.submit(mirrored('r', '{"v":1}', '{"v":3}'));
+      assert.equal(compare.pending, 3);
+      await compare.idle();
+      assert.equal(compare.failed, 1);
+      assert.equal(compare.compared, 2);
+      assert.equal(compare.pending, 0);
     } finally {
       await compare.close();
     }
