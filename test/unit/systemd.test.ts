@@ -51,6 +51,13 @@ describe('systemd unit', () => {
     }
     assert.equal(directive('MemoryDenyWriteExecute').length, 0, 'V8 needs writable-executable memory');
   });
+  test("its NODE_OPTIONS are ones Node accepts there: a typo would stop the service from starting", () => {
+    const options = directive('Environment').find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length);
+    assert.ok(options?.includes('--max-semi-space-size='), 'the young generation is bounded');
+    // Node refuses to start on an option it does not take from NODE_OPTIONS.
+    execFileSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: options }, stdio: 'pipe' });
+    execFileSync(BIN, ['--version'], { env: { ...process.env, NODE_OPTIONS: options }, stdio: 'pipe' });
+  });
   test('passes systemd-analyze verify', { skip: !hasSystemdAnalyze() && 'systemd-analyze not installed' }, () => {
     const tmp = tempDir();
     try {
