@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { resolveConfigPath } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
-import { boundHeapGrowth } from '../control/heap.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { LOG_LEVELS, type Logger } from '../log/logger.js';
 import type { Gateway } from '../control/gateway.js';
@@ -73,7 +72,6 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const drainDelay = flags.drainDelay === undefined ? { ok: true as const, value: 0 } : parseDuration(flags.drainDelay);
   if (!drainDelay.ok) throw new UsageError(`--drain-delay: ${drainDelay.error}`);
   const file = resolveConfigPath(flags.config);
-  boundHeapGrowth();
   // Loaded here, not at the top: the other commands (validate above all) never load the gateway.
   const [{ startServer }, { serviceNotifier }] = await Promise.all([import('../control/server-factory.js'), import('../control/service-notify.js')]);
   const notifier = serviceNotifier(logger);

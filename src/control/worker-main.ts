@@ -13,11 +13,9 @@ import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
-import { boundHeapGrowth } from './heap.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
 import { ProxyRuntime } from '../serving/proxy-runtime.js';
 
-boundHeapGrowth();
 const workerId = Number(process.env['GATEWAYCTL_WORKER_ID'] ?? '0');
 const level = (process.env['GATEWAYCTL_LOG_LEVEL'] ?? 'info') as LogLevel;
 const sink = process.env['GATEWAYCTL_LOG_FORMAT'] === 'pretty' ? prettySink() : jsonSink();

@@ -19,6 +19,7 @@ import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { UpstreamPools } from '../upstream/pools.js';
+import { boundHeapGrowth } from './heap-growth.js';
 import { copyTarget, keptKeys, settleEndpoint, type CopyAnswer, type CopyRequest, type CopySender } from './clients.js';
 import { errorFromWire, errorToWire, type CopyOrder, type CopySettled, type FromCopying, type ToCopying } from './copy-wire.js';
 
@@ -118,6 +119,8 @@ export class ThreadedCopies implements CopySender {
   private thread(): Worker {
     if (this.closed) throw new Error('the gateway is closing');
     if (this.worker) return this.worker;
+    // This process shadows: its heaps grow less (heap-growth.ts says why; once is enough, again is harmless).
+    boundHeapGrowth();
     const worker = new Worker(EMBEDDED.copyWorker ?? THREAD, {
       eval: EMBEDDED.copyWorker !== undefined,
       resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_MB },

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { boundHeapGrowth, HEAP_GROWING_PERCENT } from '../../src/control/heap.js';
+import { boundHeapGrowth, HEAP_GROWING_PERCENT } from '../../src/shadow/heap-growth.js';
 
-test('heap growth is bounded by default', () => {
+test('a shadowing process bounds its heap growth', () => {
   assert.equal(boundHeapGrowth([], ''), `--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 });
 
