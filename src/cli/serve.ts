@@ -49,14 +49,21 @@ Examples:
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
 }
 
-async function parseWorkers(value: string | undefined, logger?: Logger): Promise<number> {
+async function parseWorkers(value: string | undefined, configFile: string, logger?: Logger): Promise<number> {
   if (value === undefined) return 1;
   if (value === 'auto') {
-    const { autoWorkers, cgroupMemoryLimit } = await import('../control/worker-count.js');
-    const budget = autoWorkers(availableParallelism(), cgroupMemoryLimit());
+    const { autoWorkers, cgroupMemoryLimit, workerMemoryOfFile, WORKER_MEMORY_BYTES } = await import('../control/worker-count.js');
+    const limit = cgroupMemoryLimit();
+    // Under a memory limit, what a worker holds depends on whether the config shadows.
+    const perWorker = limit === undefined ? WORKER_MEMORY_BYTES : workerMemoryOfFile(configFile);
+    const budget = autoWorkers(availableParallelism(), limit, perWorker);
     if (budget.limitedByMemory) {
-      const mib = Math.round(budget.memoryLimitBytes! / 1048576);
-      logger?.info('serve.workers', `--workers auto: ${budget.workers} workers, not ${budget.cpus}: the memory limit is ${mib}MiB`, { ...budget });
+      const mib = (bytes: number) => Math.round(bytes / 1048576);
+      logger?.info(
+        'serve.workers',
+        `--workers auto: ${budget.workers} workers, not ${budget.cpus}: the memory limit is ${mib(budget.memoryLimitBytes!)}MiB and a worker of this config may hold ${mib(perWorker)}MiB`,
+        { ...budget, workerMemoryBytes: perWorker },
+      );
     }
     return budget.workers;
   }
@@ -68,10 +75,10 @@ async function parseWorkers(value: string | undefined, logger?: Logger): Promise
 
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const logger = makeLogger(flags);
-  const workers = await parseWorkers(flags.workers, logger);
+  const file = resolveConfigPath(flags.config);
+  const workers = await parseWorkers(flags.workers, file, logger);
   const drainDelay = flags.drainDelay === undefined ? { ok: true as const, value: 0 } : parseDuration(flags.drainDelay);
   if (!drainDelay.ok) throw new UsageError(`--drain-delay: ${drainDelay.error}`);
-  const file = resolveConfigPath(flags.config);
   // Loaded here, not at the top: the other commands (validate above all) never load the gateway.
   const [{ startServer }, { serviceNotifier }] = await Promise.all([import('../control/server-factory.js'), import('../control/service-notify.js')]);
   const notifier = serviceNotifier(logger);

@@ -3,11 +3,28 @@
  * the container's memory limit holds. A gateway takes about 74 MB plus about
  * 70 MB per worker under load, so a 512Mi limit holds 6 workers whatever the
  * core count.
+ *
+ * A worker that shadows holds far more: its copying and comparing threads
+ * (each a V8 heap of its own) and up to limits.shadowInflightBytes of
+ * copies and captured answers. Under a saturating 100% shadow with
+ * comparison, `serve --workers 2` peaked at 170 MB per worker with the
+ * default 32 MB budget (bench gw-w2-shadow); counted as 140 MB plus the
+ * budget, a 512Mi limit holds 2 shadowing workers, where 6 would have
+ * been killed for memory.
  */
 import { readFileSync } from 'node:fs';
+import type { GatewayConfig } from '../config/types.js';
+import { validateConfigFile } from '../config/validate.js';
 
 export const BASE_MEMORY_BYTES = 74 * 1024 * 1024;
 export const WORKER_MEMORY_BYTES = 70 * 1024 * 1024;
+export const SHADOWING_WORKER_MEMORY_BYTES = 140 * 1024 * 1024;
+
+/** What one worker serving this config may hold under load. */
+export function workerMemoryFor(config: Pick<GatewayConfig, 'routes' | 'limits'>): number {
+  const shadows = config.routes.some((route) => route.shadow.length > 0);
+  return shadows ? SHADOWING_WORKER_MEMORY_BYTES + config.limits.shadowInflightBytes : WORKER_MEMORY_BYTES;
+}
 
 export interface WorkerBudget {
   readonly workers: number;
@@ -18,10 +35,20 @@ export interface WorkerBudget {
   readonly limitedByMemory: boolean;
 }
 
-export function autoWorkers(cpus: number, memoryLimitBytes: number | undefined): WorkerBudget {
+/** workerMemoryFor() of the config in a file; the plain estimate when it cannot be read or is invalid (serving it then fails with the reasons). */
+export function workerMemoryOfFile(file: string): number {
+  try {
+    const config = validateConfigFile(file).config;
+    return config ? workerMemoryFor(config) : WORKER_MEMORY_BYTES;
+  } catch {
+    return WORKER_MEMORY_BYTES;
+  }
+}
+
+export function autoWorkers(cpus: number, memoryLimitBytes: number | undefined, perWorkerBytes = WORKER_MEMORY_BYTES): WorkerBudget {
   const byCpu = Math.max(1, cpus);
   if (memoryLimitBytes === undefined) return { workers: byCpu, cpus, memoryLimitBytes, limitedByMemory: false };
-  const byMemory = Math.max(1, Math.floor((memoryLimitBytes - BASE_MEMORY_BYTES) / WORKER_MEMORY_BYTES));
+  const byMemory = Math.max(1, Math.floor((memoryLimitBytes - BASE_MEMORY_BYTES) / perWorkerBytes));
   return { workers: Math.min(byCpu, byMemory), cpus, memoryLimitBytes, limitedByMemory: byMemory < byCpu };
 }
 
