@@ -9,7 +9,7 @@
  * thread's old space reached 73 MB committed for 28 MB live, and the
  * process 250 MB (Node 20) and 395 MB (Node 24).
  *
- * Growth of 50% past the live set holds a saturating 100% shadow at 181-183
+ * Growth of 50% past the live set holds a saturating 100% shadow at 181-189
  * MB (V8's own choice: 231-247 MB); 20% held no less and cost more
  * collections. A gateway that shadows nothing keeps V8's choice: bounded,
  * its plain path spent up to a quarter more CPU per request, for no memory
