@@ -46,6 +46,7 @@ import { RequestContext } from './context.js';
 import { clientRequestId, downstreamHeaders, headerObject } from './headers.js';
 import { upstreamPath } from './path.js';
 import type { Endpoint } from '../upstream/endpoint.js';
+import { isGrpc } from '../routing/matcher.js';
 import { openUpstreamRequest } from '../upstream/http1.js';
 import { H2Forward, h2HeaderObject, h2ResponseRaw, speaksH2, type H2Sessions } from '../upstream/h2.js';
 import type { UpstreamPools } from '../upstream/pools.js';
@@ -393,7 +394,7 @@ export class ProxyHandler {
     }
     const raw = downstreamHeaders(h2ResponseRaw(headers), ctx.requestId);
     // Trailers travel only in a chunked answer: a client that takes them gets one when trailers are announced.
-    if (ctx.acceptsTrailers && !headOnly && (headers['trailer'] !== undefined || isGrpcAnswer(headers))) withoutLength(raw);
+    if (ctx.acceptsTrailers && !headOnly && (headers['trailer'] !== undefined || isGrpc(headers))) withoutLength(raw);
     try {
       res.writeHead(status, raw);
     } catch (err) {
@@ -564,10 +565,6 @@ function logOnClose(log: AccessLog, ctx: RequestContext): void {
 function acceptsTrailers(te: string | string[]): boolean {
   for (const part of String(te).split(',')) if (part.split(';', 1)[0]!.trim().toLowerCase() === 'trailers') return true;
   return false;
-}
-
-function isGrpcAnswer(headers: http2.IncomingHttpHeaders): boolean {
-  return headers['content-type']?.startsWith('application/grpc') === true;
 }
 
 /** Drops Content-Length from a flat header list: the answer goes chunked. */

@@ -199,7 +199,7 @@ export class ShadowService {
       baselineRequestId: darkEgress ? requestId + BASELINE_ID_SUFFIX : undefined,
       grpc,
       findShape: grpc && shape === undefined,
-      wholeOverH2: this.h2Copies !== undefined && plans.some((p) => p.mode === 'whole' && speaksH2(p.upstream)),
+      wholeOverH2: plans.some((p) => p.mode === 'whole' && this.overH2(p.upstream)),
     });
     if (!hasBody) {
       queueMicrotask(() => {
@@ -227,7 +227,7 @@ export class ShadowService {
 
   /** Streaming calls go to this upstream: the target opted in and it speaks HTTP/2 (a copy is a stream of its own). */
   private streams(upstream: CompiledUpstream, shadow?: CompiledShadow): boolean {
-    return (shadow === undefined || shadow.config.streaming) && this.h2Copies !== undefined && speaksH2(upstream);
+    return (shadow === undefined || shadow.config.streaming) && this.overH2(upstream);
   }
 
   /** The copy's request as a target's edits make it. */
@@ -249,8 +249,8 @@ export class ShadowService {
     return { headers: copyHeaders, target };
   }
 
-  /** @internal Whether a copy to this upstream can be cancelled in flight (an HTTP/2 copy, sent from this thread). */
-  cancellable(upstream: CompiledUpstream): boolean {
+  /** @internal Copies to this upstream go over HTTP/2 from this thread (h2-copies.ts): they can stream, and be cancelled in flight. */
+  overH2(upstream: CompiledUpstream): boolean {
     return this.h2Copies !== undefined && speaksH2(upstream);
   }
 
@@ -279,7 +279,7 @@ export class ShadowService {
       timeoutMs,
       ...(lastUse ? { handOver: true } : {}),
     };
-    const h2 = this.h2Copies && speaksH2(upstream) ? this.h2Copies : undefined;
+    const h2 = this.overH2(upstream) ? this.h2Copies : undefined;
     return resultOf(h2 ? h2.send(upstream, copy, maxCaptureBytes, signal) : this.copies.send(upstream, copy, maxCaptureBytes), started, timeoutMs);
   }
 

@@ -213,7 +213,7 @@ export class Session implements MirrorSession {
     whole.forEach((copy, i) => {
       copy.sent = true;
       // An AbortController per copy cost the serving thread microseconds a request; only HTTP/2 copies read it.
-      if (this.service.cancellable(copy.upstream)) copy.abort = new AbortController();
+      if (this.service.overH2(copy.upstream)) copy.abort = new AbortController();
       const last = handOver && i === whole.length - 1;
       void this.service
         .exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), last, copy.abort?.signal)
