@@ -25,7 +25,7 @@ import type { Snapshot } from '../config/compile.js';
 import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { MirroredPair, PairSink } from './pair.js';
+import type { MirroredPair, PairSink, UncomparedPair } from './pair.js';
 import { countDropped, countOutcome, type OutcomeSink } from './outcome-metrics.js';
 import { pairBytes, transferables, type FromComparing, type Reported, type ToComparing } from './thread-wire.js';
 
@@ -140,6 +140,12 @@ export class ComparePool implements PairSink {
   /** Threads running now. */
   get running(): number {
     return this.threads.filter((t) => t !== undefined).length;
+  }
+
+  notCompared(pair: UncomparedPair): void {
+    if (this.closed) return;
+    this.dropped++;
+    countDropped(pair, this.options.sink, this.options.metrics);
   }
 
   submit(pair: MirroredPair): void {

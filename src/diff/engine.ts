@@ -12,7 +12,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { MirroredPair, PairSink } from './pair.js';
+import type { MirroredPair, PairSink, UncomparedPair } from './pair.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings, type PairContext } from './compare-pair.js';
 import { ExampleSampler } from './examples.js';
 import { emptyCounts } from './counts.js';
@@ -222,7 +222,11 @@ export class DiffEngine implements PairSink {
     if (this.metrics) countOutcome(this.metrics, outcome);
   }
 
-  private drop(pair: MirroredPair): void {
+  notCompared(pair: UncomparedPair): void {
+    this.drop(pair);
+  }
+
+  private drop(pair: UncomparedPair): void {
     this.dropped++;
     countDropped(pair, this.sink, this.metrics);
   }

@@ -6,7 +6,7 @@
  */
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { emptyCounts } from './counts.js';
-import type { MirroredPair } from './pair.js';
+import type { UncomparedPair } from './pair.js';
 import { DIFFERENCE_KINDS, type CompareOutcome } from './types.js';
 
 /** Where outcomes go: the store, or a forwarder to it. */
@@ -23,7 +23,7 @@ export function countOutcome(metrics: GatewayMetrics, outcome: CompareOutcome): 
 }
 
 /** A pair that found no room: counted in the metrics and, per target, in the store's counts. */
-export function countDropped(pair: MirroredPair, sink: OutcomeSink, metrics: GatewayMetrics | undefined): void {
+export function countDropped(pair: UncomparedPair, sink: OutcomeSink, metrics: GatewayMetrics | undefined): void {
   metrics?.compareDropped.labels(pair.route).inc();
   for (const target of pair.shadows) {
     const counts = emptyCounts(pair.route, target.upstream, pair.baseline?.upstream);

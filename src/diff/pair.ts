@@ -51,7 +51,16 @@ export interface MirroredPair {
   readonly calls?: PairCalls;
 }
 
+/** Which pair could not be compared: its route and targets, for the counts. */
+export interface UncomparedPair {
+  readonly route: string;
+  readonly shadows: readonly { readonly upstream: string }[];
+  readonly baseline: { readonly upstream: string } | undefined;
+}
+
 export interface PairSink {
   /** Must return at once; comparison happens later, off the user's path. */
   submit(pair: MirroredPair): void;
+  /** A pair whose answers did not fit the in-flight byte budget: counted as dropped, as if the queue had been full. */
+  notCompared(pair: UncomparedPair): void;
 }

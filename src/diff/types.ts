@@ -189,7 +189,7 @@ export interface ShadowCounts {
   differing: number;
   /** Pairs that also had a baseline answer (or baseline failure). */
   baselined: number;
-  /** Pairs not compared because comparison fell behind. */
+  /** Pairs not compared because comparison fell behind (its queue, or the in-flight byte budget, was full). */
   dropped: number;
   /** Differences masked as noise. */
   noiseMasked: number;

@@ -14,5 +14,6 @@ export function withEgressCalls(next: PairSink, egress: () => EgressService | un
       const calls = takePairCalls(egress(), snapshot(), pair.requestId);
       next.submit(calls ? { ...pair, calls } : pair);
     },
+    notCompared: (pair) => next.notCompared(pair),
   };
 }

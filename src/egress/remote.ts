@@ -8,7 +8,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Snapshot } from '../config/compile.js';
-import type { MirroredPair, PairSink } from '../diff/pair.js';
+import type { MirroredPair, PairSink, UncomparedPair } from '../diff/pair.js';
 import type { PairCalls } from './call-diff.js';
 import type { DarkCall, EgressCall, LiveCall } from './recordings.js';
 import type { EgressService } from './service.js';
@@ -99,6 +99,10 @@ export class RemoteCallsSink implements PairSink {
     timer.unref();
     this.waiting.set(id, { pair, timer });
     this.ask({ id, requestId: pair.requestId });
+  }
+
+  notCompared(pair: UncomparedPair): void {
+    this.next.notCompared(pair);
   }
 
   /** An answer from the primary. */

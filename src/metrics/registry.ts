@@ -193,7 +193,7 @@ export class GatewayMetrics {
     });
     this.compareDropped = new client.Counter({
       name: METRIC.compareDropped,
-      help: 'Mirrored pairs not compared because comparison fell behind.',
+      help: 'Mirrored pairs not compared because comparison fell behind: its queue was full, or their answers did not fit the in-flight byte budget.',
       labelNames: ['route'],
       registers,
     });

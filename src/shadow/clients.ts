@@ -37,7 +37,7 @@ export class ShadowTimeoutError extends GatewayError {
 export interface CopyAnswer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
-  /** Present when the answer was captured. */
+  /** Present when the answer was captured (asked for, and within the capture budget). */
   readonly capture: Captured | undefined;
   /** From sending to the answer's end, measured where the copy was sent. */
   readonly latencyMs: number;
@@ -63,9 +63,35 @@ export const copyTarget = (upstream: CompiledUpstream, endpoint: Endpoint): Copy
 /** Connections are shared by endpoints with the same origin, TLS and pool settings. */
 export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
+/**
+ * The bytes of shadow answers captured by the copies in flight of one
+ * thread, not yet handed on with their answer. A copy keeps its answer's
+ * prefix (up to diff.maxBodyBytes) until the answer ends: without a bound,
+ * a shadow that sends a megabyte and then stalls had 300 copies hold 300 MB
+ * until their timeout. Past the limit a copy stops capturing and lets go of
+ * what it kept: its pair is not compared (the serving thread counts it).
+ */
+export class CaptureBudget {
+  held = 0;
+  /** limits.shadowInflightBytes, as the serving thread last said. */
+  limit = Number.POSITIVE_INFINITY;
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limit) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+  }
+}
+
 /** One copy on the wire: settles its promise exactly once. */
 class CopyExchange {
-  private readonly capture: BodyCapture | undefined;
+  private capture: BodyCapture | undefined;
+  /** Bytes of the capture taken from the budget; given back when the exchange settles. */
+  private captured = 0;
   private readonly started = performance.now();
   private readonly startedAt = Date.now();
   private request: ClientRequest | undefined;
@@ -74,6 +100,7 @@ class CopyExchange {
 
   constructor(
     private readonly inflight: Sweep<CopyExchange>,
+    private readonly budget: CaptureBudget,
     private readonly deadline: number,
     private readonly timeoutMs: number,
     private readonly connectTimeoutMs: number,
@@ -104,7 +131,7 @@ class CopyExchange {
     });
     request.once('error', (err) => this.fail(err));
     request.once('response', (response) => {
-      response.on('data', (chunk: Buffer) => this.capture?.push(chunk));
+      response.on('data', (chunk: Buffer) => this.keep(chunk));
       response.once('error', (err) => this.fail(err));
       response.once('aborted', () => this.fail(Object.assign(new Error('shadow answer cut short'), { code: 'ECONNRESET' })));
       response.once('end', () => {
@@ -115,6 +142,23 @@ class CopyExchange {
       });
     });
     request.end(copy.body);
+  }
+
+  /** A chunk of the answer into its capture, within the budget; past it the capture is let go. */
+  private keep(chunk: Buffer): void {
+    const capture = this.capture;
+    if (!capture) return;
+    const before = capture.keptBytes;
+    capture.push(chunk);
+    const kept = capture.keptBytes - before;
+    if (kept === 0) return;
+    if (this.budget.take(kept)) {
+      this.captured += kept;
+      return;
+    }
+    this.capture = undefined;
+    this.budget.give(this.captured);
+    this.captured = 0;
   }
 
   /** The sweep's visit: false once the exchange is over or given up on. */
@@ -143,6 +187,9 @@ class CopyExchange {
     if (this.settled) return false;
     this.settled = true;
     this.inflight.delete(this);
+    // From here the answer (and its capture) is the receiver's to count.
+    this.budget.give(this.captured);
+    this.captured = 0;
     this.onSettled(ok);
     return true;
   }
@@ -158,6 +205,8 @@ export class OriginAgents {
   private readonly agents = new Map<string, OriginAgent>();
   /** The copies in flight, swept for their deadlines: no timer of their own. */
   private readonly inflight = new Sweep<CopyExchange>((exchange, now) => exchange.watch(now));
+  /** What their captures hold; unbounded unless a limit is set (the copying thread sets it). */
+  readonly captures = new CaptureBudget();
 
   private agentFor(target: CopyTarget): OriginAgent {
     const key = targetKey(target);
@@ -194,7 +243,7 @@ export class OriginAgents {
       onSettled(ok);
     };
     return new Promise((resolve, reject) => {
-      const exchange = new CopyExchange(this.inflight, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject);
+      const exchange = new CopyExchange(this.inflight, this.captures, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject);
       this.inflight.add(exchange);
       try {
         exchange.start(entry, copy);

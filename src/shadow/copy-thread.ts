@@ -71,6 +71,7 @@ function send(order: CopyOrder): void {
 port.on('message', (message: ToCopying) => {
   switch (message.type) {
     case 'send':
+      origins.captures.limit = message.captureBudget;
       for (const order of message.copies) send(order);
       return;
     case 'retain':

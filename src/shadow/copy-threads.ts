@@ -54,6 +54,8 @@ export class ThreadedCopies implements CopySender {
     private readonly upstreams: UpstreamPools,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
+    /** limits.shadowInflightBytes of the config in service: what the copying thread's captures in flight may hold. */
+    private readonly captureBudget: () => number,
   ) {}
 
   /** Resolves once the thread started (if one was) has loaded its code, or stopped. */
@@ -94,7 +96,7 @@ export class ThreadedCopies implements CopySender {
     this.transfer = [];
     if (copies.length === 0) return;
     try {
-      this.thread().postMessage({ type: 'send', copies } satisfies ToCopying, transfer);
+      this.thread().postMessage({ type: 'send', copies, captureBudget: this.captureBudget() } satisfies ToCopying, transfer);
     } catch (err) {
       for (const order of copies) this.settled({ id: order.id, error: errorToWire(err) });
     }

@@ -18,7 +18,14 @@ export type CopySettled = { readonly id: number; readonly ok: boolean; readonly 
  * cores each wake-up of the copying thread took the serving thread's core
  * for a while (83 µs a copy, in a profile at 2,500 copies a second).
  */
-export type ToCopying = { readonly type: 'send'; readonly copies: readonly CopyOrder[] } | { readonly type: 'retain'; readonly keys: string[] };
+export type ToCopying =
+  | {
+      readonly type: 'send';
+      readonly copies: readonly CopyOrder[];
+      /** Bytes the copies in flight may hold in captured answers (limits.shadowInflightBytes, as it is now). */
+      readonly captureBudget: number;
+    }
+  | { readonly type: 'retain'; readonly keys: string[] };
 
 export type FromCopying = { readonly type: 'ready' } | { readonly type: 'settled'; readonly copies: readonly CopySettled[] };
 

@@ -39,7 +39,7 @@ import { H2Copies, type StreamedCopy } from './h2-copies.js';
 import { captureOf, Session, type CopyPlan } from './session.js';
 import { ThreadedCopies } from './copy-threads.js';
 import { stripCredentials } from './credentials.js';
-import type { CapturedResponse, MirroredPair, PairSink, ShadowResult } from '../diff/pair.js';
+import type { CapturedResponse, MirroredPair, PairSink, ShadowResult, UncomparedPair } from '../diff/pair.js';
 
 export interface MirrorSession {
   /** The primary's response head arrived; capture its body if comparing. */
@@ -117,7 +117,7 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
-    this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger);
+    this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger, () => this.settings().limits.shadowInflightBytes);
     this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools) : undefined;
     this.metrics.shadowInflightSource = () => this.inflight;
   }
@@ -330,6 +330,15 @@ export class ShadowService {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const w of waiters) w();
+    }
+  }
+
+  /** @internal */
+  notCompared(pair: UncomparedPair): void {
+    try {
+      this.sink?.notCompared(pair);
+    } catch (err) {
+      this.logger.error('shadow.compare', `counting a pair not compared failed: ${(err as Error).message}`, { route: pair.route });
     }
   }
 

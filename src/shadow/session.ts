@@ -254,6 +254,8 @@ export class Session implements MirrorSession {
       this.service.finished(1);
     }
     if (copy.result?.response) this.keepCaptured(copy.result.response.body.length);
+    // Asked for and not captured: the copying thread's captures were at the byte budget.
+    else if (copy.result?.outcome === 'completed' && this.options.comparing) this.notComparable();
     const targets = this.targets;
     if (this.outcomes === undefined && targets.every((c) => c.outcome !== undefined)) {
       this.outcomes = targets.map((c) => c.outcome).join(',');
@@ -298,7 +300,15 @@ export class Session implements MirrorSession {
 
   /** A captured answer that does not fit the budget ends the pair's comparison. */
   private keepCaptured(bytes: number): void {
-    if (this.comparable && !this.hold(bytes)) this.comparable = false;
+    if (this.comparable && !this.hold(bytes)) this.notComparable();
+  }
+
+  /** The pair will not be compared for want of bytes: counted once, as a pair the comparison dropped. */
+  private notComparable(): void {
+    if (!this.comparable) return;
+    this.comparable = false;
+    const baseline = this.copies.find((c) => c.target === undefined);
+    this.service.notCompared({ route: this.route.name, shadows: this.targets.map((c) => ({ upstream: c.upstream.name })), baseline: baseline && { upstream: baseline.upstream.name } });
   }
 
   primaryResponse(response: IncomingMessage, started: number): void {
