@@ -2,22 +2,31 @@
 // An unrelated route's latency while another route mirrors heavy answers.
 //
 //   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
-//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--workers 2] [--no-write]
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--workers 2] [--gatewayctl DIR] [--no-write]
 //
 // Per answer size: one upstream process (test/helpers/big-answers.js: a
 // primary and a shadow answering JSON of that size, the shadow's differing
-// in one value per thousand items) and one gateway process with three
-// routes: light (small answers, never shadowed), plain (the heavy answers,
-// unshadowed) and shadowed (the same, mirrored at 100% and compared with
-// the default diff settings). Rounds alternate the phases "no shadow" and
-// "shadow": a paced loader in its own process sends --rate req/s to the
-// heavy route while this process probes /light every 10 ms, one request at
-// a time. Reported: light p50/p95 per phase, their ratio, the peak RSS of
-// each gateway process, and the shadow's outcomes and comparisons.
+// in one value per thousand items) and a gateway with three routes: light
+// (small answers, never shadowed), plain (the heavy answers, unshadowed)
+// and shadowed (the same, mirrored at 100% and compared with the default
+// diff settings). Rounds alternate the phases "no shadow" and "shadow",
+// each on a gateway process started for it (so the memory one phase left
+// behind is not counted in the other's): a paced loader in its own process
+// sends --rate req/s to the heavy route while this process probes /light
+// every 10 ms, one request at a time. Reported: light p50/p95 per phase,
+// their ratio, the idle and peak RSS of the gateway processes, and the
+// shadow's outcomes and comparisons.
+//
+// Read the no-shadow row first: when its light p95 is far above a few
+// milliseconds, proxying the heavy answers alone already saturates the
+// machine (6 MB at 100 req/s is 600 MB/s through the gateway, and as much
+// again through the loader and the upstream), and the ratio then measures
+// the competition for cores more than the shadow path; a lower --rate
+// gives the ratio below saturation.
 import http from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start } from './lib/procs.mjs';
@@ -30,9 +39,12 @@ const { values: opts } = parseArgs({
     seconds: { type: 'string', default: '5' },
     rate: { type: 'string', default: '100' },
     workers: { type: 'string' },
+    gatewayctl: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
   },
 });
+// The built checkout whose gateway runs (default: this one), to compare a build with another.
+const gatewayRoot = opts.gatewayctl ? resolve(opts.gatewayctl) : root;
 const rounds = Number(opts.rounds);
 const seconds = Number(opts.seconds);
 const rate = Number(opts.rate);
@@ -122,24 +134,29 @@ routes:
   - { name: shadowed, match: { prefix: /shadowed }, backends: [{ upstream: primary }], shadow: [{ upstream: shadow }] }
 `,
   );
-  const gwArgs = [join(root, 'bin/gatewayctl'), 'serve', '-c', file, '--log-format', 'json'];
-  if (opts.workers) gwArgs.push('--workers', opts.workers);
-  const gateway = startJson('gatewayctl', gwArgs);
-  const listening = await firstJsonLine(gateway, (r) => r.event === 'gateway.listening');
-  const port = listening.listen?.port;
-  await sleep(opts.workers ? 2000 : 300);
-  const phases = { 'no shadow': { route: 'plain', latencies: [], rss: 0, rssTotal: 0, load: [] }, shadow: { route: 'shadowed', latencies: [], rss: 0, rssTotal: 0, load: [] } };
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const idleRss = Math.max(...groupMembers([gateway.pid]).map(rssBytes));
+  const startGateway = async (configFile) => {
+    const gwArgs = [join(gatewayRoot, 'bin/gatewayctl'), 'serve', '-c', configFile, '--log-format', 'json'];
+    if (opts.workers) gwArgs.push('--workers', opts.workers);
+    const gateway = startJson('gatewayctl', gwArgs);
+    const listening = await firstJsonLine(gateway, (r) => r.event === 'gateway.listening');
+    await sleep(opts.workers ? 2000 : 300);
+    return { pid: gateway.pid, port: listening.listen?.port, stop: (ms) => gateway.stop(ms) };
+  };
+  const phases = { 'no shadow': { route: 'plain', latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [] }, shadow: { route: 'shadowed', latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [] } };
+  const shadow = { completed: 0, dropped: 0, compared: 0, compareDropped: 0 };
   for (let round = 0; round < rounds * 2; round++) {
     const phase = phases[round % 2 === 0 ? 'no shadow' : 'shadow'];
+    // A gateway of its own per phase and round: what one phase left in memory is not counted in the other's.
+    const gateway = await startGateway(file);
+    phase.idleRss = Math.max(phase.idleRss, ...groupMembers([gateway.pid]).map(rssBytes));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const rss = sampleRss(groupMembers([gateway.pid]));
-    const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
+    const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
     const loaded = firstJsonLine(loader, (r) => typeof r.sent === 'number', (seconds + 60) * 1000);
     const until = performance.now() + seconds * 1000;
     while (performance.now() < until) {
       const t0 = performance.now();
-      await get(`http://127.0.0.1:${port}/light/item`, agent);
+      await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
       phase.latencies.push(performance.now() - t0);
       await sleep(10);
     }
@@ -147,19 +164,20 @@ routes:
     const peak = rss.stop();
     phase.rss = Math.max(phase.rss, peak.peakOne);
     phase.rssTotal = Math.max(phase.rssTotal, peak.peakTotal);
-    await sleep(500);
+    agent.destroy();
+    if (phase.route === 'shadowed') {
+      // Copies still in flight may finish: give them a moment before counting.
+      await sleep(500);
+      const metrics = await metricsText(adminPort);
+      shadow.completed += sumMetric(metrics, 'gatewayctl_shadow_requests_total', ['route="shadowed"', 'outcome="completed"']);
+      shadow.dropped += sumMetric(metrics, 'gatewayctl_shadow_requests_total', ['route="shadowed"', 'outcome="dropped"']);
+      shadow.compared += sumMetric(metrics, 'gatewayctl_shadow_comparisons_total', ['route="shadowed"']);
+      shadow.compareDropped += sumMetric(metrics, 'gatewayctl_shadow_compare_dropped_total', ['route="shadowed"']);
+    }
+    await gateway.stop(3000);
   }
-  agent.destroy();
-  const metrics = await metricsText(adminPort);
-  const shadow = {
-    completed: sumMetric(metrics, 'gatewayctl_shadow_requests_total', ['route="shadowed"', 'outcome="completed"']),
-    dropped: sumMetric(metrics, 'gatewayctl_shadow_requests_total', ['route="shadowed"', 'outcome="dropped"']),
-    compared: sumMetric(metrics, 'gatewayctl_shadow_comparisons_total', ['route="shadowed"']),
-    compareDropped: sumMetric(metrics, 'gatewayctl_shadow_compare_dropped_total', ['route="shadowed"']),
-  };
-  await gateway.stop(3000);
   await upstream.stop(1000);
-  return { size: size.label, idleRss, phases, shadow };
+  return { size: size.label, phases, shadow };
 }
 
 const mb = (b) => (b / 1048576).toFixed(0);
@@ -191,7 +209,7 @@ for (const r of results) {
     const sent = phase.load.reduce((s, l) => s + l.sent, 0);
     const shadowCols = name === 'shadow' ? `${r.shadow.completed} / ${r.shadow.dropped} | ${r.shadow.compared} / ${r.shadow.compareDropped}` : '— | —';
     lines.push(
-      `| ${r.size} | ${name} | ${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}× | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(r.idleRss)} | ${shadowCols} |`,
+      `| ${r.size} | ${name} | ${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}× | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(phase.idleRss)} | ${shadowCols} |`,
     );
   }
 }
