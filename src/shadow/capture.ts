@@ -1,9 +1,13 @@
 /**
- * Collects a body up to a byte limit. Past the limit it keeps the prefix,
- * counts the rest, and says so: memory stays bounded whatever the peer sends.
- * An answer being compared also gets a SHA-256 of its whole body, computed
- * as it streams past the limit: it is then compared by length and hash,
- * never by a prefix parsed as if it were the body.
+ * Collects a body up to a byte limit. Past the limit it counts the rest,
+ * and says so: memory stays bounded whatever the peer sends. An answer being
+ * compared also gets a SHA-256 of its whole body, computed as it streams
+ * past the limit: it is then compared by length and hash, never by a prefix
+ * parsed as if it were the body. So unless the prefix is read for something
+ * else (a gRPC answer's whole messages before the cut), it is let go once
+ * the limit is passed: a 6 MB answer holds nothing while the rest streams,
+ * where it held diff.maxBodyBytes (and its pair took that much of the
+ * in-flight byte budget, which left most 6 MB pairs uncompared).
  */
 import { createHash, type Hash } from 'node:crypto';
 
@@ -17,21 +21,27 @@ export interface Captured {
   readonly sha256?: string;
 }
 
+/**
+ * What a capture does past its limit: `count` the rest (request bodies),
+ * `hash` the whole body and keep the prefix, or `hash-only`: hash the whole
+ * body and let the prefix go.
+ */
+export type PastLimit = 'count' | 'hash' | 'hash-only';
+
 export class BodyCapture {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private kept = 0;
   private hash: Hash | undefined;
   private digested: string | undefined;
   total = 0;
   overflowed = false;
 
-  /** `digest`: hash the whole body once it passes the limit. */
   constructor(
     private readonly limit: number,
-    private readonly digest = false,
+    private readonly pastLimit: PastLimit = 'count',
   ) {}
 
-  /** Returns false once the limit is passed (callers may stop feeding unless hashing). */
+  /** Returns false once the limit is passed (callers may stop feeding unless hashing). Bytes kept may fall then (`hash-only`). */
   push(chunk: Buffer): boolean {
     this.total += chunk.length;
     if (this.overflowed) {
@@ -49,10 +59,14 @@ export class BodyCapture {
       this.kept += room;
     }
     this.overflowed = true;
-    if (this.digest) {
+    if (this.pastLimit !== 'count') {
       this.hash = createHash('sha256');
       for (const kept of this.chunks) this.hash.update(kept);
       this.hash.update(chunk.subarray(Math.max(0, room)));
+    }
+    if (this.pastLimit === 'hash-only') {
+      this.chunks = [];
+      this.kept = 0;
     }
     return false;
   }

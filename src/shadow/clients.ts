@@ -110,7 +110,8 @@ class CopyExchange {
     private readonly resolve: (answer: CopyAnswer) => void,
     private readonly reject: (err: Error) => void,
   ) {
-    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, true);
+    // HTTP/1.1 copies are never gRPC calls (those go over HTTP/2, h2-copies.ts): past the limit nothing reads the prefix.
+    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, 'hash-only');
   }
 
   start(origin: OriginAgent, copy: CopyRequest): void {
@@ -152,6 +153,12 @@ class CopyExchange {
     capture.push(chunk);
     const kept = capture.keptBytes - before;
     if (kept === 0) return;
+    if (kept < 0) {
+      // Past the limit the prefix was let go: so are its bytes.
+      this.budget.give(-kept);
+      this.captured += kept;
+      return;
+    }
     if (this.budget.take(kept)) {
       this.captured += kept;
       return;

@@ -105,7 +105,7 @@ export class H2Copies {
         return void settle(err as Error);
       }
       const opened = stream!;
-      const capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, true);
+      const capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, 'hash');
       let status = 0;
       let headers: IncomingHttpHeaders = {};
       let trailers: IncomingHttpHeaders | undefined;

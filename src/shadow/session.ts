@@ -298,6 +298,13 @@ export class Session implements MirrorSession {
     this.held = -1;
   }
 
+  /** Bytes this session held and no longer needs, back to the budget before the pair ends. */
+  private giveBack(bytes: number): void {
+    if (this.held < bytes) return;
+    this.held -= bytes;
+    this.service.release(bytes);
+  }
+
   /** A captured answer that does not fit the budget ends the pair's comparison. */
   private keepCaptured(bytes: number): void {
     if (this.comparable && !this.hold(bytes)) this.notComparable();
@@ -317,7 +324,8 @@ export class Session implements MirrorSession {
 
   primaryAnswer(status: number, headers: IncomingHttpHeaders, response: AnswerBody, started: number, trailers: () => IncomingHttpHeaders | undefined): void {
     const sent = this.copies.some((c) => c.outcome === undefined || c.result !== undefined);
-    const capture = this.comparable && sent ? new BodyCapture(this.options.maxCaptureBytes, true) : undefined;
+    // Past the limit only a gRPC answer's prefix is read (its whole messages before the cut).
+    const capture = this.comparable && sent ? new BodyCapture(this.options.maxCaptureBytes, this.options.grpc ? 'hash' : 'hash-only') : undefined;
     const frames = this.answerKnown ? undefined : new FrameCounter();
     if (capture || frames || this.requestFrames) response.on('data', (chunk: Buffer) => {
       // An answer before the request ended: the client streams (bidi).
@@ -328,9 +336,10 @@ export class Session implements MirrorSession {
       }
       if (!capture || !this.comparable) return;
       const before = capture.keptBytes;
-      // Past the limit the rest is only hashed: nothing more is held.
+      // Past the limit the rest is only hashed: nothing more is held, and (but for gRPC) the prefix is let go.
       capture.push(chunk);
       if (capture.keptBytes > before) this.keepCaptured(capture.keptBytes - before);
+      else if (capture.keptBytes < before) this.giveBack(before - capture.keptBytes);
     });
     response.once('end', () => {
       this.answerSettled(false);

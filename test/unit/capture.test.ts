@@ -1,0 +1,48 @@
+/**
+ * Body capture past its limit: counted, hashed whole, and the prefix let go
+ * unless something still reads it.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { BodyCapture, type PastLimit } from '../../src/shadow/capture.js';
+
+const body = Buffer.from('abcdefghij'.repeat(10));
+const chunks = [body.subarray(0, 30), body.subarray(30, 70), body.subarray(70)];
+const sha = createHash('sha256').update(body).digest('hex');
+
+function feed(pastLimit: PastLimit, limit: number): { capture: BodyCapture; kept: number[] } {
+  const capture = new BodyCapture(limit, pastLimit);
+  const kept: number[] = [];
+  for (const chunk of chunks) {
+    capture.push(chunk);
+    kept.push(capture.keptBytes);
+  }
+  return { capture, kept };
+}
+
+describe('body capture', () => {
+  test('within the limit every mode keeps the whole body, unhashed', () => {
+    for (const mode of ['count', 'hash', 'hash-only'] as const) {
+      const result = feed(mode, 1000).capture.result();
+      assert.deepEqual(result, { body, truncated: false, total: 100 }, mode);
+    }
+  });
+
+  test('hash-only: past the limit the whole body is hashed and the prefix let go', () => {
+    const { capture, kept } = feed('hash-only', 50);
+    assert.deepEqual(kept, [30, 0, 0], 'the kept bytes fall to nothing once the limit is passed');
+    assert.deepEqual(capture.result(), { body: Buffer.alloc(0), truncated: true, total: 100, sha256: sha });
+  });
+
+  test('hash: past the limit the prefix stays (a gRPC answer is read up to the cut), and the whole body is hashed', () => {
+    const { capture, kept } = feed('hash', 50);
+    assert.deepEqual(kept, [30, 50, 50]);
+    assert.deepEqual(capture.result(), { body: body.subarray(0, 50), truncated: true, total: 100, sha256: sha });
+  });
+
+  test('count: past the limit the prefix stays and the rest is only counted', () => {
+    const { capture } = feed('count', 50);
+    assert.deepEqual(capture.result(), { body: body.subarray(0, 50), truncated: true, total: 100 });
+  });
+});
