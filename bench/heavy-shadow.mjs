@@ -2,7 +2,7 @@
 // An unrelated route's latency while another route mirrors heavy answers.
 //
 //   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
-//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--workers 2] [--gatewayctl DIR] [--no-write]
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--no-write]
 //
 // Per answer size: one upstream process (test/helpers/big-answers.js: a
 // primary and a shadow answering JSON of that size, the shadow's differing
@@ -11,7 +11,8 @@
 // and shadowed (the same, mirrored at 100% and compared with the default
 // diff settings). Rounds alternate the phases "no shadow" and "shadow",
 // each on a gateway process started for it (so the memory one phase left
-// behind is not counted in the other's): a paced loader in its own process
+// behind is not counted in the other's) and warmed up with --warmup
+// seconds of the same load: a paced loader in its own process
 // sends --rate req/s to the heavy route while this process probes /light
 // every 10 ms, one request at a time. Reported: light p50/p95 per phase,
 // their ratio, the idle and peak RSS of the gateway processes, and the
@@ -37,6 +38,7 @@ const { values: opts } = parseArgs({
     sizes: { type: 'string', default: '150kb,6mb' },
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
     rate: { type: 'string', default: '100' },
     workers: { type: 'string' },
     gatewayctl: { type: 'string' },
@@ -149,7 +151,11 @@ routes:
     // A gateway of its own per phase and round: what one phase left in memory is not counted in the other's.
     const gateway = await startGateway(file);
     phase.idleRss = Math.max(phase.idleRss, ...groupMembers([gateway.pid]).map(rssBytes));
+    // A new process (and its shadow threads) compiles its code under the first requests: that is not what a phase measures.
+    const warm = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', opts.warmup]);
+    await firstJsonLine(warm, (r) => typeof r.sent === 'number', (Number(opts.warmup) + 60) * 1000);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
     const rss = sampleRss(groupMembers([gateway.pid]));
     const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
     const loaded = firstJsonLine(loader, (r) => typeof r.sent === 'number', (seconds + 60) * 1000);
@@ -196,7 +202,7 @@ const lines = [
   `# Unrelated-route latency with heavy shadow answers`,
   '',
   `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; ` +
-    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase, interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}.`,
+    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}.`,
   '',
   '| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
