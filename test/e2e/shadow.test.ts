@@ -506,7 +506,9 @@ routes:
       assert.equal(failed, 0, 'every user response is correct');
       assert.equal(metricValue(metrics, METRIC.shadowInflight), 0, 'the copies ended');
       assert.equal(metricValue(metrics, METRIC.shadowRequests, { outcome: 'completed' }), 400);
-      assert.ok(rssPeak / 1048576 < 300, `RSS peak ${mb(rssPeak)} MB`);
+      // Growth, not the peak: Node 24 starts about 20 MB higher. Before the bound it grew
+      // 440-460 MB (Node 20 and 24); with it 160-230 MB.
+      assert.ok((rssPeak - rssBefore) / 1048576 < 300, `RSS grew ${mb(rssPeak - rssBefore)} MB, to ${mb(rssPeak)} MB`);
       // 400 MB of answers through a 32 MB budget: most pairs are left out, and each is counted.
       assert.ok(notCompared > 300, `${notCompared} pairs counted as not compared`);
       assert.equal(compared + notCompared, 400, 'every pair is compared or counted as not compared');
