@@ -152,8 +152,7 @@ export class ComparePool implements PairSink {
     if (this.closed || !pair.diff.enabled || pair.shadows.length === 0) return;
     const bytes = pairBytes(pair);
     if (this.outstanding >= this.options.queueLimit() || (this.outstanding > 0 && this.outstandingBytes + bytes > this.options.byteLimit())) {
-      this.dropped++;
-      countDropped(pair, this.options.sink, this.options.metrics);
+      this.notCompared(pair);
       return;
     }
     const thread = this.threadFor(pair.route);

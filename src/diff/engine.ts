@@ -87,7 +87,7 @@ export class DiffEngine implements PairSink {
   submit(pair: MirroredPair): void {
     if (this.closed || !pair.diff.enabled || pair.shadows.length === 0) return;
     if (this.pending >= this.queueLimit()) {
-      this.drop(pair);
+      this.notCompared(pair);
       return;
     }
     this.queue.push(pair);
@@ -223,10 +223,6 @@ export class DiffEngine implements PairSink {
   }
 
   notCompared(pair: UncomparedPair): void {
-    this.drop(pair);
-  }
-
-  private drop(pair: UncomparedPair): void {
     this.dropped++;
     countDropped(pair, this.sink, this.metrics);
   }

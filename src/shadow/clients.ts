@@ -8,6 +8,7 @@
 import http, { type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { TLSSocket } from 'node:tls';
+import { ByteBudget } from './byte-budget.js';
 import { BodyCapture, type Captured } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
 import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
@@ -63,30 +64,6 @@ export const copyTarget = (upstream: CompiledUpstream, endpoint: Endpoint): Copy
 /** Connections are shared by endpoints with the same origin, TLS and pool settings. */
 export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
-/**
- * The bytes of shadow answers captured by the copies in flight of one
- * thread, not yet handed on with their answer. A copy keeps its answer's
- * prefix (up to diff.maxBodyBytes) until the answer ends: without a bound,
- * a shadow that sends a megabyte and then stalls had 300 copies hold 300 MB
- * until their timeout. Past the limit a copy stops capturing and lets go of
- * what it kept: its pair is not compared (the serving thread counts it).
- */
-export class CaptureBudget {
-  held = 0;
-  /** limits.shadowInflightBytes, as the serving thread last said. */
-  limit = Number.POSITIVE_INFINITY;
-
-  take(bytes: number): boolean {
-    if (this.held + bytes > this.limit) return false;
-    this.held += bytes;
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.held -= bytes;
-  }
-}
-
 /** One copy on the wire: settles its promise exactly once. */
 class CopyExchange {
   private capture: BodyCapture | undefined;
@@ -100,7 +77,7 @@ class CopyExchange {
 
   constructor(
     private readonly inflight: Sweep<CopyExchange>,
-    private readonly budget: CaptureBudget,
+    private readonly budget: ByteBudget,
     private readonly deadline: number,
     private readonly timeoutMs: number,
     private readonly connectTimeoutMs: number,
@@ -212,8 +189,16 @@ export class OriginAgents {
   private readonly agents = new Map<string, OriginAgent>();
   /** The copies in flight, swept for their deadlines: no timer of their own. */
   private readonly inflight = new Sweep<CopyExchange>((exchange, now) => exchange.watch(now));
-  /** What their captures hold; unbounded unless a limit is set (the copying thread sets it). */
-  readonly captures = new CaptureBudget();
+  /**
+   * What their captures hold, not yet handed on with their answer. A copy
+   * keeps its answer's prefix (up to diff.maxBodyBytes) until the answer
+   * ends: unbounded, a shadow that sent a megabyte and then paused had 400
+   * copies take the gateway from 87 to 529 MB. Past the limit a copy stops
+   * capturing and lets go of what it kept: its pair is not compared (the
+   * serving thread counts it). Unbounded unless a limit is set (the copying
+   * thread sets it).
+   */
+  readonly captures = new ByteBudget();
 
   private agentFor(target: CopyTarget): OriginAgent {
     const key = targetKey(target);

@@ -38,6 +38,7 @@ import type { CopyAnswer, CopySender } from './clients.js';
 import { H2Copies, type StreamedCopy } from './h2-copies.js';
 import { captureOf, Session, type CopyPlan } from './session.js';
 import { ThreadedCopies } from './copy-threads.js';
+import { ByteBudget } from './byte-budget.js';
 import { stripCredentials } from './credentials.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult, UncomparedPair } from '../diff/pair.js';
 
@@ -109,7 +110,7 @@ export class ShadowService {
   /** Which gRPC methods stream, from the routes' descriptor sets. */
   private readonly shapes = new CallShapes();
   private inflight = 0;
-  private inflightBytes = 0;
+  private readonly bytes = new ByteBudget();
   private drainWaiters: (() => void)[] = [];
 
   constructor(options: ShadowServiceOptions) {
@@ -313,14 +314,12 @@ export class ShadowService {
 
   /** @internal Takes bytes from the byte budget; false (nothing taken) when they do not fit. */
   reserve(bytes: number, limit: number): boolean {
-    if (this.inflightBytes + bytes > limit) return false;
-    this.inflightBytes += bytes;
-    return true;
+    return this.bytes.take(bytes, limit);
   }
 
   /** @internal */
   release(bytes: number): void {
-    this.inflightBytes -= bytes;
+    this.bytes.give(bytes);
   }
 
   /** @internal */
