@@ -689,7 +689,7 @@ const limits: ObjectSpec = {
     },
     shadowBodyBytes: size('Larger request bodies are not mirrored (outcome "skipped").', '1mb'),
     shadowInflightBytes: size(
-      'Bytes held for shadowing at once, at each stage: request copies and captured answers awaiting comparison, answers the copying thread is still capturing, pairs queued for comparison. A copy that would pass it is dropped (counted); an answer that would is not compared (counted as dropped). Every byte held is process memory on top of about 100 MB of its own.',
+      'Bytes held for shadowing at once, at each stage: request copies and captured answers awaiting comparison, answers still being captured (by the copying thread, or by the serving thread for copies to HTTP/2 upstreams), pairs queued for comparison. A copy that would pass it is dropped (counted); an answer that would is not compared (counted as dropped). Every byte held is process memory on top of about 100 MB of its own.',
       '32mb',
     ),
     compareQueue: {

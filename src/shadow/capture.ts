@@ -10,6 +10,7 @@
  * in-flight byte budget, which left most 6 MB pairs uncompared).
  */
 import { createHash, type Hash } from 'node:crypto';
+import type { ByteBudget } from './byte-budget.js';
 
 /** A body as captured: the kept bytes (memory of their own), and whether there was more. */
 export interface Captured {
@@ -98,5 +99,56 @@ export class BodyCapture {
   sha256(): string | undefined {
     if (this.hash && this.digested === undefined) this.digested = this.hash.digest('hex');
     return this.digested;
+  }
+}
+
+/**
+ * A shadow answer's capture while the answer arrives, its kept bytes held
+ * from a byte budget (limits.shadowInflightBytes): the copying thread's
+ * for HTTP/1.1 copies, the serving thread's for copies to HTTP/2
+ * upstreams. A capture that would pass the budget is let go, and its pair
+ * is not compared (counted as such where the answer is received).
+ */
+export class BudgetedCapture {
+  private capture: BodyCapture | undefined;
+  /** Bytes held from the budget now. */
+  private held = 0;
+
+  constructor(
+    capture: BodyCapture,
+    private readonly budget: ByteBudget,
+    /** The budget's limit; none: the budget's own (ByteBudget.limit). */
+    private readonly limit?: () => number,
+  ) {
+    this.capture = capture;
+  }
+
+  push(chunk: Buffer): void {
+    const capture = this.capture;
+    if (!capture) return;
+    const before = capture.keptBytes;
+    capture.push(chunk);
+    const kept = capture.keptBytes - before;
+    if (kept === 0) return;
+    if (kept < 0) {
+      // Past the limit the prefix was let go: so are its bytes.
+      this.budget.give(-kept);
+      this.held += kept;
+    } else if (this.budget.take(kept, this.limit?.())) this.held += kept;
+    else {
+      this.capture = undefined;
+      this.release();
+    }
+  }
+
+  /** Gives the held bytes back: the answer is over (its receiver counts them from here), or given up. */
+  release(): void {
+    this.budget.give(this.held);
+    this.held = 0;
+  }
+
+  /** What was captured, once the answer ended; undefined when the budget let it go. */
+  result(): Captured | undefined {
+    return this.capture?.result();
   }
 }

@@ -9,7 +9,7 @@ import http, { type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { TLSSocket } from 'node:tls';
 import { ByteBudget } from './byte-budget.js';
-import { BodyCapture, type Captured } from './capture.js';
+import { BodyCapture, BudgetedCapture, type Captured } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
 import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
 import { Sweep } from '../upstream/deadlines.js';
@@ -66,9 +66,8 @@ export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
 /** One copy on the wire: settles its promise exactly once. */
 class CopyExchange {
-  private capture: BodyCapture | undefined;
-  /** Bytes of the capture taken from the budget; given back when the exchange settles. */
-  private captured = 0;
+  /** Its kept bytes are held from the budget until the exchange settles. */
+  private readonly capture: BudgetedCapture | undefined;
   private readonly started = performance.now();
   private readonly startedAt = Date.now();
   private request: ClientRequest | undefined;
@@ -77,7 +76,7 @@ class CopyExchange {
 
   constructor(
     private readonly inflight: Sweep<CopyExchange>,
-    private readonly budget: ByteBudget,
+    budget: ByteBudget,
     private readonly deadline: number,
     private readonly timeoutMs: number,
     private readonly connectTimeoutMs: number,
@@ -88,7 +87,7 @@ class CopyExchange {
     private readonly reject: (err: Error) => void,
   ) {
     // HTTP/1.1 copies are never gRPC calls (those go over HTTP/2, h2-copies.ts): past the limit nothing reads the prefix.
-    this.capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, 'hash-only');
+    this.capture = captureBytes === undefined ? undefined : new BudgetedCapture(new BodyCapture(captureBytes, 'hash-only'), budget);
   }
 
   start(origin: OriginAgent, copy: CopyRequest): void {
@@ -109,7 +108,7 @@ class CopyExchange {
     });
     request.once('error', (err) => this.fail(err));
     request.once('response', (response) => {
-      response.on('data', (chunk: Buffer) => this.keep(chunk));
+      response.on('data', (chunk: Buffer) => this.capture?.push(chunk));
       response.once('error', (err) => this.fail(err));
       response.once('aborted', () => this.fail(Object.assign(new Error('shadow answer cut short'), { code: 'ECONNRESET' })));
       response.once('end', () => {
@@ -120,29 +119,6 @@ class CopyExchange {
       });
     });
     request.end(copy.body);
-  }
-
-  /** A chunk of the answer into its capture, within the budget; past it the capture is let go. */
-  private keep(chunk: Buffer): void {
-    const capture = this.capture;
-    if (!capture) return;
-    const before = capture.keptBytes;
-    capture.push(chunk);
-    const kept = capture.keptBytes - before;
-    if (kept === 0) return;
-    if (kept < 0) {
-      // Past the limit the prefix was let go: so are its bytes.
-      this.budget.give(-kept);
-      this.captured += kept;
-      return;
-    }
-    if (this.budget.take(kept)) {
-      this.captured += kept;
-      return;
-    }
-    this.capture = undefined;
-    this.budget.give(this.captured);
-    this.captured = 0;
   }
 
   /** The sweep's visit: false once the exchange is over or given up on. */
@@ -172,8 +148,7 @@ class CopyExchange {
     this.settled = true;
     this.inflight.delete(this);
     // From here the answer (and its capture) is the receiver's to count.
-    this.budget.give(this.captured);
-    this.captured = 0;
+    this.capture?.release();
     this.onSettled(ok);
     return true;
   }

@@ -10,7 +10,9 @@
  * A copy either carries a whole body (send), or is opened before its body
  * and written as the request streams (open: streaming gRPC calls). The
  * answer is captured bounded (DATA frames up to the capture limit, then
- * hashed) with its trailers, as gRPC comparison needs them. A copy may be
+ * hashed; while it arrives its kept bytes count against the serving
+ * thread's byte budget, past which the capture is let go) with its
+ * trailers, as gRPC comparison needs them. A copy may be
  * cancelled (its stream reset) when it is no longer wanted.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -19,7 +21,8 @@ import { Readable } from 'node:stream';
 import type { CompiledUpstream } from '../config/compile.js';
 import { h2HeaderObject, openH2Stream, type H2Sessions } from '../upstream/h2.js';
 import type { UpstreamPools } from '../upstream/pools.js';
-import { BodyCapture } from './capture.js';
+import type { ByteBudget } from './byte-budget.js';
+import { BodyCapture, BudgetedCapture } from './capture.js';
 import { ShadowTimeoutError, type CopyAnswer, type CopyRequest } from './clients.js';
 
 export interface H2CopyAnswer extends CopyAnswer {
@@ -49,6 +52,9 @@ export class H2Copies {
   constructor(
     private readonly sessions: H2Sessions,
     private readonly pools: UpstreamPools,
+    /** The serving thread's byte budget, which the captures of answers still arriving count against too. */
+    private readonly budget: ByteBudget,
+    private readonly budgetLimit: () => number,
   ) {}
 
   /** A copy with its whole body. `signal` cancels it. */
@@ -71,6 +77,7 @@ export class H2Copies {
     const pool = this.pools.poolFor(upstream);
     const endpoint = pool.pick();
     let stream: http2.ClientHttp2Stream | undefined;
+    const capture = captureBytes === undefined ? undefined : new BudgetedCapture(new BodyCapture(captureBytes, 'hash'), this.budget, this.budgetLimit);
     let settle: (err: Error | undefined, answer?: H2CopyAnswer) => void = () => {};
     const close = () => {
       if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -86,6 +93,8 @@ export class H2Copies {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        // From here the answer (and its capture) is the session's to count.
+        capture?.release();
         // A cancelled copy says nothing of the endpoint's health.
         if (!(err instanceof CopyCancelledError)) pool.record(endpoint, err ? 'failure' : 'ok');
         if (err) reject(err);
@@ -105,7 +114,6 @@ export class H2Copies {
         return void settle(err as Error);
       }
       const opened = stream!;
-      const capture = captureBytes === undefined ? undefined : new BodyCapture(captureBytes, 'hash');
       let status = 0;
       let headers: IncomingHttpHeaders = {};
       let trailers: IncomingHttpHeaders | undefined;

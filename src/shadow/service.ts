@@ -119,7 +119,7 @@ export class ShadowService {
     this.sink = options.sink;
     this.settings = options.settings;
     this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger, () => this.settings().limits.shadowInflightBytes);
-    this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools) : undefined;
+    this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools, this.bytes, () => this.settings().limits.shadowInflightBytes) : undefined;
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 

@@ -142,3 +142,76 @@ routes:
     assert.equal(metricValue(await metrics(), METRIC.shadowRequests, { route: 'hung', outcome: 'completed' }), 0);
   });
 });
+
+describe('HTTP/2 shadows: captures of answers still arriving count against the byte budget', () => {
+  // Copies to HTTP/2 upstreams are sent and read on the serving thread. Their
+  // captures (up to diff.maxBodyBytes each) were held outside the byte
+  // budget until the answer ended: 150 answers that sent 1 MB and paused
+  // held 150 MB of array buffers through an 8 MB budget.
+  const prefix = Buffer.alloc(1_000_000, 'x');
+  let primary: H2Upstream;
+  let pausing: http2.Http2Server;
+  let gw: TestGateway;
+  let session: http2.ClientHttp2Session;
+
+  before(async () => {
+    primary = await startH2(10);
+    // Node's default (10 MB of a session's data in flight) would refuse the streams past it.
+    pausing = http2.createServer({ maxSessionMemory: 400 });
+    pausing.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+      stream.write(prefix);
+      setTimeout(() => stream.end('y'), 2000).unref();
+    });
+    await new Promise<void>((resolve) => pausing.listen(0, '127.0.0.1', resolve));
+    gw = await startGateway(`
+listen: { address: 127.0.0.1:0, h2c: true }
+admin: 127.0.0.1:0
+timeouts: { shadow: 10s }
+limits: { shadowInflightBytes: 8mb }
+upstreams:
+  v1: { url: http://127.0.0.1:${primary.port}, protocol: h2c }
+  pausing: { url: http://127.0.0.1:${(pausing.address() as AddressInfo).port}, protocol: h2c }
+routes:
+  - name: pausing
+    backends: [{ upstream: v1 }]
+    shadow: [{ upstream: pausing }]
+    diff: { maxBodyBytes: 2mb }
+`);
+    session = http2.connect(gw.url);
+  });
+
+  after(async () => {
+    session?.close();
+    await gw?.close();
+    await primary?.close();
+    pausing?.close();
+  });
+
+  test('150 answers that pause after 1 MB, 8 MB budget: what the captures hold stays near it, pairs left out are counted', async (t) => {
+    const copies = 150;
+    const before = process.memoryUsage().arrayBuffers;
+    const answers = await Promise.all(Array.from({ length: copies }, (_, i) => get(session, `/item/${i}`)));
+    assert.ok(answers.every((a) => a.status === 200 && (JSON.parse(a.body) as { price: number }).price === 10), 'users get the primary');
+    const metrics = async () => (await (await fetch(gw.adminUrl + '/metrics')).text());
+    const completed = async () => metricValue(await metrics(), METRIC.shadowRequests, { route: 'pausing', outcome: 'completed' });
+    // While the answers pause (this process is the gateway, so its array buffers are the captures').
+    let peak = 0;
+    while ((await completed()) < copies) {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers - before);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await gw.settled();
+    const text = await metrics();
+    const compared = metricValue(text, METRIC.shadowComparisons, { route: 'pausing' });
+    const notCompared = metricValue(text, METRIC.compareDropped, { route: 'pausing' });
+    const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
+    t.diagnostic(`array buffers grew ${mb(peak)} MB; ${compared} pairs compared, ${notCompared} not`);
+    // The build before this bound grew 238 MB; with it about 50, most of that
+    // chunks read and let go that no collection has freed yet.
+    assert.ok(peak < 120 * 1048576, `array buffers grew ${mb(peak)} MB while the answers paused`);
+    assert.equal(compared + notCompared, copies, `${compared} compared and ${notCompared} not: every pair is one or the other`);
+    assert.ok(notCompared >= copies - 10, `${notCompared} pairs counted as not compared`);
+  });
+});

@@ -1,11 +1,13 @@
 /**
  * Body capture past its limit: counted, hashed whole, and the prefix let go
- * unless something still reads it.
+ * unless something still reads it; and a shadow answer's capture held from a
+ * byte budget while it arrives.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { BodyCapture, type PastLimit } from '../../src/shadow/capture.js';
+import { ByteBudget } from '../../src/shadow/byte-budget.js';
+import { BodyCapture, BudgetedCapture, type PastLimit } from '../../src/shadow/capture.js';
 
 const body = Buffer.from('abcdefghij'.repeat(10));
 const chunks = [body.subarray(0, 30), body.subarray(30, 70), body.subarray(70)];
@@ -44,5 +46,42 @@ describe('body capture', () => {
   test('count: past the limit the prefix stays and the rest is only counted', () => {
     const { capture } = feed('count', 50);
     assert.deepEqual(capture.result(), { body: body.subarray(0, 50), truncated: true, total: 100 });
+  });
+});
+
+describe('budgeted capture', () => {
+  test('holds what it keeps from the budget, and gives it back when released', () => {
+    const budget = new ByteBudget();
+    const capture = new BudgetedCapture(new BodyCapture(1000, 'hash'), budget, () => 500);
+    for (const chunk of chunks) capture.push(chunk);
+    assert.equal(budget.held, 100);
+    capture.release();
+    assert.equal(budget.held, 0);
+    assert.deepEqual(capture.result(), { body, truncated: false, total: 100 });
+  });
+
+  test('past the budget the capture is let go, with every byte it held', () => {
+    const budget = new ByteBudget();
+    assert.ok(budget.take(40, 100), 'another answer holds 40 bytes');
+    const capture = new BudgetedCapture(new BodyCapture(1000, 'hash'), budget, () => 100);
+    for (const chunk of chunks) capture.push(chunk);
+    assert.equal(budget.held, 40, 'the second chunk did not fit: the first one went back too');
+    assert.equal(capture.result(), undefined);
+    capture.release();
+    assert.equal(budget.held, 40);
+  });
+
+  test('a hash-only capture past its limit gives its prefix back at once', () => {
+    const budget = new ByteBudget();
+    budget.limit = 1000;
+    const capture = new BudgetedCapture(new BodyCapture(50, 'hash-only'), budget);
+    capture.push(chunks[0]!);
+    assert.equal(budget.held, 30);
+    capture.push(chunks[1]!);
+    assert.equal(budget.held, 0, 'past 50 bytes nothing is kept');
+    capture.push(chunks[2]!);
+    assert.deepEqual(capture.result(), { body: Buffer.alloc(0), truncated: true, total: 100, sha256: sha });
+    capture.release();
+    assert.equal(budget.held, 0);
   });
 });
