@@ -18,6 +18,12 @@
 // thread of the gateway process, in µs per request, by thread number within
 // the process (0 is the serving thread; V8's helper threads and the shadow
 // threads follow).
+//
+// --gc runs each gateway under --trace-gc-nvp and adds, for its serving
+// thread (the isolate that allocated most) in the measured window: what
+// its scavenges promoted, their count and pauses, its mark-compacts, and
+// the users' p50 and p99. Promotion is what made a shadow cost users
+// latency below saturation (bench/README.md, "Young-generation survival").
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,6 +42,7 @@ const { values: opts } = parseArgs({
     variant: { type: 'string', multiple: true },
     'node-variant': { type: 'string', multiple: true },
     threads: { type: 'boolean', default: false },
+    gc: { type: 'boolean', default: false },
   },
 });
 if (!['none', 'fast', 'slow'].includes(opts.shadow)) throw new Error('--shadow is none, fast or slow');
@@ -50,6 +57,26 @@ const variants = [
   ...(opts.variant ?? []).map((s) => split(s, '--variant')).map(([name, dir]) => ({ name, root: resolve(dir), args: [] })),
   ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, flags]) => ({ name, root, args: flags.split(/\s+/).filter(Boolean) })),
 ];
+
+/** The serving thread's collections in --trace-gc-nvp lines: the isolate that allocated most. */
+function servingThreadGc(lines) {
+  const byIsolate = new Map();
+  for (const line of lines) {
+    const isolate = /^\[\d+:(0x[0-9a-f]+)\]/.exec(line)?.[1];
+    const kind = / gc=(\S+)/.exec(line)?.[1];
+    if (!isolate || !kind) continue;
+    const field = (name) => Number(new RegExp(` ${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
+    const gc = byIsolate.get(isolate) ?? { allocated: 0, promoted: 0, scavenges: 0, scavengeMs: 0, markCompacts: 0 };
+    gc.allocated += field('allocated');
+    if (kind === 's') {
+      gc.scavenges++;
+      gc.scavengeMs += field('pause');
+      gc.promoted += field('promoted');
+    } else if (kind === 'mc' || kind === 'mmc') gc.markCompacts++;
+    byIsolate.set(isolate, gc);
+  }
+  return [...byIsolate.values()].sort((a, b) => b.allocated - a.allocated)[0];
+}
 
 /** CPU ticks of each thread of a process. */
 function threadTicks(pid) {
@@ -101,22 +128,37 @@ try {
     // Rotated each round, so drift on a shared machine hits every variant alike.
     const order = variants.map((_, i) => variants[(i + round) % variants.length]);
     for (const v of order) {
-      const gateway = await startGateway(join(tmp, `${v.name}-${round}`), { root: v.root, port: await freePort(), adminPort: await freePort(), primaryPort, shadowPort: shadow, nodeArgs: v.args });
+      const gcLines = [];
+      let gcWindow = false;
+      const gateway = await startGateway(join(tmp, `${v.name}-${round}`), {
+        root: v.root,
+        port: await freePort(),
+        adminPort: await freePort(),
+        primaryPort,
+        shadowPort: shadow,
+        nodeArgs: opts.gc ? [...v.args, '--trace-gc-nvp'] : v.args,
+        onOutput: (line) => gcWindow && line.startsWith('[') && gcLines.push(line),
+      });
       await load(gateway.port, 3);
+      gcWindow = true;
       const pids = groupMembers([gateway.pid]);
       const rss = sampleRss(pids);
       const ticks0 = threadTicks(gateway.pid);
       const cpu0 = cpuSeconds(pids);
       const got = await load(gateway.port, Number(opts.seconds));
+      gcWindow = false;
       const cpu = cpuSeconds(pids) - cpu0;
       const ticks1 = threadTicks(gateway.pid);
       const peak = rss.stop();
-      const row = { cpuUs: Math.round((cpu * 1e6) / got.ok), rssMb: Math.round(peak.peakTotal / 1048576), ok: got.ok, failed: got.failed };
+      const row = { cpuUs: Math.round((cpu * 1e6) / got.ok), rssMb: Math.round(peak.peakTotal / 1048576), ok: got.ok, failed: got.failed, p50: got.p50, p99: got.p99, gc: opts.gc ? servingThreadGc(gcLines) : undefined };
       results.get(v.name).push(row);
       const perThread = opts.threads
         ? ' threads ' + [...ticks1].map(([t, n]) => [t, Math.round(((n - (ticks0.get(t) ?? 0)) * 1e6) / 100 / got.ok)]).filter(([, us]) => us > 0).map(([t, us]) => `${t}:${us}`).join(' ')
         : '';
-      process.stderr.write(`round ${round + 1}/${rounds} ${v.name.padEnd(10)} ${row.cpuUs} µs/req  rss ${row.rssMb} MB  ok ${row.ok} failed ${row.failed}${perThread}\n`);
+      const gc = row.gc
+        ? `  user p50 ${row.p50} p99 ${row.p99} ms  serving thread: promoted ${(row.gc.promoted / 1048576).toFixed(1)} MB, scavenges ${row.gc.scavenges} (${row.gc.scavengeMs.toFixed(0)} ms), mark-compacts ${row.gc.markCompacts}`
+        : '';
+      process.stderr.write(`round ${round + 1}/${rounds} ${v.name.padEnd(10)} ${row.cpuUs} µs/req  rss ${row.rssMb} MB  ok ${row.ok} failed ${row.failed}${perThread}${gc}\n`);
       await gateway.stop(3000);
     }
   }
@@ -126,11 +168,15 @@ try {
 }
 const base = median(results.get('this').map((r) => r.cpuUs));
 console.log(`shadow ${opts.shadow}, ${opts.rate} req/s, ${opts.rounds} rounds × ${opts.seconds} s; node ${process.version}; ${os.availableParallelism()} cores`);
-console.log('| variant | CPU µs/req (median) | vs this | rounds | peak RSS MB |');
-console.log('| --- | ---: | ---: | --- | --- |');
+const gcHead = opts.gc ? ' user p99 ms | promoted MB | mark-compacts |' : '';
+console.log(`| variant | CPU µs/req (median) | vs this | rounds | peak RSS MB |${gcHead}`);
+console.log(`| --- | ---: | ---: | --- | --- |${opts.gc ? ' --- | --- | --- |' : ''}`);
 for (const v of variants) {
   const rows = results.get(v.name);
   const cpu = median(rows.map((r) => r.cpuUs));
-  console.log(`| ${v.name}${v.args.length ? ` (${v.args.join(' ')})` : ''} | ${cpu} | ${(cpu / base).toFixed(2)}× | ${rows.map((r) => r.cpuUs).join(', ')} | ${rows.map((r) => r.rssMb).join(', ')} |`);
+  const gcCells = opts.gc
+    ? ` ${rows.map((r) => r.p99).join(', ')} | ${rows.map((r) => (r.gc ? (r.gc.promoted / 1048576).toFixed(1) : '?')).join(', ')} | ${rows.map((r) => r.gc?.markCompacts ?? '?').join(', ')} |`
+    : '';
+  console.log(`| ${v.name}${v.args.length ? ` (${v.args.join(' ')})` : ''} | ${cpu} | ${(cpu / base).toFixed(2)}× | ${rows.map((r) => r.cpuUs).join(', ')} | ${rows.map((r) => r.rssMb).join(', ')} |${gcCells}`);
 }
 process.exit(0);

@@ -3,7 +3,7 @@
 // so that reading large answers costs the measuring process nothing.
 //
 //   node bench/lib/paced-load.mjs --url URL --rate 100 --seconds 5
-//   → stdout, at the end: {"sent":N,"ok":N,"failed":N}
+//   → stdout, at the end: {"sent":N,"ok":N,"failed":N,"p50":MS,"p99":MS} (latencies of the answers that came)
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -15,6 +15,7 @@ let sent = 0;
 let ok = 0;
 let failed = 0;
 const done = [];
+const latencies = [];
 const started = performance.now();
 // Paced by the clock, not by answers: a slow gateway gets the same arrivals.
 const timer = setInterval(() => {
@@ -23,11 +24,15 @@ const timer = setInterval(() => {
     sent++;
     done.push(
       new Promise((resolve) => {
+        const sentAt = performance.now();
         const req = http.get(values.url, { agent }, (res) => {
           if (res.statusCode === 200) ok++;
           else failed++;
           res.resume();
-          res.once('end', resolve);
+          res.once('end', () => {
+            latencies.push(performance.now() - sentAt);
+            resolve();
+          });
           res.once('error', resolve);
         });
         req.setTimeout(30_000, () => req.destroy());
@@ -41,7 +46,9 @@ const timer = setInterval(() => {
   if (sent >= total) {
     clearInterval(timer);
     void Promise.all(done).then(() => {
-      process.stdout.write(`${JSON.stringify({ sent, ok, failed })}\n`);
+      latencies.sort((a, b) => a - b);
+      const at = (q) => Number((latencies[Math.floor(q * (latencies.length - 1))] ?? NaN).toFixed(2));
+      process.stdout.write(`${JSON.stringify({ sent, ok, failed, p50: at(0.5), p99: at(0.99) })}\n`);
       agent.destroy();
     });
   }

@@ -169,7 +169,7 @@ export function gatewayConfig({ port, adminPort, primaryPort, shadowPort, access
  * listening line was logged and the proxy answers. With workers, checks that
  * more than one process serves; if not, throws NotSupportedError.
  */
-export async function startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers, accessLog, endpoints, nodeArgs = [] }) {
+export async function startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers, accessLog, endpoints, nodeArgs = [], onOutput }) {
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(configFile, gatewayConfig({ port, adminPort, primaryPort, shadowPort, accessLog, endpoints }));
@@ -179,7 +179,8 @@ export async function startGateway(dir, { root, port, adminPort, primaryPort, sh
   const listened = new Promise((resolve) => (listening = resolve));
   const handle = start(workers ? `gatewayctl --workers ${workers}` : 'gatewayctl', process.execPath, args, {
     cwd: dir,
-    onLine(line) {
+    onLine(line, label) {
+      onOutput?.(line, label);
       if (!line.includes('gateway.listening')) return;
       try {
         const record = JSON.parse(line);
