@@ -62,7 +62,8 @@ const variants = [
 function servingThreadGc(lines) {
   const byIsolate = new Map();
   for (const line of lines) {
-    const isolate = /^\[\d+:(0x[0-9a-f]+)\]/.exec(line)?.[1];
+    // [pid:isolate] on Node 20, [pid:isolate:thread] on Node 24.
+    const isolate = /^\[\d+:(0x[0-9a-f]+)(?::\d+)?\]/.exec(line)?.[1];
     const kind = / gc=(\S+)/.exec(line)?.[1];
     if (!isolate || !kind) continue;
     const field = (name) => Number(new RegExp(` ${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
