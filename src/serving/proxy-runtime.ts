@@ -70,6 +70,22 @@ interface SocketResponses {
   latest: ServerResponse;
 }
 
+/**
+ * The 'close' listener of every response: one function for them all, not a
+ * closure per request. A response that is over leaves its connection's
+ * record (responses on a connection end in order, so the latest one over
+ * leaves nothing in progress). Held on, an idle keep-alive connection kept
+ * its last two requests and answers alive: 2 KB of heap per connection.
+ */
+function forgetWhenOver(exchanges: WeakMap<Duplex, SocketResponses>): (this: ServerResponse) => void {
+  return function (this: ServerResponse) {
+    const socket = this.req.socket;
+    const seen = exchanges.get(socket);
+    if (seen?.latest === this) exchanges.delete(socket);
+    else if (seen?.previous === this) seen.previous = undefined;
+  };
+}
+
 /** The upstreams a snapshot sends shadow copies to. */
 const shadowedUpstreams = (snapshot: Snapshot) => snapshot.routes.flatMap((r) => [...r.shadows.map((s) => s.upstream), ...(r.baseline ? [r.baseline] : [])]);
 
@@ -90,6 +106,7 @@ export class ProxyRuntime {
   private readonly sockets = new Set<Duplex>();
   /** The last two responses begun on each client connection, for onClientError. */
   private readonly exchanges = new WeakMap<Duplex, SocketResponses>();
+  private readonly responseOver = forgetWhenOver(this.exchanges);
   private readonly tls: TlsTermination | undefined;
   private readonly connections: ConnectionGuard;
   private readonly processes: number;
@@ -315,16 +332,7 @@ export class ProxyRuntime {
       seen.previous = seen.latest;
       seen.latest = res;
     } else this.exchanges.set(socket, { previous: undefined, latest: res });
-    // Held on, an idle keep-alive connection kept its last two requests and
-    // answers alive: 2 KB of heap per connection (6.9 against 4.9 KB).
-    res.once('close', () => this.untrack(socket, res));
-  }
-
-  /** A response is over: responses on a connection end in order, so the latest one over leaves nothing in progress. */
-  private untrack(socket: Duplex, res: ServerResponse): void {
-    const seen = this.exchanges.get(socket);
-    if (seen?.latest === res) this.exchanges.delete(socket);
-    else if (seen?.previous === res) seen.previous = undefined;
+    res.on('close', this.responseOver);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {

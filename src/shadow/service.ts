@@ -118,8 +118,9 @@ export class ShadowService {
     this.logger = options.logger;
     this.sink = options.sink;
     this.settings = options.settings;
-    this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger, () => this.settings().limits.shadowInflightBytes);
-    this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools, this.bytes, () => this.settings().limits.shadowInflightBytes) : undefined;
+    const byteLimit = () => this.settings().limits.shadowInflightBytes;
+    this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger, byteLimit);
+    this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools, this.bytes, byteLimit) : undefined;
     this.metrics.shadowInflightSource = () => this.inflight;
   }
 

@@ -267,7 +267,7 @@ export class Session implements MirrorSession {
       this.service.finished(1);
     }
     if (copy.result?.response) this.keepCaptured(copy.result.response.body.length);
-    // Asked for and not captured: the copying thread's captures were at the byte budget.
+    // Asked for and not captured: the captures of answers in flight were at the byte budget.
     else if (copy.result?.outcome === 'completed' && this.options.comparing) this.notComparable();
     const targets = this.targets;
     if (this.outcomes === undefined && targets.every((c) => c.outcome !== undefined)) {
