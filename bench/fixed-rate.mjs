@@ -3,7 +3,7 @@
 // or node flags side by side in interleaved rounds.
 //
 //   npm run build && node bench/fixed-rate.mjs --shadow fast --rate 2000 --seconds 5 --rounds 3 \
-//       --variant before=../base-checkout --node-variant semi8=--max-semi-space-size=8 [--threads]
+//       --variant before=../base-checkout --node-variant semi8=--max-semi-space-size=8 [--threads] [--bare]
 //
 // wrk (bench/run.mjs) saturates the machine: req/s then says as much about
 // whoever else runs on its cores as about the gateway, and a busier gateway
@@ -19,6 +19,10 @@
 // the process (0 is the serving thread; V8's helper threads and the shadow
 // threads follow).
 //
+// --bare adds the bare http-proxy-3 script (bench/bare-proxy.mjs, with an
+// undici shadow when --shadow is not none) as a reference variant, run by the
+// same Node.
+//
 // --gc runs each gateway under --trace-gc-nvp and adds, for its serving
 // thread (the isolate that allocated most) in the measured window: what
 // its scavenges promoted, their count and pauses, its mark-compacts, and
@@ -30,7 +34,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, groupMembers, installCleanup, killAll, sampleRss, start } from './lib/procs.mjs';
-import { startGateway, startSlowShadow, startUpstreams } from './lib/servers.mjs';
+import { startBareProxy, startGateway, startSlowShadow, startUpstreams } from './lib/servers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -43,6 +47,7 @@ const { values: opts } = parseArgs({
     'node-variant': { type: 'string', multiple: true },
     threads: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
+    bare: { type: 'boolean', default: false },
   },
 });
 if (!['none', 'fast', 'slow'].includes(opts.shadow)) throw new Error('--shadow is none, fast or slow');
@@ -56,6 +61,7 @@ const variants = [
   { name: 'this', root, args: [] },
   ...(opts.variant ?? []).map((s) => split(s, '--variant')).map(([name, dir]) => ({ name, root: resolve(dir), args: [] })),
   ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, flags]) => ({ name, root, args: flags.split(/\s+/).filter(Boolean) })),
+  ...(opts.bare ? [{ name: 'bare', root, args: [], bare: true }] : []),
 ];
 
 /** The serving thread's collections in --trace-gc-nvp lines: the isolate that allocated most. */
@@ -131,15 +137,16 @@ try {
     for (const v of order) {
       const gcLines = [];
       let gcWindow = false;
-      const gateway = await startGateway(join(tmp, `${v.name}-${round}`), {
-        root: v.root,
+      const setup = {
         port: await freePort(),
-        adminPort: await freePort(),
         primaryPort,
         shadowPort: shadow,
         nodeArgs: opts.gc ? [...v.args, '--trace-gc-nvp'] : v.args,
         onOutput: (line) => gcWindow && line.startsWith('[') && gcLines.push(line),
-      });
+      };
+      const gateway = v.bare
+        ? Object.assign(await startBareProxy(setup), { port: setup.port })
+        : await startGateway(join(tmp, `${v.name}-${round}`), { ...setup, root: v.root, adminPort: await freePort() });
       await load(gateway.port, 3);
       gcWindow = true;
       const pids = groupMembers([gateway.pid]);

@@ -134,10 +134,10 @@ export async function startSlowShadow({ port, delayMs }) {
   return handle;
 }
 
-export async function startBareProxy({ port, primaryPort, shadowPort, nodeArgs = [] }) {
+export async function startBareProxy({ port, primaryPort, shadowPort, nodeArgs = [], onOutput }) {
   const args = [...nodeArgs, join(benchDir, 'bare-proxy.mjs'), '--port', String(port), '--target', `http://${HOST}:${primaryPort}`];
   if (shadowPort) args.push('--shadow', `http://${HOST}:${shadowPort}`);
-  const handle = start('bare proxy', process.execPath, args);
+  const handle = start('bare proxy', process.execPath, args, { onLine: onOutput });
   await waitReady(`http://${HOST}:${port}/`, handle);
   return handle;
 }

@@ -65,6 +65,8 @@ const kConnection = Symbol('gatewayctl.connection');
 type Tracked = Duplex & { [kConnection]?: Connection };
 
 class Connection {
+  /** Its place in the sweep. */
+  churnSlot = -1;
   phase = Phase.Head;
   /** When the phase began, ms. */
   since: number;

@@ -55,6 +55,8 @@ export interface H2HandlerOptions {
 
 /** One HTTP/2 request in flight. */
 class H2Exchange {
+  /** Its place in the sweep. */
+  churnSlot = -1;
   tries = 0;
   endpoint: Endpoint | undefined;
   holding = false;

@@ -66,6 +66,8 @@ export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
 /** One copy on the wire: settles its promise exactly once. */
 class CopyExchange {
+  /** Its place among the copies in flight. */
+  churnSlot = -1;
   /** Its kept bytes are held from the budget until the exchange settles. */
   private readonly capture: BudgetedCapture | undefined;
   private readonly started = performance.now();

@@ -15,6 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { CompiledUpstream } from '../config/compile.js';
+import { TicketTable } from '../churn.js';
 import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
@@ -41,8 +42,8 @@ interface Waiting {
 
 export class ThreadedCopies implements CopySender {
   private worker: Worker | undefined;
-  private nextId = 1;
-  private readonly waiting = new Map<number, Waiting>();
+  /** Copies handed over, by the id the thread answers with (a ticket: churn.ts says why not a Map). */
+  private readonly waiting = new TicketTable<Waiting>();
   /** Copies waiting for the end of this turn of the loop, and the bodies they hand over. */
   private orders: CopyOrder[] = [];
   private transfer: ArrayBuffer[] = [];
@@ -68,7 +69,6 @@ export class ThreadedCopies implements CopySender {
     const endpoint = pool.pick();
     pool.begin(endpoint);
     return new Promise((resolve, reject) => {
-      const id = this.nextId++;
       const settle = (ok: boolean) => settleEndpoint(pool, endpoint, ok);
       let worker: Worker;
       try {
@@ -78,7 +78,7 @@ export class ThreadedCopies implements CopySender {
         reject(err as Error);
         return;
       }
-      this.waiting.set(id, { resolve, reject, settle });
+      const id = this.waiting.add({ resolve, reject, settle });
       if (this.waiting.size === 1) worker.ref();
       if (this.orders.length === 0) setImmediate(this.flush);
       this.orders.push({ id, target: copyTarget(upstream, endpoint), copy, captureBytes });
@@ -153,9 +153,8 @@ export class ThreadedCopies implements CopySender {
   }
 
   private settled(copy: CopySettled): void {
-    const waiting = this.waiting.get(copy.id);
+    const waiting = this.waiting.take(copy.id);
     if (!waiting) return;
-    this.waiting.delete(copy.id);
     if (this.waiting.size === 0) this.worker?.unref();
     if ('error' in copy) {
       waiting.settle(false);
@@ -170,8 +169,7 @@ export class ThreadedCopies implements CopySender {
   }
 
   private failAll(why: string): void {
-    const waiting = [...this.waiting.values()];
-    this.waiting.clear();
+    const waiting = this.waiting.takeAll();
     this.orders = [];
     this.transfer = [];
     for (const w of waiting) {

@@ -24,6 +24,7 @@
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { CompiledUpstream } from '../config/compile.js';
+import { ChurnSet, type ChurnMember } from '../churn.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 
 export const SWEEP_MS = 50;
@@ -59,7 +60,7 @@ export interface TryRequest {
 }
 
 /** What the sweep needs to know of one exchange. */
-export interface Watched {
+export interface Watched extends ChurnMember {
   /** When the exchange started waiting, ms (Date.now()). */
   watchedSince: number;
   /** Longest wait for a pooled connection (no upstream request has a socket yet). */
@@ -83,6 +84,7 @@ export interface Watched {
 
 /** A request to an upstream as the sweep watches it: extended by the request path's context and by upgrades. */
 export class WatchedRequest<Request extends TryRequest = ClientRequest, Response extends object = IncomingMessage> implements Watched {
+  churnSlot = -1;
   watchedSince = 0;
   poolTimeoutMs = 0;
   connectTimeoutMs = 0;
@@ -108,8 +110,8 @@ export class WatchedRequest<Request extends TryRequest = ClientRequest, Response
  * Shared by the upstream deadlines here and the client connections'
  * deadlines (proxy/connections.ts).
  */
-export class Sweep<T> {
-  private readonly items = new Set<T>();
+export class Sweep<T extends ChurnMember> {
+  private readonly items = new ChurnSet<T>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -135,9 +137,9 @@ export class Sweep<T> {
 
   private run(): void {
     const now = Date.now();
-    for (const item of this.items) {
+    this.items.forEach((item) => {
       if (!this.visit(item, now)) this.items.delete(item);
-    }
+    });
     if (this.items.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
