@@ -19,6 +19,9 @@
 // the process (0 is the serving thread; V8's helper threads and the shadow
 // threads follow).
 //
+// --new-connections makes the loader open a connection per request (clients
+// that do not keep alive); by default it keeps them alive.
+//
 // --bare adds the bare http-proxy-3 script (bench/bare-proxy.mjs, with an
 // undici shadow when --shadow is not none) as a reference variant, run by the
 // same Node.
@@ -48,6 +51,7 @@ const { values: opts } = parseArgs({
     threads: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
     bare: { type: 'boolean', default: false },
+    'new-connections': { type: 'boolean', default: false },
   },
 });
 if (!['none', 'fast', 'slow'].includes(opts.shadow)) throw new Error('--shadow is none, fast or slow');
@@ -103,7 +107,7 @@ function threadTicks(pid) {
 function load(port, seconds) {
   const url = `http://127.0.0.1:${port}/api/items/42?view=full`;
   return new Promise((done, fail) => {
-    const handle = start('paced-load', process.execPath, [join(root, 'bench/lib/paced-load.mjs'), '--url', url, '--rate', opts.rate, '--seconds', String(seconds)], {
+    const handle = start('paced-load', process.execPath, [join(root, 'bench/lib/paced-load.mjs'), '--url', url, '--rate', opts.rate, '--seconds', String(seconds), ...(opts['new-connections'] ? ['--new-connections'] : [])], {
       onLine(line) {
         try {
           const result = JSON.parse(line);

@@ -2,15 +2,18 @@
 // Requests at a fixed rate, answers drained unread, in a process of its own
 // so that reading large answers costs the measuring process nothing.
 //
-//   node bench/lib/paced-load.mjs --url URL --rate 100 --seconds 5
+//   node bench/lib/paced-load.mjs --url URL --rate 100 --seconds 5 [--new-connections]
+//   (--new-connections: a connection per request, as clients that do not keep alive)
 //   → stdout, at the end: {"sent":N,"ok":N,"failed":N,"p50":MS,"p99":MS} (latencies of the answers that came)
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, rate: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: { url: { type: 'string' }, rate: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' }, 'new-connections': { type: 'boolean', default: false } },
+});
 const rate = Number(values.rate);
 const total = Math.round(rate * Number(values.seconds));
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const agent = new http.Agent({ keepAlive: !values['new-connections'], maxSockets: 256 });
 let sent = 0;
 let ok = 0;
 let failed = 0;
