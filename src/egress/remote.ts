@@ -7,6 +7,7 @@
  * compared without them, never held without bound.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { TicketTable } from '../churn.js';
 import type { Snapshot } from '../config/compile.js';
 import type { MirroredPair, PairSink, UncomparedPair } from '../diff/pair.js';
 import type { PairCalls } from './call-diff.js';
@@ -82,8 +83,8 @@ export function answerCallQuestions(
 
 /** Worker side: a pair sink that fetches each pair's calls from the primary first. */
 export class RemoteCallsSink implements PairSink {
-  private nextId = 1;
-  private readonly waiting = new Map<number, { pair: MirroredPair; timer: NodeJS.Timeout }>();
+  /** Pairs waiting for their calls, by the id of the question (a ticket: churn.ts says why not a Map). */
+  private readonly waiting = new TicketTable<{ pair: MirroredPair; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly next: PairSink,
@@ -94,10 +95,10 @@ export class RemoteCallsSink implements PairSink {
 
   submit(pair: MirroredPair): void {
     if (this.waiting.size >= this.maxWaiting()) return this.next.submit(pair);
-    const id = this.nextId++;
+    let id = 0;
     const timer = setTimeout(() => this.settle(id, undefined), this.timeoutMs);
     timer.unref();
-    this.waiting.set(id, { pair, timer });
+    id = this.waiting.add({ pair, timer });
     this.ask({ id, requestId: pair.requestId });
   }
 
@@ -119,15 +120,17 @@ export class RemoteCallsSink implements PairSink {
   }
 
   private settle(id: number, calls: PairCalls | undefined): void {
-    const entry = this.waiting.get(id);
+    const entry = this.waiting.take(id);
     if (!entry) return;
-    this.waiting.delete(id);
     clearTimeout(entry.timer);
     this.next.submit(calls ? { ...entry.pair, calls } : entry.pair);
   }
 
   /** Passes on everything still waiting, without calls (shutdown). */
   flush(): void {
-    for (const id of [...this.waiting.keys()]) this.settle(id, undefined);
+    for (const entry of this.waiting.takeAll()) {
+      clearTimeout(entry.timer);
+      this.next.submit(entry.pair);
+    }
   }
 }
