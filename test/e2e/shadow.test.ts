@@ -492,9 +492,11 @@ routes:
         if (r.status !== 200) failed++;
         if (i % 50 === 49) rssPeak = Math.max(rssPeak, metricValue(await metricsText(), 'process_resident_memory_bytes'));
       });
-      // The copies now hold what the shadow sent until it ends the answers.
+      // The copies now hold what the shadow sent until it ends the answers;
+      // then the pairs are compared (or counted as not) in a comparing thread.
       let metrics = await metricsText();
-      for (let i = 0; i < 150 && metricValue(metrics, METRIC.shadowInflight) > 0; i++) {
+      const settled = () => metricValue(metrics, METRIC.shadowComparisons) + metricValue(metrics, METRIC.compareDropped);
+      for (let i = 0; i < 150 && (metricValue(metrics, METRIC.shadowInflight) > 0 || settled() < 400); i++) {
         rssPeak = Math.max(rssPeak, metricValue(metrics, 'process_resident_memory_bytes'));
         await new Promise((r) => setTimeout(r, 200));
         metrics = await metricsText();
