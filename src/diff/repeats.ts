@@ -22,11 +22,15 @@ export class RepeatMemory {
     if (pair.method !== 'GET' && pair.method !== 'HEAD') return undefined;
     const key = pair.route + '\u0000' + pair.method + '\u0000' + pair.path;
     const previous = this.answers.get(key);
-    if (previous) this.answers.delete(key);
     if (pair.primary.body.length <= this.options.maxBodyBytes && !pair.primary.truncated) {
+      // A key seen before keeps its entry (and its place: the oldest key
+      // goes first, however recently it repeated). Deleting and adding it
+      // again, once per pair, would have the Map replace its table every
+      // few pairs, and a replaced table keeps the answers it held alive
+      // through scavenges (src/churn.ts).
       this.answers.set(key, pair.primary);
       if (this.answers.size > this.options.maxEntries) this.answers.delete(this.answers.keys().next().value!);
-    }
+    } else if (previous) this.answers.delete(key);
     return previous;
   }
 }
