@@ -102,7 +102,13 @@ class Connection {
 
 export class ConnectionGuard {
   private readonly sweep = new Sweep<Connection>((c, now) => this.visit(c, now), CONNECTION_SWEEP_MS);
-  /** Candidates to close at the cap, in the order they came to rest (oldest first). */
+  /**
+   * Candidates to close at the cap, in the order they came to rest (oldest
+   * first). A Set for that order, although connections pass through it
+   * (src/churn.ts): with a connection per request, Node's own
+   * per-connection objects are most of what scavenges promote (a bare
+   * http-proxy-3 script: 13.8 MB in 8 s at 1,000 req/s, the gateway 15.1).
+   */
   private readonly resting = new Set<Connection>();
   private readonly perClient = new Map<string, number>();
   /** TLS connections in their handshake, by peer address and port. */
