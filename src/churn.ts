@@ -88,10 +88,9 @@ export class TicketTable<V> {
   private readonly tickets: number[] = [];
   private readonly free: number[] = [];
   private issued = 0;
-  private count = 0;
 
   get size(): number {
-    return this.count;
+    return this.values.length - this.free.length;
   }
 
   /** Keeps value; returns its ticket. */
@@ -102,7 +101,6 @@ export class TicketTable<V> {
     const ticket = this.issued * TICKET_SLOTS + slot;
     this.values[slot] = value;
     this.tickets[slot] = ticket;
-    this.count++;
     return ticket;
   }
 
@@ -114,7 +112,6 @@ export class TicketTable<V> {
     this.values[slot] = undefined;
     this.tickets[slot] = -1;
     this.free.push(slot);
-    this.count--;
     return value;
   }
 
@@ -127,7 +124,6 @@ export class TicketTable<V> {
     this.values.length = 0;
     this.tickets.length = 0;
     this.free.length = 0;
-    this.count = 0;
     return all;
   }
 }

@@ -81,10 +81,15 @@ export function answerCallQuestions(
   };
 }
 
+interface Waiting {
+  readonly pair: MirroredPair;
+  readonly timer: NodeJS.Timeout;
+}
+
 /** Worker side: a pair sink that fetches each pair's calls from the primary first. */
 export class RemoteCallsSink implements PairSink {
   /** Pairs waiting for their calls, by the id of the question (a ticket: churn.ts says why not a Map). */
-  private readonly waiting = new TicketTable<{ pair: MirroredPair; timer: NodeJS.Timeout }>();
+  private readonly waiting = new TicketTable<Waiting>();
 
   constructor(
     private readonly next: PairSink,
@@ -121,16 +126,16 @@ export class RemoteCallsSink implements PairSink {
 
   private settle(id: number, calls: PairCalls | undefined): void {
     const entry = this.waiting.take(id);
-    if (!entry) return;
-    clearTimeout(entry.timer);
-    this.next.submit(calls ? { ...entry.pair, calls } : entry.pair);
+    if (entry) this.pass(entry, calls);
   }
 
   /** Passes on everything still waiting, without calls (shutdown). */
   flush(): void {
-    for (const entry of this.waiting.takeAll()) {
-      clearTimeout(entry.timer);
-      this.next.submit(entry.pair);
-    }
+    for (const entry of this.waiting.takeAll()) this.pass(entry, undefined);
+  }
+
+  private pass(entry: Waiting, calls: PairCalls | undefined): void {
+    clearTimeout(entry.timer);
+    this.next.submit(calls ? { ...entry.pair, calls } : entry.pair);
   }
 }
