@@ -1,24 +1,22 @@
 /**
- * Reading a descriptor set file a route names (diff.protoDescriptors): a
- * regular file, bounded in size, parsed as a FileDescriptorSet. Used by
- * validate and by the comparison that decodes gRPC answers with it.
- * readDescriptorBytes alone loads no protobuf library (the serving thread
- * reads which methods stream with it).
+ * Checking a descriptor set file a route names (diff.protoDescriptors): a
+ * regular file, bounded in size, that reads as a FileDescriptorSet and
+ * resolves every type it references. Read by its outline alone
+ * (protobuf/outline.ts), so validating a config loads no protobuf library;
+ * the comparing threads load the set with protobufjs (diff/descriptor-sets.ts).
  */
-import { DescriptorSetError, loadDescriptorSet, type ProtoSchema } from '../protobuf/descriptors.js';
+import { outlineProblem, readDescriptorOutline, type DescriptorOutline } from '../protobuf/outline.js';
 import { readDescriptorBytes } from './descriptor-bytes.js';
 
-/** The schema, or why not, as text that follows the file's quoted name. */
-export type LoadedSet = { readonly schema: ProtoSchema } | { readonly problem: string };
+/** The outline, or why not, as text that follows the file's quoted name. */
+export type CheckedSet = { readonly outline: DescriptorOutline } | { readonly problem: string };
 
 /** Never throws. */
-export function readDescriptorSet(path: string): LoadedSet {
+export function checkDescriptorFile(path: string): CheckedSet {
   const read = readDescriptorBytes(path);
   if ('problem' in read) return read;
-  try {
-    return { schema: loadDescriptorSet(read.bytes) };
-  } catch (err) {
-    if (err instanceof DescriptorSetError) return { problem: `is not a usable descriptor set: ${err.message}` };
-    return { problem: `cannot be read: ${(err as Error).message}` };
-  }
+  const outline = readDescriptorOutline(read.bytes);
+  if (!outline) return { problem: 'is not a usable descriptor set: not a FileDescriptorSet (not protobuf wire format)' };
+  const problem = outlineProblem(outline);
+  return problem === undefined ? { outline } : { problem: `is not a usable descriptor set: ${problem}` };
 }

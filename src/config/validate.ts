@@ -11,8 +11,8 @@ import { checkDependencies, checkEgress, type EgressReporter } from '../egress/c
 import { checkListenerTls, checkRouteHosts, checkUpstreamTls, type Reporter } from '../tls/check.js';
 import { didYouMean, hasErrors, sortDiagnostics, type Diagnostic, type Severity } from './diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from './load.js';
-import { readDescriptorSet } from './descriptor-file.js';
-import { serviceOfPrefix } from '../protobuf/descriptors.js';
+import { checkDescriptorFile } from './descriptor-file.js';
+import { serviceOfPrefix } from '../protobuf/outline.js';
 import { isSecretHeader } from '../diff/secrets.js';
 import { compileMatcher, type RequestFacts } from '../routing/matcher.js';
 import { defaultsAt, outlierDetectionConfig, retryConfig } from './defaults.js';
@@ -679,14 +679,14 @@ class MeaningChecker {
   /** The descriptor set must parse and declare the service (and method) the route's prefix names. */
   private protoDescriptors(file: string, path: string, prefix: string | undefined): string {
     const absolute = resolve(this.baseDir, file);
-    const loaded = readDescriptorSet(absolute);
+    const loaded = checkDescriptorFile(absolute);
     if ('problem' in loaded) {
       this.error(path, 'proto-descriptors', `${path}: "${file}" ${loaded.problem}`);
       return absolute;
     }
     const service = prefix === undefined ? undefined : serviceOfPrefix(prefix);
     if (service === undefined) return absolute;
-    const declared = loaded.schema.services;
+    const declared = loaded.outline.services;
     const matchPath = path.replace(/\.diff\.protoDescriptors$/, '.match.prefix');
     if (!declared.includes(service)) {
       const known = declared.length > 0 ? `it declares ${declared.slice(0, 10).join(', ')}${declared.length > 10 ? ', ...' : ''}` : 'it declares no services';
@@ -694,7 +694,7 @@ class MeaningChecker {
       return absolute;
     }
     const method = prefix!.slice(service.length + 2).split('/')[0];
-    if (method && !loaded.schema.method(`/${service}/${method}`)) {
+    if (method && !loaded.outline.methods.has(`/${service}/${method}`)) {
       this.error(matchPath, 'proto-descriptors', `${matchPath}: method "${service}/${method}" is not in ${path} ("${file}")`);
     }
     return absolute;

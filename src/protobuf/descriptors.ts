@@ -71,9 +71,3 @@ export function loadDescriptorSet(bytes: Uint8Array): ProtoSchema {
     method: (path) => methods.get(path.split('?')[0]!),
   };
 }
-
-/** The service a route's match prefix names ("/shop.Catalog/..." → "shop.Catalog"), if it names one. */
-export function serviceOfPrefix(prefix: string): string | undefined {
-  const m = /^\/([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+)(?:\/|$)/.exec(prefix);
-  return m ? m[1] : undefined;
-}

@@ -1,7 +1,7 @@
 /**
  * Whether a gRPC call streams, as the route's descriptor set
  * (diff.protoDescriptors) declares its method: known before the call's
- * first byte is copied. Read without protobufjs (protobuf/call-shapes.ts)
+ * first byte is copied. Read without protobufjs (protobuf/outline.ts)
  * and reread when the file changes. Undefined when the route has no set,
  * the set cannot be read, or it lacks the method: the call's shape is then
  * found as it flows (service.ts).
@@ -9,12 +9,12 @@
 import type { CompiledRoute } from '../config/compile.js';
 import { readDescriptorBytes } from '../config/descriptor-bytes.js';
 import { StampedFiles } from '../config/stamped-files.js';
-import { readCallShapes, type CallShape } from '../protobuf/call-shapes.js';
+import { readDescriptorOutline, type CallShape } from '../protobuf/outline.js';
 
 export class CallShapes {
   private readonly sets = new StampedFiles((path) => {
     const read = readDescriptorBytes(path);
-    return 'bytes' in read ? readCallShapes(read.bytes) : undefined;
+    return 'bytes' in read ? readDescriptorOutline(read.bytes)?.methods : undefined;
   });
 
   /** `path`: the request target ("/pkg.Service/Method", a query is ignored). */
