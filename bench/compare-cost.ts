@@ -32,6 +32,7 @@ import { DiffEngine } from '../src/diff/engine.js';
 import { DiffStore } from '../src/diff/store.js';
 import { GatewayMetrics } from '../src/metrics/registry.js';
 import type { CapturedResponse, MirroredPair } from '../src/diff/pair.js';
+import { loadAllParsers } from '../src/diff/parsers.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -83,6 +84,9 @@ function page(variant: { stock?: string } = {}): string {
 }
 
 // ---- part 1: the engine in process -----------------------------------------
+
+// flush() compares synchronously: the parsers HTML pairs need are loaded up front.
+await loadAllParsers();
 
 function captured(doc: unknown, gzip = false, latencyMs = 3): CapturedResponse {
   const html = typeof doc === 'string';
@@ -158,6 +162,8 @@ interface EngineBuild {
 async function loadBuild(dist: string): Promise<EngineBuild> {
   const at = (p: string) => import(join(dist, 'src', p));
   const [engine, store, metrics] = await Promise.all([at('diff/engine.js'), at('diff/store.js'), at('metrics/registry.js')]);
+  // Builds with lazily loaded parsers have this module; older ones load them at import.
+  await at('diff/parsers.js').then((m: { loadAllParsers(): Promise<void> }) => m.loadAllParsers(), () => undefined);
   return { DiffEngine: engine.DiffEngine, DiffStore: store.DiffStore, GatewayMetrics: metrics.GatewayMetrics };
 }
 

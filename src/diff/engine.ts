@@ -21,6 +21,7 @@ import { EndpointBook, endpointTemplatesFor } from './endpoint-template.js';
 import { isProtobufGrpc } from './grpc.js';
 import { LatencyWatch, type LatencyAlarm } from './latency-watch.js';
 import { LearnedNoise } from './noise.js';
+import { unloadedParsersFor } from './parsers.js';
 import { RepeatMemory } from './repeats.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
@@ -62,6 +63,8 @@ export class DiffEngine implements PairSink {
   private queue: (MirroredPair | undefined)[] = [];
   private head = 0;
   private scheduled: NodeJS.Immediate | undefined;
+  /** Set while the next pair waits for a library to load (parsers.ts): no slice runs meanwhile. */
+  private loading: Promise<void> | undefined;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   /** Totals, for tests and the bench. */
@@ -94,7 +97,7 @@ export class DiffEngine implements PairSink {
     this.schedule();
   }
 
-  /** Compares everything queued now, synchronously (bench and shutdown). */
+  /** Compares everything queued now, synchronously (benches): the libraries pairs need must be loaded (parsers.ts), or those pairs fail. */
   flush(): void {
     while (this.pending > 0) this.compareNext();
     this.settle();
@@ -116,7 +119,7 @@ export class DiffEngine implements PairSink {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.closed) return;
+    if (this.scheduled || this.loading || this.closed) return;
     this.scheduled = setImmediate(this.slice);
   }
 
@@ -125,11 +128,29 @@ export class DiffEngine implements PairSink {
     // flush() may have emptied the queue since this slice was scheduled.
     if (this.pending === 0) return this.settle();
     const deadline = performance.now() + this.sliceBudgetMs;
-    do this.compareNext();
-    while (this.pending > 0 && performance.now() < deadline);
+    do {
+      if (this.awaitParsers()) return;
+      this.compareNext();
+    } while (this.pending > 0 && performance.now() < deadline);
     if (this.pending > 0) this.schedule();
     else this.settle();
   };
+
+  /** When the next pair needs a library not loaded yet: loads it, resumes after, and says so. */
+  private awaitParsers(): boolean {
+    let unloaded;
+    try {
+      unloaded = unloadedParsersFor(this.queue[this.head]!);
+    } catch {
+      return false; // a malformed pair: comparing it fails and counts it
+    }
+    if (unloaded.length === 0) return false;
+    this.loading = Promise.all(unloaded.map((m) => m.load())).then(() => {
+      this.loading = undefined;
+      this.schedule();
+    });
+    return true;
+  }
 
   private compareNext(): void {
     const pair = this.queue[this.head]!;

@@ -6,7 +6,8 @@
  * attribute and nothing else. Comments and whitespace-only text are not
  * compared; each element's own text is compared whitespace-collapsed.
  */
-import { parse } from 'parse5';
+import type * as Parse5 from 'parse5';
+import { LazyModule } from '../lazy-module.js';
 import type { RawDifference, WalkLimits } from './compare.js';
 
 export interface HtmlNode {
@@ -26,9 +27,12 @@ interface Parse5Node {
   readonly content?: Parse5Node;
 }
 
-/** Parses and converts at most `maxNodes` elements; `limited` says the rest was left out. */
+/** Loaded by the first pair with an HTML answer (lift.ts, parsersFor). */
+export const PARSE5 = new LazyModule<typeof Parse5>('parse5', () => import('parse5'));
+
+/** Parses and converts at most `maxNodes` elements; `limited` says the rest was left out. PARSE5 must be loaded. */
 export function parseHtml(text: string, maxNodes: number): { root: HtmlNode; limited: boolean } {
-  const document = parse(text) as unknown as Parse5Node;
+  const document = PARSE5.get().parse(text) as unknown as Parse5Node;
   let budget = maxNodes;
   let limited = false;
   const convert = (node: Parse5Node): HtmlNode => {

@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
 import { isProtobufGrpc, liftGrpc, type GrpcContext } from './grpc.js';
-import { parseHtml, type HtmlNode } from './html.js';
-import { parseXml } from './xml.js';
+import type { LazyModule } from '../lazy-module.js';
+import { PARSE5, parseHtml, type HtmlNode } from './html.js';
+import { parseXml, XML_PARSER } from './xml.js';
 
 export type Lifted =
   | { readonly format: 'empty'; readonly note?: string }
@@ -32,6 +33,13 @@ const XML_TYPE = /^(?:application\/xml|text\/xml|[\w.+-]+\/[\w.+-]*\+xml)\b/i;
 const HTML_TYPE = /^(?:text\/html|application\/xhtml\+xml)\b/i;
 const TEXT_TYPE = /^(?:text\/|application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|x-ndjson|graphql)\b|[\w.+-]+\/[\w.+-]*\+xml\b)/i;
 
+
+/** The parser lifting a body with these headers may need, loaded or not; comparison loads it first (diff/parsers.ts). */
+export function markupParserFor(headers: IncomingHttpHeaders): LazyModule<unknown> | undefined {
+  const type = contentType(headers);
+  if (HTML_TYPE.test(type)) return PARSE5;
+  return XML_TYPE.test(type) ? XML_PARSER : undefined;
+}
 
 function contentType(headers: IncomingHttpHeaders): string {
   const value = headers['content-type'];

@@ -5,23 +5,29 @@
  * and `ignorePaths` node paths apply. Processing instructions, comments and
  * DOCTYPEs are not compared.
  */
-import { XMLParser } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
+import { LazyModule } from '../lazy-module.js';
 import type { HtmlNode } from './html.js';
 
-const parser = new XMLParser({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  processEntities: true,
+/** Loaded by the first pair with an XML answer (lift.ts, parsersFor). */
+export const XML_PARSER = new LazyModule<XMLParser>('fast-xml-parser', async () => {
+  const { XMLParser } = await import('fast-xml-parser');
+  return new XMLParser({
+    preserveOrder: true,
+    ignoreAttributes: false,
+    attributeNamePrefix: '',
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: true,
+    processEntities: true,
+  });
 });
 
 type Ordered = Record<string, unknown>[];
 
-/** The document element as a tree of at most `maxNodes` elements; undefined when it does not parse. */
+/** The document element as a tree of at most `maxNodes` elements; undefined when it does not parse. XML_PARSER must be loaded. */
 export function parseXml(text: string, maxNodes: number): { root: HtmlNode; limited: boolean } | undefined {
+  const parser = XML_PARSER.get();
   let doc: Ordered;
   try {
     doc = parser.parse(text) as Ordered;

@@ -3,9 +3,19 @@
  * with protobufjs: its services and the message types of each method, by
  * the `/package.Service/Method` path gRPC requests carry. Field names are
  * kept as the .proto declares them (`unit_price`, not `unitPrice`).
+ *
+ * Only the comparing threads load protobufjs, and only once a pair needs
+ * it (PROTOBUF); the serving process reads sets with protobuf/outline.ts.
  */
-import protobuf from 'protobufjs';
-import 'protobufjs/ext/descriptor.js';
+import type protobuf from 'protobufjs';
+import { LazyModule } from '../lazy-module.js';
+
+/** protobufjs with its descriptor extension (Root.fromDescriptor). Loaded by the first gRPC pair of a route with a descriptor set (diff/lift.ts, parsersFor). */
+export const PROTOBUF = new LazyModule<typeof protobuf>('protobufjs', async () => {
+  const { default: loaded } = await import('protobufjs');
+  await import('protobufjs/ext/descriptor.js');
+  return loaded;
+});
 
 export interface ProtoMethod {
   /** "/pkg.Service/Method" */
@@ -29,19 +39,21 @@ export class DescriptorSetError extends Error {
 }
 
 function servicesOf(ns: protobuf.NamespaceBase, out: protobuf.Service[]): void {
+  const { Namespace, Service, Type } = PROTOBUF.get();
   for (const nested of ns.nestedArray) {
-    if (nested instanceof protobuf.Service) out.push(nested);
-    if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type || nested instanceof protobuf.Service) servicesOf(nested, out);
+    if (nested instanceof Service) out.push(nested);
+    if (nested instanceof Namespace || nested instanceof Type || nested instanceof Service) servicesOf(nested, out);
   }
 }
 
 const qualified = (o: protobuf.ReflectionObject) => o.fullName.replace(/^\./, '');
 
-/** Parses and resolves a descriptor set. Throws DescriptorSetError. */
+/** Parses and resolves a descriptor set. Throws DescriptorSetError. PROTOBUF must be loaded. */
 export function loadDescriptorSet(bytes: Uint8Array): ProtoSchema {
+  const { Root } = PROTOBUF.get();
   let root: protobuf.Root;
   try {
-    root = protobuf.Root.fromDescriptor(bytes, { keepCase: true });
+    root = Root.fromDescriptor(bytes, { keepCase: true });
     root.resolveAll();
   } catch (err) {
     const message = (err as Error).message;

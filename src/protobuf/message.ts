@@ -10,7 +10,8 @@
  * Bounded: the wire is walked first within the step and depth limits, and
  * only then handed to protobufjs.
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { PROTOBUF } from './descriptors.js';
 import { addField, markMessage, splitFields, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireDecoder, type WireLimits, type WireObject } from './wire.js';
 
 const CONVERSION: protobuf.IConversionOptions = {
@@ -39,10 +40,13 @@ const SCALAR_WIRE: Readonly<Record<string, number>> = {
   float: WIRE_FIXED32,
 };
 
+/** Types exist only once PROTOBUF is loaded: the caller decodes with one. */
+const isMessageType = (t: protobuf.ReflectionObject | null): t is protobuf.Type => t instanceof PROTOBUF.get().Type;
+
 /** Whether a declared field may arrive with this wire type (repeated scalars packed or not). */
 function wireTypeFits(field: protobuf.Field, wireType: number): boolean {
-  if (field.map || field.resolvedType instanceof protobuf.Type) return wireType === WIRE_LEN;
-  const scalar = field.resolvedType instanceof protobuf.Enum ? WIRE_VARINT : SCALAR_WIRE[field.type];
+  if (field.map || isMessageType(field.resolvedType)) return wireType === WIRE_LEN;
+  const scalar = field.resolvedType instanceof PROTOBUF.get().Enum ? WIRE_VARINT : SCALAR_WIRE[field.type];
   if (scalar === undefined) return wireType === WIRE_LEN; // string, bytes
   return wireType === scalar || (field.repeated && wireType === WIRE_LEN);
 }
@@ -94,7 +98,7 @@ class Scan {
         this.mismatch = `field ${field.name} (${f.number}) came with wire type ${f.wireType}`;
         return false;
       }
-      if (field.map || !(field.resolvedType instanceof protobuf.Type)) continue;
+      if (field.map || !isMessageType(field.resolvedType)) continue;
       const seen = occurrences.get(f.number) ?? 0;
       occurrences.set(f.number, seen + 1);
       // A repeated message's k-th occurrence is element k; a singular one merges, so its unknowns sit under it once.
@@ -126,7 +130,7 @@ function place(root: Record<string, unknown>, u: Unknown): void {
 function markTyped(type: protobuf.Type, value: Record<string, unknown>): void {
   markMessage(value);
   for (const field of type.fieldsArray) {
-    if (!(field.resolvedType instanceof protobuf.Type)) continue;
+    if (!isMessageType(field.resolvedType)) continue;
     const v = value[field.name];
     if (v === null || typeof v !== 'object') continue;
     const items = Array.isArray(v) ? v : field.map ? Object.values(v) : [v];

@@ -57,12 +57,29 @@ describe('live shadow diffs', () => {
     const n3 = await start('n3', (req, res, body) =>
       json({ ...randomFields(), item: { sku: 'x', price: req.url?.startsWith('/noisy/regressed') ? 12 : 10 } })(req, res, body),
     );
+    const markup = (type: string, text: (stock: string) => string): [UpstreamHandler, UpstreamHandler] => {
+      const answering = (stock: string): UpstreamHandler => (_req, res) => {
+        res.writeHead(200, { 'content-type': type });
+        res.end(text(stock));
+      };
+      return [answering('3 left'), answering('2 left')];
+    };
+    const [page1, page2] = markup('text/html; charset=utf-8', (stock) => `<!doctype html><html><body><main><p class="stock">${stock}</p></main></body></html>`);
+    const [feed1, feed2] = markup('application/xml', (stock) => `<?xml version="1.0"?><catalog><item><stock>${stock}</stock></item></catalog>`);
+    const h1 = await start('h1', page1);
+    const h2 = await start('h2', page2);
+    const x1 = await start('x1', feed1);
+    const x2 = await start('x2', feed2);
     gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 upstreams:
   v1: ${v1.url}
   v3: ${v3.url}
+  h1: ${h1.url}
+  h2: ${h2.url}
+  x1: ${x1.url}
+  x2: ${x2.url}
   n1: ${n1.url}
   n1b: ${n1b.url}
   n3: ${n3.url}
@@ -84,6 +101,14 @@ routes:
     match: { prefix: /broken }
     backends: [{ upstream: v1 }]
     shadow: [{ upstream: dead }]
+  - name: page
+    match: { prefix: /page }
+    backends: [{ upstream: h1 }]
+    shadow: [{ upstream: h2 }]
+  - name: feed
+    match: { prefix: /feed }
+    backends: [{ upstream: x1 }]
+    shadow: [{ upstream: x2 }]
 `);
   });
 
@@ -145,6 +170,30 @@ routes:
       replay.close();
     }
     assert.equal((await request(gw.adminUrl + '/diffs?replay=many')).status, 400);
+  });
+
+  test('HTML and XML answers are compared as element trees by the comparing thread, which loads their parsers for them', async () => {
+    const subscribers = gw.diffs.store.subscriberCount;
+    for (const [route, path] of [
+      ['page', 'html > body > main > p.stock'],
+      ['feed', 'catalog > item > stock'],
+    ] as const) {
+      const stream = await openSse(`${gw.adminUrl}/diffs?route=${route}`);
+      try {
+        const r = await request(`${gw.url}/${route}/1`);
+        assert.equal(r.status, 200);
+        assert.match(r.body.toString(), /3 left/, 'the user gets the primary answer');
+        const event = parse((await stream.waitFor(1))[0]!.data);
+        assert.deepEqual(
+          event.differences.map((d) => [d.kind, d.path, d.primary, d.shadow]),
+          [['body', path, '3 left', '2 left']],
+          route,
+        );
+      } finally {
+        stream.close();
+      }
+    }
+    for (let i = 0; i < 50 && gw.diffs.store.subscriberCount > subscribers; i++) await new Promise((r) => setTimeout(r, 10));
   });
 
   test('subscribers are removed when their stream closes', async () => {

@@ -15,6 +15,10 @@ import { LearnedNoise } from '../../src/diff/noise.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
 import type { DiffConfig } from '../../src/config/types.js';
 import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/diff/pair.js';
+import { loadAllParsers } from '../../src/diff/parsers.js';
+
+// Parsing here runs outside the comparing engine, which would load these first.
+await loadAllParsers();
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
 const LIMITS = { maxNodes: 10_000, maxDepth: 64 };

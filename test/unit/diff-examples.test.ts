@@ -11,6 +11,10 @@ import { comparePair } from '../../src/diff/compare-pair.js';
 import { ExampleSampler, ExampleStore, unpackExample } from '../../src/diff/examples.js';
 import type { DiffEvent, PackedExample, PairExample } from '../../src/diff/types.js';
 import type { CapturedResponse, MirroredPair, ShadowResult } from '../../src/diff/pair.js';
+import { loadAllParsers } from '../../src/diff/parsers.js';
+
+// Parsing here runs outside the comparing engine, which would load these first.
+await loadAllParsers();
 
 const reply = (body: unknown, headers: IncomingHttpHeaders = {}, status = 200): CapturedResponse => {
   const buffer = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));

@@ -29,6 +29,10 @@ import { serviceOfPrefix } from '../../src/protobuf/outline.js';
 import { decodeWire } from '../../src/protobuf/wire.js';
 import type { CapturedResponse, MirroredPair } from '../../src/diff/pair.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { loadAllParsers } from '../../src/diff/parsers.js';
+
+// Parsing here runs outside the comparing engine, which would load these first.
+await loadAllParsers();
 
 const unpack = (packed: PackedExample | undefined) => packed && unpackExample(packed);
 

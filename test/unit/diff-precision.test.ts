@@ -16,6 +16,10 @@ import { IgnoreRules } from '../../src/diff/paths.js';
 import { addLog, compareLatency, mergeLog, quantileInterval, type LogHistogram } from '../../src/diff/stats.js';
 import { describeCounts, mergeSummaries } from '../../src/diff/summary.js';
 import type { CapturedResponse, MirroredPair } from '../../src/diff/pair.js';
+import { loadAllParsers } from '../../src/diff/parsers.js';
+
+// Parsing here runs outside the comparing engine, which would load these first.
+await loadAllParsers();
 
 const LIMITS = { maxNodes: 10_000, maxDepth: 64 };
 const brief = (d: RawDifference) => [d.pointer, d.template, d.change];

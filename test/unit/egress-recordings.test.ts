@@ -7,6 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { callDifferences } from '../../src/egress/call-diff.js';
 import { RecordingStore, type EgressCall } from '../../src/egress/recordings.js';
+import { loadAllParsers } from '../../src/diff/parsers.js';
+
+// Parsing here runs outside the comparing engine, which would load these first.
+await loadAllParsers();
 
 const call = (over: Partial<EgressCall> = {}): EgressCall => ({
   dependency: 'payments',

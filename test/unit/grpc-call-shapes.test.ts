@@ -15,6 +15,10 @@ import { DescriptorSetError, loadDescriptorSet } from '../../src/protobuf/descri
 import { outlineProblem, readDescriptorOutline } from '../../src/protobuf/outline.js';
 import { frame, FrameCounter } from '../../src/protobuf/frames.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { loadAllParsers } from '../../src/diff/parsers.js';
+
+// Parsing here runs outside the comparing engine, which would load these first.
+await loadAllParsers();
 
 const readCallShapes = (bytes: Uint8Array) => readDescriptorOutline(bytes)?.methods;
 
