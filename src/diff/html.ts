@@ -27,7 +27,7 @@ interface Parse5Node {
   readonly content?: Parse5Node;
 }
 
-/** Loaded by the first pair with an HTML answer (lift.ts, parsersFor). */
+/** Loaded by the first pair with an HTML body (diff/parsers.ts). */
 export const PARSE5 = new LazyModule<typeof Parse5>('parse5', () => import('parse5'));
 
 /** Parses and converts at most `maxNodes` elements; `limited` says the rest was left out. PARSE5 must be loaded. */

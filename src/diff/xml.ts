@@ -9,7 +9,7 @@ import type { XMLParser } from 'fast-xml-parser';
 import { LazyModule } from '../lazy-module.js';
 import type { HtmlNode } from './html.js';
 
-/** Loaded by the first pair with an XML answer (lift.ts, parsersFor). */
+/** Loaded by the first pair with an XML body (diff/parsers.ts). */
 export const XML_PARSER = new LazyModule<XMLParser>('fast-xml-parser', async () => {
   const { XMLParser } = await import('fast-xml-parser');
   return new XMLParser({

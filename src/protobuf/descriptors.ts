@@ -10,7 +10,7 @@
 import type protobuf from 'protobufjs';
 import { LazyModule } from '../lazy-module.js';
 
-/** protobufjs with its descriptor extension (Root.fromDescriptor). Loaded by the first gRPC pair of a route with a descriptor set (diff/lift.ts, parsersFor). */
+/** protobufjs with its descriptor extension (Root.fromDescriptor). Loaded by the first gRPC pair of a route with a descriptor set (diff/parsers.ts). */
 export const PROTOBUF = new LazyModule<typeof protobuf>('protobufjs', async () => {
   const { default: loaded } = await import('protobufjs');
   await import('protobufjs/ext/descriptor.js');
