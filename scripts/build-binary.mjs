@@ -38,15 +38,13 @@ const bundling = {
   logLevel: 'warning',
 };
 const worker = await build({ ...bundling, entryPoints: [join(root, 'src/config/validate-worker.ts')], write: false });
-const compareWorker = await build({ ...bundling, entryPoints: [join(root, 'src/diff/compare-thread.ts')], write: false });
-const copyWorker = await build({ ...bundling, entryPoints: [join(root, 'src/shadow/copy-thread.ts')], write: false });
+const shadowWorker = await build({ ...bundling, entryPoints: [join(root, 'src/shadow/shadow-thread.ts')], write: false });
 const embedded = {
   version: pkg.version,
   demoConfig: readFileSync(join(root, 'config/demo.yaml'), 'utf8'),
   consoleFiles: Object.fromEntries(readdirSync(join(root, 'web/console')).map((name) => [name, readFileSync(join(root, 'web/console', name), 'utf8')])),
   validateWorker: worker.outputFiles[0].text,
-  compareWorker: compareWorker.outputFiles[0].text,
-  copyWorker: copyWorker.outputFiles[0].text,
+  shadowWorker: shadowWorker.outputFiles[0].text,
 };
 
 /**

@@ -11,8 +11,6 @@ export const EMBEDDED: {
   readonly consoleFiles?: Readonly<Record<string, string>>;
   /** The config validation worker (config/validate-worker.ts), bundled: a binary has no file to start it from. */
   readonly validateWorker?: string;
-  /** The comparing thread (diff/compare-thread.ts), bundled likewise. */
-  readonly compareWorker?: string;
-  /** The copying thread (shadow/copy-thread.ts), bundled likewise. */
-  readonly copyWorker?: string;
+  /** The shadow threads' body (shadow/shadow-thread.ts), bundled likewise. */
+  readonly shadowWorker?: string;
 } = {};

@@ -1,6 +1,6 @@
 /**
  * A library loaded the first time work needs it, not at start. The
- * comparing threads parse HTML, XML and typed gRPC with libraries that
+ * shadow threads parse HTML, XML and typed gRPC with libraries that
  * cost each thread about 4 MB of heap and 9 MB of RSS once loaded, and
  * most routes compare JSON only.
  *

@@ -3,7 +3,7 @@
  * regular file, bounded in size, that reads as a FileDescriptorSet and
  * resolves every type it references. Read by its outline alone
  * (protobuf/outline.ts), so validating a config loads no protobuf library;
- * the comparing threads load the set with protobufjs (diff/descriptor-sets.ts).
+ * the shadow threads load the set with protobufjs (diff/descriptor-sets.ts).
  */
 import { outlineProblem, readDescriptorOutline, type DescriptorOutline } from '../protobuf/outline.js';
 import { readDescriptorBytes } from './descriptor-bytes.js';

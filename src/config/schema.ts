@@ -447,7 +447,7 @@ const diffSettings: ObjectSpec = {
     baseline: name('A second instance of the primary version; differences it shows too are noise.'),
     maxBodyBytes: {
       ...size(
-        'Largest response body captured per side for comparison; a longer answer is compared by its length and a SHA-256 of the whole body. At most 16mb: parsing one pair happens in a comparing thread whose heap is bounded (256 MB), and a 16 MB JSON body already takes about a hundred MB to parse.',
+        'Largest response body captured per side for comparison; a longer answer is compared by its length and a SHA-256 of the whole body. At most 16mb: parsing one pair happens in a shadow thread whose heap is bounded (256 MB), and a 16 MB JSON body already takes about a hundred MB to parse.',
         '1mb',
       ),
       maximum: 16 * 1024 * 1024,
@@ -689,7 +689,7 @@ const limits: ObjectSpec = {
     },
     shadowBodyBytes: size('Larger request bodies are not mirrored (outcome "skipped").', '1mb'),
     shadowInflightBytes: size(
-      'Bytes held for shadowing at once, at each stage: request copies and captured answers awaiting comparison, answers still being captured (by the copying thread, or by the serving thread for copies to HTTP/2 upstreams), pairs queued for comparison. A copy that would pass it is dropped (counted); an answer that would is not compared (counted as dropped). Every byte held is process memory on top of about 100 MB of its own.',
+      'Bytes held for shadowing at once, at each stage: request copies and captured answers awaiting comparison, answers still being captured (by a shadow thread, or by the serving thread for copies to HTTP/2 upstreams), pairs queued for comparison. A copy that would pass it is dropped (counted); an answer that would is not compared (counted as dropped). Every byte held is process memory on top of about 100 MB of its own.',
       '32mb',
     ),
     compareQueue: {
@@ -705,7 +705,7 @@ const limits: ObjectSpec = {
       maximum: 64,
       default: 0,
       description:
-        'Threads comparing mirrored pairs off the serving thread, per serving process; 0 sizes them to the cores (the cores per process less one, 1 to 4). Read when comparison first starts; a change takes effect on restart.',
+        'Shadow threads per serving process: they compare mirrored pairs off the serving thread, and the first also sends the shadow copies. 0 sizes them to the cores (the cores per process less one, 1 to 4). Read when the first starts; a change takes effect on restart.',
     },
     maxConnections: {
       type: 'integer',

@@ -3,7 +3,7 @@
  * a data plane in this process or in worker processes, plus the pieces that
  * hang off them (comparison of mirrored pairs, diff streams, status).
  *
- *   shadow path ─MirroredPair─▶ ComparePool (DiffEngines in threads) ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
+ *   shadow path ─MirroredPair─▶ ComparePool (DiffEngines in shadow threads) ─outcome─▶ DiffStore ──▶ GET /diffs, /diffs/summary
  *   (with --workers N, each worker runs its own pool and forwards outcomes over IPC)
  *   metrics of every process ─────────────▶ StatusView ──────────▶ GET /status
  *   services' dependency calls ─▶ EgressService (this process) ─calls─▶ each pair, before comparison
@@ -16,7 +16,8 @@ import { statusRoutes } from '../admin/routes/status.js';
 import { StatusView } from '../admin/status.js';
 import { defaultsAt } from '../config/defaults.js';
 import type { Snapshot } from '../config/compile.js';
-import { ComparePool, comparesAny } from '../diff/compare-pool.js';
+import { ComparePool, comparesAny } from '../shadow/compare-pool.js';
+import { ShadowThreads } from '../shadow/threads.js';
 import { DIFF_CHANNEL, ingestBatch } from '../diff/forward.js';
 import { DiffStore } from '../diff/store.js';
 import { withEgressCalls } from '../egress/pair-calls.js';
@@ -45,7 +46,7 @@ export interface ServerOptions {
 
 export interface Server {
   readonly gateway: Gateway;
-  /** The diff store behind /diffs, and this process's comparing threads (idle with workers). */
+  /** The diff store behind /diffs, and the pool that hands this process's pairs to its shadow threads (idle with workers). */
   readonly diffs: { readonly store: DiffStore; readonly engine: ComparePool };
   readonly status: StatusView;
   readonly egress: EgressService;
@@ -62,13 +63,15 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
   const served = () => gateway?.served();
   const store = new DiffStore();
   const limits = () => gateway?.config.current.config.limits;
+  // One set of shadow threads: they send this process's copies and compare its pairs.
+  const shadowThreads = new ShadowThreads({ count: () => limits()?.compareThreads ?? defaultsAt('limits')['compareThreads'], metrics, logger: options.logger });
   const engine = new ComparePool({
+    threads: shadowThreads,
     sink: store,
     metrics,
     logger: options.logger,
     queueLimit: () => limits()?.compareQueue ?? defaultsAt('limits')['compareQueue'],
     byteLimit: () => limits()?.shadowInflightBytes ?? defaultsAt('limits')['shadowInflightBytes'],
-    threads: () => limits()?.compareThreads ?? defaultsAt('limits')['compareThreads'],
   });
   const status = new StatusView({
     metrics: async () => (gateway ? gateway.dataPlane.metricsJson(metrics) : []),
@@ -92,7 +95,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
       ...(options.reloadPhases ? { reloadPhases: options.reloadPhases } : {}),
       adminRoutes: [...diffRoutes(store), ...statusRoutes(status), ...egressAdminRoutes(() => egress, served), ...consoleRoutes()],
       dataPlane: (m, logger) => {
-        if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served));
+        if (workers <= 1) return new LocalDataPlane(m, logger, withEgressCalls(engine, () => egress, served), shadowThreads);
         const plane = new ClusterDataPlane(m, logger, { workers, logSettings: options.logSettings ?? { format: 'json', level: 'info' } });
         plane.onWorkerEvent(DIFF_CHANNEL, (payload) => ingestBatch(store, payload));
         plane.onWorkerEvent(CALLS_CHANNEL, answerCallQuestions(() => egress, served, (id, answer) => plane.sendToWorker(id, CALLS_CHANNEL, answer)));
@@ -108,6 +111,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     await engine.close();
     await egress?.close();
     await gateway?.close();
+    await shadowThreads.close();
     throw err;
   }
   const running = egress;
@@ -128,6 +132,7 @@ export async function composeServer(options: ServerOptions): Promise<Server> {
     // flight (dark copies finishing) get a short grace, and so do the pairs
     // handed over for comparison.
     await Promise.all([engine.drain(EGRESS_DRAIN_MS).then(() => engine.close()), running.drain(EGRESS_DRAIN_MS)]);
+    await shadowThreads.close();
   });
   return { gateway, diffs: { store, engine }, status, egress: running };
 }

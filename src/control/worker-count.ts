@@ -4,8 +4,8 @@
  * 70 MB per worker under load, so a 512Mi limit holds 6 workers whatever the
  * core count.
  *
- * A worker that shadows holds far more: its copying and comparing threads
- * (each a V8 heap of its own) and up to limits.shadowInflightBytes of
+ * A worker that shadows holds far more: its shadow threads (a V8 heap of
+ * its own each, which copy and compare) and up to limits.shadowInflightBytes of
  * copies and captured answers. Under a saturating 100% shadow with
  * comparison, `serve --workers 2` peaked at 170 MB per worker with the
  * default 32 MB budget (bench gw-w2-shadow); counted as 140 MB plus the

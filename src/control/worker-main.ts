@@ -8,13 +8,14 @@
 import { compileSnapshot } from '../config/compile.js';
 import { jsonSink, prettySink } from '../log/sinks.js';
 import { defaultsAt } from '../config/defaults.js';
-import { ComparePool, comparesAny } from '../diff/compare-pool.js';
 import { DIFF_CHANNEL, Forwarder } from '../diff/forward.js';
 import { CALLS_CHANNEL, RemoteCallsSink } from '../egress/remote.js';
 import { Logger, type LogLevel } from '../log/logger.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
 import { ProxyRuntime } from '../serving/proxy-runtime.js';
+import { ComparePool, comparesAny } from '../shadow/compare-pool.js';
+import { ShadowThreads } from '../shadow/threads.js';
 
 const workerId = Number(process.env['GATEWAYCTL_WORKER_ID'] ?? '0');
 const level = (process.env['GATEWAYCTL_LOG_LEVEL'] ?? 'info') as LogLevel;
@@ -34,15 +35,15 @@ const processes = Number(process.env['GATEWAYCTL_WORKERS'] ?? '1') || 1;
 const limits = () => runtime?.snapshot.config.limits;
 const limitDefaults = defaultsAt('limits');
 const compareQueue = (): number => limits()?.compareQueue ?? limitDefaults['compareQueue'];
-// Each serving process has its own comparing threads, the cores shared out among them.
+// Each serving process has its own shadow threads, the cores shared out among them.
+const shadowThreads = new ShadowThreads({ count: () => limits()?.compareThreads ?? limitDefaults['compareThreads'], processes, metrics, logger });
 const engine = new ComparePool({
+  threads: shadowThreads,
   sink: outcomes,
   metrics,
   logger,
   queueLimit: compareQueue,
   byteLimit: () => limits()?.shadowInflightBytes ?? limitDefaults['shadowInflightBytes'],
-  threads: () => limits()?.compareThreads ?? limitDefaults['compareThreads'],
-  processes,
 });
 
 // Each pair's dependency calls are held by the primary's egress: fetched before comparing.
@@ -57,6 +58,7 @@ async function finish(): Promise<void> {
   pairs.flush();
   await engine.drain(1000);
   await engine.close();
+  await shadowThreads.close();
   setTimeout(() => process.exit(0), 1000).unref();
   outcomes.flush(() => process.exit(0));
 }
@@ -80,13 +82,14 @@ process.on('message', (raw: unknown) => {
   switch (raw.type) {
     case 'start': {
       const snapshot = compile(raw.snapshot);
-      // Listening waits for the comparing threads to load, as the primary's own do.
+      // Listening waits for the shadow threads to load, as the primary's own do.
       const warmed = comparesAny(snapshot) ? engine.warm() : Promise.resolve();
       const serving = new ProxyRuntime({
         snapshot,
         metrics,
         logger,
         pairSink: pairs,
+        shadowThreads,
         processes,
         ...(raw.tls ? { tls: raw.tls } : {}),
       });
@@ -134,6 +137,7 @@ send({ type: 'ready' });
 process.on('disconnect', () => {
   void (runtime?.drain(1000) ?? Promise.resolve())
     .then(() => engine.close())
+    .then(() => shadowThreads.close())
     .then(() => process.exit(0));
 });
 // Signals go to the primary, which drains the workers itself.

@@ -38,9 +38,9 @@ export interface DiffEngineOptions {
   readonly settings?: CompareSettings;
   /** Time one slice may spend comparing before yielding to the event loop. */
   readonly sliceBudgetMs?: number;
-  /** Where a route's latency ratio goes; by default the metrics' gauge (a comparing thread posts it to its process). */
+  /** Where a route's latency ratio goes; by default the metrics' gauge (a shadow thread posts it to its process). */
   readonly latencyRatio?: (route: string, shadow: string, ratio: number) => void;
-  /** Called once per pair taken from the queue, compared or failed (a comparing thread acknowledges it). */
+  /** Called once per pair taken from the queue, compared or failed (a shadow thread acknowledges it). */
   readonly onPairDone?: () => void;
 }
 

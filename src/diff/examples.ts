@@ -133,7 +133,7 @@ export interface ExampleSamplerOptions {
 
 /**
  * Which differing pairs get an example made. Making one (both bodies kept,
- * clipped and serialized) costs the comparing thread, and above all the
+ * clipped and serialized) costs the shadow thread, and above all the
  * serving thread that receives and keeps it: examples for each of 100
  * differing pairs a second (100 KB JSON answers) took the process's peak
  * RSS from 207 to 313 MB and its heap from 32 to 119 MB. What the store

@@ -1,7 +1,7 @@
 /**
  * A comparison's outcome, and a pair dropped before comparison, into the
  * metrics and the outcome sink. Apart from the engine so that the serving
- * thread, which only counts what its comparing threads report, does not
+ * thread, which only counts what its shadow threads report, does not
  * load the comparison code (HTML, XML and protobuf parsers) at all.
  */
 import type { GatewayMetrics } from '../metrics/registry.js';

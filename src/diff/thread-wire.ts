@@ -3,12 +3,15 @@
  * memory (see shadow/capture.ts), so they are transferred, not copied: the
  * serving thread gives them up. Structured cloning turns Buffers into plain
  * Uint8Arrays; the comparing side makes them Buffers again over the same
- * memory.
+ * memory. Reports come back in the shadow thread's batches
+ * (shadow/shadow-wire.ts), several a message: one message per report (three
+ * a pair) cost the thread more time posting than comparing small answers,
+ * and the serving thread one wake-up each.
  */
 import type { CapturedResponse, MirroredPair, ShadowResult } from './pair.js';
 import type { CompareOutcome } from './types.js';
 
-/** The pairs handed over in one turn of the serving thread's loop: one message, one wake-up of the comparing thread. */
+/** The pairs handed over in one turn of the serving thread's loop: one message, one wake-up of the thread. */
 export type ToComparing = { readonly type: 'pairs'; readonly pairs: readonly MirroredPair[] };
 
 /** What comparing reports of one pair: its outcomes, a route's latency ratio, that it is done. */
@@ -16,13 +19,6 @@ export type Reported =
   | { readonly type: 'outcome'; readonly outcome: CompareOutcome }
   | { readonly type: 'latency'; readonly route: string; readonly shadow: string; readonly ratio: number }
   | { readonly type: 'done' };
-
-/**
- * Reports travel together, once per turn of the thread's loop: one message
- * per report (three a pair) cost the comparing thread more time posting
- * than comparing small answers, and the serving thread one wake-up each.
- */
-export type FromComparing = { readonly type: 'ready' } | { readonly type: 'reports'; readonly reports: readonly Reported[] };
 
 /** The memory of a pair's bodies that can move with it: each body's own whole buffer, once. */
 export function transferables(pair: MirroredPair): ArrayBuffer[] {
@@ -56,7 +52,7 @@ interface Bodied {
 }
 const call = <T extends Bodied>(c: T): T => ({ ...c, body: asBuffer(c.body), ...(c.response ? { response: { ...c.response, body: asBuffer(c.response.body) } } : {}) });
 
-/** A pair as it arrives on the comparing thread, with Buffers again. */
+/** A pair as it arrives on the shadow thread, with Buffers again. */
 export function fromThread(pair: MirroredPair): MirroredPair {
   const calls = pair.calls;
   return {

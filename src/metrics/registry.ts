@@ -199,7 +199,7 @@ export class GatewayMetrics {
     });
     this.shadowThreadRestarts = new client.Counter({
       name: METRIC.shadowThreadRestarts,
-      help: 'Shadow threads that stopped (a failure, a heap bound) and were replaced, by role: copy (their copies in flight failed) or compare (their pairs were not compared).',
+      help: 'Shadow threads that stopped (a failure, a heap bound) and were replaced, by role (shadow: threads that copy and compare; their copies in flight failed, their pairs were not compared).',
       labelNames: ['role'],
       registers,
     });

@@ -4,7 +4,7 @@
  * the `/package.Service/Method` path gRPC requests carry. Field names are
  * kept as the .proto declares them (`unit_price`, not `unitPrice`).
  *
- * Only the comparing threads load protobufjs, and only once a pair needs
+ * Only the shadow threads load protobufjs, and only once a pair needs
  * it (PROTOBUF); the serving process reads sets with protobuf/outline.ts.
  */
 import type protobuf from 'protobufjs';

@@ -5,6 +5,7 @@ import type { Snapshot } from '../config/compile.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
 import type { PairSink } from '../diff/pair.js';
+import type { ShadowThreads } from '../shadow/threads.js';
 import type { ListenerMaterial } from '../tls/listener.js';
 import type { Address, DataPlane } from './data-plane.js';
 import { ProxyRuntime } from './proxy-runtime.js';
@@ -16,6 +17,8 @@ export class LocalDataPlane implements DataPlane {
     private readonly gatewayMetrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly pairSink?: PairSink,
+    /** The process's shadow threads, shared with comparison. */
+    private readonly shadowThreads?: ShadowThreads,
   ) {}
 
   get proxy(): ProxyRuntime | undefined {
@@ -28,6 +31,7 @@ export class LocalDataPlane implements DataPlane {
       metrics: this.gatewayMetrics,
       logger: this.logger,
       ...(this.pairSink ? { pairSink: this.pairSink } : {}),
+      ...(this.shadowThreads ? { shadowThreads: this.shadowThreads } : {}),
       ...(tls ? { tls } : {}),
     });
     return this.runtime.listen(listen.host, listen.port);

@@ -20,6 +20,7 @@ import { ALLOW } from '../proxy/screen.js';
 import { UpgradeHandler, upgradeWanted } from '../proxy/upgrade.js';
 import type { PairSink } from '../diff/pair.js';
 import { ShadowService } from '../shadow/service.js';
+import type { ShadowThreads } from '../shadow/threads.js';
 import { TlsTermination, type ListenerMaterial } from '../tls/listener.js';
 import { ActiveConfig } from '../proxy/active.js';
 import { derivedMaxConnections } from './descriptors.js';
@@ -33,6 +34,8 @@ export interface ProxyRuntimeOptions {
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly pairSink?: PairSink;
+  /** The process's shadow threads (shared with comparison); without them the runtime's shadows start their own. */
+  readonly shadowThreads?: ShadowThreads;
   /** Certificates: with them (and `tls` in the config) the listener speaks HTTPS. */
   readonly tls?: ListenerMaterial;
   /** Serving processes sharing the listener (serve --workers N): configured connection caps are shared out. */
@@ -132,6 +135,7 @@ export class ProxyRuntime {
       },
       pools: this.pools,
       h2Sessions: this.h2Sessions,
+      ...(options.shadowThreads ? { threads: options.shadowThreads } : {}),
     });
     this.shadow.retainOnly(shadowedUpstreams(options.snapshot));
     this.handler = new ProxyHandler({

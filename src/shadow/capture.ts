@@ -80,7 +80,7 @@ export class BodyCapture {
   /**
    * The kept bytes in memory of their own (not a slice of Node's shared pool,
    * nor a chunk still queued for the user's socket): it can be transferred
-   * to a comparing thread without copying again.
+   * to a shadow thread without copying again.
    */
   concat(): Buffer {
     const out = Buffer.allocUnsafeSlow(this.kept);
@@ -104,8 +104,8 @@ export class BodyCapture {
 
 /**
  * A shadow answer's capture while the answer arrives, its kept bytes held
- * from a byte budget (limits.shadowInflightBytes): the copying thread's
- * for HTTP/1.1 copies, the serving thread's for copies to HTTP/2
+ * from a byte budget (limits.shadowInflightBytes): the copying shadow
+ * thread's for HTTP/1.1 copies, the serving thread's for copies to HTTP/2
  * upstreams. A capture that would pass the budget is let go, and its pair
  * is not compared (counted as such where the answer is received).
  */

@@ -248,7 +248,7 @@ interface OriginAgent {
   retired: boolean;
 }
 
-/** What sends copies for the shadow path (in this thread, or in a copying thread). */
+/** What sends copies for the shadow path (in this thread, or in a shadow thread). */
 export interface CopySender {
   /** Resolves once it can send without loading anything first. */
   ready(): Promise<void>;

@@ -1,7 +1,7 @@
 /**
  * Shadow copies to HTTP/2 upstreams (`protocol: h2 | h2c`), gRPC's usual
  * transport. Sent from the serving thread, on the same pooled sessions as
- * the primary's HTTP/2 traffic (upstream/h2.ts): a copying thread would need
+ * the primary's HTTP/2 traffic (upstream/h2.ts): a shadow thread would need
  * node:http2 sessions of its own per endpoint and a wire for trailers, and a
  * copy is one more stream on a session that is open anyway. A copy is only
  * ever a stream of its own: its reset, timeout or dead upstream never

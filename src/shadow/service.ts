@@ -16,7 +16,7 @@
  * every failure is caught and counted. Both responses of a mirrored pair are
  * captured, bounded, and handed to the comparison sink off the user's path.
  * The copies themselves are sent, and their answers read and captured, in a
- * copying thread (copy-threads.ts): the serving thread never reads a
+ * shadow thread (threaded-copies.ts): the serving thread never reads a
  * shadow's bytes; it captures only the primary's, which it serves anyway.
  *
  * The in-flight budget is a count (limits.shadowInflight) and a number of
@@ -37,7 +37,8 @@ import { CallShapes } from './call-shapes.js';
 import type { CopyAnswer, CopySender } from './clients.js';
 import { H2Copies, type StreamedCopy } from './h2-copies.js';
 import { captureOf, Session, type CopyPlan } from './session.js';
-import { ThreadedCopies } from './copy-threads.js';
+import { ThreadedCopies } from './threaded-copies.js';
+import { ShadowThreads } from './threads.js';
 import { ByteBudget } from './byte-budget.js';
 import { stripCredentials } from './credentials.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult, UncomparedPair } from '../diff/pair.js';
@@ -93,6 +94,8 @@ export interface ShadowServiceOptions {
   readonly pools: UpstreamPools;
   /** Pooled HTTP/2 sessions of the serving thread: copies to h2/h2c upstreams go on them. */
   readonly h2Sessions?: H2Sessions;
+  /** The process's shadow threads, shared with comparison; without them the service starts (and closes) threads of its own. */
+  readonly threads?: ShadowThreads;
 }
 
 /** Request headers a copy never carries as they are: the client frames the body itself. */
@@ -103,8 +106,10 @@ export class ShadowService {
   private readonly logger: Logger;
   private readonly sink: PairSink | undefined;
   private readonly settings: () => ShadowSettings;
-  /** Sends the copies and reads their answers, in a thread of its own. */
+  /** Sends the copies and reads their answers, in a shadow thread. */
   private readonly copies: CopySender;
+  /** Threads this service made itself (none were given), closed with it. */
+  private readonly ownThreads: ShadowThreads | undefined;
   /** Sends copies to HTTP/2 upstreams, from this thread (h2-copies.ts says why). */
   private readonly h2Copies: H2Copies | undefined;
   /** Which gRPC methods stream, from the routes' descriptor sets. */
@@ -119,7 +124,8 @@ export class ShadowService {
     this.sink = options.sink;
     this.settings = options.settings;
     const byteLimit = () => this.settings().limits.shadowInflightBytes;
-    this.copies = new ThreadedCopies(options.pools, options.metrics, options.logger, byteLimit);
+    this.ownThreads = options.threads ? undefined : new ShadowThreads({ count: () => 1, metrics: options.metrics, logger: options.logger });
+    this.copies = new ThreadedCopies(options.threads ?? this.ownThreads!, options.pools, byteLimit);
     this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools, this.bytes, byteLimit) : undefined;
     this.metrics.shadowInflightSource = () => this.inflight;
   }
@@ -371,6 +377,7 @@ export class ShadowService {
 
   async close(): Promise<void> {
     await this.copies.close();
+    await this.ownThreads?.close();
   }
 }
 

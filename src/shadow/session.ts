@@ -221,7 +221,7 @@ export class Session implements MirrorSession {
 
   private sendWhole(body: Buffer | undefined): void {
     const whole = this.live('whole');
-    // The last copy may hand the body's memory to the copying thread, unless an HTTP/2 copy still reads it here.
+    // The last copy may hand the body's memory to the shadow thread, unless an HTTP/2 copy still reads it here.
     const handOver = !this.options.wholeOverH2;
     whole.forEach((copy, i) => {
       copy.sent = true;

@@ -1,8 +1,9 @@
 /**
  * How long this thread was kept from running while a copy was in flight.
- * On a machine whose cores are busy (serving, comparing, other processes)
- * the copying thread waits for one, or for its own garbage collection; a
- * copy's answer it reads late looks slower than the shadow was. Such a
+ * On a machine whose cores are busy (serving, other processes) the shadow
+ * thread that copies waits for one, for its own garbage collection, or for
+ * a slice of its own comparisons (shadow-thread.ts); a copy's answer it
+ * reads late looks slower than the shadow was. Such a
  * latency is not the shadow's: it is not used to judge the shadow's latency
  * (diff/compare-pair.ts).
  *

@@ -1,4 +1,5 @@
-/** Messages between the serving thread and the copying thread. */
+/** Messages between the serving thread and a shadow thread (threads.ts). */
+import type { Reported, ToComparing } from '../diff/thread-wire.js';
 import type { CopyAnswer, CopyRequest, CopyTarget } from './clients.js';
 
 /** One copy to send. */
@@ -12,22 +13,34 @@ export interface CopyOrder {
 /** How one copy ended: its answer (and whether the endpoint answered well), or why not. */
 export type CopySettled = { readonly id: number; readonly ok: boolean; readonly answer: CopyAnswer } | { readonly id: number; readonly error: WireError };
 
+/** The copies of one turn of the serving thread's loop. */
+export interface SendCopies {
+  readonly type: 'send';
+  readonly copies: readonly CopyOrder[];
+  /** Bytes the copies in flight may hold in captured answers (limits.shadowInflightBytes, as it is now). */
+  readonly captureBudget: number;
+}
+
 /**
  * Both ways, what one turn of a thread's event loop produced travels as one
  * message: a message wakes the other thread, and on a machine with few
  * cores each wake-up of the copying thread took the serving thread's core
  * for a while (83 µs a copy, in a profile at 2,500 copies a second).
  */
-export type ToCopying =
-  | {
-      readonly type: 'send';
-      readonly copies: readonly CopyOrder[];
-      /** Bytes the copies in flight may hold in captured answers (limits.shadowInflightBytes, as it is now). */
-      readonly captureBudget: number;
-    }
-  | { readonly type: 'retain'; readonly keys: string[] };
+export type ToShadowThread = SendCopies | { readonly type: 'retain'; readonly keys: string[] } | ToComparing;
 
-export type FromCopying = { readonly type: 'ready' } | { readonly type: 'settled'; readonly copies: readonly CopySettled[] };
+/**
+ * What a shadow thread sends back in one turn of its loop: copies settled
+ * (their captured answers transferred with them) and what comparing
+ * reported.
+ */
+export interface ThreadBatch {
+  readonly type: 'batch';
+  readonly settled: readonly CopySettled[];
+  readonly reports: readonly Reported[];
+}
+
+export type FromShadowThread = { readonly type: 'ready' } | ThreadBatch;
 
 /** What the shadow path reads of an error (outcome and description), as plain data. */
 export interface WireError {

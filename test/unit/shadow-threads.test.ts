@@ -1,13 +1,21 @@
 /**
- * The comparing threads, real ones: pairs handed over (their bodies
+ * The shadow threads, real ones: pairs handed over (their bodies
  * transferred), outcomes counted and stored on this side, the hand-over
- * bounded, a thread that runs out of heap replaced and counted, and all of
- * them ended on close.
+ * bounded; copies sent from the same thread that compares; a thread that
+ * runs out of heap replaced and counted once, its copies and pairs failed;
+ * and all of them ended on close.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DiffConfig } from '../../src/config/types.js';
-import { ComparePool, compareThreads } from '../../src/diff/compare-pool.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { compileSnapshot } from '../../src/config/compile.js';
+import { validateConfigSource } from '../../src/config/validate.js';
+import { ComparePool } from '../../src/shadow/compare-pool.js';
+import { ThreadedCopies } from '../../src/shadow/threaded-copies.js';
+import { shadowThreadCount, ShadowThreads } from '../../src/shadow/threads.js';
+import { UpstreamPools } from '../../src/upstream/pools.js';
 import { DiffStore } from '../../src/diff/store.js';
 import { GatewayMetrics } from '../../src/metrics/registry.js';
 import type { MirroredPair } from '../../src/diff/pair.js';
@@ -41,27 +49,39 @@ function mirrored(route: string, primary: string, shadow: string): MirroredPair 
 function pool(options: { queue?: number; bytes?: number; threads?: number; heapMb?: number } = {}) {
   const store = new DiffStore();
   const metrics = new GatewayMetrics({ collectDefaults: false });
+  const threads = new ShadowThreads({ count: () => options.threads ?? 1, metrics, ...(options.heapMb ? { heapMb: options.heapMb } : {}) });
   const compare = new ComparePool({
+    threads,
     sink: store,
     metrics,
     queueLimit: () => options.queue ?? 100,
     byteLimit: () => options.bytes ?? 64 * 1024 * 1024,
-    threads: () => options.threads ?? 1,
-    ...(options.heapMb ? { heapMb: options.heapMb } : {}),
   });
-  return { store, metrics, compare };
+  const close = async () => {
+    await compare.close();
+    await threads.close();
+  };
+  return { store, metrics, threads, compare, close };
 }
 
-describe('comparing threads', () => {
+/** An upstream as the gateway compiles it, at `url`. */
+function upstreamAt(url: string) {
+  const config = validateConfigSource({ file: 'u.yaml', text: `upstreams:\n  a: ${url}\nroutes: [{ name: r, backends: [{ upstream: a }] }]\n` }).config!;
+  return compileSnapshot(config, { generation: 1, source: 'u.yaml', loadedAt: new Date() }).upstreams.get('a')!;
+}
+
+const copy = (timeoutMs = 5000) => ({ method: 'GET', path: '/', headers: {}, body: undefined, timeoutMs });
+
+describe('shadow threads', () => {
   test('pairs are compared in a thread: bodies transferred, outcomes stored and counted here', async () => {
-    const { store, metrics, compare } = pool();
+    const { store, metrics, threads, compare, close } = pool();
     try {
       const pair = mirrored('r', '{"v":1}', '{"v":2}');
       compare.submit(pair);
       // The pairs of a turn leave together at its end; the memory went with them: nothing of it is left on this side.
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(pair.primary.body.byteLength, 0);
-      assert.equal(compare.running, 1);
+      assert.equal(threads.running, 1);
       compare.submit(mirrored('r', '{"v":1}', '{"v":1}'));
       await compare.idle();
       assert.equal(compare.compared, 2);
@@ -71,12 +91,12 @@ describe('comparing threads', () => {
       assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'diff' }), 1);
       assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'match' }), 1);
     } finally {
-      await compare.close();
+      await close();
     }
   });
 
   test('the hand-over is bounded in pairs and in bytes: the rest is dropped and counted', async () => {
-    const { metrics, compare } = pool({ queue: 3 });
+    const { metrics, compare, close } = pool({ queue: 3 });
     try {
       for (let i = 0; i < 10; i++) compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
       assert.equal(compare.pending, 3);
@@ -84,7 +104,7 @@ describe('comparing threads', () => {
       assert.equal(metricValue(await metrics.registry.metrics(), 'gatewayctl_shadow_compare_dropped_total', { route: 'r' }), 7);
       await compare.idle();
     } finally {
-      await compare.close();
+      await close();
     }
     const bytes = pool({ bytes: 100 });
     try {
@@ -94,30 +114,68 @@ describe('comparing threads', () => {
       assert.equal(bytes.compare.dropped, 1, 'the second pair would pass the byte bound');
       await bytes.compare.idle();
     } finally {
-      await bytes.compare.close();
+      await bytes.close();
     }
   });
 
-  test('a thread that runs out of heap is replaced and counted; the next pairs are compared', { timeout: 120_000 }, async () => {
-    const { metrics, compare } = pool({ heapMb: 16 });
+  test('copies are sent from the thread that compares: one isolate for both', async () => {
+    const upstream = http.createServer((_req, res) => res.end('{"v":2}'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const { threads, compare, close } = pool();
+    const copies = new ThreadedCopies(threads, new UpstreamPools(), () => 1024 * 1024);
     try {
+      const answer = await copies.send(upstreamAt(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`), copy(), 1024);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.capture?.body.toString(), '{"v":2}');
+      compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
+      await compare.idle();
+      assert.equal(compare.compared, 1);
+      assert.equal(threads.running, 1, 'copying and comparing share the one thread');
+    } finally {
+      await copies.close();
+      await close();
+      upstream.close();
+    }
+  });
+
+  test('a thread that runs out of heap is replaced and counted once; its copies and pairs fail; the next ones go through', { timeout: 120_000 }, async () => {
+    // An upstream that answers only once told to: the copy is in flight when the thread dies.
+    const held: http.ServerResponse[] = [];
+    const upstream = http.createServer((_req, res) => held.push(res));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const target = upstreamAt(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+    const { metrics, threads, compare, close } = pool({ heapMb: 16 });
+    const copies = new ThreadedCopies(threads, new UpstreamPools(), () => 1024 * 1024);
+    try {
+      const inFlight = copies.send(target, copy(60_000), 1024);
+      while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
       // 3 MB of empty objects on each side: well over a 16 MB heap once parsed.
       const huge = '[' + '{},'.repeat(1_000_000) + '{}]';
       compare.submit(mirrored('r', huge, huge.replace('{}]', '{"a":1}]')));
       await compare.idle();
-      assert.equal(compare.restarts, 1);
+      await assert.rejects(inFlight, /the shadow thread stopped/);
+      assert.equal(threads.restarts, 1);
       assert.equal(compare.failed, 1);
-      assert.equal(metricValue(await metrics.registry.metrics(), 'gatewayctl_shadow_thread_restarts_total', { role: 'compare' }), 1);
+      assert.equal(metricValue(await metrics.registry.metrics(), 'gatewayctl_shadow_thread_restarts_total', { role: 'shadow' }), 1);
+      // The next copy and the next pair start a new thread.
+      const next = copies.send(target, copy(60_000), 1024);
+      while (held.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      held[1]!.end('{"v":2}');
+      assert.equal((await next).capture?.body.toString(), '{"v":2}');
       compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
       await compare.idle();
       assert.equal(compare.compared, 1);
+      assert.equal(threads.running, 1);
     } finally {
-      await compare.close();
+      await copies.close();
+      await close();
+      for (const res of held) res.destroy();
+      upstream.close();
     }
   });
 
   test('pairs of one turn travel together; one that cannot cross is lost and counted, not the others', async () => {
-    const { compare } = pool({});
+    const { compare, close } = pool({});
     try {
       const broken = { ...mirrored('r', '{"v":1}', '{"v":2}'), requestId: (() => 'not data') as unknown as string };
       compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
@@ -129,24 +187,24 @@ describe('comparing threads', () => {
       assert.equal(compare.compared, 2);
       assert.equal(compare.pending, 0);
     } finally {
-      await compare.close();
+      await close();
     }
   });
 
   test('close ends every thread', async () => {
-    const { compare } = pool({ threads: 2 });
+    const { threads, compare, close } = pool({ threads: 2 });
     compare.submit(mirrored('a', '{}', '{"x":1}'));
     compare.submit(mirrored('b', '{}', '{"x":1}'));
-    assert.ok(compare.running >= 1);
-    await compare.close();
-    assert.equal(compare.running, 0);
+    assert.ok(threads.running >= 1);
+    await close();
+    assert.equal(threads.running, 0);
   });
 
   test('threads are sized to the cores per process, less the serving one', () => {
-    assert.equal(compareThreads(0, 1, 2), 1);
-    assert.equal(compareThreads(0, 1, 8), 4);
-    assert.equal(compareThreads(0, 2, 8), 3);
-    assert.equal(compareThreads(0, 4, 2), 1);
-    assert.equal(compareThreads(3, 1, 2), 3);
+    assert.equal(shadowThreadCount(0, 1, 2), 1);
+    assert.equal(shadowThreadCount(0, 1, 8), 4);
+    assert.equal(shadowThreadCount(0, 2, 8), 3);
+    assert.equal(shadowThreadCount(0, 4, 2), 1);
+    assert.equal(shadowThreadCount(3, 1, 2), 3);
   });
 });

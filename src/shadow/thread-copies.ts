@@ -1,0 +1,48 @@
+/**
+ * The copying half of a shadow thread (shadow-thread.ts): sends shadow
+ * copies and reads their answers, so the shadow's bytes never pass through
+ * the thread that serves users. Each answer goes back with its captured
+ * bytes (transferred, not copied) and its endpoint's health verdict.
+ */
+import { OriginAgents } from './clients.js';
+import { errorToWire, type CopyOrder, type CopySettled, type SendCopies } from './shadow-wire.js';
+import { StallWatch } from './stall-watch.js';
+
+export class ThreadCopies {
+  private readonly origins = new OriginAgents();
+  private readonly stalls = new StallWatch();
+
+  constructor(
+    /** A copy settled; `buffer` is its captured answer's memory, to transfer with it. */
+    private readonly settled: (copy: CopySettled, buffer?: ArrayBuffer) => void,
+  ) {}
+
+  send(message: SendCopies): void {
+    this.origins.captures.limit = message.captureBudget;
+    for (const order of message.copies) this.sendOne(order);
+  }
+
+  /** Retires the connections of endpoints no longer shadowed. */
+  retainOnly(keys: readonly string[]): void {
+    this.origins.retainOnly(new Set(keys));
+  }
+
+  private sendOne(order: CopyOrder): void {
+    let ok = false;
+    const body = order.copy.body && Buffer.from(order.copy.body.buffer, order.copy.body.byteOffset, order.copy.body.byteLength);
+    const sent = performance.now();
+    this.stalls.begin();
+    this.origins.send(order.target, { ...order.copy, body }, order.captureBytes, (good) => (ok = good)).then(
+      (answer) => {
+        const stalledMs = this.stalls.end(sent);
+        const buffer = answer.capture?.body.buffer;
+        const measured = stalledMs > 0 ? { ...answer, stalledMs } : answer;
+        this.settled({ id: order.id, ok, answer: measured }, buffer instanceof ArrayBuffer && buffer.byteLength > 0 ? buffer : undefined);
+      },
+      (err: unknown) => {
+        this.stalls.end(sent);
+        this.settled({ id: order.id, error: errorToWire(err) });
+      },
+    );
+  }
+}
