@@ -22,12 +22,13 @@ import { ThreadCopies } from './thread-copies.js';
  * leaves. Each message wakes this thread, and on a machine with few cores
  * a woken thread at the serving thread's priority takes its core at once
  * (in a profile at 2,500 copies a second, handing a copy over cost the
- * serving thread 83 µs; 3-6 µs at nice 5). Under a saturating 100% shadow
- * on two cores (4 rounds), users got 3,822 req/s with this thread at nice
- * 19, 3,219 at 10 and 2,991 at 5, and as many pairs were compared at 19 as
- * at 5; separate copying (nice 5) and comparing (nice 19) threads gave
- * 3,698. When the cores are short, copies wait and are dropped and
- * counted at the in-flight bound, and latencies read late give no sample
+ * serving thread 83 µs; 3-6 µs at nice 5). Against nice 5, side by side
+ * on two cores: an unrelated route's p95 with 150 KB answers shadowed at
+ * 100 req/s rose 1.30-1.57x against 1.63-1.86x; under a saturating 100%
+ * shadow users got as many requests (4,231 against 4,438 req/s in one
+ * run, 3,822 against 2,991 in another), but fewer copies got through:
+ * 34-45k against 45-51k per 10 s, the rest dropped and counted at the
+ * in-flight bound. Users first, so 19. Latencies read late give no sample
  * (stall-watch.ts). Linux keeps a nice value per thread; elsewhere this call
  * would lower the whole process, so only there.
  */
