@@ -2,7 +2,7 @@
 // An unrelated route's latency while another route mirrors heavy answers.
 //
 //   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
-//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--no-write]
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ...'] [--no-write]
 //
 // Per answer size: three upstream processes (test/helpers/big-answers.js:
 // the heavy route's primary, its shadow answering JSON of the same size
@@ -43,11 +43,14 @@ const { values: opts } = parseArgs({
     rate: { type: 'string', default: '100' },
     workers: { type: 'string' },
     gatewayctl: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
     'no-write': { type: 'boolean', default: false },
   },
 });
 // The built checkout whose gateway runs (default: this one), to compare a build with another.
 const gatewayRoot = opts.gatewayctl ? resolve(opts.gatewayctl) : root;
+// Node flags for the gateway process only (some, like --single-threaded-gc, NODE_OPTIONS refuses).
+const gatewayNodeFlags = opts['node-flags'].split(/\s+/).filter(Boolean);
 const rounds = Number(opts.rounds);
 const seconds = Number(opts.seconds);
 const rate = Number(opts.rate);
@@ -145,7 +148,7 @@ routes:
 `,
   );
   const startGateway = async (configFile) => {
-    const gwArgs = [join(gatewayRoot, 'bin/gatewayctl'), 'serve', '-c', configFile, '--log-format', 'json'];
+    const gwArgs = [...gatewayNodeFlags, join(gatewayRoot, 'bin/gatewayctl'), 'serve', '-c', configFile, '--log-format', 'json'];
     if (opts.workers) gwArgs.push('--workers', opts.workers);
     const gateway = startJson('gatewayctl', gwArgs);
     const listening = await firstJsonLine(gateway, (r) => r.event === 'gateway.listening');
@@ -210,7 +213,7 @@ const lines = [
   `# Unrelated-route latency with heavy shadow answers`,
   '',
   `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; ` +
-    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}.`,
+    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}.`,
   '',
   '| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
