@@ -25,10 +25,10 @@ import { ThreadCopies } from './thread-copies.js';
  * serving thread 83 µs; 3-6 µs at nice 5). Against nice 5, side by side
  * on two cores: an unrelated route's p95 with 150 KB answers shadowed at
  * 100 req/s rose 1.30-1.57x against 1.63-1.86x; under a saturating 100%
- * shadow users got as many requests (4,231 against 4,438 req/s in one
- * run, 3,822 against 2,991 in another), but fewer copies got through:
- * 34-45k against 45-51k per 10 s, the rest dropped and counted at the
- * in-flight bound. Users first, so 19. Latencies read late give no sample
+ * shadow users' requests did not suffer (4,231 against 4,438 req/s, within
+ * the spread, in one run; 3,822 against 2,991 in another), but fewer
+ * copies got through: 34-45k against 45-51k per 10 s, the rest dropped
+ * and counted at the in-flight bound. Users first, so 19. Latencies read late give no sample
  * (stall-watch.ts). Linux keeps a nice value per thread; elsewhere this call
  * would lower the whole process, so only there.
  */
