@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeBody } from './decode.js';
+import { parseJsonBytes, type Layout } from './json-bytes.js';
 import { isProtobufGrpc, liftGrpc, type GrpcContext } from './grpc.js';
 import type { LazyModule } from '../lazy-module.js';
 import { PARSE5, parseHtml, type HtmlNode } from './html.js';
@@ -14,7 +15,8 @@ import { parseXml, XML_PARSER } from './xml.js';
 
 export type Lifted =
   | { readonly format: 'empty'; readonly note?: string }
-  | { readonly format: 'json'; readonly value: unknown; readonly note?: string }
+  /** `layout`: how a large body was split (json-bytes.ts), for the other side of the pair to share what is the same. */
+  | { readonly format: 'json'; readonly value: unknown; readonly note?: string; readonly layout?: Layout }
   | { readonly format: 'text'; readonly text: string; readonly note?: string }
   /** HTML or XML as an element tree. */
   | { readonly format: 'html'; readonly root: HtmlNode; readonly text: string; readonly note?: string }
@@ -46,9 +48,7 @@ function contentType(headers: IncomingHttpHeaders): string {
   return (Array.isArray(value) ? value[0] : value)?.trim() ?? '';
 }
 
-function asText(body: Buffer): string | undefined {
-  return isUtf8(body) && !body.includes(0) ? body.toString('utf8') : undefined;
-}
+const isText = (body: Buffer) => isUtf8(body) && !body.includes(0);
 
 function firstSignificant(body: Buffer): number {
   for (let i = 0; i < body.length && i < 64; i++) {
@@ -79,9 +79,11 @@ export function wholeBody(input: { readonly body: Buffer; readonly truncated: bo
 
 /**
  * Decodes, then lifts. `maxDecodedBytes` bounds the decoded size, `maxNodes` an HTML tree.
- * gRPC bodies (given the call's context) become their decoded messages. Never throws.
+ * gRPC bodies (given the call's context) become their decoded messages.
+ * With `reference` (the other side of the pair, lifted), the parts of a large
+ * JSON body that are byte for byte the reference's share its values. Never throws.
  */
-export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000, grpc?: GrpcContext): Lifted {
+export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000, grpc?: GrpcContext, reference?: Lifted): Lifted {
   if (grpc && isProtobufGrpc(input.headers)) return liftGrpc(input, grpc, { maxDecodedBytes, maxNodes });
   const decoded = decodeBody(input.body, input.headers, maxDecodedBytes);
   const body = decoded.body;
@@ -91,30 +93,34 @@ export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_00
   const declaredJson = JSON_TYPE.test(type);
   const first = firstSignificant(body);
   const looksJson = first === 0x7b /* { */ || first === 0x5b; /* [ */
-  const text = asText(body);
+  // Decoded only when needed: a JSON body is parsed from its bytes (json-bytes.ts says why).
+  const utf8 = isText(body);
+  let decodedText: string | undefined;
+  const text = () => (decodedText ??= body.toString('utf8'));
   if (declaredJson || (looksJson && (type === '' || TEXT_TYPE.test(type) || /octet-stream/i.test(type)))) {
-    if (text !== undefined) {
+    if (utf8) {
       try {
-        return { format: 'json', value: JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) };
+        const parsed = parseJsonBytes(body, reference?.format === 'json' ? reference : undefined);
+        return parsed.layout ? { format: 'json', value: parsed.value, layout: parsed.layout } : { format: 'json', value: parsed.value };
       } catch (err) {
         if (declaredJson) {
           const why = input.truncated ? 'cut at diff.maxBodyBytes' : (err as Error).message;
-          return { format: 'text', text, note: `not valid JSON (${why})` };
+          return { format: 'text', text: text(), note: `not valid JSON (${why})` };
         }
       }
     } else if (declaredJson) {
       return binaryOf(body, 'declared JSON, but not UTF-8 text');
     }
   }
-  if (text !== undefined && HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
-    const { root, limited } = parseHtml(text, maxNodes);
-    return limited ? { format: 'html', root, text, note: `HTML compared up to ${maxNodes} elements` } : { format: 'html', root, text };
+  if (!utf8) return binaryOf(body);
+  if (HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
+    const { root, limited } = parseHtml(text(), maxNodes);
+    return limited ? { format: 'html', root, text: text(), note: `HTML compared up to ${maxNodes} elements` } : { format: 'html', root, text: text() };
   }
-  if (text !== undefined && XML_TYPE.test(type) && !HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
-    const xml = parseXml(text, maxNodes);
-    if (xml) return xml.limited ? { format: 'html', root: xml.root, text, note: `XML compared up to ${maxNodes} elements` } : { format: 'html', root: xml.root, text };
-    return { format: 'text', text, note: 'not well-formed XML' };
+  if (XML_TYPE.test(type) && !HTML_TYPE.test(type) && body.length <= MAX_HTML_TREE_BYTES) {
+    const xml = parseXml(text(), maxNodes);
+    if (xml) return xml.limited ? { format: 'html', root: xml.root, text: text(), note: `XML compared up to ${maxNodes} elements` } : { format: 'html', root: xml.root, text: text() };
+    return { format: 'text', text: text(), note: 'not well-formed XML' };
   }
-  if (text !== undefined) return { format: 'text', text };
-  return binaryOf(body);
+  return { format: 'text', text: text() };
 }

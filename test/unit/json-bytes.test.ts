@@ -1,0 +1,251 @@
+/**
+ * Parsing large JSON answers from their bytes in pieces gives JSON.parse's
+ * value, key order and errors exactly: hand-made edge cases, pretty-printed
+ * documents, and seeded random documents with and without a byte broken.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { compareJson } from '../../src/diff/compare.js';
+import { parseJsonBytes, type ParsedJson } from '../../src/diff/json-bytes.js';
+import { lift } from '../../src/diff/lift.js';
+import { IgnoreRules } from '../../src/diff/paths.js';
+
+/** The same outcome as JSON.parse of the text: a value (same JSON, same key order, same own keys) or the same error. */
+function assertSameAsJsonParse(text: string, note = '', reference?: ParsedJson): void {
+  const bytes = Buffer.from(text, 'utf8');
+  // What the bytes say (a lone surrogate in `text` is U+FFFD in them), as lift decoded it before.
+  const decoded = bytes.toString('utf8');
+  let expected: unknown;
+  let expectedError: unknown;
+  try {
+    expected = JSON.parse(decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded);
+  } catch (err) {
+    expectedError = err;
+  }
+  if (expectedError !== undefined) {
+    assert.throws(
+      () => parseJsonBytes(bytes, reference).value,
+      (err: Error) => err instanceof SyntaxError && err.message === (expectedError as Error).message,
+      `${note}: the same error as JSON.parse`,
+    );
+    return;
+  }
+  const got = parseJsonBytes(bytes, reference).value;
+  assert.deepStrictEqual(got, expected, note);
+  // deepStrictEqual ignores key order; JSON text does not.
+  assert.equal(JSON.stringify(got), JSON.stringify(expected), `${note}: key order`);
+}
+
+/** A deterministic random source (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TRICKY_STRINGS = ['', ',', '[', ']', '{', '}', '"', '\\', '\\"', 'a\\', '},{', '","', 'é', '日本', '😀', '\u2028', '\n', '\t', '__proto__', '{"x":[1,2]}'];
+
+/** A random JSON value of about `budget.left` scalars in all, nested up to six levels. */
+function randomValue(next: () => number, depth: number, budget: { left: number }): unknown {
+  budget.left--;
+  const pick = next();
+  if (depth > 5 || budget.left <= 0 || pick < 0.35) {
+    const kind = Math.floor(next() * 5);
+    if (kind === 0) return Math.floor(next() * 1e6) / (next() < 0.5 ? 1 : 100);
+    if (kind === 1) return TRICKY_STRINGS[Math.floor(next() * TRICKY_STRINGS.length)]! + 'x'.repeat(Math.floor(next() * 40));
+    if (kind === 2) return next() < 0.5;
+    if (kind === 3) return null;
+    return 'v' + Math.floor(next() * 1000);
+  }
+  const count = Math.floor(next() * (depth === 0 ? 3000 : depth === 1 ? 40 : 6));
+  const children = () => Array.from({ length: count }, () => randomValue(next, depth + 1, budget));
+  if (pick < 0.65) return children();
+  const object: Record<string, unknown> = {};
+  for (const child of children()) {
+    const key = next() < 0.1 ? TRICKY_STRINGS[Math.floor(next() * TRICKY_STRINGS.length)]! : next() < 0.1 ? String(Math.floor(next() * 50)) : 'k' + Math.floor(next() * 200);
+    object[key] = child;
+  }
+  return object;
+}
+
+const items = (n: number, extra = '') => Array.from({ length: n }, (_, i) => ({ id: i, name: `item-${i}${extra}`, tags: ['a', 'b'], stock: { w: `w${i % 7}`, n: i % 50 } }));
+
+describe('parseJsonBytes', () => {
+  test('small documents are parsed whole, as JSON.parse does', () => {
+    for (const text of ['{}', '[]', '1', '"x"', 'null', ' [1, 2] ', '\ufeff{"a":1}', '[1,]', '{"a":1', 'nope', '']) assertSameAsJsonParse(text, JSON.stringify(text));
+  });
+
+  test('large arrays and objects, compact and pretty, ASCII and not', () => {
+    const big = items(3000);
+    assertSameAsJsonParse(JSON.stringify(big), 'compact array');
+    assertSameAsJsonParse(JSON.stringify(big, null, 2), 'pretty array');
+    assertSameAsJsonParse(JSON.stringify({ data: { items: big, total: big.length }, next: null }), 'array two levels down');
+    assertSameAsJsonParse(JSON.stringify({ data: { items: big } }, null, '\t') + '\r\n', 'tabs and CRLF after');
+    // Two-byte text reaches V8's large-object size at half the length.
+    assertSameAsJsonParse(JSON.stringify(items(900, ' 日本語 😀')), 'non-ASCII array');
+    assertSameAsJsonParse('\ufeff' + JSON.stringify(big), 'byte-order mark');
+    const keyed = Object.fromEntries(big.map((item) => [`key-${item.id}`, item]));
+    assertSameAsJsonParse(JSON.stringify(keyed), 'large object');
+  });
+
+  test('strings that look like structure do not cut the text', () => {
+    const tricky = Array.from({ length: 4000 }, (_, i) => TRICKY_STRINGS[i % TRICKY_STRINGS.length]! + (i % 3 === 0 ? '\\' : ''));
+    assertSameAsJsonParse(JSON.stringify(tricky), 'tricky strings');
+    assertSameAsJsonParse(JSON.stringify({ 'a,b': tricky, '"}': tricky, '\\': { '[': tricky } }), 'tricky keys over large members');
+    // One string larger than a piece: parsed as it is.
+    assertSameAsJsonParse(JSON.stringify({ blob: 'x'.repeat(200_000), after: [1, 2] }), 'large string member');
+    assertSameAsJsonParse(JSON.stringify(['y'.repeat(70_000), 'z'.repeat(70_000)]), 'large string elements');
+  });
+
+  test('duplicate keys keep the first position and the last value; __proto__ stays an own key', () => {
+    const members = Array.from({ length: 3000 }, (_, i) => `"k${i % 1000}":{"i":${i},"pad":"${'p'.repeat(40)}"}`);
+    assertSameAsJsonParse(`{${members.join(',')}}`, 'duplicates across pieces');
+    const withProto = `{"__proto__":{"polluted":true},${members.slice(0, 2000).join(',')},"__proto__":[${members.map((_, i) => i).join(',')}]}`;
+    assertSameAsJsonParse(withProto, '__proto__ member');
+    const parsed = parseJsonBytes(Buffer.from(withProto)).value as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(parsed), Object.prototype);
+    assert.ok(Object.hasOwn(parsed, '__proto__'));
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const bigProto = `{"a":1,"__proto__":${JSON.stringify(items(2000))}}`;
+    assertSameAsJsonParse(bigProto, 'large __proto__ member');
+  });
+
+  test('nesting deeper than the split depth is parsed whole', () => {
+    let text = JSON.stringify(items(2500));
+    for (let i = 0; i < 20; i++) text = i % 2 ? `{"level${i}":${text},"n":${i}}` : `[${i},${text}]`;
+    assertSameAsJsonParse(text, '20 levels of large containers');
+  });
+
+  test('broken documents give JSON.parse error', () => {
+    const good = JSON.stringify({ data: items(3000) });
+    const broken = [
+      good.replace('},{', '},,{'),
+      good.replace('},{', '}{'),
+      good.replace('},{', '},{,'),
+      good.slice(0, -1),
+      good + ']',
+      good + ' x',
+      good.replace('"item-1500"', '"item-1500'),
+      good.replace(']', ',]'),
+      good.replace('"data":', '"data"'),
+      good.replace('"data":', 'data:'),
+      good.replace('[', '['.repeat(3)),
+      good.replace(/\}\]\}$/, '}}}'),
+      good.replace('"item-2000"', '"item-\u0001"'),
+      '[' + JSON.stringify(items(3000)).slice(1, -1) + ',]',
+    ];
+    for (const [i, text] of broken.entries()) assertSameAsJsonParse(text, `broken #${i}`);
+  });
+
+  test('random documents, whole and with one byte broken, against JSON.parse', () => {
+    let large = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      const next = random(seed);
+      const value = randomValue(next, 0, { left: 12_000 });
+      const text = JSON.stringify(value, null, next() < 0.5 ? undefined : 1);
+      if (Buffer.byteLength(text) > 60 * 1024) large++;
+      assertSameAsJsonParse(text, `seed ${seed}`);
+      for (let k = 0; k < 3; k++) {
+        const at = Math.floor(next() * text.length);
+        const mutation = Math.floor(next() * 3);
+        const mutant = mutation === 0 ? text.slice(0, at) + text.slice(at + 1) : mutation === 1 ? text.slice(0, at) + ',' + text.slice(at) : text.slice(0, at) + '"' + text.slice(at);
+        assertSameAsJsonParse(mutant, `seed ${seed}, mutation ${k}`);
+      }
+    }
+    assert.ok(large >= 10, `most seeds make documents large enough to be split (${large} did)`);
+  });
+});
+
+/** Changes one number in the text (the first after `from`), keeping it JSON. */
+function changeOneNumber(text: string, from: number): string {
+  const at = text.slice(from).search(/(?<=[:,[]\s*)\d/);
+  if (at < 0) return text;
+  return text.slice(0, from + at) + '9' + text.slice(from + at);
+}
+
+describe('parseJsonBytes with the other answer as reference', () => {
+  const big = JSON.stringify({ data: { items: items(3000) }, page: 1 });
+  const changed = big.replace('"name":"item-1500"', '"name":"item-1500b"');
+
+  test('what is the same byte for byte is shared, what differs is parsed', () => {
+    const primary = parseJsonBytes(Buffer.from(big));
+    assert.ok(primary.layout, 'a large body is split');
+    const shadow = parseJsonBytes(Buffer.from(changed), primary);
+    assert.deepStrictEqual(shadow.value, JSON.parse(changed));
+    const mine = (primary.value as { data: { items: object[] } }).data.items;
+    const theirs = (shadow.value as { data: { items: object[] } }).data.items;
+    assert.equal(theirs[0], mine[0], 'an unchanged item is the primary one');
+    assert.equal(theirs[2999], mine[2999]);
+    assert.notEqual(theirs[1500], mine[1500], 'the changed item is its own');
+    assert.notEqual(shadow.value, primary.value);
+  });
+
+  test('the comparison finds the same differences as with whole parses', () => {
+    const rules = new IgnoreRules([]);
+    const limits = { maxNodes: 1_000_000, maxDepth: 64 };
+    const pairs: [string, string][] = [
+      [big, changed],
+      [big, big],
+      [big, JSON.stringify({ data: { items: items(3000).reverse() }, page: 1 })],
+      [big, JSON.stringify({ data: { items: items(2999) }, page: 1 })],
+      [big, JSON.stringify({ data: { items: [{ inserted: true }, ...items(3000)] }, page: 1 })],
+      [big, JSON.stringify([items(3000)])],
+      [big, JSON.stringify({ page: 1, data: { items: items(3000) } })],
+      [big, JSON.stringify({ data: { items: items(3000) }, page: 1 }, null, 1)],
+    ];
+    for (const [i, [a, b]] of pairs.entries()) {
+      const primary = parseJsonBytes(Buffer.from(a));
+      const shadow = parseJsonBytes(Buffer.from(b), primary);
+      const shared = compareJson(primary.value, shadow.value, rules, limits).differences;
+      const whole = compareJson(JSON.parse(a), JSON.parse(b), rules, limits).differences;
+      assert.deepStrictEqual(shared, whole, `pair ${i}`);
+    }
+  });
+
+  test('random documents against a changed copy and against an unrelated one', () => {
+    let shared = 0;
+    for (let seed = 100; seed < 130; seed++) {
+      const next = random(seed);
+      const text = JSON.stringify(randomValue(next, 0, { left: 12_000 }), null, next() < 0.5 ? undefined : 1);
+      const reference = parseJsonBytes(Buffer.from(text));
+      if (reference.layout) shared++;
+      let copy = text;
+      for (let k = 0; k < 3; k++) copy = changeOneNumber(copy, Math.floor(next() * copy.length));
+      assertSameAsJsonParse(copy, `seed ${seed}, changed copy`, reference);
+      const unrelated = JSON.stringify(randomValue(random(seed + 1000), 0, { left: 12_000 }));
+      assertSameAsJsonParse(unrelated, `seed ${seed}, unrelated`, reference);
+      const at = Math.floor(next() * copy.length);
+      assertSameAsJsonParse(copy.slice(0, at) + copy.slice(at + 1), `seed ${seed}, changed copy with a byte removed`, reference);
+    }
+    assert.ok(shared >= 5, `enough references are split (${shared} were)`);
+  });
+
+  test('members repeating a key are never shared one by one', () => {
+    const members = Array.from({ length: 3000 }, (_, i) => `"k${i % 1000}":{"i":${i},"pad":"${'p'.repeat(40)}"}`);
+    const text = `{${members.join(',')}}`;
+    const reference = parseJsonBytes(Buffer.from(text));
+    assertSameAsJsonParse(`{${members.slice(0, 2000).join(',')},"k5":1}`, 'shorter, against repeated keys', reference);
+    assertSameAsJsonParse(`{${members.map((m, i) => (i === 10 ? '"k9":2' : m)).join(',')}}`, 'one member changed', reference);
+  });
+});
+
+describe('lift', () => {
+  test('a large JSON body that is not valid JSON is still compared as text, with the parse error', () => {
+    const text = JSON.stringify(items(3000)).slice(0, -1);
+    const lifted = lift({ headers: { 'content-type': 'application/json' }, body: Buffer.from(text), truncated: false }, 1 << 24);
+    assert.equal(lifted.format, 'text');
+    assert.equal(lifted.format === 'text' && lifted.text, text);
+    let message = '';
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.equal(lifted.note, `not valid JSON (${message})`);
+  });
+});
