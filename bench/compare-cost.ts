@@ -3,7 +3,8 @@
  *
  * Part 1, in process: the engine alone (queue, decode, lift, compare,
  * metrics, store) over prepared pairs: typical 300-byte and 10 KB JSON
- * answers, with and without differences, with a baseline, gzip.
+ * answers and a 150 KB export (on a fiftieth as many pairs), with and
+ * without differences, with a baseline, gzip.
  * Reported as CPU µs per compared pair.
  *
  * Part 2, end to end: a real `gatewayctl serve` child on loopback, with
@@ -55,12 +56,12 @@ function small(variant: { price?: number; random?: boolean } = {}): Record<strin
   };
 }
 
-/** A catalogue page, about 10 KB. */
-function large(variant: { price?: number; random?: boolean } = {}): Record<string, unknown> {
+/** A catalogue page, about 10 KB (64 items), or an export of 1,000 items, about 150 KB. */
+function large(variant: { price?: number; random?: boolean } = {}, count = 64): Record<string, unknown> {
   return {
     page: 1,
     requestId: variant.random ? randomUUID() : 'req-1',
-    items: Array.from({ length: 64 }, (_, i) => ({
+    items: Array.from({ length: count }, (_, i) => ({
       sku: `SKU-${1000 + i}`,
       name: `Product number ${i}`,
       description: `A sturdy everyday product, variant ${i}, in stock.`,
@@ -72,7 +73,10 @@ function large(variant: { price?: number; random?: boolean } = {}): Record<strin
   };
 }
 
-const SIZES = { '300 B': small, '10 KB': large } as const;
+const exportDoc = (variant: { price?: number; random?: boolean } = {}) => large(variant, 1000);
+const SIZES = { '300 B': small, '10 KB': large, '150 KB': exportDoc } as const;
+/** The share of the pairs a scenario of this size compares (large pairs cost milliseconds each). */
+const PAIR_SHARE: Record<string, number> = { '150 KB': 1 / 50 };
 
 /** A product page, about 6 KB of HTML, with a per-request CSRF token. */
 function page(variant: { stock?: string } = {}): string {
@@ -121,23 +125,27 @@ function mirrored(primary: CapturedResponse, shadow: CapturedResponse, baseline?
 interface Scenario {
   readonly name: string;
   readonly make: () => MirroredPair;
+  /** The share of the pairs it compares; 1 when unset. */
+  readonly share?: number;
 }
 
 function scenarios(): Scenario[] {
   const out: Scenario[] = [];
   for (const [size, doc] of Object.entries(SIZES)) {
     const same = captured(doc());
-    out.push({ name: `${size}, identical`, make: () => mirrored(same, captured(doc())) });
-    out.push({
+    const share = PAIR_SHARE[size];
+    const push = (scenario: Scenario) => out.push(share === undefined ? scenario : { ...scenario, share });
+    push({ name: `${size}, identical`, make: () => mirrored(same, captured(doc())) });
+    push({
       name: `${size}, equal, other bytes`,
       make: () => mirrored(same, { ...captured(doc()), body: Buffer.from(JSON.stringify(doc(), null, 1)) }),
     });
-    out.push({ name: `${size}, 1 difference`, make: () => mirrored(same, captured(doc({ price: 99 }))) });
-    out.push({
+    push({ name: `${size}, 1 difference`, make: () => mirrored(same, captured(doc({ price: 99 }))) });
+    push({
       name: `${size}, baseline, noise + 1 difference`,
       make: () => mirrored(captured(doc({ random: true })), captured(doc({ random: true, price: 99 })), captured(doc({ random: true }))),
     });
-    out.push({ name: `${size}, gzip shadow, 1 difference`, make: () => mirrored(same, captured(doc({ price: 99 }), true)) });
+    push({ name: `${size}, gzip shadow, 1 difference`, make: () => mirrored(same, captured(doc({ price: 99 }), true)) });
   }
   out.push({ name: '6 KB HTML, token + 1 difference', make: () => mirrored(captured(page()), captured(page({ stock: 'Sold out' }))) });
   out.push({
@@ -167,8 +175,9 @@ async function loadBuild(dist: string): Promise<EngineBuild> {
   return { DiffEngine: engine.DiffEngine, DiffStore: store.DiffStore, GatewayMetrics: metrics.GatewayMetrics };
 }
 
-function measureEngine(scenario: Scenario, pairs: number, build: EngineBuild = { DiffEngine, DiffStore, GatewayMetrics }): number {
-  const prepared = Array.from({ length: 200 }, () => scenario.make());
+function measureEngine(scenario: Scenario, allPairs: number, build: EngineBuild = { DiffEngine, DiffStore, GatewayMetrics }): number {
+  const pairs = Math.max(20, Math.round(allPairs * (scenario.share ?? 1)));
+  const prepared = Array.from({ length: Math.min(200, pairs) }, () => scenario.make());
   const engine = new build.DiffEngine({ sink: new build.DiffStore(), metrics: new build.GatewayMetrics({ collectDefaults: false }), queueLimit: () => pairs });
   const run = (n: number) => {
     for (let i = 0; i < n; i++) engine.submit(prepared[i % prepared.length]!);

@@ -31,12 +31,12 @@
 // its scavenges promoted, their count and pauses, its mark-compacts, and
 // the users' p50 and p99. Promotion is what made a shadow cost users
 // latency below saturation (bench/README.md, "Young-generation survival").
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, groupMembers, installCleanup, killAll, sampleRss, start } from './lib/procs.mjs';
+import { cpuSeconds, freePort, groupMembers, installCleanup, killAll, sampleRss, start, threadTicks } from './lib/procs.mjs';
 import { startBareProxy, startGateway, startSlowShadow, startUpstreams } from './lib/servers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -87,21 +87,6 @@ function servingThreadGc(lines) {
     byIsolate.set(isolate, gc);
   }
   return [...byIsolate.values()].sort((a, b) => b.allocated - a.allocated)[0];
-}
-
-/** CPU ticks of each thread of a process. */
-function threadTicks(pid) {
-  const out = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid) - pid, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
 }
 
 function load(port, seconds) {

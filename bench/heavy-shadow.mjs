@@ -2,7 +2,7 @@
 // An unrelated route's latency while another route mirrors heavy answers.
 //
 //   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
-//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ...'] [--no-write]
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ...'] [--threads] [--no-write]
 //
 // Per answer size: three upstream processes (test/helpers/big-answers.js:
 // the heavy route's primary, its shadow answering JSON of the same size
@@ -17,7 +17,9 @@
 // sends --rate req/s to the heavy route while this process probes /light
 // every 10 ms, one request at a time. Reported: light p50/p95 per phase,
 // their ratio, the idle and peak RSS of the gateway processes, and the
-// shadow's outcomes and comparisons.
+// shadow's outcomes and comparisons. --threads adds the gateway's CPU per
+// heavy request, by thread: the serving thread, the busiest other (the
+// shadow thread, in the shadow phase) and the rest (V8's helper threads).
 //
 // Read the no-shadow row first: when its light p95 is far above a few
 // milliseconds, proxying the heavy answers alone already saturates the
@@ -31,7 +33,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start } from './lib/procs.mjs';
+import { freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start, threadTicks } from './lib/procs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -44,6 +46,7 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     gatewayctl: { type: 'string' },
     'node-flags': { type: 'string', default: '' },
+    threads: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
   },
 });
@@ -155,7 +158,8 @@ routes:
     await sleep(opts.workers ? 2000 : 300);
     return { pid: gateway.pid, port: listening.listen?.port, stop: (ms) => gateway.stop(ms) };
   };
-  const phases = { 'no shadow': { route: 'plain', latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [] }, shadow: { route: 'shadowed', latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [] } };
+  const phase = (route) => ({ route, latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
+  const phases = { 'no shadow': phase('plain'), shadow: phase('shadowed') };
   const shadow = { completed: 0, dropped: 0, compared: 0, compareDropped: 0 };
   for (let round = 0; round < rounds * 2; round++) {
     const phase = phases[round % 2 === 0 ? 'no shadow' : 'shadow'];
@@ -168,6 +172,7 @@ routes:
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
     const rss = sampleRss(groupMembers([gateway.pid]));
+    const ticks0 = threadTicks(gateway.pid);
     const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
     const loaded = firstJsonLine(loader, (r) => typeof r.sent === 'number', (seconds + 60) * 1000);
     const until = performance.now() + seconds * 1000;
@@ -178,6 +183,11 @@ routes:
       await sleep(10);
     }
     phase.load.push(await loaded);
+    const spent = [...threadTicks(gateway.pid)].map(([thread, ticks]) => [thread, ticks - (ticks0.get(thread) ?? 0)]);
+    const others = spent.filter(([thread]) => thread !== 0).map(([, ticks]) => ticks).sort((a, b) => b - a);
+    phase.ticks.serving += spent.find(([thread]) => thread === 0)?.[1] ?? 0;
+    phase.ticks.busiest += others[0] ?? 0;
+    phase.ticks.rest += others.slice(1).reduce((sum, ticks) => sum + ticks, 0);
     const peak = rss.stop();
     phase.rss = Math.max(phase.rss, peak.peakOne);
     phase.rssTotal = Math.max(phase.rssTotal, peak.peakTotal);
@@ -215,8 +225,8 @@ const lines = [
   `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; ` +
     `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}.`,
   '',
-  '| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  `| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |${opts.threads ? ' CPU µs per heavy request: serving / busiest other thread / rest |' : ''}`,
+  `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${opts.threads ? ' --- |' : ''}`,
 ];
 for (const r of results) {
   const base = percentile(r.phases['no shadow'].latencies, 95);
@@ -225,8 +235,11 @@ for (const r of results) {
     const ok = phase.load.reduce((s, l) => s + l.ok, 0);
     const sent = phase.load.reduce((s, l) => s + l.sent, 0);
     const shadowCols = name === 'shadow' ? `${r.shadow.completed} / ${r.shadow.dropped} | ${r.shadow.compared} / ${r.shadow.compareDropped}` : '— | —';
+    // Ticks are 1/100 s.
+    const perRequest = (ticks) => Math.round((ticks * 1e4) / Math.max(1, ok));
+    const threadCols = opts.threads ? ` ${perRequest(phase.ticks.serving)} / ${perRequest(phase.ticks.busiest)} / ${perRequest(phase.ticks.rest)} |` : '';
     lines.push(
-      `| ${r.size} | ${name} | ${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}× | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(phase.idleRss)} | ${shadowCols} |`,
+      `| ${r.size} | ${name} | ${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}× | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(phase.idleRss)} | ${shadowCols} |${threadCols}`,
     );
   }
 }
