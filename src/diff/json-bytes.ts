@@ -43,6 +43,13 @@ const WHOLE_MAX = 60 * 1024;
 const PIECE_MAX = 16 * 1024;
 /** Large children are split this many levels down; deeper ones are parsed whole. */
 const MAX_SPLIT_DEPTH = 8;
+/**
+ * A body with more children than this in its split containers is parsed
+ * whole: each child's record takes about 80 bytes, and a 4 MB array of
+ * small numbers has two million children. (The comparison walks 50,000
+ * nodes at most anyway.)
+ */
+const MAX_CHILDREN = 50_000;
 
 const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;
@@ -116,6 +123,9 @@ const sameBytes = (a: Buffer, aFrom: number, aTo: number, b: Buffer, bFrom: numb
   aTo - aFrom === bTo - bFrom && a.compare(b, bFrom, bTo, aFrom, aTo) === 0;
 
 class Splitter {
+  /** Child records made so far (MAX_CHILDREN). */
+  private made = 0;
+
   constructor(private readonly bytes: Buffer) {}
 
   private text(start: number, end: number): string {
@@ -222,6 +232,7 @@ class Splitter {
       else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
         if (--depth < 0) throw new NotSplit();
       } else if (c === COMMA && depth === 0) {
+        if (++this.made > MAX_CHILDREN) throw new NotSplit();
         children.push(new Child(from, i));
         from = i + 1;
       }

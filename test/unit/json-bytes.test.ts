@@ -115,6 +115,15 @@ describe('parseJsonBytes', () => {
     assertSameAsJsonParse(bigProto, 'large __proto__ member');
   });
 
+  test('a body of very many small children is parsed whole, not recorded child by child', () => {
+    const many = JSON.stringify(Array.from({ length: 120_000 }, (_, i) => i % 10));
+    assertSameAsJsonParse(many, 'many children');
+    assert.equal(parseJsonBytes(Buffer.from(many)).layout, undefined);
+    const some = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => i));
+    assert.ok(parseJsonBytes(Buffer.from(some)).layout, 'fewer children are split');
+    assertSameAsJsonParse(JSON.stringify({ a: many.length, rows: Array.from({ length: 30 }, () => Array.from({ length: 3000 }, (_, i) => i)) }), 'many children over several containers');
+  });
+
   test('nesting deeper than the split depth is parsed whole', () => {
     let text = JSON.stringify(items(2500));
     for (let i = 0; i < 20; i++) text = i % 2 ? `{"level${i}":${text},"n":${i}}` : `[${i},${text}]`;
