@@ -158,8 +158,8 @@ routes:
     await sleep(opts.workers ? 2000 : 300);
     return { pid: gateway.pid, port: listening.listen?.port, stop: (ms) => gateway.stop(ms) };
   };
-  const phase = (route) => ({ route, latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
-  const phases = { 'no shadow': phase('plain'), shadow: phase('shadowed') };
+  const newPhase = (route) => ({ route, latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
+  const phases = { 'no shadow': newPhase('plain'), shadow: newPhase('shadowed') };
   const shadow = { completed: 0, dropped: 0, compared: 0, compareDropped: 0 };
   for (let round = 0; round < rounds * 2; round++) {
     const phase = phases[round % 2 === 0 ? 'no shadow' : 'shadow'];

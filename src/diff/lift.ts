@@ -100,8 +100,7 @@ export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_00
   if (declaredJson || (looksJson && (type === '' || TEXT_TYPE.test(type) || /octet-stream/i.test(type)))) {
     if (utf8) {
       try {
-        const parsed = parseJsonBytes(body, reference?.format === 'json' ? reference : undefined);
-        return parsed.layout ? { format: 'json', value: parsed.value, layout: parsed.layout } : { format: 'json', value: parsed.value };
+        return { format: 'json', ...parseJsonBytes(body, reference?.format === 'json' ? reference : undefined) };
       } catch (err) {
         if (declaredJson) {
           const why = input.truncated ? 'cut at diff.maxBodyBytes' : (err as Error).message;

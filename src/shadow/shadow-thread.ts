@@ -28,8 +28,8 @@ import { ThreadCopies } from './thread-copies.js';
  * shadow users' requests did not suffer (4,231 against 4,438 req/s, within
  * the spread, in one run; 3,822 against 2,991 in another), but fewer
  * copies got through: 34-45k against 45-51k per 10 s, the rest dropped
- * and counted at the in-flight bound. Users first, so 19. Latencies read late give no sample
- * (stall-watch.ts). Linux keeps a nice value per thread; elsewhere this call
+ * and counted at the in-flight bound. Users first, so 19. Latencies read
+ * late give no sample (stall-watch.ts). Linux keeps a nice value per thread; elsewhere this call
  * would lower the whole process, so only there.
  */
 const NICE = 19;
