@@ -49,6 +49,15 @@ function random(seed: number): () => number {
 }
 
 const TRICKY_STRINGS = ['', ',', '[', ']', '{', '}', '"', '\\', '\\"', 'a\\', '},{', '","', 'é', '日本', '😀', '\u2028', '\n', '\t', '__proto__', '{"x":[1,2]}'];
+/**
+ * Keys: the same, less the one-character strings JSON writes as an escape
+ * ("\"", "\\", "\n", "\t"). Node 24.21's JSON.parse reads such a key as
+ * another such key it parsed before (`JSON.parse('{"\\n":1}')` after
+ * `JSON.parse('{"\\\\":1}')` gives the key "\\", every time): a V8 bug,
+ * shown with JSON.parse alone, that makes the reference itself wrong. Values
+ * keep them; so do keys of more than one character.
+ */
+const TRICKY_KEYS = TRICKY_STRINGS.filter((s) => !(s.length === 1 && JSON.stringify(s).length === 4));
 
 /** A random JSON value of about `budget.left` scalars in all, nested up to six levels. */
 function randomValue(next: () => number, depth: number, budget: { left: number }): unknown {
@@ -67,7 +76,7 @@ function randomValue(next: () => number, depth: number, budget: { left: number }
   if (pick < 0.65) return children();
   const object: Record<string, unknown> = {};
   for (const child of children()) {
-    const key = next() < 0.1 ? TRICKY_STRINGS[Math.floor(next() * TRICKY_STRINGS.length)]! : next() < 0.1 ? String(Math.floor(next() * 50)) : 'k' + Math.floor(next() * 200);
+    const key = next() < 0.1 ? TRICKY_KEYS[Math.floor(next() * TRICKY_KEYS.length)]! : next() < 0.1 ? String(Math.floor(next() * 50)) : 'k' + Math.floor(next() * 200);
     object[key] = child;
   }
   return object;
@@ -96,7 +105,7 @@ describe('parseJsonBytes', () => {
   test('strings that look like structure do not cut the text', () => {
     const tricky = Array.from({ length: 4000 }, (_, i) => TRICKY_STRINGS[i % TRICKY_STRINGS.length]! + (i % 3 === 0 ? '\\' : ''));
     assertSameAsJsonParse(JSON.stringify(tricky), 'tricky strings');
-    assertSameAsJsonParse(JSON.stringify({ 'a,b': tricky, '"}': tricky, '\\': { '[': tricky } }), 'tricky keys over large members');
+    assertSameAsJsonParse(JSON.stringify({ 'a,b': tricky, '"}': tricky, 'a\\': { '[': tricky } }), 'tricky keys over large members');
     // One string larger than a piece: parsed as it is.
     assertSameAsJsonParse(JSON.stringify({ blob: 'x'.repeat(200_000), after: [1, 2] }), 'large string member');
     assertSameAsJsonParse(JSON.stringify(['y'.repeat(70_000), 'z'.repeat(70_000)]), 'large string elements');
