@@ -199,6 +199,8 @@ export interface LimitsConfig {
   readonly maxBodyBytes: number;
   readonly shadowInflight: number;
   readonly shadowBodyBytes: number;
+  /** Event-loop utilization at which shadow copies are shed (load-shedding.ts); 1 never; absent in hand-built configs: 0.9. */
+  readonly shadowShedAbove?: number;
   readonly shadowInflightBytes: number;
   readonly compareQueue: number;
   /** Comparing threads per serving process; 0: sized to the cores. */

@@ -730,6 +730,7 @@ class MeaningChecker {
       maxBodyBytes: l['maxBodyBytes'],
       shadowInflight: l['shadowInflight'],
       shadowBodyBytes: l['shadowBodyBytes'],
+      shadowShedAbove: l['shadowShedAbove'],
       shadowInflightBytes: l['shadowInflightBytes'],
       compareQueue: l['compareQueue'],
       compareThreads: l['compareThreads'],

@@ -18,6 +18,7 @@ export const METRIC = {
   shadowComparisons: 'gatewayctl_shadow_comparisons_total',
   shadowDifferences: 'gatewayctl_shadow_differences_total',
   shadowInflight: 'gatewayctl_shadow_inflight',
+  shadowAdmittedRatio: 'gatewayctl_shadow_admitted_ratio',
   shadowLatencyRatio: 'gatewayctl_shadow_latency_ratio',
   compareDropped: 'gatewayctl_shadow_compare_dropped_total',
   shadowThreadRestarts: 'gatewayctl_shadow_thread_restarts_total',

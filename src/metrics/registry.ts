@@ -48,6 +48,7 @@ export class GatewayMetrics {
   readonly shadowComparisons: FastCounter;
   readonly shadowDifferences: FastCounter;
   readonly shadowInflight: Gauge;
+  readonly shadowAdmittedRatio: Gauge;
   readonly shadowLatencyRatio: Gauge<'route' | 'upstream'>;
   readonly compareDropped: Counter<'route'>;
   readonly shadowThreadRestarts: Counter<'role'>;
@@ -165,6 +166,14 @@ export class GatewayMetrics {
       // Read at scrape time from the shadow path's own count.
       collect() {
         this.set(metrics.shadowInflightSource());
+      },
+    });
+    this.shadowAdmittedRatio = new client.Gauge({
+      name: METRIC.shadowAdmittedRatio,
+      help: "Share of chosen shadow copies sent under the serving thread's load: 1 when none are shed (limits.shadowShedAbove).",
+      registers,
+      collect() {
+        this.set(metrics.shadowAdmittedSource());
       },
     });
     this.shadowLatencyRatio = new client.Gauge({
@@ -312,6 +321,8 @@ export class GatewayMetrics {
 
   /** Where gatewayctl_shadow_inflight is read from (the shadow service's count). */
   shadowInflightSource: () => number = () => 0;
+  /** Where gatewayctl_shadow_admitted_ratio is read from (the shadow path's load shedding). */
+  shadowAdmittedSource: () => number = () => 1;
 
   /**
    * Forgets the series of routes and upstreams a reload removed, so they do

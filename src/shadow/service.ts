@@ -40,6 +40,7 @@ import { captureOf, Session, type CopyPlan } from './session.js';
 import { ThreadedCopies } from './threaded-copies.js';
 import { ShadowThreads } from './threads.js';
 import { ByteBudget } from './byte-budget.js';
+import { LoadShedding, type LoadClock } from './load-shedding.js';
 import { stripCredentials } from './credentials.js';
 import type { CapturedResponse, MirroredPair, PairSink, ShadowResult, UncomparedPair } from '../diff/pair.js';
 
@@ -96,7 +97,12 @@ export interface ShadowServiceOptions {
   readonly h2Sessions?: H2Sessions;
   /** The process's shadow threads, shared with comparison; without them the service starts (and closes) threads of its own. */
   readonly threads?: ShadowThreads;
+  /** How the serving thread's load is read (tests); default its event loop. */
+  readonly loadClock?: LoadClock;
 }
+
+/** limits.shadowShedAbove of a hand-built config. */
+const DEFAULT_SHED_ABOVE = 0.9;
 
 /** Request headers a copy never carries as they are: the client frames the body itself. */
 const COPY_DROP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
@@ -116,6 +122,8 @@ export class ShadowService {
   private readonly shapes = new CallShapes();
   private inflight = 0;
   private readonly bytes = new ByteBudget();
+  /** Users first: copies shed while the serving thread is saturated. */
+  private readonly shedding: LoadShedding;
   private drainWaiters: (() => void)[] = [];
 
   constructor(options: ShadowServiceOptions) {
@@ -128,6 +136,12 @@ export class ShadowService {
     this.copies = new ThreadedCopies(options.threads ?? this.ownThreads!, options.pools, byteLimit);
     this.h2Copies = options.h2Sessions ? new H2Copies(options.h2Sessions, options.pools, this.bytes, byteLimit) : undefined;
     this.metrics.shadowInflightSource = () => this.inflight;
+    this.shedding = new LoadShedding(options.loadClock, (shedding, utilization) => {
+      const load = `event-loop utilization ${Math.round(utilization * 100)}%`;
+      if (shedding) this.logger.warn('shadow.shedding', `the serving thread is saturated (${load}): shadow copies are shed, users first`);
+      else this.logger.info('shadow.shedding.end', `shadow copies are sent again in full (${load})`);
+    });
+    this.metrics.shadowAdmittedSource = () => this.shedding.share;
   }
 
   /** Resolves once the threads the config in service needs have started (at once when none). */
@@ -168,6 +182,10 @@ export class ShadowService {
     }
     if (!chosen) return undefined;
     const { limits, timeouts, darkEgress } = this.settings();
+    if (!this.shedding.admit(limits.shadowShedAbove ?? DEFAULT_SHED_ABOVE)) {
+      for (const s of chosen) this.count(route, s.upstream, 'dropped');
+      return undefined;
+    }
 
     // Bodies: a declared length over the limit is skipped before reading.
     const requestHeaders = h2?.headers ?? req.headers;

@@ -44,7 +44,9 @@ describe('shadow copies', () => {
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 upstreams: { primary: ${primary.url}, shadow: ${shadow.url} }
-limits: { shadowBodyBytes: 1kb }
+# Exact counts: the test's own clients and upstreams share this loop and
+# would read as a saturated gateway (load shedding has tests of its own).
+limits: { shadowBodyBytes: 1kb, shadowShedAbove: 1 }
 routes:
   - name: half
     match: { prefix: /half }
@@ -473,6 +475,9 @@ describe('shadow answers held by the copying thread', () => {
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
 timeouts: { shadow: 20s }
+# The byte budget is what is tested: 40 requests at once capturing 1 MB
+# answers saturate the serving thread, which would shed copies.
+limits: { shadowShedAbove: 1 }
 upstreams: { primary: ${primary.url}, pausing: ${pausing.url} }
 routes:
   - name: all

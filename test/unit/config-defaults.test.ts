@@ -86,7 +86,7 @@ const APPLIED: Record<string, Read> = {
     ['maxErrorRate', 'maxErrorRateIncrease', 'maxLatencyRatio', 'maxDiffRate'].map((k) => [`routes.*.release.gates.${k}`, (c: GatewayConfig) => (route(c).release!.gates as unknown as Record<string, unknown>)[k]]),
   ),
   ...Object.fromEntries(
-    ['maxHeaderCount', 'maxHeaderBytes', 'maxBodyBytes', 'shadowInflight', 'shadowBodyBytes', 'shadowInflightBytes', 'compareQueue', 'recordBytes', 'h2MaxConcurrentStreams', 'h2MaxResetsPerSecond', 'h2MaxSessionMemory', 'compareThreads'].map((k) => [
+    ['maxHeaderCount', 'maxHeaderBytes', 'maxBodyBytes', 'shadowInflight', 'shadowBodyBytes', 'shadowShedAbove', 'shadowInflightBytes', 'compareQueue', 'recordBytes', 'h2MaxConcurrentStreams', 'h2MaxResetsPerSecond', 'h2MaxSessionMemory', 'compareThreads'].map((k) => [
       `limits.${k}`,
       (c: GatewayConfig) => (c.limits as unknown as Record<string, unknown>)[k],
     ]),
