@@ -59,9 +59,12 @@ function yaml(urls: Record<string, string>, options: { candidate: string; baseli
     match: { prefix: ${prefix} }
     backends: [{ upstream: p }]
     shadow: [{ upstream: ${options.candidate} }]${diff}`;
+  // Every pair of the corpus is compared: its clients and upstreams share
+  // this loop, which would read as a saturated gateway and shed copies.
   return `
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
+limits: { shadowShedAbove: 1 }
 upstreams:
 ${Object.entries(urls)
   .map(([k, v]) => `  ${k}: ${v}`)

@@ -249,6 +249,9 @@ upstreams:
   dead: http://127.0.0.1:${dead}
   resetting: ${resetting.url}
 timeouts: { shadow: 3s }
+# Exact outcome counts, and isolation by pools and timeouts alone: 1,500
+# requests ten at a time can saturate the gateway, which would shed copies.
+limits: { shadowShedAbove: 1 }
 routes:
   - { name: none, match: { prefix: /none }, backends: [{ upstream: primary }] }
   - { name: slow, match: { prefix: /slow }, backends: [{ upstream: primary }], shadow: [{ upstream: slow }] }
