@@ -170,8 +170,10 @@ export class GatewayMetrics {
     });
     this.shadowAdmittedRatio = new client.Gauge({
       name: METRIC.shadowAdmittedRatio,
-      help: "Share of chosen shadow copies sent under the serving thread's load: 1 when none are shed (limits.shadowShedAbove).",
+      help: "Share of chosen shadow copies sent under the serving thread's load: 1 when none are shed (limits.shadowShedAbove); with workers, the lowest of them.",
       registers,
+      // Min, not sum: a process that serves nothing (the primary of --workers) holds 1.
+      aggregator: 'min',
       collect() {
         this.set(metrics.shadowAdmittedSource());
       },

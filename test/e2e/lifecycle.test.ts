@@ -127,6 +127,8 @@ describe('process lifecycle', () => {
       assert.ok(first.every((u) => u === 'a'));
       let metrics = (await request(serve.adminUrl + '/metrics')).text;
       assert.equal(metricValue(metrics, METRIC.requests, { route: 'app', upstream: 'a', code: '200' }), 200);
+      // A share, merged as the lowest of the processes (a sum would read 3).
+      assert.equal(metricValue(metrics, METRIC.shadowAdmittedRatio), 1);
 
       writeFileSync(file, config(b, slow));
       const reload = await request(serve.adminUrl + '/reload', { method: 'POST', headers: { 'x-requested-by': 'test' } });

@@ -1,6 +1,11 @@
 /**
  * The real gateway, in this process, on port 0, from a YAML config written
  * to a temporary file.
+ *
+ * Its event loop is the test's: the test's clients and upstreams count in
+ * the utilization that sheds shadow copies (src/shadow/load-shedding.ts).
+ * A test that needs every copy of a sustained burst sets
+ * `limits.shadowShedAbove: 1`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
