@@ -12,7 +12,8 @@
  * (session.ts says how a call's shape is known, and the bounds).
  *
  * Nothing here can reach the user: copies beyond the in-flight budget are
- * dropped and counted, never queued; bodies over the limit are skipped;
+ * dropped and counted, never queued, and so are copies shed while the
+ * serving thread is saturated (load-shedding.ts); bodies over the limit are skipped;
  * every failure is caught and counted. Both responses of a mirrored pair are
  * captured, bounded, and handed to the comparison sink off the user's path.
  * The copies themselves are sent, and their answers read and captured, in a
