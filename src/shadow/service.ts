@@ -27,6 +27,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { CompiledRoute, CompiledShadow, CompiledUpstream } from '../config/compile.js';
+import { defaultsAt } from '../config/defaults.js';
 import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics, ShadowOutcome, ShadowStats } from '../metrics/registry.js';
@@ -102,8 +103,8 @@ export interface ShadowServiceOptions {
   readonly loadClock?: LoadClock;
 }
 
-/** limits.shadowShedAbove of a hand-built config. */
-const DEFAULT_SHED_ABOVE = 0.9;
+/** limits.shadowShedAbove when a hand-built config leaves it out: the schema's default. */
+const DEFAULT_SHED_ABOVE: number = defaultsAt('limits')['shadowShedAbove'];
 
 /** Request headers a copy never carries as they are: the client frames the body itself. */
 const COPY_DROP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
