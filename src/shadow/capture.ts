@@ -34,6 +34,8 @@ export class BodyCapture {
   private kept = 0;
   private hash: Hash | undefined;
   private digested: string | undefined;
+  /** The body's length as its sender declared it (Content-Length), when known. */
+  private declared = -1;
   total = 0;
   overflowed = false;
 
@@ -42,6 +44,19 @@ export class BodyCapture {
     private readonly pastLimit: PastLimit = 'count',
   ) {}
 
+  /**
+   * The length the answer declares (its Content-Length header, if any).
+   * Past the limit, `hash-only` then keeps nothing from the first byte:
+   * a prefix held while it is read lives long enough to be promoted to
+   * V8's old generation, where its memory waits for a full collection.
+   * Nothing changes until bytes arrive, so a body that never comes (HEAD,
+   * 304) is not marked as cut.
+   */
+  declare(contentLength: string | undefined): void {
+    const length = contentLength === undefined ? NaN : Number(contentLength);
+    if (Number.isSafeInteger(length) && length >= 0) this.declared = length;
+  }
+
   /** Returns false once the limit is passed (callers may stop feeding unless hashing). Bytes kept may fall then (`hash-only`). */
   push(chunk: Buffer): boolean {
     this.total += chunk.length;
@@ -49,7 +64,7 @@ export class BodyCapture {
       this.hash?.update(chunk);
       return false;
     }
-    const room = this.limit - this.kept;
+    const room = this.pastLimit === 'hash-only' && this.declared > this.limit ? -1 : this.limit - this.kept;
     if (chunk.length <= room) {
       this.chunks.push(chunk);
       this.kept += chunk.length;
@@ -121,6 +136,11 @@ export class BudgetedCapture {
     private readonly limit?: () => number,
   ) {
     this.capture = capture;
+  }
+
+  /** See BodyCapture.declare. */
+  declare(contentLength: string | undefined): void {
+    this.capture?.declare(contentLength);
   }
 
   push(chunk: Buffer): void {

@@ -87,6 +87,7 @@ class CopyExchange {
     private readonly onSettled: (ok: boolean) => void,
     private readonly resolve: (answer: CopyAnswer) => void,
     private readonly reject: (err: Error) => void,
+    private readonly onRead: ((bytes: number) => void) | undefined,
   ) {
     // HTTP/1.1 copies are never gRPC calls (those go over HTTP/2, h2-copies.ts): past the limit nothing reads the prefix.
     this.capture = captureBytes === undefined ? undefined : new BudgetedCapture(new BodyCapture(captureBytes, 'hash-only'), budget);
@@ -110,7 +111,11 @@ class CopyExchange {
     });
     request.once('error', (err) => this.fail(err));
     request.once('response', (response) => {
-      response.on('data', (chunk: Buffer) => this.capture?.push(chunk));
+      this.capture?.declare(response.headers['content-length']);
+      response.on('data', (chunk: Buffer) => {
+        this.capture?.push(chunk);
+        this.onRead?.(chunk.length);
+      });
       response.once('error', (err) => this.fail(err));
       response.once('aborted', () => this.fail(Object.assign(new Error('shadow answer cut short'), { code: 'ECONNRESET' })));
       response.once('end', () => {
@@ -177,6 +182,11 @@ export class OriginAgents {
    */
   readonly captures = new ByteBudget();
 
+  constructor(
+    /** Told the size of each chunk of an answer read, once it is captured or counted (spent-buffers.ts). */
+    private readonly onRead?: (bytes: number) => void,
+  ) {}
+
   private agentFor(target: CopyTarget): OriginAgent {
     const key = targetKey(target);
     let entry = this.agents.get(key);
@@ -212,7 +222,7 @@ export class OriginAgents {
       onSettled(ok);
     };
     return new Promise((resolve, reject) => {
-      const exchange = new CopyExchange(this.inflight, this.captures, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject);
+      const exchange = new CopyExchange(this.inflight, this.captures, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject, this.onRead);
       this.inflight.add(exchange);
       try {
         exchange.start(entry, copy);

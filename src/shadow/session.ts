@@ -339,6 +339,7 @@ export class Session implements MirrorSession {
     const sent = this.copies.some((c) => c.outcome === undefined || c.result !== undefined);
     // Past the limit only a gRPC answer's prefix is read (its whole messages before the cut).
     const capture = this.comparable && sent ? new BodyCapture(this.options.maxCaptureBytes, this.options.grpc ? 'hash' : 'hash-only') : undefined;
+    capture?.declare(headers['content-length']);
     const frames = this.answerKnown ? undefined : new FrameCounter();
     if (capture || frames || this.requestFrames) response.on('data', (chunk: Buffer) => {
       // An answer before the request ended: the client streams (bidi).

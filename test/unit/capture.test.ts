@@ -85,3 +85,55 @@ describe('budgeted capture', () => {
     assert.equal(budget.held, 0);
   });
 });
+
+describe('a declared length past the limit', () => {
+  const declaredLength = String(body.length);
+
+  test('hash-only keeps nothing from the first byte, and hashes the whole body', () => {
+    const capture = new BodyCapture(50, 'hash-only');
+    capture.declare(declaredLength);
+    const kept: number[] = [];
+    for (const chunk of chunks) {
+      capture.push(chunk);
+      kept.push(capture.keptBytes);
+    }
+    assert.deepEqual(kept, [0, 0, 0]);
+    assert.deepEqual(capture.result(), { body: Buffer.alloc(0), truncated: true, total: 100, sha256: sha });
+  });
+
+  test('a body that never comes is not marked as cut (HEAD, 304)', () => {
+    const capture = new BodyCapture(50, 'hash-only');
+    capture.declare(declaredLength);
+    assert.deepEqual(capture.result(), { body: Buffer.alloc(0), truncated: false, total: 0 });
+  });
+
+  test('within the limit, unusable, or in another mode, the declaration changes nothing', () => {
+    for (const [mode, limit, declared] of [
+      ['hash-only', 1000, declaredLength],
+      ['hash-only', 50, 'many'],
+      ['hash-only', 50, undefined],
+      ['hash', 50, declaredLength],
+      ['count', 50, declaredLength],
+    ] as const) {
+      const declaring = new BodyCapture(limit, mode);
+      declaring.declare(declared);
+      const plain = new BodyCapture(limit, mode);
+      for (const chunk of chunks) {
+        declaring.push(chunk);
+        plain.push(chunk);
+      }
+      assert.deepEqual(declaring.result(), plain.result(), `${mode} ${limit} ${declared}`);
+    }
+  });
+
+  test('a budgeted capture holds nothing from the budget', () => {
+    const budget = new ByteBudget();
+    budget.limit = 1000;
+    const capture = new BudgetedCapture(new BodyCapture(50, 'hash-only'), budget);
+    capture.declare(declaredLength);
+    capture.push(chunks[0]!);
+    assert.equal(budget.held, 0);
+    for (const chunk of chunks.slice(1)) capture.push(chunk);
+    assert.deepEqual(capture.result(), { body: Buffer.alloc(0), truncated: true, total: 100, sha256: sha });
+  });
+});
