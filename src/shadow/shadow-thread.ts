@@ -13,8 +13,9 @@
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { ThreadComparisons } from '../diff/thread-comparisons.js';
-import type { Reported } from '../diff/thread-wire.js';
+import { pairBytes, type Reported } from '../diff/thread-wire.js';
 import type { CopySettled, FromShadowThread, ToShadowThread } from './shadow-wire.js';
+import { SpentBuffers } from './spent-buffers.js';
 import { ThreadCopies } from './thread-copies.js';
 
 /**
@@ -67,11 +68,17 @@ function flush(): void {
   port.postMessage(message, buffers);
 }
 
-const copies = new ThreadCopies((copy, buffer) => {
-  soon();
-  settled.push(copy);
-  if (buffer) transfer.push(buffer);
-});
+/** Read chunks and compared pairs: their memory is given back a few megabytes at a time. */
+const spent = new SpentBuffers();
+
+const copies = new ThreadCopies(
+  (copy, buffer) => {
+    soon();
+    settled.push(copy);
+    if (buffer) transfer.push(buffer);
+  },
+  (bytes) => spent.spent(bytes),
+);
 const comparisons = new ThreadComparisons((report) => {
   soon();
   reports.push(report);
@@ -87,6 +94,8 @@ port.on('message', (message: ToShadowThread) => {
       return;
     case 'pairs':
       comparisons.submit(message.pairs);
+      // Counted on arrival: dead once compared, by the next collection or the one after.
+      for (const pair of message.pairs) spent.spent(pairBytes(pair));
       return;
   }
 });

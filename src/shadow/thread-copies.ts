@@ -9,13 +9,17 @@ import { errorToWire, type CopyOrder, type CopySettled, type SendCopies } from '
 import { StallWatch } from './stall-watch.js';
 
 export class ThreadCopies {
-  private readonly origins = new OriginAgents();
+  private readonly origins: OriginAgents;
   private readonly stalls = new StallWatch();
 
   constructor(
     /** A copy settled; `buffer` is its captured answer's memory, to transfer with it. */
     private readonly settled: (copy: CopySettled, buffer?: ArrayBuffer) => void,
-  ) {}
+    /** Told the size of each chunk of an answer read, once it is captured or counted. */
+    read?: (bytes: number) => void,
+  ) {
+    this.origins = new OriginAgents(read);
+  }
 
   send(message: SendCopies): void {
     this.origins.captures.limit = message.captureBudget;

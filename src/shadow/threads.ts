@@ -20,6 +20,7 @@ import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { boundHeapGrowth } from './heap-growth.js';
+import { exposeCollection } from './spent-buffers.js';
 import type { FromShadowThread, ThreadBatch, ToShadowThread } from './shadow-wire.js';
 
 const BODY = new URL('./shadow-thread.js', import.meta.url);
@@ -189,6 +190,8 @@ export class ShadowThreads {
   private start(index: number): ShadowThread {
     // This process shadows: its heaps grow less (heap-growth.ts says why; once is enough, again is harmless).
     boundHeapGrowth();
+    // Its answers' read buffers are collected a few megabytes at a time (spent-buffers.ts).
+    exposeCollection();
     const thread = new ShadowThread(index, this.options.heapMb ?? THREAD_HEAP_MB, this.onBatch, this.onExit);
     this.threads[index] = thread;
     for (const listener of this.startListeners) listener(thread);
