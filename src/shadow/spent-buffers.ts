@@ -11,8 +11,8 @@
  * allocator keeps the high-water mark as the process's memory. With 6 MB
  * shadow answers at 100 req/s the shadow thread's allocator arena reached
  * 31-37 MB resident, and the gateway 182 MB against 148 without the
- * shadow; collecting after every 8 MB read, 19 MB; after every 2 MB, 6 MB,
- * and the gateway 150 MB (bench/README.md, "Spent buffers").
+ * shadow; collecting after every 8 MB read, 19 MB; after every 2 MB, 6-10
+ * MB, and the gateway 150 MB (bench/README.md, "Spent buffers").
  *
  * A collection runs only when V8 has run none since SPENT_COLLECT_BYTES
  * were spent: a thread that parses JSON collects often on its own, and
