@@ -34,8 +34,8 @@ export class BodyCapture {
   private kept = 0;
   private hash: Hash | undefined;
   private digested: string | undefined;
-  /** The body's length as its sender declared it (Content-Length), when known. */
-  private declared = -1;
+  /** The answer declared a length past the limit, and nothing past it reads the prefix (`hash-only`): keep nothing. */
+  private keepsNothing = false;
   total = 0;
   overflowed = false;
 
@@ -54,7 +54,7 @@ export class BodyCapture {
    */
   declare(contentLength: string | undefined): void {
     const length = contentLength === undefined ? NaN : Number(contentLength);
-    if (Number.isSafeInteger(length) && length >= 0) this.declared = length;
+    this.keepsNothing = this.pastLimit === 'hash-only' && Number.isSafeInteger(length) && length > this.limit;
   }
 
   /** Returns false once the limit is passed (callers may stop feeding unless hashing). Bytes kept may fall then (`hash-only`). */
@@ -64,7 +64,7 @@ export class BodyCapture {
       this.hash?.update(chunk);
       return false;
     }
-    const room = this.pastLimit === 'hash-only' && this.declared > this.limit ? -1 : this.limit - this.kept;
+    const room = this.keepsNothing ? -1 : this.limit - this.kept;
     if (chunk.length <= room) {
       this.chunks.push(chunk);
       this.kept += chunk.length;
