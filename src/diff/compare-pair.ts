@@ -146,12 +146,13 @@ class PairComparison {
    * the cut is noted (grpc.ts); against() compares only those both sides
    * have, and the rest by length and hash.
    */
-  private lift(r: CapturedResponse, reference?: Lifted): Lifted {
+  private lift(r: CapturedResponse, reference?: Lifted, deferChildren = false): Lifted {
     if (r.truncated && !this.grpc) return wholeBody(r);
-    return lift(r, this.maxDecoded, this.settings.maxNodes, this.grpc, reference);
+    return lift(r, this.maxDecoded, this.settings.maxNodes, this.grpc, reference, deferChildren);
   }
+  /** The primary's body: the others share its parts, so what they share is never parsed (json-bytes.ts). */
   primaryBody(): Lifted {
-    return (this.primaryLifted ??= this.lift(this.pair.primary));
+    return (this.primaryLifted ??= this.lift(this.pair.primary, undefined, true));
   }
   /** The other answer's body, lifted as for comparison. */
   lifted(other: CapturedResponse, compared: ResponseComparison): Lifted {

@@ -11,6 +11,7 @@
 import type { NumberTolerance } from '../config/types.js';
 import { isMessage } from '../protobuf/wire.js';
 import { compareHtml, NodeRules } from './html.js';
+import { plain, resolve } from './json-bytes.js';
 import type { Lifted } from './lift.js';
 import { ANY, escapeSegment, isMapLike, PointerPatterns, type IgnoreRules, type RuleState } from './paths.js';
 import type { ChangeKind } from './types.js';
@@ -90,7 +91,8 @@ function jsonType(v: unknown): JsonType {
 }
 
 /** JSON with object keys sorted: equal for equal values whatever the key order. */
-function canonical(v: unknown): string {
+function canonical(value: unknown): string {
+  const v = resolve(value);
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
   const obj = v as Record<string, unknown>;
@@ -175,7 +177,7 @@ class JsonWalk {
       pointer += escaped;
       template += this.wild(i) ? '/' + ANY : escaped;
     }
-    this.differences.push({ pointer, template, change, primary, shadow });
+    this.differences.push({ pointer, template, change, primary: plain(primary), shadow: plain(shadow) });
   }
 
   /** The node budget is spent: stop walking. */
@@ -194,6 +196,10 @@ class JsonWalk {
 
   walk(a: unknown, b: unknown, state: RuleState, depth: number): void {
     if (!this.spend() || a === b) return;
+    // A part of the primary left unparsed (json-bytes.ts) is parsed once it differs.
+    a = resolve(a);
+    b = resolve(b);
+    if (a === b) return;
     const ta = jsonType(a);
     if (ta !== jsonType(b)) return this.record('type', a, b);
     if (ta === 'object') return this.objects(a as Record<string, unknown>, b as Record<string, unknown>, state, depth);
@@ -347,7 +353,7 @@ function preview(body: Lifted): unknown {
     case 'empty':
       return undefined;
     case 'json':
-      return body.value;
+      return plain(body.value);
     case 'text':
       return body.text;
     case 'html':

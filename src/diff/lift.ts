@@ -15,7 +15,12 @@ import { parseXml, XML_PARSER } from './xml.js';
 
 export type Lifted =
   | { readonly format: 'empty'; readonly note?: string }
-  /** `layout`: how a large body was split (json-bytes.ts), for the other side of the pair to share what is the same. */
+  /**
+   * `layout`: how a large body was split (json-bytes.ts), for the other side
+   * of the pair to share what is the same. `value` may hold `Unparsed`
+   * children (lifted with `deferChildren`, or shared from such a body): read
+   * it through json-bytes.ts's `plain` or `resolve`.
+   */
   | { readonly format: 'json'; readonly value: unknown; readonly note?: string; readonly layout?: Layout }
   | { readonly format: 'text'; readonly text: string; readonly note?: string }
   /** HTML or XML as an element tree. */
@@ -81,9 +86,11 @@ export function wholeBody(input: { readonly body: Buffer; readonly truncated: bo
  * Decodes, then lifts. `maxDecodedBytes` bounds the decoded size, `maxNodes` an HTML tree.
  * gRPC bodies (given the call's context) become their decoded messages.
  * With `reference` (the other side of the pair, lifted), the parts of a large
- * JSON body that are byte for byte the reference's share its values. Never throws.
+ * JSON body that are byte for byte the reference's share its values. With
+ * `deferChildren`, a large JSON body's small parts are checked, not parsed,
+ * until a comparison needs them (the side others will share from). Never throws.
  */
-export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000, grpc?: GrpcContext, reference?: Lifted): Lifted {
+export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_000, grpc?: GrpcContext, reference?: Lifted, deferChildren = false): Lifted {
   if (grpc && isProtobufGrpc(input.headers)) return liftGrpc(input, grpc, { maxDecodedBytes, maxNodes });
   const decoded = decodeBody(input.body, input.headers, maxDecodedBytes);
   const body = decoded.body;
@@ -100,7 +107,7 @@ export function lift(input: LiftInput, maxDecodedBytes: number, maxNodes = 50_00
   if (declaredJson || (looksJson && (type === '' || TEXT_TYPE.test(type) || /octet-stream/i.test(type)))) {
     if (utf8) {
       try {
-        return { format: 'json', ...parseJsonBytes(body, reference?.format === 'json' ? reference : undefined) };
+        return { format: 'json', ...parseJsonBytes(body, reference?.format === 'json' ? reference : undefined, deferChildren) };
       } catch (err) {
         if (declaredJson) {
           const why = input.truncated ? 'cut at diff.maxBodyBytes' : (err as Error).message;

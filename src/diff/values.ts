@@ -3,6 +3,7 @@
  * removed (they may be secret), and long values are cut to a preview so one
  * event stays small whatever the bodies hold.
  */
+import { plain } from './json-bytes.js';
 import { parsePointer, type IgnoreRules, type RuleState } from './paths.js';
 import type { JsonValue } from './types.js';
 
@@ -66,7 +67,9 @@ export function clipString(text: string, max: number): string {
  * ignored members removed, then clipped to `maxChars` of JSON text. A value
  * too long becomes a string preview of its JSON, ending in "…".
  */
-export function keepValue(value: unknown, pointer: string, rules: IgnoreRules, maxChars: number): Kept {
+export function keepValue(found: unknown, pointer: string, rules: IgnoreRules, maxChars: number): Kept {
+  // Whole bodies (examples) may still hold parts left unparsed.
+  const value = plain(found);
   if (value === undefined) return { value: null, clipped: false };
   if (typeof value === 'string') {
     return value.length <= maxChars ? { value, clipped: false } : { value: clipString(value, maxChars), clipped: true };

@@ -1,16 +1,29 @@
 /**
  * Parsing large JSON answers from their bytes in pieces gives JSON.parse's
  * value, key order and errors exactly: hand-made edge cases, pretty-printed
- * documents, and seeded random documents with and without a byte broken.
+ * documents, and seeded random documents with and without a byte broken,
+ * parsed at once and with their small parts deferred. The byte scan that
+ * admits a deferred part agrees with JSON.parse on every text tried.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compareJson } from '../../src/diff/compare.js';
-import { parseJsonBytes, type ParsedJson } from '../../src/diff/json-bytes.js';
+import { isJsonValue, parseJsonBytes, plain, Unparsed, type ParsedJson } from '../../src/diff/json-bytes.js';
 import { lift } from '../../src/diff/lift.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
 
-/** The same outcome as JSON.parse of the text: a value (same JSON, same key order, same own keys) or the same error. */
+/** Whether `value` holds a deferred part anywhere. */
+function holdsUnparsed(value: unknown): boolean {
+  if (value instanceof Unparsed) return true;
+  if (value === null || typeof value !== 'object') return false;
+  return Object.values(value).some(holdsUnparsed);
+}
+
+/**
+ * The same outcome as JSON.parse of the text, parsed at once and with its
+ * small parts deferred: a value (same JSON, same key order, same own keys)
+ * or the same error.
+ */
 function assertSameAsJsonParse(text: string, note = '', reference?: ParsedJson): void {
   const bytes = Buffer.from(text, 'utf8');
   // What the bytes say (a lone surrogate in `text` is U+FFFD in them), as lift decoded it before.
@@ -22,18 +35,25 @@ function assertSameAsJsonParse(text: string, note = '', reference?: ParsedJson):
   } catch (err) {
     expectedError = err;
   }
-  if (expectedError !== undefined) {
-    assert.throws(
-      () => parseJsonBytes(bytes, reference).value,
-      (err: Error) => err instanceof SyntaxError && err.message === (expectedError as Error).message,
-      `${note}: the same error as JSON.parse`,
-    );
-    return;
+  for (const defer of [false, true]) {
+    const how = `${note}${defer ? ', deferred' : ''}`;
+    if (expectedError !== undefined) {
+      assert.throws(
+        () => parseJsonBytes(bytes, reference, defer).value,
+        (err: Error) => err instanceof SyntaxError && err.message === (expectedError as Error).message,
+        `${how}: the same error as JSON.parse`,
+      );
+      continue;
+    }
+    const parsed = parseJsonBytes(bytes, reference, defer).value;
+    if (!defer && !reference) assert.equal(holdsUnparsed(parsed), false, `${how}: nothing deferred unless asked`);
+    const got = plain(parsed);
+    assert.equal(holdsUnparsed(got), false, `${how}: plain leaves nothing deferred`);
+    assert.deepStrictEqual(got, expected, how);
+    // deepStrictEqual ignores key order; JSON text does not.
+    assert.equal(JSON.stringify(got), JSON.stringify(expected), `${how}: key order`);
+    assert.equal(JSON.stringify(parsed), JSON.stringify(expected), `${how}: JSON.stringify of the deferred tree`);
   }
-  const got = parseJsonBytes(bytes, reference).value;
-  assert.deepStrictEqual(got, expected, note);
-  // deepStrictEqual ignores key order; JSON text does not.
-  assert.equal(JSON.stringify(got), JSON.stringify(expected), `${note}: key order`);
 }
 
 /** A deterministic random source (mulberry32), so a failure can be replayed. */
@@ -204,6 +224,7 @@ describe('parseJsonBytes with the other answer as reference', () => {
   });
 
   test('the comparison finds the same differences as with whole parses', () => {
+    const repeated = `{${Array.from({ length: 3000 }, (_, i) => `"k${i % 1000}":{"i":${i},"pad":"${'p'.repeat(40)}"}`).join(',')}}`;
     const rules = new IgnoreRules([]);
     const limits = { maxNodes: 1_000_000, maxDepth: 64 };
     const pairs: [string, string][] = [
@@ -215,32 +236,61 @@ describe('parseJsonBytes with the other answer as reference', () => {
       [big, JSON.stringify([items(3000)])],
       [big, JSON.stringify({ page: 1, data: { items: items(3000) } })],
       [big, JSON.stringify({ data: { items: items(3000) }, page: 1 }, null, 1)],
+      [repeated, repeated.replace('"i":5,', '"i":6,')],
+      [repeated, JSON.stringify(JSON.parse(repeated), null, 1)],
     ];
     for (const [i, [a, b]] of pairs.entries()) {
-      const primary = parseJsonBytes(Buffer.from(a));
-      const shadow = parseJsonBytes(Buffer.from(b), primary);
-      const shared = compareJson(primary.value, shadow.value, rules, limits).differences;
       const whole = compareJson(JSON.parse(a), JSON.parse(b), rules, limits).differences;
-      assert.deepStrictEqual(shared, whole, `pair ${i}`);
+      for (const defer of [false, true]) {
+        const primary = parseJsonBytes(Buffer.from(a), undefined, defer);
+        const shadow = parseJsonBytes(Buffer.from(b), primary);
+        const shared = compareJson(primary.value, shadow.value, rules, limits).differences;
+        assert.deepStrictEqual(shared, whole, `pair ${i}${defer ? ', primary deferred' : ''}`);
+        for (const d of shared) assert.equal(holdsUnparsed(d.primary) || holdsUnparsed(d.shadow), false, `pair ${i}: differences hold parsed values`);
+      }
     }
   });
 
   test('random documents against a changed copy and against an unrelated one', () => {
     let shared = 0;
+    const rules = new IgnoreRules([]);
+    const limits = { maxNodes: 10_000_000, maxDepth: 64 };
     for (let seed = 100; seed < 130; seed++) {
       const next = random(seed);
       const text = JSON.stringify(randomValue(next, 0, { left: 12_000 }), null, next() < 0.5 ? undefined : 1);
-      const reference = parseJsonBytes(Buffer.from(text));
-      if (reference.layout) shared++;
       let copy = text;
       for (let k = 0; k < 3; k++) copy = changeOneNumber(copy, Math.floor(next() * copy.length));
-      assertSameAsJsonParse(copy, `seed ${seed}, changed copy`, reference);
       const unrelated = JSON.stringify(randomValue(random(seed + 1000), 0, { left: 12_000 }));
-      assertSameAsJsonParse(unrelated, `seed ${seed}, unrelated`, reference);
       const at = Math.floor(next() * copy.length);
-      assertSameAsJsonParse(copy.slice(0, at) + copy.slice(at + 1), `seed ${seed}, changed copy with a byte removed`, reference);
+      for (const defer of [false, true]) {
+        const reference = parseJsonBytes(Buffer.from(text), undefined, defer);
+        if (reference.layout && !defer) shared++;
+        assertSameAsJsonParse(copy, `seed ${seed}, changed copy`, reference);
+        assertSameAsJsonParse(unrelated, `seed ${seed}, unrelated`, reference);
+        assertSameAsJsonParse(copy.slice(0, at) + copy.slice(at + 1), `seed ${seed}, changed copy with a byte removed`, reference);
+        // The comparison, as the pair's is made: the primary first, then the copy sharing its parts.
+        const theirs = parseJsonBytes(Buffer.from(copy), reference);
+        const found = compareJson(reference.value, theirs.value, rules, limits).differences;
+        assert.deepStrictEqual(found, compareJson(JSON.parse(text), JSON.parse(copy), rules, limits).differences, `seed ${seed}${defer ? ', deferred' : ''}: differences`);
+        assert.deepStrictEqual(plain(reference.value), JSON.parse(text), `seed ${seed}: the reference is whole after sharing`);
+      }
     }
     assert.ok(shared >= 5, `enough references are split (${shared} were)`);
+  });
+
+  test('a deferred primary shares its unparsed parts, and only what differs is parsed', () => {
+    const primary = parseJsonBytes(Buffer.from(big), undefined, true);
+    const shadow = parseJsonBytes(Buffer.from(changed), primary);
+    const mine = (primary.value as { data: { items: unknown[] } }).data.items;
+    const theirs = (shadow.value as { data: { items: unknown[] } }).data.items;
+    assert.ok(mine[0] instanceof Unparsed, 'a small part of the primary is deferred');
+    assert.equal(theirs[0], mine[0], 'and shared as it is');
+    assert.ok(!(theirs[1500] instanceof Unparsed), "the shadow's differing part is parsed");
+    const differences = compareJson(primary.value, shadow.value, new IgnoreRules([]), { maxNodes: 1_000_000, maxDepth: 64 }).differences;
+    assert.deepStrictEqual(
+      differences.map((d) => [d.pointer, d.primary, d.shadow]),
+      [['/data/items/1500/name', 'item-1500', 'item-1500b']],
+    );
   });
 
   test('members repeating a key are never shared one by one', () => {
@@ -265,5 +315,67 @@ describe('lift', () => {
       message = (err as Error).message;
     }
     assert.equal(lifted.note, `not valid JSON (${message})`);
+  });
+});
+
+describe('isJsonValue', () => {
+  const accepts = (text: string) => {
+    const bytes = Buffer.from(text, 'utf8');
+    return isJsonValue(bytes, 0, bytes.length);
+  };
+  const parses = (text: string) => {
+    try {
+      JSON.parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  test('agrees with JSON.parse on the edges of the grammar', () => {
+    const texts = [
+      '0', '-0', '01', '-', '-a', '1.', '.5', '1.5', '1e', '1e+', '1E5', '1e-07', '-01', '0.0e-0', '00', '1.2.3', '+1', '0x10', 'Infinity', 'NaN',
+      '""', '"a', 'a"', '"\\"', '"\\x"', '"\\u12G4"', '"\\u123"', '"\\u0041"', '"\\uD800"', '"\\/"', '"\\b\\f\\n\\r\\t"', '"\t"', '"\u0001"', '"\u007f"', '"\u2028"', '"日本"', "'a'",
+      'true', 'tru', 'truex', 'false', 'null', 'nul', 'nulls', 'true false', 'True',
+      '[]', '{}', '[ ]', '{ }', '[,]', '{,}', '[1,]', '[,1]', '[1 2]', '[1,,2]', '[[[]]]', '[[]', '[]]', '{"a":}', '{"a" 1}', '{"a":1,}', '{a:1}', '{"a":1 "b":2}', '{"a":[1,{"b":null}]}',
+      '{"a":1}{', '[1]x', ' \t\n\r1 \r\n', '\f1', '\u00a01', '', ' ', '{"":""}', '{"a":"b","a":"c"}', '[1,[2,[3,[4,[5]]]]]', '[-1e10,0.5E-3,"x",true,null,{}]',
+    ];
+    for (const text of texts) assert.equal(accepts(text), parses(text), JSON.stringify(text));
+  });
+
+  test('agrees with JSON.parse on random documents with bytes removed, added and swapped', () => {
+    const alphabet = ['{', '}', '[', ']', ',', ':', '"', '\\', '-', '.', 'e', '0', '1', ' ', 'n', 't', 'u', '\n', '\u0001', 'é'];
+    let valid = 0;
+    let invalid = 0;
+    for (let seed = 1; seed <= 300; seed++) {
+      const next = random(seed);
+      const text = JSON.stringify(randomValue(next, 3, { left: 40 }), null, next() < 0.3 ? 1 : undefined) ?? 'null';
+      for (let k = 0; k < 20; k++) {
+        let mutant = text;
+        for (let m = 0, count = 1 + Math.floor(next() * 2); m < count; m++) {
+          const at = Math.floor(next() * (mutant.length + 1));
+          const pick = Math.floor(next() * 3);
+          const char = alphabet[Math.floor(next() * alphabet.length)]!;
+          mutant = pick === 0 ? mutant.slice(0, at) + mutant.slice(at + 1) : pick === 1 ? mutant.slice(0, at) + char + mutant.slice(at) : mutant.slice(0, at) + char + mutant.slice(at + 1);
+        }
+        const verdict = parses(mutant);
+        if (verdict) valid++;
+        else invalid++;
+        assert.equal(accepts(mutant), verdict, `seed ${seed}: ${JSON.stringify(mutant)}`);
+      }
+      assert.equal(accepts(text), true, `seed ${seed} unchanged`);
+    }
+    assert.ok(valid > 200 && invalid > 2000, `both kinds tried (${valid} valid, ${invalid} not)`);
+  });
+
+  test('reads only its range', () => {
+    const bytes = Buffer.from('[1.5e3,"ab",true]');
+    assert.equal(isJsonValue(bytes, 1, 6), true);
+    assert.equal(isJsonValue(bytes, 1, 4), true, '1.5 before the exponent');
+    assert.equal(isJsonValue(bytes, 1, 5), false, '1.5e with no digit');
+    assert.equal(isJsonValue(bytes, 7, 11), true);
+    assert.equal(isJsonValue(bytes, 7, 10), false, 'a string cut before its quote');
+    assert.equal(isJsonValue(bytes, 12, 15), false, 'a literal cut short');
+    assert.equal(isJsonValue(bytes, 0, bytes.length - 1), false, 'an array without its bracket');
   });
 });
