@@ -105,7 +105,12 @@ export interface ExampleStoreOptions {
   readonly recent?: number;
   /** Findings whose latest example is kept. */
   readonly findings?: number;
+  /** Bytes of examples kept at most (their JSON as UTF-8). */
+  readonly maxBytes?: number;
 }
+
+/** About a hundred examples of large bodies (two clipped at 32 K characters), thousands of small ones. */
+const DEFAULT_EXAMPLE_BYTES = 8 * 1024 * 1024;
 
 export interface StoredExample {
   readonly event: DiffEvent;
@@ -179,30 +184,59 @@ export class ExampleSampler {
   }
 }
 
+/** An example as the store keeps it: its JSON as UTF-8 bytes, outside V8's heap. */
+interface KeptExample {
+  readonly event: DiffEvent;
+  readonly differing: readonly ExampleMark[];
+  readonly noise: readonly ExampleMark[];
+  readonly json: Buffer;
+  refs: number;
+}
+
 /**
- * Holds at most `recent + findings` examples: each kept example is
- * referenced by the recent list, by findings, or both, and dropped when
- * nothing refers to it any more.
+ * Holds at most `recent + findings` examples, and at most `maxBytes` of
+ * them: each kept example is referenced by the recent list, by findings,
+ * or both, and dropped when nothing refers to it any more.
+ *
+ * Kept as UTF-8 bytes, not as the JSON string they arrive as: an example
+ * of two clipped bodies is a string of about 80 K characters, two bytes
+ * each once the clipping's "…" is in it, so each took 160 KB of the
+ * serving thread's heap, on pages of their own (V8's large objects). As
+ * bytes they take half that, outside the heap. Without a byte bound, 320
+ * examples of large bodies could hold 50 MB; past `maxBytes` the oldest
+ * recent examples go first, then the oldest findings' (renewed when the
+ * finding is next sampled), never the one just kept.
  */
 export class ExampleStore {
-  private readonly byId = new Map<string, { event: DiffEvent; packed: PackedExample; refs: number }>();
+  private readonly byId = new Map<string, KeptExample>();
   private readonly recentIds: string[] = [];
   private readonly latest = new Map<string, { id: string; noise: boolean }>();
   private readonly maxRecent: number;
   private readonly maxFindings: number;
+  private readonly maxBytes: number;
+  private heldBytes = 0;
 
   constructor(options: ExampleStoreOptions = {}) {
     this.maxRecent = options.recent ?? 64;
     this.maxFindings = options.findings ?? 256;
+    this.maxBytes = options.maxBytes ?? DEFAULT_EXAMPLE_BYTES;
   }
 
   get size(): number {
     return this.byId.size;
   }
 
+  /** Bytes of the examples kept. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
   keep(event: DiffEvent, example: PackedExample): void {
-    const entry = { event, packed: example, refs: 0 };
+    // Event ids are unique per store; one kept twice would count its bytes twice.
+    if (this.byId.has(event.id)) return;
+    const entry: KeptExample = { event, differing: example.differing, noise: example.noise, json: Buffer.from(example.json, 'utf8'), refs: 0 };
     this.byId.set(event.id, entry);
+    this.heldBytes += entry.json.length;
     this.recentIds.push(event.id);
     entry.refs++;
     if (this.recentIds.length > this.maxRecent) this.release(this.recentIds.shift()!);
@@ -219,16 +253,31 @@ export class ExampleStore {
     };
     for (const mark of example.differing) pin(mark, false);
     for (const mark of example.noise) pin(mark, true);
+    this.shed(event.id);
+  }
+
+  /** Drops the oldest examples, recent ones first, until the kept bytes fit (`keep`: the one never dropped). */
+  private shed(keep: string): void {
+    while (this.heldBytes > this.maxBytes && this.recentIds.length > 1 && this.recentIds[0] !== keep) this.release(this.recentIds.shift()!);
+    if (this.heldBytes <= this.maxBytes) return;
+    for (const [key, latest] of this.latest) {
+      if (this.heldBytes <= this.maxBytes) break;
+      if (latest.id === keep) continue;
+      this.latest.delete(key);
+      this.release(latest.id);
+    }
   }
 
   private release(id: string): void {
     const entry = this.byId.get(id);
-    if (entry && --entry.refs <= 0) this.byId.delete(id);
+    if (!entry || --entry.refs > 0) return;
+    this.byId.delete(id);
+    this.heldBytes -= entry.json.length;
   }
 
   get(id: string): StoredExample | undefined {
     const entry = this.byId.get(id);
-    return entry && { event: entry.event, example: unpackExample(entry.packed) };
+    return entry && { event: entry.event, example: JSON.parse(entry.json.toString('utf8')) as PairExample };
   }
 
   /** The latest example of a finding, as `diff summary` names it. */

@@ -261,7 +261,8 @@ export interface CompareOutcome {
  * when someone asks to see it. As object trees, the examples the store keeps
  * (two bodies of up to 32 KB each) made the serving thread's scavenges take
  * 10-20 ms under 100 differing pairs a second; a flat string has nothing in
- * it for the collector to trace or copy.
+ * it for the collector to trace or copy. The store keeps it as UTF-8 bytes
+ * (examples.ts says why).
  */
 export interface PackedExample {
   readonly differing: readonly ExampleMark[];

@@ -98,6 +98,39 @@ describe('example pairs', () => {
     assert.equal(store.size, 3);
   });
 
+  test('the store holds at most maxBytes of examples, as UTF-8: the oldest recent ones go first, then the oldest findings, never the newest', () => {
+    const store = new ExampleStore({ recent: 10, findings: 10, maxBytes: 10_000 });
+    const event = (n: number): DiffEvent => ({ id: `c-${n}`, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
+    // About 3,000 characters, two bytes each as a V8 string once "…" is in it; about 3 KB as UTF-8.
+    const example = (n: number, template?: string): PackedExample =>
+      ({ differing: template ? [{ kind: 'body', path: template, template }] : [], noise: [], json: JSON.stringify({ n, text: 'x'.repeat(2_986) + '…' }) }) as PackedExample;
+    const size = Buffer.byteLength(example(1).json);
+    assert.ok(size > 3_000 && size < 3_100, `${size} bytes`);
+    store.keep(event(1), example(1, '/a'));
+    store.keep(event(2), example(2));
+    store.keep(event(3), example(3));
+    assert.equal(store.bytes, 3 * size);
+    assert.deepEqual((store.get('c-2')?.example as unknown as { n: number }).n, 2, 'kept as bytes, read back as the example');
+    store.keep(event(4), example(4));
+    assert.ok(store.bytes <= 10_000, `${store.bytes} bytes`);
+    // The oldest recent example went; c-1, older, stays: its finding holds it.
+    assert.equal(store.get('c-2'), undefined);
+    assert.ok(store.get('c-1') && store.get('c-3') && store.get('c-4'));
+    store.keep(event(5), example(5, '/b'));
+    store.keep(event(6), example(6, '/c'));
+    store.keep(event(7), example(7, '/d'));
+    assert.ok(store.bytes <= 10_000, `${store.bytes} bytes`);
+    // No recent example left to drop but the newest: the oldest finding gave its example up.
+    assert.equal(store.forFinding('shop', 'v2', 'body', '/a'), undefined);
+    assert.equal(store.get('c-1'), undefined);
+    assert.deepEqual(['/b', '/c', '/d'].map((t) => store.forFinding('shop', 'v2', 'body', t)?.event.id), ['c-5', 'c-6', 'c-7']);
+    // One example over the bound on its own is still kept: the newest always is.
+    store.keep(event(8), { differing: [], noise: [], json: JSON.stringify('y'.repeat(20_000)) } as PackedExample);
+    assert.ok(store.get('c-8'));
+    assert.equal(store.size, 1);
+    assert.equal(store.bytes, 20_002);
+  });
+
   test('a finding seen only as noise has the pair where it was masked; a real difference is never replaced by noise', () => {
     const store = new ExampleStore({ recent: 1, findings: 10 });
     const event = (id: string) => ({ id, route: 'shop', shadow: { upstream: 'v2' } }) as unknown as DiffEvent;
