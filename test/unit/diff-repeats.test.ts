@@ -40,3 +40,22 @@ test('an answer too large or cut short is not remembered, and the one before it 
   assert.equal(bodyOf(memory.exchange(pair('/a', 'a4', { truncated: true }))), 'a3');
   assert.equal(memory.exchange(pair('/a', 'a5')), undefined);
 });
+
+test('past maxBytes of bodies the oldest keys go, and the bytes held are counted as answers change', () => {
+  const memory = new RepeatMemory({ maxEntries: 10, maxBodyBytes: 100, maxBytes: 10 });
+  memory.exchange(pair('/a', 'aaaa'));
+  memory.exchange(pair('/b', 'bbbb'));
+  assert.equal(memory.bytes, 8);
+  assert.equal(bodyOf(memory.exchange(pair('/a', 'a'))), 'aaaa');
+  assert.equal(memory.bytes, 5, 'a shorter answer to a remembered key');
+  memory.exchange(pair('/c', 'cccccc'));
+  // 11 bytes: /a, the key first remembered, goes.
+  assert.equal(memory.bytes, 10);
+  assert.equal(memory.exchange(pair('/a', 'a2')), undefined);
+  assert.equal(bodyOf(memory.exchange(pair('/c', 'c2'))), 'cccccc');
+  assert.ok(memory.bytes <= 10, `${memory.bytes} bytes`);
+  // An answer larger than all the bytes allowed: its key is the oldest, so it goes itself.
+  memory.exchange(pair('/c', 'more than ten bytes'));
+  assert.equal(memory.bytes, 2);
+  assert.equal(memory.exchange(pair('/c', 'c3')), undefined);
+});
