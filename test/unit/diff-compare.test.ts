@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import { compareJson, type RawDifference } from '../../src/diff/compare.js';
 import { comparePair, DEFAULT_COMPARE_SETTINGS, type CompareSettings } from '../../src/diff/compare-pair.js';
+import { unpackExample } from '../../src/diff/examples.js';
 import { compareHeaders, ignoredHeaders } from '../../src/diff/headers.js';
 import { LearnedNoise } from '../../src/diff/noise.js';
 import { IgnoreRules } from '../../src/diff/paths.js';
@@ -400,6 +401,38 @@ describe('noise, against a baseline', () => {
     const outcome = comparePair(p).outcomes[0]!;
     assert.equal(outcome.event, undefined);
     assert.equal(outcome.counts.noiseMasked, 1);
+  });
+});
+
+describe('large JSON answers (the primary\'s parts deferred)', () => {
+  const body = (generated: number, change: (item: Record<string, unknown>) => void = () => {}, indent?: number) => {
+    const items = Array.from({ length: 1500 }, (_, i) => ({ id: i, name: `item-${i}`, price: i, tags: ['a', 'b'], stock: { w: `w${i % 7}`, n: i % 50 } }));
+    for (const item of items) change(item);
+    return JSON.stringify({ generated, items, total: items.length }, null, indent);
+  };
+
+  test('two shadows and a baseline find what they find on whole parses, and examples hold plain bodies', () => {
+    const primaryText = body(1);
+    assert.ok(primaryText.length > 100_000, 'large enough to be split');
+    const onePrice = body(2, (item) => {
+      if (item.id === 700) item.price = 7001;
+    });
+    const reindented = body(3, (item) => {
+      if (item.id === 5) item.name = 'renamed';
+    }, 1);
+    const base = pair(response(primaryText), response(onePrice), { baseline: response(body(4)) });
+    const p: MirroredPair = { ...base, shadows: [...base.shadows, { upstream: 'v4', result: answered(response(reindented)) }] };
+    const outcomes = comparePair(p).outcomes;
+    assert.equal(outcomes.length, 2);
+    const found = outcomes.map((o) => (o.event?.differences ?? []).map((d) => [d.path, d.primary, d.shadow]));
+    // /generated differs on the baseline too: noise, masked.
+    assert.deepEqual(found, [[['/items/700/price', 700, 7001]], [['/items/5/name', 'item-5', 'renamed']]]);
+    for (const outcome of outcomes) {
+      const example = unpackExample(outcome.example!);
+      const shown = example.primary.body as { format: string; text?: string };
+      assert.equal(shown.format, 'text', 'a body past 32 K characters is shown clipped');
+      assert.ok(shown.text!.startsWith(primaryText.slice(0, 1000)), 'the primary as it was sent, not its parsed parts');
+    }
   });
 });
 
