@@ -121,8 +121,9 @@ export function packExample(example: PairExample): PackedExample {
   return { differing: example.differing, noise: example.noise, json: JSON.stringify(example) };
 }
 
-export function unpackExample(packed: PackedExample): PairExample {
-  return JSON.parse(packed.json) as PairExample;
+/** The example from its JSON, as it travels (a string) or as the store keeps it (UTF-8 bytes). */
+export function unpackExample(packed: { readonly json: string | Buffer }): PairExample {
+  return JSON.parse(packed.json.toString()) as PairExample;
 }
 
 export const findingKey = (route: string, shadow: string, kind: string, template: string) => [route, shadow, kind, template].join('\u0000');
@@ -277,7 +278,7 @@ export class ExampleStore {
 
   get(id: string): StoredExample | undefined {
     const entry = this.byId.get(id);
-    return entry && { event: entry.event, example: JSON.parse(entry.json.toString('utf8')) as PairExample };
+    return entry && { event: entry.event, example: unpackExample(entry) };
   }
 
   /** The latest example of a finding, as `diff summary` names it. */

@@ -209,16 +209,6 @@ export function isJsonValue(bytes: Buffer, from: number, to: number): boolean {
 /** The pass was misled (the text is not JSON, or nests too deep): parse it whole instead. */
 class NotSplit extends Error {}
 
-/** The index after the string whose opening quote is at `start`, or -1 if it does not end before `end`. */
-function afterString(bytes: Buffer, start: number, end: number): number {
-  for (let i = start + 1; i < end; i++) {
-    const c = bytes[i];
-    if (c === BACKSLASH) i++;
-    else if (c === QUOTE) return i + 1;
-  }
-  return -1;
-}
-
 /** Sets a parsed member as JSON.parse does: an own "__proto__" is a key like any other. */
 function setMember(target: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
@@ -434,7 +424,7 @@ class Splitter {
     let from = child.from;
     while (from < child.to && isSpace(bytes[from])) from++;
     if (bytes[from] !== QUOTE) throw new NotSplit();
-    const keyEnd = afterString(bytes, from, child.to);
+    const keyEnd = afterJsonString(bytes, from, child.to);
     if (keyEnd < 0) throw new NotSplit();
     let colon = keyEnd;
     while (colon < child.to && isSpace(bytes[colon])) colon++;
@@ -470,7 +460,7 @@ class Splitter {
     for (let i = start + 1; i < last; i++) {
       const c = bytes[i];
       if (c === QUOTE) {
-        const after = afterString(bytes, i, last);
+        const after = afterJsonString(bytes, i, last);
         if (after < 0) throw new NotSplit();
         i = after - 1;
       } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;

@@ -22,26 +22,11 @@
  * 213 against 211 µs, and 568 against 576 at 2,000 req/s with a compared
  * shadow (bench/README.md, "Spent reads").
  *
- * The collection is V8's `gc`: --expose-gc set through v8.setFlagsFromString
- * (as the shadow threads have it, spent-buffers.ts) and taken from a context
- * made after it, since this thread's own was made before.
+ * The collection is V8's `gc`, taken as spent-buffers.ts's youngCollection
+ * says: this thread's own context was made before the flag.
  */
 import { PerformanceObserver, performance } from 'node:perf_hooks';
-import { runInNewContext } from 'node:vm';
-import { exposeCollection } from '../shadow/spent-buffers.js';
-
-type Collect = (options: { type: 'minor' | 'major' }) => void;
-
-/** This isolate's young collection, or undefined where it cannot be had. */
-export function youngCollection(): Collect | undefined {
-  try {
-    exposeCollection();
-    const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as Collect) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { youngCollection, type Collect } from '../shadow/spent-buffers.js';
 
 export interface SpentReadsOptions {
   /** Bytes over what the last collection left before one is run (default 8 MB). */

@@ -20,21 +20,40 @@
  *
  * The collection is V8's own (`gc`, from --expose-gc): set process-wide
  * before the first shadow thread starts, it is on the global of every
- * isolate created after, so the shadow threads have it and the serving
- * thread, whose context exists already, does not. Without it (an isolate
- * made before) nothing is collected early.
+ * isolate created after, so the shadow threads have it. A thread whose
+ * context existed before (the serving thread) takes it from a context made
+ * after (youngCollection; serving/spent-reads.ts). Without it nothing is
+ * collected early.
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** Bytes spent between two collections: 32 reads of 64 KB. A shadow thread's young generation holds little, and its scavenge takes well under a millisecond. */
 export const SPENT_COLLECT_BYTES = 2 * 1024 * 1024;
 
-type Collect = (options: { type: 'minor' | 'major' }) => void;
+export type Collect = (options: { type: 'minor' | 'major' }) => void;
 
 /** Puts V8's `gc` on the global of isolates created from here on: call before starting a shadow thread. */
 export function exposeCollection(): void {
   setFlagsFromString('--expose-gc');
+}
+
+let taken: { collect: Collect | undefined } | undefined;
+
+/** This thread's young collection, or undefined where it cannot be had; taken once per thread (each try makes a context). */
+export function youngCollection(): Collect | undefined {
+  if (taken) return taken.collect;
+  let collect: Collect | undefined;
+  try {
+    exposeCollection();
+    const gc: unknown = runInNewContext('gc');
+    if (typeof gc === 'function') collect = gc as Collect;
+  } catch {
+    // Not to be had here: nothing is collected early.
+  }
+  taken = { collect };
+  return collect;
 }
 
 /** Counts the bytes outside the heap a thread has let go, and collects its young generation when V8 has not for `everyBytes`. */

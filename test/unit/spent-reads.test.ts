@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SpentReads, youngCollection } from '../../src/serving/spent-reads.js';
+import { SpentReads } from '../../src/serving/spent-reads.js';
+import { youngCollection } from '../../src/shadow/spent-buffers.js';
 
 const MB = 1024 * 1024;
 
