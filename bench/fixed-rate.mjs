@@ -36,7 +36,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, groupMembers, installCleanup, killAll, sampleRss, start, threadTicks } from './lib/procs.mjs';
+import { busyNeighbours, cpuSeconds, describeNeighbours, freePort, groupMembers, installCleanup, killAll, sampleRss, start, threadTicks } from './lib/procs.mjs';
 import { startBareProxy, startGateway, startSlowShadow, startUpstreams } from './lib/servers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -107,6 +107,7 @@ function load(port, seconds) {
 }
 
 installCleanup();
+const neighbours = describeNeighbours(await busyNeighbours());
 const tmp = mkdtempSync(join(os.tmpdir(), 'gatewayctl-fixed-rate-'));
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const results = new Map(variants.map((v) => [v.name, []]));
@@ -164,7 +165,7 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 const base = median(results.get('this').map((r) => r.cpuUs));
-console.log(`shadow ${opts.shadow}, ${opts.rate} req/s, ${opts.rounds} rounds × ${opts.seconds} s; node ${process.version}; ${os.availableParallelism()} cores`);
+console.log(`shadow ${opts.shadow}, ${opts.rate} req/s, ${opts.rounds} rounds × ${opts.seconds} s; node ${process.version}; ${os.availableParallelism()} cores; other processes using the CPU before: ${neighbours}`);
 const gcHead = opts.gc ? ' user p99 ms | promoted MB | mark-compacts |' : '';
 console.log(`| variant | CPU µs/req (median) | vs this | rounds | peak RSS MB |${gcHead}`);
 console.log(`| --- | ---: | ---: | --- | --- |${opts.gc ? ' --- | --- | --- |' : ''}`);

@@ -33,7 +33,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start, threadTicks } from './lib/procs.mjs';
+import { busyNeighbours, describeNeighbours, freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start, threadTicks } from './lib/procs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -66,6 +66,9 @@ const sizes = opts.sizes.split(',').map((s) => {
 
 installCleanup();
 const say = (m) => process.stderr.write(`${m}\n`);
+const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const neighbours = describeNeighbours(await busyNeighbours());
+say(`heavy-shadow: load average ${loadBefore}; other processes using the CPU: ${neighbours}`);
 
 function firstJsonLine(handle, predicate, timeoutMs = 20_000) {
   return new Promise((resolve, reject) => {
@@ -222,7 +225,7 @@ try {
 const lines = [
   `# Unrelated-route latency with heavy shadow answers`,
   '',
-  `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; ` +
+  `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${loadBefore}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; other processes using the CPU before: ${neighbours}; node ${process.version}; ` +
     `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}.`,
   '',
   `| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |${opts.threads ? ' CPU µs per heavy request: serving / busiest other thread / rest |' : ''}`,

@@ -16,8 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { report as profileReport } from './profile-summary.mjs';
 import {
+  busyNeighbours,
   commandExists,
   cpuSeconds,
+  describeNeighbours,
   freePort,
   groupMembers,
   installCleanup,
@@ -505,6 +507,7 @@ async function main() {
     fail(`gatewayctl is not built in ${gatewayRoot}: run npm ci (or npm run build) there first`);
   }
   const machine = machineInfo();
+  machine.neighbours = describeNeighbours(await busyNeighbours());
   const tmp = mkdtempSync(join(os.tmpdir(), 'gatewayctl-bench-'));
   // nginx workers run as an unprivileged user when started as root.
   chmodSync(tmp, 0o755);
@@ -512,7 +515,7 @@ async function main() {
   else say(`bench: temp dir ${tmp} is kept`);
 
   const ctx = { tmp, primaryPort: await freePort(), shadowPort: await freePort(), slowPort: await freePort() };
-  say(`bench: ${machine.nproc} cores, node ${machine.node}, nginx ${machine.nginx}; load average ${machine.loadBefore}`);
+  say(`bench: ${machine.nproc} cores, node ${machine.node}, nginx ${machine.nginx}; load average ${machine.loadBefore}; other processes using the CPU: ${machine.neighbours}`);
   say(
     `bench: upstreams on 127.0.0.1: primary :${ctx.primaryPort}, shadow :${ctx.shadowPort} (nginx), ` +
       `slow shadow :${ctx.slowPort} (node, ${params.shadowDelayMs} ms)`,

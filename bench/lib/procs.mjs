@@ -175,6 +175,51 @@ function readStat(pid) {
   }
 }
 
+/**
+ * Other processes that use the CPU now: each process's CPU time over
+ * `sampleMs`, those at `minShare` of a core or more, busiest first. A
+ * forgotten server or a build left running costs every setup of a run
+ * alike, but it shifts the absolute figures and widens the rounds' spread,
+ * so a report names it.
+ */
+export async function busyNeighbours({ sampleMs = 1000, minShare = 0.01 } = {}) {
+  const ticksNow = () => {
+    const out = new Map();
+    for (const entry of readdirSync('/proc')) {
+      const c = entry.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      const stat = readStat(entry);
+      if (stat) out.set(Number(entry), stat.ticks);
+    }
+    return out;
+  };
+  const before = ticksNow();
+  await new Promise((resolve) => setTimeout(resolve, sampleMs));
+  const busy = [];
+  for (const [pid, ticks] of ticksNow()) {
+    if (pid === process.pid || !before.has(pid)) continue;
+    const share = (ticks - before.get(pid)) / CLK_TCK / (sampleMs / 1000);
+    if (share >= minShare) busy.push({ pid, share, command: commandOf(pid) });
+  }
+  return busy.sort((a, b) => b.share - a.share);
+}
+
+/** busyNeighbours() as one line for a report: "none", or "node (pid 11528) 1.2%, …". */
+export function describeNeighbours(busy) {
+  if (busy.length === 0) return 'none';
+  return busy.map((b) => `${b.command} (pid ${b.pid}) ${(b.share * 100).toFixed(1)}%`).join(', ');
+}
+
+function commandOf(pid) {
+  try {
+    const words = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const text = words.map((w, i) => (i === 0 ? w.split('/').pop() : w)).join(' ');
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text || readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
 /** Every pid whose process group is one of pgids (a scan of /proc). */
 export function groupMembers(pgids) {
   const wanted = new Set(pgids);

@@ -122,7 +122,7 @@ export function markdown({ title, machine, params, setups, rows, checks, rounds 
   out.push(`# ${title}`, '');
   out.push(
     `Machine: ${machine.nproc} cores (${machine.cpu}), ${machine.memGb} GB, Linux ${machine.kernel}; ` +
-      `node ${machine.node}, nginx ${machine.nginx}, ${machine.wrk}; load average ${machine.loadBefore} before, ${machine.loadAfter} after.`,
+      `node ${machine.node}, nginx ${machine.nginx}, ${machine.wrk}; load average ${machine.loadBefore} before, ${machine.loadAfter} after${machine.neighbours ? `; other processes using the CPU before: ${machine.neighbours}` : ''}.`,
   );
   out.push(
     `gatewayctl ${machine.gatewayctl}. Load: wrk -t${params.threads} -c${params.connections} -d${params.duration}s --latency, ` +
