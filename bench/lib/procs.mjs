@@ -183,22 +183,12 @@ function readStat(pid) {
  * so a report names it.
  */
 export async function busyNeighbours({ sampleMs = 1000, minShare = 0.01 } = {}) {
-  const ticksNow = () => {
-    const out = new Map();
-    for (const entry of readdirSync('/proc')) {
-      const c = entry.charCodeAt(0);
-      if (c < 48 || c > 57) continue;
-      const stat = readStat(entry);
-      if (stat) out.set(Number(entry), stat.ticks);
-    }
-    return out;
-  };
-  const before = ticksNow();
+  const before = everyProcess();
   await new Promise((resolve) => setTimeout(resolve, sampleMs));
   const busy = [];
-  for (const [pid, ticks] of ticksNow()) {
+  for (const [pid, { ticks }] of everyProcess()) {
     if (pid === process.pid || !before.has(pid)) continue;
-    const share = (ticks - before.get(pid)) / CLK_TCK / (sampleMs / 1000);
+    const share = (ticks - before.get(pid).ticks) / CLK_TCK / (sampleMs / 1000);
     if (share >= minShare) busy.push({ pid, share, command: commandOf(pid) });
   }
   return busy.sort((a, b) => b.share - a.share);
@@ -220,16 +210,23 @@ function commandOf(pid) {
   }
 }
 
-/** Every pid whose process group is one of pgids (a scan of /proc). */
-export function groupMembers(pgids) {
-  const wanted = new Set(pgids);
-  const out = [];
+/** Every process now (a scan of /proc): pid to its process group and CPU ticks. */
+function everyProcess() {
+  const out = new Map();
   for (const entry of readdirSync('/proc')) {
     const c = entry.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     const stat = readStat(entry);
-    if (stat && wanted.has(stat.pgrp)) out.push(Number(entry));
+    if (stat) out.set(Number(entry), stat);
   }
+  return out;
+}
+
+/** Every pid whose process group is one of pgids. */
+export function groupMembers(pgids) {
+  const wanted = new Set(pgids);
+  const out = [];
+  for (const [pid, stat] of everyProcess()) if (wanted.has(stat.pgrp)) out.push(pid);
   return out;
 }
 

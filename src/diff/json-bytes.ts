@@ -421,13 +421,11 @@ class Splitter {
   /** Where an object member's value starts, its key set on the child (parsed, so checked). */
   private memberValue(child: Child): number {
     const bytes = this.bytes;
-    let from = child.from;
-    while (from < child.to && isSpace(bytes[from])) from++;
+    const from = afterSpace(bytes, child.from, child.to);
     if (bytes[from] !== QUOTE) throw new NotSplit();
     const keyEnd = afterJsonString(bytes, from, child.to);
     if (keyEnd < 0) throw new NotSplit();
-    let colon = keyEnd;
-    while (colon < child.to && isSpace(bytes[colon])) colon++;
+    const colon = afterSpace(bytes, keyEnd, child.to);
     if (bytes[colon] !== COLON) throw new NotSplit();
     child.key = JSON.parse(this.text(from, keyEnd)) as string;
     return colon + 1;
