@@ -214,3 +214,32 @@ function addInto(target: number[], source: readonly number[]): void {
   const n = Math.min(target.length, source.length);
   for (let i = 0; i < n; i++) target[i] += source[i] ?? 0;
 }
+
+/**
+ * Counts of many pairs added up per (route, shadow target), taken as one
+ * delta each. A comparing thread sends its turn's counts so: one pair's
+ * counts are about a hundred small objects, and cloning them across the
+ * thread boundary cost the serving thread more than anything else a copy
+ * costs it. Its limits are wider than the store's, so the store's decide.
+ */
+export class CountsMerger {
+  private tables = new Map<string, CountsTable>();
+
+  add(delta: ShadowCounts): void {
+    const key = delta.route + '\u0000' + delta.shadow;
+    let table = this.tables.get(key);
+    if (!table) this.tables.set(key, (table = new CountsTable(delta.route, delta.shadow, 4096, 4096, 1024)));
+    table.add(delta);
+  }
+
+  get size(): number {
+    return this.tables.size;
+  }
+
+  /** The sums so far, one per (route, shadow target); the merger starts empty again. */
+  take(): ShadowCounts[] {
+    const sums = [...this.tables.values()].map((t) => t.counts);
+    this.tables = new Map();
+    return sums;
+  }
+}

@@ -26,11 +26,11 @@ import { RepeatMemory } from './repeats.js';
 import { redactTarget } from './secrets.js';
 import { round } from './stats.js';
 import type { CompareOutcome } from './types.js';
-import { countDropped, countOutcome, type OutcomeSink } from './outcome-metrics.js';
+import { countDropped, countOutcome, type PairOutcomeSink } from './outcome-metrics.js';
 
 
 export interface DiffEngineOptions {
-  readonly sink: OutcomeSink;
+  readonly sink: PairOutcomeSink;
   readonly metrics?: GatewayMetrics;
   readonly logger?: Logger;
   /** Pairs waiting at most (limits.compareQueue of the config in service). */
@@ -45,7 +45,7 @@ export interface DiffEngineOptions {
 }
 
 export class DiffEngine implements PairSink {
-  private readonly sink: OutcomeSink;
+  private readonly sink: PairOutcomeSink;
   private readonly metrics: GatewayMetrics | undefined;
   private readonly logger: Logger | undefined;
   private readonly queueLimit: () => number;
@@ -240,7 +240,7 @@ export class DiffEngine implements PairSink {
   }
 
   private count(outcome: CompareOutcome): void {
-    if (this.metrics) countOutcome(this.metrics, outcome);
+    if (this.metrics) countOutcome(this.metrics, outcome.counts);
   }
 
   notCompared(pair: UncomparedPair): void {

@@ -4,13 +4,13 @@
  * primary process, which serves /diffs and adds them to its store.
  */
 import type { OutcomeSink } from './outcome-metrics.js';
-import type { CompareOutcome } from './types.js';
+import type { ReportedOutcome } from './types.js';
 
 /** The IPC event channel diff outcomes travel on. */
 export const DIFF_CHANNEL = 'diffs';
 
 export class Forwarder implements OutcomeSink {
-  private batch: CompareOutcome[] = [];
+  private batch: ReportedOutcome[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   /**
@@ -19,12 +19,12 @@ export class Forwarder implements OutcomeSink {
    * @param maxBatch outcomes per message at most
    */
   constructor(
-    private readonly send: (batch: CompareOutcome[], sent?: () => void) => void,
+    private readonly send: (batch: ReportedOutcome[], sent?: () => void) => void,
     private readonly flushMs = 50,
     private readonly maxBatch = 256,
   ) {}
 
-  ingest(outcome: CompareOutcome): void {
+  ingest(outcome: ReportedOutcome): void {
     this.batch.push(outcome);
     if (this.batch.length >= this.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
@@ -53,7 +53,8 @@ export class Forwarder implements OutcomeSink {
 export function ingestBatch(sink: OutcomeSink, payload: unknown): void {
   if (!Array.isArray(payload)) return;
   for (const item of payload) {
-    const outcome = item as CompareOutcome;
-    if (outcome && typeof outcome === 'object' && outcome.counts && typeof outcome.counts.route === 'string') sink.ingest(outcome);
+    const outcome = item as ReportedOutcome;
+    if (!outcome || typeof outcome !== 'object') continue;
+    if (outcome.counts ? typeof outcome.counts.route === 'string' : typeof outcome.event?.route === 'string') sink.ingest(outcome);
   }
 }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { CountsTable } from './counts.js';
 import { ExampleStore, type ExampleStoreOptions } from './examples.js';
 import { describeAll, type DiffSummary } from './summary.js';
-import type { CompareOutcome, DiffEvent, DiffEventBody, ShadowCounts } from './types.js';
+import type { DiffEvent, DiffEventBody, ReportedOutcome, ShadowCounts } from './types.js';
 
 export interface EventFilter {
   readonly route?: string;
@@ -65,9 +65,9 @@ export class DiffStore {
     return this.subscribers.size;
   }
 
-  /** Adds an outcome's counts and, when it has one, its event (and example pair). */
-  ingest(outcome: CompareOutcome): DiffEvent | undefined {
-    this.addCounts(outcome.counts);
+  /** Adds an outcome's counts, when it has them, and its event (and example pair), when it has one. */
+  ingest(outcome: ReportedOutcome): DiffEvent | undefined {
+    if (outcome.counts) this.addCounts(outcome.counts);
     if (!outcome.event) return undefined;
     const event = this.addEvent(outcome.event);
     if (outcome.example) this.examples.keep(event, outcome.example);

@@ -2,30 +2,75 @@
  * The comparing half of a shadow thread (shadow/shadow-thread.ts): a
  * DiffEngine of its own, fed the pairs of the routes assigned to this
  * thread, so each route's learned noise, repeats and latency statistics
- * live in one place. Bodies arrive as transferred bytes; outcomes, latency
- * ratios and one acknowledgement per pair go back to the serving thread,
- * which counts them in its metrics and adds them to its store (or forwards
- * them).
+ * live in one place. Bodies arrive as transferred bytes; what comparing
+ * found goes back to the serving thread, which counts it in its metrics and
+ * adds it to its store (or forwards it).
+ *
+ * What goes back is gathered until the thread's loop turn ends (take()):
+ * each route's counts added up, each event apart, each route's latest
+ * latency ratio, and how many pairs are done. A pair's counts are about a
+ * hundred small objects; cloned one pair at a time, they cost the serving
+ * thread more than the rest of a copy's hand-over.
  */
+import { CountsMerger } from './counts.js';
 import { DiffEngine } from './engine.js';
 import { fromThread, type Reported } from './thread-wire.js';
 import type { MirroredPair } from './pair.js';
 
 export class ThreadComparisons {
   private readonly engine: DiffEngine;
+  private readonly counts = new CountsMerger();
+  private events: Reported[] = [];
+  private ratios = new Map<string, Reported>();
+  private done = 0;
 
-  constructor(report: (reported: Reported) => void, sliceBudgetMs: number) {
+  /** @param reported called when there is something to take(), once per take() at most. */
+  constructor(
+    private readonly reported: () => void,
+    sliceBudgetMs: number,
+  ) {
     this.engine = new DiffEngine({
-      sink: { ingest: (outcome) => report({ type: 'outcome', outcome }) },
+      sink: {
+        ingest: (outcome) => {
+          if (outcome.counts) this.counts.add(outcome.counts);
+          if (outcome.event) this.events.push({ type: 'event', event: outcome.event, ...(outcome.example ? { example: outcome.example } : {}) });
+          this.nudge();
+        },
+      },
       // Bounded by the serving thread's hand-over queue: whatever arrives is compared.
       queueLimit: () => Number.POSITIVE_INFINITY,
       sliceBudgetMs,
-      latencyRatio: (route, shadow, ratio) => report({ type: 'latency', route, shadow, ratio }),
-      onPairDone: () => report({ type: 'done' }),
+      latencyRatio: (route, shadow, ratio) => {
+        this.ratios.set(route + '\u0000' + shadow, { type: 'latency', route, shadow, ratio });
+        this.nudge();
+      },
+      onPairDone: () => {
+        this.done++;
+        this.nudge();
+      },
     });
+  }
+
+  private nudged = false;
+  private nudge(): void {
+    if (this.nudged) return;
+    this.nudged = true;
+    this.reported();
   }
 
   submit(pairs: readonly MirroredPair[]): void {
     for (const pair of pairs) this.engine.submit(fromThread(pair));
+  }
+
+  /** What was found since the last take(): counts first, then events, ratios, and the pairs done. */
+  take(): Reported[] {
+    this.nudged = false;
+    const out: Reported[] = this.counts.take().map((counts) => ({ type: 'counts', counts }));
+    out.push(...this.events, ...this.ratios.values());
+    if (this.done > 0) out.push({ type: 'done', pairs: this.done });
+    this.events = [];
+    this.ratios = new Map();
+    this.done = 0;
+    return out;
   }
 }

@@ -6,19 +6,25 @@
  * memory. Reports come back in the shadow thread's batches
  * (shadow/shadow-wire.ts), several a message: one message per report (three
  * a pair) cost the thread more time posting than comparing small answers,
- * and the serving thread one wake-up each.
+ * and the serving thread one wake-up each. A turn's counts are added up
+ * per route before they leave (ThreadComparisons).
  */
 import type { CapturedResponse, MirroredPair, ShadowResult } from './pair.js';
-import type { CompareOutcome } from './types.js';
+import type { DiffEventBody, PackedExample, ShadowCounts } from './types.js';
 
 /** The pairs handed over in one turn of the serving thread's loop: one message, one wake-up of the thread. */
 export type ToComparing = { readonly type: 'pairs'; readonly pairs: readonly MirroredPair[] };
 
-/** What comparing reports of one pair: its outcomes, a route's latency ratio, that it is done. */
+/**
+ * What comparing reports in one turn of a thread's loop: each route's
+ * counts added up, each event apart, a route's latency ratio, and how many
+ * pairs are done.
+ */
 export type Reported =
-  | { readonly type: 'outcome'; readonly outcome: CompareOutcome }
+  | { readonly type: 'counts'; readonly counts: ShadowCounts }
+  | { readonly type: 'event'; readonly event: DiffEventBody; readonly example?: PackedExample }
   | { readonly type: 'latency'; readonly route: string; readonly shadow: string; readonly ratio: number }
-  | { readonly type: 'done' };
+  | { readonly type: 'done'; readonly pairs: number };
 
 /** The memory of a pair's bodies that can move with it: each body's own whole buffer, once. */
 export function transferables(pair: MirroredPair): ArrayBuffer[] {

@@ -256,6 +256,14 @@ export interface CompareOutcome {
 }
 
 /**
+ * What the store (or a forwarder to it) takes: one pair's outcome, or what
+ * a comparing thread reports for the pairs of one turn of its loop, each
+ * route's counts added up (no event) and each event apart (no counts: they
+ * are in the sum).
+ */
+export type ReportedOutcome = CompareOutcome | { readonly counts?: undefined; readonly event: DiffEventBody; readonly example?: PackedExample };
+
+/**
  * An example as it travels from a comparing thread and is kept: its marks
  * (which findings it shows) in the open, the whole as JSON text, parsed only
  * when someone asks to see it. As object trees, the examples the store keeps

@@ -12,8 +12,10 @@
  * - The hand-over is bounded, in pairs (limits.compareQueue) and in bytes
  *   (limits.shadowInflightBytes, the shadow path's own budget, once more):
  *   a pair that does not fit is dropped and counted, never queued.
- * - Outcomes come back as plain JSON and are counted and stored here, in
- *   the process's one metrics registry and store (or forwarder).
+ * - Outcomes come back as plain data (each route's counts added up per
+ *   turn of the thread's loop, each event apart) and are counted and
+ *   stored here, in the process's one metrics registry and store (or
+ *   forwarder).
  * - A thread that dies loses its pairs, counted as failed.
  */
 import type { Snapshot } from '../config/compile.js';
@@ -22,6 +24,7 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink, UncomparedPair } from '../diff/pair.js';
 import { countDropped, countOutcome, type OutcomeSink } from '../diff/outcome-metrics.js';
 import { pairBytes, transferables, type Reported } from '../diff/thread-wire.js';
+import type { ReportedOutcome } from '../diff/types.js';
 import type { ThreadBatch, ToShadowThread } from './shadow-wire.js';
 import type { ShadowThread, ShadowThreads, ThreadUser } from './threads.js';
 
@@ -204,26 +207,35 @@ export class ComparePool implements PairSink, ThreadUser {
   private onReport(queue: ThreadQueue | undefined, message: Reported): void {
     if (this.closed) return;
     switch (message.type) {
-      case 'outcome':
-        if (this.options.metrics) countOutcome(this.options.metrics, message.outcome);
-        try {
-          this.options.sink.ingest(message.outcome);
-        } catch (err) {
-          this.options.logger?.error('diff.failed', `storing a comparison failed: ${(err as Error).message}`);
-        }
+      case 'counts':
+        if (this.options.metrics) countOutcome(this.options.metrics, message.counts);
+        this.store({ counts: message.counts });
+        return;
+      case 'event':
+        this.store({ event: message.event, ...(message.example ? { example: message.example } : {}) });
         return;
       case 'latency':
         this.options.metrics?.shadowLatencyRatio.labels(message.route, message.shadow).set(message.ratio);
         return;
       case 'done': {
         if (!queue) return;
-        const bytes = queue.waiting.shift() ?? 0;
-        queue.waitingBytes -= bytes;
-        queue.thread.letGo();
-        this.release(1, bytes);
-        this.compared++;
+        for (let i = 0; i < message.pairs; i++) {
+          const bytes = queue.waiting.shift() ?? 0;
+          queue.waitingBytes -= bytes;
+          queue.thread.letGo();
+          this.release(1, bytes);
+          this.compared++;
+        }
         return;
       }
+    }
+  }
+
+  private store(outcome: ReportedOutcome): void {
+    try {
+      this.options.sink.ingest(outcome);
+    } catch (err) {
+      this.options.logger?.error('diff.failed', `storing a comparison failed: ${(err as Error).message}`);
     }
   }
 

@@ -13,7 +13,7 @@
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { ThreadComparisons } from '../diff/thread-comparisons.js';
-import { pairBytes, type Reported } from '../diff/thread-wire.js';
+import { pairBytes } from '../diff/thread-wire.js';
 import type { CopySettled, FromShadowThread, ToShadowThread } from './shadow-wire.js';
 import { SpentBuffers } from './spent-buffers.js';
 import { ThreadCopies } from './thread-copies.js';
@@ -50,7 +50,6 @@ const port = parentPort!;
 
 /** What this turn of the loop produced, sent back in one message. */
 let settled: CopySettled[] = [];
-let reports: Reported[] = [];
 let transfer: ArrayBuffer[] = [];
 let flushing = false;
 function soon(): void {
@@ -59,10 +58,9 @@ function soon(): void {
   setImmediate(flush);
 }
 function flush(): void {
-  const message: FromShadowThread = { type: 'batch', settled, reports };
+  const message: FromShadowThread = { type: 'batch', settled, reports: comparisons.take() };
   const buffers = transfer;
   settled = [];
-  reports = [];
   transfer = [];
   flushing = false;
   port.postMessage(message, buffers);
@@ -79,10 +77,7 @@ const copies = new ThreadCopies(
   },
   (bytes) => spent.spent(bytes),
 );
-const comparisons = new ThreadComparisons((report) => {
-  soon();
-  reports.push(report);
-}, COMPARE_SLICE_MS);
+const comparisons = new ThreadComparisons(soon, COMPARE_SLICE_MS);
 
 port.on('message', (message: ToShadowThread) => {
   switch (message.type) {

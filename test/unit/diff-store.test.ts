@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SseParser, sseComment, sseFrame } from '../../src/admin/sse.js';
 import type { DiffConfig } from '../../src/config/types.js';
-import { emptyCounts } from '../../src/diff/counts.js';
+import { CountsMerger, emptyCounts } from '../../src/diff/counts.js';
 import { DiffEngine } from '../../src/diff/engine.js';
 import { LearnedNoise } from '../../src/diff/noise.js';
 import { escapeSegment, IgnoreRules, parsePointer } from '../../src/diff/paths.js';
@@ -243,6 +243,38 @@ describe('the comparison engine', () => {
     await engine.idle();
     assert.equal(engine.failed, 1);
     engine.close();
+  });
+
+  test("a turn's counts added up reach the store as the pairs one by one would", async () => {
+    const outcomes: CompareOutcome[] = [];
+    const engine = new DiffEngine({ sink: { ingest: (o) => outcomes.push(o) }, queueLimit: () => 100 });
+    for (let i = 0; i < 12; i++) {
+      const pair = mirrored(i % 3 === 0 ? '{"v":2}' : `{"v":1,"n":${i % 4}}`);
+      const shadow = pair.shadows[0]!;
+      const latencyMs = 1 + i * 1.7;
+      engine.submit({ ...pair, requestId: `q${i}`, path: `/items/${i % 2}`, primary: { ...pair.primary, latencyMs: 1 + i }, shadows: [{ ...shadow, result: { ...shadow.result, latencyMs } }] });
+    }
+    await engine.idle();
+    engine.close();
+    assert.equal(outcomes.length, 12);
+    assert.ok(outcomes.some((o) => o.event) && outcomes.some((o) => !o.event), 'some pairs differ, some do not');
+
+    const oneByOne = new DiffStore();
+    for (const o of outcomes) oneByOne.ingest(o);
+    const merged = new DiffStore();
+    const merger = new CountsMerger();
+    for (const o of outcomes.slice(0, 5)) merger.add(o.counts);
+    for (const counts of merger.take()) merged.ingest({ counts });
+    assert.equal(merger.size, 0, 'taking empties it');
+    for (const o of outcomes.slice(5)) merger.add(o.counts);
+    for (const counts of merger.take()) merged.ingest({ counts });
+    for (const o of outcomes) if (o.event) merged.ingest({ event: o.event, ...(o.example ? { example: o.example } : {}) });
+
+    assert.deepEqual(merged.summary(), oneByOne.summary());
+    assert.deepEqual(
+      merged.recent({}, { limit: 20 }).map((e) => e.requestId),
+      oneByOne.recent({}, { limit: 20 }).map((e) => e.requestId),
+    );
   });
 
   test('pairs of routes with diff disabled are not queued', () => {

@@ -138,6 +138,26 @@ describe('shadow threads', () => {
     }
   });
 
+  test('pairs compared in one turn are counted as many: their counts are added up, not lost', async () => {
+    const { store, metrics, compare, close } = pool();
+    try {
+      for (let i = 0; i < 5; i++) compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
+      for (let i = 0; i < 3; i++) compare.submit(mirrored('r', '{"v":1}', '{"v":1}'));
+      await compare.idle();
+      assert.equal(compare.compared, 8);
+      const text = await metrics.registry.metrics();
+      assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'diff' }), 5);
+      assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'match' }), 3);
+      assert.equal(metricValue(text, 'gatewayctl_shadow_differences_total', { route: 'r', kind: 'body' }), 5);
+      const shadow = store.summary().routes[0]!.shadows[0]!;
+      assert.equal(shadow.compared, 8);
+      assert.equal(shadow.differing, 5);
+      assert.equal(store.recent({}, { limit: 20 }).length, 5, 'one event a differing pair');
+    } finally {
+      await close();
+    }
+  });
+
   test('a thread that runs out of heap is replaced and counted once; its copies and pairs fail; the next ones go through', { timeout: 120_000 }, async () => {
     // An upstream that answers only once told to: the copy is in flight when the thread dies.
     const held: http.ServerResponse[] = [];
