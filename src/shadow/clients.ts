@@ -187,8 +187,7 @@ export class OriginAgents {
     private readonly onRead?: (bytes: number) => void,
   ) {}
 
-  private agentFor(target: CopyTarget): OriginAgent {
-    const key = targetKey(target);
+  private agentFor(target: CopyTarget, key: string): OriginAgent {
     let entry = this.agents.get(key);
     if (!entry) {
       const options: http.AgentOptions = {
@@ -214,8 +213,8 @@ export class OriginAgents {
    * counted and dropped when not comparing. The whole exchange is bounded by
    * `timeoutMs`, and a new connection by the target's connect timeout.
    */
-  send(target: CopyTarget, copy: CopyRequest, captureBytes: number | undefined, onSettled: (ok: boolean) => void): Promise<CopyAnswer> {
-    const entry = this.agentFor(target);
+  send(target: CopyTarget, copy: CopyRequest, captureBytes: number | undefined, onSettled: (ok: boolean) => void, key = targetKey(target)): Promise<CopyAnswer> {
+    const entry = this.agentFor(target, key);
     entry.inflight++;
     const settled = (ok: boolean) => {
       if (--entry.inflight === 0 && entry.retired) entry.agent.destroy();

@@ -2,10 +2,15 @@
 import type { Reported, ToComparing } from '../diff/thread-wire.js';
 import type { CopyAnswer, CopyRequest, CopyTarget } from './clients.js';
 
-/** One copy to send. */
+/**
+ * One copy to send. Its target travels once per thread (with the first
+ * copy that needs it), then only its key: a target carries its TLS CA
+ * bundle, kilobytes that were cloned for every copy.
+ */
 export interface CopyOrder {
   readonly id: number;
-  readonly target: CopyTarget;
+  readonly key: string;
+  readonly target: CopyTarget | undefined;
   readonly copy: CopyRequest;
   readonly captureBytes: number | undefined;
 }

@@ -4,13 +4,15 @@
  * the thread that serves users. Each answer goes back with its captured
  * bytes (transferred, not copied) and its endpoint's health verdict.
  */
-import { OriginAgents } from './clients.js';
+import { OriginAgents, type CopyTarget } from './clients.js';
 import { errorToWire, type CopyOrder, type CopySettled, type SendCopies } from './shadow-wire.js';
 import { StallWatch } from './stall-watch.js';
 
 export class ThreadCopies {
   private readonly origins: OriginAgents;
   private readonly stalls = new StallWatch();
+  /** Targets by key: each comes once, with the first copy to it (shadow-wire.ts). */
+  private readonly targets = new Map<string, CopyTarget>();
 
   constructor(
     /** A copy settled; `buffer` is its captured answer's memory, to transfer with it. */
@@ -28,15 +30,23 @@ export class ThreadCopies {
 
   /** Retires the connections of endpoints no longer shadowed. */
   retainOnly(keys: readonly string[]): void {
-    this.origins.retainOnly(new Set(keys));
+    const kept = new Set(keys);
+    this.origins.retainOnly(kept);
+    for (const key of this.targets.keys()) if (!kept.has(key)) this.targets.delete(key);
   }
 
   private sendOne(order: CopyOrder): void {
+    if (order.target) this.targets.set(order.key, order.target);
+    const target = this.targets.get(order.key);
+    if (!target) {
+      this.settled({ id: order.id, error: errorToWire(new Error(`no target for ${order.key} in the shadow thread`)) });
+      return;
+    }
     let ok = false;
     const body = order.copy.body && Buffer.from(order.copy.body.buffer, order.copy.body.byteOffset, order.copy.body.byteLength);
     const sent = performance.now();
     this.stalls.begin();
-    this.origins.send(order.target, { ...order.copy, body }, order.captureBytes, (good) => (ok = good)).then(
+    this.origins.send(target, { ...order.copy, body }, order.captureBytes, (good) => (ok = good), order.key).then(
       (answer) => {
         const stalledMs = this.stalls.end(sent);
         const buffer = answer.capture?.body.buffer;

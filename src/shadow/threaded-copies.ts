@@ -16,7 +16,8 @@
 import type { CompiledUpstream } from '../config/compile.js';
 import { TicketTable } from '../churn.js';
 import type { UpstreamPools } from '../upstream/pools.js';
-import { copyTarget, keptKeys, settleEndpoint, type CopyAnswer, type CopyRequest, type CopySender } from './clients.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import { copyTarget, keptKeys, settleEndpoint, targetKey, type CopyAnswer, type CopyRequest, type CopySender, type CopyTarget } from './clients.js';
 import { errorFromWire, errorToWire, type CopyOrder, type CopySettled, type ThreadBatch, type ToShadowThread } from './shadow-wire.js';
 import type { ShadowThread, ShadowThreads, ThreadUser } from './threads.js';
 
@@ -33,7 +34,11 @@ export class ThreadedCopies implements CopySender, ThreadUser {
   /** Copies handed over, by the id the thread answers with (a ticket: churn.ts says why not a Map). */
   private readonly waiting = new TicketTable<Waiting>();
   /** Copies waiting for the end of this turn of the loop, and the bodies they hand over. */
-  private orders: CopyOrder[] = [];
+  private orders: { readonly order: Omit<CopyOrder, 'target'>; readonly target: CopyTarget }[] = [];
+  /** Each endpoint's target and its key, made once (per upstream settings) rather than per copy. */
+  private readonly targets = new WeakMap<Endpoint, { readonly upstream: CompiledUpstream; readonly target: CopyTarget; readonly key: string }>();
+  /** The targets a copying thread has been sent, by key: later copies carry only the key. */
+  private readonly told = new WeakMap<ShadowThread, Set<string>>();
   private transfer: ArrayBuffer[] = [];
   private kept: string[] | undefined;
   private closed = false;
@@ -74,30 +79,52 @@ export class ThreadedCopies implements CopySender, ThreadUser {
       const id = this.waiting.add({ resolve, reject, settle });
       thread.hold();
       if (this.orders.length === 0) setImmediate(this.flush);
-      this.orders.push({ id, target: copyTarget(upstream, endpoint), copy, captureBytes });
+      const { target, key } = this.targetOf(upstream, endpoint);
+      this.orders.push({ order: { id, key, copy, captureBytes }, target });
       // A body shared with other copies is copied; its last copy takes the memory itself.
       const buffer = copy.body?.buffer;
       if (copy.handOver && buffer instanceof ArrayBuffer && copy.body!.byteOffset === 0 && copy.body!.byteLength === buffer.byteLength) this.transfer.push(buffer);
     });
   }
 
+  private targetOf(upstream: CompiledUpstream, endpoint: Endpoint): { readonly target: CopyTarget; readonly key: string } {
+    let made = this.targets.get(endpoint);
+    if (made?.upstream !== upstream) {
+      const target = copyTarget(upstream, endpoint);
+      this.targets.set(endpoint, (made = { upstream, target, key: targetKey(target) }));
+    }
+    return made;
+  }
+
   /** The copies of this turn of the loop, handed over in one message. */
   private readonly flush = (): void => {
-    const copies = this.orders;
+    const orders = this.orders;
     const transfer = this.transfer;
     this.orders = [];
     this.transfer = [];
-    if (copies.length === 0) return;
+    if (orders.length === 0) return;
     try {
-      this.threads.at(COPYING).post({ type: 'send', copies, captureBudget: this.captureBudget() } satisfies ToShadowThread, transfer);
+      const thread = this.threads.at(COPYING);
+      let told = this.told.get(thread);
+      if (!told) this.told.set(thread, (told = new Set()));
+      const copies: CopyOrder[] = orders.map(({ order, target }) => {
+        if (told.has(order.key)) return { ...order, target: undefined };
+        told.add(order.key);
+        return { ...order, target };
+      });
+      thread.post({ type: 'send', copies, captureBudget: this.captureBudget() } satisfies ToShadowThread, transfer);
     } catch (err) {
-      for (const order of copies) this.settled(this.threads.started(COPYING), { id: order.id, error: errorToWire(err) });
+      for (const { order } of orders) this.settled(this.threads.started(COPYING), { id: order.id, error: errorToWire(err) });
     }
   };
 
   /** The upstreams shadowed now; with any, the copying thread starts (loading its code takes a while the first copies should not wait for). */
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
     this.kept = [...keptKeys(this.upstreams, upstreams)];
+    // The thread forgets the targets it no longer keeps; a copy to one of them later sends it again.
+    const copying = this.threads.started(COPYING);
+    const told = copying && this.told.get(copying);
+    if (told) for (const key of told) if (!this.kept.includes(key)) told.delete(key);
     const message = { type: 'retain', keys: this.kept } satisfies ToShadowThread;
     if (this.kept.length > 0 && !this.closed && !this.threads.isClosed) this.threads.at(COPYING).post(message);
     else this.threads.started(COPYING)?.post(message);

@@ -138,6 +138,38 @@ describe('shadow threads', () => {
     }
   });
 
+  test("a copy target crosses to the thread once; a retain that drops it and one that brings it back cost no copy", async () => {
+    const upstream = http.createServer((_req, res) => res.end('{"v":2}'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const { threads, close } = pool();
+    const pools = new UpstreamPools();
+    const copies = new ThreadedCopies(threads, pools, () => 1024 * 1024);
+    const target = upstreamAt(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+    const other = upstreamAt('http://127.0.0.1:9');
+    const thread = threads.at(0);
+    const withTarget: boolean[] = [];
+    const post = thread.post.bind(thread);
+    thread.post = (message, transfer) => {
+      if (message.type === 'send') for (const c of message.copies) withTarget.push(c.target !== undefined);
+      post(message, transfer);
+    };
+    try {
+      for (const n of [1, 3]) {
+        const answers = await Promise.all(Array.from({ length: n }, () => copies.send(target, copy(), 1024)));
+        assert.ok(answers.every((a) => a.status === 200));
+      }
+      assert.deepEqual(withTarget, [true, false, false, false], 'the first copy carries the target, the rest its key');
+      copies.retainOnly([other]);
+      copies.retainOnly([target]);
+      assert.equal((await copies.send(target, copy(), 1024)).status, 200);
+      assert.deepEqual(withTarget.slice(4), [true], 'dropped, the target is sent again with the next copy');
+    } finally {
+      await copies.close();
+      await close();
+      upstream.close();
+    }
+  });
+
   test('pairs compared in one turn are counted as many: their counts are added up, not lost', async () => {
     const { store, metrics, compare, close } = pool();
     try {
