@@ -2,7 +2,8 @@
  * The comparing half of a shadow thread (shadow/shadow-thread.ts): a
  * DiffEngine of its own, fed the pairs of the routes assigned to this
  * thread, so each route's learned noise, repeats and latency statistics
- * live in one place. Bodies arrive as transferred bytes; what comparing
+ * live in one place. Bodies arrive as transferred bytes, each route's diff
+ * settings once (thread-wire.ts, DiffConfigsSent); what comparing
  * found goes back to the serving thread, which counts it in its metrics and
  * adds it to its store (or forwards it).
  *
@@ -14,12 +15,12 @@
  */
 import { CountsMerger } from './counts.js';
 import { DiffEngine } from './engine.js';
-import { fromThread, type Reported } from './thread-wire.js';
-import type { MirroredPair } from './pair.js';
+import { DiffConfigsReceived, fromThread, type Reported, type ToComparing } from './thread-wire.js';
 
 export class ThreadComparisons {
   private readonly engine: DiffEngine;
   private readonly counts = new CountsMerger();
+  private readonly configs = new DiffConfigsReceived();
   private events: Reported[] = [];
   private ratios = new Map<string, Reported>();
   private done = 0;
@@ -58,8 +59,15 @@ export class ThreadComparisons {
     this.reported();
   }
 
-  submit(pairs: readonly MirroredPair[]): void {
+  /** A message of pairs, with the diff settings it brings. */
+  submit(message: ToComparing): void {
+    const { pairs, unknown } = this.configs.pairs(message);
     for (const pair of pairs) this.engine.submit(fromThread(pair));
+    // Settings never sent (a bug on the serving side): not compared, but not left waiting either.
+    if (unknown > 0) {
+      this.done += unknown;
+      this.nudge();
+    }
   }
 
   /** What was found since the last take(): counts first, then events, ratios, and the pairs done. */

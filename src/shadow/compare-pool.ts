@@ -23,7 +23,7 @@ import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { MirroredPair, PairSink, UncomparedPair } from '../diff/pair.js';
 import { countDropped, countOutcome, type OutcomeSink } from '../diff/outcome-metrics.js';
-import { pairBytes, transferables, type Reported } from '../diff/thread-wire.js';
+import { DiffConfigsSent, pairBytes, transferables, type Reported } from '../diff/thread-wire.js';
 import type { ReportedOutcome } from '../diff/types.js';
 import type { ThreadBatch, ToShadowThread } from './shadow-wire.js';
 import type { ShadowThread, ShadowThreads, ThreadUser } from './threads.js';
@@ -51,6 +51,8 @@ class ThreadQueue {
   /** Pairs of this turn of the loop, not yet posted, and the memory they take along. */
   outbox: MirroredPair[] = [];
   outboxTransfer: ArrayBuffer[] = [];
+  /** The diff settings this thread was sent. */
+  readonly configs = new DiffConfigsSent();
 
   constructor(readonly thread: ShadowThread) {}
 }
@@ -126,7 +128,9 @@ export class ComparePool implements PairSink, ThreadUser {
       queue.outboxTransfer = [];
       if (this.closed || this.queues.get(queue.thread) !== queue) continue;
       try {
-        queue.thread.post({ type: 'pairs', pairs } satisfies ToShadowThread, transfer);
+        const { message, posted } = queue.configs.wire(pairs);
+        queue.thread.post(message satisfies ToShadowThread, transfer);
+        posted();
       } catch {
         // Something in one pair cannot cross (a bug): that pair is lost, not the others.
         for (const pair of pairs) this.postOne(queue, pair);
@@ -136,7 +140,9 @@ export class ComparePool implements PairSink, ThreadUser {
 
   private postOne(queue: ThreadQueue, pair: MirroredPair): void {
     try {
-      queue.thread.post({ type: 'pairs', pairs: [pair] } satisfies ToShadowThread, transferables(pair));
+      const { message, posted } = queue.configs.wire([pair]);
+      queue.thread.post(message satisfies ToShadowThread, transferables(pair));
+      posted();
     } catch (err) {
       this.failed++;
       this.options.logger?.error('diff.failed', `handing a mirrored pair to comparison failed: ${(err as Error).message}`, { route: pair.route });

@@ -88,7 +88,7 @@ port.on('message', (message: ToShadowThread) => {
       copies.retainOnly(message.keys);
       return;
     case 'pairs':
-      comparisons.submit(message.pairs);
+      comparisons.submit(message);
       // Counted on arrival: dead once compared, by the next collection or the one after.
       for (const pair of message.pairs) spent.spent(pairBytes(pair));
       return;

@@ -19,6 +19,7 @@ import { UpstreamPools } from '../../src/upstream/pools.js';
 import { DiffStore } from '../../src/diff/store.js';
 import { GatewayMetrics } from '../../src/metrics/registry.js';
 import type { MirroredPair } from '../../src/diff/pair.js';
+import { DiffConfigsReceived, DiffConfigsSent } from '../../src/diff/thread-wire.js';
 import { metricValue } from '../helpers/metrics.js';
 
 const DIFF: DiffConfig = { enabled: true, ignoreHeaders: [], ignorePaths: [], baseline: undefined, maxBodyBytes: 16 * 1024 * 1024, endpoints: [], tolerance: [], unordered: [], latency: { maxRatio: 1.5 } };
@@ -188,6 +189,42 @@ describe('shadow threads', () => {
     } finally {
       await close();
     }
+  });
+
+  test("a route's diff settings cross once per thread; forgotten ones are sent again, and every pair finds its own", () => {
+    const sent = new DiffConfigsSent();
+    const received = new DiffConfigsReceived();
+    const settings = Array.from({ length: 300 }, (_, i) => ({ ...DIFF, ignorePaths: [`/p${i}`] }));
+    const pairOf = (i: number) => ({ ...mirrored(`r${i}`, '{}', '{}'), diff: settings[i]! });
+    const deliver = (indexes: number[], post = true) => {
+      const { message, posted } = sent.wire(indexes.map(pairOf));
+      if (!post) return message;
+      posted();
+      const { pairs, unknown } = received.pairs(structuredClone(message));
+      assert.equal(unknown, 0);
+      assert.deepEqual(
+        pairs.map((p) => p.diff.ignorePaths[0]),
+        indexes.map((i) => `/p${i}`),
+      );
+      return message;
+    };
+    assert.equal(deliver([0, 0, 1]).configs.length, 2, 'each settings object once a message');
+    assert.equal(deliver([0, 1]).configs.length, 0, 'then only ids');
+    // A post that failed sent nothing: the next one sends the settings again.
+    assert.equal(deliver([2], false).configs.length, 1);
+    assert.equal(deliver([2]).configs.length, 1);
+    // Past the bound the oldest are forgotten on both sides, never one the message uses.
+    const many = deliver(Array.from({ length: 297 }, (_, i) => i + 3));
+    assert.equal(many.configs.length, 297);
+    assert.deepEqual(many.forget.length, 3, 'only settings the message does not use can go (it uses 297 of its own)');
+    const again = deliver([0, 1, 2, 299]);
+    assert.deepEqual(
+      again.configs.map(([, d]) => d.ignorePaths[0]),
+      ['/p0', '/p1', '/p2'],
+      'the forgotten ones come again; the kept one does not',
+    );
+    assert.equal(again.forget.length, 297 + 3 - 256, 'back to the bound, oldest first');
+    assert.ok(!again.forget.includes(again.pairs.at(-1)!.diffId), 'never one the message uses');
   });
 
   test('a thread that runs out of heap is replaced and counted once; its copies and pairs fail; the next ones go through', { timeout: 120_000 }, async () => {
