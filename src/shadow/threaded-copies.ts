@@ -107,12 +107,15 @@ export class ThreadedCopies implements CopySender, ThreadUser {
       const thread = this.threads.at(COPYING);
       let told = this.told.get(thread);
       if (!told) this.told.set(thread, (told = new Set()));
+      const telling = new Set<string>();
       const copies: CopyOrder[] = orders.map(({ order, target }) => {
-        if (told.has(order.key)) return { ...order, target: undefined };
-        told.add(order.key);
+        if (told.has(order.key) || telling.has(order.key)) return { ...order, target: undefined };
+        telling.add(order.key);
         return { ...order, target };
       });
       thread.post({ type: 'send', copies, captureBudget: this.captureBudget() } satisfies ToShadowThread, transfer);
+      // Only once posted: a post that throws sent nothing, and the next copy must carry its target.
+      for (const key of telling) told.add(key);
     } catch (err) {
       for (const { order } of orders) this.settled(this.threads.started(COPYING), { id: order.id, error: errorToWire(err) });
     }

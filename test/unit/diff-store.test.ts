@@ -270,7 +270,8 @@ describe('the comparison engine', () => {
     for (const counts of merger.take()) merged.ingest({ counts });
     for (const o of outcomes) if (o.event) merged.ingest({ event: o.event, ...(o.example ? { example: o.example } : {}) });
 
-    assert.deepEqual(merged.summary(), oneByOne.summary());
+    // Everything but the stores' own clocks (since, time).
+    assert.deepEqual(merged.summary().routes, oneByOne.summary().routes);
     assert.deepEqual(
       merged.recent({}, { limit: 20 }).map((e) => e.requestId),
       oneByOne.recent({}, { limit: 20 }).map((e) => e.requestId),

@@ -150,9 +150,10 @@ describe('shadow threads', () => {
     const thread = threads.at(0);
     const withTarget: boolean[] = [];
     const post = thread.post.bind(thread);
+    // What reached the thread: a post that throws delivers nothing.
     thread.post = (message, transfer) => {
-      if (message.type === 'send') for (const c of message.copies) withTarget.push(c.target !== undefined);
       post(message, transfer);
+      if (message.type === 'send') for (const c of message.copies) withTarget.push(c.target !== undefined);
     };
     try {
       for (const n of [1, 3]) {
@@ -164,6 +165,12 @@ describe('shadow threads', () => {
       copies.retainOnly([target]);
       assert.equal((await copies.send(target, copy(), 1024)).status, 200);
       assert.deepEqual(withTarget.slice(4), [true], 'dropped, the target is sent again with the next copy');
+      // A message that cannot cross sent nothing: the copy after it still carries its target.
+      const fresh = upstreamAt(`http://[::1]:${(upstream.address() as AddressInfo).port}`);
+      const uncloneable = { ...copy(), headers: { 'x-bad': (() => 'no') as unknown as string } };
+      await assert.rejects(copies.send(fresh, uncloneable, 1024));
+      await copies.send(fresh, copy(1000), 1024).catch(() => undefined);
+      assert.deepEqual(withTarget.slice(5), [true], 'the failed post told the thread nothing');
     } finally {
       await copies.close();
       await close();
