@@ -24,6 +24,8 @@ export class ThreadComparisons {
   private events: Reported[] = [];
   private ratios = new Map<string, Reported>();
   private done = 0;
+  /** Told `reported` since the last take(). */
+  private nudged = false;
 
   /** @param reported called when there is something to take(), once per take() at most. */
   constructor(
@@ -52,7 +54,6 @@ export class ThreadComparisons {
     });
   }
 
-  private nudged = false;
   private nudge(): void {
     if (this.nudged) return;
     this.nudged = true;

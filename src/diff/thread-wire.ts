@@ -55,7 +55,8 @@ export class DiffConfigsSent {
       if (diffId === undefined) diffIds.set(diff, (diffId = nextDiffId++));
       if (!this.held.has(diffId) && !used.has(diffId)) configs.push([diffId, diff]);
       used.add(diffId);
-      return { ...pair, diffId };
+      // The rest is already a new object: the id goes onto it rather than into another copy.
+      return Object.assign(pair, { diffId });
     });
     const forget: number[] = [];
     let over = this.held.size + configs.length - KEPT_CONFIGS;

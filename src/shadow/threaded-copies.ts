@@ -21,6 +21,8 @@ import { copyTarget, keptKeys, settleEndpoint, targetKey, type CopyAnswer, type 
 import { errorFromWire, errorToWire, type CopyOrder, type CopySettled, type ThreadBatch, type ToShadowThread } from './shadow-wire.js';
 import type { ShadowThread, ShadowThreads, ThreadUser } from './threads.js';
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** The shadow thread that sends the copies. */
 const COPYING = 0;
 
@@ -33,8 +35,8 @@ interface Waiting {
 export class ThreadedCopies implements CopySender, ThreadUser {
   /** Copies handed over, by the id the thread answers with (a ticket: churn.ts says why not a Map). */
   private readonly waiting = new TicketTable<Waiting>();
-  /** Copies waiting for the end of this turn of the loop, and the bodies they hand over. */
-  private orders: { readonly order: Omit<CopyOrder, 'target'>; readonly target: CopyTarget }[] = [];
+  /** Copies waiting for the end of this turn of the loop (each with its target until then), and the bodies they hand over. */
+  private orders: Mutable<CopyOrder>[] = [];
   /** Each endpoint's target and its key, made once (per upstream settings) rather than per copy. */
   private readonly targets = new WeakMap<Endpoint, { readonly upstream: CompiledUpstream; readonly target: CopyTarget; readonly key: string }>();
   /** The targets a copying thread has been sent, by key: later copies carry only the key. */
@@ -80,7 +82,7 @@ export class ThreadedCopies implements CopySender, ThreadUser {
       thread.hold();
       if (this.orders.length === 0) setImmediate(this.flush);
       const { target, key } = this.targetOf(upstream, endpoint);
-      this.orders.push({ order: { id, key, copy, captureBytes }, target });
+      this.orders.push({ id, key, target, copy, captureBytes });
       // A body shared with other copies is copied; its last copy takes the memory itself.
       const buffer = copy.body?.buffer;
       if (copy.handOver && buffer instanceof ArrayBuffer && copy.body!.byteOffset === 0 && copy.body!.byteLength === buffer.byteLength) this.transfer.push(buffer);
@@ -98,36 +100,36 @@ export class ThreadedCopies implements CopySender, ThreadUser {
 
   /** The copies of this turn of the loop, handed over in one message. */
   private readonly flush = (): void => {
-    const orders = this.orders;
+    const copies = this.orders;
     const transfer = this.transfer;
     this.orders = [];
     this.transfer = [];
-    if (orders.length === 0) return;
+    if (copies.length === 0) return;
     try {
       const thread = this.threads.at(COPYING);
       let told = this.told.get(thread);
       if (!told) this.told.set(thread, (told = new Set()));
       const telling = new Set<string>();
-      const copies: CopyOrder[] = orders.map(({ order, target }) => {
-        if (told.has(order.key) || telling.has(order.key)) return { ...order, target: undefined };
-        telling.add(order.key);
-        return { ...order, target };
-      });
+      for (const order of copies) {
+        if (told.has(order.key) || telling.has(order.key)) order.target = undefined;
+        else telling.add(order.key);
+      }
       thread.post({ type: 'send', copies, captureBudget: this.captureBudget() } satisfies ToShadowThread, transfer);
       // Only once posted: a post that throws sent nothing, and the next copy must carry its target.
       for (const key of telling) told.add(key);
     } catch (err) {
-      for (const { order } of orders) this.settled(this.threads.started(COPYING), { id: order.id, error: errorToWire(err) });
+      for (const order of copies) this.settled(this.threads.started(COPYING), { id: order.id, error: errorToWire(err) });
     }
   };
 
   /** The upstreams shadowed now; with any, the copying thread starts (loading its code takes a while the first copies should not wait for). */
   retainOnly(upstreams: Iterable<CompiledUpstream>): void {
-    this.kept = [...keptKeys(this.upstreams, upstreams)];
+    const kept = keptKeys(this.upstreams, upstreams);
+    this.kept = [...kept];
     // The thread forgets the targets it no longer keeps; a copy to one of them later sends it again.
     const copying = this.threads.started(COPYING);
     const told = copying && this.told.get(copying);
-    if (told) for (const key of told) if (!this.kept.includes(key)) told.delete(key);
+    if (told) for (const key of told) if (!kept.has(key)) told.delete(key);
     const message = { type: 'retain', keys: this.kept } satisfies ToShadowThread;
     if (this.kept.length > 0 && !this.closed && !this.threads.isClosed) this.threads.at(COPYING).post(message);
     else this.threads.started(COPYING)?.post(message);
