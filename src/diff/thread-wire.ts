@@ -107,15 +107,16 @@ export type Reported =
 /** The memory of a pair's bodies that can move with it: each body's own whole buffer, once. */
 export function transferables(pair: MirroredPair): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
-  const add = (body: Uint8Array | undefined) => {
-    const buffer = body?.buffer;
-    // A slice of a shared buffer (Node's pool) is copied instead: moving it would take its neighbours too.
-    if (buffer instanceof ArrayBuffer && body!.byteOffset === 0 && body!.byteLength === buffer.byteLength && buffer.byteLength > 0) out.add(buffer);
-  };
-  add(pair.primary.body);
-  for (const s of pair.shadows) add(s.result.response?.body);
-  add(pair.baseline?.result.response?.body);
+  addOwnBuffer(out, pair.primary.body);
+  for (const s of pair.shadows) addOwnBuffer(out, s.result.response?.body);
+  addOwnBuffer(out, pair.baseline?.result.response?.body);
   return [...out];
+}
+
+function addOwnBuffer(out: Set<ArrayBuffer>, body: Uint8Array | undefined): void {
+  const buffer = body?.buffer;
+  // A slice of a shared buffer (Node's pool) is copied instead: moving it would take its neighbours too.
+  if (buffer instanceof ArrayBuffer && body!.byteOffset === 0 && body!.byteLength === buffer.byteLength && buffer.byteLength > 0) out.add(buffer);
 }
 
 /** Bytes a pair holds while it waits for comparison. */

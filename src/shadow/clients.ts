@@ -5,7 +5,8 @@
  * the upstream's pool (src/upstream/), as for primary traffic, and each
  * copy's outcome feeds the same endpoint health.
  */
-import http, { type ClientRequest, type IncomingHttpHeaders } from 'node:http';
+import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import https from 'node:https';
 import { TLSSocket } from 'node:tls';
 import { ByteBudget } from './byte-budget.js';
@@ -64,7 +65,15 @@ export const copyTarget = (upstream: CompiledUpstream, endpoint: Endpoint): Copy
 /** Connections are shared by endpoints with the same origin, TLS and pool settings. */
 export const targetKey = (t: CopyTarget) => connectionKey(t, t);
 
-/** One copy on the wire: settles its promise exactly once. */
+/**
+ * One copy on the wire: settles its promise exactly once.
+ *
+ * Its listeners are its own methods, bound, not closures made per copy: V8
+ * keeps a closure's optimized code only while one of its instances lives,
+ * so a copying thread's full collections, about one a second under load,
+ * sent every such listener back to the compiler (bench/README.md, "Closures
+ * made per call"). A bound method's code lives with the class.
+ */
 class CopyExchange {
   /** Its place among the copies in flight. */
   churnSlot = -1;
@@ -73,18 +82,21 @@ class CopyExchange {
   private readonly started = performance.now();
   private readonly startedAt = Date.now();
   private request: ClientRequest | undefined;
+  private response: IncomingMessage | undefined;
   private connected = false;
   private settled = false;
+  private readonly failed: (error: Error) => void = this.fail.bind(this);
 
   constructor(
     private readonly inflight: Sweep<CopyExchange>,
+    private readonly origin: OriginAgent,
     budget: ByteBudget,
     private readonly deadline: number,
     private readonly timeoutMs: number,
     private readonly connectTimeoutMs: number,
     captureBytes: number | undefined,
     /** Called once, with whether the endpoint answered well (for its health). */
-    private readonly onSettled: (ok: boolean) => void,
+    private readonly onSettled: ((ok: boolean) => void) | undefined,
     private readonly resolve: (answer: CopyAnswer) => void,
     private readonly reject: (err: Error) => void,
     private readonly onRead: ((bytes: number) => void) | undefined,
@@ -93,7 +105,8 @@ class CopyExchange {
     this.capture = captureBytes === undefined ? undefined : new BudgetedCapture(new BodyCapture(captureBytes, 'hash-only'), budget);
   }
 
-  start(origin: OriginAgent, copy: CopyRequest): void {
+  start(copy: CopyRequest): void {
+    const origin = this.origin;
     const request = (origin.secure ? https : http).request({
       hostname: origin.hostname,
       port: origin.port,
@@ -104,28 +117,46 @@ class CopyExchange {
       agent: origin.agent,
     });
     this.request = request;
-    request.once('socket', (socket) => {
-      // A pooled socket is connected already; a new one says so when it is.
-      if (!socket.connecting) this.connected = true;
-      else socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => (this.connected = true));
-    });
-    request.once('error', (err) => this.fail(err));
-    request.once('response', (response) => {
-      this.capture?.declare(response.headers['content-length']);
-      response.on('data', (chunk: Buffer) => {
-        this.capture?.push(chunk);
-        this.onRead?.(chunk.length);
-      });
-      response.once('error', (err) => this.fail(err));
-      response.once('aborted', () => this.fail(Object.assign(new Error('shadow answer cut short'), { code: 'ECONNRESET' })));
-      response.once('end', () => {
-        const status = response.statusCode ?? 0;
-        if (this.settle(status < 500)) {
-          this.resolve({ status, headers: response.headers, capture: this.capture?.result(), latencyMs: performance.now() - this.started });
-        }
-      });
-    });
+    request.once('socket', this.onSocket.bind(this));
+    request.once('error', this.failed);
+    request.once('response', this.onResponse.bind(this));
     request.end(copy.body);
+  }
+
+  private onSocket(socket: Socket): void {
+    // A pooled socket is connected already; a new one says so when it is.
+    if (!socket.connecting) this.connected = true;
+    else socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', this.onConnect.bind(this));
+  }
+
+  private onConnect(): void {
+    this.connected = true;
+  }
+
+  private onResponse(response: IncomingMessage): void {
+    this.response = response;
+    this.capture?.declare(response.headers['content-length']);
+    response.on('data', this.onData.bind(this));
+    response.once('error', this.failed);
+    response.once('aborted', this.onAborted.bind(this));
+    response.once('end', this.onEnd.bind(this));
+  }
+
+  private onData(chunk: Buffer): void {
+    this.capture?.push(chunk);
+    this.onRead?.(chunk.length);
+  }
+
+  private onAborted(): void {
+    this.fail(Object.assign(new Error('shadow answer cut short'), { code: 'ECONNRESET' }));
+  }
+
+  private onEnd(): void {
+    const response = this.response!;
+    const status = response.statusCode ?? 0;
+    if (this.settle(status < 500)) {
+      this.resolve({ status, headers: response.headers, capture: this.capture?.result(), latencyMs: performance.now() - this.started });
+    }
   }
 
   /** The sweep's visit: false once the exchange is over or given up on. */
@@ -156,7 +187,9 @@ class CopyExchange {
     this.inflight.delete(this);
     // From here the answer (and its capture) is the receiver's to count.
     this.capture?.release();
-    this.onSettled(ok);
+    const origin = this.origin;
+    if (--origin.inflight === 0 && origin.retired) origin.agent.destroy();
+    this.onSettled?.(ok);
     return true;
   }
 }
@@ -213,18 +246,14 @@ export class OriginAgents {
    * counted and dropped when not comparing. The whole exchange is bounded by
    * `timeoutMs`, and a new connection by the target's connect timeout.
    */
-  send(target: CopyTarget, copy: CopyRequest, captureBytes: number | undefined, onSettled: (ok: boolean) => void, key = targetKey(target)): Promise<CopyAnswer> {
+  send(target: CopyTarget, copy: CopyRequest, captureBytes: number | undefined, key = targetKey(target), onSettled?: (ok: boolean) => void): Promise<CopyAnswer> {
     const entry = this.agentFor(target, key);
     entry.inflight++;
-    const settled = (ok: boolean) => {
-      if (--entry.inflight === 0 && entry.retired) entry.agent.destroy();
-      onSettled(ok);
-    };
     return new Promise((resolve, reject) => {
-      const exchange = new CopyExchange(this.inflight, this.captures, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, settled, resolve, reject, this.onRead);
+      const exchange = new CopyExchange(this.inflight, entry, this.captures, Date.now() + copy.timeoutMs, copy.timeoutMs, target.connectTimeoutMs, captureBytes, onSettled, resolve, reject, this.onRead);
       this.inflight.add(exchange);
       try {
-        exchange.start(entry, copy);
+        exchange.start(copy);
       } catch (err) {
         exchange.fail(err as Error);
       }
@@ -282,7 +311,8 @@ export class ShadowClients implements CopySender {
     const pool = this.upstreams.poolFor(upstream);
     const endpoint = pool.pick();
     pool.begin(endpoint);
-    return this.origins.send(copyTarget(upstream, endpoint), copy, captureBytes, (ok) => settleEndpoint(pool, endpoint, ok));
+    const target = copyTarget(upstream, endpoint);
+    return this.origins.send(target, copy, captureBytes, targetKey(target), (ok) => settleEndpoint(pool, endpoint, ok));
   }
 
   ready(): Promise<void> {
