@@ -152,6 +152,9 @@ export class DiffEngine implements PairSink {
     return true;
   }
 
+  /** Made once, not per pair (bench/README.md, "Closures made per call"). */
+  private readonly wantsExample: PairContext['wantsExample'] = (route, shadow, marks) => this.examples.wants(route, shadow, marks, Date.now());
+
   private compareNext(): void {
     const pair = this.queue[this.head]!;
     this.queue[this.head] = undefined;
@@ -169,7 +172,7 @@ export class DiffEngine implements PairSink {
       const descriptors = grpc && pair.diff.protoDescriptors !== undefined ? this.descriptorSets.get(pair.diff.protoDescriptors) : undefined;
       const context: PairContext = {
         endpoint,
-        wantsExample: (route, shadow, marks) => this.examples.wants(route, shadow, marks, Date.now()),
+        wantsExample: this.wantsExample,
         ...(previous ? { previous } : {}),
         ...(descriptors && 'schema' in descriptors ? { protoSchema: descriptors.schema } : {}),
         ...(descriptors && 'problem' in descriptors ? { protoSchemaProblem: descriptors.problem } : {}),
