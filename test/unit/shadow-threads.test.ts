@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { compileSnapshot } from '../../src/config/compile.js';
 import { validateConfigSource } from '../../src/config/validate.js';
 import { ComparePool } from '../../src/shadow/compare-pool.js';
+import { ShadowClients } from '../../src/shadow/clients.js';
 import { ThreadedCopies } from '../../src/shadow/threaded-copies.js';
 import { shadowThreadCount, ShadowThreads } from '../../src/shadow/threads.js';
 import { UpstreamPools } from '../../src/upstream/pools.js';
@@ -134,6 +135,37 @@ describe('shadow threads', () => {
       assert.equal(threads.running, 1, 'copying and comparing share the one thread');
     } finally {
       await copies.close();
+      await close();
+      upstream.close();
+    }
+  });
+
+  test("a copy's answer feeds its endpoint's health: a 5xx counts as a failure, a 2xx clears it, from the thread or from here", async () => {
+    let status = 500;
+    const upstream = http.createServer((_req, res) => {
+      res.statusCode = status;
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const { threads, close } = pool();
+    const pools = new UpstreamPools();
+    const senders = [new ThreadedCopies(threads, pools, () => 1024 * 1024), new ShadowClients(pools)];
+    try {
+      for (const sender of senders) {
+        const target = upstreamAt(url);
+        const endpoint = pools.poolFor(target).endpoints[0]!;
+        status = 500;
+        assert.equal((await sender.send(target, copy(), 1024)).status, 500, 'a 5xx is an answer, not an error');
+        assert.equal((await sender.send(target, copy(), 1024)).status, 500);
+        assert.equal(endpoint.consecutiveFailures, 2, `${sender.constructor.name}: each 5xx recorded as a failure`);
+        assert.equal(endpoint.outstanding, 0, 'each copy finished in its pool');
+        status = 200;
+        assert.equal((await sender.send(target, copy(), 1024)).status, 200);
+        assert.equal(endpoint.consecutiveFailures, 0, `${sender.constructor.name}: a 2xx clears them`);
+      }
+    } finally {
+      for (const sender of senders) await sender.close();
       await close();
       upstream.close();
     }
