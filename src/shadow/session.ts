@@ -232,9 +232,7 @@ export class Session implements MirrorSession {
     }
   }
 
-  // Awaited in a method, not in a callback made per copy: V8 keeps a
-  // closure's optimized code only while one of its instances lives
-  // (bench/README.md, "Closures made per call").
+  // Awaited in a method, not in a callback made per copy (clients.ts says why).
   private async exchangeWhole(copy: Copy, body: Buffer | undefined, last: boolean): Promise<void> {
     const result = await this.service.exchange(copy.upstream, copy.target, this.method, this.path, this.copyHeaders(copy), body, this.options.shadowTimeoutMs, this.capture(), last, copy.abort?.signal);
     if (copy.outcome !== undefined) return;

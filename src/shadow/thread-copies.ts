@@ -4,7 +4,7 @@
  * the thread that serves users. Each answer goes back with its captured
  * bytes (transferred, not copied) and its endpoint's health verdict.
  */
-import { OriginAgents, type CopyTarget } from './clients.js';
+import { OriginAgents, type CopyAnswer, type CopyTarget } from './clients.js';
 import { errorToWire, type CopyOrder, type CopySettled, type SendCopies } from './shadow-wire.js';
 import { StallWatch } from './stall-watch.js';
 
@@ -45,23 +45,23 @@ export class ThreadCopies {
     void this.exchange(order, target);
   }
 
-  // A method awaiting rather than callbacks made per copy: V8 keeps a
-  // closure's optimized code only while one of its instances lives, and
-  // this thread's full collections sent those back to the compiler every
-  // second or so (bench/README.md, "Closures made per call").
+  // Awaited in a method, not in callbacks made per copy (clients.ts says why).
   private async exchange(order: CopyOrder, target: CopyTarget): Promise<void> {
     const body = order.copy.body && Buffer.from(order.copy.body.buffer, order.copy.body.byteOffset, order.copy.body.byteLength);
     const sent = performance.now();
     this.stalls.begin();
+    let answer: CopyAnswer;
     try {
-      const answer = await this.origins.send(target, { ...order.copy, body }, order.captureBytes, order.key);
-      const stalledMs = this.stalls.end(sent);
-      const buffer = answer.capture?.body.buffer;
-      const measured = stalledMs > 0 ? { ...answer, stalledMs } : answer;
-      this.settled({ id: order.id, ok: answer.status < 500, answer: measured }, buffer instanceof ArrayBuffer && buffer.byteLength > 0 ? buffer : undefined);
+      answer = await this.origins.send(target, { ...order.copy, body }, order.captureBytes, order.key);
     } catch (err) {
       this.stalls.end(sent);
       this.settled({ id: order.id, error: errorToWire(err) });
+      return;
     }
+    const stalledMs = this.stalls.end(sent);
+    const buffer = answer.capture?.body.buffer;
+    const measured = stalledMs > 0 ? { ...answer, stalledMs } : answer;
+    // What the endpoint's health is told (clients.ts settles the same way).
+    this.settled({ id: order.id, ok: answer.status < 500, answer: measured }, buffer instanceof ArrayBuffer && buffer.byteLength > 0 ? buffer : undefined);
   }
 }
