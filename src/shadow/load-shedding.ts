@@ -9,7 +9,7 @@
  * thread's event-loop utilization over that window is read (lazily, by the
  * next copy chosen; no timer): at or above the route-independent bound
  * (limits.shadowShedAbove) the share of chosen copies admitted is halved,
- * down to 1/32, so a dark launch keeps a trickle of comparisons; well below
+ * down to 1/128, so a dark launch keeps a trickle of comparisons; well below
  * it (by HYSTERESIS) the share doubles per window elapsed, back to all.
  * Copies shed are counted as dropped, like those past the in-flight bound,
  * and gatewayctl_shadow_admitted_ratio shows the share.
@@ -21,6 +21,14 @@
  * of no shadow (rounds 0.57-0.83x; 0.86x in a 5-round run of every
  * setup), 217 against 396 us of CPU and 126 against 159 MB peak; about 4%
  * of requests compared instead of 45%.
+ *
+ * The floor was 1/32 until 2026-12-06. Under wrk a shadow thread then still
+ * spent over a millisecond of CPU per copy (it runs in short slices between
+ * the other processes, preempted hundreds of times a second), and the
+ * shadowed gateway served 0.58-1.10x of its unshadowed figure. At 1/128,
+ * side by side (8 rounds, bench/README.md, "A lower floor for shedding"): 0.94 against
+ * 0.78x of no shadow, about 166 against 209 us of CPU a request, and 120-200
+ * pairs compared a second at saturation against 280-420.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 
@@ -33,7 +41,7 @@ export interface LoadClock {
 }
 
 export const WINDOW_MS = 250;
-export const MIN_SHARE = 1 / 32;
+export const MIN_SHARE = 1 / 128;
 /** The share grows again only below the bound less this. */
 export const HYSTERESIS = 0.15;
 

@@ -39,19 +39,20 @@ describe('load shedding of shadow copies', () => {
     const guard = new LoadShedding(load, (shedding) => changes.push(shedding));
     load.utilization = 0.97;
     const shares: number[] = [];
-    for (let w = 0; w < 7; w++) {
+    for (let w = 0; w < 9; w++) {
       load.time += WINDOW_MS;
       guard.admit(0.9);
       shares.push(guard.share);
     }
-    assert.deepEqual(shares, [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, MIN_SHARE, MIN_SHARE]);
+    assert.deepEqual(shares, [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128, MIN_SHARE, MIN_SHARE]);
+    assert.equal(MIN_SHARE, 1 / 128);
     assert.deepEqual(changes, [true], 'told once that shedding started');
-    // At 1/32, 320 chosen copies send 10, one every 32.
-    const pattern = Array.from({ length: 320 }, () => guard.admit(0.9));
+    // At 1/128, 1,280 chosen copies send 10, one every 128.
+    const pattern = Array.from({ length: 1280 }, () => guard.admit(0.9));
     assert.equal(pattern.filter(Boolean).length, 10);
     const gaps = pattern.flatMap((ok, i) => (ok ? [i] : [])).map((i, k, all) => (k === 0 ? 0 : i - all[k - 1]!));
-    assert.ok(gaps.slice(1).every((g) => g === 32), `evenly spaced: ${gaps.join(',')}`);
-    assert.ok(guard.shed > 300);
+    assert.ok(gaps.slice(1).every((g) => g === 128), `evenly spaced: ${gaps.join(',')}`);
+    assert.ok(guard.shed > 1200);
   });
 
   test('between the bound and the hysteresis the share holds; well below it, it doubles per window elapsed', () => {
