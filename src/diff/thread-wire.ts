@@ -50,14 +50,15 @@ export class DiffConfigsSent {
   wire(pairs: readonly MirroredPair[]): { readonly message: ToComparing; readonly posted: () => void } {
     const configs: [number, DiffConfig][] = [];
     const used = new Set<number>();
-    const wired = pairs.map(({ diff, ...pair }): WirePair => {
+    const wired: WirePair[] = [];
+    for (const { diff, ...pair } of pairs) {
       let diffId = diffIds.get(diff);
       if (diffId === undefined) diffIds.set(diff, (diffId = nextDiffId++));
       if (!this.held.has(diffId) && !used.has(diffId)) configs.push([diffId, diff]);
       used.add(diffId);
       // The rest is already a new object: the id goes onto it rather than into another copy.
-      return Object.assign(pair, { diffId });
-    });
+      wired.push(Object.assign(pair, { diffId }));
+    }
     const forget: number[] = [];
     let over = this.held.size + configs.length - KEPT_CONFIGS;
     for (const id of this.held) {

@@ -31,7 +31,7 @@ import { hostOf, isGrpc } from '../routing/matcher.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { H2Forward, h2HeaderObject, h2ResponseRaw, speaksH2, type H2Sessions } from '../upstream/h2.js';
 import type { MirrorSession, ShadowService } from '../shadow/service.js';
-import type { UpstreamPool } from '../upstream/pool.js';
+import { outcomeOfStatus, type UpstreamPool } from '../upstream/pool.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { ActiveConfig } from './active.js';
 import { Sweep, UpstreamTimeoutError } from '../upstream/deadlines.js';
@@ -278,7 +278,7 @@ export class H2RequestHandler {
     if (exchange.done || exchange.failed || res.writableEnded || res.destroyed) return void body.destroy();
     exchange.responded = true;
     if (grpcStatus !== undefined) exchange.grpcStatus = grpcStatus;
-    exchange.pool.record(exchange.endpoint!, status >= 500 ? 'failure' : 'ok');
+    exchange.pool.record(exchange.endpoint!, outcomeOfStatus(status));
     // A gRPC call has no deadline on its body beyond its own grpc-timeout.
     if (!exchange.callDeadline) this.sweep.delete(exchange);
     const headers = headerObject(downstreamHeaders(raw, exchange.requestId));

@@ -49,6 +49,7 @@ import type { Endpoint } from '../upstream/endpoint.js';
 import { isGrpc } from '../routing/matcher.js';
 import { openUpstreamRequest } from '../upstream/http1.js';
 import { H2Forward, h2HeaderObject, h2ResponseRaw, speaksH2, type H2Sessions } from '../upstream/h2.js';
+import { outcomeOfStatus } from '../upstream/pool.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { RetryCause } from '../upstream/retry.js';
 import { UpstreamDeadlines, UpstreamTimeoutError } from '../upstream/deadlines.js';
@@ -292,7 +293,7 @@ export class ProxyHandler {
     // In flight when the drain began: the answer says the connection ends.
     if (this.draining()) res.shouldKeepAlive = false;
     const pool = ctx.pool!;
-    pool.record(ctx.endpoint!, status >= 500 ? 'failure' : 'ok');
+    pool.record(ctx.endpoint!, outcomeOfStatus(status));
     if (pool.retry.retriesStatus(status) && this.retry(ctx, 'status', status)) {
       // Read and dropped, so its connection can serve again.
       proxyRes.resume();
@@ -386,7 +387,7 @@ export class ProxyHandler {
     if (ctx.closed || ctx.outgoing !== upstream || res.destroyed || res.writableEnded) return upstream.destroy();
     if (this.draining()) res.shouldKeepAlive = false;
     const pool = ctx.pool!;
-    pool.record(ctx.endpoint!, status >= 500 ? 'failure' : 'ok');
+    pool.record(ctx.endpoint!, outcomeOfStatus(status));
     if (pool.retry.retriesStatus(status) && this.retry(ctx, 'status', status)) return upstream.destroy();
     if (!req.complete) {
       res.shouldKeepAlive = false;

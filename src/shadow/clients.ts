@@ -15,7 +15,7 @@ import type { CompiledUpstream } from '../config/compile.js';
 import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
 import { Sweep } from '../upstream/deadlines.js';
 import { connectionKey, FREE_SOCKET_TIMEOUT_MS, type Endpoint } from '../upstream/endpoint.js';
-import type { UpstreamPool } from '../upstream/pool.js';
+import { outcomeOfStatus, type UpstreamPool } from '../upstream/pool.js';
 import { UpstreamPools } from '../upstream/pools.js';
 import { ErrorCodes, GatewayError } from '../errors.js';
 
@@ -154,7 +154,7 @@ class CopyExchange {
   private onEnd(): void {
     const response = this.response!;
     const status = response.statusCode ?? 0;
-    if (this.settle(status < 500)) {
+    if (this.settle(outcomeOfStatus(status) === 'ok')) {
       this.resolve({ status, headers: response.headers, capture: this.capture?.result(), latencyMs: performance.now() - this.started });
     }
   }

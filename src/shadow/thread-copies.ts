@@ -7,6 +7,7 @@
 import { OriginAgents, type CopyAnswer, type CopyTarget } from './clients.js';
 import { errorToWire, type CopyOrder, type CopySettled, type SendCopies } from './shadow-wire.js';
 import { StallWatch } from './stall-watch.js';
+import { outcomeOfStatus } from '../upstream/pool.js';
 
 export class ThreadCopies {
   private readonly origins: OriginAgents;
@@ -61,7 +62,6 @@ export class ThreadCopies {
     const stalledMs = this.stalls.end(sent);
     const buffer = answer.capture?.body.buffer;
     const measured = stalledMs > 0 ? { ...answer, stalledMs } : answer;
-    // What the endpoint's health is told (clients.ts settles the same way).
-    this.settled({ id: order.id, ok: answer.status < 500, answer: measured }, buffer instanceof ArrayBuffer && buffer.byteLength > 0 ? buffer : undefined);
+    this.settled({ id: order.id, ok: outcomeOfStatus(answer.status) === 'ok', answer: measured }, buffer instanceof ArrayBuffer && buffer.byteLength > 0 ? buffer : undefined);
   }
 }

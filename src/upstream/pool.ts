@@ -27,6 +27,9 @@ import { RetryPolicy } from './retry.js';
 /** How an attempt ended, for passive health. */
 export type AttemptOutcome = 'ok' | 'failure';
 
+/** An answer's status, for passive health: a 5xx is the endpoint's failure, anything else it answered well. */
+export const outcomeOfStatus = (status: number): AttemptOutcome => (status >= 500 ? 'failure' : 'ok');
+
 /** Ejections counted for the backoff are forgotten after this many base times in rotation. */
 const EJECTION_MEMORY = 10;
 const MAX_EJECTION_MULTIPLIER = 10;
