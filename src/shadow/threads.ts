@@ -19,13 +19,20 @@ import { Worker } from 'node:worker_threads';
 import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { boundHeapGrowth } from './heap-growth.js';
 import { exposeCollection } from './spent-buffers.js';
 import type { FromShadowThread, ThreadBatch, ToShadowThread } from './shadow-wire.js';
 
 const BODY = new URL('./shadow-thread.js', import.meta.url);
 
-/** Heap one thread may use: past it the thread is ended and replaced, not the process. */
+/**
+ * Heap one thread may use: past it the thread is ended and replaced, not
+ * the process. The bound also keeps the thread's heap close to what it
+ * holds: V8 scales how far a heap may grow past its live set with its
+ * bound (src/heap/heap-controller.cc, MaxGrowingFactor: 1.3x at 256 MB on
+ * 64-bit, up to 4x from 2 GB), so the threads need no process-wide growth
+ * flag, which would bound the serving thread too and cost it CPU
+ * (bench/README.md, "Heap growth").
+ */
 const THREAD_HEAP_MB = 256;
 
 /**
@@ -188,8 +195,6 @@ export class ShadowThreads {
   }
 
   private start(index: number): ShadowThread {
-    // This process shadows: its heaps grow less (heap-growth.ts says why; once is enough, again is harmless).
-    boundHeapGrowth();
     // Its answers' read buffers are collected a few megabytes at a time (spent-buffers.ts).
     exposeCollection();
     const thread = new ShadowThread(index, this.options.heapMb ?? THREAD_HEAP_MB, this.onBatch, this.onExit);
