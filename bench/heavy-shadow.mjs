@@ -2,7 +2,7 @@
 // An unrelated route's latency while another route mirrors heavy answers.
 //
 //   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
-//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ...'] [--threads] [--no-write]
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ...'] [--threads] [--bare] [--no-write]
 //
 // Per answer size: three upstream processes (test/helpers/big-answers.js:
 // the heavy route's primary, its shadow answering JSON of the same size
@@ -20,6 +20,10 @@
 // shadow's outcomes and comparisons. --threads adds the gateway's CPU per
 // heavy request, by thread: the serving thread, the busiest other (the
 // shadow thread, in the shadow phase) and the rest (V8's helper threads).
+// --bare adds a third phase per round: the bare http-proxy-3 script
+// (bench/bare-proxy.mjs) proxying the same heavy answers from the same
+// paced loader, as the reference for the CPU and memory a heavy answer
+// costs a proxy; it has no light route, so that phase is not probed.
 //
 // Read the no-shadow row first: when its light p95 is far above a few
 // milliseconds, proxying the heavy answers alone already saturates the
@@ -34,6 +38,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { busyNeighbours, describeNeighbours, freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start, threadTicks } from './lib/procs.mjs';
+import { startBareProxy } from './lib/servers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -47,6 +52,7 @@ const { values: opts } = parseArgs({
     gatewayctl: { type: 'string' },
     'node-flags': { type: 'string', default: '' },
     threads: { type: 'boolean', default: false },
+    bare: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
   },
 });
@@ -161,25 +167,32 @@ routes:
     await sleep(opts.workers ? 2000 : 300);
     return { pid: gateway.pid, port: listening.listen?.port, stop: (ms) => gateway.stop(ms) };
   };
-  const newPhase = (route) => ({ route, latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
-  const phases = { 'no shadow': newPhase('plain'), shadow: newPhase('shadowed') };
+  // The bare script proxies every path to the heavy route's primary.
+  const startBare = async () => {
+    const port = await freePort();
+    const handle = await startBareProxy({ port, primaryPort: primaryPorts.primary });
+    return { pid: handle.pid, port, stop: (ms) => handle.stop(ms) };
+  };
+  const newPhase = (route, bare = false) => ({ route, bare, latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
+  const phases = { 'no shadow': newPhase('plain'), shadow: newPhase('shadowed'), ...(opts.bare ? { 'bare script': newPhase('plain', true) } : {}) };
+  const order = Object.keys(phases);
   const shadow = { completed: 0, dropped: 0, compared: 0, compareDropped: 0 };
-  for (let round = 0; round < rounds * 2; round++) {
-    const phase = phases[round % 2 === 0 ? 'no shadow' : 'shadow'];
-    // A gateway of its own per phase and round: what one phase left in memory is not counted in the other's.
-    const gateway = await startGateway(file);
+  for (let round = 0; round < rounds * order.length; round++) {
+    const phase = phases[order[round % order.length]];
+    // A process of its own per phase and round: what one phase left in memory is not counted in the other's.
+    const gateway = phase.bare ? await startBare() : await startGateway(file);
     phase.idleRss = Math.max(phase.idleRss, ...groupMembers([gateway.pid]).map(rssBytes));
     // A new process (and its shadow threads) compiles its code under the first requests: that is not what a phase measures.
     const warm = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', opts.warmup]);
     await firstJsonLine(warm, (r) => typeof r.sent === 'number', (Number(opts.warmup) + 60) * 1000);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
+    if (!phase.bare) for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
     const rss = sampleRss(groupMembers([gateway.pid]));
     const ticks0 = threadTicks(gateway.pid);
     const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
     const loaded = firstJsonLine(loader, (r) => typeof r.sent === 'number', (seconds + 60) * 1000);
     const until = performance.now() + seconds * 1000;
-    while (performance.now() < until) {
+    while (!phase.bare && performance.now() < until) {
       const t0 = performance.now();
       await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
       phase.latencies.push(performance.now() - t0);
@@ -226,7 +239,7 @@ const lines = [
   `# Unrelated-route latency with heavy shadow answers`,
   '',
   `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${loadBefore}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; other processes using the CPU before: ${neighbours}; node ${process.version}; ` +
-    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}.`,
+    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.bare ? '; a third phase per round: the bare http-proxy-3 script (bench/bare-proxy.mjs), not probed' : ''}${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}.`,
   '',
   `| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |${opts.threads ? ' CPU µs per heavy request: serving / busiest other thread / rest |' : ''}`,
   `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${opts.threads ? ' --- |' : ''}`,
@@ -235,6 +248,7 @@ for (const r of results) {
   const base = percentile(r.phases['no shadow'].latencies, 95);
   for (const [name, phase] of Object.entries(r.phases)) {
     const p95 = percentile(phase.latencies, 95);
+    const light = phase.bare ? '— | — | —' : `${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}×`;
     const ok = phase.load.reduce((s, l) => s + l.ok, 0);
     const sent = phase.load.reduce((s, l) => s + l.sent, 0);
     const shadowCols = name === 'shadow' ? `${r.shadow.completed} / ${r.shadow.dropped} | ${r.shadow.compared} / ${r.shadow.compareDropped}` : '— | —';
@@ -242,7 +256,7 @@ for (const r of results) {
     const perRequest = (ticks) => Math.round((ticks * 1e4) / Math.max(1, ok));
     const threadCols = opts.threads ? ` ${perRequest(phase.ticks.serving)} / ${perRequest(phase.ticks.busiest)} / ${perRequest(phase.ticks.rest)} |` : '';
     lines.push(
-      `| ${r.size} | ${name} | ${percentile(phase.latencies, 50).toFixed(2)} | ${p95.toFixed(2)} | ${(p95 / base).toFixed(2)}× | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(phase.idleRss)} | ${shadowCols} |${threadCols}`,
+      `| ${r.size} | ${name} | ${light} | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(phase.idleRss)} | ${shadowCols} |${threadCols}`,
     );
   }
 }
