@@ -234,7 +234,8 @@ export class ConnectionGuard {
       this.resting.delete(c);
       this.sweep.delete(c);
     }
-    res.once('close', () => this.finished(c));
+    // Fires once: on() spares once()'s wrapper (as in handler.ts).
+    res.on('close', () => this.finished(c));
   }
 
   private finished(c: Connection): void {

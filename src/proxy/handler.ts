@@ -151,7 +151,8 @@ export class ProxyHandler {
     const pool = ctx.pool!;
     const upstream = ctx.upstream!;
     active.inflight++;
-    res.once('close', () => this.finish(ctx));
+    // on(), not once(), for events that fire once: see send().
+    res.on('close', () => this.finish(ctx));
 
     if (ctx.hasBody) {
       const limits = active.snapshot.config.limits;
@@ -187,17 +188,21 @@ export class ProxyHandler {
     const { req } = ctx;
     const upstreamReq = openUpstreamRequest(endpoint, ctx.method, upstreamPath(endpoint.url, req.url!), req.headers);
     ctx.outgoing = upstreamReq;
+    // Each of these events fires at most once per request, so on() does
+    // what once() would without its per-listener wrapper (a bound function)
+    // and the removal when it fires: four listeners here, and the 'close'
+    // of both answers, on every request.
     upstreamReq.on('error', (err) => this.onUpstreamError(ctx, upstreamReq, err));
-    upstreamReq.once('socket', (socket: Socket) => this.onUpstreamSocket(ctx, upstreamReq, socket));
-    upstreamReq.once('response', (response: IncomingMessage) => this.onUpstreamResponse(ctx, upstreamReq, response));
+    upstreamReq.on('socket', (socket: Socket) => this.onUpstreamSocket(ctx, upstreamReq, socket));
+    upstreamReq.on('response', (response: IncomingMessage) => this.onUpstreamResponse(ctx, upstreamReq, response));
     // A 101 to a request that asked for no upgrade: without this listener
     // Node drops the socket and the request would wait forever.
-    upstreamReq.once('upgrade', (_response: IncomingMessage, socket: Socket) => {
+    upstreamReq.on('upgrade', (_response: IncomingMessage, socket: Socket) => {
       socket.destroy();
       if (ctx.outgoing === upstreamReq) this.failUpstream(ctx, 'reset', 502, UNASKED_SWITCH, undefined);
     });
     // The response deadline counts from here: upload time is not the upstream's.
-    upstreamReq.once('finish', () => {
+    upstreamReq.on('finish', () => {
       if (ctx.upstreamRequest === upstreamReq) ctx.requestSentAt = Date.now();
     });
     if (!ctx.hasBody) {
@@ -322,7 +327,7 @@ export class ProxyHandler {
     // request path's CPU). What pipeline would clean up is handled here:
     // an upstream that dies mid-body cuts the client's response too, and a
     // client that leaves destroys the upstream request (finish).
-    proxyRes.once('close', () => this.onUpstreamResponseClose(ctx, proxyRes));
+    proxyRes.on('close', () => this.onUpstreamResponseClose(ctx, proxyRes));
     proxyRes.pipe(res);
   }
 

@@ -17,6 +17,8 @@ interface Case extends RawCase {
 const H = 'Host: gw.test\r\n';
 const fillers = (n: number) => Array.from({ length: n }, (_, i) => `X-Filler-${i}: a\r\n`).join('');
 const smuggled = `GET /smuggled HTTP/1.1\r\n${H}\r\n`;
+/** host:port of the capturing upstream, once it listens. */
+let upstreamHost = '';
 
 const cases: Case[] = [
   // Content-Length / Transfer-Encoding conflicts
@@ -89,7 +91,39 @@ const cases: Case[] = [
   { name: 'Host with a space', send: `GET /a HTTP/1.1\r\nHost: gw test\r\n\r\n`, status: 400, upstream: 0, closes: true },
   { name: 'Host with userinfo', send: `GET /a HTTP/1.1\r\nHost: user@gw.test\r\n\r\n`, status: 400, upstream: 0, closes: true },
   { name: 'Host with a path', send: `GET /a HTTP/1.1\r\nHost: gw.test/x\r\n\r\n`, status: 400, upstream: 0, closes: true },
-  { name: 'HTTP/1.0 without Host', send: `GET /a HTTP/1.0\r\n\r\n`, status: 200, upstream: 1, closes: true },
+  {
+    name: 'HTTP/1.0 without Host reaches the upstream with its own Host',
+    send: `GET /a HTTP/1.0\r\n\r\n`,
+    status: 200,
+    upstream: 1,
+    closes: true,
+    check: (_, [r]) => assert.deepEqual(r!.headerAll('host'), [upstreamHost]),
+  },
+  // A request without a body: unframed where Node frames none by default, else declared empty, never chunked
+  ...['POST', 'PUT', 'PATCH', 'PROPFIND'].map(
+    (method): Case => ({
+      name: `${method} without a body is forwarded with Content-Length: 0`,
+      send: `${method} /a HTTP/1.1\r\n${H}\r\n`,
+      status: 200,
+      upstream: 1,
+      check: (_, [r]) => {
+        assert.deepEqual(r!.headerAll('content-length'), ['0']);
+        assert.deepEqual(r!.headerAll('transfer-encoding'), []);
+      },
+    }),
+  ),
+  ...['GET', 'DELETE', 'OPTIONS'].map(
+    (method): Case => ({
+      name: `${method} without a body is forwarded without framing headers`,
+      send: `${method} /a HTTP/1.1\r\n${H}\r\n`,
+      status: 200,
+      upstream: 1,
+      check: (_, [r]) => {
+        assert.deepEqual(r!.headerAll('content-length'), []);
+        assert.deepEqual(r!.headerAll('transfer-encoding'), []);
+      },
+    }),
+  ),
   // Versions
   { name: 'HTTP/0.9 request line', send: `GET /a\r\n\r\n`, status: 505, upstream: 0, closes: true },
   { name: 'HTTP/2.0 request line', send: `GET /a HTTP/2.0\r\n${H}\r\n`, status: 505, upstream: 0, closes: true },
@@ -190,6 +224,7 @@ describe('raw framing', () => {
       if (req.method === 'HEAD') return 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n';
       return ok(`${req.method} ${req.target}`);
     });
+    upstreamHost = new URL(upstream.url).host;
     gw = await startGateway(`
 listen: 127.0.0.1:0
 admin: 127.0.0.1:0
