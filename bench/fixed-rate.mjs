@@ -37,7 +37,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { busyNeighbours, cpuSeconds, describeNeighbours, freePort, groupMembers, installCleanup, killAll, sampleRss, start, threadTicks } from './lib/procs.mjs';
-import { startBareProxy, startGateway, startSlowShadow, startUpstreams } from './lib/servers.mjs';
+import { startBareProxy, startGateway, startSlowShadow, startUpstreams, variantWords } from './lib/servers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -64,7 +64,7 @@ const split = (spec, what) => {
 const variants = [
   { name: 'this', root, args: [] },
   ...(opts.variant ?? []).map((s) => split(s, '--variant')).map(([name, dir]) => ({ name, root: resolve(dir), args: [] })),
-  ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, flags]) => ({ name, root, args: flags.split(/\s+/).filter(Boolean) })),
+  ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, text]) => ({ name, root, args: variantWords(text).flags, env: variantWords(text).env })),
   ...(opts.bare ? [{ name: 'bare', root, args: [], bare: true }] : []),
 ];
 
@@ -136,7 +136,7 @@ try {
       };
       const gateway = v.bare
         ? Object.assign(await startBareProxy(setup), { port: setup.port })
-        : await startGateway(join(tmp, `${v.name}-${round}`), { ...setup, root: v.root, adminPort: await freePort() });
+        : await startGateway(join(tmp, `${v.name}-${round}`), { ...setup, root: v.root, adminPort: await freePort(), ...(v.env ? { env: v.env } : {}) });
       await load(gateway.port, 3);
       gcWindow = true;
       const pids = groupMembers([gateway.pid]);

@@ -36,6 +36,7 @@ import {
   startNginxProxy,
   startSlowShadow,
   startUpstreams,
+  variantWords,
 } from './lib/servers.mjs';
 import { wrk } from './lib/wrk.mjs';
 
@@ -145,6 +146,7 @@ async function startSetup(setup, ctx, dir, port, extra = {}) {
         endpoints: setup.endpoints,
         ...extra,
         nodeArgs: [...(setup.nodeArgs ?? []), ...(extra.nodeArgs ?? [])],
+        ...(setup.env ? { env: setup.env } : {}),
       });
       return { handle: g, port: g.port, adminPort: g.adminPort };
     }
@@ -186,7 +188,9 @@ if (opts.help) {
   --node-variant NAME=FLAGS
                        also run each selected gatewayctl setup from this checkout
                        under node FLAGS (e.g. "--max-semi-space-size=4"), as rows
-                       SETUP@NAME: the price of a V8 or Node flag, in one run
+                       SETUP@NAME: the price of a V8 or Node flag, in one run;
+                       VAR=VALUE words set environment variables instead
+                       (e.g. "MALLOC_ARENA_MAX=2")
 setups: ${setupNames()}
 `);
   process.exit(0);
@@ -213,10 +217,11 @@ for (const spec of opts.variant ?? []) {
 for (const spec of opts['node-variant'] ?? []) {
   const eq = spec.indexOf('=');
   if (eq <= 0) fail(`--node-variant wants NAME=FLAGS, not "${spec}"`, 2);
-  const [name, flags] = [spec.slice(0, eq), spec.slice(eq + 1).split(/\s+/).filter(Boolean)];
+  const name = spec.slice(0, eq);
+  const { words, flags, env } = variantWords(spec.slice(eq + 1));
   const extra = baseSetups
     .filter((s) => s.kind === 'gw')
-    .map((s) => ({ ...s, name: `${s.name}@${name}`, label: `${s.label} [${name}: ${flags.join(' ')}]`, nodeArgs: flags }));
+    .map((s) => ({ ...s, name: `${s.name}@${name}`, label: `${s.label} [${name}: ${words.join(' ')}]`, nodeArgs: flags, env }));
   setups = [...setups, ...extra];
 }
 

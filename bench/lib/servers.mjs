@@ -142,6 +142,17 @@ export async function startBareProxy({ port, primaryPort, shadowPort, nodeArgs =
   return handle;
 }
 
+/**
+ * A --node-variant's words: VAR=VALUE words are environment variables
+ * (MALLOC_ARENA_MAX=2), the others node flags (--max-semi-space-size=4).
+ */
+export function variantWords(text) {
+  const words = text.split(/\s+/).filter(Boolean);
+  const isEnv = (word) => /^[A-Z_][A-Z0-9_]*=/.test(word);
+  const env = Object.fromEntries(words.filter(isEnv).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+  return { words, flags: words.filter((w) => !isEnv(w)), env };
+}
+
 /** The config a gatewayctl setup runs with: one route, maybe one shadow. */
 export function gatewayConfig({ port, adminPort, primaryPort, shadowPort, accessLog, endpoints }) {
   const lines = [
@@ -169,7 +180,7 @@ export function gatewayConfig({ port, adminPort, primaryPort, shadowPort, access
  * listening line was logged and the proxy answers. With workers, checks that
  * more than one process serves; if not, throws NotSupportedError.
  */
-export async function startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers, accessLog, endpoints, nodeArgs = [], onOutput }) {
+export async function startGateway(dir, { root, port, adminPort, primaryPort, shadowPort, workers, accessLog, endpoints, nodeArgs = [], env, onOutput }) {
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(configFile, gatewayConfig({ port, adminPort, primaryPort, shadowPort, accessLog, endpoints }));
@@ -179,6 +190,8 @@ export async function startGateway(dir, { root, port, adminPort, primaryPort, sh
   const listened = new Promise((resolve) => (listening = resolve));
   const handle = start(workers ? `gatewayctl --workers ${workers}` : 'gatewayctl', process.execPath, args, {
     cwd: dir,
+    // Variables added to this process's environment (a variant's MALLOC_ARENA_MAX, say).
+    ...(env ? { env: { ...process.env, ...env } } : {}),
     onLine(line, label) {
       onOutput?.(line, label);
       if (!line.includes('gateway.listening')) return;
