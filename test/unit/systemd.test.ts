@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { ALLOCATOR_DEFAULTS } from '../../src/control/allocator-env.js';
 import { BIN, REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
 
@@ -54,7 +55,8 @@ describe('systemd unit', () => {
   test("its environment is one Node starts with: a typo in NODE_OPTIONS would stop the service from starting", () => {
     const environment = Object.fromEntries(directive('Environment').map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
     assert.ok(environment['NODE_OPTIONS']?.includes('--max-semi-space-size='), 'the young generation is bounded');
-    assert.equal(environment['MALLOC_ARENA_MAX'], '2', "glibc's per-thread malloc arenas are bounded");
+    // The same allocator settings the primary gives the workers it forks.
+    for (const [name, value] of Object.entries(ALLOCATOR_DEFAULTS)) assert.equal(environment[name], value, name);
     // Node refuses to start on an option it does not take from NODE_OPTIONS.
     execFileSync(process.execPath, ['-e', '0'], { env: { ...process.env, ...environment }, stdio: 'pipe' });
     execFileSync(BIN, ['--version'], { env: { ...process.env, ...environment }, stdio: 'pipe' });
