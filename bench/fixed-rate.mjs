@@ -64,7 +64,10 @@ const split = (spec, what) => {
 const variants = [
   { name: 'this', root, args: [] },
   ...(opts.variant ?? []).map((s) => split(s, '--variant')).map(([name, dir]) => ({ name, root: resolve(dir), args: [] })),
-  ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, text]) => ({ name, root, args: variantWords(text).flags, env: variantWords(text).env })),
+  ...(opts['node-variant'] ?? []).map((s) => split(s, '--node-variant')).map(([name, text]) => {
+    const { flags, env } = variantWords(text);
+    return { name, root, args: flags, env };
+  }),
   ...(opts.bare ? [{ name: 'bare', root, args: [], bare: true }] : []),
 ];
 
