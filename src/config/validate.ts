@@ -123,10 +123,9 @@ class MeaningChecker {
   normalize(raw: Raw): GatewayConfig | undefined {
     this.darkEgress = obj(raw['egress'])['dark'] !== undefined;
     const top = defaultsAt('');
-    const listenRaw = raw['listen'];
-    const listenForm = listenRaw !== null && typeof listenRaw === 'object' && 'address' in (listenRaw as Raw) ? (listenRaw as Raw) : undefined;
-    const listenAddress = withHost((listenForm ? listenForm['address'] : listenRaw) as ListenAddress | undefined, '0.0.0.0', top['listen']);
-    const listen = listenForm?.['h2c'] === true ? { ...listenAddress, h2c: true } : listenAddress;
+    const listenForm = addressForm(raw['listen'], 'address');
+    const listenAddress = withHost(listenForm.address, '0.0.0.0', top['listen']);
+    const listen = listenForm.settings['h2c'] === true ? { ...listenAddress, h2c: true } : listenAddress;
     const admin = this.admin(raw['admin']);
     if (addressesClash(listen, admin)) {
       this.error('admin', 'address-clash', `admin address ${formatAddress(admin)} clashes with listen ${formatAddress(listen)}`);
@@ -174,19 +173,11 @@ class MeaningChecker {
   }
 
   private admin(raw: unknown): AdminConfig {
-    const fallback: ListenAddress = defaultsAt('')['admin'];
-    let address: ListenAddress;
-    let token: string | undefined;
-    let allowedHosts: string[] = [];
-    if (raw !== null && typeof raw === 'object' && 'listen' in (raw as Raw)) {
-      address = withHost((raw as Raw)['listen'], '127.0.0.1', fallback);
-      token = (raw as Raw)['token'];
-      allowedHosts = strings((raw as Raw)['allowedHosts']).map((h) => h.toLowerCase());
-    } else {
-      address = withHost(raw as ListenAddress | undefined, '127.0.0.1', fallback);
-    }
+    const written = addressForm(raw, 'listen');
+    const address = withHost(written.address, '127.0.0.1', defaultsAt('')['admin']);
+    const allowedHosts = strings(written.settings['allowedHosts']).map((h) => h.toLowerCase());
     // A token kept out of the file (a Kubernetes Secret, a systemd credential).
-    token ??= this.env['GATEWAYCTL_ADMIN_TOKEN'] || undefined;
+    const token: string | undefined = written.settings['token'] ?? (this.env['GATEWAYCTL_ADMIN_TOKEN'] || undefined);
     if (!isLoopbackHost(address.host) && !token) {
       this.warn(
         'admin',
@@ -761,6 +752,22 @@ class MeaningChecker {
       recordMs: t['record'],
     };
   }
+}
+
+/**
+ * A value written as an address, or as a mapping that holds one under `key`
+ * beside its settings. Shaped, both forms are objects: an address is the
+ * one with a port. The address is undefined when it is missing or the shape
+ * pass refused it (and said why).
+ */
+function addressForm(value: unknown, key: string): { address: ListenAddress | undefined; settings: Raw } {
+  if (isAddress(value)) return { address: value, settings: {} };
+  const settings = obj(value);
+  return { address: isAddress(settings[key]) ? settings[key] : undefined, settings };
+}
+
+function isAddress(value: unknown): value is ListenAddress {
+  return typeof obj(value)['port'] === 'number';
 }
 
 function withHost(address: ListenAddress | undefined, defaultHost: string, fallback: ListenAddress): ListenAddress {
