@@ -89,7 +89,8 @@ export function checkDependencies(raw: Raw | undefined, baseDir: string, reporte
       url,
       ...(tls ? { tls } : {}),
       simulation,
-      passthrough: ((spec['passthrough'] as string[] | undefined) ?? []).map((m) => m.toUpperCase()),
+      // Items the shape pass refused stay in the list as markers (reported there).
+      passthrough: ((spec['passthrough'] as unknown[] | undefined) ?? []).filter((m): m is string => typeof m === 'string').map((m) => m.toUpperCase()),
       ignoreBody,
       waitMs: (spec['wait'] as number | undefined) ?? defaultsAt('dependencies.*')['wait'],
     };
