@@ -79,13 +79,10 @@ export class AdminServer {
     });
   }
 
-  private hostAllowed(req: IncomingMessage): boolean {
+  private hostAllowed(req: IncomingMessage, authority: string | undefined): boolean {
     // Two Host lines would let the first pass the check for the second.
     if (hostLines(req.rawHeaders) > 1) return false;
-    // An absolute-form target names the host itself (RFC 9112 section 3.2.2).
-    const url = req.url ?? '';
-    const target = url.charCodeAt(0) === 47 /* / */ ? undefined : normalizeTarget(url);
-    const host = target?.ok && target.authority !== undefined ? target.authority : req.headers.host;
+    const host = authority ?? req.headers.host;
     if (!host) return true; // HTTP/1.0 tools
     const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]!;
     if (isIP(name) !== 0 || name === 'localhost') return true;
@@ -116,8 +113,10 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     res.on('error', () => undefined);
-    if (!this.hostAllowed(req)) return sendAdminError(res, ErrorCodes.FORBIDDEN, 'admin API refuses requests for a foreign Host');
-    const url = new URL(req.url ?? '/', 'http://admin.local');
+    const target = parseTarget(req.url ?? '/');
+    if (!target) return sendAdminError(res, ErrorCodes.BAD_REQUEST, 'malformed request target');
+    if (!this.hostAllowed(req, target.authority)) return sendAdminError(res, ErrorCodes.FORBIDDEN, 'admin API refuses requests for a foreign Host');
+    const url = target.url;
     const method = req.method ?? 'GET';
     const path = url.pathname;
     if (method !== 'GET' && method !== 'HEAD') {
@@ -135,5 +134,22 @@ export class AdminServer {
       return sendAdminError(res, ErrorCodes.UNAUTHORIZED, 'this admin call needs "Authorization: Bearer <admin.token>"');
     }
     await route.handle(req, res, url);
+  }
+}
+
+/**
+ * The request target as a URL, and the authority an absolute-form target
+ * names (RFC 9112 section 3.2.2); undefined when it is malformed, which is
+ * the client's error, not ours.
+ */
+function parseTarget(raw: string): { url: URL; authority: string | undefined } | undefined {
+  const absolute = raw.charCodeAt(0) !== 47; /* / */
+  const normalized = absolute ? normalizeTarget(raw) : undefined;
+  if (normalized && !normalized.ok) return undefined;
+  try {
+    // An origin-form target is a path: "//host/x" must not read as a network-path reference.
+    return { url: absolute ? new URL(raw) : new URL(`http://admin.local${raw}`), authority: normalized?.ok ? normalized.authority : undefined };
+  } catch {
+    return undefined;
   }
 }
