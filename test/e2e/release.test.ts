@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { runCli, spawnServe } from '../helpers/cli.js';
 import { startGateway, tempDir } from '../helpers/gateway.js';
@@ -278,6 +278,51 @@ interval: 1h
       const missing = await cli('pause', 'nope');
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /no release/);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a state of the wrong shape is refused and changes nothing, in memory or in stateDir', async () => {
+    const stateDir = join(tmp.dir, 'shapes');
+    const gw = await startGateway(config(v1, v2, stateDir, `
+candidate: v2
+steps: [10, 100]
+interval: 1h
+controller: external
+`), { watch: false });
+    try {
+      const post = (path: string, body: string) =>
+        request(gw.adminUrl + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const [view] = await releases(gw.adminUrl);
+      const state = view.state;
+      await post('/releases/shop/pause', '{}');
+      const saved = readFileSync(join(stateDir, 'releases.json'), 'utf8');
+      const wrong: Record<string, unknown>[] = [
+        { state: { ...state, since: 'garbage' } },
+        { state: { ...state, since: 1e20 } },
+        { state: { ...state, stepIndex: '1' } },
+        { state: { ...state, stepIndex: 0.5 } },
+        { state: { ...state, status: 'weird' } },
+        { state: { ...state, history: [{}] } },
+        { state: { ...state, failure: { gates: 'x' } } },
+        { state, judgement: { verdict: 'pass', reason: 'x', gates: [1] } },
+        { state: null },
+        {},
+      ];
+      for (const body of wrong) {
+        const r = await post('/releases/shop/state', JSON.stringify(body));
+        assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+        assert.equal(r.json().code, 'GW_BAD_REQUEST');
+      }
+      const big = await post('/releases/shop/state', JSON.stringify({ state, pad: 'x'.repeat(70_000) }));
+      assert.equal(big.status, 400, 'an oversized body is answered, not cut off');
+      assert.equal((await post('/releases/%zz/pause', '{}')).status, 404, 'a malformed escape names no release');
+      const [after] = await releases(gw.adminUrl);
+      assert.equal(after.status, 'paused');
+      assert.equal(readFileSync(join(stateDir, 'releases.json'), 'utf8'), saved);
+      assert.equal((await post('/releases/shop/state', JSON.stringify({ state: { ...state, stepIndex: 1 } }))).status, 200);
+      assert.equal((await releases(gw.adminUrl))[0].stepIndex, 1);
     } finally {
       await gw.close();
     }

@@ -23,7 +23,7 @@ import type { DiffStore, EventFilter } from '../../diff/store.js';
 import type { DiffEvent } from '../../diff/types.js';
 import { ErrorCodes, GatewayError } from '../../errors.js';
 import { sseComment, sseFrame } from '../sse.js';
-import { sendJson, type AdminRoute } from './reply.js';
+import { decodeSegment, sendJson, type AdminRoute } from './reply.js';
 
 export interface DiffRoutesOptions {
   /** Interval of keep-alive comments on idle streams. */
@@ -45,15 +45,6 @@ function count(url: URL, name: string, max: number): number | undefined {
   if (raw === null || raw === '') return undefined;
   if (!/^\d{1,9}$/.test(raw)) throw new GatewayError(ErrorCodes.BAD_REQUEST, `?${name} must be a whole number, not "${raw}"`);
   return Math.min(Number(raw), max);
-}
-
-/** A path segment decoded; a malformed escape names nothing, rather than failing the request. */
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return '';
-  }
 }
 
 function lastEventId(req: IncomingMessage): string | undefined {
@@ -125,7 +116,7 @@ export function diffRoutes(store: DiffStore, options: DiffRoutesOptions = {}): A
     const q = (name: string) => url.searchParams.get(name) ?? '';
     const byId = url.pathname.startsWith('/diffs/examples/');
     const found = byId
-      ? store.examples.get(safeDecode(url.pathname.slice('/diffs/examples/'.length)))
+      ? store.examples.get(decodeSegment(url.pathname.slice('/diffs/examples/'.length)))
       : store.examples.forFinding(q('route'), q('shadow'), q('kind'), q('path'));
     if (found) return sendJson(res, 200, found);
     const what = byId ? 'that event (examples are sampled: recent ones, a few a second, and the latest of each finding are kept)' : 'that finding (route, shadow, kind, path)';

@@ -7,12 +7,12 @@
  * errors (no such release, an action that does not apply) answer with their
  * catalogue status through the admin server's error handler.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCodes, GatewayError } from '../../errors.js';
 import type { ReleaseController } from '../../release/controller.js';
-import type { Judgement } from '../../release/judge.js';
-import type { ReleaseAction, ReleaseState } from '../../release/machine.js';
-import { sendJson, type AdminRoute } from './reply.js';
+import type { ReleaseAction } from '../../release/machine.js';
+import { isJudgement, isReleaseState } from '../../release/shapes.js';
+import { decodeSegment, sendJson, type AdminRoute } from './reply.js';
 
 const ACTIONS = new Set<ReleaseAction>(['pause', 'resume', 'promote', 'rollback']);
 const MAX_BODY = 64 * 1024;
@@ -30,15 +30,16 @@ export function releaseAdminRoutes(controller: () => ReleaseController): AdminRo
       path: '/releases/',
       requiresToken: true,
       handle: async (req, res, url) => {
-        const [route, action, extra] = url.pathname.slice('/releases/'.length).split('/').map(decodeURIComponent);
+        const [route, action, extra] = url.pathname.slice('/releases/'.length).split('/').map(decodeSegment);
         if (!route || !action || extra !== undefined) {
           throw new GatewayError(ErrorCodes.NOT_FOUND, 'use POST /releases/ROUTE/{pause,resume,promote,rollback,state}');
         }
         if (action === 'state') {
-          const body = (await readJson(req)) as { state?: ReleaseState; judgement?: Judgement };
-          if (!body?.state) throw new GatewayError(ErrorCodes.BAD_REQUEST, 'body must be {"state": {...}, "judgement"?: {...}}');
-          const judgement = isJudgement(body.judgement) ? body.judgement : undefined;
-          return sendJson(res, 200, await controller().set(route, body.state, judgement));
+          const body = (await readJson(req, res)) as { state?: unknown; judgement?: unknown } | undefined;
+          if (!isReleaseState(body?.state) || (body.judgement !== undefined && !isJudgement(body.judgement))) {
+            throw new GatewayError(ErrorCodes.BAD_REQUEST, 'body must be {"state": {...}, "judgement"?: {...}} as GET /releases shows them');
+          }
+          return sendJson(res, 200, await controller().set(route, body.state, body.judgement));
         }
         if (!ACTIONS.has(action as ReleaseAction)) {
           throw new GatewayError(ErrorCodes.NOT_FOUND, `unknown action "${action}"; use pause, resume, promote or rollback`);
@@ -50,22 +51,20 @@ export function releaseAdminRoutes(controller: () => ReleaseController): AdminRo
   ];
 }
 
-function isJudgement(value: unknown): value is Judgement {
-  const j = value as Judgement | undefined;
-  return !!j && typeof j === 'object' && ['pass', 'fail', 'wait'].includes(j.verdict) && typeof j.reason === 'string' && Array.isArray(j.gates);
-}
-
-function readJson(req: IncomingMessage): Promise<unknown> {
+function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new GatewayError(ErrorCodes.BAD_REQUEST, 'body too large'));
-        req.destroy();
-      } else chunks.push(c);
-    });
+      if (size <= MAX_BODY) return void chunks.push(c);
+      // Answered, then closed: destroying the request here would lose the answer,
+      // and the rest of an oversized body is not worth reading for a keep-alive.
+      req.off('data', onData);
+      res.setHeader('connection', 'close');
+      reject(new GatewayError(ErrorCodes.BAD_REQUEST, `body over ${MAX_BODY} bytes`));
+    };
+    req.on('data', onData);
     req.on('end', () => {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'));

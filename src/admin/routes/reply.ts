@@ -30,3 +30,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export function sendAdminError(res: ServerResponse, code: ErrorCode, message: string): void {
   sendJson(res, httpStatusOf(code), { error: message, code });
 }
+
+/** A path segment decoded; a malformed escape names nothing, rather than failing the request. */
+export function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
+}
