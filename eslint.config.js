@@ -42,7 +42,7 @@ const root = import.meta.dirname;
  * - demo, then cli: the terminal. Nothing below cli/ imports cli/.
  */
 const FLOORS = [
-  ['base', ['errors.ts', 'embedded.ts', 'churn.ts', 'lazy-module.ts', 'log', 'config/types.ts', 'config/units.ts', 'config/diagnostics.ts', 'config/regular-file.ts', 'diff/secrets.ts']],
+  ['base', ['errors.ts', 'embedded.ts', 'churn.ts', 'lazy-module.ts', 'json-shapes.ts', 'log', 'config/types.ts', 'config/units.ts', 'config/diagnostics.ts', 'config/regular-file.ts', 'diff/secrets.ts']],
   ['model', ['config', 'routing', 'metrics', 'stats', 'protobuf']],
   ['clients', ['tls', 'upstream', 'diff']],
   ['request', ['proxy', 'shadow', 'egress', 'release']],

@@ -5,6 +5,7 @@
  * nothing in the replica's ring is missed or repeated.
  */
 import type { DiffEvent } from '../diff/types.js';
+import { isDiffEvent } from './answers.js';
 import { openEventStream, type EventStream } from './event-stream.js';
 import type { AdminAccess } from './http-client.js';
 import type { SseMessage } from './sse.js';
@@ -39,6 +40,14 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', done);
   });
 
+function parseData(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Opens every stream (rejecting, with all closed, if one cannot be opened), then follows them. */
 export async function followDiffs(urls: readonly URL[], options: FollowOptions): Promise<Follower> {
   const abort = new AbortController();
@@ -50,16 +59,12 @@ export async function followDiffs(urls: readonly URL[], options: FollowOptions):
     const onMessage = (message: SseMessage) => {
       if (abort.signal.aborted) return;
       if (message.event === 'diff') {
-        let event: DiffEvent;
-        try {
-          event = JSON.parse(message.data) as DiffEvent;
-        } catch {
-          return;
-        }
-        options.onEvent(event, url);
+        // Whatever is not a diff event is passed over, as an unknown event would be.
+        const event = parseData(message.data);
+        if (isDiffEvent(event)) options.onEvent(event as DiffEvent, url);
       } else if (message.event === 'lag') {
-        const skipped = Number((JSON.parse(message.data) as { skipped?: number }).skipped ?? 0);
-        options.onLag?.(skipped, url);
+        const skipped = (parseData(message.data) as { skipped?: unknown } | undefined)?.skipped;
+        if (typeof skipped === 'number' && skipped > 0) options.onLag?.(skipped, url);
       }
     };
     const stream = await openEventStream(url.href, '/diffs', lastEventId ? { ...query, replay: undefined } : query, {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Agent, Dispatcher } from 'undici';
 import { AdminRequestError, UsageError } from '../errors.js';
 import { isCertificateError } from '../tls/upstream.js';
+import type { AnswerShape } from './answers.js';
 import { CSRF_HEADER } from './csrf.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9901';
@@ -113,18 +114,33 @@ export async function adminRequest(base: string, path: string, options: AdminCal
   }
 }
 
-/** GET or POST returning parsed JSON; non-2xx answers are errors with the server's message. */
-export async function adminJson<T>(base: string, path: string, options: AdminCall = {}): Promise<T> {
+/**
+ * GET or POST returning parsed JSON; non-2xx answers are errors with the
+ * server's message, and a 2xx answer not of `shape` is an error too.
+ */
+export async function adminJson<T>(base: string, path: string, options: AdminCall = {}, shape?: AnswerShape): Promise<T> {
   const response = await adminRequest(base, path, options);
+  return answerOf<T>(adminUrl(base, path), response, shape);
+}
+
+/**
+ * An admin answer's JSON: the server's error message when it failed, an
+ * error when it is not `shape`. `answers`: statuses besides 2xx that carry
+ * an answer of `shape` (a refused reload's 422).
+ */
+export function answerOf<T>(url: URL, response: AdminResponse, shape?: AnswerShape, answers: readonly number[] = []): T {
   let parsed: unknown;
   try {
     parsed = JSON.parse(response.text);
   } catch {
-    throw new AdminRequestError(`${base}${path}: answered ${response.status} with a body that is not JSON`, response.status);
+    throw new AdminRequestError(`${url.href}: answered ${response.status} with a body that is not JSON`, response.status);
   }
-  if (response.status < 200 || response.status >= 300) {
-    const message = (parsed as { error?: string })?.error ?? `status ${response.status}`;
-    throw new AdminRequestError(`${base}${path}: ${message}`, response.status);
+  if ((response.status < 200 || response.status >= 300) && !answers.includes(response.status)) {
+    const error = (parsed as { error?: unknown } | null)?.error;
+    throw new AdminRequestError(`${url.href}: ${typeof error === 'string' ? error : `status ${response.status}`}`, response.status);
+  }
+  if (shape && !shape.check(parsed)) {
+    throw new AdminRequestError(`${url.href}: answered with JSON that is not ${shape.what}; is ${url.origin} a gatewayctl admin API?`, response.status);
   }
   return parsed as T;
 }

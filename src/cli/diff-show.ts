@@ -7,6 +7,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
+import { EXAMPLE } from '../admin/answers.js';
 import { adminJson } from '../admin/http-client.js';
 import type { StoredExample } from '../diff/examples.js';
 import { escapeSegment } from '../diff/paths.js';
@@ -60,7 +61,7 @@ export async function showCommand(id: string | undefined, flags: ShowFlags, inhe
   let lastError: AdminRequestError | undefined;
   for (const url of urls) {
     try {
-      found = await adminJson<StoredExample>(url.href, path, access);
+      found = await adminJson<StoredExample>(url.href, path, access, EXAMPLE);
       break;
     } catch (err) {
       if (!(err instanceof AdminRequestError) || err.status !== 404) throw err;

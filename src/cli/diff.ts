@@ -5,6 +5,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
+import { SUMMARY } from '../admin/answers.js';
 import { adminJson } from '../admin/http-client.js';
 import { followDiffs } from '../admin/follow-diffs.js';
 import { mergeSummaries, type DiffSummary, type Finding, type PathSummary, type ShadowSummary } from '../diff/summary.js';
@@ -129,7 +130,7 @@ export async function summaryCommand(flags: SummaryFlags, inherited: AdminFlags 
   const { urls, access } = adminTargets(flags, inherited);
   const top = wholeNumber(flags.top, '--top') ?? 10;
   const path = '/diffs/summary' + queryString({ route: flags.route, shadow: flags.shadow });
-  const summaries = await Promise.all(urls.map((url) => adminJson<DiffSummary>(url.href, path, access)));
+  const summaries = await Promise.all(urls.map((url) => adminJson<DiffSummary>(url.href, path, access, SUMMARY)));
   const merged = urls.length === 1 ? summaries[0]! : mergeSummaries(summaries);
   const io = terminalOutput();
   if (flags.json) io.out(JSON.stringify(merged, null, 2));

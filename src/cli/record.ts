@@ -4,6 +4,7 @@
  * several --admin replicas, their pairs are put together in one file.
  */
 import type { Command } from 'commander';
+import { SIMULATION } from '../admin/answers.js';
 import { adminJson } from '../admin/http-client.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
 import { EXIT_OK } from './exit-codes.js';
@@ -33,7 +34,7 @@ Examples:
 export async function recordExport(dependency: string, flags: AdminFlags): Promise<number> {
   const { urls, access } = adminTargets(flags);
   const path = `/egress/recordings?dependency=${encodeURIComponent(dependency)}`;
-  const all = await Promise.all(urls.map((url) => adminJson<Simulation>(url.href, path, access)));
+  const all = await Promise.all(urls.map((url) => adminJson<Simulation>(url.href, path, access, SIMULATION)));
   const merged = all[0]!;
   for (const other of all.slice(1)) merged.data.pairs.push(...other.data.pairs);
   terminalOutput().out(JSON.stringify(merged, null, 2));

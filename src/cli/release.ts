@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
+import { RELEASE, RELEASES } from '../admin/answers.js';
 import { adminJson, type AdminAccess } from '../admin/http-client.js';
 import { UsageError } from '../errors.js';
 import type { ReleaseView } from '../release/controller.js';
@@ -99,7 +100,7 @@ async function statusCommand(flags: ReleaseFlags): Promise<number> {
   const { urls, access } = adminTargets(flags);
   const admins = urls.map(base);
   const io = terminalOutput();
-  const replies = await Promise.all(admins.map(async (admin) => ({ admin, ...(await adminJson<{ releases: ReleaseView[] }>(admin, '/releases', access)) })));
+  const replies = await Promise.all(admins.map(async (admin) => ({ admin, ...(await adminJson<{ releases: ReleaseView[] }>(admin, '/releases', access, RELEASES)) })));
   if (flags.json) {
     io.out(JSON.stringify(admins.length === 1 ? replies[0]!.releases : replies, null, 2));
     return EXIT_OK;
@@ -144,7 +145,7 @@ async function actionCommand(action: ReleaseAction, route: string, flags: Releas
   const { urls, access } = adminTargets(flags);
   const io = terminalOutput();
   for (const admin of urls.map(base)) {
-    const view = await adminJson<ReleaseView>(admin, `/releases/${encodeURIComponent(route)}/${action}`, { ...access, method: 'POST' });
+    const view = await adminJson<ReleaseView>(admin, `/releases/${encodeURIComponent(route)}/${action}`, { ...access, method: 'POST' }, RELEASE);
     const where = view.status === 'running' || view.status === 'paused' ? ` at ${view.step}` : '';
     io.out(`${admin}: ${view.route} ${view.status}${where} (weight ${view.weight}%)`);
   }

@@ -4,8 +4,8 @@
  * refused config, so `systemctl reload` fails when the edit is bad.
  */
 import type { Command } from 'commander';
-import { adminRequest } from '../admin/http-client.js';
-import { AdminRequestError } from '../errors.js';
+import { REFUSED, RELOADED } from '../admin/answers.js';
+import { adminRequest, adminUrl, answerOf } from '../admin/http-client.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { terminalOutput } from './output.js';
@@ -56,16 +56,13 @@ export async function reloadCommand(flags: ReloadFlags): Promise<number> {
   const io = terminalOutput();
   let refused = 0;
   for (const url of urls) {
+    const path = flags.force ? '/reload?force=true' : '/reload';
     // A JSON body: state-changing admin calls may require application/json.
-    const response = await adminRequest(url.href, flags.force ? '/reload?force=true' : '/reload', { method: 'POST', body: {}, ...(access) });
-    let body: ReloadReplyBody;
-    try {
-      body = JSON.parse(response.text) as ReloadReplyBody;
-    } catch {
-      throw new AdminRequestError(`${url.origin}/reload: answered ${response.status} with a body that is not JSON`, response.status);
-    }
+    const response = await adminRequest(url.href, path, { method: 'POST', body: {}, ...(access) });
+    const refusedHere = response.status === 422;
+    const body = answerOf<ReloadReplyBody>(adminUrl(url.href, path), response, refusedHere ? REFUSED : RELOADED, [422]);
     if (flags.json) io.out(JSON.stringify({ admin: url.origin, status: response.status, ...body }));
-    if (response.status === 422) {
+    if (refusedHere) {
       refused++;
       if (!flags.json) {
         io.err(`${url.origin}: config refused: ${body.error ?? 'invalid config'}`);
@@ -73,9 +70,6 @@ export async function reloadCommand(flags: ReloadFlags): Promise<number> {
         io.err(`${url.origin}: the previous config keeps serving`);
       }
       continue;
-    }
-    if (response.status < 200 || response.status >= 300) {
-      throw new AdminRequestError(`${url.origin}/reload: ${body.error ?? `status ${response.status}`}`, response.status);
     }
     if (flags.json) continue;
     if (body.unchanged) io.out(`${url.origin}: config unchanged (generation ${body.generation})`);

@@ -4,6 +4,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
+import { STATUS } from '../admin/answers.js';
 import { adminJson } from '../admin/http-client.js';
 import { mergeStatus, type GatewayStatus, type RouteStatus } from '../admin/status.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
@@ -32,7 +33,7 @@ Examples:
 
 export async function statusCommand(flags: StatusFlags): Promise<number> {
   const { urls, access } = adminTargets(flags);
-  const all = await Promise.all(urls.map((url) => adminJson<GatewayStatus>(url.href, '/status', access)));
+  const all = await Promise.all(urls.map((url) => adminJson<GatewayStatus>(url.href, '/status', access, STATUS)));
   const status = mergeStatus(all);
   const io = terminalOutput();
   if (flags.json) io.out(JSON.stringify(status, null, 2));

@@ -138,6 +138,34 @@ describe('gatewayctl admin client and flags', () => {
     assert.match(missing.stderr, /route nope has no release/);
   });
 
+  test('an --admin that is another service is named as such, never a TypeError', async () => {
+    // v1 answers every path with JSON of its own, as a wrong port would.
+    const commands = [['status'], ['diff', 'summary'], ['diff', 'show', 'x'], ['reload'], ['release', 'status'], ['release', 'pause', 'shop'], ['record', 'export', 'pay']];
+    for (const command of commands) {
+      const r = await runCli([...command, '--admin', v1.url]);
+      assert.equal(r.code, 1, `${command.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /answered with JSON that is not .+; is http:\/\/127\.0\.0\.1:\d+ a gatewayctl admin API\?/, command.join(' '));
+      assert.doesNotMatch(r.stderr, /TypeError|\n\s+at /, command.join(' '));
+    }
+  });
+
+  test('diff passes over stream frames that are not diff events and keeps following', async () => {
+    const event = { id: '1', time: new Date().toISOString(), route: 'r', method: 'GET', path: '/', requestId: 'q', primary: { upstream: 'a', status: 200, latencyMs: 1 }, shadow: { upstream: 'b', status: 500, latencyMs: 1 }, differences: [] };
+    const frames = ['{not json', 'null', '{}', '{"differences":5}'].map((data) => `event: diff\ndata: ${data}\n\n`).join('') + 'event: lag\ndata: x\n\n';
+    const stream = await startUpstream('stream', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(frames + `event: diff\nid: 1\ndata: ${JSON.stringify(event)}\n\n`);
+    });
+    try {
+      const r = await runCli(['diff', '--json', '--count', '1', '--admin', stream.url]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), event);
+      assert.equal(r.stderr, '');
+    } finally {
+      await stream.close();
+    }
+  });
+
   test('an admin error answer carries its catalogue code and status', async () => {
     const res = await fetch(`${gw.adminUrl}/releases/nope/pause`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
     assert.equal(res.status, 404);
