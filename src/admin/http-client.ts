@@ -4,8 +4,8 @@
  * terminator; `ca` names the PEM bundle that signed its certificate).
  * Failures become AdminRequestError with the URL in the message.
  */
-import { readFileSync } from 'node:fs';
 import type { Agent, Dispatcher } from 'undici';
+import { readSmallFile } from '../config/regular-file.js';
 import { AdminRequestError, UsageError } from '../errors.js';
 import { isCertificateError } from '../tls/upstream.js';
 import type { AnswerShape } from './answers.js';
@@ -152,8 +152,9 @@ export function adminToken(flag: string | undefined, env: NodeJS.ProcessEnv = pr
 /** The CA bundle a --admin-ca flag names, read once. */
 export function readAdminCa(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readSmallFile(file).toString('utf8');
   } catch (err) {
-    throw new UsageError(`--admin-ca ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`--admin-ca ${file}: cannot read it (${e.syscall ? e.code : e.message})`);
   }
 }

@@ -8,8 +8,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import { PrometheusError } from '../errors.js';
+import { readSmallFile } from '../config/regular-file.js';
 
 export interface PrometheusOptions {
   readonly url: string;
@@ -60,7 +60,7 @@ export class PrometheusClient {
     base.hash = '';
     this.base = base;
     try {
-      this.ca = options.caFile ? readFileSync(options.caFile) : undefined;
+      this.ca = options.caFile ? readSmallFile(options.caFile) : undefined;
     } catch (err) {
       throw new PrometheusError(`cannot read the Prometheus CA file ${options.caFile}: ${(err as Error).message}`);
     }
@@ -109,7 +109,7 @@ export class PrometheusClient {
     if (this.options.bearerTokenFile) {
       let token: string;
       try {
-        token = readFileSync(this.options.bearerTokenFile, 'utf8').trim();
+        token = readSmallFile(this.options.bearerTokenFile).toString('utf8').trim();
       } catch (err) {
         throw new PrometheusError(`cannot read the Prometheus bearer token file ${this.options.bearerTokenFile}: ${(err as Error).message}`);
       }

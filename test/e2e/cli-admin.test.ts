@@ -138,6 +138,14 @@ describe('gatewayctl admin client and flags', () => {
     assert.match(missing.stderr, /route nope has no release/);
   });
 
+  test('an --admin-ca that is a device or a directory is a usage error at once, never read forever', async () => {
+    for (const [file, kind] of [['/dev/zero', 'a device'], [tmp.dir, 'a directory']]) {
+      const r = await runCli(['status', '--admin-ca', file!, '--admin', gw.adminUrl], { timeoutMs: 5000 });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`--admin-ca ${file}: cannot read it \\(is ${kind}, not a regular file\\)`));
+    }
+  });
+
   test('an --admin that is another service is named as such, never a TypeError', async () => {
     // v1 answers every path with JSON of its own, as a wrong port would.
     const commands = [['status'], ['diff', 'summary'], ['diff', 'show', 'x'], ['reload'], ['release', 'status'], ['release', 'pause', 'shop'], ['record', 'export', 'pay']];
