@@ -267,15 +267,25 @@ describe('egress: a route with a diff baseline', () => {
     const gw = setup.gw();
     const world = setup.world();
     const orders = ['pen', 'book', 'pen', 'book', 'tip', 'tip'];
-    await runConcurrently(orders.length, 2, async (i) => {
-      const answer = await request(`${gw.url}/checkout`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-request-id': `bl-${i}` },
-        body: JSON.stringify({ product: orders[i], user: `bl-${i}` }),
+    const compared = async () => (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0]?.shadows[0]?.compared;
+    const checkout = async (from: number, to: number) => {
+      await runConcurrently(to - from, 2, async (n) => {
+        const i = from + n;
+        const answer = await request(`${gw.url}/checkout`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-request-id': `bl-${i}` },
+          body: JSON.stringify({ product: orders[i], user: `bl-${i}` }),
+        });
+        assert.equal(answer.status, 200);
       });
-      assert.equal(answer.status, 200);
-    });
-    await until(async () => (await request(`${gw.adminUrl}/diffs/summary`)).json().routes[0]?.shadows[0]?.compared === orders.length);
+      await until(async () => (await compared()) === to);
+    };
+    // The tips go once the books are compared: a tip's amount differs between
+    // live and baseline, which makes the amount noise, and a book compared
+    // after that would have its amount masked as noise too. Sent together,
+    // the order of comparisons was the machine's to choose.
+    await checkout(0, 4);
+    await checkout(4, orders.length);
     assert.equal(world.charges.length, orders.length, 'neither the candidate nor the baseline charged anyone');
     const metrics = (await request(`${gw.adminUrl}/metrics`)).text;
     assert.equal(metricValue(metrics, METRIC.egressRequests, { dependency: 'payments', side: 'dark', outcome: 'replayed' }), 2 * orders.length);
