@@ -92,7 +92,11 @@ export class ReleaseController {
     if (!this.store || this.store.file !== new ReleaseStore(config.stateDir).file) {
       this.store = new ReleaseStore(config.stateDir);
       try {
-        this.states = this.store.load();
+        const { states, refused } = this.store.load();
+        this.states = states;
+        for (const route of refused) {
+          this.options.logger.error('release.state', `${this.store.file}: the release of route "${route}" is not a release state; it starts afresh`);
+        }
       } catch (err) {
         this.options.logger.error('release.state', `cannot read ${this.store.file}: ${(err as Error).message}; starting releases afresh`);
         this.states = new Map();

@@ -6,6 +6,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { ReleaseState } from './machine.js';
+import { isReleaseState } from './shapes.js';
 
 interface StateFile {
   readonly version: 1;
@@ -19,17 +20,29 @@ export class ReleaseStore {
     this.file = join(resolve(stateDir), 'releases.json');
   }
 
-  load(): Map<string, ReleaseState> {
+  /**
+   * The releases on disk. A release whose state is not of the shape this
+   * file is written in (a hand edit, a copy from elsewhere) is left out and
+   * named in `refused`: kept, it would fail every view of the release; the
+   * others resume. Throws when the file as a whole cannot be read.
+   */
+  load(): { states: Map<string, ReleaseState>; refused: string[] } {
     let text: string;
     try {
       text = readFileSync(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { states: new Map(), refused: [] };
       throw err;
     }
-    const parsed = JSON.parse(text) as StateFile;
-    if (parsed.version !== 1 || typeof parsed.releases !== 'object') throw new Error(`${this.file}: unknown state format`);
-    return new Map(Object.entries(parsed.releases));
+    const parsed = JSON.parse(text) as Partial<StateFile> | null;
+    if (parsed?.version !== 1 || typeof parsed.releases !== 'object' || parsed.releases === null) throw new Error(`${this.file}: unknown state format`);
+    const states = new Map<string, ReleaseState>();
+    const refused: string[] = [];
+    for (const [route, state] of Object.entries(parsed.releases as Record<string, unknown>)) {
+      if (isReleaseState(state)) states.set(route, state);
+      else refused.push(route);
+    }
+    return { states, refused };
   }
 
   save(states: ReadonlyMap<string, ReleaseState>): void {

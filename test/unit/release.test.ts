@@ -3,6 +3,7 @@
  * fake clock and synthetic evidence, and the traffic overlay.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { GatewayConfig, RouteConfig } from '../../src/config/types.js';
 import { releaseSettings as release } from '../helpers/release.js';
@@ -17,6 +18,8 @@ import { parseHeader } from '../../src/release/prometheus.js';
 import { vectorSamples } from '../../src/release/sources.js';
 import { act, decide, initialState, ReleaseActionError, trafficFor, type ReleaseState } from '../../src/release/machine.js';
 import { applyReleases } from '../../src/release/overlay.js';
+import { ReleaseStore } from '../../src/release/store.js';
+import { tempDir } from '../helpers/gateway.js';
 import { METRIC } from '../../src/metrics/names.js';
 
 
@@ -373,5 +376,42 @@ describe('evidence: the gateway\'s own 503s', () => {
     const backend = evidenceFrom(samplesFromText(text)).routes['shop']!.backends['v2']!;
     assert.equal(backend.requests, 102);
     assert.equal(backend.errors, 2, 'only the connect failures are the candidate\'s');
+  });
+});
+
+describe('release state on disk', () => {
+  test('a release of the wrong shape is left out and named; the others resume', () => {
+    const tmp = tempDir();
+    try {
+      const store = new ReleaseStore(tmp.dir);
+      const r = release({ intervalMs: 1000, minRequests: 10 });
+      const pass = { verdict: 'pass', reason: 'every gate passed', gates: [], candidateRequests: 20, stableRequests: 100, elapsedMs: 1000 } as const;
+      const shop = decide(initialState('shop', r, 0), r, pass, 1000);
+      assert.equal(shop.stepIndex, 1);
+      store.save(new Map([['shop', shop], ['cart', initialState('cart', r, 0)]]));
+      // A hand edit: a step index as text.
+      const file = JSON.parse(readFileSync(store.file, 'utf8'));
+      file.releases.cart.stepIndex = '1';
+      writeFileSync(store.file, JSON.stringify(file));
+      const { states, refused } = store.load();
+      assert.deepEqual([...states.keys()], ['shop']);
+      assert.deepEqual(states.get('shop'), shop);
+      assert.deepEqual(refused, ['cart']);
+    } finally {
+      tmp.remove();
+    }
+  });
+
+  test('a file that is not a state file is refused whole', () => {
+    const tmp = tempDir();
+    try {
+      const store = new ReleaseStore(tmp.dir);
+      for (const text of ['null', '{"version":1,"releases":null}', '{"version":2,"releases":{}}']) {
+        writeFileSync(store.file, text);
+        assert.throws(() => store.load(), /unknown state format/, text);
+      }
+    } finally {
+      tmp.remove();
+    }
   });
 });
