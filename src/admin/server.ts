@@ -84,7 +84,9 @@ export class AdminServer {
     if (hostLines(req.rawHeaders) > 1) return false;
     const host = authority ?? req.headers.host;
     if (!host) return true; // HTTP/1.0 tools
-    const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]!;
+    // An unclosed bracket is no IPv6 literal: "[::1" must not read as "::".
+    const close = host.indexOf(']');
+    const name = host.startsWith('[') ? (close > 0 ? host.slice(1, close) : host) : host.split(':')[0]!;
     if (isIP(name) !== 0 || name === 'localhost') return true;
     // Only names the operator listed: a rebinding attacker's domain is not one of them.
     if (this.allowedHosts.has(name.toLowerCase().replace(/\.$/, ''))) return true;

@@ -49,6 +49,7 @@ routes:
     { name: 'no Host on HTTP/1.0', send: 'GET /healthz HTTP/1.0\r\n\r\n', status: 200 },
     { name: 'a foreign Host (DNS rebinding)', send: 'GET /config HTTP/1.1\r\nHost: evil.example:PORT\r\n\r\n', status: 403 },
     { name: 'a Host that only starts like localhost', send: 'GET /config HTTP/1.1\r\nHost: localhost.evil.example\r\n\r\n', status: 403 },
+    { name: 'a Host with an unclosed IPv6 bracket', send: 'GET /config HTTP/1.1\r\nHost: [::1\r\n\r\n', status: 403 },
     { name: 'a loopback Host line followed by a foreign one', send: 'GET /config HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n', status: 403 },
     { name: 'an absolute-form target naming a foreign host', send: 'GET http://evil.example/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', status: 403 },
     { name: 'a malformed absolute-form target', send: 'GET http://[::1/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', status: 400 },
