@@ -24,6 +24,7 @@ export const SUPPORTED_MATCHERS = ['exact', 'glob', 'regex', 'json', 'jsonpartia
 const FIELDS = ['method', 'path', 'destination', 'scheme', 'body'] as const;
 const MAPPED_FIELDS = ['query', 'headers'] as const;
 const UNSUPPORTED_REQUEST = ['requiresState'];
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const UNSUPPORTED_RESPONSE = ['bodyFile', 'logNormalDelay', 'transitionsState', 'removesState', 'postServeAction'];
 
 export interface SimulationLoad {
@@ -231,8 +232,9 @@ class SimulationReader {
       const at = `${path}.${key}`;
       const scalar = isScalar(value) ? value.value : undefined;
       if (key === 'status') {
-        if (typeof scalar === 'number' && Number.isInteger(scalar) && scalar >= 100 && scalar <= 599) status = scalar;
-        else (ok = false), this.error(value, at, 'must be an HTTP status, 100-599');
+        // A 1xx is not a final answer: sent as one it leaves the client waiting for the real one.
+        if (typeof scalar === 'number' && Number.isInteger(scalar) && scalar >= 200 && scalar <= 599) status = scalar;
+        else (ok = false), this.error(value, at, 'must be a final HTTP status, 200-599');
       } else if (key === 'body') {
         if (typeof scalar === 'string') body = scalar;
         else (ok = false), this.error(value, at, 'must be a string');
@@ -254,6 +256,13 @@ class SimulationReader {
           if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
             ok = false;
             this.error(list, `${at}.${name}`, 'not a valid header name');
+            continue;
+          }
+          // Node refuses to send such a value, and the dark call would see its connection dropped.
+          const bad = list.items.findIndex((v) => !HEADER_VALUE.test(String((v as { value: unknown }).value)));
+          if (bad >= 0) {
+            ok = false;
+            this.error(list.items[bad] as Node, `${at}.${name}[${bad}]`, 'not a valid header value (control characters, or characters beyond Latin-1)');
             continue;
           }
           headers[name] = list.items.map((v) => String((v as { value: unknown }).value));

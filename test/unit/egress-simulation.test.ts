@@ -142,6 +142,17 @@ describe('Hoverfly simulations', () => {
     assert.match(problems(badJson)[0]!.message, /not valid JSON/);
   });
 
+  const withResponse = (response: unknown) =>
+    JSON.stringify({ data: { pairs: [{ request: {}, response: { status: 200, ...(response as object) } }] }, meta: { schemaVersion: 'v5' } });
+
+  test('a response that could not be sent is refused at load', () => {
+    for (const value of ['a\r\nx-injected: 1', 'nul\u0000', 'euro \u20ac']) {
+      assert.match(problems(withResponse({ headers: { 'x-a': ['fine', value] } }))[0]!.message, /headers\.x-a\[1\]: not a valid header value/);
+    }
+    assert.deepEqual(problems(withResponse({ headers: { 'x-a': ['caf\u00e9'] } })), []);
+    assert.match(problems(withResponse({ status: 101 }))[0]!.message, /final HTTP status/);
+  });
+
   test('validate reports a simulation error with the simulation file line:col, and fails', async () => {
     const tmp = tempDir();
     try {
