@@ -15,7 +15,8 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b/i;
 export function recordingsSimulation(dependency: CompiledDependency, calls: readonly LiveCall[], now = new Date()): unknown {
   const target = dependency.upstream.target;
   const pairs = calls.map((call) => {
-    const query: Record<string, { matcher: string; value: string }[]> = {};
+    // Names are the call's: a parameter or header named __proto__ is one like any other.
+    const query: Record<string, { matcher: string; value: string }[]> = Object.create(null);
     const values = new Map<string, string[]>();
     for (const [k, v] of new URLSearchParams(call.query)) values.set(k, [...(values.get(k) ?? []), v]);
     for (const [k, v] of values) query[k] = exact(v.join(';'));
@@ -42,7 +43,7 @@ export function recordingsSimulation(dependency: CompiledDependency, calls: read
     }
     const response = call.response!;
     const text = isUtf8(response.body);
-    const headers: Record<string, string[]> = {};
+    const headers: Record<string, string[]> = Object.create(null);
     for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v : [String(v)];
     return {
       request,

@@ -301,7 +301,7 @@ export class EgressService {
       });
       if (matched) {
         const r = matched.response;
-        const headers: IncomingHttpHeaders = {};
+        const headers: IncomingHttpHeaders = Object.create(null);
         for (const [k, v] of Object.entries(r.headers)) headers[k.toLowerCase()] = v.length === 1 ? v[0] : [...v];
         return settle({
           response: { status: r.status, headers, body: Buffer.from(r.body, r.encodedBody ? 'base64' : 'utf8') },
@@ -371,7 +371,7 @@ function gatewayAnswer(status: number, error: string, requestId: string | undefi
 
 function reply(res: ServerResponse, response: RecordedResponse, outcome: string | undefined, head: boolean): void {
   if (res.writableEnded || res.destroyed) return;
-  const headers: Record<string, string | string[]> = {};
+  const headers: Record<string, string | string[]> = Object.create(null);
   for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = v;
   headers['content-length'] = String(response.body.length);
   if (outcome) headers[EGRESS_HEADER] = outcome;

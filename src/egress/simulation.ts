@@ -154,7 +154,8 @@ class SimulationReader {
         else ok = false;
       } else if ((MAPPED_FIELDS as readonly string[]).includes(key)) {
         if (value === null) continue;
-        const map: Record<string, readonly FieldMatcher[]> = {};
+        // Names are the file's: a header or parameter named __proto__ is one like any other.
+        const map: Record<string, readonly FieldMatcher[]> = Object.create(null);
         for (const [name, list] of this.entries(value, at) ?? (ok = false, [])) {
           const matchers = this.matchers(list, `${at}.${name}`);
           if (matchers) map[name] = matchers;
@@ -226,7 +227,7 @@ class SimulationReader {
     let status = 200;
     let body = '';
     let encodedBody = false;
-    const headers: Record<string, string[]> = {};
+    const headers: Record<string, string[]> = Object.create(null);
     let ok = true;
     for (const [key, value] of this.entries(node, path) ?? (ok = false, [])) {
       const at = `${path}.${key}`;

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import type { CompiledDependency } from '../../src/config/compile.js';
 import { validateConfigFile } from '../../src/config/validate.js';
+import { recordingsSimulation } from '../../src/egress/export.js';
 import { globMatch, matchSimulation, parseSimulation, type SimulatedRequest } from '../../src/egress/simulation.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
@@ -151,6 +153,20 @@ describe('Hoverfly simulations', () => {
     }
     assert.deepEqual(problems(withResponse({ headers: { 'x-a': ['caf\u00e9'] } })), []);
     assert.match(problems(withResponse({ status: 101 }))[0]!.message, /final HTTP status/);
+  });
+
+  test('a header or parameter named __proto__ is matched and kept like any other, also through export', () => {
+    const text = `{"data":{"pairs":[{"request":{"headers":{"__proto__":[{"matcher":"exact","value":"y"}]}},"response":{"status":200,"headers":{"__proto__":["v"]}}}]},"meta":{"schemaVersion":"v5"}}`;
+    const sim = parseSimulation({ file: 'sim.json', text }, '/sim.json').simulation!.pairs;
+    assert.equal(matchSimulation(sim, req({})), undefined);
+    assert.deepEqual(Object.entries(matchSimulation(sim, req({ headers: new Map([['__proto__', ['y']]]) }))!.response.headers), [['__proto__', ['v']]]);
+    const dependency = { upstream: { target: new URL('http://api.example') } } as CompiledDependency;
+    const call = { dependency: 'api', method: 'GET', path: '/', query: '__proto__=1', targetPath: '/', headers: {}, body: Buffer.alloc(0), time: 0 };
+    const exported = JSON.stringify(recordingsSimulation(dependency, [{ ...call, response: { status: 200, headers: {}, body: Buffer.from('ok') } }]));
+    const back = parseSimulation({ file: 'export.json', text: exported }, '/export.json').simulation!.pairs;
+    const at = (query: [string, string[]][]) => req({ method: 'GET', path: '/', destination: 'api.example', scheme: 'http', query: new Map(query) });
+    assert.equal(matchSimulation(back, at([['__proto__', ['1']]]))?.response.body, 'ok');
+    assert.equal(matchSimulation(back, at([])), undefined);
   });
 
   test('validate reports a simulation error with the simulation file line:col, and fails', async () => {
