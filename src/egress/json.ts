@@ -5,6 +5,25 @@
  */
 
 type Obj = Record<string, unknown>;
+/**
+ * How deep the request's body is searched. The matchers' own values are
+ * held to MAX_MATCHER_NESTING at load, so no walk here runs out of stack.
+ */
+const MAX_DEPTH = 128;
+export const MAX_MATCHER_NESTING = 64;
+
+/** Nesting of a JSON value (0 for a scalar), counted without recursion. */
+export function jsonNesting(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    max = Math.max(max, depth + 1);
+    for (const child of Array.isArray(v) ? v : Object.values(v as Obj)) stack.push([child, depth + 1]);
+  }
+  return max;
+}
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 export function jsonEqual(a: unknown, b: unknown): boolean {
@@ -42,15 +61,17 @@ function arrayContainsArray(expected: unknown[], actual: unknown): boolean {
   return true;
 }
 
-function arrayContainsMap(actual: unknown[], expected: Obj): boolean {
+/** The search descends into the request's own arrays: as deep as `nodes` looks, no deeper. */
+function arrayContainsMap(actual: unknown[], expected: Obj, depth = 0): boolean {
+  if (depth > MAX_DEPTH) return false;
   for (const v of actual) {
-    if (isObj(v) ? mapContainsMap(expected, v) : Array.isArray(v) && arrayContainsMap(v, expected)) return true;
+    if (isObj(v) ? mapContainsMap(expected, v) : Array.isArray(v) && arrayContainsMap(v, expected, depth + 1)) return true;
   }
   return false;
 }
 
 function* nodes(value: unknown, depth = 0): Generator<unknown> {
-  if (depth > 128 || value === null || typeof value !== 'object') return;
+  if (depth > MAX_DEPTH || value === null || typeof value !== 'object') return;
   yield value;
   for (const child of Array.isArray(value) ? value : Object.values(value as Obj)) yield* nodes(child, depth + 1);
 }

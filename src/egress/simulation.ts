@@ -18,7 +18,7 @@ import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } fr
 import type { Diagnostic } from '../config/diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from '../config/load.js';
 import type { FieldMatcher, SimulationConfig, SimulationPair } from '../config/types.js';
-import { jsonContains, jsonEqual } from './json.js';
+import { jsonContains, jsonEqual, jsonNesting, MAX_MATCHER_NESTING } from './json.js';
 
 export const SUPPORTED_MATCHERS = ['exact', 'glob', 'regex', 'json', 'jsonpartial'] as const;
 const FIELDS = ['method', 'path', 'destination', 'scheme', 'body'] as const;
@@ -297,6 +297,7 @@ function checkMatcherValue(matcher: string, value: string): string | undefined {
     try {
       const parsed: unknown = JSON.parse(value);
       if (matcher === 'jsonpartial' && (parsed === null || typeof parsed !== 'object')) return 'jsonPartial needs a JSON object or array';
+      if (jsonNesting(parsed) > MAX_MATCHER_NESTING) return `JSON nested deeper than ${MAX_MATCHER_NESTING} levels`;
     } catch {
       return 'not valid JSON';
     }

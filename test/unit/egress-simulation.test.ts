@@ -155,6 +155,17 @@ describe('Hoverfly simulations', () => {
     assert.match(problems(withResponse({ status: 101 }))[0]!.message, /final HTTP status/);
   });
 
+  test('a deeply nested JSON body is searched within bounds; a deeply nested matcher value is refused', () => {
+    const partial = `{"data":{"pairs":[{"request":{"body":[{"matcher":"jsonPartial","value":"[{\\"a\\":1}]"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    const sim = parseSimulation({ file: 'sim.json', text: partial }, '/sim.json').simulation!.pairs;
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    assert.equal(matchSimulation(sim, req({ body: deep })), undefined);
+    assert.equal(matchSimulation(sim, req({ body: '['.repeat(100) + '{"a":1}' + ']'.repeat(100) }))?.response.status, 200);
+    const nested = JSON.stringify('['.repeat(65) + ']'.repeat(65));
+    const refused = `{"data":{"pairs":[{"request":{"body":[{"matcher":"json","value":${nested}}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    assert.match(problems(refused)[0]!.message, /nested deeper than 64 levels/);
+  });
+
   test('a header or parameter named __proto__ is matched and kept like any other, also through export', () => {
     const text = `{"data":{"pairs":[{"request":{"headers":{"__proto__":[{"matcher":"exact","value":"y"}]}},"response":{"status":200,"headers":{"__proto__":["v"]}}}]},"meta":{"schemaVersion":"v5"}}`;
     const sim = parseSimulation({ file: 'sim.json', text }, '/sim.json').simulation!.pairs;
