@@ -155,6 +155,13 @@ describe('Hoverfly simulations', () => {
     assert.match(problems(withResponse({ status: 101 }))[0]!.message, /final HTTP status/);
   });
 
+  test('an encoded body must be whole, padded base64', () => {
+    for (const body of ['a', 'b2s', 'b2s=x', 'b2s==']) {
+      assert.match(problems(withResponse({ body, encodedBody: true }))[0]!.message, /not base64/, body);
+    }
+    for (const body of ['', 'b2s=', 'b2vr', 'b2sh\nb2s=']) assert.deepEqual(problems(withResponse({ body, encodedBody: true })), [], body);
+  });
+
   test('a deeply nested JSON body is searched within bounds; a deeply nested matcher value is refused', () => {
     const partial = `{"data":{"pairs":[{"request":{"body":[{"matcher":"jsonPartial","value":"[{\\"a\\":1}]"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
     const sim = parseSimulation({ file: 'sim.json', text: partial }, '/sim.json').simulation!.pairs;
