@@ -302,7 +302,12 @@ export class EgressService {
       if (matched) {
         const r = matched.response;
         const headers: IncomingHttpHeaders = Object.create(null);
-        for (const [k, v] of Object.entries(r.headers)) headers[k.toLowerCase()] = v.length === 1 ? v[0] : [...v];
+        for (const [k, v] of Object.entries(r.headers)) {
+          // As for a forwarded answer, framing and the connection are this hop's (a recorded
+          // Transfer-Encoding was sent beside the gateway's Content-Length, or closed the connection).
+          if (isHopByHop(k.toLowerCase())) continue;
+          headers[k.toLowerCase()] = v.length === 1 ? v[0] : [...v];
+        }
         return settle({
           response: { status: r.status, headers, body: Buffer.from(r.body, r.encodedBody ? 'base64' : 'utf8') },
           outcome: 'simulated',

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
+import { exchange } from '../helpers/raw.js';
 import { metricValue } from '../helpers/metrics.js';
 import { fixture, startTlsUpstream, type TlsUpstream } from '../helpers/tls.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -51,6 +52,8 @@ describe('egress operations', () => {
     });
     secure = await startTlsUpstream('internal', 'upstream');
     writeFileSync(join(tmp.dir, 'mailer.json'), simulation('first'));
+    const framing = { 'Transfer-Encoding': ['chunked'], Connection: ['close'], 'Keep-Alive': ['timeout=1'], 'X-Kept': ['yes'] };
+    writeFileSync(join(tmp.dir, 'framed.json'), simulation('framed').replace('"headers":{}', JSON.stringify({ headers: framing }).slice(1, -1)));
     const config = join(tmp.dir, 'gateway.yaml');
     writeFileSync(
       config,
@@ -66,6 +69,7 @@ dependencies:
   slow: { url: ${slow.url} }
   secure: { url: ${secure.url}, tls: { ca: ${fixture('ca.pem')}, serverName: upstream.internal } }
   mailer: { url: "http://127.0.0.1:9", simulation: mailer.json, wait: 1ms }
+  framed: { url: "http://127.0.0.1:9", simulation: framed.json, wait: 1ms }
 `,
     );
     gw = await startGateway('', { configFile: config });
@@ -150,6 +154,17 @@ dependencies:
     writeFileSync(join(tmp.dir, 'mailer.json'), '{"data": {"pairs": [{"request": {"path": [{"matcher": "xpath", "value": "/"}]}}]}}');
     await until(() => gw.logs.some((l) => l.event === 'config.rejected' || /xpath/.test(JSON.stringify(l))));
     assert.equal((await request(`${dark}/mailer/send`, { method: 'POST', body: '{}' })).text, 'second');
+  });
+
+  test("a simulated answer's recorded framing and connection headers give way to the gateway's", async () => {
+    const ask = 'GET /framed/send HTTP/1.1\r\nHost: x\r\n\r\n';
+    const got = await exchange(gw.egress.addresses.dark!.port, [ask, ask], { responses: 2, timeoutMs: 2000 });
+    assert.equal(got.responses.length, 2, got.text);
+    for (const r of got.responses) {
+      assert.deepEqual([r.header('transfer-encoding'), r.header('connection'), r.header('x-kept')], [undefined, 'keep-alive', 'yes'], got.text);
+      assert.notEqual(r.header('keep-alive'), 'timeout=1');
+      assert.equal(r.body.toString(), 'framed');
+    }
   });
 
   test('record export prints the live recordings as a Hoverfly simulation', async () => {
