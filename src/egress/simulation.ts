@@ -56,6 +56,9 @@ export function parseSimulation(source: ConfigSource, absolute: string): Simulat
   return { simulation: { file: absolute, pairs }, diagnostics: [] };
 }
 
+/** A null written in the file (the parser gives it as a node): the field asks for nothing. */
+const isNull = (node: unknown): boolean => node === null || (isScalar(node) && node.value === null);
+
 function at(file: string, line: number, column: number, path: string, message: string): Diagnostic {
   return { severity: 'error', code: 'simulation', message, path, file, line, column };
 }
@@ -154,7 +157,7 @@ class SimulationReader {
         if (matchers) out[key] = matchers;
         else ok = false;
       } else if ((MAPPED_FIELDS as readonly string[]).includes(key)) {
-        if (value === null) continue;
+        if (isNull(value)) continue;
         // Names are the file's: a header or parameter named __proto__ is one like any other.
         const map: Record<string, readonly FieldMatcher[]> = Object.create(null);
         for (const [name, list] of this.entries(value, at) ?? (ok = false, [])) {
@@ -164,6 +167,7 @@ class SimulationReader {
         }
         out[key] = map;
       } else if (UNSUPPORTED_REQUEST.includes(key)) {
+        if (isNull(value)) continue;
         ok = false;
         this.error(value, at, 'state is not supported');
       } else {
@@ -175,7 +179,7 @@ class SimulationReader {
   }
 
   private matchers(node: Node | null, path: string): FieldMatcher[] | undefined {
-    if (node === null) return [];
+    if (isNull(node)) return [];
     if (!isSeq(node)) {
       this.error(node, path, 'must be an array of {matcher, value}');
       return undefined;
@@ -188,7 +192,7 @@ class SimulationReader {
       const value = this.field(item, 'value');
       for (const [key, v] of this.entries(item, at) ?? (ok = false, [])) {
         if (key === 'doMatch' || key === 'config') {
-          if (v !== null) {
+          if (!isNull(v)) {
             ok = false;
             this.error(v, `${at}.${key}`, key === 'doMatch' ? 'matcher chaining is not supported' : 'matcher config is not supported');
           }
@@ -247,7 +251,7 @@ class SimulationReader {
         if (scalar === true) (ok = false), this.error(value, at, 'templating is not supported; set templated: false');
         else if (scalar !== false) (ok = false), this.error(value, at, 'must be true or false');
       } else if (key === 'fixedDelay') {
-        if (scalar !== 0) (ok = false), this.error(value, at, 'delays are not supported');
+        if (scalar !== 0 && !isNull(value)) (ok = false), this.error(value, at, 'delays are not supported');
       } else if (key === 'headers') {
         for (const [name, list] of this.entries(value, at) ?? (ok = false, [])) {
           if (!isSeq(list) || !list.items.every((v) => isScalar(v) && typeof v.value === 'string')) {
@@ -270,6 +274,7 @@ class SimulationReader {
           headers[name] = list.items.map((v) => String((v as { value: unknown }).value));
         }
       } else if (UNSUPPORTED_RESPONSE.includes(key)) {
+        if (isNull(value)) continue;
         ok = false;
         this.error(value, at, 'not supported');
       } else {

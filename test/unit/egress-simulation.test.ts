@@ -147,6 +147,16 @@ describe('Hoverfly simulations', () => {
   const withResponse = (response: unknown) =>
     JSON.stringify({ data: { pairs: [{ request: {}, response: { status: 200, ...(response as object) } }] }, meta: { schemaVersion: 'v5' } });
 
+  test('a null field asks for nothing', () => {
+    const text = `{"data":{"pairs":[{
+      "request":{"path":[{"matcher":"exact","value":"/a","config":null,"doMatch":null}],"method":null,"query":null,"headers":null,"requiresState":null},
+      "response":{"status":200,"body":"ok","fixedDelay":null,"transitionsState":null,"removesState":null}}]},"meta":{"schemaVersion":"v5"}}`;
+    const loaded = parseSimulation({ file: 'sim.json', text }, '/sim.json');
+    assert.deepEqual(loaded.diagnostics, []);
+    assert.equal(matchSimulation(loaded.simulation!.pairs, req({ path: '/a', query: new Map([['q', ['1']]]) }))?.response.body, 'ok');
+    assert.match(problems(text.replace('"doMatch":null', '"doMatch":{"matcher":"exact","value":"x"}'))[0]!.message, /chaining/);
+  });
+
   test('a response that could not be sent is refused at load', () => {
     for (const value of ['a\r\nx-injected: 1', 'nul\u0000', 'euro \u20ac']) {
       assert.match(problems(withResponse({ headers: { 'x-a': ['fine', value] } }))[0]!.message, /headers\.x-a\[1\]: not a valid header value/);
