@@ -14,6 +14,7 @@
  * silently ignored.
  */
 import { resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { parseConfigText, readConfigFile, type ConfigSource } from '../config/load.js';
@@ -318,8 +319,14 @@ const regexCache = new Map<string, RegExp>();
  * Hoverfly's expressions are Go's (RE2): no backtracking blow-ups. Here
  * they run on a backtracking engine, so what RE2 lacks anyway
  * (back-references, look-around) and quantified groups holding quantifiers
- * (the shape of catastrophic backtracking) are refused.
+ * (the shape of catastrophic backtracking) are refused. Not every such
+ * shape can be told from the source ((a|aa)+ is one), so a match that
+ * backtracks past V8's bound is finished on V8's linear-time engine, which
+ * takes every expression left after those refusals: a dark call's path or
+ * body cannot stall the process.
  */
+setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+
 export function compileRegex(source: string): RegExp {
   const cached = regexCache.get(source);
   if (cached) return cached;

@@ -147,6 +147,15 @@ describe('Hoverfly simulations', () => {
   const withResponse = (response: unknown) =>
     JSON.stringify({ data: { pairs: [{ request: {}, response: { status: 200, ...(response as object) } }] }, meta: { schemaVersion: 'v5' } });
 
+  test('an expression that backtracks without bound does not stall matching', () => {
+    const text = `{"data":{"pairs":[{"request":{"path":[{"matcher":"regex","value":"^/(a|a?)+$"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    const sim = parseSimulation({ file: 'sim.json', text }, '/sim.json').simulation!.pairs;
+    const started = performance.now();
+    assert.equal(matchSimulation(sim, req({ path: `/${'a'.repeat(28)}!` })), undefined);
+    assert.equal(matchSimulation(sim, req({ path: `/${'a'.repeat(28)}` }))?.response.status, 200);
+    assert.ok(performance.now() - started < 1000, `${performance.now() - started} ms`);
+  });
+
   test('a null field asks for nothing', () => {
     const text = `{"data":{"pairs":[{
       "request":{"path":[{"matcher":"exact","value":"/a","config":null,"doMatch":null}],"method":null,"query":null,"headers":null,"requiresState":null},
