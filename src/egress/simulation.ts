@@ -205,7 +205,8 @@ class SimulationReader {
       const name = isScalar(matcher) && typeof matcher.value === 'string' ? matcher.value.toLowerCase() : undefined;
       if (name === undefined) {
         ok = false;
-        this.error(matcher ?? (item as Node), `${at}.matcher`, 'missing: one of exact, glob, regex, json, jsonPartial');
+        const what = matcher === undefined || isNull(matcher) ? 'missing' : 'must be a name';
+        this.error(matcher ?? (item as Node), `${at}.matcher`, `${what}: one of exact, glob, regex, json, jsonPartial`);
         return;
       }
       if (!(SUPPORTED_MATCHERS as readonly string[]).includes(name)) {

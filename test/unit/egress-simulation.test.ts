@@ -142,6 +142,9 @@ describe('Hoverfly simulations', () => {
     assert.match(problems(lookaround)[0]!.message, /look-around/);
     const badJson = `{"data":{"pairs":[{"request":{"body":[{"matcher":"json","value":"{nope"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
     assert.match(problems(badJson)[0]!.message, /not valid JSON/);
+    const numbered = `{"data":{"pairs":[{"request":{"path":[{"matcher":5,"value":"/"}]},"response":{"status":200}}]},"meta":{"schemaVersion":"v5"}}`;
+    assert.match(problems(numbered)[0]!.message, /path\[0\]\.matcher: must be a name: one of exact/);
+    assert.match(problems(numbered.replace('"matcher":5,', ''))[0]!.message, /path\[0\]\.matcher: missing/);
   });
 
   const withResponse = (response: unknown) =>
