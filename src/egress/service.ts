@@ -378,7 +378,9 @@ function reply(res: ServerResponse, response: RecordedResponse, outcome: string 
   if (res.writableEnded || res.destroyed) return;
   const headers: Record<string, string | string[]> = Object.create(null);
   for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = v;
-  headers['content-length'] = String(response.body.length);
+  // A 204 has no body and may not state a length (Node leaves the body out, not the header).
+  if (response.status === 204) delete headers['content-length'];
+  else headers['content-length'] = String(response.body.length);
   if (outcome) headers[EGRESS_HEADER] = outcome;
   try {
     res.writeHead(response.status, headers);

@@ -54,6 +54,7 @@ describe('egress operations', () => {
     writeFileSync(join(tmp.dir, 'mailer.json'), simulation('first'));
     const framing = { 'Transfer-Encoding': ['chunked'], Connection: ['close'], 'Keep-Alive': ['timeout=1'], 'X-Kept': ['yes'] };
     writeFileSync(join(tmp.dir, 'framed.json'), simulation('framed').replace('"headers":{}', JSON.stringify({ headers: framing }).slice(1, -1)));
+    writeFileSync(join(tmp.dir, 'empty.json'), simulation('ignored').replace('"status":200', '"status":204'));
     const config = join(tmp.dir, 'gateway.yaml');
     writeFileSync(
       config,
@@ -70,6 +71,7 @@ dependencies:
   secure: { url: ${secure.url}, tls: { ca: ${fixture('ca.pem')}, serverName: upstream.internal } }
   mailer: { url: "http://127.0.0.1:9", simulation: mailer.json, wait: 1ms }
   framed: { url: "http://127.0.0.1:9", simulation: framed.json, wait: 1ms }
+  empty: { url: "http://127.0.0.1:9", simulation: empty.json, wait: 1ms }
 `,
     );
     gw = await startGateway('', { configFile: config });
@@ -165,6 +167,19 @@ dependencies:
       assert.notEqual(r.header('keep-alive'), 'timeout=1');
       assert.equal(r.body.toString(), 'framed');
     }
+  });
+
+  test('a simulated 204 states no length, and the connection goes on', async () => {
+    const ask = 'GET /empty/send HTTP/1.1\r\nHost: x\r\n\r\n';
+    const got = await exchange(gw.egress.addresses.dark!.port, [ask, ask], { responses: 2, timeoutMs: 2000 });
+    assert.deepEqual(
+      got.responses.map((r) => [r.status, r.header('content-length'), r.body.length]),
+      [
+        [204, undefined, 0],
+        [204, undefined, 0],
+      ],
+      got.text,
+    );
   });
 
   test('record export prints the live recordings as a Hoverfly simulation', async () => {
