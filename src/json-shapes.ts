@@ -16,5 +16,6 @@ export const oneOf = (names: readonly string[]): Check => (value) => typeof valu
 export const listOf = (check: Check): Check => (value) => Array.isArray(value) && value.every(check);
 export const either = (...checks: Check[]): Check => (value) => checks.some((check) => check(value));
 export const optional = (check: Check): Check => either((value) => value === undefined, check);
+export const orNull = (check: Check): Check => either((value) => value === null, check);
 export const shaped = (fields: Record<string, Check>): Check => (value) =>
   isObject(value) && Object.entries(fields).every(([name, check]) => check((value as Record<string, unknown>)[name]));

@@ -4,7 +4,7 @@
  * service) answers JSON too, and reading it as a gateway's would fail deep
  * in a renderer with a TypeError; checked here, it is a clear error instead.
  */
-import { either, isNumber, isObject, isString, listOf, optional, shaped, type Check } from '../json-shapes.js';
+import { isNumber, isObject, isString, listOf, optional, orNull, shaped, type Check } from '../json-shapes.js';
 import { gateFigure } from '../release/shapes.js';
 
 export interface AnswerShape {
@@ -14,7 +14,6 @@ export interface AnswerShape {
 }
 
 const recordOf = (check: Check): Check => (value) => isObject(value) && Object.values(value as object).every(check);
-const orNull = (check: Check): Check => either((value) => value === null, check);
 
 export const isDiffEvent = shaped({
   time: isString,

@@ -4,11 +4,11 @@
  * kept, shown and written to stateDir as it came, so one of the wrong shape
  * would break every later view of the release, and a restart too.
  */
-import { either, isNumber, isString, isTime, listOf, oneOf, optional, shaped } from '../json-shapes.js';
+import { isNumber, isString, isTime, listOf, oneOf, optional, orNull, shaped } from '../json-shapes.js';
 import type { Judgement } from './judge.js';
 import type { ReleaseState, ReleaseStatus } from './machine.js';
 
-export const gateFigure = shaped({ gate: isString, value: either(isNumber, (v) => v === null), limit: isNumber, status: isString, detail: isString });
+export const gateFigure = shaped({ gate: isString, value: orNull(isNumber), limit: isNumber, status: isString, detail: isString });
 const judgement = shaped({ verdict: oneOf(['pass', 'fail', 'wait'] satisfies Judgement['verdict'][]), reason: isString, gates: listOf(gateFigure) });
 const transition = shaped({ at: isTime, from: isString, to: isString, reason: isString });
 const releaseState = shaped({
