@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.js';
 import type { ListenerMaterial } from '../tls/listener.js';
 import type { GatewayMetrics, MetricJson } from '../metrics/registry.js';
 import type { Address, DataPlane } from '../serving/data-plane.js';
-import { allocatorEnv } from './allocator-env.js';
+import { missingDefaults } from './process-defaults.js';
 import { isMessage, type FromWorker, type SnapshotMessage, type ToWorker } from './ipc.js';
 
 export interface ClusterOptions {
@@ -76,7 +76,7 @@ export class ClusterDataPlane implements DataPlane {
 
   private spawn(id: number): Promise<number> {
     const worker = cluster.fork({
-      ...allocatorEnv(),
+      ...missingDefaults(),
       GATEWAYCTL_WORKER_ID: String(id),
       GATEWAYCTL_WORKERS: String(this.options.workers),
       GATEWAYCTL_LOG_LEVEL: this.options.logSettings.level,

@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ALLOCATOR_DEFAULTS } from '../../src/control/allocator-env.js';
+import { ALLOCATOR_DEFAULTS } from '../../src/control/process-defaults.js';
 import { spawnServe } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
 import { request, runConcurrently } from '../helpers/http.js';
@@ -123,12 +123,13 @@ describe('process lifecycle', () => {
     try {
       const workers = childPids(serve.child.pid!);
       assert.equal(workers.length, 2, 'two worker processes');
-      // The allocator settings reach the workers (the operator's own, where set).
+      // The unit's process settings reach the workers (the operator's own, where set).
       for (const pid of workers) {
-        const environ = new Set(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0'));
+        const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
         for (const [name, value] of Object.entries(ALLOCATOR_DEFAULTS)) {
-          assert.ok(environ.has(`${name}=${process.env[name] ?? value}`), `worker ${pid} starts with ${name}`);
+          assert.ok(environ.includes(`${name}=${process.env[name] ?? value}`), `worker ${pid} starts with ${name}`);
         }
+        assert.ok(environ.some((e) => /^NODE_OPTIONS=.*--max[-_]semi[-_]space[-_]size/.test(e)), `worker ${pid} has a young-generation bound`);
       }
       // Separate connections so both workers take a share.
       const first = await runConcurrently(200, 8, async () => (await request(serve.url + '/x')).json().upstream);

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ALLOCATOR_DEFAULTS } from '../../src/control/allocator-env.js';
+import { ALLOCATOR_DEFAULTS } from '../../src/control/process-defaults.js';
 import { BIN, REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
 
