@@ -30,6 +30,8 @@ export interface AdminCall extends AdminAccess {
 export interface AdminResponse {
   readonly status: number;
   readonly text: string;
+  /** Lower-cased names. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /** Why a call got no answer, as people read it. */
@@ -106,7 +108,7 @@ export async function adminRequest(base: string, path: string, options: AdminCal
     } catch (err) {
       throw new AdminRequestError(`${url.href}: ${(err as Error).message}`, undefined, { cause: err });
     }
-    return { status: response.statusCode, text };
+    return { status: response.statusCode, text, headers: response.headers };
   } catch (err) {
     throw err instanceof AdminRequestError ? err : unreachable(url, err);
   } finally {

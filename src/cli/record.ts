@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { SIMULATION } from '../admin/answers.js';
-import { adminJson } from '../admin/http-client.js';
+import { adminRequest, adminUrl, answerOf } from '../admin/http-client.js';
+import { LEFT_OUT_HEADER } from '../egress/export.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
 import { EXIT_OK } from './exit-codes.js';
 import { terminalOutput } from './output.js';
@@ -34,9 +35,21 @@ Examples:
 export async function recordExport(dependency: string, flags: AdminFlags): Promise<number> {
   const { urls, access } = adminTargets(flags);
   const path = `/egress/recordings?dependency=${encodeURIComponent(dependency)}`;
-  const all = await Promise.all(urls.map((url) => adminJson<Simulation>(url.href, path, access, SIMULATION)));
-  const merged = all[0]!;
-  for (const other of all.slice(1)) merged.data.pairs.push(...other.data.pairs);
-  terminalOutput().out(JSON.stringify(merged, null, 2));
+  const all = await Promise.all(
+    urls.map(async (url) => {
+      const response = await adminRequest(url.href, path, access);
+      const simulation = answerOf<Simulation>(adminUrl(url.href, path), response, SIMULATION);
+      const header = response.headers[LEFT_OUT_HEADER];
+      return { simulation, leftOut: Number(Array.isArray(header) ? header[0] : header) || 0 };
+    }),
+  );
+  const merged = all[0]!.simulation;
+  for (const other of all.slice(1)) merged.data.pairs.push(...other.simulation.data.pairs);
+  const io = terminalOutput();
+  io.out(JSON.stringify(merged, null, 2));
+  const leftOut = all.reduce((sum, a) => sum + a.leftOut, 0);
+  if (leftOut > 0) {
+    io.err(`left out ${leftOut} recorded call${leftOut === 1 ? '' : 's'} that ${dependency} never answered (the gateway's own 502/504: unreachable, timed out or too large)`);
+  }
   return EXIT_OK;
 }

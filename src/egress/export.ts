@@ -3,18 +3,30 @@
  * here can be simulated by Hoverfly, or loaded back as a dependency's
  * `simulation`. Each recorded call becomes one pair matching its method,
  * destination, scheme, path, query and body exactly (JSON bodies with the
- * `json` matcher, so formatting does not matter).
+ * `json` matcher, so formatting does not matter). A call the dependency
+ * never answered (the gateway's own 502/504) is left out and counted: as a
+ * pair it would simulate an outage the dependency never had.
  */
 import { isUtf8 } from 'node:buffer';
 import type { CompiledDependency } from '../config/compile.js';
 import type { LiveCall } from './recordings.js';
 
+/** The admin answer's header naming how many recorded calls the export left out. */
+export const LEFT_OUT_HEADER = 'x-gatewayctl-left-out';
+
 const exact = (value: string) => [{ matcher: 'exact', value }];
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b/i;
 
-export function recordingsSimulation(dependency: CompiledDependency, calls: readonly LiveCall[], now = new Date()): unknown {
+export interface RecordingsExport {
+  readonly simulation: unknown;
+  /** Calls left out: answered by the gateway, not the dependency. */
+  readonly leftOut: number;
+}
+
+export function recordingsSimulation(dependency: CompiledDependency, calls: readonly LiveCall[], now = new Date()): RecordingsExport {
   const target = dependency.upstream.target;
-  const pairs = calls.map((call) => {
+  const answered = calls.filter((call) => !call.byGateway);
+  const pairs = answered.map((call) => {
     // Names are the call's: a parameter or header named __proto__ is one like any other.
     const query: Record<string, { matcher: string; value: string }[]> = Object.create(null);
     const values = new Map<string, string[]>();
@@ -57,7 +69,10 @@ export function recordingsSimulation(dependency: CompiledDependency, calls: read
     };
   });
   return {
-    data: { pairs, globalActions: { delays: [], delaysLogNormal: [] } },
-    meta: { schemaVersion: 'v5.2', timeExported: now.toISOString() },
+    simulation: {
+      data: { pairs, globalActions: { delays: [], delaysLogNormal: [] } },
+      meta: { schemaVersion: 'v5.2', timeExported: now.toISOString() },
+    },
+    leftOut: calls.length - answered.length,
   };
 }

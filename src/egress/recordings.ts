@@ -39,6 +39,12 @@ export interface EgressCall {
 export interface LiveCall extends EgressCall {
   /** Set once answered (the dependency's answer, or the gateway's 502/504 for it). */
   response?: RecordedResponse;
+  /**
+   * The answer is the gateway's own: the dependency was unreachable, timed
+   * out or answered past limits.maxBodyBytes. Replayed to its dark twin as
+   * the live side saw it, never exported as the dependency's.
+   */
+  byGateway?: boolean;
 }
 
 export interface DarkCall extends EgressCall {
@@ -137,8 +143,9 @@ export class RecordingStore {
     return entry;
   }
 
-  answered(requestId: string, entry: LiveCall, response: RecordedResponse): void {
+  answered(requestId: string, entry: LiveCall, response: RecordedResponse, byGateway = false): void {
     entry.response = response;
+    if (byGateway) entry.byGateway = true;
     const group = this.groups.get(requestId);
     if (!group || !group.live.includes(entry)) return;
     this.grow(group, sizeOf(entry, response) - sizeOf(entry));

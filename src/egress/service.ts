@@ -238,7 +238,7 @@ export class EgressService {
     if (side === 'live') {
       const entry = requestId ? this.recordings.startLive(requestId, call) : undefined;
       answer = await this.forward(arrived, req, body, 'forwarded');
-      if (entry && requestId) this.recordings.answered(requestId, entry, answer.response);
+      if (entry && requestId) this.recordings.answered(requestId, entry, answer.response, answer.outcome === 'error');
     } else {
       answer = await this.answerDark({ ...arrived, call }, req, body);
     }

@@ -197,6 +197,26 @@ dependencies:
     assert.notEqual(missing.code, 0);
   });
 
+  test("record export leaves out the gateway's own answers: a dependency that never answered is not simulated as failing", async () => {
+    // Nothing listens on port 9: the live call gets the gateway's 502, and its dark twin is replayed that 502.
+    const failed = await request(`${live}/mailer/send`, { method: 'POST', headers: { 'x-request-id': 'export-unreachable' }, body: 'hi' });
+    assert.equal(failed.status, 502);
+    const twin = await request(`${dark}/mailer/send`, { method: 'POST', headers: { 'x-request-id': 'export-unreachable' }, body: 'hi' });
+    assert.equal(twin.status, 502);
+    assert.equal(twin.headers['x-gatewayctl-egress'], 'replayed', 'the dark side sees what the live side saw');
+    const answer = await request(`${gw.adminUrl}/egress/recordings?dependency=mailer`);
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.json().data.pairs, []);
+    assert.equal(answer.headers['x-gatewayctl-left-out'], '1');
+    const cli = await runCli(['record', 'export', 'mailer', '--admin', gw.adminUrl]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.deepEqual(JSON.parse(cli.stdout).data.pairs, []);
+    assert.match(cli.stderr, /left out 1 recorded call that mailer never answered/);
+    // A dependency that answered: nothing left out, nothing said.
+    const secureExport = await runCli(['record', 'export', 'secure', '--admin', gw.adminUrl]);
+    assert.equal(secureExport.stderr, '');
+  });
+
   test('drain lets a live call in flight finish, then the egress stops accepting', async () => {
     const inFlight = request(`${live}/slow/last`, { headers: { 'x-request-id': 'drain-1' } });
     await sleep(100);

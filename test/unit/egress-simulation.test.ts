@@ -202,7 +202,7 @@ describe('Hoverfly simulations', () => {
     assert.deepEqual(Object.entries(matchSimulation(sim, req({ headers: new Map([['__proto__', ['y']]]) }))!.response.headers), [['__proto__', ['v']]]);
     const dependency = { upstream: { target: new URL('http://api.example') } } as CompiledDependency;
     const call = { dependency: 'api', method: 'GET', path: '/', query: '__proto__=1', targetPath: '/', headers: {}, body: Buffer.alloc(0), time: 0 };
-    const exported = JSON.stringify(recordingsSimulation(dependency, [{ ...call, response: { status: 200, headers: {}, body: Buffer.from('ok') } }]));
+    const exported = JSON.stringify(recordingsSimulation(dependency, [{ ...call, response: { status: 200, headers: {}, body: Buffer.from('ok') } }]).simulation);
     const back = parseSimulation({ file: 'export.json', text: exported }, '/export.json').simulation!.pairs;
     const at = (query: [string, string[]][]) => req({ method: 'GET', path: '/', destination: 'api.example', scheme: 'http', query: new Map(query) });
     assert.equal(matchSimulation(back, at([['__proto__', ['1']]]))?.response.body, 'ok');

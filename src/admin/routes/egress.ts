@@ -3,7 +3,7 @@
  * exports a dependency's recorded live calls as a simulation file.
  */
 import type { Snapshot } from '../../config/compile.js';
-import { recordingsSimulation } from '../../egress/export.js';
+import { LEFT_OUT_HEADER, recordingsSimulation } from '../../egress/export.js';
 import type { EgressService } from '../../egress/service.js';
 import { ErrorCodes, GatewayError } from '../../errors.js';
 import { sendJson, type AdminRoute } from './reply.js';
@@ -22,7 +22,10 @@ export function egressAdminRoutes(egress: () => EgressService | undefined, snaps
         if (!name) throw new GatewayError(ErrorCodes.BAD_REQUEST, 'name a dependency: /egress/recordings?dependency=NAME');
         const dependency = current.dependencies.get(name);
         if (!dependency) throw new GatewayError(ErrorCodes.NOT_FOUND, `no dependency "${name}"`);
-        sendJson(res, 200, recordingsSimulation(dependency, service.recordings.liveCalls(name)));
+        const exported = recordingsSimulation(dependency, service.recordings.liveCalls(name));
+        // The body stays a plain Hoverfly simulation; what was left out travels beside it.
+        res.setHeader(LEFT_OUT_HEADER, String(exported.leftOut));
+        sendJson(res, 200, exported.simulation);
       },
     },
   ];
