@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { SIMULATION } from '../admin/answers.js';
 import { adminRequest, adminUrl, answerOf } from '../admin/http-client.js';
 import { LEFT_OUT_HEADER } from '../egress/export.js';
+import { SIMULATION_LIMITS } from '../config/load.js';
 import { addAdminOptions, adminTargets, type AdminFlags } from './admin-options.js';
 import { EXIT_OK } from './exit-codes.js';
 import { terminalOutput } from './output.js';
@@ -46,7 +47,12 @@ export async function recordExport(dependency: string, flags: AdminFlags): Promi
   const merged = all[0]!.simulation;
   for (const other of all.slice(1)) merged.data.pairs.push(...other.simulation.data.pairs);
   const io = terminalOutput();
-  io.out(JSON.stringify(merged, null, 2));
+  const text = JSON.stringify(merged, null, 2);
+  io.out(text);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > SIMULATION_LIMITS.maxBytes) {
+    io.err(`this export is ${bytes} bytes: over the ${SIMULATION_LIMITS.maxBytes} a dependency's simulation may have here (Hoverfly takes it); export sooner, or split its pairs`);
+  }
   const leftOut = all.reduce((sum, a) => sum + a.leftOut, 0);
   if (leftOut > 0) {
     io.err(`left out ${leftOut} recorded call${leftOut === 1 ? '' : 's'} that ${dependency} never answered (the gateway's own 502/504: unreachable, timed out or too large)`);

@@ -20,9 +20,31 @@ export interface ConfigSource {
   /** As the user named it: used in messages. */
   readonly file: string;
   readonly text: string;
-  /** Set instead of text when the file is over MAX_CONFIG_BYTES: never read. */
+  /** Set instead of text when the file is over its size limit: never read. */
   readonly oversize?: number;
 }
+
+/** What a file of one kind may be: the config, or a file in the same syntax it names (a simulation). */
+export interface TextLimits {
+  /** The kind, for messages: "config", "simulation". */
+  readonly what: string;
+  readonly maxBytes: number;
+  /** Entries in any one mapping or list. */
+  readonly maxItems: number;
+}
+
+export const CONFIG_LIMITS: TextLimits = { what: 'config', maxBytes: MAX_CONFIG_BYTES, maxItems: MAX_COLLECTION_ITEMS };
+
+/**
+ * A simulation in JSON, as Hoverfly writes it and `record export` prints
+ * it, may be far larger than a config: a few hours of recorded calls. Read
+ * in one pass (json-nodes.ts), 30 MB of recorded pairs (11,500)
+ * took about 2 s and 200 MB of heap; the validation thread's heap bound is
+ * 512 MB. One in YAML syntax goes through the config's parser, whose heap
+ * grows by about 43 bytes per byte read (4 MB: 1.5 s and 180 MB), so it
+ * keeps the config's 4 MB and 10,000 entries.
+ */
+export const SIMULATION_LIMITS: TextLimits = { what: 'simulation', maxBytes: 32 * 1024 * 1024, maxItems: 50_000 };
 
 export interface ParsedConfig {
   readonly source: ConfigSource;
@@ -36,9 +58,9 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
   return flag ?? env['GATEWAYCTL_CONFIG'] ?? 'gateway.yaml';
 }
 
-export function readConfigFile(file: string): ConfigSource {
+export function readConfigFile(file: string, limits: TextLimits = CONFIG_LIMITS): ConfigSource {
   try {
-    const read = readRegularFile(file, MAX_CONFIG_BYTES);
+    const read = readRegularFile(file, limits.maxBytes);
     return 'oversize' in read ? { file, text: '', oversize: read.oversize } : { file, text: read.bytes.toString('utf8') };
   } catch (err) {
     if (err instanceof NotRegularFileError) {
@@ -46,7 +68,7 @@ export function readConfigFile(file: string): ConfigSource {
     }
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new ConfigUnreadableError(file, `${file}: cannot read config: ${why}`, { cause: err });
+    throw new ConfigUnreadableError(file, `${file}: cannot read ${limits.what}: ${why}`, { cause: err });
   }
 }
 
@@ -58,7 +80,7 @@ export function absoluteConfigPath(file: string): string {
  * Parses YAML text into a document with positions. Syntax errors become
  * diagnostics; the document is returned only when it is usable.
  */
-export function parseConfigText(source: ConfigSource): ParsedConfig {
+export function parseConfigText(source: ConfigSource, limits: TextLimits = CONFIG_LIMITS): ParsedConfig {
   const lines = new LineCounter();
   const diagnostics: Diagnostic[] = [];
   const at = (offset: number) => {
@@ -66,12 +88,12 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
     return { line: pos.line, column: pos.col };
   };
 
-  if (source.oversize !== undefined || source.text.length > MAX_CONFIG_BYTES) {
+  if (source.oversize !== undefined || source.text.length > limits.maxBytes) {
     const size = source.oversize ?? Buffer.byteLength(source.text);
     diagnostics.push({
       severity: 'error',
       code: 'too-large',
-      message: `config is ${size} bytes; the limit is ${MAX_CONFIG_BYTES} (is this the right file?)`,
+      message: `${limits.what} is ${size} bytes; the limit is ${limits.maxBytes} (is this the right file?)`,
       path: '',
       file: source.file,
       line: 1,
@@ -124,7 +146,7 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
     return { source, doc: undefined, lines, diagnostics };
   }
 
-  const problems = [...doc.errors, ...collectionProblems(doc)].sort((a, b) => a.pos[0] - b.pos[0]);
+  const problems = [...doc.errors, ...collectionProblems(doc, limits.maxItems)].sort((a, b) => a.pos[0] - b.pos[0]);
   const report = (severity: 'error' | 'warning', problem: { pos: [number, number]; message: string }) => {
     const { line, column } = at(problem.pos[0]);
     diagnostics.push({ severity, code: 'yaml', message: yamlMessage(problem.message), path: '', file: source.file, line, column });
@@ -140,16 +162,16 @@ export function parseConfigText(source: ConfigSource): ParsedConfig {
  * linear in the document's size; and mappings or lists over
  * MAX_COLLECTION_ITEMS entries.
  */
-function collectionProblems(doc: Document.Parsed): { message: string; pos: [number, number] }[] {
+function collectionProblems(doc: Document.Parsed, maxItems: number): { message: string; pos: [number, number] }[] {
   const found: { message: string; pos: [number, number] }[] = [];
   const tooMany = (kind: string, items: number, range: readonly number[] | null | undefined) =>
-    found.push({ message: `a ${kind} of ${items} entries; the limit is ${MAX_COLLECTION_ITEMS}`, pos: [range?.[0] ?? 0, range?.[1] ?? 0] });
+    found.push({ message: `a ${kind} of ${items} entries; the limit is ${maxItems}`, pos: [range?.[0] ?? 0, range?.[1] ?? 0] });
   visit(doc, {
     Seq(_, seq) {
-      if (seq.items.length > MAX_COLLECTION_ITEMS) tooMany('list', seq.items.length, seq.range);
+      if (seq.items.length > maxItems) tooMany('list', seq.items.length, seq.range);
     },
     Map(_, map) {
-      if (map.items.length > MAX_COLLECTION_ITEMS) {
+      if (map.items.length > maxItems) {
         tooMany('mapping', map.items.length, map.range);
         return;
       }

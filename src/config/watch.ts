@@ -128,11 +128,11 @@ export class ConfigWatcher {
 
   /** Reads until two reads agree; undefined while the file is missing. */
   private async readStable(): Promise<string | undefined> {
-    let previous = readOrUndefined(this.file);
+    let previous = watchedText(this.file);
     const settleMs = this.settleMs();
     for (let attempt = 0; attempt < 20; attempt++) {
       await new Promise((r) => setTimeout(r, settleMs));
-      const current = readOrUndefined(this.file);
+      const current = watchedText(this.file);
       if (current === previous) return current;
       previous = current;
     }
@@ -141,11 +141,13 @@ export class ConfigWatcher {
 }
 
 /**
- * The file's text; for a file over the size limit or not a regular file, a
- * placeholder that changes with its size and time, so validation reports it
- * without the watcher ever holding it in memory or blocking on it.
+ * The file's text as the watcher compares it; for a file over the config's
+ * size limit or not a regular file, a placeholder that changes with its
+ * size and time, so validation reports it without the watcher ever holding
+ * it in memory or blocking on it. What start() is given must be this, or
+ * the first look reads as a change.
  */
-function readOrUndefined(file: string): string | undefined {
+export function watchedText(file: string): string | undefined {
   try {
     const stat = statSync(file);
     // A named pipe or device is left to the loader, which refuses it.

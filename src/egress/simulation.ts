@@ -15,9 +15,10 @@
  */
 import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
 import type { Diagnostic } from '../config/diagnostics.js';
-import { parseConfigText, readConfigFile, type ConfigSource } from '../config/load.js';
+import { parseJsonNodes } from '../config/json-nodes.js';
+import { MAX_COLLECTION_ITEMS, MAX_CONFIG_BYTES, MAX_NESTING, parseConfigText, readConfigFile, SIMULATION_LIMITS, type ConfigSource } from '../config/load.js';
 import type { FieldMatcher, SimulationConfig, SimulationPair } from '../config/types.js';
 import { jsonContains, jsonEqual, jsonNesting, MAX_MATCHER_NESTING } from './json.js';
 
@@ -34,11 +35,12 @@ export interface SimulationLoad {
   readonly diagnostics: Diagnostic[];
 }
 
+
 /** Reads and checks a simulation file; `shown` is the name used in messages. */
 export function loadSimulation(path: string, shown: string): SimulationLoad {
   let source: ConfigSource;
   try {
-    source = readConfigFile(path);
+    source = readConfigFile(path, SIMULATION_LIMITS);
   } catch (err) {
     return { simulation: undefined, diagnostics: [at(shown, 1, 1, 'simulation', (err as Error).message.replace(path, shown))] };
   }
@@ -47,14 +49,32 @@ export function loadSimulation(path: string, shown: string): SimulationLoad {
 
 /** Checks simulation text; the result holds every problem found. */
 export function parseSimulation(source: ConfigSource, absolute: string): SimulationLoad {
-  // JSON is YAML: the config's parser gives positions and refuses hostile input.
-  const parsed = parseConfigText(source);
-  if (!parsed.doc) return { simulation: undefined, diagnostics: parsed.diagnostics.map((d) => ({ ...d, code: 'simulation' })) };
+  const parsed = readSyntax(source);
+  if ('diagnostics' in parsed) return { simulation: undefined, diagnostics: parsed.diagnostics };
   const reader = new SimulationReader(source.file, parsed.lines);
-  const pairs = reader.read(parsed.doc);
-  const diagnostics = [...parsed.diagnostics.filter((d) => d.severity === 'error'), ...reader.diagnostics];
-  if (diagnostics.length > 0 || !pairs) return { simulation: undefined, diagnostics };
+  const pairs = reader.read(parsed.contents);
+  if (reader.diagnostics.length > 0 || !pairs) return { simulation: undefined, diagnostics: reader.diagnostics };
   return { simulation: { file: absolute, pairs }, diagnostics: [] };
+}
+
+function readSyntax(source: ConfigSource): { readonly contents: Node | null; readonly lines: LineCounter } | { readonly diagnostics: Diagnostic[] } {
+  const size = source.oversize ?? Buffer.byteLength(source.text);
+  const refuse = (message: string) => ({ diagnostics: [at(source.file, 1, 1, '', message)] });
+  if (size > SIMULATION_LIMITS.maxBytes) return refuse(`simulation is ${size} bytes; the limit is ${SIMULATION_LIMITS.maxBytes} (is this the right file?)`);
+  if (/^\s*\{/.test(source.text.slice(0, 1024))) {
+    const parsed = parseJsonNodes(source.text, { maxDepth: MAX_NESTING, maxItems: SIMULATION_LIMITS.maxItems });
+    if (parsed.ok) return parsed;
+    const pos = parsed.lines.linePos(parsed.offset);
+    return { diagnostics: [at(source.file, pos.line, pos.col, '', `cannot parse JSON: ${parsed.message}`)] };
+  }
+  // YAML syntax: the config's parser and bounds (it gives positions and refuses hostile input).
+  if (size > MAX_CONFIG_BYTES) {
+    return refuse(`simulation is ${size} bytes; in YAML syntax the limit is ${MAX_CONFIG_BYTES} (in JSON, as Hoverfly writes it, ${SIMULATION_LIMITS.maxBytes})`);
+  }
+  const parsed = parseConfigText(source, { what: 'simulation', maxBytes: MAX_CONFIG_BYTES, maxItems: MAX_COLLECTION_ITEMS });
+  const errors = parsed.diagnostics.filter((d) => d.severity === 'error').map((d) => ({ ...d, code: 'simulation' }));
+  if (!parsed.doc || errors.length > 0) return { diagnostics: errors };
+  return { contents: parsed.doc.contents, lines: parsed.lines };
 }
 
 /** A null written in the file (the parser gives it as a node): the field asks for nothing. */
@@ -96,8 +116,8 @@ class SimulationReader {
     return pair ? ((pair.value as Node | null) ?? null) : undefined;
   }
 
-  read(doc: Document.Parsed): SimulationPair[] | undefined {
-    const root = doc.contents;
+  /** `root`: the document's top node. */
+  read(root: Node | null): SimulationPair[] | undefined {
     if (!this.entries(root, 'simulation')) return undefined;
     const meta = this.field(root, 'meta');
     const version = this.field(meta, 'schemaVersion');

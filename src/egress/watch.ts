@@ -3,9 +3,8 @@
  * config (which reads and checks the file again), with the config file's own
  * watcher doing the watching.
  */
-import { readFileSync } from 'node:fs';
 import type { Snapshot } from '../config/compile.js';
-import { ConfigWatcher, type ConfigWatcherOptions } from '../config/watch.js';
+import { ConfigWatcher, watchedText, type ConfigWatcherOptions } from '../config/watch.js';
 
 export class SimulationWatchers {
   private readonly watchers = new Map<string, ConfigWatcher>();
@@ -27,12 +26,8 @@ export class SimulationWatchers {
     }
     for (const file of files) {
       if (this.watchers.has(file)) continue;
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        // Reported by the next reload's validation.
-      }
+      // A large simulation is watched by size and time, as the watcher compares it.
+      const text = watchedText(file) ?? '';
       const watcher = new ConfigWatcher(file, () => this.reload(file), this.onError, this.options);
       watcher.start(text);
       this.watchers.set(file, watcher);

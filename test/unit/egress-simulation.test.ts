@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import type { CompiledDependency } from '../../src/config/compile.js';
 import { validateConfigFile } from '../../src/config/validate.js';
 import { recordingsSimulation } from '../../src/egress/export.js';
-import { globMatch, matchSimulation, parseSimulation, type SimulatedRequest } from '../../src/egress/simulation.js';
+import { globMatch, loadSimulation, matchSimulation, parseSimulation, type SimulatedRequest } from '../../src/egress/simulation.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
 
@@ -207,6 +207,44 @@ describe('Hoverfly simulations', () => {
     const at = (query: [string, string[]][]) => req({ method: 'GET', path: '/', destination: 'api.example', scheme: 'http', query: new Map(query) });
     assert.equal(matchSimulation(back, at([['__proto__', ['1']]]))?.response.body, 'ok');
     assert.equal(matchSimulation(back, at([])), undefined);
+  });
+
+  test('a recorded export past the config size loads; the limits name the simulation and the syntax', () => {
+    const tmp = tempDir();
+    try {
+      // About 6 MB of recorded pairs, as record export writes them (pretty-printed JSON).
+      const pair = (i: number) => ({
+        request: { method: [{ matcher: 'exact', value: 'POST' }], path: [{ matcher: 'exact', value: `/v1/charges/${i}` }], body: [{ matcher: 'json', value: JSON.stringify({ amount: i, note: 'x'.repeat(500) }) }] },
+        response: { status: 200, body: JSON.stringify({ id: `ch_${i}`, pad: 'y'.repeat(400) }), encodedBody: false, headers: { 'content-type': ['application/json'] }, templated: false },
+      });
+      const text = JSON.stringify({ data: { pairs: Array.from({ length: 4500 }, (_, i) => pair(i)) }, meta: { schemaVersion: 'v5.2' } }, null, 2);
+      assert.ok(text.length > 5 * 1024 * 1024, `${text.length} bytes`);
+      const file = join(tmp.dir, 'recorded.json');
+      writeFileSync(file, text);
+      const loaded = loadSimulation(file, 'recorded.json');
+      assert.deepEqual(loaded.diagnostics, []);
+      assert.equal(loaded.simulation!.pairs.length, 4500);
+      assert.equal(matchSimulation(loaded.simulation!.pairs, req({ method: 'POST', path: '/v1/charges/4499', body: JSON.stringify({ note: 'x'.repeat(500), amount: 4499 }) }))?.response.body, JSON.stringify({ id: 'ch_4499', pad: 'y'.repeat(400) }));
+      // A problem deep in it is still at its line:col.
+      const broken = text.replace('"/v1/charges/4000"', '"/v1/charges/4000", "extra": 1');
+      const line = broken.slice(0, broken.indexOf('"extra"')).split('\n').length;
+      assert.deepEqual(
+        parseSimulation({ file: 'recorded.json', text: broken }, '/recorded.json').diagnostics.map((d) => [d.line, d.message]),
+        [[line, 'data.pairs[4000].request.path[0].extra: unknown field']],
+      );
+      // In YAML syntax the config's parser reads it, within the config's size.
+      const yaml = parseSimulation({ file: 'recorded.yaml', text: `# recorded\n${text}` }, '/recorded.yaml').diagnostics;
+      assert.match(yaml[0]!.message, /^simulation is \d+ bytes; in YAML syntax the limit is 4194304 \(in JSON, as Hoverfly writes it, 33554432\)$/);
+      // Past the simulation's own limit: never read.
+      const huge = join(tmp.dir, 'huge.json');
+      writeFileSync(huge, '{' + ' '.repeat(33 * 1024 * 1024) + '}');
+      const refused = loadSimulation(huge, 'huge.json').diagnostics;
+      assert.equal(refused.length, 1);
+      assert.match(refused[0]!.message, /^simulation is 34603010 bytes; the limit is 33554432 \(is this the right file\?\)$/);
+      assert.equal(refused[0]!.file, 'huge.json');
+    } finally {
+      tmp.remove();
+    }
   });
 
   test('validate reports a simulation error with the simulation file line:col, and fails', async () => {
