@@ -10,7 +10,6 @@ import { parseDuration } from '../config/units.js';
 import { ConfigInvalidError, UsageError } from '../errors.js';
 import { LOG_LEVELS, type Logger } from '../log/logger.js';
 import type { Gateway } from '../control/gateway.js';
-import { describeDefaults, restartWithDefaults, type RestartOutcome } from '../control/process-defaults.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultLogFormat, makeLogger, renderDiagnostic, summaryLine, terminalOutput } from './output.js';
 
@@ -50,18 +49,6 @@ Examples:
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
 }
 
-function logProcessSettings(logger: Logger, outcome: RestartOutcome): void {
-  if ('why' in outcome) {
-    logger.info('serve.process', `running without ${describeDefaults(outcome.missing)}: ${outcome.why}; set them in the environment (the systemd unit does)`, {
-      missing: outcome.missing,
-    });
-  } else if (outcome.added?.length) {
-    logger.info('serve.process', `started over with ${describeDefaults(outcome.added)}, as the systemd unit sets them; set them in the environment to choose others`, {
-      added: outcome.added,
-    });
-  }
-}
-
 async function parseWorkers(value: string | undefined, configFile: string, logger?: Logger): Promise<number> {
   if (value === undefined) return 1;
   if (value === 'auto') {
@@ -88,9 +75,10 @@ async function parseWorkers(value: string | undefined, configFile: string, logge
 
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   // First of all: starting over keeps nothing this process opened.
+  const { reportRestart, restartWithDefaults } = await import('../control/process-defaults.js');
   const restart = restartWithDefaults();
   const logger = makeLogger(flags);
-  logProcessSettings(logger, restart);
+  reportRestart(restart, logger);
   const file = resolveConfigPath(flags.config);
   const workers = await parseWorkers(flags.workers, file, logger);
   const drainDelay = flags.drainDelay === undefined ? { ok: true as const, value: 0 } : parseDuration(flags.drainDelay);

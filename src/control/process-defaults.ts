@@ -29,6 +29,7 @@
  */
 import { isSea } from 'node:sea';
 import { isMainThread } from 'node:worker_threads';
+import type { Logger } from '../log/logger.js';
 
 /** The young-generation bound, as V8 reads it from NODE_OPTIONS. */
 export const SEMI_SPACE_OPTION = '--max-semi-space-size=8';
@@ -119,4 +120,17 @@ export function restartWithDefaults(): RestartOutcome {
     return { restarted: false, missing: names, why: `starting over failed: ${(err as Error).message}` };
   }
   return { restarted: false, missing: names, why: 'starting over returned' };
+}
+
+/** Says once, at start, which settings this process took, or runs without and why. */
+export function reportRestart(outcome: RestartOutcome, logger: Logger): void {
+  if ('why' in outcome) {
+    logger.info('serve.process', `running without ${describeDefaults(outcome.missing)}: ${outcome.why}; set them in the environment (the systemd unit does)`, {
+      missing: outcome.missing,
+    });
+  } else if (outcome.added?.length) {
+    logger.info('serve.process', `started over with ${describeDefaults(outcome.added)}, as the systemd unit sets them; set them in the environment to choose others`, {
+      added: outcome.added,
+    });
+  }
 }
