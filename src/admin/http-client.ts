@@ -154,7 +154,7 @@ export function adminToken(flag: string | undefined, env: NodeJS.ProcessEnv = pr
 /** The CA bundle a --admin-ca flag names, read once. */
 export function readAdminCa(file: string): string {
   try {
-    return readSmallFile(file).toString('utf8');
+    return readSmallFile(file, 'a CA bundle').toString('utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new UsageError(`--admin-ca ${file}: cannot read it (${e.syscall ? e.code : e.message})`);

@@ -42,11 +42,12 @@ export function readRegularFile(path: string, maxBytes: number): { bytes: Buffer
 
 /**
  * A small file a flag names (a CA bundle, a token): its bytes, or an error
- * whose message says what is wrong. /dev/zero or a pipe given by mistake
- * would otherwise be read until memory runs out, or wait for a writer.
+ * whose message says what is wrong, naming the file as `what` ("a CA
+ * bundle"). /dev/zero or a pipe given by mistake would otherwise be read
+ * until memory runs out, or wait for a writer.
  */
-export function readSmallFile(path: string, maxBytes = 4 * 1024 * 1024): Buffer {
+export function readSmallFile(path: string, what: string, maxBytes = 4 * 1024 * 1024): Buffer {
   const read = readRegularFile(path, maxBytes);
-  if ('oversize' in read) throw new Error(`is ${read.oversize} bytes, over the ${maxBytes} a file of this kind may have`);
+  if ('oversize' in read) throw new Error(`is ${read.oversize} bytes, over the ${maxBytes} bytes ${what} may have`);
   return read.bytes;
 }

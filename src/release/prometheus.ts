@@ -60,7 +60,7 @@ export class PrometheusClient {
     base.hash = '';
     this.base = base;
     try {
-      this.ca = options.caFile ? readSmallFile(options.caFile) : undefined;
+      this.ca = options.caFile ? readSmallFile(options.caFile, 'a CA bundle') : undefined;
     } catch (err) {
       throw new PrometheusError(`cannot read the Prometheus CA file ${options.caFile}: ${(err as Error).message}`);
     }
@@ -109,7 +109,7 @@ export class PrometheusClient {
     if (this.options.bearerTokenFile) {
       let token: string;
       try {
-        token = readSmallFile(this.options.bearerTokenFile).toString('utf8').trim();
+        token = readSmallFile(this.options.bearerTokenFile, 'a token file').toString('utf8').trim();
       } catch (err) {
         throw new PrometheusError(`cannot read the Prometheus bearer token file ${this.options.bearerTokenFile}: ${(err as Error).message}`);
       }

@@ -6,7 +6,7 @@
  * gateway; `init` naming the real cause of a write failure.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -138,12 +138,19 @@ describe('gatewayctl admin client and flags', () => {
     assert.match(missing.stderr, /route nope has no release/);
   });
 
-  test('an --admin-ca that is a device or a directory is a usage error at once, never read forever', async () => {
+  test('an --admin-ca that is a device, a directory or too large is a usage error at once, never read whole', async () => {
     for (const [file, kind] of [['/dev/zero', 'a device'], [tmp.dir, 'a directory']]) {
       const r = await runCli(['status', '--admin-ca', file!, '--admin', gw.adminUrl], { timeoutMs: 5000 });
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, new RegExp(`--admin-ca ${file}: cannot read it \\(is ${kind}, not a regular file\\)`));
     }
+    // Sparse: the size is all the check reads.
+    const oversize = join(tmp.dir, 'oversize-ca.pem');
+    writeFileSync(oversize, '');
+    truncateSync(oversize, 4 * 1024 * 1024 + 1);
+    const r = await runCli(['status', '--admin-ca', oversize, '--admin', gw.adminUrl], { timeoutMs: 5000 });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--admin-ca \S+oversize-ca\.pem: cannot read it \(is 4194305 bytes, over the 4194304 bytes a CA bundle may have\)/);
   });
 
   test('an --admin that is another service is named as such, never a TypeError', async () => {
