@@ -799,7 +799,7 @@ const dependency: ObjectSpec = {
     ignoreBody: {
       type: 'array',
       items: jsonPointer,
-      description: 'JSON Pointers left out when comparing calls ("*" matches any one segment).',
+      description: 'JSON Pointers left out when comparing calls ("*" matches any one segment; "" is the whole body).',
     },
     wait: duration('How long a dark call waits for its live twin.', '2s'),
   },

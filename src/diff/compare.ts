@@ -315,6 +315,8 @@ class JsonWalk {
 }
 
 export function compareJson(a: unknown, b: unknown, rules: IgnoreRules, limits: WalkLimits, values: ValueRules = NO_VALUE_RULES): BodyComparison {
+  // The walk checks the rules one segment down, never at the root itself.
+  if (rules.ignoresAll) return { differences: [], nodes: 0 };
   const walk = new JsonWalk(rules, limits, values);
   walk.walk(a, b, rules.start, 0);
   const { differences, nodes, limited } = walk;
@@ -379,8 +381,9 @@ function withNote(d: RawDifference, note: string | undefined): RawDifference {
   return note === undefined ? d : { ...d, note };
 }
 
-/** Any two lifted bodies; JSON ignore rules apply to JSON pairs. */
+/** Any two lifted bodies; JSON ignore rules apply to JSON pairs, and "" to any body. */
 export function compareBodies(a: Lifted, b: Lifted, rules: IgnoreRules, limits: WalkLimits, values: ValueRules = NO_VALUE_RULES): BodyComparison {
+  if (rules.ignoresAll) return { differences: [], nodes: 0 };
   if (a.format === 'json' && b.format === 'json') return compareJson(a.value, b.value, rules, limits, values);
   if (a.format === 'html' && b.format === 'html') return compareHtml(a.root, b.root, values.nodes, limits);
   if (a.format === 'empty' && b.format === 'empty') return { differences: [], nodes: 1 };

@@ -82,6 +82,11 @@ export class IgnoreRules {
     this.size = size;
   }
 
+  /** "" is among the rules: it names the whole document, so nothing in it is compared. */
+  get ignoresAll(): boolean {
+    return this.root.terminal;
+  }
+
   get start(): RuleState {
     return this.size === 0 ? NONE : [this.root];
   }

@@ -75,6 +75,8 @@ describe('structural JSON comparison', () => {
       want: [['/a/b/c', 'value', 1, 2]],
     },
     { name: 'ignored member missing on one side is not a difference', a: { id: 1, v: 1 }, b: { v: 1 }, ignore: ['/id'], want: [] },
+    { name: 'the empty pointer is the whole document', a: { a: 1, b: [1] }, b: { a: 2, c: 'x' }, ignore: [''], want: [] },
+    { name: 'the empty pointer ignores a change of type at the root too', a: { a: 1 }, b: [1], ignore: [''], want: [] },
   ];
   for (const c of cases) {
     test(c.name, () => {

@@ -82,6 +82,20 @@ describe('call differences', () => {
     assert.deepEqual([amount.primary, amount.shadow], ['10.00', '12.00']);
   });
 
+  test('ignoreBody "" leaves the whole body out, of any format; the query is still compared', () => {
+    const live = [call({ query: 'a=1', body: Buffer.from('{"amount":"10.00"}') }), call({ path: '/notes', headers: { 'content-type': 'text/plain' }, body: Buffer.from('one') })];
+    const dark = [call({ query: 'a=2', body: Buffer.from('{"amount":"12.00","extra":true}') }), call({ path: '/notes', headers: { 'content-type': 'text/plain' }, body: Buffer.from('two') })];
+    const found = callDifferences({ live, dark, baseline: [], ignoreBody: { payments: [''] } }, WALK);
+    assert.deepEqual(found.map((d) => [d.call.path, d.pointer, d.primary, d.shadow]), [['/charges', '?', 'a=1', 'a=2']]);
+    const unmasked = callDifferences({ live, dark, baseline: [], ignoreBody: {} }, WALK);
+    assert.deepEqual(unmasked.map((d) => [d.call.path, d.pointer, d.change]), [
+      ['/charges', '?', 'value'],
+      ['/charges', '/amount', 'value'],
+      ['/charges', '/extra', 'extra'],
+      ['/notes', '', 'text'],
+    ]);
+  });
+
   test('a query that differs is one difference', () => {
     const found = callDifferences({ live: [call({ query: "a=1" })], dark: [call({ query: "a=2" })], baseline: [], ignoreBody: {} }, WALK);
     assert.deepEqual(found.map((d) => [d.pointer, d.primary, d.shadow]), [['?', 'a=1', 'a=2']]);

@@ -306,4 +306,10 @@ describe('egress config', () => {
     assert.ok(codes.some((c) => c.startsWith('error:') && c.includes('dependencies.p')), codes.join('\n'));
     assert.ok(codes.includes('error:pointer:dependencies.q.ignoreBody[0]'), codes.join('\n'));
   });
+
+  test('ignoreBody takes "", the whole body', () => {
+    const result = check('dependencies:\n  payments: { url: "http://x", ignoreBody: [""] }\n');
+    assert.deepEqual(result.diagnostics, []);
+    assert.deepEqual(result.config!.dependencies!['payments']!.ignoreBody, ['']);
+  });
 });
