@@ -1,7 +1,7 @@
 /**
  * Hoverfly simulations, schema v5: reading a file into plain pairs (every
- * problem reported at its line:col), matching a dark call against them, and
- * writing live recordings back out in the same format.
+ * problem reported at its line:col) and matching a dark call against them.
+ * Live recordings are written out in the same format by export.ts.
  *
  * Matching follows Hoverfly's own definitions: `exact` (string equality),
  * `glob` (`*` matches any run of characters), `regex` (unanchored search),
@@ -474,10 +474,54 @@ function lookupFolded(actual: ReadonlyMap<string, readonly string[]>, name: stri
 }
 
 /** The strongest matching pair (first of equals), or undefined. */
+/**
+ * The pairs worth trying for a path, in file order: those whose path has an
+ * exact matcher for it, and those with none. A recorded export matches every
+ * path exactly, and a dark call tried each of its pairs: 1.6 ms a call on
+ * the egress's thread with 11,500 of them, against a few microseconds
+ * through the index.
+ */
+interface PathIndex {
+  readonly byExactPath: ReadonlyMap<string, readonly number[]>;
+  /** Pairs with no exact path matcher: tried for every path. */
+  readonly anyPath: readonly number[];
+}
+
+const pathIndexes = new WeakMap<readonly SimulationPair[], PathIndex>();
+
+function pathIndex(pairs: readonly SimulationPair[]): PathIndex {
+  let index = pathIndexes.get(pairs);
+  if (index) return index;
+  const byExactPath = new Map<string, number[]>();
+  const anyPath: number[] = [];
+  pairs.forEach((pair, i) => {
+    // Every matcher of a field must match, so one exact matcher decides the path alone.
+    const exact = pair.request.path?.find((m) => m.matcher === 'exact');
+    if (!exact) anyPath.push(i);
+    else byExactPath.set(exact.value, [...(byExactPath.get(exact.value) ?? []), i]);
+  });
+  index = { byExactPath, anyPath };
+  pathIndexes.set(pairs, index);
+  return index;
+}
+
+/** Two ascending lists as one. */
+function mergeAscending(a: readonly number[], b: readonly number[]): number[] {
+  if (a.length === 0) return b as number[];
+  if (b.length === 0) return a as number[];
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!);
+  return out;
+}
+
 export function matchSimulation(pairs: readonly SimulationPair[], req: SimulatedRequest): SimulationPair | undefined {
+  const index = pathIndex(pairs);
   let best: SimulationPair | undefined;
   let bestScore = -1;
-  for (const pair of pairs) {
+  for (const at of mergeAscending(index.byExactPath.get(req.path) ?? [], index.anyPath)) {
+    const pair = pairs[at]!;
     const r = pair.request;
     let total = 0;
     for (const [matchers, subject] of [

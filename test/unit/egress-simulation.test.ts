@@ -100,6 +100,38 @@ describe('Hoverfly simulations', () => {
     assert.equal(matchSimulation(pairs, req({ path: '/v1/other', body: '{"a":[2,1]}' })), undefined);
   });
 
+  test('pairs are tried in file order whatever their path matchers: the first of equals wins', () => {
+    const pair = (path: { matcher: string; value: string }[], status: number, method?: string) => ({
+      request: { path, ...(method ? { method: [{ matcher: 'exact', value: method }] } : {}) },
+      response: { status },
+    });
+    const text = JSON.stringify({
+      data: {
+        pairs: [
+          pair([{ matcher: 'glob', value: '/orders/*' }], 201),
+          pair([{ matcher: 'exact', value: '/orders/1' }, { matcher: 'glob', value: '*1' }], 202),
+          pair([{ matcher: 'exact', value: '/orders/1' }], 203, 'GET'),
+          pair([{ matcher: 'exact', value: '/orders/2' }], 204),
+          pair([{ matcher: 'regex', value: '^/orders/[0-9]+$' }, { matcher: 'glob', value: '/orders/*' }], 205),
+          pair([], 206),
+        ],
+      },
+      meta: { schemaVersion: 'v5' },
+    });
+    const sim = parseSimulation({ file: 'sim.json', text }, '/sim.json').simulation!.pairs;
+    const status = (path: string, method = 'GET') => matchSimulation(sim, req({ path, method }))?.response.status;
+    // exact + glob (3) beats glob (1) and regex + glob (2); exact + method (4) beats both.
+    assert.equal(status('/orders/1', 'POST'), 202);
+    assert.equal(status('/orders/1'), 203);
+    // Equal scores: the earlier pair.
+    assert.equal(status('/orders/2'), 204);
+    assert.equal(status('/orders/3'), 205);
+    assert.equal(status('/elsewhere'), 206);
+    // The exact matcher decides the path alone: its other matchers must still match.
+    const strict = parseSimulation({ file: 'sim.json', text: text.replace('"*1"', '"*9"') }, '/sim.json').simulation!.pairs;
+    assert.equal(matchSimulation(strict, req({ path: '/orders/1', method: 'POST' }))?.response.status, 205);
+  });
+
   test('glob is go-glob: only * is special', () => {
     assert.ok(globMatch('*.example', 'a.b.example'));
     assert.ok(globMatch('/v1/*/x', '/v1/a/b/x'));
