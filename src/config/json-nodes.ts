@@ -6,7 +6,7 @@
  *
  * Why not the YAML parser, which reads JSON too: it keeps a concrete
  * syntax tree and a document of every token, about 43 bytes of heap and
- * 0.36 ms per byte of JSON (a 20 MB simulation: 7.4 s and 860 MB). This
+ * 0.36 µs per byte of JSON (a 20 MB simulation: 7.4 s and 860 MB). This
  * makes one node per value, in a single pass: large recorded simulations
  * load in a second or two.
  *

@@ -22,10 +22,11 @@
  *
  * --max-semi-space-size=8 (in NODE_OPTIONS, so forked workers have it
  * too): Node 22 and 24 let the serving thread's young generation grow to
- * 128 MB. On Node 24 it took a gateway at saturation from 138 to 122 MB
- * without a shadow, 181 to 162 with a compared one and 194 to 177 with a
- * 500 ms one, both settings together (bench/README.md, "Node 24"); Node 20
- * reads the same with or without it.
+ * 128 MB. Both settings together, on Node 24 at a paced rate: 109-119
+ * against 124-131 MB without a shadow, 161-172 against 197-204 with a
+ * compared one, 177-189 against 212-215 with a 500 ms one, at 0.89-1.02x
+ * the CPU per request (bench/README.md, "Node 24, and serve taking the
+ * unit's settings"). Node 20 reads the same with or without the bound.
  */
 import { isSea } from 'node:sea';
 import { isMainThread } from 'node:worker_threads';
@@ -82,10 +83,10 @@ export function restartArguments(execPath: string, execArgv: readonly string[], 
 }
 
 export type RestartOutcome =
-  /** Nothing was missing, or this process is one that started itself over. */
-  | { readonly restarted: false; readonly added?: readonly string[] }
+  /** Nothing was missing, or this process is one that started itself over: what it added. */
+  | { readonly added?: readonly string[] }
   /** It could not start over (Node 20, an inspector attached, execve failed): why, for the log. */
-  | { readonly restarted: false; readonly missing: readonly string[]; readonly why: string };
+  | { readonly missing: readonly string[]; readonly why: string };
 
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
@@ -100,16 +101,16 @@ export function restartWithDefaults(): RestartOutcome {
   if (marker !== undefined) {
     // The workers it forks need not see it.
     delete process.env[RESTARTED_WITH];
-    return { restarted: false, added: marker.split(',').filter(Boolean) };
+    return { added: marker.split(',').filter(Boolean) };
   }
   const missing = missingDefaults();
   const names = Object.keys(missing);
-  if (names.length === 0) return { restarted: false };
+  if (names.length === 0) return {};
   const execve = (process as unknown as { execve?: Execve }).execve;
-  if (typeof execve !== 'function') return { restarted: false, missing: names, why: `Node ${process.versions.node} cannot start a process over (Node 22.15 and later can)` };
-  if (!isMainThread) return { restarted: false, missing: names, why: 'not the main thread' };
+  if (typeof execve !== 'function') return { missing: names, why: `Node ${process.versions.node} cannot start a process over (Node 22.15 and later can)` };
+  if (!isMainThread) return { missing: names, why: 'not the main thread' };
   // A debugger attached to this process would lose it.
-  if (process.execArgv.some((o) => o.startsWith('--inspect') || o.startsWith('--debug'))) return { restarted: false, missing: names, why: 'an inspector is attached' };
+  if (process.execArgv.some((o) => o.startsWith('--inspect') || o.startsWith('--debug'))) return { missing: names, why: 'an inspector is attached' };
   try {
     execve.call(process, process.execPath, restartArguments(process.execPath, process.execArgv, process.argv, isSea()), {
       ...process.env,
@@ -117,9 +118,9 @@ export function restartWithDefaults(): RestartOutcome {
       [RESTARTED_WITH]: names.join(','),
     });
   } catch (err) {
-    return { restarted: false, missing: names, why: `starting over failed: ${(err as Error).message}` };
+    return { missing: names, why: `starting over failed: ${(err as Error).message}` };
   }
-  return { restarted: false, missing: names, why: 'starting over returned' };
+  return { missing: names, why: 'starting over returned' };
 }
 
 /** Says once, at start, which settings this process took, or runs without and why. */

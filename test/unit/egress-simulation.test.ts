@@ -132,6 +132,26 @@ describe('Hoverfly simulations', () => {
     assert.equal(matchSimulation(strict, req({ path: '/orders/1', method: 'POST' }))?.response.status, 205);
   });
 
+  test('a recorded endpoint with many bodies: the pair of the call\'s body, by exact text or equal JSON, in file order', () => {
+    const pair = (body: { matcher: string; value: string }[], status: number) => ({ request: { path: [{ matcher: 'exact', value: '/v1/charges' }], body }, response: { status } });
+    const pairs = Array.from({ length: 3000 }, (_, i) => pair([{ matcher: 'json', value: JSON.stringify({ amount: i, currency: 'eur' }) }], 200 + (i % 100)));
+    pairs.unshift(pair([{ matcher: 'glob', value: '*"amount":7,*' }], 599));
+    pairs.push(pair([{ matcher: 'exact', value: 'plain text' }], 598), pair([{ matcher: 'jsonPartial', value: '{"currency":"usd"}' }], 597));
+    const text = JSON.stringify({ data: { pairs }, meta: { schemaVersion: 'v5' } });
+    const sim = parseSimulation({ file: 'sim.json', text }, '/sim.json').simulation!.pairs;
+    const status = (body: string) => matchSimulation(sim, req({ method: 'POST', path: '/v1/charges', body }))?.response.status;
+    // Keys in another order and other spacing: equal JSON.
+    assert.equal(status('{ "currency": "eur", "amount": 2999 }'), 299);
+    // The glob pair comes first and scores as the json one (1 each): it wins for its body only.
+    assert.equal(status('{"amount":7,"currency":"eur"}'), 599);
+    assert.equal(status('{"amount":8,"currency":"eur"}'), 208);
+    assert.equal(status('plain text'), 598);
+    assert.equal(status('{"amount":1,"currency":"usd"}'), 597);
+    assert.equal(status('{"amount":1,"currency":"gbp"}'), undefined);
+    // A body nested past any matcher value is no JSON match, and no trouble.
+    assert.equal(status('['.repeat(100_000) + ']'.repeat(100_000)), undefined);
+  });
+
   test('glob is go-glob: only * is special', () => {
     assert.ok(globMatch('*.example', 'a.b.example'));
     assert.ok(globMatch('/v1/*/x', '/v1/a/b/x'));
