@@ -159,15 +159,21 @@ class Reader {
         if (this.text[this.at] !== ':') this.fail('expected ":"');
         this.at++;
         map.items.push(new Pair(key, this.value(depth + 1)));
-        if (map.items.length > this.limits.maxItems) this.fail(`a mapping of more than ${this.limits.maxItems} entries; the limit is ${this.limits.maxItems}`, start);
-        this.skipSpace();
-        const next = this.text[this.at++];
-        if (next === '}') break;
-        if (next !== ',') this.fail(next === undefined ? 'unexpected end of JSON' : 'expected "," or "}"', this.at - 1);
+        if (this.entryEnds('mapping', map.items.length, start, '}')) break;
       }
     }
     map.range = [start, this.at, this.at];
     return map;
+  }
+
+  /** After a collection's `count`-th entry: true at its closing bracket, on past a comma, else an error. */
+  private entryEnds(kind: string, count: number, start: number, close: string): boolean {
+    if (count > this.limits.maxItems) this.fail(`a ${kind} of more than ${this.limits.maxItems} entries; the limit is ${this.limits.maxItems}`, start);
+    this.skipSpace();
+    const next = this.text[this.at++];
+    if (next === close) return true;
+    if (next !== ',') this.fail(next === undefined ? 'unexpected end of JSON' : `expected "," or "${close}"`, this.at - 1);
+    return false;
   }
 
   private array(depth: number): YAMLSeq {
@@ -179,11 +185,7 @@ class Reader {
     } else {
       for (;;) {
         seq.items.push(this.value(depth + 1));
-        if (seq.items.length > this.limits.maxItems) this.fail(`a list of more than ${this.limits.maxItems} entries; the limit is ${this.limits.maxItems}`, start);
-        this.skipSpace();
-        const next = this.text[this.at++];
-        if (next === ']') break;
-        if (next !== ',') this.fail(next === undefined ? 'unexpected end of JSON' : 'expected "," or "]"', this.at - 1);
+        if (this.entryEnds('list', seq.items.length, start, ']')) break;
       }
     }
     seq.range = [start, this.at, this.at];

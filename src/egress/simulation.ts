@@ -401,19 +401,13 @@ function parseJsonText(text: string): ParsedJson {
 }
 
 /**
- * The last subject parsed: a dark call's body, met by every pair in turn.
- * Parsed anew for each pair, 50,000 pairs cost a call 50,000 parses of it.
- * (Matcher values are not kept parsed: that would hold the whole
- * simulation's bodies as objects, several times their text.)
+ * Whether `subject` satisfies `m`. `parsed`: the subject as JSON, when the
+ * caller has it already (a dark call's body, parsed once for every pair it
+ * meets, not once per pair). Matcher values are parsed where they are used:
+ * kept parsed, they would hold a simulation's bodies as objects, several
+ * times their text.
  */
-let lastSubject: { text: string; parsed: ParsedJson } | undefined;
-
-function parseSubject(text: string): ParsedJson {
-  if (lastSubject?.text !== text) lastSubject = { text, parsed: parseJsonText(text) };
-  return lastSubject.parsed;
-}
-
-export function fieldMatches(m: FieldMatcher, subject: string): boolean {
+export function fieldMatches(m: FieldMatcher, subject: string, parsed?: ParsedJson): boolean {
   switch (m.matcher) {
     case 'exact':
       return m.value === subject;
@@ -424,12 +418,12 @@ export function fieldMatches(m: FieldMatcher, subject: string): boolean {
     case 'json': {
       if (m.value === subject) return true;
       const a = parseJsonText(m.value);
-      const b = parseSubject(subject);
+      const b = parsed ?? parseJsonText(subject);
       return a.ok && b.ok && jsonEqual(a.value, b.value);
     }
     case 'jsonpartial': {
       const a = parseJsonText(m.value);
-      const b = parseSubject(subject);
+      const b = parsed ?? parseJsonText(subject);
       return a.ok && b.ok && jsonContains(b.value, a.value);
     }
     default:
@@ -452,11 +446,11 @@ export interface SimulatedRequest {
 }
 
 /** Score of a field's matchers (exact 2, others 1), or -1 when one fails. */
-function score(matchers: readonly FieldMatcher[] | undefined, subject: string): number {
+function score(matchers: readonly FieldMatcher[] | undefined, subject: string, parsed?: ParsedJson): number {
   if (!matchers) return 0;
   let total = 0;
   for (const m of matchers) {
-    if (!fieldMatches(m, subject)) return -1;
+    if (!fieldMatches(m, subject, parsed)) return -1;
     total += m.matcher === 'exact' ? 2 : 1;
   }
   return total;
@@ -602,7 +596,7 @@ function mergeAscending(a: readonly number[], b: readonly number[]): number[] {
 export function matchSimulation(pairs: readonly SimulationPair[], req: SimulatedRequest): SimulationPair | undefined {
   const index = pathIndex(pairs);
   const exactKey = `e${req.body}`;
-  const parsedBody = parseSubject(req.body);
+  const parsedBody = parseJsonText(req.body);
   // A body nested deeper than any matcher value may be equals none (and would overflow the walk).
   const jsonKey = parsedBody.ok && jsonNesting(parsedBody.value) <= MAX_MATCHER_NESTING ? `j${canonicalJson(parsedBody.value)}` : undefined;
   const candidates = mergeAscending(bodyCandidates(index.byExactPath.get(req.path), exactKey, jsonKey), bodyCandidates(index.anyPath, exactKey, jsonKey));
@@ -620,7 +614,7 @@ export function matchSimulation(pairs: readonly SimulationPair[], req: Simulated
     if (destination < 0) continue;
     const scheme = score(r.scheme, req.scheme);
     if (scheme < 0) continue;
-    const body = score(r.body, req.body);
+    const body = score(r.body, req.body, parsedBody);
     if (body < 0) continue;
     let total = method + path + destination + scheme + body;
     const q = scoreMapped(r.query, req.query, true);
