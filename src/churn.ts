@@ -77,6 +77,68 @@ export class ChurnSet<T extends ChurnMember> {
   }
 }
 
+/** What a member of a ChurnQueue carries: its neighbours, and whether it is queued. */
+export interface QueueMember<T> {
+  queuePrev: T | undefined;
+  queueNext: T | undefined;
+  queued: boolean;
+}
+
+/**
+ * Members in the order they were last pushed, oldest first: a Set's order
+ * without its tables. The members link to each other, so a push or a
+ * removal changes a few fields and allocates nothing, and a member taken
+ * out links to nothing. A member belongs to one ChurnQueue at a time.
+ */
+export class ChurnQueue<T extends QueueMember<T>> {
+  private head: T | undefined;
+  private tail: T | undefined;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Puts the member last, moving it there if it is queued already. */
+  push(member: T): void {
+    if (member.queued) {
+      if (this.tail === member) return;
+      this.delete(member);
+    }
+    member.queued = true;
+    member.queuePrev = this.tail;
+    member.queueNext = undefined;
+    if (this.tail) this.tail.queueNext = member;
+    else this.head = member;
+    this.tail = member;
+    this.count++;
+  }
+
+  delete(member: T): boolean {
+    if (!member.queued) return false;
+    const { queuePrev: prev, queueNext: next } = member;
+    if (prev) prev.queueNext = next;
+    else this.head = next;
+    if (next) next.queuePrev = prev;
+    else this.tail = prev;
+    member.queuePrev = member.queueNext = undefined;
+    member.queued = false;
+    this.count--;
+    return true;
+  }
+
+  /** Takes the oldest member out; undefined when empty. */
+  shift(): T | undefined {
+    const first = this.head;
+    if (first) this.delete(first);
+    return first;
+  }
+
+  clear(): void {
+    while (this.shift());
+  }
+}
+
 /**
  * Values awaiting a reply from another thread, by the ticket each was given:
  * a Map by id, without a Map's dead tables (see above). A ticket names its

@@ -71,23 +71,24 @@ const backstopMs = (ms: number) => ms + 500;
 /** The responses begun on one client connection: the latest, and the one before it. */
 interface SocketResponses {
   previous: ServerResponse | undefined;
-  latest: ServerResponse;
+  latest: ServerResponse | undefined;
 }
+
+/** Where a client socket keeps its SocketResponses: a field of its own (a WeakMap entry set and deleted per request cost more). */
+const kResponses = Symbol('gatewayctl.responses');
+type WithResponses = Duplex & { [kResponses]?: SocketResponses };
 
 /**
  * The 'close' listener of every response: one function for them all, not a
- * closure per request. A response that is over leaves its connection's
- * record (responses on a connection end in order, so the latest one over
- * leaves nothing in progress). Held on, an idle keep-alive connection kept
- * its last two requests and answers alive: 2 KB of heap per connection.
+ * closure per request. A response that is over is let go (responses on a
+ * connection end in order, so once the latest one is over nothing is in
+ * progress). Held on, an idle keep-alive connection kept its last two
+ * requests and answers alive: 2 KB of heap per connection.
  */
-function forgetWhenOver(exchanges: WeakMap<Duplex, SocketResponses>): (this: ServerResponse) => void {
-  return function (this: ServerResponse) {
-    const socket = this.req.socket;
-    const seen = exchanges.get(socket);
-    if (seen?.latest === this) exchanges.delete(socket);
-    else if (seen?.previous === this) seen.previous = undefined;
-  };
+function responseOver(this: ServerResponse): void {
+  const seen = (this.req.socket as WithResponses | null)?.[kResponses];
+  if (seen?.latest === this) seen.latest = seen.previous = undefined;
+  else if (seen?.previous === this) seen.previous = undefined;
 }
 
 /** The upstreams a snapshot sends shadow copies to. */
@@ -111,8 +112,6 @@ export class ProxyRuntime {
   private draining = false;
   private readonly sockets = new Set<Duplex>();
   /** The last two responses begun on each client connection, for onClientError. */
-  private readonly exchanges = new WeakMap<Duplex, SocketResponses>();
-  private readonly responseOver = forgetWhenOver(this.exchanges);
   private readonly tls: TlsTermination | undefined;
   private readonly connections: ConnectionGuard;
   private readonly processes: number;
@@ -335,12 +334,12 @@ export class ProxyRuntime {
   /** Notes the response begun on the request's connection (see onClientError), until it is over. */
   private track(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket;
-    const seen = this.exchanges.get(socket);
+    const seen = (socket as WithResponses)[kResponses];
     if (seen) {
       seen.previous = seen.latest;
       seen.latest = res;
-    } else this.exchanges.set(socket, { previous: undefined, latest: res });
-    res.on('close', this.responseOver);
+    } else (socket as WithResponses)[kResponses] = { previous: undefined, latest: res };
+    res.on('close', responseOver);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
@@ -399,7 +398,7 @@ export class ProxyRuntime {
     // Responses on a connection finish in order, so the latest one unfinished
     // means a response is in progress, and the one before it finished means
     // that response is the latest request's, whose body is still being read.
-    const seen = this.exchanges.get(socket);
+    const seen = (socket as WithResponses)[kResponses];
     const latest = seen?.latest;
     const busy = latest !== undefined && !latest.writableFinished;
     const ownRequest =

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
-import { ChurnSet, TicketTable, type ChurnMember } from '../../src/churn.js';
+import { ChurnQueue, ChurnSet, TicketTable, type ChurnMember, type QueueMember } from '../../src/churn.js';
 
 const member = (name: string): ChurnMember & { name: string } => ({ churnSlot: -1, name });
 
@@ -60,6 +60,49 @@ describe('ChurnSet', () => {
   });
 });
 
+type Queued = QueueMember<Queued> & { name: string };
+const queued = (name: string): Queued => ({ name, queuePrev: undefined, queueNext: undefined, queued: false });
+
+describe('ChurnQueue', () => {
+  test('keeps the order of the last push, oldest first; a push moves a queued member last', () => {
+    const queue = new ChurnQueue<Queued>();
+    const [a, b, c] = [queued('a'), queued('b'), queued('c')];
+    queue.push(a);
+    queue.push(b);
+    queue.push(c);
+    queue.push(a);
+    queue.push(a);
+    assert.equal(queue.size, 3);
+    assert.deepEqual(drain(queue), ['b', 'c', 'a']);
+    assert.equal(queue.size, 0);
+    assert.equal(queue.shift(), undefined);
+  });
+
+  test('deletes from the head, the middle and the tail, and a deleted member links to nothing', () => {
+    const queue = new ChurnQueue<Queued>();
+    const all = ['a', 'b', 'c', 'd', 'e'].map(queued);
+    for (const m of all) queue.push(m);
+    assert.equal(queue.delete(all[0]!), true);
+    assert.equal(queue.delete(all[2]!), true);
+    assert.equal(queue.delete(all[4]!), true);
+    assert.equal(queue.delete(all[4]!), false);
+    for (const m of [all[0]!, all[2]!, all[4]!]) assert.deepEqual([m.queued, m.queuePrev, m.queueNext], [false, undefined, undefined]);
+    assert.equal(queue.size, 2);
+    queue.push(all[4]!);
+    assert.deepEqual(drain(queue), ['b', 'd', 'e']);
+    for (const m of all) queue.push(m);
+    queue.clear();
+    assert.equal(queue.size, 0);
+    assert.ok(all.every((m) => !m.queued && m.queueNext === undefined));
+  });
+});
+
+function drain(queue: ChurnQueue<Queued>): string[] {
+  const out: string[] = [];
+  for (let m = queue.shift(); m; m = queue.shift()) out.push(m.name);
+  return out;
+}
+
 describe('TicketTable', () => {
   test('a ticket takes its value once; a stale ticket for a reused slot finds nothing', () => {
     const table = new TicketTable<string>();
@@ -92,17 +135,17 @@ describe('TicketTable', () => {
  */
 const CHURN = `
 import { getHeapSpaceStatistics } from 'node:v8';
-const { ChurnSet, TicketTable } = await import(process.argv[1]);
+const { ChurnQueue, ChurnSet, TicketTable } = await import(process.argv[1]);
 const kind = process.argv[2];
 const oldUsed = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_used_size;
-const holder = { set: () => new Set(), churn: () => new ChurnSet(), ticket: () => new TicketTable() }[kind]();
-const put = (item) => (kind === 'ticket' ? (item.ticket = holder.add(item)) : holder.add(item));
+const holder = { set: () => new Set(), churn: () => new ChurnSet(), queue: () => new ChurnQueue(), ticket: () => new TicketTable() }[kind]();
+const put = (item) => (kind === 'ticket' ? (item.ticket = holder.add(item)) : kind === 'queue' ? holder.push(item) : holder.add(item));
 const drop = (item) => (kind === 'ticket' ? holder.take(item.ticket) : holder.delete(item));
 const inflight = [];
 function churn(rounds) {
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < 5; i++) {
-      const item = { churnSlot: -1, ticket: 0, payload: new Array(1000).fill(round) };
+      const item = { churnSlot: -1, ticket: 0, queuePrev: undefined, queueNext: undefined, queued: false, payload: new Array(1000).fill(round) };
       put(item);
       inflight.push(item);
     }
@@ -119,7 +162,7 @@ globalThis.gc({ type: 'minor' });
 process.stdout.write(String(oldUsed() - before));
 `;
 
-async function keptBytes(kind: 'set' | 'churn' | 'ticket'): Promise<number> {
+async function keptBytes(kind: 'set' | 'churn' | 'queue' | 'ticket'): Promise<number> {
   const module = new URL('../../src/churn.js', import.meta.url).href;
   const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--input-type=module', '-e', CHURN, module, kind]);
   return Number(stdout);
@@ -132,7 +175,7 @@ test('members let go are freed by scavenges, where a Set kept them until a full 
     t.skip(`a Set kept only ${bySet} bytes alive: this V8 no longer keeps the members of a Set's dead tables`);
     return;
   }
-  for (const kind of ['churn', 'ticket'] as const) {
+  for (const kind of ['churn', 'queue', 'ticket'] as const) {
     const kept = await keptBytes(kind);
     assert.ok(kept < bySet / 10, `${kind}: ${kept} bytes promoted, against ${bySet} through a Set`);
   }

@@ -23,6 +23,28 @@ describe('forwarding headers', () => {
     assert.equal(h['x-forwarded-proto'], 'https');
   });
 
+  test('each request gets its own hop, whichever request came before it', () => {
+    const hops = [
+      [{ host: 'a.example' }, '10.0.0.1', false],
+      [{ host: 'a.example' }, '10.0.0.1', true],
+      [{ host: 'b.example' }, '10.0.0.1', true],
+      [{}, '10.0.0.1', true],
+      [{}, '10.0.0.2', true],
+      [{ host: 'a.example' }, '10.0.0.1', false],
+    ] as const;
+    assert.deepEqual(
+      hops.map(([headers, peer, encrypted]) => forward({ ...headers }, peer, false, encrypted)['forwarded']),
+      [
+        'for=10.0.0.1;proto=http;host=a.example',
+        'for=10.0.0.1;proto=https;host=a.example',
+        'for=10.0.0.1;proto=https;host=b.example',
+        'for=10.0.0.1;proto=https',
+        'for=10.0.0.2;proto=https',
+        'for=10.0.0.1;proto=http;host=a.example',
+      ],
+    );
+  });
+
   test('a host with a port is quoted; a missing Host leaves host= out', () => {
     assert.equal(forward({ host: '127.0.0.1:8080' }, '10.0.0.1')['forwarded'], 'for=10.0.0.1;proto=http;host="127.0.0.1:8080"');
     const h = forward({}, '10.0.0.1');
