@@ -25,7 +25,7 @@ import { sendError } from '../proxy/responses.js';
 import { ShadowClients, ShadowTimeoutError } from '../shadow/clients.js';
 import { BodyCapture } from '../shadow/capture.js';
 import { RecordingStore, type EgressCall, type RecordedResponse, type RequestCalls } from './recordings.js';
-import { matchSimulation } from './simulation.js';
+import { matchSimulation, simulationIndexed } from './simulation.js';
 
 export const EGRESS_HEADER = 'x-gatewayctl-egress';
 export type Side = 'live' | 'dark';
@@ -144,6 +144,7 @@ export class EgressService {
   /** Opens the listeners the config asks for (addresses override them, for tests). */
   async start(override?: { live?: { host: string; port: number }; dark?: { host: string; port: number } }): Promise<EgressAddresses> {
     const snapshot = this.snapshot();
+    this.indexSimulations(snapshot);
     const egress = snapshot.config.egress;
     const out: { live?: { host: string; port: number }; dark?: { host: string; port: number } } = {};
     for (const side of ['live', 'dark'] as const) {
@@ -160,9 +161,18 @@ export class EgressService {
     return out;
   }
 
-  /** Drops connection pools no dependency of the snapshot uses any more. */
+  /** Drops connection pools no dependency of the snapshot uses any more; indexes its simulations. */
   apply(snapshot: Snapshot): void {
     this.clients.retainOnly([...snapshot.dependencies.values()].map((d) => d.upstream));
+    this.indexSimulations(snapshot);
+  }
+
+  /** Starts indexing each simulation as it is loaded, in slices, so the first dark call does not build it on the spot. */
+  private indexSimulations(snapshot: Snapshot): void {
+    for (const dependency of snapshot.dependencies.values()) {
+      const pairs = dependency.config.simulation?.pairs;
+      if (pairs && pairs.length > 0) void simulationIndexed(pairs);
+    }
   }
 
   get inflight(): number {
@@ -290,6 +300,8 @@ export class EgressService {
     if (twin?.response) return settle({ response: twin.response, outcome: 'replayed' });
     const pairs = dependency.config.simulation?.pairs;
     if (pairs && pairs.length > 0) {
+      // Indexed as it was loaded: only a call right after a load waits.
+      await simulationIndexed(pairs);
       const matched = matchSimulation(pairs, {
         method: call.method,
         path: call.targetPath,

@@ -490,16 +490,19 @@ function lookupFolded(actual: ReadonlyMap<string, readonly string[]>, name: stri
  * tried every pair on the egress's thread: 1.6 ms a call with 11,500
  * recorded pairs, and 50,000 pairs of one endpoint took 25 ms a call with
  * json body matchers; through the index, 6-9 µs. The strongest match, and
- * the first of equals, are as without the index. It is built on the first
- * call after a load, on that thread: 62 ms for 50,000 pairs with exact
- * bodies, 300 ms with json ones (each value parsed and its keys sorted).
- * Building it where the simulation is validated, off the serving thread,
- * is not done yet.
+ * the first of equals, are as without the index.
+ *
+ * Building it takes 62 ms for 50,000 pairs with exact bodies, 300 ms with
+ * json ones (each value parsed and its keys sorted), on the egress's
+ * thread, which is the serving thread of a single-process gateway. So the
+ * egress builds it as a simulation is loaded, in slices of at most
+ * INDEX_SLICE_MS with the event loop free between them
+ * (`simulationIndexed`), and a dark call that comes meanwhile waits for it.
  */
 interface BodyIndex {
   /** By "e" and the exact body, or "j" and the json matcher's value with its keys sorted. */
-  readonly byBody: ReadonlyMap<string, readonly number[]>;
-  readonly anyBody: readonly number[];
+  readonly byBody: Map<string, number[]>;
+  readonly anyBody: number[];
 }
 
 interface PathIndex {
@@ -508,7 +511,8 @@ interface PathIndex {
   readonly anyPath: BodyIndex;
 }
 
-const pathIndexes = new WeakMap<readonly SimulationPair[], PathIndex>();
+/** Longest an index build runs before it lets the event loop turn (one pair is never split). */
+export const INDEX_SLICE_MS = 4;
 
 /** JSON text with every object's keys sorted: equal for values jsonEqual finds equal. */
 function canonicalJson(value: unknown): string {
@@ -534,42 +538,90 @@ function bodyKeyOf(pair: SimulationPair): string | undefined {
   return parsed.ok ? `j${canonicalJson(parsed.value)}` : undefined;
 }
 
-function bodyIndex(pairs: readonly SimulationPair[], members: readonly number[]): BodyIndex {
-  const byBody = new Map<string, number[]>();
-  const anyBody: number[] = [];
-  for (const i of members) {
-    const key = bodyKeyOf(pairs[i]!);
-    if (key === undefined) anyBody.push(i);
-    else {
-      const same = byBody.get(key);
-      if (same) same.push(i);
-      else byBody.set(key, [i]);
+/** An index being built, pair by pair in file order, so every list stays ascending. */
+class IndexBuild {
+  private next = 0;
+  private readonly byExactPath = new Map<string, BodyIndex>();
+  private readonly anyPath: BodyIndex = { byBody: new Map(), anyBody: [] };
+
+  constructor(private readonly pairs: readonly SimulationPair[]) {}
+
+  /** Indexes pairs until every one is in (true) or the clock passes `until` (false). */
+  run(until = Infinity): boolean {
+    const { pairs } = this;
+    while (this.next < pairs.length) {
+      const i = this.next++;
+      const pair = pairs[i]!;
+      // As for bodies: one exact matcher decides the path alone.
+      const exact = pair.request.path?.find((m) => m.matcher === 'exact');
+      let index = this.anyPath;
+      if (exact) {
+        index = this.byExactPath.get(exact.value) ?? { byBody: new Map(), anyBody: [] };
+        this.byExactPath.set(exact.value, index);
+      }
+      const key = bodyKeyOf(pair);
+      if (key === undefined) index.anyBody.push(i);
+      else {
+        const same = index.byBody.get(key);
+        if (same) same.push(i);
+        else index.byBody.set(key, [i]);
+      }
+      if (until !== Infinity && performance.now() >= until) return this.next >= pairs.length;
     }
+    return true;
   }
-  return { byBody, anyBody };
+
+  get index(): PathIndex {
+    return { byExactPath: this.byExactPath, anyPath: this.anyPath };
+  }
 }
 
+const pathIndexes = new WeakMap<readonly SimulationPair[], PathIndex>();
+const builds = new WeakMap<readonly SimulationPair[], IndexBuild>();
+const slicedBuilds = new WeakMap<readonly SimulationPair[], Promise<void>>();
+
+/** The index of `pairs`, built (or its build finished) here and now when it is not yet. */
 function pathIndex(pairs: readonly SimulationPair[]): PathIndex {
-  let index = pathIndexes.get(pairs);
+  const index = pathIndexes.get(pairs);
   if (index) return index;
-  const byPath = new Map<string, number[]>();
-  const anyPath: number[] = [];
-  pairs.forEach((pair, i) => {
-    // As for bodies: one exact matcher decides the path alone.
-    const exact = pair.request.path?.find((m) => m.matcher === 'exact');
-    if (!exact) anyPath.push(i);
-    else {
-      const same = byPath.get(exact.value);
-      if (same) same.push(i);
-      else byPath.set(exact.value, [i]);
-    }
-  });
-  const byExactPath = new Map<string, BodyIndex>();
-  for (const [path, members] of byPath) byExactPath.set(path, bodyIndex(pairs, members));
-  index = { byExactPath, anyPath: bodyIndex(pairs, anyPath) };
+  const build = builds.get(pairs) ?? new IndexBuild(pairs);
+  build.run();
+  return finish(pairs, build);
+}
+
+function finish(pairs: readonly SimulationPair[], build: IndexBuild): PathIndex {
+  const index = build.index;
   pathIndexes.set(pairs, index);
+  builds.delete(pairs);
   return index;
 }
+
+/**
+ * Settles once `pairs` is indexed, building the index in slices of at most
+ * INDEX_SLICE_MS meanwhile. Calls for the same pairs share one build.
+ */
+export function simulationIndexed(pairs: readonly SimulationPair[]): Promise<void> {
+  if (pathIndexes.has(pairs)) return INDEXED;
+  const pending = slicedBuilds.get(pairs);
+  if (pending) return pending;
+  const build = new IndexBuild(pairs);
+  builds.set(pairs, build);
+  const done = new Promise<void>((resolve) => {
+    const slice = (): void => {
+      // A call that could not wait (matchSimulation) may have finished it.
+      if (pathIndexes.has(pairs)) return resolve();
+      if (build.run(performance.now() + INDEX_SLICE_MS)) {
+        finish(pairs, build);
+        resolve();
+      } else setImmediate(slice);
+    };
+    setImmediate(slice);
+  });
+  slicedBuilds.set(pairs, done);
+  return done;
+}
+
+const INDEXED = Promise.resolve();
 
 const NONE: readonly number[] = [];
 

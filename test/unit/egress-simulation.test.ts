@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import type { CompiledDependency } from '../../src/config/compile.js';
 import { validateConfigFile } from '../../src/config/validate.js';
 import { recordingsSimulation } from '../../src/egress/export.js';
-import { globMatch, loadSimulation, matchSimulation, parseSimulation, type SimulatedRequest } from '../../src/egress/simulation.js';
+import { globMatch, loadSimulation, matchSimulation, parseSimulation, simulationIndexed, type SimulatedRequest } from '../../src/egress/simulation.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/gateway.js';
 
@@ -150,6 +150,50 @@ describe('Hoverfly simulations', () => {
     assert.equal(status('{"amount":1,"currency":"gbp"}'), undefined);
     // A body nested past any matcher value is no JSON match, and no trouble.
     assert.equal(status('['.repeat(100_000) + ']'.repeat(100_000)), undefined);
+  });
+
+  /** 20,000 pairs of one endpoint with json bodies, as parsed from a file (about 100 ms to index here). */
+  const manyJsonPairs = () => {
+    const pairs = Array.from({ length: 20_000 }, (_, i) => ({
+      request: { path: [{ matcher: 'exact', value: '/v1/charges' }], body: [{ matcher: 'json', value: JSON.stringify({ amount: i, lines: [{ sku: `s${i}`, n: 1 }] }) }] },
+      response: { status: 200 + (i % 100) },
+    }));
+    return parseSimulation({ file: 'big.json', text: JSON.stringify({ data: { pairs }, meta: { schemaVersion: 'v5' } }) }, '/big.json').simulation!.pairs;
+  };
+
+  test('a large simulation is indexed in slices: the event loop turns between them, and calls match as without them', async () => {
+    const sim = manyJsonPairs();
+    let turns = 0;
+    let longest = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+      turns++;
+    }, 1);
+    const started = performance.now();
+    try {
+      await simulationIndexed(sim);
+    } finally {
+      clearInterval(ticker);
+    }
+    const took = performance.now() - started;
+    // A timer set for every millisecond ran through the build: it did not hold the loop for its whole length.
+    assert.ok(turns >= 3, `${turns} timer turns during a ${took.toFixed(0)} ms build`);
+    assert.ok(longest < took, `the loop waited ${longest.toFixed(1)} ms at most, the build took ${took.toFixed(1)} ms`);
+    const status = (body: string) => matchSimulation(sim, req({ method: 'POST', path: '/v1/charges', body }))?.response.status;
+    assert.equal(status('{"lines":[{"n":1,"sku":"s12345"}],"amount":12345}'), 245);
+    assert.equal(status('{"amount":12345}'), undefined);
+    // Indexed once: later waits settle at once, and share the build.
+    assert.equal(simulationIndexed(sim), simulationIndexed(sim));
+  });
+
+  test('a call that cannot wait finishes a build in progress, and the build\'s waiters settle', async () => {
+    const sim = manyJsonPairs();
+    const indexed = simulationIndexed(sim);
+    assert.equal(matchSimulation(sim, req({ method: 'POST', path: '/v1/charges', body: '{"amount":19999,"lines":[{"sku":"s19999","n":1}]}' }))?.response.status, 299);
+    await indexed;
   });
 
   test('glob is go-glob: only * is special', () => {
