@@ -697,7 +697,7 @@ const limits: ObjectSpec = {
         "The serving thread's event-loop utilization (0.5-1) at or above which shadow copies are shed, users first: measured every 250 ms, the share of copies sent halves each time, down to 1/128, and grows back once utilization is 0.15 below it. Shed copies count as dropped; gatewayctl_shadow_admitted_ratio shows the share. 1: never shed.",
     },
     shadowInflightBytes: size(
-      'Bytes held for shadowing at once, at each stage: request copies and captured answers awaiting comparison, answers still being captured (by a shadow thread, or by the serving thread for copies to HTTP/2 upstreams), pairs queued for comparison. A copy that would pass it is dropped (counted); an answer that would is not compared (counted as dropped). Every byte held is process memory on top of about 100 MB of its own.',
+      'Bytes held for shadowing at once, at each stage: request copies and captured answers awaiting comparison, answers still being captured (by a shadow thread, or by the serving thread for copies to HTTP/2 upstreams), primary answers past diff.maxBodyBytes on their way to a shadow thread to be hashed (at most 12 MB of those), pairs queued for comparison. A copy that would pass it is dropped (counted); an answer that would is not compared (counted as dropped). Every byte held is process memory on top of about 100 MB of its own.',
       '32mb',
     ),
     compareQueue: {

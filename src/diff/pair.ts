@@ -16,6 +16,12 @@ export interface CapturedResponse {
   readonly bodyBytes: number;
   /** SHA-256 (hex) of the whole body, computed while it streamed: set when `truncated`. */
   readonly sha256?: string;
+  /**
+   * Instead of `sha256`: the body is being hashed on the thread that
+   * compares the pair, under this job (PairSink.bodyHash), which fills in
+   * `sha256` before comparing.
+   */
+  readonly sha256Job?: number;
   readonly latencyMs: number;
   /**
    * The longest the thread that measured `latencyMs` was kept from running
@@ -63,4 +69,18 @@ export interface PairSink {
   submit(pair: MirroredPair): void;
   /** A pair whose answers did not fit the in-flight byte budget: counted as dropped, as if the queue had been full. */
   notCompared(pair: UncomparedPair): void;
+  /**
+   * Where the primary answer of `route` is hashed past its capture limit,
+   * when not on the calling thread: undefined to hash it there.
+   */
+  bodyHash?(route: string): BodyHash | undefined;
+}
+
+/** A whole body's SHA-256, fed as the body streams. */
+export interface BodyHash {
+  update(chunk: Buffer): void;
+  /** The body has ended: its digest (hex), the job computing it elsewhere (CapturedResponse.sha256Job), or undefined when it was given up. */
+  finish(): { readonly sha256: string } | { readonly sha256Job: number } | undefined;
+  /** The digest will not be used. */
+  abandon(): void;
 }

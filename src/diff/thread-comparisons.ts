@@ -71,6 +71,13 @@ export class ThreadComparisons {
     }
   }
 
+  /** Pairs that came but cannot be compared (their primary's hash was lost with a thread): done, not compared. */
+  skip(count: number): void {
+    if (count <= 0) return;
+    this.done += count;
+    this.nudge();
+  }
+
   /** What was found since the last take(): counts first, then events, ratios, and the pairs done. */
   take(): Reported[] {
     this.nudged = false;

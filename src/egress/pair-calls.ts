@@ -15,5 +15,6 @@ export function withEgressCalls(next: PairSink, egress: () => EgressService | un
       next.submit(calls ? { ...pair, calls } : pair);
     },
     notCompared: (pair) => next.notCompared(pair),
+    bodyHash: (route) => next.bodyHash?.(route),
   };
 }

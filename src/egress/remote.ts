@@ -9,7 +9,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { TicketTable } from '../churn.js';
 import type { Snapshot } from '../config/compile.js';
-import type { MirroredPair, PairSink, UncomparedPair } from '../diff/pair.js';
+import type { BodyHash, MirroredPair, PairSink, UncomparedPair } from '../diff/pair.js';
 import type { PairCalls } from './call-diff.js';
 import type { DarkCall, EgressCall, LiveCall } from './recordings.js';
 import type { EgressService } from './service.js';
@@ -109,6 +109,10 @@ export class RemoteCallsSink implements PairSink {
 
   notCompared(pair: UncomparedPair): void {
     this.next.notCompared(pair);
+  }
+
+  bodyHash(route: string): BodyHash | undefined {
+    return this.next.bodyHash?.(route);
   }
 
   /** An answer from the primary. */

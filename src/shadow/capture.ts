@@ -2,14 +2,17 @@
  * Collects a body up to a byte limit. Past the limit it counts the rest,
  * and says so: memory stays bounded whatever the peer sends. An answer being
  * compared also gets a SHA-256 of its whole body, computed as it streams
- * past the limit: it is then compared by length and hash, never by a prefix
- * parsed as if it were the body. So unless the prefix is read for something
- * else (a gRPC answer's whole messages before the cut), it is let go once
- * the limit is passed: a 6 MB answer holds nothing while the rest streams,
+ * past the limit (where a BodyHash says: the primary's on the shadow thread
+ * that compares its pair, compare-pool.ts): it is then compared by length
+ * and hash, never by a prefix parsed as if it were the body. So unless the
+ * prefix is read for something else (a gRPC answer's whole messages before
+ * the cut), it is let go once the limit is passed: a 6 MB answer holds
+ * nothing while the rest streams,
  * where it held diff.maxBodyBytes (and its pair took that much of the
  * in-flight byte budget, which left most 6 MB pairs uncompared).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import type { BodyHash } from '../diff/pair.js';
 import type { ByteBudget } from './byte-budget.js';
 
 /** A body as captured: the kept bytes (memory of their own), and whether there was more. */
@@ -20,6 +23,21 @@ export interface Captured {
   readonly total: number;
   /** SHA-256 (hex) of the whole body: set when truncated and hashing. */
   readonly sha256?: string;
+  /** Instead: the job hashing it on another thread (BodyHash). */
+  readonly sha256Job?: number;
+  /** Truncated while hashing, and the hash was given up: the body cannot be compared. */
+  readonly unhashed?: boolean;
+}
+
+/** SHA-256 on this thread. */
+export function localHash(): BodyHash {
+  const hash = createHash('sha256');
+  let digest: string | undefined;
+  return {
+    update: (chunk) => void hash.update(chunk),
+    finish: () => ({ sha256: (digest ??= hash.digest('hex')) }),
+    abandon: () => undefined,
+  };
 }
 
 /**
@@ -32,16 +50,19 @@ export type PastLimit = 'count' | 'hash' | 'hash-only';
 export class BodyCapture {
   private chunks: Buffer[] = [];
   private kept = 0;
-  private hash: Hash | undefined;
-  private digested: string | undefined;
+  private hash: BodyHash | undefined;
+  private finished: ReturnType<BodyHash['finish']> | null = null;
+  private abandoned = false;
   /** The answer declared a length past the limit, and nothing past it reads the prefix (`hash-only`): keep nothing. */
   private keepsNothing = false;
   total = 0;
   overflowed = false;
 
+  /** @param newHash where the whole body is hashed past the limit (default: here). */
   constructor(
     private readonly limit: number,
     private readonly pastLimit: PastLimit = 'count',
+    private readonly newHash: () => BodyHash = localHash,
   ) {}
 
   /**
@@ -76,7 +97,7 @@ export class BodyCapture {
     }
     this.overflowed = true;
     if (this.pastLimit !== 'count') {
-      this.hash = createHash('sha256');
+      this.hash = this.newHash();
       for (const kept of this.chunks) this.hash.update(kept);
       this.hash.update(chunk.subarray(Math.max(0, room)));
     }
@@ -106,14 +127,33 @@ export class BodyCapture {
 
   /** The body once it has ended. */
   result(): Captured {
-    const sha256 = this.sha256();
-    return { body: this.concat(), truncated: this.overflowed, total: this.total, ...(sha256 !== undefined ? { sha256 } : {}) };
+    const hashed = this.digest();
+    return {
+      body: this.concat(),
+      truncated: this.overflowed,
+      total: this.total,
+      ...hashed,
+      ...(this.hash && hashed === undefined ? { unhashed: true } : {}),
+    };
   }
 
-  /** SHA-256 (hex) of the whole body, once it has ended; undefined unless it passed the limit while hashing. */
+  /** SHA-256 (hex) of the whole body, once it has ended; undefined unless it passed the limit while hashing here. */
   sha256(): string | undefined {
-    if (this.hash && this.digested === undefined) this.digested = this.hash.digest('hex');
-    return this.digested;
+    const hashed = this.digest();
+    return hashed && 'sha256' in hashed ? hashed.sha256 : undefined;
+  }
+
+  /** The whole body's hash will not be used (its answer will not be compared). */
+  abandon(): void {
+    if (this.abandoned) return;
+    this.abandoned = true;
+    this.hash?.abandon();
+    this.finished = undefined;
+  }
+
+  private digest(): ReturnType<BodyHash['finish']> {
+    if (this.finished === null) this.finished = this.hash?.finish();
+    return this.finished;
   }
 }
 

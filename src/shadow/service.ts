@@ -44,7 +44,8 @@ import { ShadowThreads } from './threads.js';
 import { ByteBudget } from './byte-budget.js';
 import { LoadShedding, type LoadClock } from './load-shedding.js';
 import { stripCredentials } from './credentials.js';
-import type { CapturedResponse, MirroredPair, PairSink, ShadowResult, UncomparedPair } from '../diff/pair.js';
+import type { BodyHash, CapturedResponse, MirroredPair, PairSink, ShadowResult, UncomparedPair } from '../diff/pair.js';
+import { localHash } from './capture.js';
 
 export interface MirrorSession {
   /** The primary's response head arrived; capture its body if comparing. */
@@ -356,6 +357,16 @@ export class ShadowService {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const w of waiters) w();
+    }
+  }
+
+  /** @internal Where a primary answer of `route` is hashed past its capture limit: on a shadow thread when the sink offers one. */
+  bodyHash(route: string): BodyHash {
+    try {
+      return this.sink?.bodyHash?.(route) ?? localHash();
+    } catch (err) {
+      this.logger.error('shadow.compare', `handing a hash over failed: ${(err as Error).message}`, { route });
+      return localHash();
     }
   }
 

@@ -97,6 +97,8 @@ export interface SessionOptions {
 
 export class Session implements MirrorSession {
   private primary: CapturedResponse | 'failed' | 'cut' | undefined;
+  /** The primary answer's capture, until its pair is handed over or given up (its hash may be held on a shadow thread). */
+  private primaryCapture: BodyCapture | undefined;
   private readonly copies: Copy[];
   private compared = false;
   /** Bytes this session holds from the budget (whole bodies, captures); -1 once released for good. */
@@ -340,7 +342,9 @@ export class Session implements MirrorSession {
   primaryAnswer(status: number, headers: IncomingHttpHeaders, response: AnswerBody, started: number, trailers: () => IncomingHttpHeaders | undefined): void {
     const sent = this.copies.some((c) => c.outcome === undefined || c.result !== undefined);
     // Past the limit only a gRPC answer's prefix is read (its whole messages before the cut).
-    const capture = this.comparable && sent ? new BodyCapture(this.options.maxCaptureBytes, this.options.grpc ? 'hash' : 'hash-only') : undefined;
+    // Past the limit the whole body is hashed on the shadow thread that will compare the pair: this thread only copies it over.
+    const capture = this.comparable && sent ? new BodyCapture(this.options.maxCaptureBytes, this.options.grpc ? 'hash' : 'hash-only', () => this.service.bodyHash(this.route.name)) : undefined;
+    this.primaryCapture = capture;
     capture?.declare(headers['content-length']);
     const frames = this.answerKnown ? undefined : new FrameCounter();
     if (capture || frames || this.requestFrames) response.on('data', (chunk: Buffer) => {
@@ -359,8 +363,11 @@ export class Session implements MirrorSession {
     });
     response.once('end', () => {
       this.answerSettled(false);
+      const captured = capture?.result();
+      // Its hash was given up (the byte budget): it cannot be compared.
+      if (captured?.unhashed) this.notComparable();
       // Without a capture there is nothing to compare: as if the answer had failed.
-      this.primary = capture ? captureOf(status, headers, capture.result(), performance.now() - started, trailers()) : 'failed';
+      this.primary = captured ? captureOf(status, headers, captured, performance.now() - started, trailers()) : 'failed';
       this.maybeCompare();
     });
   }
@@ -391,16 +398,25 @@ export class Session implements MirrorSession {
     this.releaseBytes();
   }
 
+  /** The primary's pair will not be handed over: a hash held for it on a shadow thread is let go. */
+  private dropPrimaryHash(): void {
+    this.primaryCapture?.abandon();
+    this.primaryCapture = undefined;
+  }
+
   private compareOnce(): void {
-    if (this.compared || !this.comparable || this.primary === undefined) return;
+    if (this.compared || this.primary === undefined) return;
+    if (!this.comparable) return this.dropPrimaryHash();
     if (!this.copies.every((c) => c.outcome !== undefined)) return;
     this.compared = true;
     const primary = this.primary;
-    if (primary === 'failed' || primary === 'cut') return;
+    if (primary === 'failed' || primary === 'cut') return this.dropPrimaryHash();
     // Copies not sent, or given up, are left out: they say nothing of the version under test.
     const shadows: { upstream: string; result: ShadowResult }[] = [];
     for (const c of this.targets) if (c.result !== undefined) shadows.push({ upstream: c.upstream.name, result: c.result });
-    if (shadows.length === 0) return;
+    if (shadows.length === 0) return this.dropPrimaryHash();
+    // Handed over: the pair takes its hash job along.
+    this.primaryCapture = undefined;
     const baseline = this.copies.find((c) => c.target === undefined);
     this.service.submit({
       route: this.route.name,
@@ -417,7 +433,7 @@ export class Session implements MirrorSession {
   }
 }
 
-/** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash. */
+/** One side's answer as captured: its kept bytes, and past the limit the whole body's length and hash (or the job computing it). */
 export function captureOf(status: number, headers: IncomingHttpHeaders, capture: Captured, latencyMs: number, trailers?: IncomingHttpHeaders): CapturedResponse {
   return {
     ...(trailers !== undefined ? { trailers } : {}),
@@ -428,5 +444,6 @@ export function captureOf(status: number, headers: IncomingHttpHeaders, capture:
     bodyBytes: capture.total,
     latencyMs,
     ...(capture.sha256 !== undefined ? { sha256: capture.sha256 } : {}),
+    ...(capture.sha256Job !== undefined ? { sha256Job: capture.sha256Job } : {}),
   };
 }

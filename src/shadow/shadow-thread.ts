@@ -17,6 +17,7 @@ import { pairBytes } from '../diff/thread-wire.js';
 import type { CopySettled, FromShadowThread, ToShadowThread } from './shadow-wire.js';
 import { SpentBuffers } from './spent-buffers.js';
 import { ThreadCopies } from './thread-copies.js';
+import { ThreadHashes } from './thread-hashes.js';
 
 /**
  * The lowest CPU priority: the shadow's work takes only what serving
@@ -58,8 +59,9 @@ function soon(): void {
   setImmediate(flush);
 }
 function flush(): void {
-  const message: FromShadowThread = { type: 'batch', settled, reports: comparisons.take() };
-  const buffers = transfer;
+  const hashed = hashes.takeHashed();
+  const message: FromShadowThread = { type: 'batch', settled, reports: comparisons.take(), hashed: hashed.bytes, pieces: hashed.pieces };
+  const buffers = hashed.pieces.length > 0 ? [...transfer, ...hashed.pieces] : transfer;
   settled = [];
   transfer = [];
   flushing = false;
@@ -78,6 +80,8 @@ const copies = new ThreadCopies(
   (bytes) => spent.spent(bytes),
 );
 const comparisons = new ThreadComparisons(soon, COMPARE_SLICE_MS);
+/** Primary answers past their capture limit, hashed here rather than on the serving thread. */
+const hashes = new ThreadHashes();
 
 port.on('message', (message: ToShadowThread) => {
   switch (message.type) {
@@ -87,11 +91,19 @@ port.on('message', (message: ToShadowThread) => {
     case 'retain':
       copies.retainOnly(message.keys);
       return;
-    case 'pairs':
-      comparisons.submit(message);
+    case 'hash':
+      hashes.add(message);
+      // The pieces go back with the next batch, to be filled again, and the budget they held with them.
+      soon();
+      return;
+    case 'pairs': {
+      const { pairs, lost } = hashes.fill(message.pairs);
+      comparisons.submit({ ...message, pairs });
+      comparisons.skip(lost);
       // Counted on arrival: dead once compared, by the next collection or the one after.
       for (const pair of message.pairs) spent.spent(pairBytes(pair));
       return;
+    }
   }
 });
 

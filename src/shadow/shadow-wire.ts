@@ -32,7 +32,19 @@ export interface SendCopies {
  * cores each wake-up of the copying thread took the serving thread's core
  * for a while (83 µs a copy, in a profile at 2,500 copies a second).
  */
-export type ToShadowThread = SendCopies | { readonly type: 'retain'; readonly keys: string[] } | ToComparing;
+export type ToShadowThread = SendCopies | { readonly type: 'retain'; readonly keys: string[] } | HashPieces | ToComparing;
+
+/**
+ * Pieces of primary answers past their capture limit, to hash on the
+ * thread that will compare their pairs (compare-pool.ts, bodyHash), and the
+ * jobs to forget. Posted before the pairs of the same turn, so a pair
+ * finds its whole hash.
+ */
+export interface HashPieces {
+  readonly type: 'hash';
+  readonly pieces: readonly { readonly job: number; readonly bytes: Uint8Array }[];
+  readonly forget: readonly number[];
+}
 
 /**
  * What a shadow thread sends back in one turn of its loop: copies settled
@@ -43,6 +55,10 @@ export interface ThreadBatch {
   readonly type: 'batch';
   readonly settled: readonly CopySettled[];
   readonly reports: readonly Reported[];
+  /** Bytes of hash pieces taken in since the last batch (their whole buffers), given back to the byte budget. */
+  readonly hashed: number;
+  /** Those pieces' memory, handed back (transferred) to be filled again: no piece is allocated per answer. */
+  readonly pieces: readonly ArrayBuffer[];
 }
 
 export type FromShadowThread = { readonly type: 'ready' } | ThreadBatch;

@@ -1,7 +1,8 @@
 /**
  * The shadow path's threads (node:worker_threads): everything the shadow
- * does beyond teeing the request and capturing the primary's answer happens
- * in them, never on the thread that serves users.
+ * does beyond teeing the request and capturing the primary's answer (past
+ * diff.maxBodyBytes, copying it over to be hashed) happens in them, never
+ * on the thread that serves users.
  *
  * - Each thread compares the mirrored pairs of the routes hashed to it
  *   (compare-pool.ts), so a route's learned noise, repeats and latency

@@ -6,6 +6,7 @@
  * and all of them ended on close.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { DiffConfig } from '../../src/config/types.js';
 import http from 'node:http';
@@ -117,6 +118,61 @@ describe('shadow threads', () => {
       await bytes.compare.idle();
     } finally {
       await bytes.close();
+    }
+  });
+
+  test("a primary past its capture limit is hashed on the pair's thread: pieces copied over, the pair compared by their digest", async () => {
+    const { metrics, compare, close } = pool();
+    const whole = Buffer.alloc(600_000);
+    for (let i = 0; i < whole.length; i++) whole[i] = i % 253;
+    const digest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+    /** A pair whose primary was hashed through bodyHash, and whose shadow says `shadowSha256`. */
+    const hashedPair = (shadowSha256: string) => {
+      const hash = compare.bodyHash('r')!;
+      for (let at = 0; at < whole.length; at += 70_001) hash.update(whole.subarray(at, at + 70_001));
+      const finished = hash.finish();
+      assert.ok(finished && 'sha256Job' in finished, 'hashed elsewhere, not here');
+      const pair = mirrored('r', '', '');
+      const cut = { truncated: true, bodyBytes: whole.length };
+      return {
+        ...pair,
+        primary: { ...pair.primary, ...cut, sha256Job: finished.sha256Job },
+        shadows: [{ upstream: 'v2', result: { ...pair.shadows[0]!.result, response: { ...pair.shadows[0]!.result.response!, ...cut, sha256: shadowSha256 } } }],
+      };
+    };
+    try {
+      compare.submit(hashedPair(digest(whole)));
+      compare.submit(hashedPair(digest(Buffer.concat([whole.subarray(1), Buffer.from([0])]))));
+      await compare.idle();
+      const text = await metrics.registry.metrics();
+      assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'match' }), 1);
+      assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'diff' }), 1);
+      assert.equal(compare.pendingHashBytes, 0, 'the pieces were taken in and their budget given back');
+      // A pair whose hash never reached its thread is done, not compared, and nothing waits for it.
+      const lost = mirrored('r', '', '');
+      compare.submit({ ...lost, primary: { ...lost.primary, truncated: true, bodyBytes: 10, sha256Job: 1e9 } });
+      await compare.idle();
+      assert.equal(metricValue(await metrics.registry.metrics(), 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'diff' }), 1);
+    } finally {
+      await close();
+    }
+  });
+
+  test('hash pieces hold the byte budget: past it the hash is given up, and what it held is given back', async () => {
+    const { compare, close } = pool({ bytes: 300_000 });
+    try {
+      const hash = compare.bodyHash('r')!;
+      hash.update(Buffer.alloc(600_000, 1));
+      assert.equal(hash.finish(), undefined, 'the second piece would pass the budget');
+      for (const until = Date.now() + 5000; compare.pendingHashBytes > 0 && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(compare.pendingHashBytes, 0);
+      // The budget is whole again: the next answer's hash goes through.
+      const next = compare.bodyHash('r')!;
+      next.update(Buffer.alloc(1000, 2));
+      assert.ok(next.finish());
+      next.abandon();
+    } finally {
+      await close();
     }
   });
 
