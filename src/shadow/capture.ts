@@ -7,9 +7,9 @@
  * and hash, never by a prefix parsed as if it were the body. So unless the
  * prefix is read for something else (a gRPC answer's whole messages before
  * the cut), it is let go once the limit is passed: a 6 MB answer holds
- * nothing while the rest streams,
- * where it held diff.maxBodyBytes (and its pair took that much of the
- * in-flight byte budget, which left most 6 MB pairs uncompared).
+ * nothing while the rest streams, where it held diff.maxBodyBytes (and its
+ * pair took that much of the in-flight byte budget, which left most 6 MB
+ * pairs uncompared).
  */
 import { createHash } from 'node:crypto';
 import type { BodyHash } from '../diff/pair.js';

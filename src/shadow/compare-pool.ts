@@ -161,7 +161,7 @@ export class ComparePool implements PairSink, ThreadUser {
     return true;
   }
 
-  /** Gives back what reserveHash took, for a piece never posted. */
+  /** Gives back what reserveHash took: pieces the thread has taken in, or pieces never posted. */
   unreserveHash(queue: ThreadQueue, bytes: number): void {
     const back = Math.min(bytes, queue.hashBytes);
     queue.hashBytes -= back;
