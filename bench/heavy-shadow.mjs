@@ -2,7 +2,7 @@
 // An unrelated route's latency while another route mirrors heavy answers.
 //
 //   npm run bench:heavy-shadow                       3 rounds × 5 s per phase, 150 KB and 6 MB, 100 req/s
-//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ...'] [--threads] [--bare] [--no-write]
+//   npm run bench:heavy-shadow -- --sizes 6mb --rounds 2 --seconds 3 --rate 50 [--warmup 2] [--workers 2] [--gatewayctl DIR] [--node-flags='--flag ... VAR=VALUE ...'] [--threads] [--bare] [--no-write]
 //
 // Per answer size: three upstream processes (test/helpers/big-answers.js:
 // the heavy route's primary, its shadow answering JSON of the same size
@@ -38,7 +38,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { busyNeighbours, describeNeighbours, freePort, groupMembers, installCleanup, rssBytes, sampleRss, sleep, start, threadTicks } from './lib/procs.mjs';
-import { startBareProxy } from './lib/servers.mjs';
+import { startBareProxy, variantWords } from './lib/servers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -58,8 +58,10 @@ const { values: opts } = parseArgs({
 });
 // The built checkout whose gateway runs (default: this one), to compare a build with another.
 const gatewayRoot = opts.gatewayctl ? resolve(opts.gatewayctl) : root;
-// Node flags for the gateway process only (some, like --single-threaded-gc, NODE_OPTIONS refuses).
-const gatewayNodeFlags = opts['node-flags'].split(/\s+/).filter(Boolean);
+// Node flags for the gateway process only (some, like --single-threaded-gc, NODE_OPTIONS refuses),
+// and VAR=VALUE words for its environment (MALLOC_ARENA_MAX=2, as the systemd unit sets it).
+const { flags: gatewayNodeFlags, env: gatewayEnvWords } = variantWords(opts['node-flags']);
+const gatewayEnv = Object.keys(gatewayEnvWords).length ? { ...process.env, ...gatewayEnvWords } : undefined;
 const rounds = Number(opts.rounds);
 const seconds = Number(opts.seconds);
 const rate = Number(opts.rate);
@@ -87,9 +89,10 @@ function firstJsonLine(handle, predicate, timeoutMs = 20_000) {
   });
 }
 
-function startJson(name, args) {
+function startJson(name, args, env) {
   const handle = start(name, process.execPath, args, {
     cwd: root,
+    ...(env ? { env } : {}),
     onLine(line) {
       try {
         handle.onJson?.(JSON.parse(line));
@@ -162,7 +165,7 @@ routes:
   const startGateway = async (configFile) => {
     const gwArgs = [...gatewayNodeFlags, join(gatewayRoot, 'bin/gatewayctl'), 'serve', '-c', configFile, '--log-format', 'json'];
     if (opts.workers) gwArgs.push('--workers', opts.workers);
-    const gateway = startJson('gatewayctl', gwArgs);
+    const gateway = startJson('gatewayctl', gwArgs, gatewayEnv);
     const listening = await firstJsonLine(gateway, (r) => r.event === 'gateway.listening');
     await sleep(opts.workers ? 2000 : 300);
     return { pid: gateway.pid, port: listening.listen?.port, stop: (ms) => gateway.stop(ms) };
@@ -239,7 +242,7 @@ const lines = [
   `# Unrelated-route latency with heavy shadow answers`,
   '',
   `${new Date().toISOString()}; ${os.availableParallelism()} cores, load average before ${loadBefore}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; other processes using the CPU before: ${neighbours}; node ${process.version}; ` +
-    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.bare ? '; a third phase per round: the bare http-proxy-3 script (bench/bare-proxy.mjs), not probed' : ''}${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}.`,
+    `${rate} req/s on the heavy route, ${rounds} rounds × ${seconds} s per phase (each after a ${opts.warmup} s warm-up on a new gateway process), interleaved${opts.bare ? '; a third phase per round: the bare http-proxy-3 script (bench/bare-proxy.mjs), not probed' : ''}${opts.workers ? `; serve --workers ${opts.workers}` : ''}${gatewayNodeFlags.length ? `; gateway run with node ${gatewayNodeFlags.join(' ')}` : ''}${gatewayEnv ? `; gateway environment ${Object.entries(gatewayEnvWords).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}.`,
   '',
   `| answers | phase | light p50 ms | light p95 ms | p95 ratio | heavy ok/sent | peak RSS per process MB (all) | idle RSS MB | shadow completed / dropped | compared / compare dropped |${opts.threads ? ' CPU µs per heavy request: serving / busiest other thread / rest |' : ''}`,
   `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${opts.threads ? ' --- |' : ''}`,
