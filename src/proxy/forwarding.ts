@@ -40,7 +40,8 @@ const lastElement = { peer: '', proto: '', host: undefined as string | undefined
 
 function thisHop(peer: string, proto: string, host: string | undefined): string {
   const last = lastElement;
-  if (last.peer !== peer || last.proto !== proto || last.host !== host || last.element === '') {
+  // The first call always builds: no proto is ''.
+  if (last.peer !== peer || last.proto !== proto || last.host !== host) {
     last.element = forwardedElement(peer, proto, host);
     last.peer = peer;
     last.proto = proto;

@@ -74,7 +74,11 @@ interface SocketResponses {
   latest: ServerResponse | undefined;
 }
 
-/** Where a client socket keeps its SocketResponses: a field of its own (a WeakMap entry set and deleted per request cost more). */
+/**
+ * Where a client socket keeps the last two responses begun on it, for
+ * onClientError: a field of its own (a WeakMap entry set and deleted per
+ * request cost more).
+ */
 const kResponses = Symbol('gatewayctl.responses');
 type WithResponses = Duplex & { [kResponses]?: SocketResponses };
 
@@ -111,7 +115,6 @@ export class ProxyRuntime {
   private active: ActiveConfig;
   private draining = false;
   private readonly sockets = new Set<Duplex>();
-  /** The last two responses begun on each client connection, for onClientError. */
   private readonly tls: TlsTermination | undefined;
   private readonly connections: ConnectionGuard;
   private readonly processes: number;

@@ -291,8 +291,10 @@ export class ComparePool implements PairSink, ThreadUser {
 
   received(thread: ShadowThread, batch: ThreadBatch): void {
     const queue = this.queues.get(thread);
-    if (queue && batch.hashed > 0) this.unreserveHash(queue, batch.hashed);
-    for (const piece of batch.pieces) if (this.freePieces.length < FREE_PIECES && piece.byteLength === HASH_PIECE_BYTES) this.freePieces.push(piece);
+    for (const piece of batch.pieces) {
+      if (queue) this.unreserveHash(queue, piece.byteLength);
+      if (this.freePieces.length < FREE_PIECES && piece.byteLength === HASH_PIECE_BYTES) this.freePieces.push(piece);
+    }
     if (batch.reports.length === 0) return;
     for (const report of batch.reports) this.onReport(queue, report);
   }
@@ -418,10 +420,7 @@ class OffThreadHash implements BodyHash {
   finish(): { readonly sha256Job: number } | undefined {
     if (this.over) return undefined;
     // The thread learns of a job from its first piece: an empty body still sends one.
-    if (this.piece || !this.posted) {
-      if (!this.piece && !this.pool.reserveHash(this.queue, 0)) this.giveUp();
-      else this.post();
-    }
+    if (this.piece || !this.posted) this.post();
     return this.over ? undefined : { sha256Job: this.job };
   }
 

@@ -59,9 +59,9 @@ function soon(): void {
   setImmediate(flush);
 }
 function flush(): void {
-  const hashed = hashes.takeHashed();
-  const message: FromShadowThread = { type: 'batch', settled, reports: comparisons.take(), hashed: hashed.bytes, pieces: hashed.pieces };
-  const buffers = hashed.pieces.length > 0 ? [...transfer, ...hashed.pieces] : transfer;
+  const pieces = hashes.takePieces();
+  const message: FromShadowThread = { type: 'batch', settled, reports: comparisons.take(), pieces };
+  const buffers = pieces.length > 0 ? [...transfer, ...pieces] : transfer;
   settled = [];
   transfer = [];
   flushing = false;

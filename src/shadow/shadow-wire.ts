@@ -55,9 +55,11 @@ export interface ThreadBatch {
   readonly type: 'batch';
   readonly settled: readonly CopySettled[];
   readonly reports: readonly Reported[];
-  /** Bytes of hash pieces taken in since the last batch (their whole buffers), given back to the byte budget. */
-  readonly hashed: number;
-  /** Those pieces' memory, handed back (transferred) to be filled again: no piece is allocated per answer. */
+  /**
+   * Hash pieces taken in since the last batch, handed back (transferred) to
+   * be filled again: no piece is allocated per answer. Their byte lengths
+   * are given back to the byte budget.
+   */
   readonly pieces: readonly ArrayBuffer[];
 }
 

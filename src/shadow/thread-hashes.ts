@@ -14,7 +14,6 @@ export const MAX_HASH_JOBS = 4096;
 
 export class ThreadHashes {
   private readonly jobs = new Map<number, Hash>();
-  private taken = 0;
   private used: ArrayBuffer[] = [];
 
   get size(): number {
@@ -31,17 +30,15 @@ export class ThreadHashes {
         this.jobs.set(job, (hash = createHash('sha256')));
       }
       hash.update(bytes);
-      this.taken += bytes.buffer.byteLength;
       if (bytes.buffer.byteLength > 0) this.used.push(bytes.buffer as ArrayBuffer);
     }
   }
 
-  /** Bytes taken in since the last call, and their pieces' memory, to hand back. */
-  takeHashed(): { readonly bytes: number; readonly pieces: ArrayBuffer[] } {
-    const out = { bytes: this.taken, pieces: this.used };
-    this.taken = 0;
+  /** The pieces taken in since the last call, to hand back. */
+  takePieces(): ArrayBuffer[] {
+    const used = this.used;
     this.used = [];
-    return out;
+    return used;
   }
 
   /**

@@ -18,10 +18,10 @@ describe('ThreadHashes', () => {
     const hashes = new ThreadHashes();
     hashes.add({ type: 'hash', pieces: [piece(1, Buffer.from('hello ')), piece(2, Buffer.from('other'))], forget: [] });
     hashes.add({ type: 'hash', pieces: [piece(1, Buffer.from('world'))], forget: [] });
-    const taken = hashes.takeHashed();
-    assert.equal(taken.bytes, 16);
-    assert.deepEqual(taken.pieces.map((p) => p.byteLength), [6, 5, 5], 'each piece goes back');
-    assert.deepEqual(hashes.takeHashed(), { bytes: 0, pieces: [] });
+    const taken = hashes.takePieces();
+    assert.equal(taken.reduce((sum, p) => sum + p.byteLength, 0), 16);
+    assert.deepEqual(taken.map((p) => p.byteLength), [6, 5, 5], 'each piece goes back');
+    assert.deepEqual(hashes.takePieces(), []);
     const { pairs, lost } = hashes.fill([pairOf(1), pairOf(undefined), pairOf(1)]);
     assert.equal(lost, 1, 'a job is taken once');
     assert.equal(pairs[0]!.primary.sha256, createHash('sha256').update('hello world').digest('hex'));
