@@ -13,7 +13,7 @@
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { ThreadComparisons } from '../diff/thread-comparisons.js';
-import { pairBytes } from '../diff/thread-wire.js';
+import { pairBytes, type Reported } from '../diff/thread-wire.js';
 import type { CopySettled, FromShadowThread, ToShadowThread } from './shadow-wire.js';
 import { SpentBuffers } from './spent-buffers.js';
 import { ThreadCopies } from './thread-copies.js';
@@ -49,22 +49,65 @@ if (process.platform === 'linux') {
 
 const port = parentPort!;
 
+/**
+ * What comparing found (counts, events, pairs done) goes back at most once
+ * per this window; copies settled go back every turn, as they release
+ * in-flight room. Below saturation pairs arrive one a turn, so each turn's
+ * report was one message with one pair's counts, about a hundred small
+ * objects for the serving thread to deserialize and add up: with 150 KB
+ * answers shadowed at 100 req/s, receiving from this thread was 23% of the
+ * serving thread's CPU per request (src/serving's profile in
+ * bench/README.md, "Reports paced"). The first report after a quiet window
+ * goes at once, so a lone pair is not held back.
+ */
+const REPORT_WINDOW_MS = 50;
+
 /** What this turn of the loop produced, sent back in one message. */
 let settled: CopySettled[] = [];
 let transfer: ArrayBuffer[] = [];
 let flushing = false;
+/** Comparing has something to report. */
+let reportsWaiting = false;
+let lastReportAt = Number.NEGATIVE_INFINITY;
+let reportTimer: NodeJS.Timeout | undefined;
+
 function soon(): void {
   if (flushing) return;
   flushing = true;
   setImmediate(flush);
 }
+
+/** Flushes now when the window since the last report has passed, else once it has. */
+function reportSoon(): void {
+  reportsWaiting = true;
+  const wait = lastReportAt + REPORT_WINDOW_MS - performance.now();
+  if (wait <= 0) soon();
+  else reportTimer ??= setTimeout(() => {
+    reportTimer = undefined;
+    soon();
+  }, Math.ceil(wait));
+}
+
 function flush(): void {
+  flushing = false;
+  let reports: Reported[] = [];
+  if (reportsWaiting) {
+    const now = performance.now();
+    if (now >= lastReportAt + REPORT_WINDOW_MS) {
+      reports = comparisons.take();
+      reportsWaiting = false;
+      lastReportAt = now;
+    } else {
+      // A timer may fire a fraction of a millisecond early: wait for the rest.
+      reportSoon();
+    }
+  }
   const pieces = hashes.takePieces();
-  const message: FromShadowThread = { type: 'batch', settled, reports: comparisons.take(), pieces };
+  if (settled.length === 0 && reports.length === 0 && pieces.length === 0) return;
+  const message: FromShadowThread = { type: 'batch', settled, reports, pieces };
   const buffers = pieces.length > 0 ? [...transfer, ...pieces] : transfer;
   settled = [];
   transfer = [];
-  flushing = false;
   port.postMessage(message, buffers);
 }
 
@@ -79,7 +122,7 @@ const copies = new ThreadCopies(
   },
   (bytes) => spent.spent(bytes),
 );
-const comparisons = new ThreadComparisons(soon, COMPARE_SLICE_MS);
+const comparisons = new ThreadComparisons(reportSoon, COMPARE_SLICE_MS);
 /** Primary answers past their capture limit, hashed here rather than on the serving thread. */
 const hashes = new ThreadHashes();
 
