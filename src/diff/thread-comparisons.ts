@@ -7,11 +7,12 @@
  * found goes back to the serving thread, which counts it in its metrics and
  * adds it to its store (or forwards it).
  *
- * What goes back is gathered until the thread's loop turn ends (take()):
- * each route's counts added up, each event apart, each route's latest
- * latency ratio, and how many pairs are done. A pair's counts are about a
- * hundred small objects; cloned one pair at a time, they cost the serving
- * thread more than the rest of a copy's hand-over.
+ * What goes back is gathered until the thread takes it (take(), at most
+ * every 50 ms: shadow/shadow-thread.ts): each route's counts added up,
+ * each event apart, each route's latest latency ratio, and how many pairs
+ * are done. A pair's counts are about a hundred small objects; cloned one
+ * pair at a time, they cost the serving thread more than the rest of a
+ * copy's hand-over.
  */
 import { CountsMerger } from './counts.js';
 import { DiffEngine } from './engine.js';

@@ -6,8 +6,9 @@
  * memory. Reports come back in the shadow thread's batches
  * (shadow/shadow-wire.ts), several a message: one message per report (three
  * a pair) cost the thread more time posting than comparing small answers,
- * and the serving thread one wake-up each. A turn's counts are added up
- * per route before they leave (ThreadComparisons).
+ * and the serving thread one wake-up each. The counts are added up per
+ * route before they leave (ThreadComparisons), at most every 50 ms
+ * (shadow/shadow-thread.ts, REPORT_WINDOW_MS).
  */
 import type { DiffConfig } from '../config/types.js';
 import type { CapturedResponse, MirroredPair, ShadowResult } from './pair.js';
@@ -95,7 +96,7 @@ export class DiffConfigsReceived {
 }
 
 /**
- * What comparing reports in one turn of a thread's loop: each route's
+ * What comparing reports in one message (at most every 50 ms): each route's
  * counts added up, each event apart, a route's latency ratio, and how many
  * pairs are done.
  */

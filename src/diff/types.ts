@@ -257,7 +257,7 @@ export interface CompareOutcome {
 
 /**
  * What the store (or a forwarder to it) takes: one pair's outcome, or what
- * a comparing thread reports for the pairs of one turn of its loop, each
+ * a comparing thread reports for the pairs of one report window, each
  * route's counts added up (no event) and each event apart (no counts: they
  * are in the sum).
  */

@@ -55,10 +55,11 @@ const port = parentPort!;
  * in-flight room. Below saturation pairs arrive one a turn, so each turn's
  * report was one message with one pair's counts, about a hundred small
  * objects for the serving thread to deserialize and add up: with 150 KB
- * answers shadowed at 100 req/s, receiving from this thread was 23% of the
- * serving thread's CPU per request (src/serving's profile in
- * bench/README.md, "Reports paced"). The first report after a quiet window
- * goes at once, so a lone pair is not held back.
+ * answers shadowed at 100 req/s, messages to and from this thread were 23%
+ * of the serving thread's CPU, and paced the handler of these batches took
+ * half its time (bench/README.md, "Reports paced, and a gateway 20 seconds
+ * old"). The first report after a quiet window goes at once, so a lone
+ * pair is not held back. Events reach the diff stream up to this late.
  */
 const REPORT_WINDOW_MS = 50;
 

@@ -48,8 +48,8 @@ export interface HashPieces {
 
 /**
  * What a shadow thread sends back in one turn of its loop: copies settled
- * (their captured answers transferred with them) and what comparing
- * reported.
+ * (their captured answers transferred with them) and, at most every 50 ms,
+ * what comparing reported.
  */
 export interface ThreadBatch {
   readonly type: 'batch';
