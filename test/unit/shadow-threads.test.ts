@@ -53,9 +53,16 @@ function pool(options: { queue?: number; bytes?: number; threads?: number; heapM
   const store = new DiffStore();
   const metrics = new GatewayMetrics({ collectDefaults: false });
   const threads = new ShadowThreads({ count: () => options.threads ?? 1, metrics, ...(options.heapMb ? { heapMb: options.heapMb } : {}) });
+  /** Each report of counts that reached this side: one per report message and route. */
+  const countReports: number[] = [];
   const compare = new ComparePool({
     threads,
-    sink: store,
+    sink: {
+      ingest: (outcome) => {
+        if (outcome.counts) countReports.push(outcome.counts.compared);
+        return store.ingest(outcome);
+      },
+    },
     metrics,
     queueLimit: () => options.queue ?? 100,
     byteLimit: () => options.bytes ?? 64 * 1024 * 1024,
@@ -64,13 +71,20 @@ function pool(options: { queue?: number; bytes?: number; threads?: number; heapM
     await compare.close();
     await threads.close();
   };
-  return { store, metrics, threads, compare, close };
+  return { store, metrics, threads, compare, close, countReports };
 }
 
 /** An upstream as the gateway compiles it, at `url`. */
 function upstreamAt(url: string) {
   const config = validateConfigSource({ file: 'u.yaml', text: `upstreams:\n  a: ${url}\nroutes: [{ name: r, backends: [{ upstream: a }] }]\n` }).config!;
   return compileSnapshot(config, { generation: 1, source: 'u.yaml', loadedAt: new Date() }).upstreams.get('a')!;
+}
+
+/** The store's summary counts every pair, and each differing pair has its event. */
+function assertStored(store: DiffStore, expected: { compared: number; differing: number }): void {
+  const shadow = store.summary().routes[0]!.shadows[0]!;
+  assert.deepEqual({ compared: shadow.compared, differing: shadow.differing }, expected);
+  assert.equal(store.recent({}, { limit: 100 }).length, expected.differing, 'one event a differing pair');
 }
 
 const copy = (timeoutMs = 5000) => ({ method: 'GET', path: '/', headers: {}, body: undefined, timeoutMs });
@@ -277,10 +291,31 @@ describe('shadow threads', () => {
       assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'diff' }), 5);
       assert.equal(metricValue(text, 'gatewayctl_shadow_comparisons_total', { route: 'r', result: 'match' }), 3);
       assert.equal(metricValue(text, 'gatewayctl_shadow_differences_total', { route: 'r', kind: 'body' }), 5);
-      const shadow = store.summary().routes[0]!.shadows[0]!;
-      assert.equal(shadow.compared, 8);
-      assert.equal(shadow.differing, 5);
-      assert.equal(store.recent({}, { limit: 20 }).length, 5, 'one event a differing pair');
+      assertStored(store, { compared: 8, differing: 5 });
+    } finally {
+      await close();
+    }
+  });
+
+  test('pairs arriving one at a time are reported together, at most once per 50 ms, and none is lost', async () => {
+    const { store, compare, close, countReports } = pool();
+    try {
+      // A lone pair after a quiet spell is reported by itself.
+      compare.submit(mirrored('r', '{"v":1}', '{"v":2}'));
+      await compare.idle();
+      assert.deepEqual(countReports, [1]);
+      const started = performance.now();
+      for (let i = 0; i < 12; i++) {
+        compare.submit(mirrored('r', '{"v":1}', i % 2 ? '{"v":1}' : '{"v":2}'));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await compare.idle();
+      const elapsed = performance.now() - started;
+      const reports = countReports.length - 1;
+      // One message a pair would be 12; paced, one per window the pairs spanned (and one at its start).
+      assert.ok(reports <= 2 + Math.ceil(elapsed / 50), `${reports} reports in ${elapsed.toFixed(0)} ms`);
+      assert.equal(countReports.reduce((sum, n) => sum + n, 0), 13);
+      assertStored(store, { compared: 13, differing: 7 });
     } finally {
       await close();
     }
