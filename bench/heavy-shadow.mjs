@@ -16,10 +16,11 @@
 // seconds of the same load: a paced loader in its own process
 // sends --rate req/s to the heavy route while this process probes /light
 // every 10 ms, one request at a time. Reported: light p50/p95 per phase,
-// their ratio, the idle and peak RSS of the gateway processes, and the
-// shadow's outcomes and comparisons. --threads adds the gateway's CPU per
-// heavy request, by thread: the serving thread, the busiest other (the
-// shadow thread, in the shadow phase) and the rest (V8's helper threads).
+// their ratio (over all rounds, and round by round), the idle and peak
+// RSS of the gateway processes, and the shadow's outcomes and comparisons.
+// --threads adds the gateway's CPU per heavy request, by thread: the
+// serving thread, the busiest other (the shadow thread, in the shadow
+// phase) and the rest (V8's helper threads).
 // --bare adds a third phase per round: the bare http-proxy-3 script
 // (bench/bare-proxy.mjs) proxying the same heavy answers from the same
 // paced loader, as the reference for the CPU and memory a heavy answer
@@ -176,7 +177,7 @@ routes:
     const handle = await startBareProxy({ port, primaryPort: primaryPorts.primary });
     return { pid: handle.pid, port, stop: (ms) => handle.stop(ms) };
   };
-  const newPhase = (route, bare = false) => ({ route, bare, latencies: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
+  const newPhase = (route, bare = false) => ({ route, bare, latencies: [], roundP95: [], rss: 0, rssTotal: 0, idleRss: 0, load: [], ticks: { serving: 0, busiest: 0, rest: 0 } });
   const phases = { 'no shadow': newPhase('plain'), shadow: newPhase('shadowed'), ...(opts.bare ? { 'bare script': newPhase('plain', true) } : {}) };
   const order = Object.keys(phases);
   const shadow = { completed: 0, dropped: 0, compared: 0, compareDropped: 0 };
@@ -195,12 +196,15 @@ routes:
     const loader = startJson('paced-load', [join(root, 'bench/lib/paced-load.mjs'), '--url', `http://127.0.0.1:${gateway.port}/${phase.route}/export`, '--rate', String(rate), '--seconds', String(seconds)]);
     const loaded = firstJsonLine(loader, (r) => typeof r.sent === 'number', (seconds + 60) * 1000);
     const until = performance.now() + seconds * 1000;
+    const latencies = [];
     while (!phase.bare && performance.now() < until) {
       const t0 = performance.now();
       await get(`http://127.0.0.1:${gateway.port}/light/item`, agent);
-      phase.latencies.push(performance.now() - t0);
+      latencies.push(performance.now() - t0);
       await sleep(10);
     }
+    phase.latencies.push(...latencies);
+    if (!phase.bare) phase.roundP95.push(percentile(latencies, 95));
     phase.load.push(await loaded);
     const spent = [...threadTicks(gateway.pid)].map(([thread, ticks]) => [thread, ticks - (ticks0.get(thread) ?? 0)]);
     const others = spent.filter(([thread]) => thread !== 0).map(([, ticks]) => ticks).sort((a, b) => b - a);
@@ -262,6 +266,13 @@ for (const r of results) {
       `| ${r.size} | ${name} | ${light} | ${ok}/${sent} | ${mb(phase.rss)} (${mb(phase.rssTotal)}) | ${mb(phase.idleRss)} | ${shadowCols} |${threadCols}`,
     );
   }
+}
+// Each round runs both phases back to back: its own ratio shows how far one run's figure can move.
+lines.push('');
+for (const r of results) {
+  const without = r.phases['no shadow'].roundP95;
+  const ratios = r.phases.shadow.roundP95.map((p95, i) => `${(p95 / without[i]).toFixed(2)}×`);
+  lines.push(`${r.size}: light p95 ratio per round (shadow / no shadow of the same round): ${ratios.join(', ')}`);
 }
 const report = lines.join('\n') + '\n';
 process.stdout.write(report);
