@@ -224,7 +224,8 @@ export class ComparePool implements PairSink, ThreadUser {
       if (this.closed || this.queues.get(queue.thread) !== queue) continue;
       if (pieces.length > 0 || forget.length > 0) {
         const message: HashPieces = { type: 'hash', pieces, forget };
-        queue.thread.post(message, [...new Set(pieces.map((p) => p.bytes.buffer as ArrayBuffer))]);
+        // Each piece is memory of its own (takePiece), so each buffer is listed once.
+        queue.thread.post(message, pieces.map((p) => p.bytes.buffer as ArrayBuffer));
       }
       if (pairs.length === 0) continue;
       try {
@@ -295,7 +296,6 @@ export class ComparePool implements PairSink, ThreadUser {
       if (queue) this.unreserveHash(queue, piece.byteLength);
       if (this.freePieces.length < FREE_PIECES && piece.byteLength === HASH_PIECE_BYTES) this.freePieces.push(piece);
     }
-    if (batch.reports.length === 0) return;
     for (const report of batch.reports) this.onReport(queue, report);
   }
 
