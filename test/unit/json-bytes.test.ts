@@ -104,6 +104,28 @@ function randomValue(next: () => number, depth: number, budget: { left: number }
 
 const items = (n: number, extra = '') => Array.from({ length: n }, (_, i) => ({ id: i, name: `item-${i}${extra}`, tags: ['a', 'b'], stock: { w: `w${i % 7}`, n: i % 50 } }));
 
+/** A large document broken in the ways a scan of its structure could be misled by. */
+function brokenDocuments(good = JSON.stringify({ data: items(3000) })): string[] {
+  return [
+    good.replace('},{', '},,{'),
+    good.replace('},{', '}{'),
+    good.replace('},{', '},{,'),
+    good.slice(0, -1),
+    good + ']',
+    good + ' x',
+    good.replace('"item-1500"', '"item-1500'),
+    good.replace(']', ',]'),
+    good.replace('"data":', '"data"'),
+    good.replace('"data":', 'data:'),
+    good.replace('[', '['.repeat(3)),
+    good.replace(/\}\]\}$/, '}}}'),
+    good.replace('"tags":["a","b"]', '"tags":["a","b"}'),
+    good.replace('{"id":1500,', '["id":1500,'),
+    good.replace('"item-2000"', '"item-\u0001"'),
+    '[' + JSON.stringify(items(3000)).slice(1, -1) + ',]',
+  ];
+}
+
 describe('parseJsonBytes', () => {
   test('small documents are parsed whole, as JSON.parse does', () => {
     for (const text of ['{}', '[]', '1', '"x"', 'null', ' [1, 2] ', '\ufeff{"a":1}', '[1,]', '{"a":1', 'nope', '']) assertSameAsJsonParse(text, JSON.stringify(text));
@@ -160,24 +182,7 @@ describe('parseJsonBytes', () => {
   });
 
   test('broken documents give JSON.parse error', () => {
-    const good = JSON.stringify({ data: items(3000) });
-    const broken = [
-      good.replace('},{', '},,{'),
-      good.replace('},{', '}{'),
-      good.replace('},{', '},{,'),
-      good.slice(0, -1),
-      good + ']',
-      good + ' x',
-      good.replace('"item-1500"', '"item-1500'),
-      good.replace(']', ',]'),
-      good.replace('"data":', '"data"'),
-      good.replace('"data":', 'data:'),
-      good.replace('[', '['.repeat(3)),
-      good.replace(/\}\]\}$/, '}}}'),
-      good.replace('"item-2000"', '"item-\u0001"'),
-      '[' + JSON.stringify(items(3000)).slice(1, -1) + ',]',
-    ];
-    for (const [i, text] of broken.entries()) assertSameAsJsonParse(text, `broken #${i}`);
+    for (const [i, text] of brokenDocuments().entries()) assertSameAsJsonParse(text, `broken #${i}`);
   });
 
   test('random documents, whole and with one byte broken, against JSON.parse', () => {
@@ -291,6 +296,38 @@ describe('parseJsonBytes with the other answer as reference', () => {
       differences.map((d) => [d.pointer, d.primary, d.shadow]),
       [['/data/items/1500/name', 'item-1500', 'item-1500b']],
     );
+  });
+
+  test('a broken copy of the primary gives JSON.parse error, and so does each byte broken at random', () => {
+    const good = JSON.stringify({ data: items(3000) });
+    for (const defer of [false, true]) {
+      const reference = parseJsonBytes(Buffer.from(good), undefined, defer);
+      for (const [i, text] of brokenDocuments(good).entries()) assertSameAsJsonParse(text, `broken #${i} against the good one${defer ? ' deferred' : ''}`, reference);
+    }
+    for (let seed = 200; seed < 220; seed++) {
+      const next = random(seed);
+      const text = JSON.stringify(randomValue(next, 0, { left: 12_000 }), null, next() < 0.5 ? undefined : 1);
+      const reference = parseJsonBytes(Buffer.from(text), undefined, next() < 0.5);
+      for (let k = 0; k < 4; k++) {
+        const at = Math.floor(next() * text.length);
+        const insert = ['', ',', '"', ']', '}', '['][Math.floor(next() * 6)]!;
+        const mutant = text.slice(0, at) + insert + text.slice(at + (insert === '' || next() < 0.5 ? 1 : 0));
+        assertSameAsJsonParse(mutant, `seed ${seed}, mutation ${k} (${JSON.stringify(insert)} at ${at})`, reference);
+      }
+    }
+  });
+
+  test("a part that begins with the other side's whole part is not taken for it", () => {
+    const numbers = Array.from({ length: 40_000 }, (_, i) => i % 100);
+    const text = JSON.stringify(numbers);
+    const reference = parseJsonBytes(Buffer.from(text));
+    assert.ok(reference.layout, 'the array is split');
+    for (const longer of ['1e5', '10', '1.5', '12,3']) {
+      const copy = text.replace('[0,1,2,', `[0,${longer},2,`);
+      assertSameAsJsonParse(copy, `1 written ${longer}`, reference);
+    }
+    const members = `{${Array.from({ length: 8000 }, (_, i) => `"k${i}":${i % 10}`).join(',')}}`;
+    assertSameAsJsonParse(members.replace('"k1":1,', '"k1":1e3,'), 'a member written longer', parseJsonBytes(Buffer.from(members)));
   });
 
   test('members repeating a key are never shared one by one', () => {
