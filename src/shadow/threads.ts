@@ -16,6 +16,7 @@
  *   that use them.
  */
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { EMBEDDED } from '../embedded.js';
 import type { Logger } from '../log/logger.js';
@@ -44,7 +45,24 @@ const THREAD_HEAP_MB = 256;
  * pairs a second of 100 KB JSON (under 20 MB at 8 MB), with more but
  * shorter scavenges and no more time in them.
  */
-const THREAD_YOUNG_MB = 8;
+export const THREAD_YOUNG_MB = 8;
+
+/**
+ * Lets the threads started from now on keep THREAD_YOUNG_MB.
+ *
+ * A process-wide `--max-semi-space-size` (the systemd unit's
+ * NODE_OPTIONS, and what `serve` starts itself over with on Node 22.15
+ * and later) outranks an isolate's own young-generation bound: V8 reads
+ * the flag whenever it sets up an isolate's heap, so with the unit's 8 MB
+ * each shadow thread got 16 MB of new space instead of 8, on Node 20 and
+ * 24 alike. The flag is for the serving thread, whose heap is set up by
+ * then and keeps it (its new space stayed at 16 MB under load after the
+ * flag was cleared, on both); 0 is V8's "not set", under which each new
+ * isolate takes its resourceLimits.
+ */
+export function ownYoungGenerations(): void {
+  setFlagsFromString('--max-semi-space-size=0');
+}
 
 /** Threads for `configured` (0: automatic): the cores this process may count on, less the one serving, at least 1, at most 4. */
 export function shadowThreadCount(configured: number, processes = 1, cores = availableParallelism()): number {
@@ -198,6 +216,7 @@ export class ShadowThreads {
   private start(index: number): ShadowThread {
     // Its answers' read buffers are collected a few megabytes at a time (spent-buffers.ts).
     exposeCollection();
+    ownYoungGenerations();
     const thread = new ShadowThread(index, this.options.heapMb ?? THREAD_HEAP_MB, this.onBatch, this.onExit);
     this.threads[index] = thread;
     for (const listener of this.startListeners) listener(thread);

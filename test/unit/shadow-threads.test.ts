@@ -6,8 +6,10 @@
  * and all of them ended on close.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import type { DiffConfig } from '../../src/config/types.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -425,5 +427,39 @@ describe('shadow threads', () => {
     assert.equal(shadowThreadCount(0, 2, 8), 3);
     assert.equal(shadowThreadCount(0, 4, 2), 1);
     assert.equal(shadowThreadCount(3, 1, 2), 3);
+  });
+  test("the unit's young-generation flag stays the serving thread's: isolates started with the shadow threads keep their own bound", async () => {
+    // A process as the systemd unit runs it. The probe is an isolate made after
+    // the first shadow thread, with the threads' own limits, grown to its most:
+    // what the flag left it is what a shadow thread, or its replacement, gets.
+    const script = `
+      import { Worker } from 'node:worker_threads';
+      import { getHeapSpaceStatistics } from 'node:v8';
+      import { ShadowThreads, THREAD_YOUNG_MB } from ${JSON.stringify(new URL('../../src/shadow/threads.js', import.meta.url).href)};
+      const newSpaceMb = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1048576;
+      const grow = "let keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ a: i, b: 'x' + i }); if (keep.length > 2000) keep = []; }";
+      const probe = async () => {
+        // Evaluated as a module, as this script is (--input-type).
+        const body = "import { getHeapSpaceStatistics } from 'node:v8'; import { parentPort } from 'node:worker_threads'; " + grow + "; parentPort.postMessage(getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1048576);";
+        const worker = new Worker(body, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_MB, maxOldGenerationSizeMb: 64 } });
+        const mb = await new Promise((resolve) => worker.once('message', resolve));
+        await worker.terminate();
+        return mb;
+      };
+      // The threads do not keep a process alive by themselves.
+      const alive = setInterval(() => {}, 1000);
+      const before = await probe();
+      const threads = new ShadowThreads({ count: () => 1 });
+      await threads.warm();
+      const after = await probe();
+      await threads.close();
+      clearInterval(alive);
+      for (let round = 0; round < 5; round++) { let keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ a: i, c: [i] }); if (keep.length > 200000) keep = []; } }
+      console.log(JSON.stringify({ bound: THREAD_YOUNG_MB, before, after, serving: newSpaceMb() }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--max-semi-space-size=8', '--input-type=module', '-e', script]);
+    const found = JSON.parse(stdout) as { bound: number; before: number; after: number; serving: number };
+    assert.ok(found.after <= found.bound, `an isolate started with the shadow threads keeps its own young generation: ${found.after} MB of new space (bound ${found.bound} MB; ${found.before} MB before the threads started)`);
+    assert.equal(found.serving, 16, 'the serving thread keeps the 8 MB semi-spaces the flag gave it (16 MB of new space)');
   });
 });
