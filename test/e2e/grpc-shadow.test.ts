@@ -197,9 +197,11 @@ describe('gRPC dark launch through the gateway', () => {
   before(async () => {
     v1 = await startCatalog('Widget');
     v2 = await startCatalog('Widget Pro');
+    // Counts below are exact: no copy is shed, however busy this process's loop.
     gw = await startGateway(`
 listen: { address: 127.0.0.1:0, h2c: true }
 admin: 127.0.0.1:0
+limits: { shadowShedAbove: 1 }
 accessLog: { path: ${logFile}, format: json }
 upstreams:
   v1: { url: http://127.0.0.1:${v1.port}, protocol: h2c }
@@ -316,7 +318,7 @@ describe('gRPC streaming calls and shadows', () => {
     gw = await startGateway(`
 listen: { address: 127.0.0.1:0, h2c: true }
 admin: 127.0.0.1:0
-limits: { shadowBodyBytes: 64kb }
+limits: { shadowBodyBytes: 64kb, shadowShedAbove: 1 }
 upstreams:
   v1: { url: http://127.0.0.1:${v1.port}, protocol: h2c }
   v2: { url: http://127.0.0.1:${v2.port}, protocol: h2c }

@@ -460,6 +460,7 @@ describe('shadow threads', () => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--max-semi-space-size=8', '--input-type=module', '-e', script]);
     const found = JSON.parse(stdout) as { bound: number; before: number; after: number; serving: number };
     assert.ok(found.after <= found.bound, `an isolate started with the shadow threads keeps its own young generation: ${found.after} MB of new space (bound ${found.bound} MB; ${found.before} MB before the threads started)`);
-    assert.equal(found.serving, 16, 'the serving thread keeps the 8 MB semi-spaces the flag gave it (16 MB of new space)');
+    // Cleared, the flag no longer bounds the serving thread's heap, set up with it: its new space stays within the flag's two 8 MB semi-spaces (without the flag it grew to 32 MB on Node 20 and 128 on 24 under a like load).
+    assert.ok(found.serving <= 16, `the serving thread keeps the flag's bound: ${found.serving} MB of new space`);
   });
 });
