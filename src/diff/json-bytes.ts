@@ -124,19 +124,20 @@ function afterJsonString(bytes: Buffer, i: number, end: number): number {
 }
 
 /**
- * The index after the string whose quote is at `i`, or -1 when it has no
- * end before `end`: its end only, what is inside unchecked. Finding the
- * children needs no more; each child's bytes are checked where they are
- * parsed or scanned (isJsonValue), or were on the other side of a share.
+ * The index of the quote that closes the string opened at `i`, before
+ * `end` (NotSplit when there is none): its end only, what is inside
+ * unchecked. Finding the children needs no more; each child's bytes are
+ * checked where they are parsed or scanned (isJsonValue), or were on the
+ * other side of a share.
  */
-function afterStringEnd(bytes: Buffer, i: number, end: number): number {
+function closingQuote(bytes: Buffer, i: number, end: number): number {
   for (i++; i < end; i++) {
     const c = bytes[i]!;
     if (STRING_STOP[c] === 0) continue;
-    if (c === QUOTE) return i + 1;
+    if (c === QUOTE) return i;
     if (c === BACKSLASH) i++;
   }
-  return -1;
+  throw new NotSplit();
 }
 
 /** The index after the digits from `i` (before `end`). */
@@ -405,8 +406,8 @@ class Splitter {
     const array = open === OPEN_ARRAY;
     const close = array ? CLOSE_ARRAY : CLOSE_OBJECT;
     const like = reference?.array === array ? reference : undefined;
-    // Children found by the scan when deferring were checked to be JSON on the way (`checkedScan`); a walk's were not.
-    const checked = this.defer && !walked && !like;
+    // Children found by the scan when deferring were checked to be JSON on the way (`checkedScan`); a walk's (there is a `like` whenever there was a walk) were not.
+    const checked = this.defer && !like;
     const children = walked ?? (like ? this.walkWhole(start, end, like, depth) : this.children(start, end, close));
     const layout: Layout = { bytes, array, children };
     let runFrom = -1;
@@ -573,11 +574,8 @@ class Splitter {
     for (let i = pos; i < limit; i++) {
       const c = bytes[i]!;
       if (SHAPE[c] === 0) continue;
-      if (c === QUOTE) {
-        const after = afterStringEnd(bytes, i, limit);
-        if (after < 0) throw new NotSplit();
-        i = after - 1;
-      } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;
+      if (c === QUOTE) i = closingQuote(bytes, i, limit);
+      else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;
       else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
         if (depth-- === 0) return i;
       } else if (depth === 0) return i;
@@ -608,11 +606,8 @@ class Splitter {
     for (let i = start + 1; i < last; i++) {
       const c = bytes[i]!;
       if (SHAPE[c] === 0) continue;
-      if (c === QUOTE) {
-        const after = afterStringEnd(bytes, i, last);
-        if (after < 0) throw new NotSplit();
-        i = after - 1;
-      } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) open.push(i, this.marked);
+      if (c === QUOTE) i = closingQuote(bytes, i, last);
+      else if (c === OPEN_ARRAY || c === OPEN_OBJECT) open.push(i, this.marked);
       else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
         const from = open.pop();
         const bracket = open.pop();

@@ -60,7 +60,7 @@ export const THREAD_YOUNG_MB = 8;
  * flag was cleared, on both); 0 is V8's "not set", under which each new
  * isolate takes its resourceLimits.
  */
-export function ownYoungGenerations(): void {
+function ownYoungGenerations(): void {
   setFlagsFromString('--max-semi-space-size=0');
 }
 
