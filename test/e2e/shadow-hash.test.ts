@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import type { DiffEvent } from '../../src/diff/types.js';
 import { HASH_PIECE_BYTES } from '../../src/shadow/compare-pool.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -96,7 +97,7 @@ routes:
     let metrics = '';
     for (const until = Date.now() + 5_000; ; await new Promise((resolve) => setTimeout(resolve, 50))) {
       metrics = (await request(gw.adminUrl + '/metrics')).text;
-      if (JSON.stringify(found(metrics)) === JSON.stringify(expected) || Date.now() > until) break;
+      if (isDeepStrictEqual(found(metrics), expected) || Date.now() > until) break;
     }
     // Where a pair went missing, if one does: each copy's outcome, and the pairs not compared.
     const outcomes = (route: string) =>

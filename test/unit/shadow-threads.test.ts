@@ -440,7 +440,7 @@ describe('shadow threads', () => {
       const grow = "let keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ a: i, b: 'x' + i }); if (keep.length > 2000) keep = []; }";
       const probe = async () => {
         // Evaluated as a module, as this script is (--input-type).
-        const body = "import { getHeapSpaceStatistics } from 'node:v8'; import { parentPort } from 'node:worker_threads'; " + grow + "; parentPort.postMessage(getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1048576);";
+        const body = "import { getHeapSpaceStatistics } from 'node:v8'; import { parentPort } from 'node:worker_threads'; " + grow + "; parentPort.postMessage((" + newSpaceMb + ")());";
         const worker = new Worker(body, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_MB, maxOldGenerationSizeMb: 64 } });
         const mb = await new Promise((resolve) => worker.once('message', resolve));
         await worker.terminate();
