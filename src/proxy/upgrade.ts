@@ -35,6 +35,7 @@ import { UpstreamDeadlines, WatchedRequest } from '../upstream/deadlines.js';
 import { classifyUpstreamError } from '../upstream/faults.js';
 import { openUpstreamRequest } from '../upstream/http1.js';
 import type { UpstreamPools } from '../upstream/pools.js';
+import { ownReads } from '../upstream/shared-reads.js';
 import { sendRawError } from './responses.js';
 import { headers, pick, route, screen } from './steps.js';
 
@@ -204,7 +205,10 @@ export class UpgradeHandler {
       socket.once('close', () => res.destroy());
     });
 
-    upReq.on('upgrade', (res: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
+    upReq.on('upgrade', (res: IncomingMessage, upSocket: Socket, sharedHead: Buffer) => {
+      // The connection's reads shared a buffer until now; a tunnel keeps what it reads (shared-reads.ts).
+      ownReads(upSocket);
+      const upHead = Buffer.from(sharedHead);
       this.deadlines.unwatch(attempt);
       socket.off('close', onClientGone);
       upSocket.on('error', noop);

@@ -13,6 +13,7 @@ import { ByteBudget } from './byte-budget.js';
 import { BodyCapture, BudgetedCapture, type Captured } from './capture.js';
 import type { CompiledUpstream } from '../config/compile.js';
 import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
+import { sharedReadsAgent } from '../upstream/shared-reads.js';
 import { Sweep } from '../upstream/deadlines.js';
 import { connectionKey, FREE_SOCKET_TIMEOUT_MS, type Endpoint } from '../upstream/endpoint.js';
 import { outcomeOfStatus, type UpstreamPool } from '../upstream/pool.js';
@@ -230,7 +231,7 @@ export class OriginAgents {
         scheduling: 'lifo',
         timeout: FREE_SOCKET_TIMEOUT_MS,
       };
-      const agent = target.tls ? new https.Agent({ ...options, ...agentTlsOptions(target.tls) }) : new http.Agent(options);
+      const agent = target.tls ? new https.Agent({ ...options, ...agentTlsOptions(target.tls) }) : sharedReadsAgent(options);
       // The origin is parsed once per agent, not per copy.
       const url = new URL(target.origin);
       const secure = url.protocol === 'https:';

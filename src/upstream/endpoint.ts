@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { EndpointConfig, UpstreamConfig } from '../config/types.js';
 import { agentTlsOptions, type ClientTls } from '../tls/upstream.js';
+import { sharedReadsAgent } from './shared-reads.js';
 
 /** Idle pooled sockets close before a typical upstream's 5 s keep-alive ends (every client of an endpoint). */
 export const FREE_SOCKET_TIMEOUT_MS = 4000;
@@ -64,7 +65,7 @@ export class Endpoint {
       scheduling: 'lifo',
       timeout: FREE_SOCKET_TIMEOUT_MS,
     };
-    this.agent = tls ? new https.Agent({ ...options, ...agentTlsOptions(tls) }) : new http.Agent(options);
+    this.agent = tls ? new https.Agent({ ...options, ...agentTlsOptions(tls) }) : sharedReadsAgent(options);
   }
 
   /** In rotation: not failed by the health checks, not ejected. */
