@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
+import { sleep } from '../helpers/raw.js';
 
 /** Bytes no two answers share: a xorshift stream seeded per answer. */
 function bytesFor(seed: number, size: number): Buffer {
@@ -34,7 +35,6 @@ function bytesFor(seed: number, size: number): Buffer {
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const sizeOf = (seed: number) => 150_000 + ((seed * 7919) % 450_000);
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * GET /bodies/<seed> (or /plain/<seed>): that seed's bytes, declared or chunked (odd seeds), in
